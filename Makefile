@@ -1,0 +1,47 @@
+# Every target creates its virtualenv on first use; nothing needs installing by hand.
+PYTHON ?= python3
+VENV ?= .venv
+AIRFLOW_VERSION ?=
+OLDEST_AIRFLOW ?= 3.1.8
+PYTEST_ARGS ?=
+UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
+
+.PHONY: test test-oldest demo bench chaos ui-check lint format clean
+
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(UV) -e '.[test]' $(if $(AIRFLOW_VERSION),"apache-airflow==$(AIRFLOW_VERSION)")
+	touch $@
+
+test: $(VENV)/.stamp  ## unit, emulator-integration and DAG tests (newest Airflow)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-oldest:  ## the same suite on the oldest supported Airflow
+	$(MAKE) test VENV=.venv-oldest AIRFLOW_VERSION=$(OLDEST_AIRFLOW)
+
+demo: $(VENV)/.stamp  ## run every example DAG against a local emulator
+	$(VENV)/bin/python -m airflow_provider_baseten.demo
+
+bench: $(VENV)/.stamp  ## batch throughput vs baseten-performance-client, and import cost
+	$(UV) -e '.[test,bench]'
+	$(VENV)/bin/python benchmarks/run.py
+
+chaos: $(VENV)/.stamp  ## long reliability runs; prints a table
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m chaos tests/chaos -s
+
+ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian's chromium if missing)
+	bash scripts/ui-check.sh
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.stamp
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf .venv .venv-oldest .pytest_cache .ruff_cache

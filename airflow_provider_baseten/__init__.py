@@ -1,0 +1,112 @@
+"""Apache Airflow provider for Baseten.
+
+Importing this package is cheap on purpose: the DAG processor imports provider modules constantly, so
+nothing here pulls in httpx, pydantic or Airflow until a hook or operator actually needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata read by Airflow's ProvidersManager (the ``apache_airflow_provider`` entry point)."""
+    return {
+        "package-name": "airflow-provider-baseten",
+        "name": "Baseten",
+        "description": "Run inference, manage deployments and environments, and train models on Baseten.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Baseten",
+                "external-doc-url": "https://docs.baseten.co/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Baseten", "python-modules": ["airflow_provider_baseten.hooks.baseten"]}],
+        "operators": [
+            {
+                "integration-name": "Baseten",
+                "python-modules": [
+                    "airflow_provider_baseten.operators.inference",
+                    "airflow_provider_baseten.operators.deployment",
+                    "airflow_provider_baseten.operators.training",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Baseten",
+                "python-modules": [
+                    "airflow_provider_baseten.sensors.inference",
+                    "airflow_provider_baseten.sensors.deployment",
+                    "airflow_provider_baseten.sensors.training",
+                ],
+            }
+        ],
+        "triggers": [{"integration-name": "Baseten", "python-modules": ["airflow_provider_baseten.triggers.baseten"]}],
+        "extra-links": [
+            "airflow_provider_baseten.links.BasetenModelLink",
+            "airflow_provider_baseten.links.BasetenDeploymentLink",
+            "airflow_provider_baseten.links.BasetenTrainingJobLink",
+        ],
+        "connection-types": [
+            {
+                "connection-type": "baseten",
+                "hook-class-name": "airflow_provider_baseten.hooks.baseten.BasetenHook",
+                "hook-name": "Baseten",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "schema", "port"],
+                    "relabeling": {"password": "API Key", "host": "Base URL (optional)"},
+                    "placeholders": {
+                        "password": "Baseten API key (or LowCodeAPI api_token)",
+                        "host": "https://api.baseten.co (or https://api.lowcodeapi.com/baseten)",
+                    },
+                },
+                "conn-fields": {
+                    "gateway": {
+                        "label": "Gateway",
+                        "description": "Reach Baseten directly (baseten) or through the LowCodeAPI gateway.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["baseten", "lowcodeapi"],
+                            "default": "baseten",
+                        },
+                    },
+                    "model_id": {
+                        "label": "Default model ID",
+                        "description": "Used when an operator does not name a model.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "inference_url": {
+                        "label": "Inference URL template",
+                        "description": "Model host for predictions; {model_id} is filled in.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "default": "https://model-{model_id}.api.baseten.co",
+                        },
+                    },
+                    "auth_scheme": {
+                        "label": "Auth scheme",
+                        "description": "Authorization header scheme for the direct API.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["Bearer", "Api-Key"],
+                            "default": "Bearer",
+                        },
+                    },
+                    "url_format": {
+                        "label": "LowCodeAPI URL format",
+                        "description": "auto tries the new format and falls back to the old one on 404.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["auto", "new", "old"],
+                            "default": "auto",
+                        },
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,159 @@
+"""Errors raised by the Baseten provider.
+
+Every error the hook raises is a :class:`BasetenError`. Each carries the HTTP status (when there was a
+response), Baseten's ``error_code``, the request id Baseten assigned, and a message in which secrets
+have already been redacted, so it is safe to log, to show in the Airflow UI and to push to XCom.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BasetenError(Exception):
+    """Base class of every error the Baseten provider raises.
+
+    :param message: What went wrong and, where we know it, what to do about it. Already redacted.
+    :param status_code: The HTTP status of Baseten's answer, or ``None`` when no answer came.
+    :param error_code: Baseten's machine-readable ``error_code`` (e.g. ``model_not_ready``).
+    :param request_id: The ``X-BASETEN-REQUEST-ID`` of the failed request, for Baseten support.
+    :param body_snippet: The first few hundred characters of the response body, redacted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+        body_snippet: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.error_code = error_code
+        self.request_id = request_id
+        self.body_snippet = body_snippet
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        details = []
+        if self.status_code is not None:
+            details.append(f"status={self.status_code}")
+        if self.error_code:
+            details.append(f"error_code={self.error_code}")
+        if self.request_id:
+            details.append(f"request_id={self.request_id}")
+        if details:
+            parts.append(f"({', '.join(details)})")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, status_code={self.status_code!r}, error_code={self.error_code!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the keyword-only fields when the error is pickled (e.g. across process boundaries).
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type[BasetenError], message: str, state: dict[str, Any]) -> BasetenError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class BasetenAuthError(BasetenError):
+    """401/403: the API key was refused. Check the connection's API key (the password field)."""
+
+
+class BasetenNotFoundError(BasetenError):
+    """404: the model, deployment, environment, job or request does not exist (or is not yours)."""
+
+
+class BasetenValidationError(BasetenError, ValueError):
+    """A bad argument: caught before sending (``status_code is None``) or refused by Baseten (400/413/422).
+
+    :param field: The argument or body field at fault, when known.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.field = field
+
+
+class BasetenRateLimitError(BasetenError):
+    """429 after the retry budget ran out. ``retry_after`` is Baseten's hint in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class BasetenServerError(BasetenError):
+    """5xx after the retry budget ran out: Baseten or the model is unavailable."""
+
+
+class BasetenTimeoutError(BasetenError):
+    """The request timed out (connect, read, or the total retry budget)."""
+
+
+class BasetenTransportError(BasetenError):
+    """The connection failed or dropped before a complete answer arrived."""
+
+
+class BasetenResponseError(BasetenError):
+    """Baseten answered with something we cannot read: not JSON, truncated, or the wrong shape."""
+
+
+class BasetenConfigurationError(BasetenValidationError):
+    """The Airflow connection is misconfigured (missing API key, unknown gateway, bad URL template)."""
+
+
+class BasetenBatchError(BasetenError):
+    """Some items of a batch failed. Nothing is lost: successful outputs are kept.
+
+    :param failures: ``{index: error message}`` for every failed item, in input order.
+    :param results: The full result list (outputs, or ``None`` where the item failed), when kept in memory.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failures: dict[int, str],
+        results: list[Any] | None = None,
+        total: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.failures = failures
+        self.results = results
+        self.total = total
+
+
+class BasetenRemoteStateError(BasetenError):
+    """A remote job reached a failed terminal state (async request FAILED, training job FAILED, ...)."""
+
+    def __init__(self, message: str, *, state: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.state = state
+
+
+__all__ = [
+    "BasetenAuthError",
+    "BasetenBatchError",
+    "BasetenConfigurationError",
+    "BasetenError",
+    "BasetenNotFoundError",
+    "BasetenRateLimitError",
+    "BasetenRemoteStateError",
+    "BasetenResponseError",
+    "BasetenServerError",
+    "BasetenTimeoutError",
+    "BasetenTransportError",
+    "BasetenValidationError",
+]

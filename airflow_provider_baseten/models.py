@@ -1,0 +1,441 @@
+"""Pydantic models of Baseten's objects and of the options the provider validates before sending.
+
+Response models are permissive (``extra="allow"``): Baseten adds fields over time and a new field must not
+break a pipeline. Status fields are plain strings, because Baseten adds states too; the known values are
+the ``*Status`` enums below, and the ``*_STATES`` sets say which are terminal.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from airflow_provider_baseten.exceptions import BasetenResponseError, BasetenValidationError
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- statuses ------------------------------------------------------------------------------------------
+class DeploymentStatus(str, Enum):
+    """Known ``Deployment.status`` values."""
+
+    BUILDING = "BUILDING"
+    DEPLOYING = "DEPLOYING"
+    DEPLOY_FAILED = "DEPLOY_FAILED"
+    LOADING_MODEL = "LOADING_MODEL"
+    ACTIVE = "ACTIVE"
+    UNHEALTHY = "UNHEALTHY"
+    BUILD_FAILED = "BUILD_FAILED"
+    BUILD_STOPPED = "BUILD_STOPPED"
+    DEACTIVATING = "DEACTIVATING"
+    INACTIVE = "INACTIVE"
+    FAILED = "FAILED"
+    UPDATING = "UPDATING"
+    SCALED_TO_ZERO = "SCALED_TO_ZERO"
+    WAKING_UP = "WAKING_UP"
+
+
+DEPLOYMENT_FAILED_STATES = frozenset({"BUILD_FAILED", "DEPLOY_FAILED", "FAILED", "UNHEALTHY", "BUILD_STOPPED"})
+
+
+class AsyncRequestStatus(str, Enum):
+    """Known async request ``status`` values."""
+
+    QUEUED = "QUEUED"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    CANCELED = "CANCELED"
+    WEBHOOK_FAILED = "WEBHOOK_FAILED"
+
+
+ASYNC_ACTIVE_STATES = frozenset({"QUEUED", "IN_PROGRESS"})
+ASYNC_TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "EXPIRED", "CANCELED", "WEBHOOK_FAILED"})
+
+
+class WebhookStatus(str, Enum):
+    """Known async request ``webhook_status`` values."""
+
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    NO_WEBHOOK_PROVIDED = "NO_WEBHOOK_PROVIDED"
+
+
+class TrainingJobStatus(str, Enum):
+    """Known training job ``current_status`` values (an open set: unknown ones are waited on)."""
+
+    PENDING = "TRAINING_JOB_PENDING"
+    QUEUED = "TRAINING_JOB_QUEUED"
+    CREATED = "TRAINING_JOB_CREATED"
+    DEPLOYING = "TRAINING_JOB_DEPLOYING"
+    RUNNING = "TRAINING_JOB_RUNNING"
+    COMPLETED = "TRAINING_JOB_COMPLETED"
+    DEPLOY_FAILED = "TRAINING_JOB_DEPLOY_FAILED"
+    FAILED = "TRAINING_JOB_FAILED"
+    STOPPED = "TRAINING_JOB_STOPPED"
+    EXPIRED = "TRAINING_JOB_EXPIRED"
+
+
+TRAINING_ACTIVE_STATES = frozenset(
+    {
+        "TRAINING_JOB_PENDING",
+        "TRAINING_JOB_QUEUED",
+        "TRAINING_JOB_CREATED",
+        "TRAINING_JOB_DEPLOYING",
+        "TRAINING_JOB_RUNNING",
+    }
+)
+TRAINING_FAILED_STATES = frozenset(
+    {"TRAINING_JOB_DEPLOY_FAILED", "TRAINING_JOB_FAILED", "TRAINING_JOB_STOPPED", "TRAINING_JOB_EXPIRED"}
+)
+TRAINING_TERMINAL_STATES = TRAINING_FAILED_STATES | {"TRAINING_JOB_COMPLETED"}
+
+
+class PromotionStatus(str, Enum):
+    """Known ``in_progress_promotion.status`` values."""
+
+    RELEASING = "RELEASING"
+    RAMPING_UP = "RAMPING_UP"
+    RAMPING_DOWN = "RAMPING_DOWN"
+    PAUSED = "PAUSED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+PROMOTION_ACTIVE_STATES = frozenset({"RELEASING", "RAMPING_UP", "RAMPING_DOWN", "PAUSED"})
+
+
+class ApiKeyType(str, Enum):
+    """API key types ``create_api_key`` accepts."""
+
+    PERSONAL = "PERSONAL"
+    WORKSPACE_MANAGE_ALL = "WORKSPACE_MANAGE_ALL"
+    WORKSPACE_EXPORT_METRICS = "WORKSPACE_EXPORT_METRICS"
+    WORKSPACE_INVOKE = "WORKSPACE_INVOKE"
+
+
+# -- management objects --------------------------------------------------------------------------------
+class AutoscalingSettings(_Response):
+    """A deployment's or environment's autoscaling settings."""
+
+    min_replica: int | None = None
+    max_replica: int | None = None
+    autoscaling_window: int | None = None
+    scale_down_delay: int | None = None
+    concurrency_target: int | None = None
+    target_utilization_percentage: int | None = None
+    max_scale_down_rate: int | None = None
+
+
+class Model(_Response):
+    """A Baseten model."""
+
+    id: str
+    name: str | None = None
+    created_at: str | None = None
+    deployments_count: int | None = None
+    production_deployment_id: str | None = None
+    development_deployment_id: str | None = None
+    instance_type_name: str | None = None
+    team_name: str | None = None
+
+
+class Deployment(_Response):
+    """A deployment of a model."""
+
+    id: str
+    model_id: str | None = None
+    name: str | None = None
+    created_at: str | None = None
+    is_production: bool | None = None
+    is_development: bool | None = None
+    status: str | None = None
+    active_replica_count: int | None = None
+    autoscaling_settings: AutoscalingSettings | None = None
+    instance_type_name: str | None = None
+    environment: str | None = None
+    labels: dict[str, Any] | None = None
+
+
+class Promotion(_Response):
+    """An environment's in-progress promotion."""
+
+    status: str | None = None
+    percent_traffic_to_new_version: int | float | None = None
+
+
+class Environment(_Response):
+    """A model environment (``production``, ``staging``, ...)."""
+
+    name: str
+    model_id: str | None = None
+    created_at: str | None = None
+    current_deployment: Deployment | None = None
+    candidate_deployment: Deployment | None = None
+    in_progress_promotion: Promotion | None = None
+    autoscaling_settings: AutoscalingSettings | None = None
+    promotion_settings: dict[str, Any] | None = None
+    instance_type: dict[str, Any] | None = None
+
+
+class Secret(_Response):
+    """A workspace secret's metadata. Baseten never returns secret values."""
+
+    name: str
+    id: str | None = None
+    created_at: str | None = None
+    team_name: str | None = None
+
+
+class ApiKey(_Response):
+    """An API key's metadata (never the key itself)."""
+
+    prefix: str
+    name: str | None = None
+    type: str | None = None
+    model_ids: list[str] | None = None
+    team_name: str | None = None
+
+
+class CreatedApiKey(_Response):
+    """The answer to ``create_api_key``. ``api_key`` is the plaintext, shown once; the repr hides it."""
+
+    api_key: str = Field(repr=False)
+
+
+class Chain(_Response):
+    """A Baseten chain."""
+
+    id: str
+    name: str | None = None
+    created_at: str | None = None
+    deployments_count: int | None = None
+    team_name: str | None = None
+
+
+class Tombstone(_Response):
+    """The answer to a delete."""
+
+    id: str | None = None
+    deleted: bool | None = None
+
+
+class StatusMessage(_Response):
+    """A ``{status, message}`` answer (autoscaling update, cancel promotion)."""
+
+    status: str
+    message: str | None = None
+
+
+class ActivationResult(_Response):
+    """The answer to activate/deactivate."""
+
+    success: bool | None = None
+
+
+# -- inference objects ---------------------------------------------------------------------------------
+class AsyncPredictResult(_Response):
+    """The answer to an async predict submit."""
+
+    request_id: str
+
+
+class AsyncRequestError(_Response):
+    """One error of an async request."""
+
+    code: str | None = None
+    message: str | None = None
+
+
+class AsyncRequest(_Response):
+    """An async request's status. Outputs are never returned here: they go to the webhook."""
+
+    request_id: str
+    status: str
+    model_id: str | None = None
+    chain_id: str | None = None
+    deployment_id: str | None = None
+    webhook_status: str | None = None
+    created_at: str | None = None
+    status_at: str | None = None
+    errors: list[AsyncRequestError] = Field(default_factory=list)
+
+
+class AsyncCancelResult(_Response):
+    """The answer to cancelling an async request."""
+
+    request_id: str | None = None
+    canceled: bool
+    message: str | None = None
+
+
+class AsyncQueueStatus(_Response):
+    """Queue depth of a deployment's async queue."""
+
+    model_id: str | None = None
+    deployment_id: str | None = None
+    num_queued_requests: int | None = None
+    num_in_progress_requests: int | None = None
+
+
+# -- training objects ----------------------------------------------------------------------------------
+class TrainingProject(_Response):
+    """A training project."""
+
+    id: str
+    name: str | None = None
+
+
+class TrainingJob(_Response):
+    """A training job."""
+
+    id: str
+    current_status: str | None = None
+    training_project_id: str | None = None
+    name: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    error_message: str | None = None
+    instance_type: dict[str, Any] | None = None
+    training_project: TrainingProject | None = None
+
+
+class TrainingCheckpoint(_Response):
+    """One checkpoint of a training job."""
+
+    checkpoint_id: str
+    created_at: str | None = None
+    checkpoint_type: str | None = None
+    size_bytes: int | None = None
+    base_model: str | None = None
+    lora_adapter_config: dict[str, Any] | None = None
+
+
+class TrainingCheckpointFiles(_Response):
+    """One page of presigned checkpoint file URLs."""
+
+    presigned_urls: list[dict[str, Any]] = Field(default_factory=list)
+    next_page_token: int | str | None = None
+    total_count: int | None = None
+
+
+class TrainingLogLine(_Response):
+    """One line of a training job's logs."""
+
+    timestamp: str | int | None = None
+    message: str = ""
+
+
+class TrainingMetrics(_Response):
+    """Metrics of a training job (shape varies; see Baseten's docs)."""
+
+
+class TrainingDownload(_Response):
+    """Presigned URLs of a training job's artifacts."""
+
+    artifact_presigned_urls: list[Any] = Field(default_factory=list)
+
+
+# -- request options (validated before anything is sent) ----------------------------------------------
+class AutoscalingSettingsUpdate(_Options):
+    """Autoscaling fields to change. Only the fields given are sent; every one is range-checked."""
+
+    min_replica: int | None = Field(default=None, ge=0, le=1000)
+    max_replica: int | None = Field(default=None, ge=1, le=1000)
+    autoscaling_window: int | None = Field(default=None, ge=10, le=3600)
+    scale_down_delay: int | None = Field(default=None, ge=0, le=86400)
+    concurrency_target: int | None = Field(default=None, ge=1, le=100000)
+    target_utilization_percentage: int | None = Field(default=None, ge=1, le=100)
+    target_in_flight_tokens: int | None = Field(default=None, ge=1)
+    max_scale_down_rate: int | None = Field(default=None, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> AutoscalingSettingsUpdate:
+        if self.min_replica is not None and self.max_replica is not None and self.min_replica > self.max_replica:
+            raise ValueError(f"min_replica ({self.min_replica}) must not exceed max_replica ({self.max_replica})")
+        return self
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: only the fields that were set."""
+        return self.model_dump(exclude_none=True)
+
+
+class InferenceRetryConfig(_Options):
+    """How Baseten retries an async request's inference."""
+
+    max_attempts: int | None = Field(default=None, ge=1, le=10)
+    initial_delay_ms: int | None = Field(default=None, ge=0, le=10000)
+    max_delay_ms: int | None = Field(default=None, ge=0, le=60000)
+
+
+class AsyncPredictOptions(_Options):
+    """Options of an async predict, checked against Baseten's documented ranges."""
+
+    webhook_endpoint: str | None = None
+    priority: int | None = Field(default=None, ge=0, le=2)
+    max_time_in_queue_seconds: int | None = Field(default=None, ge=10, le=259200)
+    inference_retry_config: InferenceRetryConfig | None = None
+
+    @field_validator("webhook_endpoint")
+    @classmethod
+    def _webhook_url(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("https://") or v.startswith("http://")):
+            raise ValueError("webhook_endpoint must be an https:// URL")
+        return v
+
+    def body(self) -> dict[str, Any]:
+        """The option fields of the async predict body (those that were set)."""
+        return self.model_dump(exclude_none=True)
+
+
+ASYNC_PAYLOAD_LIMIT = 256 * 1024
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any, where: str) -> M:
+    """Validate a response into ``model``; a shape error becomes a short :class:`BasetenResponseError`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BasetenResponseError(
+            f"Baseten's answer to {where} does not have the expected shape: {_first_error(exc)}",
+            body_snippet=str(data)[:300],
+        ) from None
+
+
+def parse_list(model: type[M], data: Any, key: str, where: str) -> list[M]:
+    """``data[key]`` (or ``data`` itself when the gateway returns a bare list) as a list of ``model``."""
+    items = data.get(key) if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise BasetenResponseError(f"Baseten's answer to {where} has no {key!r} list.", body_snippet=str(data)[:300])
+    return [parse(model, item, where) for item in items]
+
+
+def options(model: type[M], values: dict[str, Any]) -> M:
+    """Validate user options into ``model``; a bad value becomes a :class:`BasetenValidationError` naming it."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or None
+        raise BasetenValidationError(f"Invalid {field or 'option'}: {_first_error(exc)}", field=field) from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{loc + ': ' if loc else ''}{err.get('msg')}{more}"
