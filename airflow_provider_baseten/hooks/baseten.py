@@ -286,6 +286,7 @@ class BasetenHook(BaseHook):
         output_path: Any = None,
         resume: bool = False,
         progress_interval: float = 5.0,
+        total: int | None = None,
         log: Any = None,
     ) -> BatchResult:
         """Predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
@@ -297,14 +298,15 @@ class BasetenHook(BaseHook):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or
             ``ObjectStoragePath``) instead of keeping outputs in memory.
         :param resume: With ``output_path``: keep the lines already there and skip those indices.
+        :param total: The number of inputs, when ``inputs`` has no ``len()`` (for progress and ETA).
         :returns: :class:`~airflow_provider_baseten._batch.BatchResult`.
         """
         from airflow_provider_baseten._batch import run_batch_sync
 
-        self.get_transport()
+        transport = self.get_transport()  # loads the connection; routing below needs it
         route = self._inference("predict", model_id, environment, deployment_id)
         return run_batch_sync(
-            self.get_transport(),
+            transport,
             route,
             inputs,
             max_concurrency=max_concurrency,
@@ -312,6 +314,7 @@ class BasetenHook(BaseHook):
             output_path=output_path,
             resume=resume,
             progress_interval=progress_interval,
+            total=total,
             log=log or self.log,
         )
 

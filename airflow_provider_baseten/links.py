@@ -1,0 +1,65 @@
+"""Extra links from a task to the Baseten UI, read from the ids the task pushed to XCom."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperatorLink, XCom
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
+
+BASETEN_APP = "https://app.baseten.co"
+
+
+def _pulled(ti_key: TaskInstanceKey, key: str) -> Any:
+    try:
+        return XCom.get_value(ti_key=ti_key, key=key)
+    except Exception:  # no XCom yet (task not run): no link
+        return None
+
+
+class BasetenModelLink(BaseOperatorLink):
+    """Link to the model's page on Baseten (XCom key ``baseten_model_url``)."""
+
+    name = "Baseten model"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """The URL pushed by the task, or an empty string."""
+        return _pulled(ti_key, "baseten_model_url") or ""
+
+
+class BasetenDeploymentLink(BaseOperatorLink):
+    """Link to the deployment's page on Baseten (XCom key ``baseten_deployment_url``)."""
+
+    name = "Baseten deployment"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """The URL pushed by the task, or an empty string."""
+        return _pulled(ti_key, "baseten_deployment_url") or ""
+
+
+class BasetenTrainingJobLink(BaseOperatorLink):
+    """Link to the training job's page on Baseten (XCom key ``baseten_training_job_url``)."""
+
+    name = "Baseten training job"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """The URL pushed by the task, or an empty string."""
+        return _pulled(ti_key, "baseten_training_job_url") or ""
+
+
+def model_url(model_id: str) -> str:
+    """The Baseten UI page of a model."""
+    return f"{BASETEN_APP}/models/{model_id}/overview"
+
+
+def deployment_url(model_id: str, deployment_id: str) -> str:
+    """The Baseten UI page of a deployment."""
+    return f"{BASETEN_APP}/models/{model_id}/logs/{deployment_id}"
+
+
+def training_job_url(training_project_id: str, training_job_id: str) -> str:
+    """The Baseten UI page of a training job."""
+    return f"{BASETEN_APP}/training/{training_project_id}/jobs/{training_job_id}"

@@ -1,0 +1,417 @@
+"""Inference operators: sync predict (one input or a large batch), async predict, wake."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import ResumableJobMixin
+
+from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
+from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_NOTSET: Any = object()
+
+
+def _push_model_url(context: Context, hook: Any, model_id: str | None) -> None:
+    from airflow_provider_baseten.links import model_url
+
+    model = model_id or hook.settings.model_id
+    if model:
+        context["ti"].xcom_push(key="baseten_model_url", value=model_url(model))
+
+
+class PredictOperator(BasetenBaseOperator):
+    """Run synchronous predictions: one ``input``, or a batch of ``inputs``.
+
+    :param input: One model input; the model's output is returned (and so pushed to XCom).
+    :param inputs: Many inputs: a list, an ``XComArg``, or a JSONL file (a path string or an
+        ``ObjectStoragePath``), one input per line. Every line is checked before anything is sent.
+    :param model_id: The model (default: the connection's ``model_id``).
+    :param environment: ``production`` (default), ``development``, or a custom environment name.
+    :param deployment_id: A specific deployment (do not combine with ``environment``).
+    :param max_concurrency: Batch requests in flight at once.
+    :param on_error: ``fail`` (default): attempt every item, then fail naming the failed indices and their
+        errors. ``record``: succeed, with ``{"index", "error"}`` in place of each failed output.
+    :param output_path: Write JSONL results (``{"index", "output"}`` or ``{"index", "error"}``, input
+        order) here instead of XCom; the task returns a summary. For large batches.
+    :param resume: With ``output_path``: keep results already in the file and only run the rest.
+    :param wake_first: Wake the deployment before the batch (saves the first requests a cold start).
+    :param progress_interval: Seconds between progress log lines (done/total, rate, ETA, errors).
+    """
+
+    template_fields: Sequence[str] = (
+        "input",
+        "inputs",
+        "model_id",
+        "environment",
+        "deployment_id",
+        "output_path",
+        "baseten_conn_id",
+    )
+    template_fields_renderers = {"input": "json", "inputs": "json"}
+    operator_extra_links = (BasetenModelLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        input: Any = _NOTSET,
+        inputs: Any = None,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        max_concurrency: int = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        wake_first: bool = False,
+        progress_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (input is _NOTSET) == (inputs is None):
+            raise ValueError("PredictOperator needs exactly one of input= (one prediction) or inputs= (a batch).")
+        if on_error not in ("fail", "record"):
+            raise ValueError(f"on_error must be 'fail' or 'record', got {on_error!r}")
+        if not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 1024:
+            raise ValueError(f"max_concurrency must be an integer from 1 to 1024, got {max_concurrency!r}")
+        self.input = None if input is _NOTSET else input
+        self.single = input is not _NOTSET
+        self.inputs = inputs
+        self.model_id = model_id
+        self.environment = environment
+        self.deployment_id = deployment_id
+        self.max_concurrency = max_concurrency
+        self.on_error = on_error
+        self.output_path = output_path
+        self.resume = resume
+        self.wake_first = wake_first
+        self.progress_interval = progress_interval
+
+    def _target(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "environment": self.environment, "deployment_id": self.deployment_id}
+
+    def execute(self, context: Context) -> Any:
+        """Predict; return the output (single), the outputs (batch), or a summary (``output_path``)."""
+        hook = self.hook
+        _push_model_url(context, hook, self.model_id)
+        if self.wake_first:
+            self.log.info("Waking the deployment before predicting.")
+            hook.wake(**self._target())
+        if self.single:
+            return hook.predict(self.input, **self._target())
+        inputs, total = self._batch_inputs()
+        output = _as_path(self.output_path) if self.output_path else None
+        result = hook.predict_batch(
+            inputs,
+            **self._target(),
+            max_concurrency=self.max_concurrency,
+            on_error=self.on_error,
+            output_path=output,
+            resume=self.resume,
+            progress_interval=self.progress_interval,
+            log=self.log,
+            total=total,
+        )
+        self.log.info(
+            "%d predictions: %d succeeded, %d failed, %d skipped (resume) in %.1fs",
+            result.total,
+            result.succeeded,
+            result.failed,
+            result.skipped,
+            result.elapsed,
+        )
+        return result.summary() if output is not None else result.results
+
+    def _batch_inputs(self) -> tuple[Any, int]:
+        from airflow_provider_baseten._batch import read_jsonl, validate_jsonl
+        from airflow_provider_baseten._transport import encode_json
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        src = self.inputs
+        if isinstance(src, str) or hasattr(src, "open"):
+            path = _as_path(src)
+            total = validate_jsonl(path)  # every line checked before any request goes out
+            if total == 0:
+                raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field="inputs")
+            self.log.info("Reading %d inputs from %s", total, src)
+            return read_jsonl(path), total
+        if isinstance(src, dict) or not hasattr(src, "__iter__"):
+            raise BasetenValidationError(
+                f"inputs must be a list, an XComArg or a JSONL path, got {type(src).__name__}.", field="inputs"
+            )
+        items = list(src)
+        if not items:
+            raise BasetenValidationError("inputs is empty: give at least one input.", field="inputs")
+        for i, item in enumerate(items):
+            encode_json(item, f"inputs[{i}]")
+        return items, len(items)
+
+
+def _as_path(value: Any) -> Any:
+    if isinstance(value, str) and "://" in value:
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(value)
+    return value
+
+
+class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
+    """Submit async predictions (one or many) and optionally wait for them.
+
+    The request ids are pushed to XCom (``request_ids``) right after submitting, before any waiting. On
+    Airflow 3.3+ the ids are also kept in the task's state store, so a retried task reconnects to its
+    requests instead of submitting them again.
+
+    :param model_input: One input (a dict). Or ``model_inputs``: a list of dicts.
+    :param webhook_endpoint: Where Baseten POSTs each result (outputs are never returned by polling).
+    :param priority: 0 (soonest) to 2. :param max_time_in_queue_seconds: 10 to 259200.
+    :param inference_retry_config: ``{max_attempts 1-10, initial_delay_ms, max_delay_ms}``.
+    :param wait_for_completion: Wait until every request is terminal (default ``False``).
+    :param fail_on_webhook_failed: Treat ``WEBHOOK_FAILED`` as failure (the output is lost). Default True.
+    :param cancel_on_kill: Cancel this task's still-queued requests when the task is killed.
+    """
+
+    template_fields: Sequence[str] = (
+        "model_input",
+        "model_inputs",
+        "model_id",
+        "environment",
+        "deployment_id",
+        "webhook_endpoint",
+        "baseten_conn_id",
+    )
+    template_fields_renderers = {"model_input": "json", "model_inputs": "json"}
+    operator_extra_links = (BasetenModelLink(),)
+    external_id_key = "baseten_async_request_ids"
+
+    def __init__(
+        self,
+        *,
+        model_input: dict[str, Any] | None = None,
+        model_inputs: Any = None,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        webhook_endpoint: str | None = None,
+        priority: int | None = None,
+        max_time_in_queue_seconds: int | None = None,
+        inference_retry_config: dict[str, Any] | None = None,
+        wait_for_completion: bool = False,
+        fail_on_webhook_failed: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(wait_for_completion=wait_for_completion, **kwargs)
+        if (model_input is None) == (model_inputs is None):
+            raise ValueError("AsyncPredictOperator needs exactly one of model_input= or model_inputs=.")
+        self.model_input = model_input
+        self.model_inputs = model_inputs
+        self.model_id = model_id
+        self.environment = environment
+        self.deployment_id = deployment_id
+        self.webhook_endpoint = webhook_endpoint
+        self.priority = priority
+        self.max_time_in_queue_seconds = max_time_in_queue_seconds
+        self.inference_retry_config = inference_retry_config
+        self.fail_on_webhook_failed = fail_on_webhook_failed
+        self._submitted: list[str] = []
+
+    def execute(self, context: Context) -> list[str]:
+        """Submit (or reconnect), push the ids, and wait if asked. Returns the request ids."""
+        _push_model_url(context, self.hook, self.model_id)
+        return self.execute_resumable(context)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "environment": self.environment,
+            "deployment_id": self.deployment_id,
+            "webhook_endpoint": self.webhook_endpoint,
+            "priority": self.priority,
+            "max_time_in_queue_seconds": self.max_time_in_queue_seconds,
+            "inference_retry_config": self.inference_retry_config,
+        }
+
+    # -- ResumableJobMixin -----------------------------------------------------------------------------
+    def submit_job(self, context: Context) -> list[str]:
+        """Validate every input, then submit each; push the ids to XCom at once."""
+        from airflow_provider_baseten.exceptions import BasetenError, BasetenValidationError
+
+        inputs = [self.model_input] if self.model_input is not None else list(self.model_inputs or [])
+        if not inputs:
+            raise BasetenValidationError("model_inputs is empty: give at least one input.", field="model_inputs")
+        for i, item in enumerate(inputs):
+            if not isinstance(item, dict):
+                raise BasetenValidationError(
+                    f"model_inputs[{i}] must be a dict (Baseten's model_input is a JSON object).", field="model_inputs"
+                )
+        self._check_options(inputs)
+        ids: list[str] = []
+        try:
+            for item in inputs:
+                ids.append(self.hook.async_predict(item, **self._options()).request_id)
+                self._submitted = ids
+        except BasetenError as exc:
+            context["ti"].xcom_push(key="request_ids", value=ids)
+            raise type(exc)(
+                f"{exc.message} Submitted {len(ids)} of {len(inputs)} before the failure: {ids[:20]}",
+                status_code=exc.status_code,
+                error_code=exc.error_code,
+            ) from None
+        self.log.info("Submitted %d async request(s): %s", len(ids), ids[:20])
+        context["ti"].xcom_push(key="request_ids", value=ids)
+        return ids
+
+    def _check_options(self, inputs: list[dict[str, Any]]) -> None:
+        """Every input and option is checked before the first request goes out."""
+        from airflow_provider_baseten import models as m
+        from airflow_provider_baseten._transport import encode_json
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        opts = m.options(
+            m.AsyncPredictOptions,
+            {
+                "webhook_endpoint": self.webhook_endpoint,
+                "priority": self.priority,
+                "max_time_in_queue_seconds": self.max_time_in_queue_seconds,
+                "inference_retry_config": self.inference_retry_config,
+            },
+        ).body()
+        for i, item in enumerate(inputs):
+            size = len(encode_json({"model_input": item, **opts}, f"model_inputs[{i}]"))
+            if size > m.ASYNC_PAYLOAD_LIMIT:
+                raise BasetenValidationError(
+                    f"model_inputs[{i}] is {size} bytes; Baseten's async limit is 256 KiB.", field="model_inputs"
+                )
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        """``ACTIVE`` while any request runs, else ``SUCCEEDED`` or ``FAILED``."""
+        from airflow_provider_baseten.triggers.baseten import check_once
+
+        event = check_once(self._trigger(list(external_id)))
+        if event is None:
+            return "ACTIVE"
+        return "SUCCEEDED" if event["status"] == "success" else "FAILED"
+
+    def is_job_active(self, status: str) -> bool:
+        """Reconnect while any request is still queued or running."""
+        return status == "ACTIVE"
+
+    def is_job_succeeded(self, status: str) -> bool:
+        """Every request finished successfully."""
+        return status == "SUCCEEDED"
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+        """Push the ids (again, on reconnect) and wait if ``wait_for_completion``."""
+        ids = list(external_id)
+        if not self._submitted:
+            self.log.info("Reconnected to %d async request(s) from an earlier try: %s", len(ids), ids[:20])
+            context["ti"].xcom_push(key="request_ids", value=ids)
+        if self.wait_for_completion:
+            self.wait(context, self._trigger(ids, submitted=ids))
+
+    def get_job_result(self, external_id: Any, context: Context) -> list[str]:
+        """The request ids."""
+        return list(external_id)
+
+    # -- waiting ---------------------------------------------------------------------------------------
+    def _trigger(self, ids: list[str], submitted: list[str] | None = None) -> Any:
+        from airflow_provider_baseten.triggers.baseten import AsyncPredictTrigger
+
+        return AsyncPredictTrigger(
+            conn_id=self.baseten_conn_id,
+            request_ids=ids,
+            model_id=self.model_id,
+            fail_on_webhook_failed=self.fail_on_webhook_failed,
+            submitted_ids=submitted or [],
+            poll_interval=self.check_interval,
+            end_time=self.end_time(),
+            cancel_on_kill=self.cancel_on_kill,
+        )
+
+    def on_event(self, context: Context, event: dict[str, Any]) -> list[str]:
+        """Fail on any failed request; return the ids."""
+        super().on_event(context, event)
+        return list(event.get("request_ids", []))
+
+    def on_kill(self) -> None:
+        """Cancel the still-queued requests this task submitted (if ``cancel_on_kill``)."""
+        if not self.cancel_on_kill:
+            return
+        for rid in self._submitted:
+            try:
+                result = self.hook.cancel_async_request(rid, model_id=self.model_id)
+                self.log.info("Cancel %s: %s", rid, "canceled" if result.canceled else result.message)
+            except Exception as exc:
+                self.log.warning("Could not cancel %s: %s", rid, exc)
+
+
+class WakeDeploymentOperator(BasetenWaitingOperator):
+    """Wake a scaled-to-zero deployment and, by default, wait until it is ACTIVE.
+
+    :param wait_for_completion: Wait for ``ACTIVE`` (default True).
+    """
+
+    template_fields: Sequence[str] = ("model_id", "environment", "deployment_id", "baseten_conn_id")
+    operator_extra_links = (BasetenModelLink(), BasetenDeploymentLink())
+
+    def __init__(
+        self,
+        *,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        check_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(check_interval=check_interval, **kwargs)
+        self.model_id = model_id
+        self.environment = environment
+        self.deployment_id = deployment_id
+
+    def execute(self, context: Context) -> str | None:
+        """Wake; return the deployment id (when waiting) after it is ACTIVE."""
+        from airflow_provider_baseten.links import deployment_url
+        from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
+
+        hook = self.hook
+        hook.wake(model_id=self.model_id, environment=self.environment, deployment_id=self.deployment_id)
+        model = self.model_id or hook.settings.model_id
+        _push_model_url(context, hook, model)
+        self.log.info("Wake requested.")
+        if not self.wait_for_completion:
+            return None
+        dep_id = self.deployment_id
+        if dep_id is None:
+            env = self.environment or "production"
+            if env in ("production", "development"):
+                dep_id = hook.get_deployment(env, model_id=model).id
+            else:
+                current = hook.get_environment(env, model_id=model).current_deployment
+                dep_id = current.id if current else None
+        if dep_id is None:
+            self.log.warning("No deployment behind the target; nothing to wait for.")
+            return None
+        context["ti"].xcom_push(key="baseten_deployment_url", value=deployment_url(str(model), dep_id))
+        context["ti"].xcom_push(key="deployment_id", value=dep_id)
+        return self.wait(
+            context,
+            DeploymentStatusTrigger(
+                conn_id=self.baseten_conn_id,
+                model_id=str(model),
+                deployment_id=dep_id,
+                target_statuses=["ACTIVE"],
+                wake=True,
+                poll_interval=self.check_interval,
+                end_time=self.end_time(),
+            ),
+        )
+
+    def on_event(self, context: Context, event: dict[str, Any]) -> str | None:
+        """Fail unless ACTIVE; return the deployment id."""
+        super().on_event(context, event)
+        return event.get("deployment_id")

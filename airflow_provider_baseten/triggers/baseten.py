@@ -1,0 +1,412 @@
+"""Triggers that wait on Baseten from the triggerer, with ``httpx.AsyncClient`` and nothing blocking.
+
+Each trigger's :meth:`~BasetenPollTrigger.check` does one round of polling and returns the terminal event
+or ``None``. The same trigger also serves non-deferrable waits (run inline by :func:`wait_inline`) and
+sensor pokes (one :meth:`check`), so the three ways of waiting cannot disagree about what "done" means.
+
+Every trigger fires exactly one event: ``{"status": "success" | "failed" | "error" | "timeout",
+"message": str, ...ids}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+EVENT_STATUSES = frozenset({"success", "failed", "error", "timeout"})
+STATUS_BUDGET_RPS = 20.0  # Baseten's async status/cancel/queue budget per model (spec: 20 rps)
+
+
+def event(status: str, message: str, **ids: Any) -> dict[str, Any]:
+    """A terminal trigger event payload."""
+    return {"status": status, "message": message, **ids}
+
+
+class BasetenPollTrigger(BaseTrigger):
+    """Base of the provider's triggers: poll with :meth:`check` until it returns an event or time runs out.
+
+    :param conn_id: The Baseten connection.
+    :param poll_interval: Seconds between polling rounds.
+    :param end_time: Epoch seconds after which a ``timeout`` event fires (``None``: no limit of our own).
+    :param cancel_on_kill: On a user kill, undo what the task started (see :meth:`kill`).
+    """
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+        cancel_on_kill: bool = False,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = end_time
+        self.cancel_on_kill = cancel_on_kill
+
+    def _base_kwargs(self) -> dict[str, Any]:
+        return {
+            "conn_id": self.conn_id,
+            "poll_interval": self.poll_interval,
+            "end_time": self.end_time,
+            "cancel_on_kill": self.cancel_on_kill,
+        }
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and JSON-primitive kwargs."""
+        return f"{type(self).__module__}.{type(self).__qualname__}", {**self._base_kwargs(), **self._kwargs()}
+
+    def _kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _hook(self) -> BasetenHook:
+        from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+        return BasetenHook(self.conn_id)
+
+    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+        """One polling round: the terminal event, or ``None`` to keep waiting."""
+        raise NotImplementedError
+
+    async def kill(self, hook: BasetenHook) -> None:
+        """Undo what the task started (only called when ``cancel_on_kill``)."""
+
+    def _ids(self) -> dict[str, Any]:
+        return {}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until terminal; yield exactly one event."""
+        yield TriggerEvent(await self.wait())
+
+    async def wait(self) -> dict[str, Any]:
+        """Poll until terminal and return the event (shared by :meth:`run` and :func:`wait_inline`)."""
+        from airflow_provider_baseten._redact import redact
+        from airflow_provider_baseten.exceptions import BasetenError
+
+        hook = self._hook()
+        try:
+            while True:
+                try:
+                    result = await self.check(hook)
+                except BasetenError as exc:
+                    return event("error", str(exc), **self._ids())
+                except Exception as exc:  # one event, always: a crash must not leave the task deferred
+                    return event("error", redact(f"{type(exc).__name__}: {exc}"), **self._ids())
+                if result is not None:
+                    return result
+                if self.end_time is not None and time.time() >= self.end_time:
+                    return event("timeout", f"Timed out waiting: {self._describe()}", **self._ids())
+                delay = self.poll_interval
+                if self.end_time is not None:
+                    delay = max(0.0, min(delay, self.end_time - time.time()))
+                await asyncio.sleep(delay)
+        finally:
+            await hook.aclose()
+
+    def _describe(self) -> str:
+        return type(self).__name__
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task: undo what it started, if ``cancel_on_kill``."""
+        if not self.cancel_on_kill:
+            return
+        hook = self._hook()
+        try:
+            await self.kill(hook)
+        finally:
+            await hook.aclose()
+
+
+def wait_inline(trigger: BasetenPollTrigger) -> dict[str, Any]:
+    """Run ``trigger`` to completion in this process (the non-deferrable wait)."""
+    return asyncio.run(trigger.wait())
+
+
+def check_once(trigger: BasetenPollTrigger) -> dict[str, Any] | None:
+    """One polling round in this process (a sensor's poke)."""
+
+    async def once() -> dict[str, Any] | None:
+        hook = trigger._hook()
+        try:
+            return await trigger.check(hook)
+        finally:
+            await hook.aclose()
+
+    return asyncio.run(once())
+
+
+class AsyncPredictTrigger(BasetenPollTrigger):
+    """Wait for async requests to finish.
+
+    ``SUCCEEDED`` succeeds. ``FAILED``, ``EXPIRED``, ``CANCELED`` fail with Baseten's error codes; so does
+    ``WEBHOOK_FAILED`` (the output is lost) unless ``fail_on_webhook_failed=False``. Status calls are spaced
+    to stay within Baseten's 20 requests/s budget however many ids are watched.
+
+    :param request_ids: The requests to watch.
+    :param submitted_ids: The subset this task submitted: the only ones a kill may cancel.
+    """
+
+    def __init__(
+        self,
+        *,
+        request_ids: list[str],
+        model_id: str | None = None,
+        fail_on_webhook_failed: bool = True,
+        submitted_ids: list[str] | None = None,
+        max_status_rps: float = STATUS_BUDGET_RPS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.request_ids = list(request_ids)
+        self.model_id = model_id
+        self.fail_on_webhook_failed = fail_on_webhook_failed
+        self.submitted_ids = list(submitted_ids or [])
+        self.max_status_rps = float(max_status_rps)
+        self._states: dict[str, str] = {}
+        self._errors: dict[str, list[dict[str, Any]]] = {}
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "request_ids": self.request_ids,
+            "model_id": self.model_id,
+            "fail_on_webhook_failed": self.fail_on_webhook_failed,
+            "submitted_ids": self.submitted_ids,
+            "max_status_rps": self.max_status_rps,
+        }
+
+    def _ids(self) -> dict[str, Any]:
+        return {"request_ids": self.request_ids, "states": dict(self._states)}
+
+    def _describe(self) -> str:
+        left = [r for r in self.request_ids if self._states.get(r) not in _ASYNC_DONE]
+        return f"{len(left)} of {len(self.request_ids)} async request(s) still running (e.g. {left[:3]})"
+
+    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+        """Poll every unfinished request once, spaced to the status budget."""
+        spacing = 1.0 / self.max_status_rps
+        last = 0.0
+        for rid in self.request_ids:
+            if self._states.get(rid) in _ASYNC_DONE:
+                continue
+            wait = last + spacing - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last = time.monotonic()
+            status = await hook.aget_async_request(rid, model_id=self.model_id)
+            self._states[rid] = status.status
+            if status.errors:
+                self._errors[rid] = [e.model_dump() for e in status.errors]
+        return self.verdict()
+
+    def verdict(self) -> dict[str, Any] | None:
+        """The event once every request is terminal (``None`` before)."""
+        if any(self._states.get(r) not in _ASYNC_DONE for r in self.request_ids):
+            return None
+        bad_states = {"FAILED", "EXPIRED", "CANCELED"} | ({"WEBHOOK_FAILED"} if self.fail_on_webhook_failed else set())
+        bad = {r: s for r, s in self._states.items() if s in bad_states}
+        if not bad:
+            return event("success", f"{len(self.request_ids)} async request(s) finished.", **self._ids())
+        details = []
+        for rid, state in list(bad.items())[:10]:
+            errs = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in self._errors.get(rid, []))
+            details.append(f"{rid} {state}" + (f" ({errs})" if errs else ""))
+        return event(
+            "failed",
+            f"{len(bad)} of {len(self.request_ids)} async request(s) did not succeed: " + ", ".join(details),
+            errors={r: self._errors.get(r, []) for r in bad},
+            **self._ids(),
+        )
+
+    async def kill(self, hook: BasetenHook) -> None:
+        """Cancel the still-queued requests this task submitted (never anyone else's)."""
+        for rid in self.submitted_ids:
+            if rid in self.request_ids and self._states.get(rid) not in _ASYNC_DONE:
+                try:
+                    await hook.acancel_async_request(rid, model_id=self.model_id)
+                except Exception as exc:  # keep cancelling the others
+                    self.log.warning("Could not cancel async request %s: %s", rid, exc)
+
+
+_ASYNC_DONE = frozenset({"SUCCEEDED", "FAILED", "EXPIRED", "CANCELED", "WEBHOOK_FAILED"})
+
+
+class DeploymentStatusTrigger(BasetenPollTrigger):
+    """Wait for a deployment to reach one of ``target_statuses``; fail fast on a failed status.
+
+    :param wake: Wake a ``SCALED_TO_ZERO`` deployment instead of waiting for traffic to do it.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        deployment_id: str,
+        target_statuses: list[str] | None = None,
+        failed_statuses: list[str] | None = None,
+        wake: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        from airflow_provider_baseten.models import DEPLOYMENT_FAILED_STATES
+
+        super().__init__(**kwargs)
+        self.model_id = model_id
+        self.deployment_id = deployment_id
+        self.target_statuses = list(target_statuses or ["ACTIVE"])
+        self.failed_statuses = list(
+            failed_statuses if failed_statuses is not None else sorted(DEPLOYMENT_FAILED_STATES)
+        )
+        self.wake = wake
+        self._woken = False
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "deployment_id": self.deployment_id,
+            "target_statuses": self.target_statuses,
+            "failed_statuses": self.failed_statuses,
+            "wake": self.wake,
+        }
+
+    def _ids(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "deployment_id": self.deployment_id}
+
+    def _describe(self) -> str:
+        return f"deployment {self.deployment_id} of model {self.model_id} to reach {self.target_statuses}"
+
+    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+        """Read the deployment's status once (waking it once if asked)."""
+        dep = await hook.aget_deployment(self.deployment_id, model_id=self.model_id)
+        status = dep.status or "UNKNOWN"
+        ids = {**self._ids(), "deployment_id": dep.id, "deployment_status": status}
+        if status in self.target_statuses:
+            return event("success", f"Deployment {dep.id} is {status}.", **ids)
+        if status in self.failed_statuses:
+            return event("failed", f"Deployment {dep.id} is {status}.", **ids)
+        if self.wake and status == "SCALED_TO_ZERO" and not self._woken:
+            self.log.info("Deployment %s is scaled to zero; waking it.", dep.id)
+            await hook.awake(model_id=self.model_id, deployment_id=dep.id)
+            self._woken = True
+        return None
+
+
+class PromotionTrigger(BasetenPollTrigger):
+    """Wait for a promotion into ``environment`` to finish with ``deployment_id`` serving and ACTIVE.
+
+    A kill cancels the promotion only when ``cancel_on_kill`` (the operator sets it only for a promotion
+    it started). It never deactivates or scales down what is serving.
+    """
+
+    def __init__(self, *, model_id: str, environment: str, deployment_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id
+        self.environment = environment
+        self.deployment_id = deployment_id
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "environment": self.environment, "deployment_id": self.deployment_id}
+
+    def _ids(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "environment": self.environment, "deployment_id": self.deployment_id}
+
+    def _describe(self) -> str:
+        return f"promotion of deployment {self.deployment_id} into {self.environment}"
+
+    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+        """Read the environment once."""
+        env = await hook.aget_environment(self.environment, model_id=self.model_id)
+        promo = env.in_progress_promotion
+        promo_status = promo.status if promo else None
+        if promo_status in ("FAILED", "CANCELED"):
+            return event("failed", f"Promotion into {self.environment} {promo_status}.", **self._ids())
+        if promo_status in ("RELEASING", "RAMPING_UP", "RAMPING_DOWN", "PAUSED"):
+            return None
+        current = env.current_deployment
+        if current is None or current.id != self.deployment_id:
+            return None
+        if current.status in ("ACTIVE", "SCALED_TO_ZERO"):
+            return event(
+                "success",
+                f"Deployment {self.deployment_id} serves {self.environment} ({current.status}).",
+                deployment_status=current.status,
+                **self._ids(),
+            )
+        if current.status in ("BUILD_FAILED", "DEPLOY_FAILED", "FAILED", "UNHEALTHY", "BUILD_STOPPED"):
+            return event("failed", f"Deployment {self.deployment_id} is {current.status}.", **self._ids())
+        return None
+
+    async def kill(self, hook: BasetenHook) -> None:
+        """Cancel this promotion if it is still in progress."""
+        env = await hook.aget_environment(self.environment, model_id=self.model_id)
+        promo = env.in_progress_promotion
+        if promo and promo.status in ("RELEASING", "RAMPING_UP", "PAUSED"):
+            await hook.acancel_promotion(self.environment, model_id=self.model_id)
+
+
+class TrainingJobTrigger(BasetenPollTrigger):
+    """Wait for a training job: COMPLETED succeeds; FAILED, DEPLOY_FAILED, STOPPED, EXPIRED fail.
+
+    An unknown status is logged and waited on (bounded by the timeout). On failure the event carries the
+    job's ``error_message`` and the last ``log_tail`` log lines.
+    """
+
+    def __init__(self, *, training_project_id: str, training_job_id: str, log_tail: int = 20, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.training_project_id = training_project_id
+        self.training_job_id = training_job_id
+        self.log_tail = int(log_tail)
+        self._unknown_logged: set[str] = set()
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "training_project_id": self.training_project_id,
+            "training_job_id": self.training_job_id,
+            "log_tail": self.log_tail,
+        }
+
+    def _ids(self) -> dict[str, Any]:
+        return {"training_project_id": self.training_project_id, "training_job_id": self.training_job_id}
+
+    def _describe(self) -> str:
+        return f"training job {self.training_job_id} in project {self.training_project_id}"
+
+    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+        """Read the job once."""
+        from airflow_provider_baseten.models import TRAINING_ACTIVE_STATES, TRAINING_FAILED_STATES
+
+        job = await hook.aget_training_job(self.training_project_id, self.training_job_id)
+        status = job.current_status or "UNKNOWN"
+        if status == "TRAINING_JOB_COMPLETED":
+            return event("success", f"Training job {job.id} completed.", job_status=status, **self._ids())
+        if status in TRAINING_FAILED_STATES:
+            tail: list[str] = []
+            if self.log_tail > 0:
+                try:
+                    lines = await hook.aget_training_job_logs(self.training_project_id, self.training_job_id)
+                    tail = [line.message for line in lines[-self.log_tail :]]
+                except Exception as exc:  # the failure matters more than its logs
+                    tail = [f"(could not fetch logs: {exc})"]
+            why = f": {job.error_message}" if job.error_message else ""
+            return event(
+                "failed",
+                f"Training job {job.id} ended {status}{why}",
+                job_status=status,
+                error_message=job.error_message,
+                log_tail=tail,
+                **self._ids(),
+            )
+        if status not in TRAINING_ACTIVE_STATES and status not in self._unknown_logged:
+            self._unknown_logged.add(status)
+            self.log.warning("Training job %s has unknown status %s; still waiting.", job.id, status)
+        return None
+
+    async def kill(self, hook: BasetenHook) -> None:
+        """Stop the job (the operator sets ``cancel_on_kill`` only for a job it started)."""
+        await hook.astop_training_job(self.training_project_id, self.training_job_id)
