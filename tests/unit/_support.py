@@ -1,0 +1,411 @@
+"""Shared helpers of the unit tests: a recording MockTransport, a hook factory, and the endpoint cases.
+
+``CASES`` maps every endpoint name of ``_routes.ENDPOINTS`` (the code's single source of truth) to one hook
+call that must reach it, with the JSON body and extra query parameters that call must send. Tests assert
+that ``CASES`` covers the table exactly, so a new endpoint without a test case fails the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from airflow_provider_baseten._transport import RetryPolicy, Settings, Transport
+from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+KEY = "sk-unit-CONNKEY-7f3a9c2e5b1d"  # the connection's API key: must never show up anywhere
+NEW_KEY = "bt-created-NEWKEY-4d8e2a6c0f"  # what create_api_key returns: must never show up either
+MODEL = "mdl1abc"
+DEP = "dep2xyz"
+ENV = "staging"
+REQ = "req3qrs"
+CHAIN = "chn4tuv"
+PROJ = "tp5wxy"
+JOB = "tj6zab"
+PREFIX = "pfx7cd"
+
+MANAGEMENT_HOST = "api.baseten.co"
+GATEWAY_BASE = "https://api.lowcodeapi.com/baseten"
+
+DEPLOYMENT = {"id": DEP, "model_id": MODEL, "name": "v1", "status": "ACTIVE", "is_production": True}
+ENVIRONMENT = {"name": ENV, "model_id": MODEL, "current_deployment": DEPLOYMENT}
+TRAINING_JOB = {"id": JOB, "training_project_id": PROJ, "current_status": "TRAINING_JOB_RUNNING"}
+ASYNC_OPTIONS = {
+    "webhook_endpoint": "https://example.com/hook",
+    "priority": 1,
+    "max_time_in_queue_seconds": 600,
+    "inference_retry_config": {"max_attempts": 3, "initial_delay_ms": 1000, "max_delay_ms": 5000},
+}
+
+
+@dataclass
+class Case:
+    """One hook call and what it must put on the wire.
+
+    :param method: Hook method name (the async twin is ``"a" + method``).
+    :param params: The endpoint's path parameters, as the call fills them.
+    :param body: The JSON body expected; ``None`` means no body at all.
+    :param query: Query parameters expected besides path parameters and ``api_token``.
+    :param response: What Baseten answers (LowCodeAPI wraps it in ``{"data": ...}``).
+    """
+
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    query: dict[str, str] = field(default_factory=dict)
+    response: Any = None
+    status: int = 200
+
+    def call(self, hook: BasetenHook) -> Any:
+        return getattr(hook, self.method)(*self.args, **self.kwargs)
+
+    async def acall(self, hook: BasetenHook) -> Any:
+        return await getattr(hook, "a" + self.method)(*self.args, **self.kwargs)
+
+
+def _c(method: str, *args: Any, **kw: Any) -> Case:
+    spec = {k: kw.pop(k) for k in ("params", "body", "query", "response", "status") if k in kw}
+    return Case(method, args, kw, **spec)
+
+
+_M = {"model_id": MODEL}
+_MD = {"model_id": MODEL, "deployment_id": DEP}
+_ME = {"model_id": MODEL, "env_name": ENV}
+_PJ = {"training_project_id": PROJ, "training_job_id": JOB}
+_ACT = {"success": True}
+_QUEUE = {"model_id": MODEL, "deployment_id": DEP, "num_queued_requests": 2, "num_in_progress_requests": 1}
+_ASYNC = {"request_id": REQ}
+_IN = {"prompt": "hello"}
+
+CASES: dict[str, Case] = {
+    # -- inference (model host) --
+    "environment_predict": _c("predict", _IN, environment=ENV, params={"env_name": ENV}, body=_IN, response={"o": 1}),
+    "development_predict": _c("predict", _IN, environment="development", body=_IN, response={"o": 1}),
+    "deployment_predict": _c("predict", _IN, deployment_id=DEP, params={"deployment_id": DEP}, body=_IN, response=[1]),
+    "production_predict": _c("predict", _IN, body=_IN, response="plain output"),
+    "environment_async_predict": _c(
+        "async_predict",
+        _IN,
+        environment=ENV,
+        **ASYNC_OPTIONS,
+        params={"env_name": ENV},
+        body={"model_input": _IN, **ASYNC_OPTIONS},
+        response=_ASYNC,
+        status=201,
+    ),
+    "development_async_predict": _c(
+        "async_predict", _IN, environment="development", body={"model_input": _IN}, response=_ASYNC, status=201
+    ),
+    "deployment_async_predict": _c(
+        "async_predict",
+        _IN,
+        deployment_id=DEP,
+        priority=0,
+        params={"deployment_id": DEP},
+        body={"model_input": _IN, "priority": 0},
+        response=_ASYNC,
+        status=202,
+    ),
+    "production_async_predict": _c(
+        "async_predict",
+        _IN,
+        max_time_in_queue_seconds=10,
+        body={"model_input": _IN, "max_time_in_queue_seconds": 10},
+        response=_ASYNC,
+        status=201,
+    ),
+    "get_async_request": _c(
+        "get_async_request",
+        REQ,
+        params={"request_id": REQ},
+        response={"request_id": REQ, "status": "QUEUED", "webhook_status": "PENDING", "errors": []},
+    ),
+    "cancel_async_request": _c(
+        "cancel_async_request",
+        REQ,
+        params={"request_id": REQ},
+        response={"request_id": REQ, "canceled": True, "message": "canceled"},
+    ),
+    "environment_async_queue_status": _c(
+        "get_async_queue_status", environment=ENV, params={"env_name": ENV}, response=_QUEUE
+    ),
+    "development_async_queue_status": _c("get_async_queue_status", environment="development", response=_QUEUE),
+    "deployment_async_queue_status": _c(
+        "get_async_queue_status", deployment_id=DEP, params={"deployment_id": DEP}, response=_QUEUE
+    ),
+    "production_async_queue_status": _c("get_async_queue_status", response=_QUEUE),
+    "production_wake": _c("wake", body={}, status=202),
+    "development_wake": _c("wake", environment="development", body={}, status=202),
+    "deployment_wake": _c("wake", deployment_id=DEP, params={"deployment_id": DEP}, body={}, status=202),
+    "environment_wake": _c("wake", environment=ENV, params={"env_name": ENV}, body={}, status=202),
+    # -- models and chains --
+    "list_models": _c("list_models", response={"models": [{"id": MODEL, "name": "m"}]}),
+    "get_model": _c("get_model", MODEL, params=_M, response={"id": MODEL, "name": "m"}),
+    "delete_model": _c("delete_model", MODEL, params=_M, response={"id": MODEL, "deleted": True}),
+    "list_chains": _c("list_chains", response={"chains": [{"id": CHAIN}]}),
+    "get_chain": _c("get_chain", CHAIN, params={"chain_id": CHAIN}, response={"id": CHAIN}),
+    "delete_chain": _c("delete_chain", CHAIN, params={"chain_id": CHAIN}, response={"id": CHAIN, "deleted": True}),
+    # -- deployments --
+    "activate_environment": _c("activate_environment", ENV, params=_ME, body={}, response=_ACT),
+    "activate_development_deployment": _c("activate_deployment", "development", params=_M, body={}, response=_ACT),
+    "activate_deployment": _c("activate_deployment", DEP, params=_MD, body={}, response=_ACT),
+    "deactivate_environment": _c("deactivate_environment", ENV, params=_ME, body={}, response=_ACT),
+    "deactivate_development_deployment": _c("deactivate_deployment", "development", params=_M, body={}, response=_ACT),
+    "deactivate_deployment": _c("deactivate_deployment", DEP, params=_MD, body={}, response=_ACT),
+    "promote_to_environment": _c(
+        "promote_deployment",
+        DEP,
+        environment=ENV,
+        params=_ME,
+        body={"deployment_id": DEP, "scale_down_previous_deployment": True, "preserve_env_instance_type": True},
+        response=DEPLOYMENT,
+    ),
+    "cancel_promotion": _c(
+        "cancel_promotion", ENV, params=_ME, body={}, response={"status": "CANCELED", "message": "canceled"}
+    ),
+    "promote_development_deployment": _c(
+        "promote_deployment",
+        "development",
+        params=_M,
+        body={"scale_down_previous_production": True, "preserve_env_instance_type": True},
+        response=DEPLOYMENT,
+    ),
+    "promote_deployment": _c(
+        "promote_deployment",
+        DEP,
+        scale_down_previous=False,
+        preserve_env_instance_type=False,
+        params=_MD,
+        body={"scale_down_previous_production": False, "preserve_env_instance_type": False},
+        response=DEPLOYMENT,
+    ),
+    "update_development_autoscaling_settings": _c(
+        "update_autoscaling_settings",
+        deployment_id="development",
+        min_replica=0,
+        max_replica=2,
+        params=_M,
+        body={"min_replica": 0, "max_replica": 2},
+        response={"status": "ACCEPTED", "message": "ok"},
+    ),
+    "update_deployment_autoscaling_settings": _c(
+        "update_autoscaling_settings",
+        {"concurrency_target": 4, "scale_down_delay": 900},
+        deployment_id=DEP,
+        max_scale_down_rate=50,
+        params=_MD,
+        body={"concurrency_target": 4, "scale_down_delay": 900, "max_scale_down_rate": 50},
+        response={"status": "QUEUED", "message": "ok"},
+    ),
+    "list_deployments": _c("list_deployments", params=_M, response={"deployments": [DEPLOYMENT]}),
+    "get_production_deployment": _c("get_deployment", "production", params=_M, response=DEPLOYMENT),
+    "get_development_deployment": _c("get_deployment", "development", params=_M, response=DEPLOYMENT),
+    "get_deployment": _c("get_deployment", DEP, params=_MD, response=DEPLOYMENT),
+    "delete_deployment": _c("delete_deployment", DEP, params=_MD, response={"id": DEP, "deleted": True}),
+    # -- environments --
+    "create_environment": _c(
+        "create_environment",
+        ENV,
+        autoscaling_settings={"min_replica": 1, "max_replica": 3},
+        promotion_settings={"redeploy_on_promotion": True},
+        params=_M,
+        body={
+            "name": ENV,
+            "autoscaling_settings": {"min_replica": 1, "max_replica": 3},
+            "promotion_settings": {"redeploy_on_promotion": True},
+        },
+        response=ENVIRONMENT,
+    ),
+    "list_environments": _c("list_environments", params=_M, response={"environments": [ENVIRONMENT]}),
+    "get_environment": _c("get_environment", ENV, params=_ME, response=ENVIRONMENT),
+    "update_environment": _c(
+        "update_environment",
+        ENV,
+        autoscaling_settings={"max_replica": 5},
+        promotion_settings={"rolling_deploy": True},
+        params=_ME,
+        body={"autoscaling_settings": {"max_replica": 5}, "promotion_settings": {"rolling_deploy": True}},
+        response={"status": "ACCEPTED", "message": "ok"},
+    ),
+    # -- secrets and API keys --
+    "list_secrets": _c("list_secrets", response={"secrets": [{"id": "s1", "name": "hf_token"}]}),
+    "upsert_secret": _c(
+        "upsert_secret",
+        "hf_token",
+        "hf-secret-value-123",
+        body={"name": "hf_token", "value": "hf-secret-value-123"},
+        response={"id": "s1", "name": "hf_token"},
+    ),
+    "list_api_keys": _c("list_api_keys", response={"keys": [{"prefix": PREFIX, "name": "ci", "type": "PERSONAL"}]}),
+    "create_api_key": _c(
+        "create_api_key",
+        "WORKSPACE_INVOKE",
+        name="ci",
+        model_ids=[MODEL],
+        body={"type": "WORKSPACE_INVOKE", "name": "ci", "model_ids": [MODEL]},
+        response={"api_key": NEW_KEY},
+    ),
+    "delete_api_key": _c("delete_api_key", PREFIX, params={"prefix": PREFIX}, response={"prefix": PREFIX}),
+    # -- training --
+    "create_training_job": _c(
+        "create_training_job",
+        PROJ,
+        {"image": {"base_image": "python:3.11"}, "name": "job"},
+        params={"training_project_id": PROJ},
+        body={"training_job": {"image": {"base_image": "python:3.11"}, "name": "job"}},
+        response={"training_project": {"id": PROJ}, "training_job": TRAINING_JOB},
+    ),
+    "list_training_jobs": _c(
+        "list_training_jobs",
+        PROJ,
+        params={"training_project_id": PROJ},
+        response={"training_project": {"id": PROJ}, "training_jobs": [TRAINING_JOB]},
+    ),
+    "get_training_job": _c(
+        "get_training_job",
+        PROJ,
+        JOB,
+        params=_PJ,
+        response={"training_project": {"id": PROJ}, "training_job": TRAINING_JOB},
+    ),
+    "search_training_jobs": _c(
+        "search_training_jobs",
+        project_id=PROJ,
+        statuses=["TRAINING_JOB_RUNNING"],
+        body={"project_id": PROJ, "statuses": ["TRAINING_JOB_RUNNING"]},
+        response={"training_jobs": [TRAINING_JOB]},
+    ),
+    "stop_training_job": _c(
+        "stop_training_job", PROJ, JOB, params=_PJ, body={}, response={"training_job": TRAINING_JOB}
+    ),
+    "recreate_training_job": _c(
+        "recreate_training_job", PROJ, JOB, params=_PJ, body={}, response={"training_job": TRAINING_JOB}
+    ),
+    "get_training_job_checkpoints": _c(
+        "get_training_job_checkpoints",
+        PROJ,
+        JOB,
+        params=_PJ,
+        response={"checkpoints": [{"checkpoint_id": "ck1", "size_bytes": 10}]},
+    ),
+    "get_training_job_checkpoint_files": _c(
+        "get_training_job_checkpoint_files",
+        PROJ,
+        JOB,
+        page_token=0,
+        page_size=50,
+        params=_PJ,
+        query={"page_token": "0", "page_size": "50"},
+        response={"presigned_urls": [], "next_page_token": None, "total_count": 0},
+    ),
+    "get_training_job_logs": _c(
+        "get_training_job_logs",
+        PROJ,
+        JOB,
+        start_epoch_millis=1000,
+        end_epoch_millis=2000,
+        limit=100,
+        params=_PJ,
+        query={"start_epoch_millis": "1000", "end_epoch_millis": "2000", "limit": "100"},
+        response={"logs": [{"timestamp": "1500", "message": "step 1"}]},
+    ),
+    "get_training_job_metrics": _c(
+        "get_training_job_metrics",
+        PROJ,
+        JOB,
+        start_epoch_millis=1000,
+        params=_PJ,
+        query={"start_epoch_millis": "1000"},
+        response={"cpu_usage": [], "gpu_utilization": {}},
+    ),
+    "download_training_job": _c(
+        "download_training_job", PROJ, JOB, params=_PJ, response={"artifact_presigned_urls": ["https://s3/x"]}
+    ),
+}
+
+
+# -- the wire ----------------------------------------------------------------------------------------------
+class Recorder:
+    """An ``httpx.MockTransport`` handler that records every request and answers with ``responder``."""
+
+    def __init__(self, responder: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.responder = responder
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.responder(request)
+
+    @property
+    def count(self) -> int:
+        return len(self.requests)
+
+
+def answer(case: Case, *, gateway: bool) -> Callable[[httpx.Request], httpx.Response]:
+    """A responder giving ``case``'s answer (enveloped for the gateway; wake answers 202 with no body)."""
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if case.response is None and not gateway:
+            return httpx.Response(case.status)
+        payload = {"data": case.response} if gateway else case.response
+        return httpx.Response(case.status, json=payload)
+
+    return respond
+
+
+def settings(
+    *,
+    gateway: str = "baseten",
+    url_format: str = "auto",
+    auth_scheme: str = "Bearer",
+    model_id: str | None = MODEL,
+    retry: RetryPolicy | None = None,
+) -> Settings:
+    extra: dict[str, Any] = {"gateway": gateway, "url_format": url_format, "auth_scheme": auth_scheme}
+    if model_id:
+        extra["model_id"] = model_id
+    kw = {"retry": retry} if retry is not None else {}
+    return Settings.from_extra(api_key=KEY, host=None, extra=extra, **kw)
+
+
+def make_hook(handler: Callable[[httpx.Request], Any], **kw: Any) -> BasetenHook:
+    """A hook on a MockTransport; sleeps are recorded in ``hook.sleeps`` instead of taken."""
+    s = settings(**kw)
+    mock = httpx.MockTransport(handler)
+    hook = BasetenHook(settings=s, http_transport=mock, async_http_transport=mock)
+    sleeps: list[float] = []
+
+    async def asleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    # The hook builds its Transport lazily; give it one whose sleeps are recorded, not taken.
+    hook._transport = Transport(s, transport=mock, async_transport=mock, sleep=sleeps.append, asleep=asleep)
+    hook.sleeps = sleeps  # type: ignore[attr-defined]
+    return hook
+
+
+def body_of(request: httpx.Request) -> Any:
+    """The request's JSON body, or ``None`` when it has none."""
+    return json.loads(request.content) if request.content else None
+
+
+_PARAM = re.compile(r"\{([a-z_]+)\}")
+
+
+def fill(template: str, params: dict[str, str]) -> str:
+    """A path template with ``params`` filled in (test-side, independent of the code under test)."""
+    return _PARAM.sub(lambda m: params[m.group(1)], template)
+
+
+def old_format(template: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The reference's old-format rule: each ``{param}`` becomes its name without underscores, the value
+    moves to the query under the original name."""
+    path = _PARAM.sub(lambda m: m.group(1).replace("_", ""), template)
+    return path, {name: params[name] for name in _PARAM.findall(template)}
