@@ -1,0 +1,19 @@
+"""Test-wide set-up: a private AIRFLOW_HOME with SQLite, set before anything imports Airflow."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_HOME = Path(tempfile.mkdtemp(prefix="baseten-airflow-home-"))
+os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME / 'airflow.db'}")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_HOME / "dags"))
+
+# Emulator fixtures (`emulator`, `emulator_factory`) for every test.
+pytest_plugins = ["airflow_provider_baseten.emulator.pytest_plugin"]
+
+SPECS = Path(__file__).parent / "specs"
