@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperatorLink, XCom
+from airflow.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -14,6 +14,8 @@ BASETEN_APP = "https://app.baseten.co"
 
 
 def _pulled(ti_key: TaskInstanceKey, key: str) -> Any:
+    from airflow.providers.common.compat.sdk import XCom
+
     try:
         return XCom.get_value(ti_key=ti_key, key=key)
     except Exception:  # no XCom yet (task not run): no link
