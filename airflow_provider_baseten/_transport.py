@@ -270,6 +270,8 @@ class Outcome:
     retry: bool = False
     retry_after: float | None = None
     fallback: bool = False  # a 404 on LowCodeAPI's new format: try the old one
+    status: int | None = None  # of the answer, so errors found while parsing it can name it
+    request_id: str | None = None
 
 
 class Transport:
@@ -415,14 +417,19 @@ class Transport:
         body: Any = None,
         model_id: str | None = None,
         client: httpx.Client | None = None,
+        parse: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """Send a request to endpoint ``name`` with retries and LowCodeAPI fallback; return the parsed body."""
+        """Send a request to endpoint ``name`` with retries and LowCodeAPI fallback; return the parsed body.
+
+        :param parse: Turns the (unwrapped) JSON into the result; a :class:`BasetenResponseError` it raises
+            gets the answer's status and request id.
+        """
         ep = endpoint(name)
         for fmt, req in self._attempts(ep, params or {}, query, body, model_id):
             out = self._send_with_retries(client or self.client, ep, req)
             if out.fallback and fmt == "new" and len(self.formats(ep)) > 1:
                 continue
-            return self._finish(ep, fmt, out)
+            return self._finish(ep, fmt, out, parse)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def arequest(
@@ -434,6 +441,7 @@ class Transport:
         body: Any = None,
         model_id: str | None = None,
         client: httpx.AsyncClient | None = None,
+        parse: Callable[[Any], Any] | None = None,
     ) -> Any:
         """Async twin of :meth:`request`."""
         ep = endpoint(name)
@@ -441,7 +449,7 @@ class Transport:
             out = await self._asend_with_retries(client or self.async_client, ep, req)
             if out.fallback and fmt == "new" and len(self.formats(ep)) > 1:
                 continue
-            return self._finish(ep, fmt, out)
+            return self._finish(ep, fmt, out, parse)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempts(
@@ -458,14 +466,21 @@ class Transport:
         ]
         yield from built
 
-    def _finish(self, ep: Endpoint, fmt: UrlFormat, out: Outcome) -> Any:
+    def _finish(self, ep: Endpoint, fmt: UrlFormat, out: Outcome, parse: Callable[[Any], Any] | None = None) -> Any:
         s = self.settings
         auto = s.gateway == "lowcodeapi" and ep.has_old_format and s.url_format == "auto"
         if auto and not isinstance(out.error, BasetenNotFoundError):
             _remember_format(s.gateway_url, ep, fmt)
         if out.error is not None:
             raise out.error
-        return out.value
+        if parse is None:
+            return out.value
+        try:
+            return parse(out.value)
+        except BasetenResponseError as exc:
+            exc.status_code = exc.status_code if exc.status_code is not None else out.status
+            exc.request_id = exc.request_id or out.request_id
+            raise
 
     def _send_with_retries(self, client: httpx.Client, ep: Endpoint, req: httpx.Request) -> Outcome:
         started = time.monotonic()
@@ -565,7 +580,7 @@ class Transport:
                 fallback=status == 404 and gateway,
             )
         if status == 204 or not response.content.strip():
-            return Outcome(value=None)
+            return Outcome(value=None, status=status, request_id=request_id)
         try:
             payload = response.json()
         except ValueError:
@@ -579,7 +594,7 @@ class Transport:
             return Outcome(error=err, retry=ep.name not in NOT_IDEMPOTENT)
         if gateway:
             return self._unwrap(ep, status, payload, response.text, request_id)
-        return Outcome(value=payload)
+        return Outcome(value=payload, status=status, request_id=request_id)
 
     def _unwrap(self, ep: Endpoint, status: int, payload: Any, text: str, request_id: str | None) -> Outcome:
         if not isinstance(payload, dict) or ("data" not in payload and "error" not in payload):
@@ -593,7 +608,7 @@ class Transport:
             )
         if payload.get("error"):
             return Outcome(error=error_from_response(status, payload, text, request_id, gateway=True, where=ep.name))
-        return Outcome(value=payload.get("data"))
+        return Outcome(value=payload.get("data"), status=status, request_id=request_id)
 
 
 def _query_value(v: Any) -> str:

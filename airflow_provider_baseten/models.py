@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from airflow_provider_baseten._redact import redact
 from airflow_provider_baseten.exceptions import BasetenResponseError, BasetenValidationError
 
 
@@ -412,7 +413,7 @@ def parse(model: type[M], data: Any, where: str) -> M:
     except ValidationError as exc:
         raise BasetenResponseError(
             f"Baseten's answer to {where} does not have the expected shape: {_first_error(exc)}",
-            body_snippet=str(data)[:300],
+            body_snippet=redact(str(data)[:300]),
         ) from None
 
 
@@ -420,7 +421,9 @@ def parse_list(model: type[M], data: Any, key: str, where: str) -> list[M]:
     """``data[key]`` (or ``data`` itself when the gateway returns a bare list) as a list of ``model``."""
     items = data.get(key) if isinstance(data, dict) else data
     if not isinstance(items, list):
-        raise BasetenResponseError(f"Baseten's answer to {where} has no {key!r} list.", body_snippet=str(data)[:300])
+        raise BasetenResponseError(
+            f"Baseten's answer to {where} has no {key!r} list.", body_snippet=redact(str(data)[:300])
+        )
     return [parse(model, item, where) for item in items]
 
 

@@ -62,16 +62,16 @@ def _api(builder: Callable[..., _Call]) -> Callable[..., Any]:
     def sync(self: BasetenHook, *args: Any, **kwargs: Any) -> Any:
         transport = self.get_transport()
         call = builder(self, *args, **kwargs)
-        data = transport.request(call.name, call.params, query=call.query, body=call.body, model_id=call.model_id)
-        return call.parse(data)
+        return transport.request(
+            call.name, call.params, query=call.query, body=call.body, model_id=call.model_id, parse=call.parse
+        )
 
     async def asynchronous(self: BasetenHook, *args: Any, **kwargs: Any) -> Any:
         transport = await self.aget_transport()
         call = builder(self, *args, **kwargs)
-        data = await transport.arequest(
-            call.name, call.params, query=call.query, body=call.body, model_id=call.model_id
+        return await transport.arequest(
+            call.name, call.params, query=call.query, body=call.body, model_id=call.model_id, parse=call.parse
         )
-        return call.parse(data)
 
     asynchronous.__name__ = asynchronous.__qualname__ = "a" + builder.__name__
     asynchronous.__doc__ = f"Async twin of :meth:`{builder.__name__}` (same arguments, awaitable)."
