@@ -53,6 +53,7 @@ class BatchResult:
     failed: int = 0
     skipped: int = 0
     not_attempted: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     results: list[Any] | None = None
     failures: dict[int, str] = field(default_factory=dict)
@@ -66,6 +67,7 @@ class BatchResult:
             "failed": self.failed,
             "skipped": self.skipped,
             "not_attempted": self.not_attempted,
+            "retries": dict(self.retries),
             "elapsed_seconds": round(self.elapsed, 3),
             "output_path": self.output_path,
             "failed_indices": sorted(self.failures)[:1000],
@@ -300,6 +302,8 @@ async def run_batch(
         finally:
             await client.aclose()
 
+    retries_before = transport.retry_counts.copy()
+    quiet_before, transport.quiet_retries = transport.quiet_retries, True
     try:
         await ep_template.learn_format(transport)
         await asyncio.gather(*(worker() for _ in range(max_concurrency)))
@@ -311,6 +315,8 @@ async def run_batch(
             if out is not _SKIP:
                 sink.put(i, out, err)
         sink.close()
+        transport.quiet_retries = quiet_before
+        result.retries = dict(transport.retry_counts - retries_before)
     result.elapsed = time.monotonic() - started
     progress.report(final=True)
     if total is None:

@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -301,6 +302,10 @@ class Transport:
         self._sleep = sleep
         self._asleep = asleep
         self._headers = {"User-Agent": _user_agent(), "Accept": "application/json"}
+        #: Retries made so far, by cause ("429", "503", "RemoteProtocolError", ...): for reports.
+        self.retry_counts: Counter[str] = Counter()
+        #: Log each retry at DEBUG instead of WARNING (batch predict reports totals instead).
+        self.quiet_retries = False
 
     def __repr__(self) -> str:
         return f"Transport({self.settings!r})"
@@ -533,7 +538,10 @@ class Transport:
         delay = policy.delay(attempt, out.retry_after)
         if time.monotonic() - started + delay > policy.total_timeout:
             return None
-        log.warning(
+        err = out.error
+        self.retry_counts[_retry_kind(err)] += 1
+        log.log(
+            logging.DEBUG if self.quiet_retries else logging.WARNING,
             "Baseten %s failed (%s); retry %d/%d in %.1fs",
             ep.name,
             redact(out.error.message if out.error else "?"),
@@ -609,6 +617,19 @@ class Transport:
         if payload.get("error"):
             return Outcome(error=error_from_response(status, payload, text, request_id, gateway=True, where=ep.name))
         return Outcome(value=payload.get("data"), status=status, request_id=request_id)
+
+
+def _retry_kind(err: BasetenError | None) -> str:
+    """A short label of why an attempt is retried: the HTTP status, or the failure's kind."""
+    if err is None:
+        return "unknown"
+    if err.status_code is not None and not isinstance(err, BasetenResponseError):
+        return str(err.status_code)
+    return {
+        BasetenTimeoutError: "timeout",
+        BasetenTransportError: "connection",
+        BasetenResponseError: "bad_response",
+    }.get(type(err), type(err).__name__)
 
 
 def _query_value(v: Any) -> str:
