@@ -343,9 +343,13 @@ class PromotionTrigger(BasetenPollTrigger):
         return None
 
     async def kill(self, hook: BasetenHook) -> None:
-        """Cancel this promotion if it is still in progress."""
+        """Cancel this promotion if it is still in progress (not a later promotion of another deployment)."""
         env = await hook.aget_environment(self.environment, model_id=self.model_id)
         promo = env.in_progress_promotion
+        candidate = env.candidate_deployment
+        if candidate is not None and candidate.id != self.deployment_id:
+            self.log.info("The promotion into %s is not of %s; leaving it alone.", self.environment, self.deployment_id)
+            return
         if promo and promo.status in ("RELEASING", "RAMPING_UP", "PAUSED"):
             await hook.acancel_promotion(self.environment, model_id=self.model_id)
 

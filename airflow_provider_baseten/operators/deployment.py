@@ -1,0 +1,400 @@
+"""Deployment operators: promote, activate, deactivate, and change autoscaling.
+
+A promotion is the step of a train-then-promote pipeline that touches what users are served, so the
+promote operator is careful about ownership: it cancels a promotion only if this task started it, and it
+never deactivates or scales down anything when killed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
+from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+
+def resolve_model(hook: BasetenHook, model_id: str | None) -> str:
+    """``model_id``, else the connection's default model; a clear error when there is neither."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    model = model_id or hook.settings.model_id
+    if not model:
+        raise BasetenValidationError(
+            "No model_id given and the connection has no default model_id (extra 'model_id').", field="model_id"
+        )
+    return str(model)
+
+
+def push_deployment(context: Context, model_id: str, deployment_id: str | None) -> None:
+    """Push the model URL and, when known, the deployment id and URL (read by the extra links)."""
+    from airflow_provider_baseten.links import deployment_url, model_url
+
+    ti = context["ti"]
+    ti.xcom_push(key="baseten_model_url", value=model_url(model_id))
+    if deployment_id:
+        ti.xcom_push(key="deployment_id", value=deployment_id)
+        ti.xcom_push(key="baseten_deployment_url", value=deployment_url(model_id, deployment_id))
+
+
+def _check_target(deployment_id: str | None, environment: str | None, who: str) -> None:
+    if (deployment_id is None) == (environment is None):
+        raise ValueError(
+            f"{who} needs exactly one of deployment_id= (an id or 'development') or environment= "
+            f"(e.g. 'production', 'staging'); got deployment_id={deployment_id!r}, environment={environment!r}."
+        )
+
+
+class PromoteDeploymentOperator(BasetenWaitingOperator):
+    """Promote a deployment to production, or into a named environment, and wait until it serves.
+
+    The promoted deployment's id and UI URL are pushed to XCom (``deployment_id``,
+    ``baseten_deployment_url``) right after the promotion is requested, before any waiting. The task
+    returns the promoted deployment's id.
+
+    If the deployment already serves the environment, nothing is sent: the task logs that and succeeds.
+    If a promotion of this same deployment into the environment is already in progress (started by
+    someone else, or by an earlier try), the task waits for it without starting another one, and does
+    not cancel it when killed (it is not this task's promotion).
+
+    :param deployment_id: The deployment's id, or ``"development"`` for the development deployment.
+    :param model_id: The model (default: the connection's ``model_id``).
+    :param environment: ``"production"`` (default) or the name of a custom environment.
+    :param scale_down_previous: Scale down the deployment the environment served before (Baseten's
+        ``scale_down_previous_production`` / ``scale_down_previous_deployment``). Default True.
+    :param preserve_env_instance_type: Keep the environment's instance type. Default True.
+    :param wait_for_completion: Wait until the promotion finished and the deployment is ACTIVE (default True).
+    :param cancel_on_kill: When killed mid-promotion, cancel the promotion *this task started*. Nothing is
+        ever deactivated or scaled down on kill.
+    """
+
+    template_fields: Sequence[str] = ("deployment_id", "model_id", "environment", "baseten_conn_id")
+    operator_extra_links = (BasetenModelLink(), BasetenDeploymentLink())
+    ui_color = "#e6f4ea"
+
+    def __init__(
+        self,
+        *,
+        deployment_id: str,
+        model_id: str | None = None,
+        environment: str = "production",
+        scale_down_previous: bool = True,
+        preserve_env_instance_type: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not deployment_id:
+            raise ValueError("deployment_id is required: a deployment id, or 'development'.")
+        self.deployment_id = deployment_id
+        self.model_id = model_id
+        self.environment = environment or "production"
+        self.scale_down_previous = scale_down_previous
+        self.preserve_env_instance_type = preserve_env_instance_type
+        self._started = False  # True once this task's promote request was accepted
+        self._done = False
+        self._model: str | None = None
+        self._target_id: str | None = None
+
+    def execute(self, context: Context) -> str:
+        """Promote (unless already serving), push the id and URL, and wait if asked."""
+        from airflow_provider_baseten.models import PROMOTION_ACTIVE_STATES
+
+        hook = self.hook
+        model = self._model = resolve_model(hook, self.model_id)
+        env_name = self.environment
+        target_id = self.deployment_id
+        if target_id == "development":
+            target_id = hook.get_deployment("development", model_id=model).id
+            self.log.info("The development deployment of model %s is %s.", model, target_id)
+
+        env = hook.get_environment(env_name, model_id=model)
+        current = env.current_deployment
+        promo = env.in_progress_promotion
+        promo_active = promo is not None and promo.status in PROMOTION_ACTIVE_STATES
+        candidate = env.candidate_deployment
+        if current is not None and current.id == target_id and not promo_active:
+            self.log.info(
+                "Deployment %s already serves %s of model %s (status %s); nothing to promote.",
+                target_id,
+                env_name,
+                model,
+                current.status,
+            )
+            push_deployment(context, model, target_id)
+            self._done = True
+            return target_id
+
+        owned = True
+        if promo_active and candidate is not None and candidate.id == target_id:
+            self.log.info(
+                "A promotion of deployment %s into %s is already in progress (%s); waiting for it instead of "
+                "starting another. This task did not start it, so it will not cancel it.",
+                target_id,
+                env_name,
+                promo.status if promo else None,
+            )
+            owned = False
+        else:
+            # Promoting "development" to production has its own endpoint; an environment needs the id.
+            to_send = "development" if self.deployment_id == "development" and env_name == "production" else target_id
+            self.log.info(
+                "Promoting deployment %s of model %s into %s (scale_down_previous=%s, preserve_env_instance_type=%s).",
+                target_id,
+                model,
+                env_name,
+                self.scale_down_previous,
+                self.preserve_env_instance_type,
+            )
+            promoted = hook.promote_deployment(
+                to_send,
+                model_id=model,
+                environment=env_name,
+                scale_down_previous=self.scale_down_previous,
+                preserve_env_instance_type=self.preserve_env_instance_type,
+            )
+            self._started = True
+            target_id = promoted.id or target_id
+            self._target_id = target_id
+            self.log.info("Promotion of deployment %s into %s started.", target_id, env_name)
+
+        push_deployment(context, model, target_id)
+        if not self.wait_for_completion:
+            return target_id
+        from airflow_provider_baseten.triggers.baseten import PromotionTrigger
+
+        return self.wait(
+            context,
+            PromotionTrigger(
+                conn_id=self.baseten_conn_id,
+                model_id=model,
+                environment=env_name,
+                deployment_id=target_id,
+                poll_interval=self.check_interval,
+                end_time=self.end_time(),
+                cancel_on_kill=self.cancel_on_kill and owned,
+            ),
+        )
+
+    def on_event(self, context: Context, event: dict[str, Any]) -> str:
+        """Fail unless the promotion finished with the deployment serving; return its id."""
+        self._done = True
+        super().on_event(context, event)
+        return str(event.get("deployment_id"))
+
+    def on_kill(self) -> None:
+        """Cancel the promotion this task started, if it is still in progress (``cancel_on_kill``).
+
+        Only a promotion whose candidate is this task's deployment is cancelled; nothing is deactivated or
+        scaled down.
+        """
+        if not (self.cancel_on_kill and self._started and not self._done and self._model and self._target_id):
+            return
+        from airflow_provider_baseten.models import PROMOTION_ACTIVE_STATES
+
+        try:
+            env = self.hook.get_environment(self.environment, model_id=self._model)
+            promo = env.in_progress_promotion
+            candidate = env.candidate_deployment
+            if promo is None or promo.status not in PROMOTION_ACTIVE_STATES:
+                self.log.info("No promotion in progress into %s; nothing to cancel.", self.environment)
+                return
+            if candidate is not None and candidate.id != self._target_id:
+                self.log.info("The promotion in progress is not this task's; leaving it alone.")
+                return
+            result = self.hook.cancel_promotion(self.environment, model_id=self._model)
+            self.log.info("Cancelled the promotion into %s: %s %s", self.environment, result.status, result.message)
+        except Exception as exc:  # on_kill must not raise
+            self.log.warning("Could not cancel the promotion into %s: %s", self.environment, exc)
+
+
+class _ActivationOperator(BasetenWaitingOperator):
+    """Shared body of activate and deactivate: one call, then optionally wait for the resulting status."""
+
+    template_fields: Sequence[str] = ("deployment_id", "environment", "model_id", "baseten_conn_id")
+    operator_extra_links = (BasetenModelLink(), BasetenDeploymentLink())
+    _verb = ""
+    _target_statuses: tuple[str, ...] = ()
+    _failed_statuses: tuple[str, ...] | None = None
+
+    def __init__(
+        self,
+        *,
+        deployment_id: str | None = None,
+        environment: str | None = None,
+        model_id: str | None = None,
+        check_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(check_interval=check_interval, **kwargs)
+        _check_target(deployment_id, environment, type(self).__name__)
+        self.deployment_id = deployment_id
+        self.environment = environment
+        self.model_id = model_id
+
+    def execute(self, context: Context) -> str | None:
+        """Send the request, push the deployment's id and URL, and wait if asked; return the deployment id."""
+        from airflow_provider_baseten.exceptions import BasetenRemoteStateError
+
+        hook = self.hook
+        model = resolve_model(hook, self.model_id)
+        if self.environment is not None:
+            what = f"environment {self.environment}"
+            result = getattr(hook, f"{self._verb}_environment")(self.environment, model_id=model)
+        else:
+            what = f"deployment {self.deployment_id}"
+            result = getattr(hook, f"{self._verb}_deployment")(str(self.deployment_id), model_id=model)
+        if result.success is False:
+            raise BasetenRemoteStateError(f"Baseten refused to {self._verb} {what} of model {model}.")
+        self.log.info("Requested: %s %s of model %s.", self._verb, what, model)
+        dep_id = self._deployment_behind(model)
+        push_deployment(context, model, dep_id)
+        if not self.wait_for_completion:
+            return dep_id
+        if dep_id is None:
+            self.log.warning("No deployment serves %s; nothing to wait for.", what)
+            return None
+        from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
+
+        return self.wait(
+            context,
+            DeploymentStatusTrigger(
+                conn_id=self.baseten_conn_id,
+                model_id=model,
+                deployment_id=dep_id,
+                target_statuses=list(self._target_statuses),
+                failed_statuses=None if self._failed_statuses is None else list(self._failed_statuses),
+                poll_interval=self.check_interval,
+                end_time=self.end_time(),
+            ),
+        )
+
+    def _deployment_behind(self, model: str) -> str | None:
+        if self.environment is None:
+            if self.deployment_id == "development":
+                return self.hook.get_deployment("development", model_id=model).id
+            return self.deployment_id
+        current = self.hook.get_environment(self.environment, model_id=model).current_deployment
+        return current.id if current else None
+
+    def on_event(self, context: Context, event: dict[str, Any]) -> str | None:
+        """Fail unless the deployment reached the wanted status; return its id."""
+        super().on_event(context, event)
+        return event.get("deployment_id")
+
+
+class ActivateDeploymentOperator(_ActivationOperator):
+    """Activate a deployment, or the deployment behind an environment, and by default wait until ACTIVE.
+
+    Pushes ``deployment_id`` and ``baseten_deployment_url`` to XCom; returns the deployment id.
+
+    :param deployment_id: A deployment id, or ``"development"``. Give this or ``environment``.
+    :param environment: An environment name (``"production"``, ``"staging"``, ...).
+    :param model_id: The model (default: the connection's ``model_id``).
+    :param wait_for_completion: Wait until the deployment is ACTIVE (or SCALED_TO_ZERO, which is a healthy,
+        idle deployment). Fails fast if it ends BUILD_FAILED, DEPLOY_FAILED, FAILED, UNHEALTHY or
+        BUILD_STOPPED. Default True.
+    """
+
+    _verb = "activate"
+    _target_statuses = ("ACTIVE", "SCALED_TO_ZERO")
+
+
+class DeactivateDeploymentOperator(_ActivationOperator):
+    """Deactivate a deployment, or the deployment behind an environment, and by default wait until INACTIVE.
+
+    Deactivating stops serving: this is an explicit, user-requested action (no operator in this provider
+    ever deactivates anything on its own, e.g. on kill).
+
+    :param deployment_id: A deployment id, or ``"development"``. Give this or ``environment``.
+    :param environment: An environment name.
+    :param model_id: The model (default: the connection's ``model_id``).
+    :param wait_for_completion: Wait until the deployment is INACTIVE. Default True.
+    """
+
+    _verb = "deactivate"
+    _target_statuses = ("INACTIVE",)
+    _failed_statuses = ()  # whatever state it was in, only INACTIVE ends the wait (bounded by timeout)
+
+
+class UpdateAutoscalingOperator(BasetenBaseOperator):
+    """Change the autoscaling settings of a deployment or an environment; only the fields given change.
+
+    Every setting is range-checked before any request is sent (``min_replica`` 0-1000, ``max_replica``
+    1-1000, ``min_replica <= max_replica``, ``autoscaling_window`` 10-3600 s, ``scale_down_delay``
+    0-86400 s, ``concurrency_target`` >= 1, ``target_utilization_percentage`` 1-100,
+    ``max_scale_down_rate`` 1-50). Returns Baseten's answer ``{"status": ACCEPTED | QUEUED | UNCHANGED,
+    "message": ...}`` and logs it.
+
+    :param autoscaling_settings: The fields to change, e.g. ``{"min_replica": 0, "max_replica": 4}``.
+        Templated (rendered values such as ``"4"`` are coerced to integers).
+    :param deployment_id: A deployment id, or ``"development"``. Give this or ``environment``.
+    :param environment: An environment name (the environment's own autoscaling settings change).
+    :param model_id: The model (default: the connection's ``model_id``).
+    """
+
+    template_fields: Sequence[str] = (
+        "autoscaling_settings",
+        "deployment_id",
+        "environment",
+        "model_id",
+        "baseten_conn_id",
+    )
+    template_fields_renderers = {"autoscaling_settings": "json"}
+    operator_extra_links = (BasetenModelLink(), BasetenDeploymentLink())
+
+    def __init__(
+        self,
+        *,
+        autoscaling_settings: dict[str, Any],
+        deployment_id: str | None = None,
+        environment: str | None = None,
+        model_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _check_target(deployment_id, environment, "UpdateAutoscalingOperator")
+        self.autoscaling_settings = autoscaling_settings
+        self.deployment_id = deployment_id
+        self.environment = environment
+        self.model_id = model_id
+
+    def validate(self) -> dict[str, Any]:
+        """Check the settings (after templating); return the body that would be sent. Sends nothing."""
+        from airflow_provider_baseten import models as m
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        settings = self.autoscaling_settings
+        if not isinstance(settings, dict) or not settings:
+            raise BasetenValidationError(
+                f"autoscaling_settings must be a non-empty dict of fields to change, got {settings!r}."[:300],
+                field="autoscaling_settings",
+            )
+        return m.options(m.AutoscalingSettingsUpdate, settings).body()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate, send, log and return ``{"status", "message"}``."""
+        body = self.validate()  # before anything touches the network
+        hook = self.hook
+        model = resolve_model(hook, self.model_id)
+        what = f"environment {self.environment}" if self.environment else f"deployment {self.deployment_id}"
+        result = hook.update_autoscaling_settings(
+            body, model_id=model, deployment_id=self.deployment_id, environment=self.environment
+        )
+        if self.deployment_id and self.deployment_id != "development":
+            push_deployment(context, model, self.deployment_id)
+        else:
+            push_deployment(context, model, None)
+        self.log.info(
+            "Autoscaling update of %s of model %s: %s%s (sent %s)",
+            what,
+            model,
+            result.status,
+            f" ({result.message})" if result.message else "",
+            body,
+        )
+        return {"status": result.status, "message": result.message}

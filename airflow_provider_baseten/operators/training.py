@@ -1,0 +1,411 @@
+"""Training operators: create or recreate a job (durably), stop one, and list its checkpoints.
+
+Create and recreate are *durable* on Airflow 3.3+: the job's ids go to the task's state store right after
+the job is created, so a retried task reconnects to the job instead of starting (and paying for) a second
+one. A job that ended badly is not reconnected to: the retry starts a fresh one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import ResumableJobMixin
+
+from airflow_provider_baseten.links import BasetenTrainingJobLink
+from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
+
+if TYPE_CHECKING:
+    import logging
+
+    from airflow.sdk import Context
+
+    from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
+
+NOT_FOUND = "NOT_FOUND"  # get_job_status's answer for a stored job that no longer exists
+
+
+def job_ref(external_id: Any) -> tuple[str, str]:
+    """``(training_project_id, training_job_id)`` from a stored external id.
+
+    Accepts the dict this module stores (``{"training_project_id", "training_job_id"}``) or a
+    ``"project_id/job_id"`` string.
+    """
+    if isinstance(external_id, dict):
+        pid, jid = external_id.get("training_project_id"), external_id.get("training_job_id")
+    elif isinstance(external_id, str) and external_id.count("/") == 1:
+        pid, jid = external_id.split("/")
+    else:
+        pid = jid = None
+    if not pid or not jid:
+        raise ValueError(
+            "A training job reference is {'training_project_id': ..., 'training_job_id': ...} or "
+            f"'project_id/job_id', got {external_id!r}."[:300]
+        )
+    return str(pid), str(jid)
+
+
+def push_training_job(context: Context, training_project_id: str, training_job_id: str) -> None:
+    """Push the job's ids and UI URL to XCom (the URL is read by :class:`BasetenTrainingJobLink`)."""
+    from airflow_provider_baseten.links import training_job_url
+
+    ti = context["ti"]
+    ti.xcom_push(key="training_project_id", value=training_project_id)
+    ti.xcom_push(key="training_job_id", value=training_job_id)
+    ti.xcom_push(key="baseten_training_job_url", value=training_job_url(training_project_id, training_job_id))
+
+
+def log_training_failure(log: logging.Logger | Any, event: dict[str, Any]) -> None:
+    """Write a failed job's ``error_message`` and its last log lines (``log_tail``) to the task log."""
+    if event.get("status") == "success":
+        return
+    job = event.get("training_job_id")
+    if event.get("error_message"):
+        log.error("Training job %s error_message: %s", job, event["error_message"])
+    tail = event.get("log_tail") or []
+    if tail:
+        log.error("Last %d log line(s) of training job %s:\n%s", len(tail), job, "\n".join(str(x) for x in tail))
+
+
+class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
+    """Start a training job durably, push its ids and URL, and optionally wait for it to finish.
+
+    Returns the training job id (also pushed as XCom ``training_job_id``, with ``training_project_id``
+    and ``baseten_training_job_url``).
+    """
+
+    operator_extra_links = (BasetenTrainingJobLink(),)
+    ui_color = "#fef7e0"
+
+    def __init__(
+        self,
+        *,
+        training_project_id: str,
+        log_tail: int = 50,
+        check_interval: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(check_interval=check_interval, **kwargs)
+        if not training_project_id:
+            raise ValueError("training_project_id is required.")
+        if not isinstance(log_tail, int) or log_tail < 0:
+            raise ValueError(f"log_tail must be a non-negative integer, got {log_tail!r}.")
+        self.training_project_id = training_project_id
+        self.log_tail = log_tail
+        self._job: dict[str, str] | None = None  # the job this task started or reconnected to
+        self._finished = False
+
+    def execute(self, context: Context) -> str:
+        """Start the job (or reconnect to it on a retry) and wait if asked; return the job id."""
+        return self.execute_resumable(context)
+
+    def _start(self, context: Context) -> Any:
+        raise NotImplementedError
+
+    # -- ResumableJobMixin -----------------------------------------------------------------------------
+    def submit_job(self, context: Context) -> dict[str, str]:
+        """Start the job; push its ids and URL at once. Returns ``{training_project_id, training_job_id}``."""
+        job = self._start(context)
+        pid = job.training_project_id or self.training_project_id
+        self._job = {"training_project_id": pid, "training_job_id": job.id}
+        self.log.info("Started training job %s in project %s (status %s).", job.id, pid, job.current_status)
+        push_training_job(context, pid, job.id)
+        return dict(self._job)
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        """The stored job's ``current_status`` (``NOT_FOUND`` if it is gone, so a new one is started)."""
+        from airflow_provider_baseten.exceptions import BasetenNotFoundError
+
+        pid, jid = job_ref(external_id)
+        try:
+            return self.hook.get_training_job(pid, jid).current_status or "UNKNOWN"
+        except BasetenNotFoundError:
+            self.log.warning("Training job %s from an earlier try no longer exists; starting a new one.", jid)
+            return NOT_FOUND
+
+    def is_job_active(self, status: str) -> bool:
+        """Reconnect to any job that has not ended, including one in a status we do not know yet."""
+        from airflow_provider_baseten.models import TRAINING_TERMINAL_STATES
+
+        return status != NOT_FOUND and status not in TRAINING_TERMINAL_STATES
+
+    def is_job_succeeded(self, status: str) -> bool:
+        """Only ``TRAINING_JOB_COMPLETED`` is success."""
+        return status == "TRAINING_JOB_COMPLETED"
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> str:
+        """Wait for the job if ``wait_for_completion`` (deferring when ``deferrable``); return its id."""
+        pid, jid = job_ref(external_id)
+        if self._job is None:  # reconnecting: an earlier try of this task started the job
+            self.log.info("Reconnected to training job %s in project %s from an earlier try.", jid, pid)
+            self._job = {"training_project_id": pid, "training_job_id": jid}
+            push_training_job(context, pid, jid)
+        if self.wait_for_completion:
+            return self.wait(context, self._trigger(pid, jid))
+        return jid
+
+    def get_job_result(self, external_id: Any, context: Context) -> str:
+        """The job id (pushing the ids and URL if this try has not yet)."""
+        pid, jid = job_ref(external_id)
+        if self._job is None:  # the job had already completed in an earlier try
+            self.log.info("Training job %s already completed in an earlier try.", jid)
+            push_training_job(context, pid, jid)
+        return jid
+
+    # -- waiting ---------------------------------------------------------------------------------------
+    def _trigger(self, pid: str, jid: str) -> TrainingJobTrigger:
+        from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
+
+        return TrainingJobTrigger(
+            conn_id=self.baseten_conn_id,
+            training_project_id=pid,
+            training_job_id=jid,
+            log_tail=self.log_tail,
+            poll_interval=self.check_interval,
+            end_time=self.end_time(),
+            cancel_on_kill=self.cancel_on_kill,
+        )
+
+    def on_event(self, context: Context, event: dict[str, Any]) -> str:
+        """Log a failed job's error and last log lines, then fail; on success return the job id."""
+        self._finished = True
+        log_training_failure(self.log, event)
+        super().on_event(context, event)
+        return str(event.get("training_job_id"))
+
+    def on_kill(self) -> None:
+        """Stop the job this task started (or reconnected to), if ``cancel_on_kill`` and it is still running."""
+        if not self.cancel_on_kill or self._job is None or self._finished:
+            return
+        pid, jid = self._job["training_project_id"], self._job["training_job_id"]
+        try:
+            self.hook.stop_training_job(pid, jid)
+            self.log.info("Stopped training job %s in project %s.", jid, pid)
+        except Exception as exc:  # on_kill must not raise
+            self.log.warning("Could not stop training job %s: %s", jid, exc)
+
+
+class CreateTrainingJobOperator(_TrainingJobOperator):
+    """Create a Baseten training job and, by default, wait until it completes.
+
+    The body is Baseten's ``CreateTrainingJobV1``: give it whole as ``training_job`` and/or field by field
+    (``image``, ``compute``, ``runtime``, ``name``; these win over the same keys in ``training_job``).
+    ``image`` is required.
+
+    On Airflow 3.3+ the job is recorded in the task's state store, so a retry of this task reconnects to
+    the running job (or returns a job that already completed) instead of creating a second one. Turn this
+    off with ``durable=False``.
+
+    :param training_project_id: The training project.
+    :param training_job: The ``CreateTrainingJobV1`` body (templated).
+    :param image: ``{"base_image": ..., "docker_auth": ...}``.
+    :param compute: ``{"accelerator": {"accelerator": "H100", "count": 2}, "node_count": 1, ...}``.
+    :param runtime: ``{"start_commands": [...], "environment_variables": {...}, ...}``.
+    :param name: The job's name.
+    :param wait_for_completion: Wait until the job ends (default True). COMPLETED succeeds; FAILED,
+        DEPLOY_FAILED, STOPPED and EXPIRED fail the task, after logging the job's ``error_message`` and
+        its last ``log_tail`` log lines. Unknown statuses are logged and waited on.
+    :param log_tail: How many of the job's last log lines to show when it fails (default 50).
+    :param cancel_on_kill: Stop the job when the task is killed (only a job this task started).
+    """
+
+    template_fields: Sequence[str] = (
+        "training_project_id",
+        "training_job",
+        "image",
+        "compute",
+        "runtime",
+        "name",
+        "baseten_conn_id",
+    )
+    template_fields_renderers = {"training_job": "json", "image": "json", "compute": "json", "runtime": "json"}
+    external_id_key = "baseten_training_job"
+
+    def __init__(
+        self,
+        *,
+        training_project_id: str,
+        training_job: dict[str, Any] | None = None,
+        image: dict[str, Any] | None = None,
+        compute: dict[str, Any] | None = None,
+        runtime: dict[str, Any] | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(training_project_id=training_project_id, **kwargs)
+        if training_job is None and image is None:
+            raise ValueError("CreateTrainingJobOperator needs image= (or a training_job= body with 'image').")
+        self.training_job = training_job
+        self.image = image
+        self.compute = compute
+        self.runtime = runtime
+        self.name = name
+
+    def body(self) -> dict[str, Any]:
+        """The ``CreateTrainingJobV1`` body (after templating), checked before anything is sent."""
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if self.training_job is not None and not isinstance(self.training_job, dict):
+            raise BasetenValidationError("training_job must be a dict (CreateTrainingJobV1).", field="training_job")
+        body = dict(self.training_job or {})
+        for key in ("image", "compute", "runtime", "name"):
+            value = getattr(self, key)
+            if value is not None:
+                body[key] = value
+        if not isinstance(body.get("image"), dict):
+            raise BasetenValidationError(
+                "The training job needs image={'base_image': ...} (Baseten's CreateTrainingJobV1).", field="image"
+            )
+        for key in ("compute", "runtime"):
+            if key in body and body[key] is not None and not isinstance(body[key], dict):
+                raise BasetenValidationError(f"{key} must be a dict (see CreateTrainingJobV1).", field=key)
+        return body
+
+    def _start(self, context: Context) -> Any:
+        return self.hook.create_training_job(self.training_project_id, self.body())
+
+
+class RecreateTrainingJobOperator(_TrainingJobOperator):
+    """Start a new training job with the configuration of an earlier one, and by default wait for it.
+
+    Durable like :class:`CreateTrainingJobOperator`: a retry reconnects to the job this task recreated.
+    Returns the *new* job's id.
+
+    :param training_project_id: The training project.
+    :param training_job_id: The job to copy.
+    :param wait_for_completion: Wait until the new job ends (default True); see
+        :class:`CreateTrainingJobOperator` for what succeeds and fails.
+    :param cancel_on_kill: Stop the new job when the task is killed (never the job it copied).
+    """
+
+    template_fields: Sequence[str] = ("training_project_id", "training_job_id", "baseten_conn_id")
+    external_id_key = "baseten_recreated_training_job"
+
+    def __init__(self, *, training_project_id: str, training_job_id: str, **kwargs: Any) -> None:
+        super().__init__(training_project_id=training_project_id, **kwargs)
+        if not training_job_id:
+            raise ValueError("training_job_id (the job to recreate) is required.")
+        self.training_job_id = training_job_id
+
+    def _start(self, context: Context) -> Any:
+        self.log.info("Recreating training job %s in project %s.", self.training_job_id, self.training_project_id)
+        return self.hook.recreate_training_job(self.training_project_id, self.training_job_id)
+
+
+class StopTrainingOperator(BasetenBaseOperator):
+    """Stop a training job. A job that has already ended is left alone and the task says so.
+
+    Returns the job's status after the call. A job that does not exist fails the task with a clear error.
+
+    :param training_project_id: The training project.
+    :param training_job_id: The job to stop.
+    """
+
+    template_fields: Sequence[str] = ("training_project_id", "training_job_id", "baseten_conn_id")
+    operator_extra_links = (BasetenTrainingJobLink(),)
+
+    def __init__(self, *, training_project_id: str, training_job_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.training_project_id = training_project_id
+        self.training_job_id = training_job_id
+
+    def execute(self, context: Context) -> str | None:
+        """Stop the job unless it has ended; return its status."""
+        from airflow_provider_baseten.exceptions import BasetenNotFoundError
+        from airflow_provider_baseten.models import TRAINING_TERMINAL_STATES
+
+        pid, jid = self.training_project_id, self.training_job_id
+        try:
+            job = self.hook.get_training_job(pid, jid)
+        except BasetenNotFoundError as exc:
+            raise BasetenNotFoundError(
+                f"Training job {jid} does not exist in training project {pid}: check both ids.",
+                status_code=exc.status_code,
+                error_code=exc.error_code,
+                request_id=exc.request_id,
+            ) from None
+        push_training_job(context, pid, jid)
+        if job.current_status in TRAINING_TERMINAL_STATES:
+            self.log.info("Training job %s has already ended (%s); nothing to stop.", jid, job.current_status)
+            return job.current_status
+        stopped = self.hook.stop_training_job(pid, jid)
+        self.log.info(
+            "Stop requested for training job %s (was %s, now %s).", jid, job.current_status, stopped.current_status
+        )
+        return stopped.current_status
+
+
+class GetTrainingCheckpointsOperator(BasetenBaseOperator):
+    """Return a training job's checkpoints, newest first, as JSON-ready dicts (for a deploy/promote step).
+
+    Each item has Baseten's fields (``checkpoint_id``, ``created_at``, ``checkpoint_type``, ``size_bytes``,
+    ...). The newest checkpoint's id is also pushed as XCom ``latest_checkpoint_id``.
+
+    :param training_project_id: The training project.
+    :param training_job_id: The job.
+    :param limit: Return at most this many (the newest).
+    :param fail_if_empty: Fail when the job has no checkpoints (default False: return ``[]``).
+    """
+
+    template_fields: Sequence[str] = ("training_project_id", "training_job_id", "baseten_conn_id")
+    operator_extra_links = (BasetenTrainingJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        training_project_id: str,
+        training_job_id: str,
+        limit: int | None = None,
+        fail_if_empty: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit must be a positive integer, got {limit!r}.")
+        self.training_project_id = training_project_id
+        self.training_job_id = training_job_id
+        self.limit = limit
+        self.fail_if_empty = fail_if_empty
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        """List, sort newest first, and return the checkpoints."""
+        from airflow_provider_baseten.exceptions import BasetenRemoteStateError
+
+        pid, jid = self.training_project_id, self.training_job_id
+        push_training_job(context, pid, jid)
+        checkpoints = self.hook.get_training_job_checkpoints(pid, jid)
+        items = [c.model_dump(mode="json") for c in checkpoints]
+        # Stable sort: checkpoints without a readable created_at keep Baseten's order, after dated ones.
+        items.sort(key=lambda c: _when(c.get("created_at")), reverse=True)
+        if self.limit is not None:
+            items = items[: self.limit]
+        if not items:
+            if self.fail_if_empty:
+                raise BasetenRemoteStateError(f"Training job {jid} in project {pid} has no checkpoints.")
+            self.log.info("Training job %s has no checkpoints.", jid)
+            return []
+        context["ti"].xcom_push(key="latest_checkpoint_id", value=items[0].get("checkpoint_id"))
+        self.log.info(
+            "Training job %s: %d checkpoint(s); newest %s (%s).",
+            jid,
+            len(items),
+            items[0].get("checkpoint_id"),
+            items[0].get("created_at"),
+        )
+        return items
+
+
+def _when(value: Any) -> float:
+    """Sort key: epoch seconds of an ISO timestamp (or epoch number); unknown sorts oldest."""
+    if isinstance(value, (int, float)):
+        return float(value) / (1000.0 if value > 1e11 else 1.0)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return float("-inf")
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    return float("-inf")

@@ -1,0 +1,150 @@
+"""DeploymentStatusSensor: wait for a deployment to reach a status, in poke or deferrable mode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+
+from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
+from airflow_provider_baseten.operators._base import default_deferrable, raise_for_event, validate_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, PokeReturnValue
+
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+    from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
+
+
+class DeploymentStatusSensor(BaseSensorOperator):
+    """Wait until a deployment is ACTIVE (or reaches any of ``target_statuses``).
+
+    Fails at once when the deployment is BUILD_FAILED, DEPLOY_FAILED, FAILED, UNHEALTHY or BUILD_STOPPED
+    (the status is in the error message), unless that status is one of ``target_statuses``. With
+    ``wake=True`` a SCALED_TO_ZERO deployment is woken (once) instead of waiting for traffic to wake it.
+
+    Pushes ``deployment_id`` and ``baseten_deployment_url`` to XCom; returns the deployment's final status.
+
+    :param deployment_id: A deployment id, ``"production"`` or ``"development"``. Default: production.
+    :param environment: Instead of ``deployment_id``: watch the deployment that currently serves this
+        environment (resolved once, when the sensor starts).
+    :param model_id: The model (default: the connection's ``model_id``).
+    :param target_statuses: Statuses that end the wait successfully (default ``["ACTIVE"]``).
+    :param failed_statuses: Statuses that fail the task (default: the five failed statuses above).
+    :param wake: Wake a SCALED_TO_ZERO deployment.
+    :param deferrable: Wait in the triggerer (default ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("deployment_id", "environment", "model_id", "baseten_conn_id")
+    operator_extra_links = (BasetenModelLink(), BasetenDeploymentLink())
+
+    def __init__(
+        self,
+        *,
+        deployment_id: str | None = None,
+        environment: str | None = None,
+        model_id: str | None = None,
+        target_statuses: Sequence[str] = ("ACTIVE",),
+        failed_statuses: Sequence[str] | None = None,
+        wake: bool = False,
+        baseten_conn_id: str = "baseten_default",
+        deferrable: bool | None = None,
+        poke_interval: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        if deployment_id is not None and environment is not None:
+            raise ValueError("Give deployment_id or environment, not both.")
+        if isinstance(target_statuses, str):
+            target_statuses = [target_statuses]
+        if not target_statuses:
+            raise ValueError("target_statuses must name at least one status.")
+        self.deployment_id = deployment_id
+        self.environment = environment
+        self.model_id = model_id
+        self.target_statuses = [str(s).upper() for s in target_statuses]
+        self.failed_statuses = None if failed_statuses is None else [str(s).upper() for s in failed_statuses]
+        self.wake = wake
+        self.baseten_conn_id = baseten_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._trigger_obj: DeploymentStatusTrigger | None = None
+
+    def _hook(self) -> BasetenHook:
+        from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+        return BasetenHook(self.baseten_conn_id)
+
+    def _failed(self) -> list[str]:
+        from airflow_provider_baseten.models import DEPLOYMENT_FAILED_STATES
+
+        failed = self.failed_statuses if self.failed_statuses is not None else sorted(DEPLOYMENT_FAILED_STATES)
+        return [s for s in failed if s not in self.target_statuses]
+
+    def _make_trigger(self, context: Context, end_time: float | None) -> DeploymentStatusTrigger:
+        """Resolve the model and deployment, push the links' XComs, and build the trigger."""
+        from airflow_provider_baseten.operators.deployment import push_deployment, resolve_model
+        from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
+
+        hook = self._hook()
+        try:
+            model = resolve_model(hook, self.model_id)
+            dep_id = self.deployment_id or "production"
+            if self.environment is not None:
+                current = hook.get_environment(self.environment, model_id=model).current_deployment
+                if current is None:
+                    from airflow_provider_baseten.exceptions import BasetenRemoteStateError
+
+                    raise BasetenRemoteStateError(f"No deployment serves environment {self.environment} of {model}.")
+                dep_id = current.id
+            elif dep_id in ("production", "development"):
+                dep_id = hook.get_deployment(dep_id, model_id=model).id
+        finally:
+            hook.close()
+        push_deployment(context, model, dep_id)
+        return DeploymentStatusTrigger(
+            conn_id=self.baseten_conn_id,
+            model_id=model,
+            deployment_id=dep_id,
+            target_statuses=self.target_statuses,
+            failed_statuses=self._failed(),
+            wake=self.wake,
+            poll_interval=self.poke_interval,
+            end_time=end_time,
+        )
+
+    def execute(self, context: Context) -> Any:
+        """Poke, or defer to the triggerer."""
+        if not self.deferrable:
+            return super().execute(context)
+        import time
+
+        self.defer(
+            trigger=self._make_trigger(context, time.time() + self.timeout if self.timeout else None),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+        return None
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """Read the status once (and wake the deployment once, if asked)."""
+        from airflow.sdk import PokeReturnValue
+
+        from airflow_provider_baseten.triggers.baseten import check_once
+
+        if self._trigger_obj is None:
+            self._trigger_obj = self._make_trigger(context, None)
+        event = check_once(self._trigger_obj)
+        if event is None:
+            return False
+        raise_for_event(validate_event(event))
+        self.log.info("%s", event["message"])
+        return PokeReturnValue(is_done=True, xcom_value=event.get("deployment_status"))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str | None:
+        """Validate the trigger's event; fail unless a target status was reached. Returns the status."""
+        event = validate_event(event, required=("deployment_id",))
+        raise_for_event(event)
+        self.log.info("%s", event["message"])
+        return event.get("deployment_status")
