@@ -1,0 +1,453 @@
+"""The emulator's HTTP surface: a FastAPI app whose API routes are generated from ``_routes.ENDPOINTS``.
+
+Each endpoint is served three ways:
+
+* direct: management at ``/v1/...``, inference at ``/model/{model_id}/...`` (``Authorization`` header);
+* LowCodeAPI new format: ``/baseten/<path with params>`` (``?api_token=``, ``{"data": ...}`` envelope);
+* LowCodeAPI old format: ``/baseten/<sanitized path>?<param>=...`` (only where the two differ).
+
+Admin endpoints live under ``/__admin`` (no auth: the emulator listens on 127.0.0.1 only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Body, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.routing import Match, Route
+
+from airflow_provider_baseten._routes import ENDPOINTS, Endpoint
+from airflow_provider_baseten.emulator.clock import Clock
+from airflow_provider_baseten.emulator.config import EmulatorConfig, FaultRule
+from airflow_provider_baseten.emulator.faults import FaultInjector, FaultMiddleware
+from airflow_provider_baseten.emulator.state import ApiError, EmulatorState, iso, model_output
+
+log = logging.getLogger("airflow_provider_baseten.emulator")
+
+GATEWAY_PREFIX = "/baseten"
+INFERENCE_PREFIX = "/model/{model_id}"
+_INFERENCE_CODES = {
+    400: "client_error",
+    401: "unauthorized",
+    404: "model_does_not_exist",
+    413: "payload_too_large",
+    429: "rate_limited",
+    500: "internal_baseten_error",
+    502: "model_unavailable",
+    503: "model_unavailable",
+    504: "timeout",
+}
+
+
+class EmulatorCore:
+    """Everything one running emulator holds: config, clock, state, faults, request log."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.clock = Clock(config.time_scale)
+        self.state = EmulatorState(config, self.clock)
+        self.faults = FaultInjector(config.faults, config.seed)
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=config.request_log_size)
+        self.gateway_new_format = config.gateway_new_format
+        self.predict_latency = config.predict_latency
+        self.base_url = ""
+        # (route, endpoint, kind) for every generated API route; the fault middleware matches against it.
+        self.api_routes: list[tuple[Route, Endpoint, str]] = []
+
+    def set_base_url(self, url: str) -> None:
+        """Tell the state its own URL (for the presigned URLs it hands out)."""
+        self.base_url = url
+        self.state.files_url = url + "/__files"
+
+    def reset(self) -> None:
+        """Back to the seed state: objects, counters, faults, request log, switches and clock speed."""
+        self.state.reset()
+        self.faults.configure(self.config.faults, self.config.seed)
+        self.request_log.clear()
+        self.gateway_new_format = self.config.gateway_new_format
+        self.predict_latency = self.config.predict_latency
+        self.clock.set_time_scale(self.config.time_scale)
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """A JSON copy of every counter."""
+        with self.state.lock:
+            return {k: dict(v) for k, v in self.state.counters.items()}
+
+    def redact(self, text: str) -> str:
+        """``text`` without the configured API key."""
+        key = self.config.api_key
+        return text.replace(key, "***") if key and key in text else text
+
+    def record(
+        self,
+        method: str,
+        path: str,
+        query: Any,
+        endpoint: str | None,
+        kind: str,
+        status: int,
+        auth: str | None,
+        fault: str | None = None,
+    ) -> None:
+        """Append a redacted entry to the request log and count the response status."""
+        self.state.counters["responses"][str(status)] += 1
+        self.request_log.append(
+            {
+                "time": iso(self.clock.now()),
+                "method": method,
+                "path": self.redact(path),
+                # api_token is the key on LowCodeAPI; any value there is masked, right or wrong.
+                "query": {k: ("***" if k == "api_token" else self.redact(v)) for k, v in query.items()},
+                "endpoint": endpoint,
+                "surface": kind,
+                "status": status,
+                "auth": auth,
+                "fault": fault,
+            }
+        )
+
+
+def _json(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def error_body(kind: str, surface: str, status: int, message: str, code: str | None = None) -> dict[str, Any]:
+    """Baseten's (or LowCodeAPI's) error shape for ``kind`` (``direct``/``new``/``old``) and ``surface``."""
+    if kind != "direct":
+        body: dict[str, Any] = {"data": None, "error": message}
+        if code:
+            body["error_code"] = code
+        return body
+    if surface == "inference":
+        return {"error": message, "error_code": code or _INFERENCE_CODES.get(status, "internal_baseten_error")}
+    return {"error": message}
+
+
+def _respond(
+    core: EmulatorCore,
+    request: Request,
+    ep: Endpoint,
+    kind: str,
+    status: int,
+    payload: Any,
+    auth: str | None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    core.record(request.method, request.url.path, request.query_params, ep.name, kind, status, auth)
+    if kind != "direct" and status < 400:
+        payload = {"data": payload}
+    if payload is None:
+        return Response(status_code=status, headers=headers)
+    return Response(_json(payload), status_code=status, headers=headers, media_type="application/json")
+
+
+def _authenticate(core: EmulatorCore, request: Request, kind: str) -> tuple[bool, str | None]:
+    """Whether the request carries the configured key, and how it presented one (for the log)."""
+    expected = core.config.api_key.encode()
+    if kind == "direct":
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() not in ("bearer", "api-key"):
+            return False, None
+        return hmac.compare_digest(token.strip().encode(), expected), scheme
+    token = request.query_params.get("api_token")
+    if token is None:
+        return False, None
+    return hmac.compare_digest(token.encode(), expected), "api_token"
+
+
+def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
+    """The request handler for one endpoint in one surface."""
+    inference = ep.surface == "inference"
+    guarded = kind == "new" and ep.has_old_format  # answers 404 when the new format is switched off
+    sync_predict = ep.name.endswith("_predict") and not ep.name.endswith("_async_predict")
+    target = ep.name[: -len("_predict")] if sync_predict else ""
+
+    async def handle(request: Request) -> Response:
+        state = core.state
+        state.counters["requests"][ep.name] += 1
+        if guarded and not core.gateway_new_format:
+            return _respond(core, request, ep, kind, 404, error_body(kind, ep.surface, 404, "Not Found"), None)
+        ok, auth = _authenticate(core, request, kind)
+        if not ok:
+            what = "api_token" if kind != "direct" else "API key"
+            body = error_body(kind, ep.surface, 401, f"Invalid or missing {what}.", "unauthorized")
+            return _respond(core, request, ep, kind, 401, body, auth)
+        headers = {"X-BASETEN-REQUEST-ID": uuid.uuid4().hex} if inference else None
+        try:
+            qp = request.query_params
+            pp = request.path_params
+            params = {p: pp[p] if p in pp else qp.get(p) for p in ep.params}
+            missing = [p for p, v in params.items() if not v]
+            if missing:
+                raise ApiError(404, f"Missing path parameter {missing[0]}")
+            model_id = (pp.get("model_id") if kind == "direct" else state.default_model_id()) if inference else None
+            body: Any = None
+            if ep.method in ("POST", "PATCH", "PUT"):
+                raw = await request.body()
+                if raw.strip():
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        raise ApiError(400, "The request body is not valid JSON.", "client_error") from None
+            if sync_predict:
+                status, payload = await _predict(core, target, params, model_id, body)
+            else:
+                query = {k: v for k, v in qp.items() if k != "api_token"}
+                status, payload = state.handle(ep.name, params, query, body, model_id)
+        except ApiError as exc:
+            status = exc.status
+            payload = error_body(kind, ep.surface, exc.status, exc.message, exc.error_code)
+        if status == 202 and kind == "direct":
+            payload = None
+        return _respond(core, request, ep, kind, status, payload, auth, headers)
+
+    return handle
+
+
+async def _predict(
+    core: EmulatorCore, target: str, params: dict[str, str], model_id: str | None, body: Any
+) -> tuple[int, Any]:
+    """A sync predict: wait for a cold start, add the configured latency, run the echo model."""
+    mid, did, ready = core.state.predict_target(target, params, model_id)
+    if ready > core.clock.now() and not await core.clock.sleep_until(ready, core.config.cold_start_timeout):
+        raise ApiError(500, "Timed out waiting for the deployment to wake up; retry.", "model_not_ready")
+    if core.predict_latency > 0:
+        await asyncio.sleep(core.predict_latency)
+    if isinstance(body, dict) and body.get("fail"):
+        status = body.get("status", 500)
+        status = status if isinstance(status, int) and 400 <= status < 600 else 500
+        raise ApiError(status, "The model raised an exception (emulated).", "application_error")
+    return 200, model_output(mid, did, body)
+
+
+def _route_variants(ep: Endpoint) -> list[tuple[str, str]]:
+    """(path, kind) for every way ``ep`` is reachable."""
+    direct = (INFERENCE_PREFIX + ep.path) if ep.surface == "inference" else ep.path
+    new_path = GATEWAY_PREFIX + (ep.gateway_path or ep.path)
+    variants = [(direct, "direct"), (new_path, "new")]
+    if ep.has_old_format:
+        old_path, _ = ep.gateway_request({p: p for p in ep.params}, "old")
+        variants.append((GATEWAY_PREFIX + old_path, "old"))
+    return variants
+
+
+def _api_routes(core: EmulatorCore) -> list[Route]:
+    routes: list[tuple[int, Route, Endpoint, str]] = []
+    for ep in ENDPOINTS:
+        for path, kind in _route_variants(ep):
+            route = Route(path, _handler(core, ep, kind), methods=[ep.method], name=f"{ep.name}:{kind}")
+            routes.append((path.count("{"), route, ep, kind))
+    # Literal segments must win over parameters (``deployments/production`` before ``deployments/{id}``,
+    # ``/baseten/v1/models/modelid`` before ``/baseten/v1/models/{model_id}``): fewest parameters first.
+    routes.sort(key=lambda r: r[0])
+    core.api_routes = [(r, ep, kind) for _, r, ep, kind in routes]
+    return [r for _, r, _, _ in routes]
+
+
+def match_endpoint(core: EmulatorCore, scope: dict[str, Any]) -> tuple[Endpoint, str] | None:
+    """The endpoint and surface kind a request is for (``None``: not an API route)."""
+    for route, ep, kind in core.api_routes:
+        m, _ = route.matches(scope)
+        if m == Match.FULL:
+            return ep, kind
+    return None
+
+
+def _admin_router(core: EmulatorCore) -> APIRouter:
+    r = APIRouter(prefix="/__admin", tags=["admin"])
+
+    @r.get("/health")
+    def health() -> dict[str, Any]:
+        """Liveness."""
+        return {"status": "ok", "url": core.base_url}
+
+    @r.get("/state")
+    def state() -> dict[str, Any]:
+        """Every object the emulator holds (no secret values or API key plaintexts: it never keeps them)."""
+        return core.state.snapshot()
+
+    @r.post("/reset")
+    def reset() -> dict[str, Any]:
+        """Back to the seed state; clears counters, faults (to the start config) and the request log."""
+        core.reset()
+        return {"reset": True}
+
+    @r.get("/counters")
+    def counters() -> dict[str, Any]:
+        """Requests per endpoint name, submissions, cancellations, webhooks, faults, responses per status."""
+        return core.counters()
+
+    @r.get("/requests")
+    def requests(limit: int = 1000) -> dict[str, Any]:
+        """The most recent requests, redacted (``api_token`` and the key never appear)."""
+        items = list(core.request_log)[-limit:]
+        return {"requests": items, "count": len(items)}
+
+    @r.delete("/requests")
+    def clear_requests() -> dict[str, Any]:
+        """Empty the request log."""
+        core.request_log.clear()
+        return {"cleared": True}
+
+    @r.get("/faults")
+    def get_faults() -> dict[str, Any]:
+        """The fault rules in force."""
+        return core.faults.describe()
+
+    @r.post("/faults")
+    def set_faults(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """Replace (or with ``"append": true`` extend) the fault rules: ``{"seed": 1, "rules": [...]}``."""
+        try:
+            rules = [FaultRule(**rule) for rule in body.get("rules", [])]
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, f"Bad fault rule: {exc}") from None
+        if body.get("append"):
+            rules = core.faults.rules + rules
+        core.faults.configure(rules, body.get("seed", core.faults.seed))
+        return core.faults.describe()
+
+    @r.delete("/faults")
+    def clear_faults() -> dict[str, Any]:
+        """Stop injecting faults."""
+        core.faults.configure([], core.faults.seed)
+        return core.faults.describe()
+
+    @r.get("/clock")
+    def get_clock() -> dict[str, Any]:
+        """The emulated time and speed."""
+        return {"now": iso(core.clock.now()), "epoch": core.clock.now(), "time_scale": core.clock.time_scale}
+
+    @r.post("/clock")
+    def set_clock(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """``{"time_scale": x}`` changes the speed; ``{"advance": seconds}`` jumps ahead."""
+        try:
+            if body.get("time_scale") is not None:
+                core.clock.set_time_scale(float(body["time_scale"]))
+            if body.get("advance"):
+                core.clock.advance(float(body["advance"]))
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
+        return get_clock()
+
+    @r.get("/gateway")
+    def get_gateway() -> dict[str, Any]:
+        """Whether LowCodeAPI's new URL format answers."""
+        return {"new_format": core.gateway_new_format}
+
+    @r.post("/gateway")
+    def set_gateway(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """``{"new_format": false}`` makes new-format URLs answer 404, so clients must fall back."""
+        core.gateway_new_format = bool(body.get("new_format", True))
+        return get_gateway()
+
+    @r.post("/config")
+    def set_config(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """Change ``predict_latency`` (real s) and/or ``training_fail`` (bool) at run time."""
+        if "predict_latency" in body:
+            core.predict_latency = float(body["predict_latency"])
+        if "training_fail" in body:
+            core.state.training_fail = bool(body["training_fail"])
+        return {"predict_latency": core.predict_latency, "training_fail": core.state.training_fail}
+
+    @r.post("/models/{model_id}/deployments")
+    def create_deployment(model_id: str, body: dict[str, Any] = Body(default={})) -> dict[str, Any]:  # noqa: B008
+        """Push a new deployment (BUILDING -> DEPLOYING -> ACTIVE); ``{"name", "status"}`` optional."""
+        return core.state.create_deployment(model_id, body.get("name"), body.get("status", "BUILDING"))
+
+    @r.post("/models/{model_id}/deployments/{deployment_id}/scale_to_zero")
+    def scale_to_zero(model_id: str, deployment_id: str) -> dict[str, Any]:
+        """Scale a deployment to zero (as Baseten does after its scale-down delay)."""
+        return core.state.scale_to_zero(model_id, deployment_id)
+
+    @r.get("/webhooks")
+    def webhooks() -> dict[str, Any]:
+        """Webhook deliveries so far."""
+        with core.state.lock:
+            return {"deliveries": list(core.state.webhook_log)}
+
+    return r
+
+
+async def _deliver(core: EmulatorCore, client: httpx.AsyncClient, req: Any, payload: dict[str, Any]) -> None:
+    """POST one async result to its webhook, signed when a ``webhook_secret`` is configured."""
+    body = _json(payload)
+    headers = {"Content-Type": "application/json"}
+    if core.config.webhook_secret:
+        digest = hmac.new(core.config.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        headers["X-BASETEN-SIGNATURE"] = f"v1={digest}"
+    try:
+        response = await client.post(req.webhook_endpoint, content=body, headers=headers)
+        ok, detail = 200 <= response.status_code < 300, f"HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        ok, detail = False, type(exc).__name__
+    core.state.webhook_done(req, ok, detail)
+
+
+class _DropNoise(logging.Filter):
+    """Hide uvicorn's complaint about the deliberate connection drops of the ``drop`` fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("ASGI callable should return None")
+
+
+def create_app(core: EmulatorCore) -> Any:
+    """The ASGI app for ``core``: FastAPI (API + admin) wrapped in the fault-injection middleware."""
+    tasks: set[asyncio.Task[Any]] = set()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        client = httpx.AsyncClient(timeout=core.config.webhook_timeout)
+
+        async def ticker() -> None:
+            # Async requests finish "by themselves": look for finished ones with a webhook to call.
+            while True:
+                try:
+                    for req, payload in core.state.due_webhooks():
+                        task = asyncio.create_task(_deliver(core, client, req, payload))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                except Exception:  # pragma: no cover - keep ticking whatever one delivery did
+                    log.exception("emulator ticker failed")
+                await asyncio.sleep(0.01)
+
+        tick = asyncio.create_task(ticker())
+        try:
+            yield
+        finally:
+            tick.cancel()
+            for task in list(tasks):
+                task.cancel()
+            await client.aclose()
+
+    app = FastAPI(
+        title="Baseten emulator", lifespan=lifespan, docs_url="/__admin/docs", openapi_url="/__admin/openapi.json"
+    )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    app.include_router(_admin_router(core))
+
+    @app.get("/__files/{path:path}", include_in_schema=False)
+    def files(path: str) -> Response:
+        """Stand-in content for the presigned URLs the training endpoints hand out."""
+        return Response(hashlib.sha256(path.encode()).hexdigest().encode() * 32, media_type="application/octet-stream")
+
+    app.router.routes.extend(_api_routes(core))
+    logging.getLogger("uvicorn.error").addFilter(_DropNoise())
+    return FaultMiddleware(app, core)
+
+
+__all__ = ["EmulatorCore", "create_app", "error_body", "match_endpoint"]

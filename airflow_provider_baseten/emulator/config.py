@@ -1,0 +1,145 @@
+"""Emulator configuration: the API key, the clock, state durations, faults and the seed state.
+
+Everything has a default, so ``EmulatorConfig(api_key="k")`` is a working emulator. A JSON file with the
+same keys (see :func:`load_config`) configures the command-line emulator.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+FAULT_KINDS = ("429", "500", "502", "503", "504", "drop", "slow", "truncate", "html502")
+
+
+@dataclass
+class Durations:
+    """How long each state lasts, in *emulated* seconds (divide by ``time_scale`` for real seconds)."""
+
+    wake: float = 2.0  # SCALED_TO_ZERO -> WAKING_UP -> ACTIVE
+    build: float = 3.0  # new deployment: BUILDING
+    deploy: float = 2.0  # new deployment: DEPLOYING (also activating an INACTIVE deployment)
+    promotion_releasing: float = 2.0  # in_progress_promotion RELEASING
+    promotion_ramping: float = 3.0  # in_progress_promotion RAMPING_UP
+    training_pending: float = 1.0
+    training_created: float = 1.0
+    training_deploying: float = 2.0
+    training_running: float = 5.0
+    async_queued: float = 0.5
+    async_in_progress: float = 1.0
+    async_status_ttl: float = 3600.0  # async status answers 404 this long after completion
+
+
+@dataclass
+class FaultRule:
+    """One kind of fault, injected into a fraction of API requests.
+
+    :param kind: ``429``, ``500``, ``502``, ``503``, ``504``, ``drop`` (close the socket without an answer),
+        ``slow`` (answer after ``delay`` real seconds), ``truncate`` (cut the JSON body in half) or
+        ``html502`` (a 502 with an HTML error page, as a load balancer sends).
+    :param rate: Probability per matching request, 0..1.
+    :param endpoints: Endpoint names from ``_routes`` (e.g. ``["production_predict"]``), or the surfaces
+        ``inference`` / ``management``; empty means every API endpoint.
+    :param times: Inject at most this many times (``None``: no limit). ``rate=1, times=2`` fails exactly the
+        next two matching requests.
+    :param retry_after: Seconds for the ``Retry-After`` header of a 429.
+    :param delay: Real seconds a ``slow`` fault waits before answering.
+    """
+
+    kind: str
+    rate: float = 1.0
+    endpoints: list[str] = field(default_factory=list)
+    times: int | None = None
+    retry_after: float = 1.0
+    delay: float = 2.0
+
+    def __post_init__(self) -> None:
+        self.kind = str(self.kind)
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; use one of {', '.join(FAULT_KINDS)}")
+        if not 0.0 <= float(self.rate) <= 1.0:
+            raise ValueError(f"fault rate must be between 0 and 1, got {self.rate!r}")
+        self.rate = float(self.rate)
+        self.endpoints = list(self.endpoints or [])
+
+    @classmethod
+    def parse(cls, spec: str) -> FaultRule:
+        """Parse the CLI form ``KIND[=RATE][@endpoint,endpoint]``, e.g. ``429=0.1@production_predict``."""
+        where = ""
+        if "@" in spec:
+            spec, where = spec.split("@", 1)
+        kind, _, rate = spec.partition("=")
+        return cls(kind=kind, rate=float(rate) if rate else 1.0, endpoints=[e for e in where.split(",") if e])
+
+
+@dataclass
+class EmulatorConfig:
+    """Everything the emulator can be told at start (most of it can also change at run time).
+
+    :param api_key: The only key accepted (``Authorization: Bearer``/``Api-Key`` or ``?api_token=``).
+    :param time_scale: Emulated seconds per real second (``0`` freezes the clock; advance it by hand).
+    :param durations: State durations in emulated seconds.
+    :param predict_latency: Real seconds each sync predict takes (the emulated model's latency).
+    :param cold_start_timeout: Real seconds a predict waits for a waking deployment before a 500.
+    :param gateway_new_format: Whether LowCodeAPI's new URL format answers (``False``: 404, forcing fallback).
+    :param faults: Fault rules; ``seed`` makes their random draws (and generated ids) repeatable.
+    :param training_fail: Make every new training job end FAILED.
+    :param webhook_secret: Sign webhook bodies (``X-BASETEN-SIGNATURE: v1=<hmac-sha256>``) with this.
+    :param state: The seed state (models, chains, training projects, secrets, API keys); ``None``: defaults.
+    :param request_log_size: How many requests the admin request log keeps.
+    """
+
+    api_key: str = "test-api-key"
+    time_scale: float = 1.0
+    durations: Durations = field(default_factory=Durations)
+    predict_latency: float = 0.0
+    cold_start_timeout: float = 30.0
+    gateway_new_format: bool = True
+    faults: list[FaultRule] = field(default_factory=list)
+    seed: int = 0
+    training_fail: bool = False
+    webhook_secret: str | None = None
+    webhook_timeout: float = 10.0
+    state: dict[str, Any] | None = None
+    request_log_size: int = 10000
+
+    def __repr__(self) -> str:  # the API key stays out of reprs and logs
+        return f"EmulatorConfig(time_scale={self.time_scale!r}, faults={len(self.faults)}, api_key='***')"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EmulatorConfig:
+        """Build a config from a JSON-like dict (unknown keys are an error, to catch typos)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown emulator config keys: {sorted(unknown)}")
+        data = dict(data)
+        if isinstance(data.get("durations"), dict):
+            data["durations"] = Durations(**data["durations"])
+        faults = data.get("faults")
+        if isinstance(faults, dict):  # {"seed": 1, "rules": [...]}
+            if "seed" in faults:
+                data["seed"] = faults["seed"]
+            faults = faults.get("rules", [])
+        if faults is not None:
+            data["faults"] = [r if isinstance(r, FaultRule) else FaultRule(**r) for r in faults]
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready data, with the API key and webhook secret masked."""
+        out = asdict(self)
+        out["api_key"] = "***"
+        if out.get("webhook_secret"):
+            out["webhook_secret"] = "***"
+        return out
+
+
+def load_config(path: str | Path, **overrides: Any) -> EmulatorConfig:
+    """Read an :class:`EmulatorConfig` from a JSON file; ``overrides`` (not ``None``) win over the file."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the emulator config must be a JSON object")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return EmulatorConfig.from_dict(data)
