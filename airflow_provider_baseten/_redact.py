@@ -14,8 +14,11 @@ import threading
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_TOKEN_IN_URL = re.compile(r"(api_token=)[^&\s\"'#]+", re.IGNORECASE)
+_TOKEN_IN_URL = re.compile(r"(api_token=)[^&\s\"'#)<>,;]+", re.IGNORECASE)
 _AUTH_HEADER = re.compile(r"((?:Bearer|Api-Key)\s+)[A-Za-z0-9._\-]{6,}", re.IGNORECASE)
+# A key in a JSON body (or a dict's repr) we could not parse (e.g. create_api_key's answer, truncated): the value is not
+# registered yet, so scrub it by its field name. The closing quote may be missing.
+_KEY_IN_JSON = re.compile(r"""(["'](?:api_key|api_token)["']\s*:\s*["'])[^"']*""", re.IGNORECASE)
 MASK = "***"
 
 
@@ -42,6 +45,7 @@ def redact(text: object) -> str:
         return s
     s = _TOKEN_IN_URL.sub(r"\1" + MASK, s)
     s = _AUTH_HEADER.sub(r"\1" + MASK, s)
+    s = _KEY_IN_JSON.sub(r"\1" + MASK, s)
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
