@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import random
@@ -65,6 +66,7 @@ NOT_IDEMPOTENT = frozenset(
 SNIPPET_CHARS = 300
 
 
+@functools.cache  # reading package metadata parses files: once per process, not once per hook
 def _user_agent() -> str:
     try:
         from importlib.metadata import version
