@@ -7,7 +7,7 @@ waits, never the clock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -16,7 +16,6 @@ from airflow_provider_baseten import _transport
 from airflow_provider_baseten._transport import RetryPolicy, Settings
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
-    BasetenError,
     BasetenNotFoundError,
     BasetenRateLimitError,
     BasetenServerError,
@@ -289,7 +288,3 @@ def test_a_timeout_message_is_readable_and_typed():
     assert info.value.status_code is None
     assert "did not answer in time" in str(info.value)
     assert rec.count == 2
-
-
-def _all(errors: Iterable[BasetenError]) -> bool:  # pragma: no cover - helper kept for symmetry
-    return all(isinstance(e, BasetenError) for e in errors)
