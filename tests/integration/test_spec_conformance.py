@@ -1,0 +1,201 @@
+"""Every JSON answer of the emulator's direct surface validates against Baseten's official OpenAPI specs.
+
+Each endpoint of ``_routes.ENDPOINTS`` is called over HTTP (raw httpx, no hook in between) and its body
+checked with ``jsonschema`` against the response schema the spec declares for that path, method and status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from typing import Any
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator
+
+from airflow_provider_baseten._routes import ENDPOINTS, Endpoint, endpoint
+from airflow_provider_baseten.emulator.server import BasetenEmulator
+from tests.conftest import SPECS
+
+_PARAM = re.compile(r"\{[^}]+\}")
+
+
+@cache
+def _spec(surface: str) -> dict[str, Any]:
+    return json.loads((SPECS / f"openapi-{surface}.json").read_text())
+
+
+def spec_operation(ep: Endpoint) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(spec, operation) for ``ep``: the spec path with the same shape (parameter names may differ)."""
+    spec = _spec(ep.surface)
+    shape = _PARAM.sub("{}", ep.path)
+    for path, ops in spec["paths"].items():
+        if _PARAM.sub("{}", path) == shape and ep.method.lower() in ops:
+            return spec, ops[ep.method.lower()]
+    raise AssertionError(f"{ep.name}: {ep.method} {ep.path} is not in Baseten's {ep.surface} spec")
+
+
+def _resolve(spec: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in obj and obj["$ref"].startswith("#/components/responses/"):
+        obj = spec["components"]["responses"][obj["$ref"].rsplit("/", 1)[1]]
+    return obj
+
+
+def check(ep: Endpoint, response: httpx.Response) -> None:
+    """Validate ``response`` against the spec's schema for ``ep`` and its status."""
+    spec, op = spec_operation(ep)
+    declared = op["responses"].get(str(response.status_code))
+    if declared is None:
+        assert response.status_code >= 400, f"{ep.name}: undeclared success status {response.status_code}"
+        declared = spec["components"]["responses"]["Error"] if ep.surface == "inference" else None
+    if declared is None:  # the management spec declares no error bodies
+        return
+    content = _resolve(spec, declared).get("content", {}).get("application/json")
+    if content is None:
+        assert response.content == b"", f"{ep.name}: the spec declares no body for {response.status_code}"
+        return
+    schema = {**content["schema"], "components": spec["components"]}
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(response.json()), key=lambda e: list(e.path))
+    assert not errors, f"{ep.name} ({response.status_code}): " + "; ".join(
+        f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]
+    )
+
+
+class Client:
+    """Calls endpoints by name on the direct surface and validates every answer."""
+
+    def __init__(self, emu: BasetenEmulator) -> None:
+        self.emu = emu
+        self.http = httpx.Client(headers={"Authorization": f"Bearer {emu.api_key}"}, timeout=10)
+        self.checked: set[str] = set()
+
+    def __call__(
+        self,
+        name: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        *,
+        model: str = "echo1234",
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        ep = endpoint(name)
+        all_params = {"model_id": model, **(params or {})} if "model_id" in ep.params else dict(params or {})
+        base = self.emu.inference_url.replace("{model_id}", model) if ep.surface == "inference" else self.emu.url
+        response = self.http.request(
+            ep.method,
+            base + ep.direct_path(all_params),
+            json=body,
+            params=query,
+            headers=headers,
+        )
+        if status is not None:
+            assert response.status_code == status, (name, response.status_code, response.text)
+        else:
+            assert response.is_success, (name, response.status_code, response.text)
+        check(ep, response)
+        if response.is_success:
+            self.checked.add(name)
+        return response.json() if response.content else None
+
+
+@pytest.fixture
+def api(emulator: BasetenEmulator) -> Client:
+    emulator.set_time_scale(0)
+    client = Client(emulator)
+    yield client
+    client.http.close()
+
+
+def test_every_endpoint_matches_the_official_spec(api: Client, emulator: BasetenEmulator) -> None:
+    dep, env = {"deployment_id": "dep3stag"}, {"env_name": "staging"}
+    # Models, chains, deployments
+    api("list_models")
+    api("get_model")
+    api("list_chains")
+    api("get_chain", {"chain_id": "chain123"})
+    api("list_deployments")
+    api("get_production_deployment")
+    api("get_development_deployment")
+    api("get_deployment", dep)
+    api("update_deployment_autoscaling_settings", dep, {"max_replica": 2})
+    api("update_development_autoscaling_settings", body={"max_replica": 2})
+    # Environments
+    api("list_environments")
+    api("get_environment", {"env_name": "production"})
+    api("create_environment", body={"name": "canary", "autoscaling_settings": {"max_replica": 2}})
+    api("update_environment", {"env_name": "canary"}, {"promotion_settings": {"rolling_deploy": True}})
+    api("deactivate_environment", env)
+    api("activate_environment", env)
+    api("deactivate_deployment", dep)
+    api("activate_deployment", dep)
+    api("deactivate_development_deployment")
+    api("activate_development_deployment")
+    emulator.advance(5)
+    # Inference
+    for target, p in (("production", {}), ("development", {}), ("environment", env), ("deployment", dep)):
+        api(f"{target}_predict", p, {"text": "x"})
+        api(f"{target}_wake", p, status=202)
+        api(f"{target}_async_predict", p, {"model_input": {"n": 1}}, status=201)
+        api(f"{target}_async_queue_status", p)
+    request_id = api("production_async_predict", body={"model_input": {"n": 2}}, status=201)["request_id"]
+    api("get_async_request", {"request_id": request_id})
+    api("cancel_async_request", {"request_id": request_id})
+    # Inference errors have Baseten's error shape too
+    api("production_predict", body={}, headers={"Authorization": "Bearer nope"}, status=401)
+    api("get_async_request", {"request_id": "0" * 32}, status=404)
+    api("production_predict", model="nope1234", body={}, status=404)
+    # Promotion
+    api("promote_to_environment", env, {"deployment_id": "dep2devl"})
+    api("cancel_promotion", env)
+    new = emulator.create_deployment("echo1234", "v3")["id"]
+    emulator.advance(5)
+    api("promote_deployment", {"deployment_id": new}, {"scale_down_previous_production": True})
+    emulator.advance(10)
+    api("promote_development_deployment", body={})
+    emulator.advance(10)
+    api("delete_deployment", {"deployment_id": new})
+    # Secrets and API keys
+    api("list_secrets")
+    api("upsert_secret", body={"name": "token", "value": "v"})
+    api("list_api_keys")
+    prefix = api("create_api_key", body={"type": "PERSONAL", "name": "n"})["api_key"].split(".")[0]
+    api("delete_api_key", {"prefix": prefix})
+    # Training
+    job = {"training_project_id": "proj1234"}
+    created = api("create_training_job", job, {"training_job": {"image": {"base_image": "python:3.11"}}})
+    job["training_job_id"] = created["training_job"]["id"]
+    api("list_training_jobs", {"training_project_id": "proj1234"})
+    api("get_training_job", job)
+    api("search_training_jobs", body={"project_id": "proj1234"})
+    emulator.advance(10)
+    api("get_training_job_checkpoints", job)
+    api("get_training_job_checkpoint_files", job, query={"page_size": 2})
+    api("get_training_job_logs", job, query={"limit": 5})
+    api("get_training_job_metrics", job)
+    api("download_training_job", job)
+    again = api("recreate_training_job", job)["training_job"]["id"]
+    api("stop_training_job", {**job, "training_job_id": again}, {})
+    # Deletions last
+    api("delete_chain", {"chain_id": "chain123"})
+    api("delete_model", model="sleepy12")
+
+    missing = {e.name for e in ENDPOINTS} - api.checked
+    assert not missing, f"endpoints never validated against the spec: {sorted(missing)}"
+
+
+def test_snapshot_states_are_in_the_spec_enums(api: Client, emulator: BasetenEmulator) -> None:
+    # Intermediate states (WAKING_UP, BUILDING, RELEASING, RAMPING_UP, PENDING...) validate too.
+    api("development_wake", status=202)
+    new = emulator.create_deployment("echo1234")["id"]
+    api("get_deployment", {"deployment_id": new})
+    api("get_development_deployment")
+    api("promote_to_environment", {"env_name": "staging"}, {"deployment_id": "dep1prod"})
+    api("get_environment", {"env_name": "staging"})
+    emulator.advance(2.5)
+    api("get_environment", {"env_name": "staging"})
+    api("list_environments")
