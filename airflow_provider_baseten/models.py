@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from airflow_provider_baseten._redact import redact
 from airflow_provider_baseten.exceptions import BasetenResponseError, BasetenValidationError
@@ -362,11 +362,14 @@ class AutoscalingSettingsUpdate(_Options):
     target_in_flight_tokens: int | None = Field(default=None, ge=1)
     max_scale_down_rate: int | None = Field(default=None, ge=1, le=50)
 
-    @model_validator(mode="after")
-    def _min_le_max(self) -> AutoscalingSettingsUpdate:
-        if self.min_replica is not None and self.max_replica is not None and self.min_replica > self.max_replica:
-            raise ValueError(f"min_replica ({self.min_replica}) must not exceed max_replica ({self.max_replica})")
-        return self
+    @field_validator("max_replica")
+    @classmethod
+    def _min_le_max(cls, v: int | None, info: ValidationInfo) -> int | None:
+        # A field validator (not a model validator) so the error names a field: max_replica.
+        low = info.data.get("min_replica")
+        if v is not None and low is not None and low > v:
+            raise ValueError(f"max_replica ({v}) must not be below min_replica ({low})")
+        return v
 
     def body(self) -> dict[str, Any]:
         """The JSON body: only the fields that were set."""

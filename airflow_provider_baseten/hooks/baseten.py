@@ -217,7 +217,8 @@ class BasetenHook(BaseHook):
     def _model(self, model_id: str | None) -> str:
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        chosen = model_id or (self._transport.settings.model_id if self._transport else None)
+        # Only a missing model_id falls back to the connection's: an explicit "" is an error, not "default".
+        chosen = model_id if model_id is not None else (self._transport.settings.model_id if self._transport else None)
         if not chosen:
             raise BasetenValidationError(
                 "No model_id given and the connection has no default model_id (extra 'model_id').",
@@ -568,7 +569,7 @@ class BasetenHook(BaseHook):
         m = _m()
         return _Call(
             "cancel_promotion",
-            {"model_id": self._model(model_id), "env_name": environment},
+            {"model_id": self._model(model_id), "env_name": _v("environment", environment)},
             parse=lambda d: m.parse(m.StatusMessage, d, "cancel_promotion"),
         )
 
@@ -626,7 +627,7 @@ class BasetenHook(BaseHook):
         m = _m()
         return _Call(
             "get_environment",
-            {"model_id": self._model(model_id), "env_name": environment},
+            {"model_id": self._model(model_id), "env_name": _v("environment", environment)},
             parse=lambda d: m.parse(m.Environment, d, "get_environment"),
         )
 
@@ -677,7 +678,7 @@ class BasetenHook(BaseHook):
             )
         return _Call(
             "update_environment",
-            {"model_id": self._model(model_id), "env_name": environment},
+            {"model_id": self._model(model_id), "env_name": _v("environment", environment)},
             body=body,
             parse=lambda d: m.parse(m.StatusMessage, d, "update_environment"),
         )
@@ -688,7 +689,7 @@ class BasetenHook(BaseHook):
         m = _m()
         return _Call(
             "activate_environment",
-            {"model_id": self._model(model_id), "env_name": environment},
+            {"model_id": self._model(model_id), "env_name": _v("environment", environment)},
             parse=lambda d: m.parse(m.ActivationResult, d or {}, "activate_environment"),
         )
 
@@ -698,7 +699,7 @@ class BasetenHook(BaseHook):
         m = _m()
         return _Call(
             "deactivate_environment",
-            {"model_id": self._model(model_id), "env_name": environment},
+            {"model_id": self._model(model_id), "env_name": _v("environment", environment)},
             parse=lambda d: m.parse(m.ActivationResult, d or {}, "deactivate_environment"),
         )
 
