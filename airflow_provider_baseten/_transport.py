@@ -304,6 +304,7 @@ class Transport:
         self._sleep = sleep
         self._asleep = asleep
         self._headers = {"User-Agent": _user_agent(), "Accept": "application/json"}
+        self._ssl_context: Any = None  # shared by the per-worker batch clients
         #: Retries made so far, by cause ("429", "503", "RemoteProtocolError", ...): for reports.
         self.retry_counts: Counter[str] = Counter()
         #: Log each retry at DEBUG instead of WARNING (batch predict reports totals instead).
@@ -336,10 +337,17 @@ class Transport:
         return self._async_client
 
     def new_async_client(self, max_connections: int = 1) -> httpx.AsyncClient:
-        """A separate small async client, e.g. one per batch worker (see ``predict_batch``)."""
+        """A separate small async client, e.g. one per batch worker (see ``predict_batch``).
+
+        All of them share one SSL context: building one loads the CA bundle (about 40 ms of CPU), which
+        for 64 batch workers cost 2.5 s before the first request.
+        """
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR like httpx
         return httpx.AsyncClient(
             headers=self._headers,
             transport=self._mock_async_transport,
+            verify=self._ssl_context,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
