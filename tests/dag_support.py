@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -25,9 +26,24 @@ def ensure_db() -> None:
     _migrated = True
 
 
+def sync_dag(dag: Any) -> None:
+    """Serialize an in-memory DAG into the metadata DB, as the DAG processor would for a file."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).mkdir(parents=True, exist_ok=True)
+    DagBundlesManager().sync_bundles_to_db()
+    wanted = {"dag_folder": os.devnull, "include_examples": False, "collect_dags": False}
+    accepted = inspect.signature(DagBag.__init__).parameters  # the signature differs across 3.x
+    bag = DagBag(**{k: v for k, v in wanted.items() if k in accepted})
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+
+
 def run_dag(dag: Any, **kwargs: Any) -> Any:
-    """``dag.test()`` and return the DagRun; the caller asserts on task states."""
+    """``dag.test()`` an in-memory DAG and return the DagRun; the caller asserts on task states."""
     ensure_db()
+    sync_dag(dag)
     return dag.test(**kwargs)
 
 

@@ -305,14 +305,19 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         """Every request finished successfully."""
         return status == "SUCCEEDED"
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> None:
-        """Push the ids (again, on reconnect) and wait if ``wait_for_completion``."""
+    def poll_until_complete(self, external_id: Any, context: Context) -> list[str]:  # type: ignore[override]
+        """Push the ids (again, on reconnect) and wait if ``wait_for_completion``.
+
+        Returns the ids: on reconnect the mixin returns this method's value as the task's result.
+        """
         ids = list(external_id)
         if not self._submitted:
             self.log.info("Reconnected to %d async request(s) from an earlier try: %s", len(ids), ids[:20])
+            self._submitted = ids  # a kill of this try may cancel them: this task submitted them
             context["ti"].xcom_push(key="request_ids", value=ids)
         if self.wait_for_completion:
             self.wait(context, self._trigger(ids, submitted=ids))
+        return ids
 
     def get_job_result(self, external_id: Any, context: Context) -> list[str]:
         """The request ids."""
