@@ -31,11 +31,11 @@ HTML_502 = (
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
 _MESSAGES = {
-    "429": ("Rate limit exceeded; slow down.", "rate_limited"),
-    "500": ("Internal server error (injected).", "internal_baseten_error"),
-    "502": ("The model replica crashed (injected).", "model_unavailable"),
-    "503": ("No replica available during rollout (injected); retry.", "model_unavailable"),
-    "504": ("The request timed out (injected).", "timeout"),
+    "429": ("Rate limit exceeded; slow down", "rate_limited"),
+    "500": ("Internal server error (injected)", "internal_baseten_error"),
+    "502": ("The model replica crashed (injected)", "model_unavailable"),
+    "503": ("No replica available during rollout (injected); retry", "model_unavailable"),
+    "504": ("The request timed out (injected)", "timeout"),
 }
 # Returning a non-None value from the ASGI app makes uvicorn close the socket without an answer.
 _DROP = "drop-connection"

@@ -21,10 +21,14 @@ Gateway = Literal["baseten", "lowcodeapi"]
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening-ready TCP socket on ``host:port`` (``0``: a free port)."""
+    """A listening TCP socket on ``host:port`` (``0``: a free port).
+
+    It listens at once, so clients told the URL can connect (and wait in the backlog) before uvicorn starts.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(4096)
     sock.set_inheritable(True)
     return sock
 
