@@ -157,25 +157,26 @@ class Settings:
             )
         api_key = str(api_key).strip()
         register_secret(api_key)
-        gateway = (extra.get("gateway") or "baseten").strip().lower()
+        # Extra is user-typed JSON: a number or boolean where a string belongs is a config error, not a crash.
+        gateway = str(extra.get("gateway") or "baseten").strip().lower()
         if gateway not in ("baseten", "lowcodeapi"):
             raise BasetenConfigurationError(
                 f"Unknown gateway {gateway!r} in the connection extra. Use 'baseten' (direct) or 'lowcodeapi'.",
                 field="gateway",
             )
-        scheme = (extra.get("auth_scheme") or "Bearer").strip()
+        scheme = str(extra.get("auth_scheme") or "Bearer").strip()
         schemes = {"bearer": "Bearer", "api-key": "Api-Key", "apikey": "Api-Key"}
         if scheme.lower() not in schemes:
             raise BasetenConfigurationError(
                 f"Unknown auth_scheme {scheme!r}. Use 'Bearer' (default) or 'Api-Key'.", field="auth_scheme"
             )
-        url_format = (extra.get("url_format") or "auto").strip().lower()
+        url_format = str(extra.get("url_format") or "auto").strip().lower()
         if url_format not in ("auto", "new", "old"):
             raise BasetenConfigurationError(
                 f"Unknown url_format {url_format!r}. Use 'auto' (default), 'new' or 'old'.",
                 field="url_format",
             )
-        inference_url = extra.get("inference_url") or DIRECT_INFERENCE_URL
+        inference_url = str(extra.get("inference_url") or DIRECT_INFERENCE_URL)
         _check_url(inference_url.replace("{model_id}", "m"), "inference_url")
         if "{" in inference_url.replace("{model_id}", ""):
             raise BasetenConfigurationError(
