@@ -225,3 +225,21 @@ def test_model_id_in_messages_is_fine_but_key_is_not():
         hook.get_model(MODEL)
     assert MODEL in str(info.value)
     assert KEY not in str(info.value)
+
+
+def test_keys_are_handed_to_airflows_secrets_masker(monkeypatch):
+    import uuid
+
+    import airflow.sdk.log
+
+    masked: list[str] = []
+    monkeypatch.setattr(airflow.sdk.log, "mask_secret", masked.append)
+    conn_key, created_key = f"sk-{uuid.uuid4().hex}", f"bt-{uuid.uuid4().hex}"
+    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+    s = Settings.from_extra(api_key=conn_key, host=None, extra={})
+    assert conn_key in masked
+    rec = Recorder(lambda r: httpx.Response(200, json={"api_key": created_key}))
+    BasetenHook(settings=s, http_transport=httpx.MockTransport(rec)).create_api_key("PERSONAL")
+    assert created_key in masked
