@@ -1,0 +1,60 @@
+"""Helpers shared by the chaos cases."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_baseten._transport import RetryPolicy
+from airflow_provider_baseten.emulator import FaultRule
+from airflow_provider_baseten.emulator.server import BasetenEmulator
+from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+# Retries as in production, only with the waits scaled down (for the cases that run in `make test`).
+FAST_POLICY = RetryPolicy(max_attempts=6, backoff_base=0.002, max_backoff=0.02, max_retry_after=0.05, total_timeout=60)
+
+
+def batch_faults(retry_after: float) -> list[FaultRule]:
+    """The issue's fault mix on sync predict: 10% 429, 5% 503, 2% 502, 1% dropped, 1% truncated JSON."""
+    where = ["production_predict"]
+    return [
+        FaultRule("429", rate=0.10, endpoints=where, retry_after=retry_after),
+        FaultRule("503", rate=0.05, endpoints=where),
+        FaultRule("502", rate=0.02, endpoints=where),
+        FaultRule("drop", rate=0.01, endpoints=where),
+        FaultRule("truncate", rate=0.01, endpoints=where),
+    ]
+
+
+def hook_for(emu: BasetenEmulator, policy: RetryPolicy | None = None, **settings: Any) -> BasetenHook:
+    """A hook on ``emu`` (with ``policy`` when given, else the production default)."""
+    if policy is not None:
+        settings["retry"] = policy
+    return BasetenHook(settings=emu.settings(**settings))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every line of a result file."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def check_ordered_once(lines: list[dict[str, Any]], total: int) -> tuple[int, int, int]:
+    """(missing, duplicated, out of order-or-wrong) items of a result file of ``total`` echo predictions."""
+    indices = [rec["index"] for rec in lines]
+    missing = total - len(set(indices) & set(range(total)))
+    duplicated = len(indices) - len(set(indices))
+    wrong = sum(
+        1
+        for pos, rec in enumerate(lines)
+        if rec["index"] != pos or "output" not in rec or rec["output"]["output"]["i"] != rec["index"]
+    )
+    return missing, duplicated, wrong
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``fn(...)`` and its wall time."""
+    t0 = time.monotonic()
+    out = fn(*args, **kwargs)
+    return out, time.monotonic() - t0
