@@ -29,7 +29,11 @@ def ensure_db() -> None:
 def sync_dag(dag: Any) -> None:
     """Serialize an in-memory DAG into the metadata DB, as the DAG processor would for a file."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    try:  # Airflow >= 3.2
+        from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag, sync_bag_to_db  # type: ignore[no-redef]
 
     Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).mkdir(parents=True, exist_ok=True)
     DagBundlesManager().sync_bundles_to_db()
