@@ -61,6 +61,7 @@ def log_training_failure(log: logging.Logger | Any, event: dict[str, Any]) -> No
     if event.get("status") == "success":
         return
     job = event.get("training_job_id")
+    log.error("%s", event.get("message") or f"Training job {job} did not complete.")
     if event.get("error_message"):
         log.error("Training job %s error_message: %s", job, event["error_message"])
     tail = event.get("log_tail") or []
