@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -246,7 +246,7 @@ async def run_batch(
     abort_after = abort_after_consecutive or max(50, 4 * max_concurrency)
     source = enumerate(inputs)
     pending: dict[int, tuple[Any, str | None]] = {}
-    state = {"next_write": 0, "consecutive": 0, "aborted": None, "seen": 0}
+    state = {"next_write": 0, "consecutive": 0, "aborted": None, "seen": 0, "waiting": 0}
     room = asyncio.Condition()
 
     def emit(index: int, output: Any, error: str | None) -> None:
@@ -261,28 +261,39 @@ async def run_batch(
     ep_template = _Prepared(transport, route)
     started = time.monotonic()
 
+    def has_room() -> bool:
+        return state["seen"] - state["next_write"] < window or state["aborted"] is not None
+
     async def take() -> tuple[int, Any] | None:
-        async with room:
-            await room.wait_for(lambda: state["seen"] - state["next_write"] < window or state["aborted"])
-            while not state["aborted"]:
-                try:
-                    index, item = next(source)
-                except StopIteration:
-                    return None
-                state["seen"] = index + 1
-                if sink.done(index):
-                    result.skipped += 1
-                    emit(index, _SKIP, None)
-                    continue
-                return index, item
-            return None
+        # Single-threaded asyncio: nothing below awaits except the wait itself, so the condition's lock is
+        # only needed to wait when the reorder window is full (a slow item holds back the writes).
+        if not has_room():
+            state["waiting"] += 1
+            try:
+                async with room:
+                    await room.wait_for(has_room)
+            finally:
+                state["waiting"] -= 1
+        while not state["aborted"]:
+            try:
+                index, item = next(source)
+            except StopIteration:
+                return None
+            state["seen"] = index + 1
+            if sink.done(index):
+                result.skipped += 1
+                emit(index, _SKIP, None)
+                continue
+            return index, item
+        return None
 
     async def worker() -> None:
         client = transport.new_async_client(1)
+        send = _direct_send(client)
         try:
             while (got := await take()) is not None:
                 index, item = got
-                output, error, exc = await ep_template.send(client, item)
+                output, error, exc = await ep_template.send(client, item, send)
                 if exc is None:
                     result.succeeded += 1
                     state["consecutive"] = 0
@@ -296,9 +307,10 @@ async def run_batch(
                         if state["consecutive"] >= abort_after and not state["aborted"]:
                             state["aborted"] = exc
                 progress.tick(exc is not None)
-                async with room:
-                    emit(index, output, error)
-                    room.notify_all()
+                emit(index, output, error)
+                if state["waiting"]:
+                    async with room:
+                        room.notify_all()
         finally:
             await client.aclose()
 
@@ -368,10 +380,13 @@ class _Prepared:
         self.template = transport.build(
             self.ep, self.route.params, model_id=self.route.model_id, body={}, url_format=fmt
         )
+        self._headers = [(k, v) for k, v in self.template.headers.raw if k.lower() != b"content-length"]
         self.needs_probe = transport.settings.gateway == "lowcodeapi" and len(transport.formats(self.ep)) > 1
         self._probe_lock = asyncio.Lock()
 
-    async def send(self, client: httpx.AsyncClient, item: Any) -> tuple[Any, str | None, BasetenError | None]:
+    async def send(
+        self, client: httpx.AsyncClient, item: Any, send: _Send | None = None
+    ) -> tuple[Any, str | None, BasetenError | None]:
         try:
             body = encode_json(item, "input")
             if self.needs_probe:
@@ -384,10 +399,13 @@ class _Prepared:
                         return out, None, None
             assert self.template is not None
             t = self.template
-            headers = httpx.Headers(t.headers)
-            headers["Content-Length"] = str(len(body))
-            req = httpx.Request(t.method, t.url, headers=headers, content=body, extensions=t.extensions)
-            outcome = await self.transport._asend_with_retries(client, self.ep, req)
+            # The template's headers plus this body's length, and the body as a ready stream: three times
+            # cheaper than httpx.Request(content=...) re-validating the headers for every item.
+            headers = httpx.Headers([*self._headers, (b"Content-Length", b"%d" % len(body))])
+            req = httpx.Request(
+                t.method, t.url, headers=headers, stream=httpx.ByteStream(body), extensions=t.extensions
+            )
+            outcome = await self.transport._asend_with_retries(client, self.ep, req, send)
             if outcome.error is not None:
                 raise outcome.error
             return outcome.value, None, None
@@ -395,6 +413,46 @@ class _Prepared:
             return None, exc.message, exc
 
 
+_Send = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+def _direct_send(client: httpx.AsyncClient) -> _Send:
+    """``client.send`` minus the client-level work a prepared batch request never needs.
+
+    ``AsyncClient.send`` wraps the transport call in auth, redirect, cookie-jar, event-hook and per-request
+    INFO-logging layers; for a batch request (headers already complete, no client auth, redirects not
+    followed, no hooks, and a cookie jar nothing ever reads because prepared requests skip ``build_request``)
+    those layers only cost CPU: about a quarter of it per request in the profile. The transport is still the
+    client's own (its proxy mounts, limits, SSL context and mocked transports apply), chosen per request
+    exactly as ``send`` would. Falls back to ``client.send`` on an httpx without ``_transport_for_url``.
+    """
+    pick = getattr(client, "_transport_for_url", None)
+    if pick is None:  # pragma: no cover - an httpx that reorganised its internals: take the ordinary path
+        return client.send
+
+    async def send(request: httpx.Request) -> httpx.Response:
+        response = await pick(request.url).handle_async_request(request)
+        response.request = request
+        return response
+
+    return send
+
+
 def run_batch_sync(transport: Transport, route: _Call, inputs: Iterable[Any], **kwargs: Any) -> BatchResult:
-    """Run :func:`run_batch` from synchronous code (an operator's ``execute``)."""
-    return asyncio.run(run_batch(transport, route, inputs, **kwargs))
+    """Run :func:`run_batch` from synchronous code (an operator's ``execute``).
+
+    Uses uvloop when it is installed (Airflow brings it: apache-airflow-core -> fastapi[standard] ->
+    uvicorn[standard]); its event loop costs less CPU per request than asyncio's, and the batch is CPU-bound.
+    """
+    try:
+        import uvloop
+    except ImportError:  # e.g. Windows, PyPy
+        return asyncio.run(run_batch(transport, route, inputs, **kwargs))
+    loop = uvloop.new_event_loop()
+    try:
+        return loop.run_until_complete(run_batch(transport, route, inputs, **kwargs))
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()

@@ -519,14 +519,22 @@ class Transport:
                 return out
             self._sleep(delay)
 
-    async def _asend_with_retries(self, client: httpx.AsyncClient, ep: Endpoint, req: httpx.Request) -> Outcome:
+    async def _asend_with_retries(
+        self,
+        client: httpx.AsyncClient,
+        ep: Endpoint,
+        req: httpx.Request,
+        send: Callable[[httpx.Request], Awaitable[httpx.Response]] | None = None,
+    ) -> Outcome:
+        """Send ``req`` until it succeeds or the policy gives up; ``send`` replaces ``client.send`` (batch)."""
+        send = send or client.send
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             t0 = time.monotonic()
             try:
-                response = await client.send(req)
+                response = await send(req)
                 try:
                     await response.aread()
                 finally:
@@ -585,7 +593,8 @@ class Transport:
     def _from_response(self, ep: Endpoint, req: httpx.Request, response: httpx.Response, elapsed: float) -> Outcome:
         status = response.status_code
         request_id = response.headers.get("x-baseten-request-id")
-        log.debug("Baseten %s %s -> %d in %.0f ms", req.method, redact(_path_only(req.url)), status, elapsed * 1000)
+        if log.isEnabledFor(logging.DEBUG):  # the redacted path costs more than the rest of this method
+            log.debug("Baseten %s %s -> %d in %.0f ms", req.method, redact(_path_only(req.url)), status, elapsed * 1000)
         gateway = self.settings.gateway == "lowcodeapi"
         if status >= 400:
             body = _json_or_none(response)
