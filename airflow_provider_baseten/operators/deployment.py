@@ -385,10 +385,7 @@ class UpdateAutoscalingOperator(BasetenBaseOperator):
         result = hook.update_autoscaling_settings(
             body, model_id=model, deployment_id=self.deployment_id, environment=self.environment
         )
-        if self.deployment_id and self.deployment_id != "development":
-            push_deployment(context, model, self.deployment_id)
-        else:
-            push_deployment(context, model, None)
+        push_deployment(context, model, self._deployment_behind(model))
         self.log.info(
             "Autoscaling update of %s of model %s: %s%s (sent %s)",
             what,
@@ -398,3 +395,16 @@ class UpdateAutoscalingOperator(BasetenBaseOperator):
             body,
         )
         return {"status": result.status, "message": result.message}
+
+    def _deployment_behind(self, model: str) -> str | None:
+        """The deployment the settings apply to (for the extra link); ``None`` if it cannot be told."""
+        if self.deployment_id is not None and self.deployment_id != "development":
+            return self.deployment_id
+        try:
+            if self.deployment_id == "development":
+                return self.hook.get_deployment("development", model_id=model).id
+            current = self.hook.get_environment(str(self.environment), model_id=model).current_deployment
+            return current.id if current else None
+        except Exception as exc:  # only the link needs it: the update itself has succeeded
+            self.log.warning("Could not tell which deployment the settings apply to: %s", exc)
+            return None
