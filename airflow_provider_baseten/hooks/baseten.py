@@ -295,7 +295,10 @@ class BasetenHook(BaseHook):
         :param inputs: Any iterable of inputs (a list, a generator reading JSONL, ...).
         :param max_concurrency: Requests in flight at once; each worker has its own connection.
         :param on_error: ``fail`` attempts every item then raises :class:`BasetenBatchError` naming the failed
-            indices; ``record`` keeps ``{"index", "error"}`` entries in the results instead.
+            indices; ``record`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
+            retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to
+            three retry sequences before it counts as failed; a run of such failures (an outage) stops the
+            batch early, keeping what succeeded.
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or
             ``ObjectStoragePath``) instead of keeping outputs in memory.
         :param resume: With ``output_path``: keep the lines already there and skip those indices.
