@@ -58,3 +58,76 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     t0 = time.monotonic()
     out = fn(*args, **kwargs)
     return out, time.monotonic() - t0
+
+
+class Outage:
+    """A sustained outage: every sync predict answers 503 from the ``after``-th request on, for ``seconds`` of
+    the emulator's clock. Deterministic: the server decides by request count and emulated time, not by luck.
+    """
+
+    def __init__(self, emu: BasetenEmulator, *, after: int, seconds: float, endpoint: str = "production_predict"):
+        from airflow_provider_baseten.emulator.faults import FaultInjector
+
+        self.emu = emu
+        self.after = after
+        self.seconds = seconds
+        self.started: float | None = None  # emulated time of the first 503
+        self.seen = 0
+        self.errors = 0
+        rule = FaultRule("503", endpoints=[endpoint])
+        outage = self
+        base = FaultInjector([rule], seed=0)
+
+        class _Injector(FaultInjector):
+            def pick(self, name: str, surface: str) -> FaultRule | None:
+                if name != endpoint:
+                    return None
+                with base._lock:
+                    outage.seen += 1
+                    if outage.seen <= outage.after:
+                        return None
+                    now = emu.core.clock.now()
+                    if outage.started is None:
+                        outage.started = now
+                    if now - outage.started >= outage.seconds:
+                        return None
+                    outage.errors += 1
+                    return rule
+
+        self.injector = _Injector([rule], seed=0)
+
+    def __enter__(self) -> Outage:
+        self._saved = self.emu.core.faults
+        self.emu.core.faults = self.injector
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.emu.core.faults = self._saved
+
+    @property
+    def over(self) -> bool:
+        """Whether the outage has started and ended."""
+        return self.started is not None and self.emu.core.clock.now() - self.started >= self.seconds
+
+    def real_seconds_left(self) -> float:
+        """Real seconds until the outage ends (at the emulator's current clock speed)."""
+        if self.started is None:
+            return self.seconds
+        left = self.seconds - (self.emu.core.clock.now() - self.started)
+        scale = self.emu.core.clock.time_scale
+        return max(0.0, left / scale) if scale > 0 else float("inf")
+
+
+class FakeTI:
+    """Just enough of a task instance for ``operator.execute`` outside a DAG run."""
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+def context() -> dict[str, Any]:
+    """A minimal task context."""
+    return {"ti": FakeTI()}
