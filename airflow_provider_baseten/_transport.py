@@ -180,7 +180,8 @@ class Settings:
         _check_url(inference_url.replace("{model_id}", "m"), "inference_url")
         if "{" in inference_url.replace("{model_id}", ""):
             raise BasetenConfigurationError(
-                f"inference_url {inference_url!r} has a placeholder other than {{model_id}}.",
+                f"inference_url {inference_url!r} has a placeholder other than {{model_id}}. Use only {{model_id}}, "
+                "e.g. https://model-{model_id}.api.baseten.co",
                 field="inference_url",
             )
         base = _normalise_host(host) if host else None

@@ -285,7 +285,9 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             size = len(encode_json({"model_input": item, **opts}, f"model_inputs[{i}]"))
             if size > m.ASYNC_PAYLOAD_LIMIT:
                 raise BasetenValidationError(
-                    f"model_inputs[{i}] is {size} bytes; Baseten's async limit is 256 KiB.", field="model_inputs"
+                    f"model_inputs[{i}] is {size} bytes; Baseten's async limit is 256 KiB. Store large inputs "
+                    "elsewhere and pass a reference.",
+                    field="model_inputs",
                 )
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
