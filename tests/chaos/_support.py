@@ -123,6 +123,7 @@ class FakeTI:
 
     def __init__(self) -> None:
         self.xcoms: dict[str, Any] = {}
+        self.stats_tags: dict[str, str] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
