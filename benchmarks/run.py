@@ -146,6 +146,7 @@ def throughput(n: int, rounds: int, plain_rounds: int) -> list[dict[str, Any]]:
         "plain": "plain httpx.AsyncClient + Semaphore(64)",
     }
     times: dict[str, list[float]] = {k: [] for k in names}
+    cpus: dict[str, list[float]] = {k: [] for k in names}
     with serve(DELAY_MS) as port:
         clients = {"ours": make_ours(port), "rust": make_rust(port), "plain": make_plain_httpx(port)}
         for run in (clients["ours"], clients["rust"]):  # warm up: imports, first connections
@@ -154,12 +155,13 @@ def throughput(n: int, rounds: int, plain_rounds: int) -> list[dict[str, Any]]:
             for key, run in clients.items():
                 if r >= (plain_rounds if key == "plain" else rounds):
                     continue
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 out = run(inputs)
-                elapsed = time.perf_counter() - t0
+                elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
                 check(out, inputs, names[key])
                 times[key].append(elapsed)
-                print(f"  round {r + 1}: {names[key]:<46} {elapsed:6.3f} s", flush=True)
+                cpus[key].append(cpu)
+                print(f"  round {r + 1}: {names[key]:<46} {elapsed:6.3f} s wall, {cpu:6.3f} s CPU", flush=True)
     rust_best = min(times["rust"])
     rows = []
     for key, label in names.items():
@@ -173,6 +175,7 @@ def throughput(n: int, rounds: int, plain_rounds: int) -> list[dict[str, Any]]:
                 "rps": n / best,
                 "x_limit": best / limit,
                 "x_rust": best / rust_best,
+                "cpu_us": min(cpus[key]) / n * 1e6,
             }
         )
     return rows
@@ -183,15 +186,17 @@ def print_table(rows: list[dict[str, Any]], n: int) -> None:
     print()
     print(
         f"N = {n:,} predictions, concurrency {CONCURRENCY}, server latency {DELAY_MS:.0f} ms "
-        f"(latency limit {limit:.4f} s); wall time = best of the runs (median beside it)"
+        f"(latency limit {limit:.4f} s); wall time = best of the runs (median beside it); client CPU = least\n"
+        "process CPU time (user+sys, all threads; the server is another process) per request over the runs"
     )
     print()
-    print("| client | runs | wall time, best (median) | requests/s | × latency limit | × Rust client |")  # noqa: RUF001
-    print("|---|---|---|---|---|---|")
+    header = "| client | runs | wall time, best (median) | requests/s | × latency limit | × Rust client | client CPU/request |"  # noqa: RUF001
+    print(header)
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['client']} | {row['runs']} | {row['best']:.3f} s ({row['median']:.3f} s) | "
-            f"{row['rps']:,.0f} | {row['x_limit']:.2f}× | {row['x_rust']:.2f}× |"  # noqa: RUF001
+            f"{row['rps']:,.0f} | {row['x_limit']:.2f}× | {row['x_rust']:.2f}× | {row['cpu_us']:.0f} µs |"  # noqa: RUF001
         )
     print()
 
@@ -289,7 +294,7 @@ def import_cost(reps: int) -> dict[str, Any]:
     }
 
 
-def importtime_top(mods: list[str], env: dict[str, str], top: int = 8) -> list[tuple[str, float]]:
+def importtime_top(mods: list[str], env: dict[str, str], top: int = 6) -> list[tuple[str, float]]:
     """The slowest modules (self time, ms) that our imports add on top of ``airflow.sdk``."""
     code = "import airflow.sdk; import sys; print('---MARK---', file=sys.stderr); import " + ", ".join(mods)
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, env=env)
@@ -301,7 +306,8 @@ def importtime_top(mods: list[str], env: dict[str, str], top: int = 8) -> list[t
         parts = line.split("|")
         if len(parts) == 3:
             rows.append((parts[2].strip(), int(parts[0].split(":")[1]) / 1000))
-    return sorted(rows, key=lambda r: -r[1])[:top]
+    rows.sort(key=lambda r: -r[1])
+    return [("(all modules the provider adds, summed)", sum(ms for _, ms in rows)), *rows[:top]]
 
 
 # -- main ----------------------------------------------------------------------------------------------
@@ -350,7 +356,7 @@ def main() -> None:
         for mod, ms in c["heaviest"]:
             print(f"  {ms:7.1f} ms  {mod}")
         print()
-    print(f"bench finished in {time.perf_counter() - started:.0f} s")
+    print(f"bench finished in {time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
