@@ -11,6 +11,7 @@ Every trigger fires exactly one event: ``{"status": "success" | "failed" | "erro
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,55 @@ if TYPE_CHECKING:
 
 EVENT_STATUSES = frozenset({"success", "failed", "error", "timeout"})
 STATUS_BUDGET_RPS = 20.0  # Baseten's async status/cancel/queue budget per model (spec: 20 rps)
+
+
+class StatusBudget:
+    """Spaces calls so that all of them together stay under ``rps`` per second.
+
+    One triggerer runs hundreds of triggers in one process: spacing each trigger's own calls keeps none of
+    them under Baseten's per-model budget once there are more than a few. Every trigger (and sensor poke)
+    in the process that polls the same model through the same connection takes its turn from one
+    budget. Each caller reserves the next free slot and sleeps until it; there is no asyncio lock, so the
+    budget works across event loops (the triggerer's, and the ``asyncio.run`` of each inline wait).
+    """
+
+    def __init__(self, rps: float) -> None:
+        self.spacing = 1.0 / rps
+        self._next = 0.0  # the next free slot to reserve
+        self._granted = float("-inf")  # when the last caller was let through
+        self._lock = threading.Lock()
+
+    async def turn(self) -> None:
+        """Wait for this caller's slot."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.spacing
+        while True:
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            with self._lock:
+                now = time.monotonic()
+                if now >= self._granted + self.spacing:
+                    self._granted = now
+                    return
+                # A busy event loop wakes sleepers late and together: queue again, one spacing apart.
+                slot = max(self._next, self._granted + self.spacing)
+                self._next = slot + self.spacing
+
+
+_budgets: dict[tuple[str, str | None, float], StatusBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def status_budget(conn_id: str, model_id: str | None, rps: float = STATUS_BUDGET_RPS) -> StatusBudget:
+    """The process-wide :class:`StatusBudget` of one model (``None``: the connection's default model)."""
+    key = (conn_id, model_id, rps)
+    with _budgets_lock:
+        budget = _budgets.get(key)
+        if budget is None:
+            budget = _budgets[key] = StatusBudget(rps)
+        return budget
 
 
 def event(status: str, message: str, **ids: Any) -> dict[str, Any]:
@@ -147,8 +197,9 @@ class AsyncPredictTrigger(BasetenPollTrigger):
     """Wait for async requests to finish.
 
     ``SUCCEEDED`` succeeds. ``FAILED``, ``EXPIRED``, ``CANCELED`` fail with Baseten's error codes; so does
-    ``WEBHOOK_FAILED`` (the output is lost) unless ``fail_on_webhook_failed=False``. Status calls are spaced
-    to stay within Baseten's 20 requests/s budget however many ids are watched.
+    ``WEBHOOK_FAILED`` (the output is lost) unless ``fail_on_webhook_failed=False``. Status and cancel calls
+    take turns from one process-wide budget per model (:func:`status_budget`), so they stay within
+    Baseten's 20 requests/s however many ids and triggers share the triggerer.
 
     :param request_ids: The requests to watch.
     :param submitted_ids: The subset this task submitted: the only ones a kill may cancel.
@@ -190,16 +241,12 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         return f"{len(left)} of {len(self.request_ids)} async request(s) still running (e.g. {left[:3]})"
 
     async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
-        """Poll every unfinished request once, spaced to the status budget."""
-        spacing = 1.0 / self.max_status_rps
-        last = 0.0
+        """Poll every unfinished request once, taking turns from the model's status budget."""
+        budget = status_budget(self.conn_id, self.model_id, self.max_status_rps)
         for rid in self.request_ids:
             if self._states.get(rid) in _ASYNC_DONE:
                 continue
-            wait = last + spacing - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            last = time.monotonic()
+            await budget.turn()
             status = await hook.aget_async_request(rid, model_id=self.model_id)
             self._states[rid] = status.status
             if status.errors:
@@ -227,9 +274,11 @@ class AsyncPredictTrigger(BasetenPollTrigger):
 
     async def kill(self, hook: BasetenHook) -> None:
         """Cancel the still-queued requests this task submitted (never anyone else's)."""
+        budget = status_budget(self.conn_id, self.model_id, self.max_status_rps)
         for rid in self.submitted_ids:
             if rid in self.request_ids and self._states.get(rid) not in _ASYNC_DONE:
                 try:
+                    await budget.turn()
                     await hook.acancel_async_request(rid, model_id=self.model_id)
                 except Exception as exc:  # keep cancelling the others
                     self.log.warning("Could not cancel async request %s: %s", rid, exc)
