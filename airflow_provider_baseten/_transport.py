@@ -346,9 +346,15 @@ class Transport:
         """
         if self._ssl_context is None:
             self._ssl_context = httpx.create_ssl_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR like httpx
+        transport = self._mock_async_transport
+        if transport is None and max_connections == 1:
+            from airflow_provider_baseten import _h1
+
+            if _h1.AVAILABLE:  # a worker's single connection: the lean HTTP/1.1 path (see _h1)
+                transport = _h1.H1Transport(self._ssl_context)
         return httpx.AsyncClient(
             headers=self._headers,
-            transport=self._mock_async_transport,
+            transport=transport,
             verify=self._ssl_context,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )

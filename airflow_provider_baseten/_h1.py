@@ -1,0 +1,163 @@
+"""A lean HTTP/1.1 transport for batch workers: one keep-alive connection, one request at a time.
+
+httpx's default transport (httpcore + h11 + anyio) spends most of a batch's CPU per request on work a batch
+worker does not need: pool bookkeeping, cancel scopes, pure-Python parsing and two socket writes per
+request. This transport plugs into the same ``httpx.AsyncClient`` seam, writes each request in one call,
+parses answers with ``httptools`` (C, installed with Airflow through uvicorn[standard]) and raises httpx's
+own exception types, so retries and error handling upstream are unchanged. Proxy routes stay with httpx
+(the client mounts its proxy transports before this one is consulted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import httpx
+
+try:
+    import httptools
+except ImportError:  # pragma: no cover - httptools comes with Airflow; without it batch uses httpx's transport
+    httptools = None
+
+AVAILABLE = httptools is not None
+
+
+class _Protocol(asyncio.Protocol):
+    """Feeds bytes to httptools and resolves one response future at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.waiter: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes, bool]] | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._started = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"Malformed HTTP response: {exc}"))
+            if self.transport is not None:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._started:
+            what = "Server disconnected before the response was complete."
+        else:
+            what = "Server disconnected without sending a response."
+        self._fail(httpx.RemoteProtocolError(what) if exc is None else httpx.ReadError(str(exc) or what))
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._started = True
+        self._headers, self._body = [], []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._started = False
+        keep_alive = self._parser.should_keep_alive()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result((self._parser.get_status_code(), self._headers, b"".join(self._body), keep_alive))
+
+    def _fail(self, exc: Exception) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+
+
+class H1Transport(httpx.AsyncBaseTransport):
+    """One HTTP/1.1 keep-alive connection (reconnects when the server closes it).
+
+    :param ssl_context: Used for ``https`` URLs (share one across workers: building one costs ~40 ms).
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context
+        self._proto: _Protocol | None = None
+        self._origin: tuple[bytes, bytes, int] | None = None
+
+    async def _connect(
+        self, request: httpx.Request, origin: tuple[bytes, bytes, int], timeout: float | None
+    ) -> _Protocol:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        context = None
+        if scheme == b"https":
+            context = self._ssl or httpx.create_ssl_context()
+        try:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(_Protocol, host.decode("ascii"), port, ssl=context),
+                timeout,
+            )
+        except asyncio.TimeoutError:
+            raise httpx.ConnectTimeout("Timed out connecting", request=request) from None
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from None
+        self._origin = origin
+        return proto
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on the kept-alive connection and return the complete response."""
+        url = request.url
+        origin = (url.raw_scheme, url.raw_host, url.port or (443 if url.raw_scheme == b"https" else 80))
+        timeouts = request.extensions.get("timeout", {})
+        proto = self._proto
+        if proto is None or proto.closed or self._origin != origin:
+            await self._drop()
+            proto = self._proto = await self._connect(request, origin, timeouts.get("connect"))
+        try:
+            body = request.content
+        except httpx.RequestNotRead:  # a prepared stream: join its chunks (batch bodies are small)
+            body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
+        lines = [
+            b"%s %s HTTP/1.1\r\nHost: %s\r\n"
+            % (request.method.encode(), url.raw_path, request.headers["host"].encode())
+        ]
+        for name, value in request.headers.raw:
+            lname = name.lower()
+            if lname == b"host":
+                continue
+            if lname == b"accept-encoding":  # answers come back as sent: no decoding step needed
+                value = b"identity"
+            lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(b"\r\n")
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        proto.waiter = waiter
+        assert proto.transport is not None
+        proto.transport.write(b"".join(lines) + body)
+        try:
+            status, headers, content, keep_alive = await asyncio.wait_for(waiter, timeouts.get("read"))
+        except asyncio.TimeoutError:
+            await self._drop()
+            raise httpx.ReadTimeout("Timed out reading the response", request=request) from None
+        except httpx.HTTPError as exc:
+            await self._drop()
+            exc.request = request
+            raise
+        finally:
+            proto.waiter = None
+        if not keep_alive:
+            await self._drop()
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    async def _drop(self) -> None:
+        if self._proto is not None and self._proto.transport is not None:
+            self._proto.transport.close()
+        self._proto = None
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        await self._drop()
