@@ -6,7 +6,7 @@ OLDEST_AIRFLOW ?= 3.1.8
 PYTEST_ARGS ?=
 UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
 
-.PHONY: test test-oldest demo bench chaos ui-check lint format clean
+.PHONY: test test-oldest demo bench chaos ui-check e2e lint format clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ chaos: $(VENV)/.stamp  ## every reliability case (fast and long, real Airflow in
 
 ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian's chromium if missing)
 	bash scripts/ui-check.sh
+
+e2e: $(VENV)/.stamp  ## async and train-then-promote DAGs in a real Airflow; proves the sensors deferred
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py -s $(PYTEST_ARGS)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .

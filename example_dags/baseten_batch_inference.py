@@ -20,7 +20,7 @@ Configure it
       Input JSONL, one model input per line: a local path or an object-storage URI (``s3://...``).
       Default ``/tmp/baseten/batch/input.jsonl``.
   ``baseten_batch_output_dir``
-      Where ``predictions-<ds>.jsonl`` is written. Default ``/tmp/baseten/batch/output``.
+      Where ``predictions-<run date>.jsonl`` is written. Default ``/tmp/baseten/batch/output``.
   ``baseten_batch_max_error_rate``
       The share of failed items tolerated before ``check_counts`` fails the run. Default ``0``.
 
@@ -83,7 +83,8 @@ with DAG(
         environment="production",
         max_concurrency=64,
         on_error="record",  # keep going; failed items are written as {"index", "error"}
-        output_path=OUTPUT_DIR + "/predictions-{{ ds }}.jsonl",
+        # Named by the day the run is for; run_after because a manually triggered run may have no logical date.
+        output_path=OUTPUT_DIR + "/predictions-{{ dag_run.run_after | ds }}.jsonl",
         progress_interval=5.0,
         execution_timeout=timedelta(hours=2),
     )

@@ -85,12 +85,12 @@ with DAG(
     create = CreateTrainingJobOperator(
         task_id="create_training_job",
         training_project_id=PROJECT,
-        name="nightly-fine-tune-{{ ds_nodash }}",
+        name="fine-tune-{{ dag_run.run_after | ts_nodash }}",  # run_after: manual runs may have no logical date
         image={"base_image": "pytorch/pytorch:2.7.0-cuda12.8-cudnn9-runtime"},
         compute={"accelerator": {"accelerator": "H100", "count": 1}, "node_count": 1},
         runtime={
             "start_commands": ["/bin/sh -c 'chmod +x ./run.sh && ./run.sh'"],
-            "environment_variables": {"EPOCHS": "3", "RUN_DATE": "{{ ds }}"},
+            "environment_variables": {"EPOCHS": "3", "RUN_DATE": "{{ dag_run.run_after | ds }}"},
         },
         wait_for_completion=False,  # the sensor below waits, deferred
     )
