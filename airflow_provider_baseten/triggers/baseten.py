@@ -165,14 +165,34 @@ class BasetenPollTrigger(BaseTrigger):
         return type(self).__name__
 
     async def on_kill(self) -> None:
-        """A user killed the deferred task: undo what it started, if ``cancel_on_kill``."""
+        """A user killed the deferred task: undo what it started, if ``cancel_on_kill``.
+
+        The undo runs in its own task, shielded: the triggerer cancels a killed trigger again on each of its
+        loops until the trigger is gone (the on_kill of Airflow 3.3 then swallows that CancelledError), and
+        an undo interrupted half way would leave the task's requests, job or promotion running. A second
+        cancel now only stops the waiting here; the undo finishes on the triggerer's loop.
+        """
         if not self.cancel_on_kill:
             return
+        undo = asyncio.ensure_future(self._undo())
+        _UNDOING.add(undo)
+        undo.add_done_callback(self._undone)
+        await asyncio.shield(undo)
+
+    async def _undo(self) -> None:
         hook = self._hook()
         try:
             await self.kill(hook)
         finally:
             await hook.aclose()
+
+    def _undone(self, undo: asyncio.Future[None]) -> None:
+        _UNDOING.discard(undo)
+        if not undo.cancelled() and undo.exception() is not None:
+            self.log.warning("Could not undo %s after the kill: %s", self._describe(), undo.exception())
+
+
+_UNDOING: set[asyncio.Future[None]] = set()  # on_kill undos in flight (a task without a reference may be lost)
 
 
 def wait_inline(trigger: BasetenPollTrigger) -> dict[str, Any]:
