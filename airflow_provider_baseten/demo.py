@@ -37,6 +37,13 @@ TIME_SCALE = 30.0  # emulated seconds per real second
 DAG_TIMEOUT = 150.0  # real seconds per `airflow dags test`
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) overflows when Baseten delivers many results at once: the extra
+    # connections are reset and those webhooks are lost.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class WebhookReceiver:
     """A tiny HTTP server on 127.0.0.1 that records the async results Baseten POSTs to it."""
 
@@ -61,7 +68,7 @@ class WebhookReceiver:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
 
     @property
@@ -234,6 +241,8 @@ def main() -> int:
             deadline = time.monotonic() + 10
             while receiver.count() < ASYNC_BATCH_SIZE and time.monotonic() < deadline:
                 time.sleep(0.1)
+            if "baseten_async_inference" not in failures and receiver.count() < ASYNC_BATCH_SIZE:
+                failures.append(f"webhooks ({receiver.count()} of {ASYNC_BATCH_SIZE} received)")
             summary = _summary(db, emu, receiver, gateway)
     finally:
         if os.environ.get("BASETEN_DEMO_KEEP"):
@@ -271,7 +280,11 @@ def _summary(db: Path, emu: Any, receiver: WebhookReceiver, gateway: str) -> str
     states = xcom(db, "baseten_async_inference", "report") or {}
     if states:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-        parts.append(f"{sum(states.values())} async requests: {counts}; {receiver.count()} webhooks received")
+        webhooks = f"{receiver.count()} webhooks received"
+        failed = emu.counters()["webhooks"].get("failed", 0)
+        if failed:
+            webhooks += f" ({failed} deliveries failed)"
+        parts.append(f"{sum(states.values())} async requests: {counts}; {webhooks}")
     return f"[{gateway}] " + "; ".join(parts) + "."
 
 
