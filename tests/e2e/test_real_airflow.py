@@ -90,7 +90,7 @@ def test_sensors_defer_to_the_triggerer_in_a_real_airflow(tmp_path: Path) -> Non
     home.mkdir()
     port = free_port()
     # A slow-enough clock that every deferral lasts seconds (the observer polls every 0.2 s).
-    durations = Durations(async_in_progress=6.0, training_running=12.0, promotion_ramping=6.0)
+    durations = Durations(async_in_progress=6.0, training_running=12.0, promotion_ramping=6.0, wake=6.0)
     components: list[Component] = []
     with (
         BasetenEmulator(api_key="e2e-api-key-not-a-secret", time_scale=2.0, durations=durations) as emu,
