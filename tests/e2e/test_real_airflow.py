@@ -89,11 +89,18 @@ def test_sensors_defer_to_the_triggerer_in_a_real_airflow(tmp_path: Path) -> Non
     home = tmp_path / "airflow"
     home.mkdir()
     port = free_port()
-    # A slow-enough clock that every deferral lasts seconds (the observer polls every 0.2 s).
-    durations = Durations(async_in_progress=6.0, training_running=12.0, promotion_ramping=6.0, wake=6.0)
+    # Every remote wait lasts 8 s or more of real time. The observer (every 0.2 s) sees each deferral, and
+    # no trigger fires before the scheduler has handled the deferring try's exit: if it does, Airflow 3.3
+    # marks the resumed task up_for_retry ("state attribute is queued"; apache/airflow#67287, #72716).
+    durations = Durations(
+        async_in_progress=8.0,
+        training_running=10.0,
+        promotion_ramping=8.0,
+        wake=8.0,
+    )
     components: list[Component] = []
     with (
-        BasetenEmulator(api_key="e2e-api-key-not-a-secret", time_scale=2.0, durations=durations) as emu,
+        BasetenEmulator(api_key="e2e-api-key-not-a-secret", time_scale=1.0, durations=durations) as emu,
         WebhookReceiver() as receiver,
     ):
         env = airflow_env(
