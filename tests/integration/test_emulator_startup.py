@@ -15,7 +15,23 @@ import pytest
 from airflow_provider_baseten.emulator import BasetenEmulator, EmulatorConfig, load_config
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-DOCS = Path(__file__).parents[2] / "docs" / "emulator.md"
+README = Path(__file__).parents[2] / "README.md"
+
+
+class _Section:
+    """The README's "Test your DAGs without Baseten" section (the emulator's user docs)."""
+
+    def read_text(self) -> str:
+        text = README.read_text()
+        start = text.index("## Test your DAGs without Baseten")
+        end = text.find("\n## ", start + 3)
+        return text[start : end if end != -1 else len(text)]
+
+    def __str__(self) -> str:
+        return f"{README}#test-your-dags-without-baseten"
+
+
+DOCS = _Section()
 
 
 def test_cli_prints_its_url_and_serves(tmp_path: Path) -> None:
