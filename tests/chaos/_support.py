@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,19 @@ class FakeTI:
 def context() -> dict[str, Any]:
     """A minimal task context."""
     return {"ti": FakeTI()}
+
+
+def until(what: str, check: Callable[[], Any], timeout: float, components: list[Any], step: float = 0.5) -> Any:
+    """Poll ``check`` until it returns something truthy (bounded; fails early if a component died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in components:
+            assert c.alive(), f"{c.name} exited:\n{c.tail()}"
+        got = check()
+        if got:
+            return got
+        time.sleep(step)
+    raise AssertionError(
+        f"timed out after {timeout:.0f}s waiting for {what}:\n"
+        + "\n".join(f"--- {c.name}\n{c.tail(25)}" for c in components)
+    )

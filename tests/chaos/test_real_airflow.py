@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import pytest
 
 from airflow_provider_baseten.emulator import BasetenEmulator
 from airflow_provider_baseten.emulator.config import Durations
+from tests.chaos._support import until
 from tests.chaos.report import Row
 from tests.e2e._support import Component, airflow_env, free_port, migrate, wait_http
 
@@ -41,22 +40,6 @@ KILL_TASKS = (
     "promote_foreign",
 )
 STARTUP = 300.0
-
-
-def until(what: str, check: Callable[[], Any], timeout: float, components: list[Component], step: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded; fails early if a component died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for c in components:
-            assert c.alive(), f"{c.name} exited:\n{c.tail()}"
-        got = check()
-        if got:
-            return got
-        time.sleep(step)
-    raise AssertionError(
-        f"timed out after {timeout:.0f}s waiting for {what}:\n"
-        + "\n".join(f"--- {c.name}\n{c.tail(25)}" for c in components)
-    )
 
 
 class Airflow:
