@@ -150,8 +150,9 @@ def test_no_secret_anywhere(tmp_path: Path, chaos_row: Row) -> None:
     )
     chaos_row.happened = (
         f"runs {runs}; {len(created)} keys created; searched {len(searched)} files ({len(task_logs)} task logs, "
-        f"the metadata DB, component logs, REST task instances + XComs, result files, emulator request log of "
-        f"{len(requests)} requests, {wire_tokens} with api_token on the wire)"
+        f"the metadata DB, REST task instances + XComs, result files, emulator request log of "
+        f"{len(requests)} requests, {wire_tokens} with api_token on the wire) and, for the API key, the four "
+        "components' console logs too"
     )
     chaos_row.lost = (
         f"{total} leaked secret copies"
