@@ -30,7 +30,7 @@ def table(rows: list[Row], width: int = 160) -> str:
     heads = ("case", "what it tried", "what happened", "lost", "result")
     widths = [24, 44, 58, 22, 6]
     out = [_line(heads, widths), "-" * (sum(widths) + 3 * (len(widths) - 1))]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r.case):  # cases are numbered as in the issue
         out.append(_line((r.case, r.tried, r.happened, r.lost, r.outcome), widths))
         out.append("")
     return "\n".join(out).rstrip() + "\n"
