@@ -177,7 +177,7 @@ def test_on_kill_cancels_only_this_tasks_promotion(conn: Any) -> None:
     assert conn.counters()["cancellations"].get("promotion", 0) == 1
 
     # Its trigger is told the same: only an owned promotion may be cancelled from the triggerer.
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     deferring = PromoteDeploymentOperator(task_id="p3", deployment_id="development", deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
@@ -199,7 +199,7 @@ def test_trigger_on_kill_cancels_only_its_own_promotion(conn: Any) -> None:
     conn.set_time_scale(0)
     hook = conn.hook()
     owned = PromoteDeploymentOperator(task_id="p", deployment_id="development", deferrable=True, check_interval=0.02)
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     with pytest.raises(TaskDeferred) as deferred:
         owned.execute(context())

@@ -195,7 +195,7 @@ def test_on_kill_stops_only_the_job_the_task_started(conn: Any) -> None:
 def test_trigger_on_kill_stops_the_job(conn: Any) -> None:
     conn.set_time_scale(0)
     job = conn.hook().create_training_job(PROJECT, {"image": IMAGE})
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     op = CreateTrainingJobOperator(task_id="t", training_project_id=PROJECT, image=IMAGE, deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
@@ -237,6 +237,7 @@ def test_retry_reconnects_to_the_running_job(conn: Any) -> None:
 
 
 def test_retry_after_a_failed_job_starts_a_new_one(conn: Any) -> None:
+    pytest.importorskip("airflow.sdk.bases.resumablejobmixin")  # task_state_store: Airflow 3.3+
     store = StateStore()
     failing = {"image": IMAGE, "runtime": FAILING_RUNTIME}
     op = CreateTrainingJobOperator(task_id="t", training_project_id=PROJECT, training_job=failing, **FAST)
@@ -265,6 +266,7 @@ def test_recreate_waits_for_the_new_job(conn: Any, deferrable: bool) -> None:
 
 
 def test_recreate_retry_reconnects(conn: Any) -> None:
+    pytest.importorskip("airflow.sdk.bases.resumablejobmixin")  # task_state_store: Airflow 3.3+
     conn.set_time_scale(0)
     source = conn.hook().create_training_job(PROJECT, {"image": IMAGE})
     store = StateStore()
