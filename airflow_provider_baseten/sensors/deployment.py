@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
-
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
-from airflow_provider_baseten.operators._base import default_deferrable, raise_for_event, validate_event
+from airflow_provider_baseten.sensors._base import BasetenTriggerSensor
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, PokeReturnValue
+    from airflow.sdk import Context
 
     from airflow_provider_baseten.hooks.baseten import BasetenHook
     from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
 
 
-class DeploymentStatusSensor(BaseSensorOperator):
+class DeploymentStatusSensor(BasetenTriggerSensor):
     """Wait until a deployment is ACTIVE (or reaches any of ``target_statuses``).
 
     Fails at once when the deployment is BUILD_FAILED, DEPLOY_FAILED, FAILED, UNHEALTHY or BUILD_STOPPED
@@ -39,6 +36,7 @@ class DeploymentStatusSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("deployment_id", "environment", "model_id", "baseten_conn_id")
     operator_extra_links = (BasetenModelLink(), BasetenDeploymentLink())
+    event_keys = ("deployment_id",)
 
     def __init__(
         self,
@@ -54,7 +52,7 @@ class DeploymentStatusSensor(BaseSensorOperator):
         poke_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, **kwargs)
+        super().__init__(baseten_conn_id=baseten_conn_id, deferrable=deferrable, poke_interval=poke_interval, **kwargs)
         if deployment_id is not None and environment is not None:
             raise ValueError("Give deployment_id or environment, not both.")
         if isinstance(target_statuses, str):
@@ -67,9 +65,6 @@ class DeploymentStatusSensor(BaseSensorOperator):
         self.target_statuses = [str(s).upper() for s in target_statuses]
         self.failed_statuses = None if failed_statuses is None else [str(s).upper() for s in failed_statuses]
         self.wake = wake
-        self.baseten_conn_id = baseten_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self._trigger_obj: DeploymentStatusTrigger | None = None
 
     def _hook(self) -> BasetenHook:
         from airflow_provider_baseten.hooks.baseten import BasetenHook
@@ -82,7 +77,7 @@ class DeploymentStatusSensor(BaseSensorOperator):
         failed = self.failed_statuses if self.failed_statuses is not None else sorted(DEPLOYMENT_FAILED_STATES)
         return [s for s in failed if s not in self.target_statuses]
 
-    def _make_trigger(self, context: Context, end_time: float | None) -> DeploymentStatusTrigger:
+    def make_trigger(self, context: Context, end_time: float | None) -> DeploymentStatusTrigger:
         """Resolve the model and deployment, push the links' XComs, and build the trigger."""
         from airflow_provider_baseten.operators.deployment import push_deployment, resolve_model
         from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
@@ -114,37 +109,7 @@ class DeploymentStatusSensor(BaseSensorOperator):
             end_time=end_time,
         )
 
-    def execute(self, context: Context) -> Any:
-        """Poke, or defer to the triggerer."""
-        if not self.deferrable:
-            return super().execute(context)
-        import time
-
-        self.defer(
-            trigger=self._make_trigger(context, time.time() + self.timeout if self.timeout else None),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
-        )
-        return None
-
-    def poke(self, context: Context) -> PokeReturnValue | bool:
-        """Read the status once (and wake the deployment once, if asked)."""
-        from airflow.sdk import PokeReturnValue
-
-        from airflow_provider_baseten.triggers.baseten import check_once
-
-        if self._trigger_obj is None:
-            self._trigger_obj = self._make_trigger(context, None)
-        event = check_once(self._trigger_obj)
-        if event is None:
-            return False
-        raise_for_event(validate_event(event))
-        self.log.info("%s", event["message"])
-        return PokeReturnValue(is_done=True, xcom_value=event.get("deployment_status"))
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str | None:
-        """Validate the trigger's event; fail unless a target status was reached. Returns the status."""
-        event = validate_event(event, required=("deployment_id",))
-        raise_for_event(event)
-        self.log.info("%s", event["message"])
+    def finish(self, event: dict[str, Any]) -> str | None:
+        """Fail unless a target status was reached; return the status."""
+        super().finish(event)
         return event.get("deployment_status")

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
-
 from airflow_provider_baseten.links import BasetenTrainingJobLink
-from airflow_provider_baseten.operators._base import default_deferrable, raise_for_event, validate_event
+from airflow_provider_baseten.sensors._base import BasetenTriggerSensor
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, PokeReturnValue
+    from airflow.sdk import Context
 
     from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
 
 
-class TrainingJobSensor(BaseSensorOperator):
+class TrainingJobSensor(BasetenTriggerSensor):
     """Wait until a training job ends.
 
     ``TRAINING_JOB_COMPLETED`` succeeds. ``FAILED``, ``DEPLOY_FAILED``, ``STOPPED`` and ``EXPIRED`` fail the
@@ -37,6 +34,7 @@ class TrainingJobSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("training_project_id", "training_job_id", "baseten_conn_id")
     operator_extra_links = (BasetenTrainingJobLink(),)
+    event_keys = ("training_job_id",)
 
     def __init__(
         self,
@@ -49,17 +47,14 @@ class TrainingJobSensor(BaseSensorOperator):
         poke_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, **kwargs)
+        super().__init__(baseten_conn_id=baseten_conn_id, deferrable=deferrable, poke_interval=poke_interval, **kwargs)
         if not isinstance(log_tail, int) or log_tail < 0:
             raise ValueError(f"log_tail must be a non-negative integer, got {log_tail!r}.")
         self.training_project_id = training_project_id
         self.training_job_id = training_job_id
         self.log_tail = log_tail
-        self.baseten_conn_id = baseten_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self._trigger_obj: TrainingJobTrigger | None = None
 
-    def _make_trigger(self, context: Context, end_time: float | None) -> TrainingJobTrigger:
+    def make_trigger(self, context: Context, end_time: float | None) -> TrainingJobTrigger:
         from airflow_provider_baseten.operators.training import push_training_job
         from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
 
@@ -74,40 +69,9 @@ class TrainingJobSensor(BaseSensorOperator):
             end_time=end_time,
         )
 
-    def execute(self, context: Context) -> Any:
-        """Poke, or defer to the triggerer."""
-        if not self.deferrable:
-            return super().execute(context)
-        import time
-
-        self.defer(
-            trigger=self._make_trigger(context, time.time() + self.timeout if self.timeout else None),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
-        )
-        return None
-
-    def poke(self, context: Context) -> PokeReturnValue | bool:
-        """Read the job once (the trigger is kept, so an unknown status is logged only once)."""
-        from airflow.sdk import PokeReturnValue
-
-        from airflow_provider_baseten.triggers.baseten import check_once
-
-        if self._trigger_obj is None:
-            self._trigger_obj = self._make_trigger(context, None)
-        event = check_once(self._trigger_obj)
-        if event is None:
-            return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(validate_event(event)))
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str | None:
-        """Validate the trigger's event; log a failure's details and fail, or return the final status."""
-        return self._finish(validate_event(event, required=("training_job_id",)))
-
-    def _finish(self, event: dict[str, Any]) -> str | None:
+    def finish(self, event: dict[str, Any]) -> str | None:
         from airflow_provider_baseten.operators.training import log_training_failure
 
         log_training_failure(self.log, event)
-        raise_for_event(event)
-        self.log.info("%s", event["message"])
+        super().finish(event)
         return event.get("job_status")

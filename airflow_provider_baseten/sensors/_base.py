@@ -1,0 +1,77 @@
+"""What the provider's sensors share: poke with a kept trigger, or defer it; one way to finish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+
+from airflow_provider_baseten.operators._base import default_deferrable, raise_for_event, validate_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, PokeReturnValue
+
+    from airflow_provider_baseten.triggers.baseten import BasetenPollTrigger
+
+
+class BasetenTriggerSensor(BaseSensorOperator):
+    """A sensor whose check is a Baseten trigger's :meth:`check`, so poke and deferral agree.
+
+    In poke mode one trigger is kept across pokes (finished ids are not polled again; an unknown status is
+    logged once). Deferred, the same trigger runs in the triggerer with ``end_time`` from ``timeout``.
+
+    :param baseten_conn_id: The Baseten connection.
+    :param deferrable: Wait in the triggerer (default ``[operators] default_deferrable``).
+    """
+
+    #: Keys the terminal event must carry (checked before it is used).
+    event_keys: Sequence[str] = ()
+
+    def __init__(
+        self, *, baseten_conn_id: str = "baseten_default", deferrable: bool | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.baseten_conn_id = baseten_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._trigger_obj: BasetenPollTrigger | None = None
+
+    def make_trigger(self, context: Context, end_time: float | None) -> BasetenPollTrigger:
+        """The trigger that watches this sensor's target."""
+        raise NotImplementedError
+
+    def finish(self, event: dict[str, Any]) -> Any:
+        """Fail unless the event is a success; return the sensor's result (pushed to XCom)."""
+        raise_for_event(event)
+        self.log.info("%s", event["message"])
+        return None
+
+    def execute(self, context: Context) -> Any:
+        """Poke, or defer to the triggerer."""
+        if not self.deferrable:
+            return super().execute(context)
+        self.defer(
+            trigger=self.make_trigger(context, time.time() + self.timeout if self.timeout else None),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+        return None
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """One check with the kept trigger."""
+        from airflow.sdk import PokeReturnValue
+
+        from airflow_provider_baseten.triggers.baseten import check_once
+
+        if self._trigger_obj is None:
+            self._trigger_obj = self.make_trigger(context, None)
+        event = check_once(self._trigger_obj)
+        if event is None:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self.finish(validate_event(event)))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Validate the trigger's event, then finish as a poke would."""
+        return self.finish(validate_event(event, required=self.event_keys))
