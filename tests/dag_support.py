@@ -58,3 +58,16 @@ def task_states(dag_run: Any) -> dict[str, str]:
         key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
         out[key] = str(ti.state.value if hasattr(ti.state, "value") else ti.state)
     return out
+
+
+class StateStore:
+    """The Airflow 3.3 ``task_state_store`` the resumable mixin reads and writes, in memory."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = value

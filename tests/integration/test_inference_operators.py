@@ -20,7 +20,7 @@ from airflow_provider_baseten.operators.inference import (
 )
 from airflow_provider_baseten.sensors.inference import AsyncPredictSensor
 from airflow_provider_baseten.triggers.baseten import AsyncPredictTrigger
-from tests.dag_support import run_dag, task_states
+from tests.dag_support import StateStore, run_dag, task_states
 
 START = datetime(2026, 1, 1)
 
@@ -220,23 +220,10 @@ def test_operator_on_kill_cancels_only_what_it_submitted(conn: Any) -> None:
     assert hook.get_async_request(other).status == "QUEUED"
 
 
-class _StateStore:
-    """The Airflow 3.3 ``task_state_store`` the resumable mixin reads and writes."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
-
-
 def test_resume_on_retry_submits_exactly_once(conn: Any) -> None:
     pytest.importorskip("airflow.sdk.bases.resumablejobmixin")
     conn.set_time_scale(0)  # the requests stay QUEUED across the "crash"
-    store = _StateStore()
+    store = StateStore()
     first = AsyncPredictOperator(task_id="a", model_inputs=[{"i": 1}, {"i": 2}], wait_for_completion=False)
     ids = first.execute(_context(task_state_store=store))
     retry = AsyncPredictOperator(task_id="a", model_inputs=[{"i": 1}, {"i": 2}], wait_for_completion=False)

@@ -19,7 +19,7 @@ from airflow_provider_baseten.operators.training import (
 )
 from airflow_provider_baseten.sensors.training import TrainingJobSensor
 from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
-from tests.dag_support import run_dag, task_states
+from tests.dag_support import StateStore, run_dag, task_states
 from tests.integration import test_deployment_operators as shared
 from tests.integration.test_deployment_operators import MODES, context, messages, xcom
 
@@ -34,19 +34,6 @@ RUNTIME = {"start_commands": ["python train.py"], "environment_variables": {"EPO
 FAILING_RUNTIME = {"start_commands": ["python train.py"], "environment_variables": {"EMULATOR_FAIL": "1"}}
 COMPUTE = {"accelerator": {"accelerator": "H100", "count": 1}, "node_count": 1}
 FAST = {"check_interval": 0.02, "timeout": 60}
-
-
-class StateStore:
-    """The Airflow 3.3 ``task_state_store`` the resumable mixin reads and writes, in memory."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
 
 
 def created(emulator: Any) -> int:
