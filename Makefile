@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 AIRFLOW_VERSION ?=
+# make test: the newest 3.3.x. make test-oldest: the newest 3.1.x patch (3.1.0 installed without Airflow's
+# constraint file resolves a structlog that 3.1.0 cannot import).
+NEWEST_AIRFLOW_SPEC ?= apache-airflow>=3.3,<3.4
 OLDEST_AIRFLOW ?= 3.1.8
 PYTEST_ARGS ?=
 UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
@@ -11,7 +14,7 @@ UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(UV) -e '.[test]' $(if $(AIRFLOW_VERSION),"apache-airflow==$(AIRFLOW_VERSION)")
+	$(UV) -e '.[test]' "$(if $(AIRFLOW_VERSION),apache-airflow==$(AIRFLOW_VERSION),$(NEWEST_AIRFLOW_SPEC))"
 	touch $@
 
 test: $(VENV)/.stamp  ## unit, emulator-integration and DAG tests (newest Airflow)
