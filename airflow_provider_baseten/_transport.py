@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -771,8 +771,3 @@ def _retry_after_from_body(body: Any) -> float | None:
     if isinstance(body, dict) and isinstance(body.get("retry_after"), (int, float)):
         return float(body["retry_after"])
     return None
-
-
-def with_retry(settings: Settings, **changes: Any) -> Settings:
-    """A copy of ``settings`` with retry policy fields changed."""
-    return replace(settings, retry=replace(settings.retry, **changes))

@@ -18,6 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_baseten.models import (
+    ASYNC_TERMINAL_STATES,
+    DEPLOYMENT_FAILED_STATES,
+    PROMOTION_ACTIVE_STATES,
+    TRAINING_ACTIVE_STATES,
+    TRAINING_FAILED_STATES,
+)
+
 if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
@@ -257,14 +265,14 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         return {"request_ids": self.request_ids, "states": dict(self._states)}
 
     def _describe(self) -> str:
-        left = [r for r in self.request_ids if self._states.get(r) not in _ASYNC_DONE]
+        left = [r for r in self.request_ids if self._states.get(r) not in ASYNC_TERMINAL_STATES]
         return f"{len(left)} of {len(self.request_ids)} async request(s) still running (e.g. {left[:3]})"
 
     async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
         """Poll every unfinished request once, taking turns from the model's status budget."""
         budget = status_budget(self.conn_id, self.model_id, self.max_status_rps)
         for rid in self.request_ids:
-            if self._states.get(rid) in _ASYNC_DONE:
+            if self._states.get(rid) in ASYNC_TERMINAL_STATES:
                 continue
             await budget.turn()
             status = await hook.aget_async_request(rid, model_id=self.model_id)
@@ -275,7 +283,7 @@ class AsyncPredictTrigger(BasetenPollTrigger):
 
     def verdict(self) -> dict[str, Any] | None:
         """The event once every request is terminal (``None`` before)."""
-        if any(self._states.get(r) not in _ASYNC_DONE for r in self.request_ids):
+        if any(self._states.get(r) not in ASYNC_TERMINAL_STATES for r in self.request_ids):
             return None
         bad_states = {"FAILED", "EXPIRED", "CANCELED"} | ({"WEBHOOK_FAILED"} if self.fail_on_webhook_failed else set())
         bad = {r: s for r, s in self._states.items() if s in bad_states}
@@ -296,15 +304,12 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         """Cancel the still-queued requests this task submitted (never anyone else's)."""
         budget = status_budget(self.conn_id, self.model_id, self.max_status_rps)
         for rid in self.submitted_ids:
-            if rid in self.request_ids and self._states.get(rid) not in _ASYNC_DONE:
+            if rid in self.request_ids and self._states.get(rid) not in ASYNC_TERMINAL_STATES:
                 try:
                     await budget.turn()
                     await hook.acancel_async_request(rid, model_id=self.model_id)
                 except Exception as exc:  # keep cancelling the others
                     self.log.warning("Could not cancel async request %s: %s", rid, exc)
-
-
-_ASYNC_DONE = frozenset({"SUCCEEDED", "FAILED", "EXPIRED", "CANCELED", "WEBHOOK_FAILED"})
 
 
 class DeploymentStatusTrigger(BasetenPollTrigger):
@@ -323,8 +328,6 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
         wake: bool = False,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_baseten.models import DEPLOYMENT_FAILED_STATES
-
         super().__init__(**kwargs)
         self.model_id = model_id
         self.deployment_id = deployment_id
@@ -395,7 +398,7 @@ class PromotionTrigger(BasetenPollTrigger):
         promo_status = promo.status if promo else None
         if promo_status in ("FAILED", "CANCELED"):
             return event("failed", f"Promotion into {self.environment} {promo_status}.", **self._ids())
-        if promo_status in ("RELEASING", "RAMPING_UP", "RAMPING_DOWN", "PAUSED"):
+        if promo_status in PROMOTION_ACTIVE_STATES:
             return None
         current = env.current_deployment
         if current is None or current.id != self.deployment_id:
@@ -407,7 +410,7 @@ class PromotionTrigger(BasetenPollTrigger):
                 deployment_status=current.status,
                 **self._ids(),
             )
-        if current.status in ("BUILD_FAILED", "DEPLOY_FAILED", "FAILED", "UNHEALTHY", "BUILD_STOPPED"):
+        if current.status in DEPLOYMENT_FAILED_STATES:
             return event("failed", f"Deployment {self.deployment_id} is {current.status}.", **self._ids())
         return None
 
@@ -452,8 +455,6 @@ class TrainingJobTrigger(BasetenPollTrigger):
 
     async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
         """Read the job once."""
-        from airflow_provider_baseten.models import TRAINING_ACTIVE_STATES, TRAINING_FAILED_STATES
-
         job = await hook.aget_training_job(self.training_project_id, self.training_job_id)
         status = job.current_status or "UNKNOWN"
         if status == "TRAINING_JOB_COMPLETED":
