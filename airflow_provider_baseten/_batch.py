@@ -265,7 +265,6 @@ async def run_batch(
                 sink.put(i, out, err)
             state["next_write"] += 1
 
-    ep_template = _Prepared(transport, route)
     started = time.monotonic()
 
     def has_room() -> bool:
@@ -334,7 +333,7 @@ async def run_batch(
     retries_before = transport.retry_counts.copy()
     quiet_before, transport.quiet_retries = transport.quiet_retries, True
     try:
-        await ep_template.learn_format(transport)
+        ep_template = _Prepared(transport, route)  # inside the try: the sink is closed whatever happens
         await asyncio.gather(*(worker() for _ in range(max_concurrency)))
     finally:
         # Keep what finished even if we stop early: flush buffered results in index order (gaps are items
@@ -389,17 +388,18 @@ class _Prepared:
         self.transport = transport
         self.route = route
         self.ep = endpoint(route.name)
-        self.template: httpx.Request | None = None
+        self._probe_lock = asyncio.Lock()
+        self.learn_format()
 
-    async def learn_format(self, transport: Transport) -> None:
-        """Fix the URL format now (LowCodeAPI may need one probe to learn new vs old)."""
-        fmt = transport.formats(self.ep)[0] if transport.settings.gateway == "lowcodeapi" else "new"
+    def learn_format(self) -> None:
+        """Build the template for the URL format known now (LowCodeAPI may need one probe to learn it)."""
+        transport = self.transport
+        formats = transport.formats(self.ep) if transport.settings.gateway == "lowcodeapi" else ("new",)
         self.template = transport.build(
-            self.ep, self.route.params, model_id=self.route.model_id, body={}, url_format=fmt
+            self.ep, self.route.params, model_id=self.route.model_id, body={}, url_format=formats[0]
         )
         self._headers = [(k, v) for k, v in self.template.headers.raw if k.lower() != b"content-length"]
-        self.needs_probe = transport.settings.gateway == "lowcodeapi" and len(transport.formats(self.ep)) > 1
-        self._probe_lock = asyncio.Lock()
+        self.needs_probe = len(formats) > 1
 
     async def send(
         self, client: httpx.AsyncClient, item: Any, send: _Send | None = None
@@ -412,9 +412,8 @@ class _Prepared:
                         out = await self.transport.arequest(
                             self.route.name, self.route.params, body=item, model_id=self.route.model_id, client=client
                         )
-                        await self.learn_format(self.transport)
+                        self.learn_format()
                         return out, None, None
-            assert self.template is not None
             t = self.template
             # The template's headers plus this body's length, and the body as a ready stream: three times
             # cheaper than httpx.Request(content=...) re-validating the headers for every item.
