@@ -25,7 +25,7 @@ from airflow_provider_baseten.emulator import BasetenEmulator
 from airflow_provider_baseten.emulator.config import Durations
 from tests.chaos._support import until
 from tests.chaos.report import Row
-from tests.e2e._support import Component, airflow_env, free_port, migrate, wait_http
+from tests.e2e._support import Component, airflow_env, free_port, migrate, start_airflow
 
 pytestmark = [pytest.mark.chaos, pytest.mark.airflow_e2e]
 
@@ -90,17 +90,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         migrate(env)
         components: list[Component] = []
         try:
-            for name, args in (
-                ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)]),
-                ("dag-processor", ["dag-processor"]),
-                ("scheduler", ["scheduler"]),
-                ("triggerer", ["triggerer"]),
-            ):
-                components.append(Component(name, args, env, tmp))
-            base = f"http://127.0.0.1:{port}"
-            wait_http(f"{base}/api/v2/monitor/health", STARTUP, components)
-            for dag_id in ("chaos_kill", "chaos_crash"):
-                wait_http(f"{base}/api/v2/dags/{dag_id}", STARTUP, components)
+            base = start_airflow(env, port, tmp, components, ("chaos_kill", "chaos_crash"), STARTUP)
             af = Airflow(httpx.Client(base_url=f"{base}/api/v2", timeout=30), components, home)
             af.trigger("chaos_kill", "kill1")
             af.trigger("chaos_crash", "crash1")

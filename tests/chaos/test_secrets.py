@@ -20,7 +20,7 @@ from airflow_provider_baseten.demo import WebhookReceiver, write_inputs
 from airflow_provider_baseten.emulator import BasetenEmulator
 from tests.chaos._support import until
 from tests.chaos.report import Row
-from tests.e2e._support import Component, airflow_env, free_port, migrate, wait_http
+from tests.e2e._support import Component, airflow_env, free_port, migrate, start_airflow
 
 pytestmark = [pytest.mark.chaos, pytest.mark.airflow_e2e]
 
@@ -78,18 +78,9 @@ def test_no_secret_anywhere(tmp_path: Path, chaos_row: Row) -> None:
         )
         migrate(env)
         try:
-            for name, args in (
-                ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)]),
-                ("dag-processor", ["dag-processor"]),
-                ("scheduler", ["scheduler"]),
-                ("triggerer", ["triggerer"]),
-            ):
-                components.append(Component(name, args, env, tmp_path))
-            base = f"http://127.0.0.1:{port}"
-            wait_http(f"{base}/api/v2/monitor/health", 300, components)
+            base = start_airflow(env, port, tmp_path, components, dag_ids)
             api = httpx.Client(base_url=f"{base}/api/v2", timeout=30)
             for dag_id in dag_ids:
-                wait_http(f"{base}/api/v2/dags/{dag_id}", 300, components)
                 r = api.post(f"/dags/{dag_id}/dagRuns", json={"dag_run_id": "secrets", "logical_date": None})
                 assert r.status_code in (200, 201), r.text
                 assert api.patch(f"/dags/{dag_id}", json={"is_paused": False}).status_code == 200

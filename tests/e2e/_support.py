@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,31 @@ def wait_http(url: str, timeout: float, components: list[Component] = ()) -> Non
             last = exc
         time.sleep(0.5)
     raise AssertionError(f"{url} did not answer in {timeout:.0f} s (last: {last!r})")
+
+
+def start_airflow(
+    env: dict[str, str],
+    port: int,
+    logs: Path,
+    components: list[Component],
+    dag_ids: Iterable[str] = (),
+    timeout: float = 300,
+) -> str:
+    """Start api-server, dag-processor, scheduler and triggerer; wait for health and for ``dag_ids``.
+
+    Each component is appended to ``components`` as soon as it starts, so the caller's ``finally`` stops
+    whatever did start even when start-up fails. Returns the API server's base URL.
+    """
+    for name, args in (
+        ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)]),
+        ("dag-processor", ["dag-processor"]),
+        # No log servers: they listen on every interface, and the logs are on this disk anyway.
+        ("scheduler", ["scheduler", "--skip-serve-logs"]),
+        ("triggerer", ["triggerer", "--skip-serve-logs"]),
+    ):
+        components.append(Component(name, args, env, logs))
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/api/v2/monitor/health", timeout, components)
+    for dag_id in dag_ids:  # parsed by the dag-processor and serialized to the DB
+        wait_http(f"{base}/api/v2/dags/{dag_id}", timeout, components)
+    return base

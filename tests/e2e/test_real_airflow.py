@@ -21,7 +21,7 @@ import pytest
 from airflow_provider_baseten.demo import WebhookReceiver
 from airflow_provider_baseten.emulator import BasetenEmulator
 from airflow_provider_baseten.emulator.config import Durations
-from tests.e2e._support import Component, airflow_env, free_port, migrate, wait_http
+from tests.e2e._support import Component, airflow_env, free_port, migrate, start_airflow
 
 pytestmark = pytest.mark.airflow_e2e
 
@@ -114,19 +114,8 @@ def test_sensors_defer_to_the_triggerer_in_a_real_airflow(tmp_path: Path) -> Non
         )
         migrate(env)
         try:
-            for name, args in (
-                ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)]),
-                ("dag-processor", ["dag-processor"]),
-                # No log servers: they listen on every interface, and the logs are on this disk anyway.
-                ("scheduler", ["scheduler", "--skip-serve-logs"]),
-                ("triggerer", ["triggerer", "--skip-serve-logs"]),
-            ):
-                components.append(Component(name, args, env, tmp_path))
-            base = f"http://127.0.0.1:{port}"
-            wait_http(f"{base}/api/v2/monitor/health", STARTUP_TIMEOUT, components)
+            base = start_airflow(env, port, tmp_path, components, RUNS, STARTUP_TIMEOUT)
             api = httpx.Client(base_url=f"{base}/api/v2", timeout=30)
-            for dag_id in RUNS:  # parsed by the dag-processor and serialized to the DB
-                wait_http(f"{base}/api/v2/dags/{dag_id}", STARTUP_TIMEOUT, components)
 
             for dag_id, run_id in RUNS.items():
                 r = api.post(f"/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
