@@ -48,9 +48,11 @@ DIRECT_MANAGEMENT_URL = "https://api.baseten.co"
 DIRECT_INFERENCE_URL = "https://model-{model_id}.api.baseten.co"
 LOWCODEAPI_URL = "https://api.lowcodeapi.com/baseten"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Endpoints that create something. Once such a request may have reached Baseten (the connection dropped
-# or timed out after sending), repeating it could create a second one, so only provably-unsent attempts
-# (connect errors) and explicit "try again" statuses are retried.
+# Endpoints that create something. Once such a request may have taken effect, repeating it could create a
+# second one (a second GPU job, a second queued prediction). They are retried only when the attempt
+# provably did nothing: a connect error before sending, a 429, or a 503 whose body shows no sign of work.
+# After a 500, 502 or 504, a read timeout or a connection dropped after sending, the error is marked
+# ``maybe_created`` and the hook reconciles (looks the object up by name) where the API allows it.
 NOT_IDEMPOTENT = frozenset(
     {
         "environment_async_predict",
@@ -64,6 +66,19 @@ NOT_IDEMPOTENT = frozenset(
     }
 )
 SNIPPET_CHARS = 300
+# How to check by hand, per create, when its outcome is unknown.
+_CHECK_HINT = {
+    "create_training_job": "look for it with list_training_jobs(project) (a job 'name' lets the provider find "
+    "it by itself)",
+    "recreate_training_job": "look for a new job with list_training_jobs(project)",
+    "create_api_key": "look for it with list_api_keys() and delete it if unwanted (its plaintext cannot be "
+    "shown again)",
+    "create_environment": "look for it with get_environment(name)",
+}
+_ASYNC_HINT = (
+    "it may be queued on Baseten under a request id we never received; check the deployment's async queue "
+    "(get_async_queue_status) or your webhook receiver before submitting it again"
+)
 
 
 @functools.cache  # reading package metadata parses files: once per process, not once per hook
@@ -589,11 +604,7 @@ class Transport:
         else:  # pragma: no cover - httpx.HTTPError subclasses we do not expect (e.g. decoding errors)
             err = BasetenTransportError(f"HTTP error talking to Baseten: {where}: {detail}")
         if not may_retry:
-            err.message += (
-                " The request may have reached Baseten, so it was not repeated; check whether it was created "
-                "before submitting again."
-            )
-            err.args = (err.message,)
+            mark_maybe_created(err, ep.name)
         log.debug("Baseten %s: %s", where, err.message)
         return Outcome(error=err, retry=may_retry)
 
@@ -607,6 +618,9 @@ class Transport:
             body = _json_or_none(response)
             err = error_from_response(status, body, response.text, request_id, gateway=gateway, where=ep.name)
             retry = status in RETRY_STATUSES
+            if retry and ep.name in NOT_IDEMPOTENT and not _provably_not_done(status, body):
+                retry = False
+                mark_maybe_created(err, ep.name)
             retry_after = _retry_after(response, body) if retry else None
             return Outcome(
                 error=err,
@@ -626,7 +640,10 @@ class Transport:
                 body_snippet=_snippet(response.text),
             )
             # A damaged answer to an idempotent call is worth another try; a create must not be repeated.
-            return Outcome(error=err, retry=ep.name not in NOT_IDEMPOTENT)
+            if ep.name in NOT_IDEMPOTENT:
+                mark_maybe_created(err, ep.name)
+                return Outcome(error=err)
+            return Outcome(error=err, retry=True)
         if gateway:
             return self._unwrap(ep, status, payload, response.text, request_id)
         return Outcome(value=payload, status=status, request_id=request_id)
@@ -644,6 +661,33 @@ class Transport:
         if payload.get("error"):
             return Outcome(error=error_from_response(status, payload, text, request_id, gateway=True, where=ep.name))
         return Outcome(value=payload.get("data"), status=status, request_id=request_id)
+
+
+def _provably_not_done(status: int, body: Any) -> bool:
+    """Whether an error answer to a create proves nothing was created, so sending it again is safe.
+
+    429 is refused before any work. A 503 ("no replica", "rolling out") is refused before the request is
+    taken, unless its body carries something only work produces (an id, a job, a non-empty ``data``).
+    500, 502 and 504 may come after the work was done (a proxy that timed out or lost the answer).
+    """
+    if status == 429:
+        return True
+    if status != 503:
+        return False
+    if not isinstance(body, dict):
+        return True
+    if body.get("data") not in (None, {}, []):
+        return False
+    return not any(key in body for key in ("request_id", "id", "training_job", "api_key"))
+
+
+def mark_maybe_created(err: BasetenError, endpoint_name: str) -> None:
+    """Flag ``err`` as "the create may have taken effect" and say, in its message, how to check."""
+    hint = _ASYNC_HINT if endpoint_name.endswith("async_predict") else None
+    hint = hint or _CHECK_HINT.get(endpoint_name, "check whether it exists")
+    err.maybe_created = True
+    err.message += f" {endpoint_name} was not repeated because the request may have taken effect: {hint}."
+    err.args = (err.message,)
 
 
 def _retry_kind(err: BasetenError | None) -> str:

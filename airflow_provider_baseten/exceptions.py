@@ -18,7 +18,13 @@ class BasetenError(Exception):
     :param error_code: Baseten's machine-readable ``error_code`` (e.g. ``model_not_ready``).
     :param request_id: The ``X-BASETEN-REQUEST-ID`` of the failed request, for Baseten support.
     :param body_snippet: The first few hundred characters of the response body, redacted.
+
+    ``maybe_created`` is ``True`` when a create (async submit, training job, API key, environment) failed in
+    a way that does not tell whether it took effect (500/502/504, a read timeout, a connection dropped after
+    sending). The provider never sends such a request twice; the message says how to check.
     """
+
+    maybe_created: bool = False
 
     def __init__(
         self,

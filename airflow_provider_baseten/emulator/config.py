@@ -46,6 +46,10 @@ class FaultRule:
         next two matching requests.
     :param retry_after: Seconds for the ``Retry-After`` header of a 429.
     :param delay: Real seconds a ``slow`` fault waits before answering.
+    :param after: Apply the fault *after* the request took effect: the API handles the request (a create
+        commits, a job starts, an async request is queued) and only then does the client get the 5xx,
+        the dropped connection or the slow answer instead of the real response. This is the ambiguous
+        failure that must never make a client send a create twice. (``truncate`` always acts after.)
     """
 
     kind: str
@@ -54,6 +58,7 @@ class FaultRule:
     times: int | None = None
     retry_after: float = 1.0
     delay: float = 2.0
+    after: bool = False
 
     def __post_init__(self) -> None:
         self.kind = str(self.kind)
@@ -63,15 +68,22 @@ class FaultRule:
             raise ValueError(f"fault rate must be between 0 and 1, got {self.rate!r}")
         self.rate = float(self.rate)
         self.endpoints = list(self.endpoints or [])
+        self.after = bool(self.after)
 
     @classmethod
     def parse(cls, spec: str) -> FaultRule:
-        """Parse the CLI form ``KIND[=RATE][@endpoint,endpoint]``, e.g. ``429=0.1@production_predict``."""
+        """Parse the CLI form ``KIND[=RATE][@endpoint,endpoint][+after]``, e.g. ``429=0.1@production_predict``.
+
+        A ``+after`` suffix applies the fault after the request took effect (``502@create_training_job+after``).
+        """
+        after = spec.endswith("+after")
+        spec = spec.removesuffix("+after")
         where = ""
         if "@" in spec:
             spec, where = spec.split("@", 1)
         kind, _, rate = spec.partition("=")
-        return cls(kind=kind, rate=float(rate) if rate else 1.0, endpoints=[e for e in where.split(",") if e])
+        endpoints = [e for e in where.split(",") if e]
+        return cls(kind=kind, rate=float(rate) if rate else 1.0, endpoints=endpoints, after=after)
 
 
 @dataclass

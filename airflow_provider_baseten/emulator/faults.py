@@ -95,7 +95,7 @@ class FaultMiddleware:
         if scope["type"] != "http" or not core.faults.active or scope["path"].startswith("/__"):
             await self.app(scope, receive, send)
             return None
-        from airflow_provider_baseten.emulator.app import error_body, match_endpoint
+        from airflow_provider_baseten.emulator.app import match_endpoint
 
         found = match_endpoint(core, scope)
         rule = core.faults.pick(found[0].name, found[0].surface) if found else None
@@ -104,16 +104,32 @@ class FaultMiddleware:
             return None
         ep, kind = found
         core.state.counters["faults"][rule.kind] += 1
-        if rule.kind == "slow":
-            await asyncio.sleep(rule.delay)
-            await self.app(scope, receive, send)
-            return None
         if rule.kind == "truncate":
             await self._truncated(scope, receive, send)
             return None
-        # The request never reaches the API: count and log it here.
-        core.state.counters["requests"][ep.name] += 1
-        await _drain(receive)
+        if rule.after:
+            # The API acts (and counts and logs the request itself); the client never sees its answer.
+            await self.app(scope, receive, _discard)
+            core.state.counters["faults"][rule.kind + "+after"] += 1
+        if rule.kind == "slow":
+            await asyncio.sleep(rule.delay)
+            if rule.after:
+                # The real answer was thrown away: after the delay answer 504, as a gateway that gave up
+                # waiting does (a client whose read timed out has gone by then).
+                return await self._answer(scope, ep, kind, rule, send, status=504)
+            await self.app(scope, receive, send)
+            return None
+        if not rule.after:
+            # The request never reaches the API: count and log it here.
+            core.state.counters["requests"][ep.name] += 1
+            await _drain(receive)
+        return await self._answer(scope, ep, kind, rule, send)
+
+    async def _answer(self, scope: Scope, ep: Any, kind: str, rule: FaultRule, send: Send, status: int = 0) -> Any:
+        """Send the fault's answer (or drop the connection), and log it."""
+        from airflow_provider_baseten.emulator.app import error_body
+
+        core = self.core
         query = _query(scope)
         if rule.kind == "drop":
             core.record(scope["method"], scope["path"], query, ep.name, kind, 0, None, fault="drop")
@@ -123,8 +139,8 @@ class FaultMiddleware:
             status, body = 502, HTML_502
             headers.append((b"content-type", b"text/html"))
         else:
-            status = int(rule.kind)
-            message, code = _MESSAGES[rule.kind]
+            status = status or int(rule.kind)
+            message, code = _MESSAGES[str(status)]
             payload = error_body(kind, ep.surface, status, message, code)
             if status == 429:
                 retry_after = rule.retry_after
@@ -156,6 +172,10 @@ class FaultMiddleware:
         headers.append((b"content-length", str(len(cut)).encode()))
         await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
         await send({"type": "http.response.body", "body": cut})
+
+
+async def _discard(message: Message) -> None:
+    """An ASGI ``send`` that throws the real answer away (for faults applied after the request acted)."""
 
 
 async def _drain(receive: Receive) -> None:

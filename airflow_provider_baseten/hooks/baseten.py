@@ -8,6 +8,7 @@ its ``a``-prefixed async twin, so the two paths cannot drift apart.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,7 +46,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class _Call:
-    """What a builder asks for: an endpoint, its parameters, and how to read the answer."""
+    """What a builder asks for: an endpoint, its parameters, and how to read the answer.
+
+    ``reconcile`` is for creates: when the answer leaves it unknown whether the object was created
+    (``BasetenError.maybe_created``), the hook sends ``reconcile.lookup`` and ``reconcile.pick`` finds the
+    object in its answer, instead of creating it a second time.
+    """
 
     name: str
     params: dict[str, str] = field(default_factory=dict)
@@ -53,25 +59,81 @@ class _Call:
     body: Any = None
     model_id: str | None = None
     parse: Callable[[Any], Any] = lambda data: data
+    reconcile: _Reconcile | None = None
+
+
+@dataclass
+class _Reconcile:
+    """How to find what an ambiguous create may have made: a lookup, and a pick over its parsed answer."""
+
+    lookup: _Call
+    pick: Callable[[Any], Any]
+    what: str
+
+
+def _reconciled(hook: BasetenHook, call: _Call, exc: Exception, found: Any) -> Any:
+    """The object an ambiguous create made, or the create's own error when the lookup found none."""
+    what = call.reconcile.what if call.reconcile else "object"
+    if found is None:
+        hook.log.warning("Baseten %s: the lookup found no %s; not sending the create again.", call.name, what)
+        raise exc
+    hook.log.warning(
+        "Baseten %s failed ambiguously (%s), but the %s it created exists: using it instead of creating another.",
+        call.name,
+        getattr(exc, "status_code", None) or type(exc).__name__,
+        what,
+    )
+    return found
+
+
+def _lookup_failed(hook: BasetenHook, call: _Call, exc: Exception, lookup_exc: Exception) -> None:
+    """A 404 from the lookup means "not there"; any other failure is logged and the create's error stands."""
+    if getattr(lookup_exc, "status_code", None) != 404:
+        hook.log.warning("Baseten %s: the lookup after an ambiguous failure failed too: %s", call.name, lookup_exc)
+        raise exc from None
 
 
 def _api(builder: Callable[..., _Call]) -> Callable[..., Any]:
     """Make the public sync method from ``builder``; :func:`_async_twins` adds the async one."""
 
-    @functools.wraps(builder)
-    def sync(self: BasetenHook, *args: Any, **kwargs: Any) -> Any:
-        transport = self.get_transport()
-        call = builder(self, *args, **kwargs)
+    def send(transport: Transport, call: _Call) -> Any:
         return transport.request(
             call.name, call.params, query=call.query, body=call.body, model_id=call.model_id, parse=call.parse
         )
 
-    async def asynchronous(self: BasetenHook, *args: Any, **kwargs: Any) -> Any:
-        transport = await self.aget_transport()
-        call = builder(self, *args, **kwargs)
+    async def asend(transport: Transport, call: _Call) -> Any:
         return await transport.arequest(
             call.name, call.params, query=call.query, body=call.body, model_id=call.model_id, parse=call.parse
         )
+
+    @functools.wraps(builder)
+    def sync(self: BasetenHook, *args: Any, **kwargs: Any) -> Any:
+        transport = self.get_transport()
+        call = builder(self, *args, **kwargs)
+        try:
+            return send(transport, call)
+        except Exception as exc:
+            if call.reconcile is None or not getattr(exc, "maybe_created", False):
+                raise
+            try:
+                found = call.reconcile.pick(send(transport, call.reconcile.lookup))
+            except Exception as lookup_exc:
+                found = _lookup_failed(self, call, exc, lookup_exc)
+            return _reconciled(self, call, exc, found)
+
+    async def asynchronous(self: BasetenHook, *args: Any, **kwargs: Any) -> Any:
+        transport = await self.aget_transport()
+        call = builder(self, *args, **kwargs)
+        try:
+            return await asend(transport, call)
+        except Exception as exc:
+            if call.reconcile is None or not getattr(exc, "maybe_created", False):
+                raise
+            try:
+                found = call.reconcile.pick(await asend(transport, call.reconcile.lookup))
+            except Exception as lookup_exc:
+                found = _lookup_failed(self, call, exc, lookup_exc)
+            return _reconciled(self, call, exc, found)
 
     asynchronous.__name__ = asynchronous.__qualname__ = "a" + builder.__name__
     asynchronous.__doc__ = f"Async twin of :meth:`{builder.__name__}` (same arguments, awaitable)."
@@ -85,6 +147,28 @@ def _async_twins(cls: type) -> type:
         if twin is not None:
             setattr(cls, "a" + name, twin)
     return cls
+
+
+# A job created up to this long before the call started still counts as "made by this call" when an
+# ambiguous create is reconciled: it covers clock skew between the Airflow worker and Baseten.
+RECONCILE_CLOCK_SKEW = 120.0
+
+
+def _newest_named(name: str, started: float) -> Callable[[Any], Any]:
+    """A pick: the newest job called ``name`` created since ``started`` (less the clock-skew margin)."""
+    from datetime import datetime
+
+    def created(job: Any) -> float:
+        try:
+            return datetime.fromisoformat(str(job.created_at).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return float("-inf")
+
+    def pick(jobs: list[Any]) -> Any:
+        mine = [j for j in jobs if j.name == name and created(j) >= started - RECONCILE_CLOCK_SKEW]
+        return max(mine, key=created) if mine else None
+
+    return pick
 
 
 def _m() -> Any:  # lazy import keeps DAG parsing cheap
@@ -650,11 +734,15 @@ class BasetenHook(BaseHook):
             body["autoscaling_settings"] = m.options(m.AutoscalingSettingsUpdate, autoscaling_settings).body()
         if promotion_settings:
             body["promotion_settings"] = dict(promotion_settings)
+        model = self._model(model_id)
+        lookup = self.get_environment.__wrapped__(self, name, model_id=model)  # type: ignore[attr-defined]
+        lookup.parse = lambda d: m.parse(m.Environment, d, "get_environment") if d else None
         return _Call(
             "create_environment",
-            {"model_id": self._model(model_id)},
+            {"model_id": model},
             body=body,
             parse=lambda d: m.parse(m.Environment, d, "create_environment"),
+            reconcile=_Reconcile(lookup, lambda env: env, f"environment {name!r}"),
         )
 
     @_api
@@ -791,11 +879,17 @@ class BasetenHook(BaseHook):
                 "training_job must be a dict with at least 'image' (see Baseten's CreateTrainingJobV1).",
                 field="training_job",
             )
+        name = training_job.get("name")
+        reconcile = None
+        if isinstance(name, str) and name:
+            lookup = self.list_training_jobs.__wrapped__(self, training_project_id)  # type: ignore[attr-defined]
+            reconcile = _Reconcile(lookup, _newest_named(name, time.time()), f"training job named {name!r}")
         return _Call(
             "create_training_job",
             {"training_project_id": training_project_id},
             body={"training_job": training_job},
             parse=self._job("create_training_job"),
+            reconcile=reconcile,
         )
 
     @_api
