@@ -60,7 +60,12 @@ class AsyncRequestStatus(str, Enum):
 
 
 ASYNC_ACTIVE_STATES = frozenset({"QUEUED", "IN_PROGRESS"})
-ASYNC_TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "EXPIRED", "CANCELED", "WEBHOOK_FAILED"})
+#: Not Baseten's: the provider's name for a request whose status Baseten no longer keeps (404 an hour
+#: after it finished). It is terminal, with an unknown outcome.
+ASYNC_STATUS_UNKNOWN = "UNKNOWN"
+ASYNC_TERMINAL_STATES = frozenset(
+    {"SUCCEEDED", "FAILED", "EXPIRED", "CANCELED", "WEBHOOK_FAILED", ASYNC_STATUS_UNKNOWN}
+)
 
 
 class WebhookStatus(str, Enum):

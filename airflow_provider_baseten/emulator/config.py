@@ -46,6 +46,8 @@ class FaultRule:
         next two matching requests.
     :param retry_after: Seconds for the ``Retry-After`` header of a 429.
     :param delay: Real seconds a ``slow`` fault waits before answering.
+    :param skip: Let this many matching requests through untouched before the rule starts firing
+        (``rate=1, times=1, skip=2`` fails exactly the third matching request).
     :param after: Apply the fault *after* the request took effect: the API handles the request (a create
         commits, a job starts, an async request is queued) and only then does the client get the 5xx,
         the dropped connection or the slow answer instead of the real response. This is the ambiguous
@@ -58,6 +60,7 @@ class FaultRule:
     times: int | None = None
     retry_after: float = 1.0
     delay: float = 2.0
+    skip: int = 0
     after: bool = False
 
     def __post_init__(self) -> None:

@@ -55,6 +55,7 @@ class FaultInjector:
             self.seed = seed
             self._rng = random.Random(seed)
             self._used = [0] * len(self.rules)
+            self._seen = [0] * len(self.rules)
 
     @property
     def active(self) -> bool:
@@ -68,6 +69,9 @@ class FaultInjector:
                 if rule.endpoints and endpoint not in rule.endpoints and surface not in rule.endpoints:
                     continue
                 if rule.times is not None and self._used[i] >= rule.times:
+                    continue
+                self._seen[i] += 1
+                if self._seen[i] <= rule.skip:
                     continue
                 if rule.rate >= 1.0 or self._rng.random() < rule.rate:
                     self._used[i] += 1

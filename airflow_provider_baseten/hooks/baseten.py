@@ -171,6 +171,10 @@ def _newest_named(name: str, started: float) -> Callable[[Any], Any]:
     return pick
 
 
+# Connections already warned that their model_id does not steer LowCodeAPI inference (once per process).
+_warned_gateway_model: set[str] = set()
+
+
 def _m() -> Any:  # lazy import keeps DAG parsing cheap
     from airflow_provider_baseten import models
 
@@ -310,6 +314,35 @@ class BasetenHook(BaseHook):
             )
         return _v("model_id", chosen)
 
+    def _inference_model(self, model_id: str | None) -> str | None:
+        """The model id for an inference call; ``None`` through LowCodeAPI, which routes by the token.
+
+        An explicit ``model_id`` through the gateway is an error: the gateway would send the request to
+        the token's model whatever the id says, and the task would succeed on the wrong model.
+        """
+        if not self._gateway:
+            return self._model(model_id)
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if model_id is not None:
+            raise BasetenValidationError(
+                f"model_id={model_id!r} cannot be honoured through the LowCodeAPI gateway: it routes inference by "
+                "the api_token, to the model that token serves, so the request would go there whatever model_id "
+                "says. Drop model_id= for inference through LowCodeAPI, or use a direct Baseten connection "
+                "(extra gateway='baseten') to choose the model.",
+                field="model_id",
+            )
+        default = self._transport.settings.model_id if self._transport else None
+        if default and self.baseten_conn_id not in _warned_gateway_model:
+            _warned_gateway_model.add(self.baseten_conn_id)
+            self.log.warning(
+                "Connection %s sets model_id=%s, but LowCodeAPI routes inference by the api_token: inference goes "
+                "to the token's model and this model_id is used for management calls only.",
+                self.baseten_conn_id,
+                default,
+            )
+        return None
+
     @property
     def _gateway(self) -> bool:
         return self._transport is not None and self._transport.settings.gateway == "lowcodeapi"
@@ -327,7 +360,7 @@ class BasetenHook(BaseHook):
                 field="deployment_id",
             )
         # LowCodeAPI routes by token, not by model host; the direct API needs a model id.
-        model = None if self._gateway and not model_id else self._model(model_id)
+        model = self._inference_model(model_id)
         if deployment_id is not None:
             return _Call(f"deployment_{action}", {"deployment_id": _v("deployment_id", deployment_id)}, model_id=model)
         env = _v("environment", environment) if environment is not None else "production"
@@ -469,7 +502,7 @@ class BasetenHook(BaseHook):
     def get_async_request(self, request_id: str, *, model_id: str | None = None) -> AsyncRequest:
         """Status of an async request (never its output: that goes to the webhook)."""
         m = _m()
-        model = None if self._gateway and not model_id else self._model(model_id)
+        model = self._inference_model(model_id)
         return _Call(
             "get_async_request",
             {"request_id": request_id},
@@ -481,7 +514,7 @@ class BasetenHook(BaseHook):
     def cancel_async_request(self, request_id: str, *, model_id: str | None = None) -> AsyncCancelResult:
         """Cancel an async request. Only QUEUED requests can be cancelled (``canceled`` says if it was)."""
         m = _m()
-        model = None if self._gateway and not model_id else self._model(model_id)
+        model = self._inference_model(model_id)
         return _Call(
             "cancel_async_request",
             {"request_id": request_id},

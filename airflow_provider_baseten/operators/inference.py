@@ -174,6 +174,16 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     :param wait_for_completion: Wait until every request is terminal (default ``False``).
     :param fail_on_webhook_failed: Treat ``WEBHOOK_FAILED`` as failure (the output is lost). Default True.
     :param cancel_on_kill: Cancel this task's still-queued requests when the task is killed.
+    :param resubmit_unknown_outcome: On a retry, submit again the inputs whose request Baseten no longer
+        knows (it keeps a request's status one hour after completion, then answers 404). Default
+        ``False``: such a request is treated as finished with an unknown outcome and logged at WARNING,
+        because it most likely ran and was paid for.
+
+    Retries submit only what is missing (Airflow 3.3+): each request id is written to the task state
+    store as soon as Baseten returns it, so a retry after a crash or an error at input *k* of *n* submits
+    only the inputs that have no id, plus those whose request ended FAILED, EXPIRED or CANCELED (and
+    WEBHOOK_FAILED when ``fail_on_webhook_failed``). A submit that failed ambiguously (a 5xx or a timeout
+    after sending) is not repeated within the try; its error says the request may exist.
     """
 
     template_fields: Sequence[str] = (
@@ -203,9 +213,11 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         inference_retry_config: dict[str, Any] | None = None,
         wait_for_completion: bool = False,
         fail_on_webhook_failed: bool = True,
+        resubmit_unknown_outcome: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(wait_for_completion=wait_for_completion, **kwargs)
+        self.resubmit_unknown_outcome = resubmit_unknown_outcome
         if (model_input is None) == (model_inputs is None):
             raise ValueError("AsyncPredictOperator needs exactly one of model_input= or model_inputs=.")
         self.model_input = model_input
@@ -238,10 +250,11 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     # -- ResumableJobMixin -----------------------------------------------------------------------------
     def submit_job(self, context: Context) -> list[str]:
-        """Validate every input, then submit each; push the ids to XCom at once."""
+        """Validate every input, then submit each input that has no live request yet; push the ids to XCom."""
         from airflow_provider_baseten.exceptions import BasetenError, BasetenValidationError
+        from airflow_provider_baseten.operators._submit_log import SubmitLog
 
-        inputs = [self.model_input] if self.model_input is not None else list(self.model_inputs or [])
+        inputs = self._inputs()
         if not inputs:
             raise BasetenValidationError("model_inputs is empty: give at least one input.", field="model_inputs")
         for i, item in enumerate(inputs):
@@ -250,20 +263,62 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
                     f"model_inputs[{i}] must be a dict (Baseten's model_input is a JSON object).", field="model_inputs"
                 )
         self._check_options(inputs)
-        ids: list[str] = []
+        if not self.webhook_endpoint:
+            self.log.warning(
+                "No webhook_endpoint: Baseten never returns async outputs by polling, so the outputs of these "
+                "requests are delivered nowhere unless the model stores them itself."
+            )
+        submit_log = SubmitLog(context.get("task_state_store"), inputs, self._options())
+        submit_log.start()
+        ids = self._still_useful(submit_log.load())
+        self._submitted = [r for r in ids if r]
+        todo = [i for i, rid in enumerate(ids) if rid is None]
+        if len(todo) < len(inputs):
+            self.log.info(
+                "%d of %d input(s) already have a request from an earlier try.", len(inputs) - len(todo), len(inputs)
+            )
         try:
-            for item in inputs:
-                ids.append(self.hook.async_predict(item, **self._options()).request_id)
-                self._submitted = ids
+            for i in todo:
+                ids[i] = self.hook.async_predict(inputs[i], **self._options()).request_id
+                self._submitted.append(ids[i])  # type: ignore[arg-type]
+                submit_log.record(ids, i)
         except BasetenError as exc:
-            context["ti"].xcom_push(key="request_ids", value=ids)
-            raise type(exc)(
-                f"{exc.message} Submitted {len(ids)} of {len(inputs)} before the failure: {ids[:20]}",
-                status_code=exc.status_code,
-                error_code=exc.error_code,
-            ) from None
-        self.log.info("Submitted %d async request(s): %s", len(ids), ids[:20])
-        context["ti"].xcom_push(key="request_ids", value=ids)
+            done = [r for r in ids if r]
+            context["ti"].xcom_push(key="request_ids", value=done)
+            kept = " A retry submits only the inputs without an id." if submit_log.durable else ""
+            exc.message = f"{exc.message} {len(done)} of {len(inputs)} input(s) have a request: {done[:20]}.{kept}"
+            exc.args = (exc.message,)
+            raise
+        final = [r for r in ids if r]
+        self.log.info("Submitted %d async request(s): %s", len(todo), [ids[i] for i in todo][:20])
+        context["ti"].xcom_push(key="request_ids", value=final)
+        return final
+
+    def _inputs(self) -> list[Any]:
+        return [self.model_input] if self.model_input is not None else list(self.model_inputs or [])
+
+    def _still_useful(self, ids: list[str | None]) -> list[str | None]:
+        """Forget the ids of an earlier try whose request failed (so their inputs are submitted again)."""
+        from airflow_provider_baseten.exceptions import BasetenNotFoundError
+
+        bad = {"FAILED", "EXPIRED", "CANCELED"} | ({"WEBHOOK_FAILED"} if self.fail_on_webhook_failed else set())
+        for i, rid in enumerate(ids):
+            if rid is None:
+                continue
+            try:
+                status = self.hook.get_async_request(rid, model_id=self.model_id).status
+            except BasetenNotFoundError:
+                status = "UNKNOWN"
+            if status in bad or (status == "UNKNOWN" and self.resubmit_unknown_outcome):
+                self.log.warning("Input %d: its earlier request %s is %s; submitting it again.", i, rid, status)
+                ids[i] = None
+            elif status == "UNKNOWN":
+                self.log.warning(
+                    "Input %d: Baseten no longer keeps the status of request %s (kept 1 h after completion); "
+                    "treating it as finished, outcome unknown (resubmit_unknown_outcome=True submits it again).",
+                    i,
+                    rid,
+                )
         return ids
 
     def _check_options(self, inputs: list[dict[str, Any]]) -> None:
@@ -292,12 +347,20 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         """``ACTIVE`` while any request runs, else ``SUCCEEDED`` or ``FAILED``."""
+        from airflow_provider_baseten.operators._submit_log import SubmitLog
         from airflow_provider_baseten.triggers.baseten import check_once
 
+        if not SubmitLog(context.get("task_state_store"), self._inputs(), self._options()).matches_earlier_try():
+            self.log.warning(
+                "The inputs changed since the earlier try: submitting them afresh (earlier requests are left alone)."
+            )
+            return "INPUTS_CHANGED"
         event = check_once(self._trigger(list(external_id)))
         if event is None:
             return "ACTIVE"
-        return "SUCCEEDED" if event["status"] == "success" else "FAILED"
+        if event["status"] == "success" and not (event.get("unknown") and self.resubmit_unknown_outcome):
+            return "SUCCEEDED"
+        return "FAILED"  # the mixin then calls submit_job, which resubmits only the failed inputs
 
     def is_job_active(self, status: str) -> bool:
         """Reconnect while any request is still queued or running."""
@@ -341,8 +404,14 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         )
 
     def on_event(self, context: Context, event: dict[str, Any]) -> list[str]:
-        """Fail on any failed request; return the ids."""
+        """Fail on any failed request; warn about requests whose outcome Baseten no longer keeps; return the ids."""
         super().on_event(context, event)
+        if event.get("unknown"):
+            self.log.warning(
+                "%d request(s) finished with an unknown outcome (Baseten no longer keeps their status): %s",
+                len(event["unknown"]),
+                event["unknown"][:20],
+            )
         return list(event.get("request_ids", []))
 
     def on_kill(self) -> None:

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_baseten.exceptions import BasetenNotFoundError
 from airflow_provider_baseten.models import (
+    ASYNC_STATUS_UNKNOWN,
     ASYNC_TERMINAL_STATES,
     DEPLOYMENT_FAILED_STATES,
     PROMOTION_ACTIVE_STATES,
@@ -275,7 +277,11 @@ class AsyncPredictTrigger(BasetenPollTrigger):
             if self._states.get(rid) in ASYNC_TERMINAL_STATES:
                 continue
             await budget.turn()
-            status = await hook.aget_async_request(rid, model_id=self.model_id)
+            try:
+                status = await hook.aget_async_request(rid, model_id=self.model_id)
+            except BasetenNotFoundError:  # status expired (kept 1 h after completion): finished, outcome unknown
+                self._states[rid] = ASYNC_STATUS_UNKNOWN
+                continue
             self._states[rid] = status.status
             if status.errors:
                 self._errors[rid] = [e.model_dump() for e in status.errors]
@@ -288,7 +294,11 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         bad_states = {"FAILED", "EXPIRED", "CANCELED"} | ({"WEBHOOK_FAILED"} if self.fail_on_webhook_failed else set())
         bad = {r: s for r, s in self._states.items() if s in bad_states}
         if not bad:
-            return event("success", f"{len(self.request_ids)} async request(s) finished.", **self._ids())
+            unknown = [r for r in self.request_ids if self._states.get(r) == ASYNC_STATUS_UNKNOWN]
+            gone = f" ({len(unknown)} with an unknown outcome: Baseten no longer keeps their status)" if unknown else ""
+            return event(
+                "success", f"{len(self.request_ids)} async request(s) finished{gone}.", unknown=unknown, **self._ids()
+            )
         details = []
         for rid, state in list(bad.items())[:10]:
             errs = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in self._errors.get(rid, []))

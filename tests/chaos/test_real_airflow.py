@@ -7,6 +7,8 @@ started with ``tests/e2e/_support.py``) against the emulator.
 4. Crash: the task processes of a non-deferrable AsyncPredictOperator and CreateTrainingJobOperator
    (retries=1) are ``kill -9``-ed mid-wait. Airflow retries them; the retry reconnects (ResumableJobMixin +
    task_state_store), and the emulator counts exactly one submission of each.
+10. Partial submit: an AsyncPredictOperator with 6 inputs is ``kill -9``-ed while its 4th submit is held by
+   the emulator. The retry submits only the inputs without a request id: inputs 0-2 are submitted once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ import psutil
 import pytest
 
 from airflow_provider_baseten.emulator import BasetenEmulator
-from airflow_provider_baseten.emulator.config import Durations
+from airflow_provider_baseten.emulator.config import Durations, FaultRule
 from tests.chaos._support import until
 from tests.chaos.report import Row
 from tests.e2e._support import Component, airflow_env, free_port, migrate, start_airflow
@@ -90,7 +93,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         migrate(env)
         components: list[Component] = []
         try:
-            base = start_airflow(env, port, tmp, components, ("chaos_kill", "chaos_crash"), STARTUP)
+            dag_ids = ("chaos_kill", "chaos_crash", "chaos_partial")
+            base = start_airflow(env, port, tmp, components, dag_ids, STARTUP)
             af = Airflow(httpx.Client(base_url=f"{base}/api/v2", timeout=30), components, home)
             af.trigger("chaos_kill", "kill1")
             af.trigger("chaos_crash", "crash1")
@@ -267,3 +271,59 @@ def test_crash_reconnects(world: dict[str, Any], chaos_row: Row) -> None:
     assert [tis[t]["try_number"] for t in tasks] == [2, 2]
     assert len(crash_requests) == 3 and len(crash_jobs) == 1
     assert submissions == {"async_predict": 8, "training_job": 3}
+
+
+def test_partial_submit_then_kill(world: dict[str, Any], chaos_row: Row) -> None:
+    chaos_row.case = "10 partial async submit (kill -9)"
+    emu: BasetenEmulator = world["emu"]
+    af: Airflow = world["af"]
+    comps = af.components
+    # Hold the 4th submit to this deployment long enough to kill the task while it waits for the answer.
+    emu.set_faults([FaultRule("slow", endpoints=["deployment_async_predict"], skip=3, times=1, delay=20.0)])
+    af.trigger("chaos_partial", "partial1")
+
+    def partial_requests() -> list[Any]:
+        with emu.state.lock:
+            reqs = list(emu.state.async_requests.values())
+        return [r for r in reqs if isinstance(r.model_input, dict) and r.model_input.get("case") == "partial"]
+
+    def held() -> Any:
+        ti = af.tis("chaos_partial", "partial1").get("async_partial", {})
+        faults = emu.counters()["faults"]
+        return (
+            ti if ti.get("state") == "running" and faults.get("slow", 0) == 1 and len(partial_requests()) == 3 else None
+        )
+
+    ti = until("the 4th submit to be held", held, 300, comps)
+    pid = until("the task's process", lambda: _task_pid(ti["id"]), 30, comps)
+    os.kill(pid, signal.SIGKILL)
+    at_kill = len(partial_requests())
+
+    def finished() -> dict[str, Any] | None:
+        t = af.tis("chaos_partial", "partial1").get("async_partial", {})
+        return t if t.get("state") in ("success", "failed") else None
+
+    final = until("the retry to finish", finished, 240, comps)
+    # The held request reaches the API 20 s after it was sent, whether or not its client is still alive (it
+    # was in flight at the kill): give it that long to land, so the counts below are final.
+    deadline = time.monotonic() + 30
+    while len(partial_requests()) < 7 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    per_input: dict[int, int] = {}
+    for r in partial_requests():
+        per_input[r.model_input["i"]] = per_input.get(r.model_input["i"], 0) + 1
+    chaos_row.tried = (
+        "real Airflow; AsyncPredictOperator with 6 inputs (retries=1); the emulator holds the 4th submit for 20 s "
+        "and the task process is kill -9-ed while it waits; Airflow retries"
+    )
+    chaos_row.happened = (
+        f"{at_kill} requests at the kill; try {final['try_number']} {final['state']}; submissions per input "
+        f"{dict(sorted(per_input.items()))} (input 3 was in flight at the kill)"
+    )
+    resent = sum(n - 1 for i, n in per_input.items() if i != 3)
+    chaos_row.lost = f"{resent} inputs re-sent that already had an id; 1 in flight at the kill"
+    chaos_row.metrics.update(per_input=per_input)
+    assert final["state"] == "success" and final["try_number"] == 2
+    assert at_kill == 3
+    assert {i: per_input.get(i, 0) for i in (0, 1, 2, 4, 5)} == {0: 1, 1: 1, 2: 1, 4: 1, 5: 1}
+    assert per_input.get(3, 0) in (1, 2)  # the retry resends it; the held one may land too: it was in flight

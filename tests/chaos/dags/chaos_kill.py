@@ -86,3 +86,20 @@ with DAG(
         deferrable=False,
         check_interval=1,
     )
+
+with DAG(
+    "chaos_partial",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=1)},
+) as partial:
+    # Case 10: killed in the middle of its submits (the test holds the 4th submit), then retried.
+    AsyncPredictOperator(
+        task_id="async_partial",
+        model_inputs=[{"case": "partial", "i": i} for i in range(6)],
+        deployment_id="dep1prod",  # its own endpoint (deployment_async_predict), so the test can hold it
+        max_time_in_queue_seconds=7200,
+        wait_for_completion=False,
+        deferrable=False,
+    )
