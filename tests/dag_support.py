@@ -71,3 +71,19 @@ class StateStore:
 
     def set(self, key: str, value: Any) -> None:
         self.data[key] = value
+
+
+class FakeTI:
+    """Just enough of a task instance for ``operator.execute`` outside a DAG run."""
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+        self.stats_tags: dict[str, str] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+def context(**extra: Any) -> Any:
+    """A minimal task context for calling ``execute`` / ``poke`` directly."""
+    return {"ti": FakeTI(), **extra}

@@ -12,6 +12,7 @@ from airflow_provider_baseten._transport import RetryPolicy
 from airflow_provider_baseten.emulator import FaultRule
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.hooks.baseten import BasetenHook
+from tests.dag_support import context as context
 
 # Retries as in production, only with the waits scaled down (for the cases that run in `make test`).
 FAST_POLICY = RetryPolicy(max_attempts=6, backoff_base=0.002, max_backoff=0.02, max_retry_after=0.05, total_timeout=60)
@@ -117,22 +118,6 @@ class Outage:
         left = self.seconds - (self.emu.core.clock.now() - self.started)
         scale = self.emu.core.clock.time_scale
         return max(0.0, left / scale) if scale > 0 else float("inf")
-
-
-class FakeTI:
-    """Just enough of a task instance for ``operator.execute`` outside a DAG run."""
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-        self.stats_tags: dict[str, str] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def context() -> dict[str, Any]:
-    """A minimal task context."""
-    return {"ti": FakeTI()}
 
 
 def until(what: str, check: Callable[[], Any], timeout: float, components: list[Any], step: float = 0.5) -> Any:

@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_baseten.emulator.config import FaultRule
 from airflow_provider_baseten.exceptions import BasetenError, BasetenValidationError
 from airflow_provider_baseten.operators.inference import AsyncPredictOperator
-from tests.dag_support import StateStore
+from tests.dag_support import FakeTI, StateStore
 
 INPUTS = [{"i": i} for i in range(5)]
 
@@ -25,18 +25,9 @@ def conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return emulator
 
 
-class _TI:
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-        self.stats_tags: dict[str, str] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def _run(store: StateStore, inputs: list[dict[str, Any]] = INPUTS, **kwargs: Any) -> tuple[Any, _TI]:
+def _run(store: StateStore, inputs: list[dict[str, Any]] = INPUTS, **kwargs: Any) -> tuple[Any, FakeTI]:
     """One try of the task: returns (result or the exception, its TI)."""
-    ti = _TI()
+    ti = FakeTI()
     op = AsyncPredictOperator(task_id="a", model_inputs=inputs, wait_for_completion=False, **kwargs)
     try:
         return op.execute({"ti": ti, "task_state_store": store}), ti

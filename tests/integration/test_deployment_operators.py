@@ -25,7 +25,7 @@ from airflow_provider_baseten.operators.deployment import (
 )
 from airflow_provider_baseten.sensors.deployment import DeploymentStatusSensor
 from airflow_provider_baseten.triggers.baseten import PromotionTrigger
-from tests.dag_support import run_dag, task_states
+from tests.dag_support import context, run_dag, task_states
 
 START = datetime(2026, 1, 1)
 MODEL = "echo1234"  # seeded: production dep1prod (ACTIVE), development dep2devl (SCALED_TO_ZERO), staging dep3stag
@@ -51,22 +51,6 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
 def requests_sent(emulator: Any) -> int:
     """How many API requests the emulator has answered (its per-endpoint counters, summed)."""
     return sum(emulator.counters()["requests"].values())
-
-
-class FakeTI:
-    """The bits of a task instance the operators use when ``execute`` is called directly."""
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-        self.stats_tags: dict[str, str] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def context(**extra: Any) -> Any:
-    """A minimal task context for calling ``execute`` / ``poke`` directly."""
-    return {"ti": FakeTI(), **extra}
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from airflow_provider_baseten.operators.inference import (
 )
 from airflow_provider_baseten.sensors.inference import AsyncPredictSensor
 from airflow_provider_baseten.triggers.baseten import AsyncPredictTrigger
-from tests.dag_support import StateStore, run_dag, task_states
+from tests.dag_support import StateStore, context, run_dag, task_states
 
 START = datetime(2026, 1, 1)
 
@@ -63,7 +63,7 @@ def test_on_error_fail_names_failed_indices_after_attempting_all(conn: Any, tmp_
     out = tmp_path / "out.jsonl"
     op = PredictOperator(task_id="p", inputs=inputs, max_concurrency=4, output_path=str(out))
     with pytest.raises(Exception) as info:
-        op.execute(_context())
+        op.execute(context())
     assert "2 of 20" in str(info.value) and "3:" in str(info.value) and "7:" in str(info.value)
     assert conn.counters()["requests"]["production_predict"] == 20  # every item attempted
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -97,7 +97,7 @@ def test_jsonl_in_jsonl_out_and_resume(conn: Any, tmp_path: Path) -> None:
     conn.reset()
     result = PredictOperator(
         task_id="p2", inputs=str(src), output_path=str(dst), resume=True, max_concurrency=8
-    ).execute(_context())
+    ).execute(context())
     assert result["skipped"] == 40 and result["succeeded"] == 10
     assert conn.counters()["requests"]["production_predict"] == 10
     again = [json.loads(line) for line in dst.read_text().splitlines()]
@@ -108,7 +108,7 @@ def test_bad_jsonl_line_fails_before_any_request(conn: Any, tmp_path: Path) -> N
     src = tmp_path / "in.jsonl"
     src.write_text('{"i": 0}\n{"i": 1\n{"i": 2}\n')
     with pytest.raises(BasetenValidationError, match="line 2"):
-        PredictOperator(task_id="p", inputs=str(src)).execute(_context())
+        PredictOperator(task_id="p", inputs=str(src)).execute(context())
     assert sum(conn.counters()["requests"].values()) == 0
 
 
@@ -214,7 +214,7 @@ def test_operator_on_kill_cancels_only_what_it_submitted(conn: Any) -> None:
     hook = conn.hook()
     other = hook.async_predict({"i": 99}).request_id
     op = AsyncPredictOperator(task_id="a", model_inputs=[{"i": 1}, {"i": 2}], wait_for_completion=False)
-    ids = op.execute(_context())
+    ids = op.execute(context())
     op.on_kill()
     assert {hook.get_async_request(r).status for r in ids} == {"CANCELED"}
     assert hook.get_async_request(other).status == "QUEUED"
@@ -225,9 +225,9 @@ def test_resume_on_retry_submits_exactly_once(conn: Any) -> None:
     conn.set_time_scale(0)  # the requests stay QUEUED across the "crash"
     store = StateStore()
     first = AsyncPredictOperator(task_id="a", model_inputs=[{"i": 1}, {"i": 2}], wait_for_completion=False)
-    ids = first.execute(_context(task_state_store=store))
+    ids = first.execute(context(task_state_store=store))
     retry = AsyncPredictOperator(task_id="a", model_inputs=[{"i": 1}, {"i": 2}], wait_for_completion=False)
-    again = retry.execute(_context(task_state_store=store))
+    again = retry.execute(context(task_state_store=store))
     assert again == ids
     assert conn.counters()["submissions"]["async_predict"] == 2  # two inputs, submitted once
 
@@ -242,7 +242,7 @@ def test_async_options_validated_before_sending(conn: Any) -> None:
         kwargs.setdefault("model_inputs", [{"i": 1}])
         op = AsyncPredictOperator(task_id="a", **kwargs)
         with pytest.raises(BasetenValidationError) as info:
-            op.execute(_context())
+            op.execute(context())
         assert info.value.field == field
     assert conn.counters()["submissions"].get("async_predict", 0) == 0
 
@@ -262,21 +262,8 @@ def test_wake_operator_waits_for_active(conn: Any) -> None:
 def test_failed_wait_raises_remote_state_error(conn: Any, caplog: pytest.LogCaptureFixture) -> None:
     op = AsyncPredictOperator(task_id="a", model_input={"fail": True}, wait_for_completion=True, check_interval=0.2)
     with caplog.at_level(logging.INFO), pytest.raises(BasetenRemoteStateError, match="MODEL_PREDICT_ERROR"):
-        op.execute(_context())
+        op.execute(context())
 
 
 def _trigger(ids: list[str], emulator: Any, **kwargs: Any) -> AsyncPredictTrigger:
     return AsyncPredictTrigger(request_ids=ids, conn_id="baseten_default", poll_interval=0.1, end_time=None, **kwargs)
-
-
-class _TI:
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-        self.stats_tags: dict[str, str] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def _context(**extra: Any) -> Any:
-    return {"ti": _TI(), **extra}
