@@ -30,6 +30,7 @@ from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
     BasetenConfigurationError,
     BasetenError,
+    BasetenModelError,
     BasetenNotFoundError,
     BasetenRateLimitError,
     BasetenResponseError,
@@ -64,6 +65,15 @@ NOT_IDEMPOTENT = frozenset(
     }
 )
 SNIPPET_CHARS = 300
+# A model that raised on an input is not an outage: one retry (for a flaky model), then the error.
+MODEL_ERROR_ATTEMPTS = 2
+# How Baseten marks an error as the model's own (not the platform's): the inference error body's
+# ``error_code`` (openapi-inference.json ``ErrorResponse``), and the headers the Truss server adds when
+# the model's code raised (basetenlabs/truss: templates/server/_truss_common/errors.py, ``UserCodeError``:
+# source 04 = truss server, code 600 = downstream error, with the body "Internal Server Error (in
+# model/chainlet).").
+MODEL_ERROR_CODES = frozenset({"application_error"})
+_TRUSS_MODEL_ERROR_TEXT = "(in model/chainlet)"
 
 
 @functools.cache  # reading package metadata parses files: once per process, not once per hook
@@ -561,6 +571,8 @@ class Transport:
         policy = self.settings.retry
         if attempt >= policy.max_attempts:
             return None
+        if isinstance(out.error, BasetenModelError) and attempt >= MODEL_ERROR_ATTEMPTS:
+            return None
         delay = policy.delay(attempt, out.retry_after)
         if time.monotonic() - started + delay > policy.total_timeout:
             return None
@@ -605,7 +617,9 @@ class Transport:
         gateway = self.settings.gateway == "lowcodeapi"
         if status >= 400:
             body = _json_or_none(response)
-            err = error_from_response(status, body, response.text, request_id, gateway=gateway, where=ep.name)
+            err = error_from_response(
+                status, body, response.text, request_id, gateway=gateway, where=ep.name, headers=response.headers
+            )
             retry = status in RETRY_STATUSES
             retry_after = _retry_after(response, body) if retry else None
             return Outcome(
@@ -726,8 +740,12 @@ def error_from_response(
     *,
     gateway: bool = False,
     where: str = "request",
+    headers: Any = None,
 ) -> BasetenError:
-    """The :class:`BasetenError` subclass for an error answer, with a redacted message and snippet."""
+    """The :class:`BasetenError` subclass for an error answer, with a redacted message and snippet.
+
+    :param headers: The answer's headers (they carry the Truss server's mark of a model error).
+    """
     detail, code = _error_text(body)
     detail = redact(detail) if detail else None
     snippet = _snippet(text)
@@ -749,11 +767,24 @@ def error_from_response(
         return BasetenNotFoundError(f"Baseten found nothing for {where} (404){said}. Check the ids.", **kw)
     if status in (400, 413, 422):
         hint = " The payload is too large (async: 256 KiB, sync: 100 MB)." if status == 413 else ""
+        if where.endswith("_predict") and status != 413:  # a model's 4xx is its own failure on this input
+            return BasetenValidationError(
+                f"The model (or Baseten) rejected this input: {where} answered {status}{said.rstrip('.')}. "
+                "It was not retried.",
+                **kw,
+            )
         return BasetenValidationError(f"Baseten rejected {where} ({status}){said}.{hint}", **kw)
     if status == 429:
         return BasetenRateLimitError(
             f"Baseten rate-limited {where} (429){said}. Lower concurrency or retry later.",
             retry_after=_retry_after_from_body(body),
+            **kw,
+        )
+    if status >= 500 and model_failed(status, body, headers):
+        return BasetenModelError(
+            f"The model failed on this input: {where} answered {status}{said.rstrip('.')}. This is the model's own error, "
+            f"not a Baseten outage, so it was tried at most {MODEL_ERROR_ATTEMPTS} times; check the input and "
+            "the model's logs.",
             **kw,
         )
     if status >= 500:
@@ -765,6 +796,22 @@ def error_from_response(
     if 200 <= status < 300:
         return BasetenError(f"LowCodeAPI reported an error for {where}{said}.", **kw)
     return BasetenError(f"Baseten answered {where} with HTTP {status}{said}.", **kw)
+
+
+def model_failed(status: int, body: Any, headers: Any = None) -> bool:
+    """Whether a 5xx answer says the model itself raised on the input (see ``MODEL_ERROR_CODES``).
+
+    A 500 without such a mark (a cold start that timed out, a proxy error) is not one: it stays retryable.
+    """
+    if status != 500:
+        return False
+    message, code = _error_text(body)
+    if code in MODEL_ERROR_CODES:
+        return True
+    truss = headers is not None and headers.get("x-baseten-error-source") == "04"
+    if truss and headers.get("x-baseten-error-code") == "600":
+        return True
+    return bool(message) and _TRUSS_MODEL_ERROR_TEXT in message  # type: ignore[operator]
 
 
 def _retry_after_from_body(body: Any) -> float | None:
