@@ -284,8 +284,7 @@ class _JsonlSink:
 
             def from_journal() -> Iterator[tuple[int, bytes, bool]]:
                 for key in keys:
-                    jfh.seek(key & _OFFSET_MASK)
-                    line = jfh.readline()
+                    line = _read_line(jfh.fileno(), key & _OFFSET_MASK)
                     yield key >> _OFFSET_BITS, line, _scan(line)[1]
 
             def from_file(fh: Any) -> Iterator[tuple[int, bytes, bool]]:
@@ -377,6 +376,19 @@ def _write_merged(out: Any, old: Iterator[tuple[int, bytes, bool]], new: Iterato
             best = entry
     if best is not None:
         out.write(best[2])
+
+
+def _read_line(fd: int, offset: int) -> bytes:
+    """The line at ``offset`` (``pread``: no buffer refilled per record, no file mapped into memory)."""
+    chunk = os.pread(fd, 4096, offset)
+    end = chunk.find(b"\n")
+    while end < 0:
+        more = os.pread(fd, 1 << 16, offset + len(chunk))
+        if not more:
+            return chunk
+        chunk += more
+        end = chunk.find(b"\n")
+    return chunk[: end + 1]
 
 
 def _local_path(path: Any) -> str | None:

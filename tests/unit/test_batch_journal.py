@@ -146,3 +146,16 @@ def test_blank_lines_at_the_end_are_ignored(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text('{"i": 0}\n{"i": 1}\n\n  \n')
     assert list(read_jsonl(src)) == [{"i": 0}, {"i": 1}]  # index = line number - 1
+
+
+def test_long_results_survive_the_merge(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    sink = _JsonlSink(str(out), resume=False)
+    big = "x" * 150_000  # longer than one read of the journal
+    sink.put(1, {"text": big}, None)
+    sink.put(0, {"text": "small"}, None)
+    sink.close()
+    assert _lines(out.read_bytes()) == [
+        {"index": 0, "output": {"text": "small"}},
+        {"index": 1, "output": {"text": big}},
+    ]
