@@ -74,6 +74,9 @@ MODEL_ERROR_ATTEMPTS = 2
 # model/chainlet).").
 MODEL_ERROR_CODES = frozenset({"application_error"})
 _TRUSS_MODEL_ERROR_TEXT = "(in model/chainlet)"
+# A 500 "model_not_ready": Baseten held the request for a cold start and gave up. Retry, but not at once
+# (API-FACTS: retry after ~30 s); capped by the policy's max_retry_after.
+COLD_START_WAIT = 30.0
 
 
 @functools.cache  # reading package metadata parses files: once per process, not once per hook
@@ -573,7 +576,7 @@ class Transport:
             return None
         if isinstance(out.error, BasetenModelError) and attempt >= MODEL_ERROR_ATTEMPTS:
             return None
-        delay = policy.delay(attempt, out.retry_after)
+        delay = policy.delay(attempt, out.retry_after if out.retry_after is not None else cold_start_wait(out.error))
         if time.monotonic() - started + delay > policy.total_timeout:
             return None
         err = out.error
@@ -812,6 +815,13 @@ def model_failed(status: int, body: Any, headers: Any = None) -> bool:
     if truss and headers.get("x-baseten-error-code") == "600":
         return True
     return bool(message) and _TRUSS_MODEL_ERROR_TEXT in message  # type: ignore[operator]
+
+
+def cold_start_wait(err: BasetenError | None) -> float | None:
+    """The wait before retrying a cold-start 500 (``model_not_ready``), else ``None`` (the usual backoff)."""
+    if err is not None and err.status_code == 500 and err.error_code == "model_not_ready":
+        return COLD_START_WAIT
+    return None
 
 
 def _retry_after_from_body(body: Any) -> float | None:

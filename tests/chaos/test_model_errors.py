@@ -108,7 +108,7 @@ def _stops_early(emu: BasetenEmulator, row: Row, n: int, concurrency: int, polic
         f"(400), concurrency {concurrency}"
     )
     row.happened = (
-        f"wrong model: stopped after {wrong_model} requests with '{message[:110]}...'; every input rejected: "
+        f"wrong model: stopped after {wrong_model} requests with '{message[:230]}...'; every input rejected: "
         f"stopped after {bad_input} requests"
     )
     row.lost = f"{n - wrong_model} and {n - bad_input} requests not paid for"

@@ -47,8 +47,11 @@ def test_unmarked_500_stays_retryable_after_a_wait(mode: str, body: dict) -> Non
     with pytest.raises(BasetenServerError) as info:
         run(hook, mode, "predict", {"x": 1})
     assert not isinstance(info.value, BasetenModelError)
-    assert rec.count == hook.settings.retry.max_attempts  # the whole policy
+    policy = hook.settings.retry
+    assert rec.count == policy.max_attempts  # the whole policy
     assert len(hook.sleeps) == rec.count - 1
+    if body.get("error_code") == "model_not_ready":  # a cold start Baseten gave up on: wait before trying again
+        assert hook.sleeps == [min(30.0, policy.max_retry_after)] * (rec.count - 1)
 
 
 @MODES
