@@ -269,7 +269,10 @@ class _JsonlSink:
 
     def put(self, index: int, output: Any, error: str | None) -> None:
         rec = {"index": index, "error": error} if error is not None else {"index": index, "output": output}
-        os.write(self._fd, (json.dumps(rec, separators=(",", ":")) + "\n").encode())  # type: ignore[arg-type]
+        data = (json.dumps(rec, separators=(",", ":")) + "\n").encode()
+        written = os.write(self._fd, data)  # type: ignore[arg-type]
+        while written < len(data):  # a short write (rare on regular files): finish the line
+            written += os.write(self._fd, data[written:])  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self._fd is not None:
