@@ -30,6 +30,7 @@ from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
     BasetenConfigurationError,
     BasetenError,
+    BasetenModelError,
     BasetenNotFoundError,
     BasetenRateLimitError,
     BasetenResponseError,
@@ -79,6 +80,18 @@ _ASYNC_HINT = (
     "it may be queued on Baseten under a request id we never received; check the deployment's async queue "
     "(get_async_queue_status) or your webhook receiver before submitting it again"
 )
+# A model that raised on an input is not an outage: one retry (for a flaky model), then the error.
+MODEL_ERROR_ATTEMPTS = 2
+# How Baseten marks an error as the model's own (not the platform's): the inference error body's
+# ``error_code`` (openapi-inference.json ``ErrorResponse``), and the headers the Truss server adds when
+# the model's code raised (basetenlabs/truss: templates/server/_truss_common/errors.py, ``UserCodeError``:
+# source 04 = truss server, code 600 = downstream error, with the body "Internal Server Error (in
+# model/chainlet).").
+MODEL_ERROR_CODES = frozenset({"application_error"})
+_TRUSS_MODEL_ERROR_TEXT = "(in model/chainlet)"
+# A 500 "model_not_ready": Baseten held the request for a cold start and gave up. Retry, but not at once
+# (API-FACTS: retry after ~30 s); capped by the policy's max_retry_after.
+COLD_START_WAIT = 30.0
 
 
 @functools.cache  # reading package metadata parses files: once per process, not once per hook
@@ -576,7 +589,9 @@ class Transport:
         policy = self.settings.retry
         if attempt >= policy.max_attempts:
             return None
-        delay = policy.delay(attempt, out.retry_after)
+        if isinstance(out.error, BasetenModelError) and attempt >= MODEL_ERROR_ATTEMPTS:
+            return None
+        delay = policy.delay(attempt, out.retry_after if out.retry_after is not None else cold_start_wait(out.error))
         if time.monotonic() - started + delay > policy.total_timeout:
             return None
         err = out.error
@@ -616,7 +631,9 @@ class Transport:
         gateway = self.settings.gateway == "lowcodeapi"
         if status >= 400:
             body = _json_or_none(response)
-            err = error_from_response(status, body, response.text, request_id, gateway=gateway, where=ep.name)
+            err = error_from_response(
+                status, body, response.text, request_id, gateway=gateway, where=ep.name, headers=response.headers
+            )
             retry = status in RETRY_STATUSES
             if retry and ep.name in NOT_IDEMPOTENT and not _provably_not_done(status, body):
                 retry = False
@@ -770,8 +787,12 @@ def error_from_response(
     *,
     gateway: bool = False,
     where: str = "request",
+    headers: Any = None,
 ) -> BasetenError:
-    """The :class:`BasetenError` subclass for an error answer, with a redacted message and snippet."""
+    """The :class:`BasetenError` subclass for an error answer, with a redacted message and snippet.
+
+    :param headers: The answer's headers (they carry the Truss server's mark of a model error).
+    """
     detail, code = _error_text(body)
     detail = redact(detail) if detail else None
     snippet = _snippet(text)
@@ -793,11 +814,24 @@ def error_from_response(
         return BasetenNotFoundError(f"Baseten found nothing for {where} (404){said}. Check the ids.", **kw)
     if status in (400, 413, 422):
         hint = " The payload is too large (async: 256 KiB, sync: 100 MB)." if status == 413 else ""
+        if where.endswith("_predict") and status != 413:  # a model's 4xx is its own failure on this input
+            return BasetenValidationError(
+                f"The model (or Baseten) rejected this input: {where} answered {status}{said.rstrip('.')}. "
+                "It was not retried.",
+                **kw,
+            )
         return BasetenValidationError(f"Baseten rejected {where} ({status}){said}.{hint}", **kw)
     if status == 429:
         return BasetenRateLimitError(
             f"Baseten rate-limited {where} (429){said}. Lower concurrency or retry later.",
             retry_after=_retry_after_from_body(body),
+            **kw,
+        )
+    if status >= 500 and model_failed(status, body, headers):
+        return BasetenModelError(
+            f"The model failed on this input: {where} answered {status}{said.rstrip('.')}. This is the model's own error, "
+            f"not a Baseten outage, so it was tried at most {MODEL_ERROR_ATTEMPTS} times; check the input and "
+            "the model's logs.",
             **kw,
         )
     if status >= 500:
@@ -809,6 +843,29 @@ def error_from_response(
     if 200 <= status < 300:
         return BasetenError(f"LowCodeAPI reported an error for {where}{said}.", **kw)
     return BasetenError(f"Baseten answered {where} with HTTP {status}{said}.", **kw)
+
+
+def model_failed(status: int, body: Any, headers: Any = None) -> bool:
+    """Whether a 5xx answer says the model itself raised on the input (see ``MODEL_ERROR_CODES``).
+
+    A 500 without such a mark (a cold start that timed out, a proxy error) is not one: it stays retryable.
+    """
+    if status != 500:
+        return False
+    message, code = _error_text(body)
+    if code in MODEL_ERROR_CODES:
+        return True
+    truss = headers is not None and headers.get("x-baseten-error-source") == "04"
+    if truss and headers.get("x-baseten-error-code") == "600":
+        return True
+    return bool(message) and _TRUSS_MODEL_ERROR_TEXT in message  # type: ignore[operator]
+
+
+def cold_start_wait(err: BasetenError | None) -> float | None:
+    """The wait before retrying a cold-start 500 (``model_not_ready``), else ``None`` (the usual backoff)."""
+    if err is not None and err.status_code == 500 and err.error_code == "model_not_ready":
+        return COLD_START_WAIT
+    return None
 
 
 def _retry_after_from_body(body: Any) -> float | None:

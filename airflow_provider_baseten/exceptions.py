@@ -103,6 +103,15 @@ class BasetenServerError(BasetenError):
     """5xx after the retry budget ran out: Baseten or the model is unavailable."""
 
 
+class BasetenModelError(BasetenServerError):
+    """The model itself raised on this input (a 500 that Baseten marks as the model's error).
+
+    Not an outage: it is tried at most twice, and a batch counts it against its error budget instead of
+    its outage circuit breaker. A subclass of :class:`BasetenServerError`, so code that catches 5xx
+    errors keeps catching it.
+    """
+
+
 class BasetenTimeoutError(BasetenError):
     """The request timed out (connect, read, or the total retry budget)."""
 
@@ -154,6 +163,7 @@ __all__ = [
     "BasetenBatchError",
     "BasetenConfigurationError",
     "BasetenError",
+    "BasetenModelError",
     "BasetenNotFoundError",
     "BasetenRateLimitError",
     "BasetenRemoteStateError",

@@ -144,6 +144,7 @@ with DAG(
         inputs=SMOKE_PROMPTS,
         deployment_id=candidate,  # straight to the candidate, not to what production serves
         on_error="record",
+        max_error_rate=1.0,  # failed prompts are judged below, not here
         max_concurrency=4,
     )
 

@@ -134,6 +134,10 @@ def error_body(kind: str, surface: str, status: int, message: str, code: str | N
     return {"error": message}
 
 
+# What the Truss server adds to the answer when the model's own code raised (truss: _truss_common/errors.py).
+MODEL_ERROR_HEADERS = {"X-BASETEN-ERROR-SOURCE": "04", "X-BASETEN-ERROR-CODE": "600"}
+
+
 def _respond(
     core: EmulatorCore,
     request: Request,
@@ -208,6 +212,8 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
         except ApiError as exc:
             status = exc.status
             payload = error_body(kind, ep.surface, exc.status, exc.message, exc.error_code)
+            if headers is not None and exc.error_code == "application_error":
+                headers.update(MODEL_ERROR_HEADERS)
         if status == 202 and kind == "direct":
             payload = None
         return _respond(core, request, ep, kind, status, payload, auth, headers)

@@ -406,6 +406,8 @@ class BasetenHook(BaseHook):
         progress_interval: float = 5.0,
         total: int | None = None,
         log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
     ) -> BatchResult:
         """Predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
 
@@ -415,10 +417,20 @@ class BasetenHook(BaseHook):
             indices; ``record`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
             retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to
             three retry sequences before it counts as failed; a run of such failures (an outage) stops the
-            batch early, keeping what succeeded.
+            batch early, keeping what succeeded. A model's own error (a 4xx, or a 500 Baseten marks as the
+            model's) is tried at most twice and is not an outage. If the first 10 completed items all fail
+            with the same error that every input would get (401/403, 404 model or deployment not found,
+            400/413/422), the batch stops early and raises it.
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or
-            ``ObjectStoragePath``) instead of keeping outputs in memory.
+            ``ObjectStoragePath``) instead of keeping outputs in memory. Results are journalled as they
+            arrive and merged into the file when the batch ends (an atomic replace): a ``kill -9`` at any
+            moment loses only the requests in flight, and never what the file held before.
         :param resume: With ``output_path``: keep the lines already there and skip those indices.
+        :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many
+            items failed.
+        :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and
+            neither limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds
+            and logs the failures at WARNING.
         :param total: The number of inputs, when ``inputs`` has no ``len()`` (for progress and ETA).
         :returns: :class:`~airflow_provider_baseten._batch.BatchResult`.
         """
@@ -437,6 +449,8 @@ class BasetenHook(BaseHook):
             progress_interval=progress_interval,
             total=total,
             log=log or self.log,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
         )
 
     async def apredict_batch(self, inputs: Iterable[Any], **kwargs: Any) -> BatchResult:

@@ -38,7 +38,13 @@ class PredictOperator(BasetenBaseOperator):
         errors. ``record``: succeed, with ``{"index", "error"}`` in place of each failed output.
     :param output_path: Write JSONL results (``{"index", "output"}`` or ``{"index", "error"}``, input
         order) here instead of XCom; the task returns a summary. For large batches.
-    :param resume: With ``output_path``: keep results already in the file and only run the rest.
+    :param resume: With ``output_path``: keep results already in the file and only run the rest. A task
+        killed mid-batch (even ``kill -9``) loses only its requests in flight; the file is never damaged.
+    :param max_failures: Error budget: the task fails, stopping the batch as soon as that is certain, when
+        more than this many items failed.
+    :param max_error_rate: Error budget as a share of all items (0.0-1.0). Default with
+        ``on_error="record"``: 0.1; ``1.0`` accepts any number of failures. Within budget the task succeeds
+        and logs the failed items at WARNING.
     :param wake_first: Wake the deployment before the batch (saves the first requests a cold start).
     :param progress_interval: Seconds between progress log lines (done/total, rate, ETA, errors).
     """
@@ -70,8 +76,12 @@ class PredictOperator(BasetenBaseOperator):
         resume: bool = False,
         wake_first: bool = False,
         progress_interval: float = 5.0,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten._batch import ErrorBudget
+
         super().__init__(**kwargs)
         if (input is _NOTSET) == (inputs is None):
             raise ValueError("PredictOperator needs exactly one of input= (one prediction) or inputs= (a batch).")
@@ -91,6 +101,9 @@ class PredictOperator(BasetenBaseOperator):
         self.resume = resume
         self.wake_first = wake_first
         self.progress_interval = progress_interval
+        ErrorBudget.resolve(on_error, max_failures, max_error_rate)  # a bad budget fails at parse time
+        self.max_failures = max_failures
+        self.max_error_rate = max_error_rate
 
     def _target(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "environment": self.environment, "deployment_id": self.deployment_id}
@@ -116,6 +129,8 @@ class PredictOperator(BasetenBaseOperator):
             progress_interval=self.progress_interval,
             log=self.log,
             total=total,
+            max_failures=self.max_failures,
+            max_error_rate=self.max_error_rate,
         )
         self.log.info(
             "%d predictions: %d succeeded, %d failed, %d skipped (resume) in %.1fs",

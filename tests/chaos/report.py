@@ -30,10 +30,19 @@ def table(rows: list[Row], width: int = 160) -> str:
     heads = ("case", "what it tried", "what happened", "lost", "result")
     widths = [24, 44, 58, 22, 6]
     out = [_line(heads, widths), "-" * (sum(widths) + 3 * (len(widths) - 1))]
-    for r in sorted(rows, key=lambda r: r.case):  # cases are numbered as in the issue
+    for r in sorted(rows, key=_number):  # cases are numbered as in the issues (10.3 = issue 10, section 3)
         out.append(_line((r.case, r.tried, r.happened, r.lost, r.outcome), widths))
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _number(row: Row) -> tuple[float, ...]:
+    """``"10.3 kill"`` -> (10, 3): numeric order, so case 10 comes after case 9, not after case 1."""
+    head = row.case.split(" ", 1)[0]
+    try:
+        return tuple(float(part) for part in head.split("."))
+    except ValueError:
+        return (float("inf"),)
 
 
 def _line(cells: tuple[str, ...], widths: list[int]) -> str:

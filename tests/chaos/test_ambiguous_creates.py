@@ -1,4 +1,4 @@
-"""Case 9: creates that fail *after* the server acted (500/502/504, a dropped connection, a read timeout).
+"""Case 10.1: creates that fail *after* the server acted (500/502/504, a dropped connection, a read timeout).
 
 For every create endpoint the emulator commits the create and then fails the answer. The objects are counted
 in the emulator's state, never in the client: each case must leave exactly one object, whether the hook then
@@ -56,7 +56,7 @@ def _rule(kind: str, endpoint: str) -> FaultRule:
 
 
 def test_ambiguous_creates_leave_exactly_one_object(emulator: BasetenEmulator, chaos_row: Row) -> None:
-    chaos_row.case = "9 ambiguous creates"
+    chaos_row.case = "10.1 ambiguous creates"
     emulator.set_time_scale(0)
     hook = hook_for(emulator, FAST_POLICY, timeouts=Timeouts(management_read=0.3, predict_read=0.3))
     results: dict[str, dict[str, str]] = {}

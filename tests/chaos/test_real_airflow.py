@@ -7,7 +7,7 @@ started with ``tests/e2e/_support.py``) against the emulator.
 4. Crash: the task processes of a non-deferrable AsyncPredictOperator and CreateTrainingJobOperator
    (retries=1) are ``kill -9``-ed mid-wait. Airflow retries them; the retry reconnects (ResumableJobMixin +
    task_state_store), and the emulator counts exactly one submission of each.
-10. Partial submit: an AsyncPredictOperator with 6 inputs is ``kill -9``-ed while its 4th submit is held by
+10.2 Partial submit: an AsyncPredictOperator with 6 inputs is ``kill -9``-ed while its 4th submit is held by
    the emulator. The retry submits only the inputs without a request id: inputs 0-2 are submitted once.
 """
 
@@ -274,7 +274,7 @@ def test_crash_reconnects(world: dict[str, Any], chaos_row: Row) -> None:
 
 
 def test_partial_submit_then_kill(world: dict[str, Any], chaos_row: Row) -> None:
-    chaos_row.case = "10 partial async submit (kill -9)"
+    chaos_row.case = "10.2 partial async submit (kill -9)"
     emu: BasetenEmulator = world["emu"]
     af: Airflow = world["af"]
     comps = af.components

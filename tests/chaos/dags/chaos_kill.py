@@ -94,7 +94,7 @@ with DAG(
     catchup=False,
     default_args={"retries": 1, "retry_delay": timedelta(seconds=1)},
 ) as partial:
-    # Case 10: killed in the middle of its submits (the test holds the 4th submit), then retried.
+    # Case 10.2: killed in the middle of its submits (the test holds the 4th submit), then retried.
     AsyncPredictOperator(
         task_id="async_partial",
         model_inputs=[{"case": "partial", "i": i} for i in range(6)],

@@ -1,0 +1,48 @@
+"""A batch in a process of its own, for the kill -9 cases: ``python -m tests.chaos._batch_child '<json>'``.
+
+The JSON names the emulator (``api_key``, ``url``, ``inference_url``, ``model_id``), the ``inputs`` JSONL,
+the ``output`` (a path, or a URI for ``ObjectStoragePath``) and ``max_concurrency``. It runs
+``predict_batch(..., resume=True, on_error="record", max_error_rate=1.0)`` and prints the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from airflow_provider_baseten._batch import read_jsonl
+from airflow_provider_baseten._transport import RetryPolicy, Settings
+from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+
+def main(spec: dict) -> None:
+    """Run the batch ``spec`` describes."""
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings(
+        api_key=spec["api_key"],
+        management_url=spec["url"],
+        inference_url=spec["inference_url"],
+        model_id=spec["model_id"],
+        retry=RetryPolicy(max_attempts=6, backoff_base=0.002, max_backoff=0.02, total_timeout=60),
+    )
+    output = spec["output"]
+    if "://" in output:
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        output = ObjectStoragePath(output)
+    result = BasetenHook(settings=settings).predict_batch(
+        read_jsonl(spec["inputs"]),
+        total=spec["total"],
+        output_path=output,
+        resume=True,
+        on_error="record",
+        max_error_rate=1.0,
+        max_concurrency=spec["max_concurrency"],
+        progress_interval=3600,
+    )
+    print(json.dumps(result.summary()))
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))
