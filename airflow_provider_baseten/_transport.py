@@ -497,7 +497,7 @@ class Transport:
         """Async twin of :meth:`request`."""
         ep = endpoint(name)
         for fmt, req in self._attempts(ep, params or {}, query, body, model_id):
-            out = await self._asend_with_retries(client or self.async_client, ep, req)
+            out = await self.asend_with_retries(client or self.async_client, ep, req)
             if out.fallback and fmt == "new" and len(self.formats(ep)) > 1:
                 continue
             return self._finish(ep, fmt, out, parse)
@@ -554,14 +554,18 @@ class Transport:
                 return out
             self._sleep(delay)
 
-    async def _asend_with_retries(
+    async def asend_with_retries(
         self,
         client: httpx.AsyncClient,
         ep: Endpoint,
         req: httpx.Request,
         send: Callable[[httpx.Request], Awaitable[httpx.Response]] | None = None,
     ) -> Outcome:
-        """Send ``req`` until it succeeds or the policy gives up; ``send`` replaces ``client.send`` (batch)."""
+        """Send ``req`` (from :meth:`build`) until it succeeds or the policy gives up; return the outcome.
+
+        The seam the batch engine sends its prepared requests through: ``send`` replaces ``client.send``.
+        Errors are returned in the :class:`Outcome`, not raised.
+        """
         send = send or client.send
         started = time.monotonic()
         attempt = 0

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten import _batch
-from airflow_provider_baseten._batch import _JsonlSink, read_jsonl, validate_jsonl
+from airflow_provider_baseten._batch import read_jsonl, validate_jsonl
+from airflow_provider_baseten._batch import sinks as _sinks
+from airflow_provider_baseten._batch.sinks import _JsonlSink
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 
@@ -76,7 +77,7 @@ def test_a_crash_while_merging_loses_nothing(tmp_path: Path, monkeypatch: pytest
     def crash(src: str, dst: str) -> None:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(_batch.os, "replace", crash)
+    monkeypatch.setattr(_sinks.os, "replace", crash)
     with pytest.raises(OSError):
         sink.close()
     assert out.read_bytes() == before and Path(str(out) + ".journal").exists()

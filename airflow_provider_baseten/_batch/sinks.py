@@ -1,0 +1,286 @@
+"""Where batch results go: a list in memory, or a JSONL file that a ``kill -9`` cannot damage; JSONL input."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_baseten.exceptions import (
+    BasetenValidationError,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+class _MemorySink:
+    ordered = True  # results arrive through the reorder window, in input order
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def put(self, index: int, output: Any, error: str | None) -> None:
+        while len(self.items) <= index:
+            self.items.append(None)
+        self.items[index] = {"index": index, "error": error} if error is not None else output
+
+    def done(self, index: int) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def journal_dir() -> str:
+    """Where journals of object-storage outputs live: ``$BASETEN_BATCH_JOURNAL_DIR`` or the temp dir."""
+    return os.environ.get("BASETEN_BATCH_JOURNAL_DIR") or os.path.join(
+        tempfile.gettempdir(), "airflow-provider-baseten-journals"
+    )
+
+
+class _JsonlSink:
+    """JSONL results that a ``kill -9`` at any instant cannot damage.
+
+    Nothing writes to the output file while the batch runs. Each result is appended, the moment it
+    arrives, to a journal beside it (``<output>.journal``; for object storage a local file under
+    :func:`journal_dir`) with one ``write`` call, so a killed process loses only the requests in flight.
+    When the batch ends (or fails), the file and the journal are merged in index order into a new file
+    that is fsynced and then atomically replaces the old one (``os.replace``; object storage: a
+    ``.tmp`` object renamed over it), and only then is the journal deleted. A run that finds a journal
+    (its predecessor was killed) first does that merge, so what the killed run paid for is kept.
+
+    The journal's first line says whether it continues the file (``resume=True``) or replaces it
+    (``resume=False``: the old file stays whole until the new results replace it).
+    """
+
+    ordered = False  # results are journalled as they complete; the merge puts them in order
+
+    def __init__(self, path: Any, resume: bool) -> None:
+        self.path = path
+        self.local = _local_path(path)
+        if self.local is not None:
+            self.journal = self.local + ".journal"
+        else:
+            digest = hashlib.sha256(str(path).encode()).hexdigest()[:32]
+            os.makedirs(journal_dir(), exist_ok=True)
+            self.journal = os.path.join(journal_dir(), f"{digest}.journal")
+        self._done = bytearray()
+        if resume:
+            if os.path.exists(self.journal):
+                self._fold()  # a killed run's results go into the file before anything else happens
+            if _exists(path):
+                with _open(path, "rb") as old:
+                    for line in old:
+                        index, ok = _scan(line)
+                        if ok:
+                            self._mark(index)
+        elif os.path.exists(self.journal):
+            os.unlink(self.journal)  # a killed run that was replacing the file: start again
+        self._fd: int | None = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if os.fstat(self._fd).st_size == 0:
+            os.write(self._fd, b'{"journal":1,"replaces":%s}\n' % (b"false" if resume else b"true"))
+
+    def _mark(self, index: int) -> None:
+        if index >= len(self._done):
+            self._done.extend(b"\0" * (index + 1 - len(self._done) + 1024))
+        self._done[index] = 1
+
+    def done(self, index: int) -> bool:
+        return index < len(self._done) and self._done[index] == 1
+
+    def put(self, index: int, output: Any, error: str | None) -> None:
+        rec = {"index": index, "error": error} if error is not None else {"index": index, "output": output}
+        data = (json.dumps(rec, separators=(",", ":")) + "\n").encode()
+        written = os.write(self._fd, data)  # type: ignore[arg-type]
+        while written < len(data):  # a short write (rare on regular files): finish the line
+            written += os.write(self._fd, data[written:])  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._fold()
+
+    def _fold(self) -> None:
+        """Merge the journal into the file, in index order, and replace the file atomically."""
+        keys, replaces = _journal_keys(self.journal)
+        with open(self.journal, "rb") as jfh:
+
+            def from_journal() -> Iterator[tuple[int, bytes, bool]]:
+                for key in keys:
+                    line = _read_line(jfh.fileno(), key & _OFFSET_MASK)
+                    yield key >> _OFFSET_BITS, line, _scan(line)[1]
+
+            def from_file(fh: Any) -> Iterator[tuple[int, bytes, bool]]:
+                for line in fh:
+                    index, ok = _scan(line)
+                    if index >= 0:
+                        yield index, line if line.endswith(b"\n") else line + b"\n", ok
+
+            if self.local is not None:
+                tmp = self.local + ".tmp"
+                with open(tmp, "wb") as out:
+                    self._merge(out, from_journal(), from_file, replaces)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, self.local)
+                _fsync_dir(os.path.dirname(os.path.abspath(self.local)))
+            else:
+                remote_tmp = self.path.with_name(self.path.name + ".tmp")
+                with remote_tmp.open("wb") as out:
+                    self._merge(out, from_journal(), from_file, replaces)
+                remote_tmp.rename(self.path)
+        os.unlink(self.journal)
+
+    def _merge(
+        self,
+        out: Any,
+        new: Iterator[tuple[int, bytes, bool]],
+        from_file: Callable[[Any], Iterator[tuple[int, bytes, bool]]],
+        replaces: bool,
+    ) -> None:
+        """Write old and new records in index order; for one index an output beats an error, then new beats old."""
+        if replaces or not _exists(self.path):
+            _write_merged(out, iter(()), new)
+            return
+        with _open(self.path, "rb") as old:
+            _write_merged(out, from_file(old), new)
+
+
+_OFFSET_BITS = 42  # journal offsets up to 4 TiB
+_OFFSET_MASK = (1 << _OFFSET_BITS) - 1
+
+
+def _scan(line: bytes) -> tuple[int, bool]:
+    """(index, has an output) of a result line; index -1 when it is not one (torn, blank, a header)."""
+    if line.startswith(b'{"index":'):  # how this module writes them: cheap to read back
+        end = line.find(b",", 9)
+        if end > 9 and line.endswith(b"}\n") and line[9:end].isdigit():
+            return int(line[9:end]), line.startswith(b'"output":', end + 1)
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return -1, False  # a torn last line from a crash: that item is redone
+    if isinstance(rec, dict) and isinstance(rec.get("index"), int) and rec["index"] >= 0:
+        return rec["index"], "output" in rec
+    return -1, False
+
+
+def _journal_keys(journal: str) -> tuple[list[int], bool]:
+    """The journal's records as sortable ints (index << 42 | offset), and whether it replaces the file.
+
+    Only lines that end in a newline count (each record is written with its newline in one call, so a
+    line without one was cut by a crash). Memory: one int per record, not the records.
+    """
+    keys: list[int] = []
+    replaces = False
+    offset = 0
+    with open(journal, "rb") as fh:
+        for n, line in enumerate(fh):
+            if n == 0 and line.startswith(b'{"journal":'):
+                replaces = b'"replaces":true' in line
+            elif line.endswith(b"\n"):
+                index, _ = _scan(line)
+                if index >= 0:
+                    keys.append(index << _OFFSET_BITS | offset)
+            offset += len(line)
+    keys.sort()
+    return keys, replaces
+
+
+def _write_merged(out: Any, old: Iterator[tuple[int, bytes, bool]], new: Iterator[tuple[int, bytes, bool]]) -> None:
+    """Merge two index-ordered streams of (index, line, has output) into ``out``, one line per index."""
+    entries = heapq.merge(((i, 0, line, ok) for i, line, ok in old), ((i, 1, line, ok) for i, line, ok in new))
+    best: tuple[int, int, bytes, bool] | None = None
+    for entry in entries:
+        if best is not None and entry[0] != best[0]:
+            out.write(best[2])
+            best = None
+        if best is None or entry[3] or not best[3]:  # a later record wins unless it is an error over an output
+            best = entry
+    if best is not None:
+        out.write(best[2])
+
+
+def _read_line(fd: int, offset: int) -> bytes:
+    """The line at ``offset`` (``pread``: no buffer refilled per record, no file mapped into memory)."""
+    chunk = os.pread(fd, 4096, offset)
+    end = chunk.find(b"\n")
+    while end < 0:
+        more = os.pread(fd, 1 << 16, offset + len(chunk))
+        if not more:
+            return chunk
+        chunk += more
+        end = chunk.find(b"\n")
+    return chunk[: end + 1]
+
+
+def _local_path(path: Any) -> str | None:
+    """The local filesystem path of ``path``, or ``None`` for object storage."""
+    protocol = getattr(path, "protocol", None)
+    if protocol is None:
+        return os.fspath(path)
+    return str(path.path) if protocol in ("file", "local") else None
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _exists(path: Any) -> bool:
+    return path.exists() if hasattr(path, "exists") else os.path.exists(path)
+
+
+def _open(path: Any, mode: str) -> Any:
+    if hasattr(path, "open"):
+        return path.open(mode, encoding="utf-8") if "b" not in mode else path.open(mode)
+    return open(path, mode, encoding="utf-8") if "b" not in mode else open(path, mode)
+
+
+# -- inputs --------------------------------------------------------------------------------------------
+def read_jsonl(path: Any) -> Iterator[Any]:
+    """Stream the JSON values of a JSONL file: one input per line, and result ``index`` = line number - 1.
+
+    So that indices match line numbers, a blank line between inputs is a :class:`BasetenValidationError`
+    (it would shift every later index). Blank lines at the end of the file are ignored.
+    """
+    blank = 0  # the first blank line not yet followed by an input
+    with _open(path, "r") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                blank = blank or lineno
+                continue
+            if blank:
+                raise BasetenValidationError(
+                    f"{path}: line {blank} is blank. Each line is one input and its result's index is its line "
+                    "number - 1, so a blank line would shift every later index; remove it (blank lines at the "
+                    "end of the file are fine).",
+                    field="inputs",
+                )
+            try:
+                yield json.loads(line)
+            except ValueError as exc:
+                raise BasetenValidationError(
+                    f"{path}: line {lineno} is not valid JSON ({exc.msg}). Fix or remove that line.",
+                    field="inputs",
+                ) from None
+
+
+def validate_jsonl(path: Any) -> int:
+    """Check every line of a JSONL file before anything is sent; return the number of inputs."""
+    return sum(1 for _ in read_jsonl(path))
+
+
+# -- engine --------------------------------------------------------------------------------------------
