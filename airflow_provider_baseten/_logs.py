@@ -85,7 +85,7 @@ class LogPager:
         self.end = oldest
         if oldest < self.start:
             self.done = True
-        self.seen = {k for k in self.seen if k[0] >= oldest}  # only the boundary millisecond can come back
+        self.seen = {k for k in self.seen if k[0] == oldest}  # only the boundary millisecond can come back
         return new
 
 

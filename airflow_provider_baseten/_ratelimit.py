@@ -6,7 +6,8 @@ next free slot under a lock and then sleeps (with the sync or async sleep of its
 lock is held while sleeping, so the same limiter serves threads and event loops alike.
 
 The window is a sliding one: at most ``limit`` slots in any ``per`` seconds, so a DAG that activates one
-deployment never waits, and the 21st activate in a minute waits for the first to leave the window.
+deployment never waits, and the 21st activate in a minute waits for the first to leave the window. A 429
+that still comes (other processes share the key) is retried after its ``retry_after`` by the transport.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ class WindowLimiter:
         self.limit = limit
         self.per = per + MARGIN
         self._slots: deque[float] = deque()  # reserved send times, ascending
-        self._blocked_until = 0.0
         self._lock = threading.Lock()
 
     def reserve(self) -> float:
@@ -38,18 +38,13 @@ class WindowLimiter:
             now = time.monotonic()
             while self._slots and self._slots[0] <= now - self.per:
                 self._slots.popleft()
-            slot = max(now, self._blocked_until)
+            slot = now
             if self._slots:
                 slot = max(slot, self._slots[-1])
             if len(self._slots) >= self.limit:
                 slot = max(slot, self._slots[-self.limit] + self.per)
             self._slots.append(slot)
             return slot - now
-
-    def block(self, seconds: float) -> None:
-        """Baseten said 429 with ``retry_after``: nobody in this process sends before then."""
-        with self._lock:
-            self._blocked_until = max(self._blocked_until, time.monotonic() + max(0.0, seconds))
 
 
 _limiters: dict[tuple[str, str], WindowLimiter] = {}

@@ -529,7 +529,6 @@ class Transport:
                 out = self._from_exception(ep, req, exc)
             else:
                 out = self._from_response(ep, req, response, time.monotonic() - t0)
-            _penalise(limiter, out)
             delay = self._next_delay(ep, out, attempt, started)
             if delay is None:
                 return out
@@ -563,7 +562,6 @@ class Transport:
                 out = self._from_exception(ep, req, exc)
             else:
                 out = self._from_response(ep, req, response, time.monotonic() - t0)
-            _penalise(limiter, out)
             delay = self._next_delay(ep, out, attempt, started)
             if delay is None:
                 return out
@@ -668,12 +666,6 @@ def _pace(limiter: WindowLimiter | None, ep: Endpoint) -> float:
     if wait > 0:
         log.info("Baseten allows %d %s per minute per key; waiting %.1fs for a slot", limiter.limit, ep.name, wait)
     return max(0.0, wait)
-
-
-def _penalise(limiter: WindowLimiter | None, out: Outcome) -> None:
-    """A 429 on a paced endpoint holds back every caller in the process until its ``retry_after``."""
-    if limiter is not None and out.error is not None and out.error.status_code == 429 and out.retry_after:
-        limiter.block(out.retry_after)
 
 
 def _gateway_unsupported(ep: Endpoint, err: BasetenError) -> BasetenGatewayUnsupportedError:
