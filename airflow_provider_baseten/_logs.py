@@ -127,4 +127,11 @@ async def deployment_error_tail(
         from airflow_provider_baseten._redact import redact
 
         return [f"(could not fetch the deployment's logs: {redact(str(exc))[:300]})"]
-    return [line.format() for line in reversed(lines)]
+    return format_lines(lines)
+
+
+def format_lines(newest_first: list[LogLine]) -> list[str]:
+    """Log lines oldest first, formatted and redacted (a model may log a secret; the event is stored)."""
+    from airflow_provider_baseten._redact import redact
+
+    return [redact(line.format())[:2000] for line in reversed(newest_first)]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_baseten._logs import deployment_error_tail, format_lines
 from airflow_provider_baseten.models import (
     ASYNC_TERMINAL_STATES,
     DEPLOYMENT_FAILED_STATES,
@@ -28,13 +29,6 @@ from airflow_provider_baseten.models import (
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
-
-
-async def deployment_error_tail(*args: Any, **kwargs: Any) -> list[str]:
-    """The last ERROR lines of a deployment's logs (see :func:`airflow_provider_baseten._logs.deployment_error_tail`)."""
-    from airflow_provider_baseten._logs import deployment_error_tail as tail
-
-    return await tail(*args, **kwargs)
 
 
 EVENT_STATUSES = frozenset({"success", "failed", "error", "timeout"})
@@ -531,7 +525,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
                     lines = await hook.aget_training_job_logs(*ids, direction="desc", limit=self.log_tail)
                     tail = [line.message for line in reversed(lines)]
                     bad = await hook.aget_training_job_logs(*ids, direction="desc", limit=20, min_level="ERROR")
-                    errors = [line.format() for line in reversed(bad)]
+                    errors = format_lines(bad)
                 except Exception as exc:  # the failure matters more than its logs
                     tail = [f"(could not fetch logs: {exc})"]
             why = f": {job.error_message}" if job.error_message else ""

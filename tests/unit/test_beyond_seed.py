@@ -194,3 +194,13 @@ def test_pager_keeps_only_the_boundary_keys() -> None:
     pager.accept([_line(50, 0), _line(40, 0)])
     pager.accept([_line(40, 0), _line(30, 0)])
     assert {k[0] for k in pager.seen} == {T0 + 30}  # memory stays flat over any window
+
+
+def test_error_lines_are_redacted_before_they_reach_an_event() -> None:
+    from airflow_provider_baseten._logs import format_lines
+    from airflow_provider_baseten._redact import register_secret
+
+    register_secret("hf-secret-9d8c7b6a5f4e")
+    lines = format_lines([_line(2, 0), LogLine(timestamp="1", message="token=hf-secret-9d8c7b6a5f4e", level="ERROR")])
+    assert len(lines) == 2 and "hf-secret-9d8c7b6a5f4e" not in " ".join(lines)
+    assert lines[0].endswith("token=***") and lines[1].endswith("m2-0")  # oldest first
