@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 Surface = Literal["inference", "management"]
@@ -32,6 +32,10 @@ class Endpoint:
     :param category: The gateway reference's table this row belongs to (``None``: direct API only).
     :param gateway_path: Where LowCodeAPI documents a different path; path params absent from it are
         sent as query parameters.
+    :param body: Whether Baseten's spec defines a request body. ``False``: the request goes without a body
+        and without ``Content-Type`` (as Baseten's own curl examples do).
+    :param upsert: A create that is idempotent by name (Baseten updates the object of that name instead of
+        making a second one), so resending it after an ambiguous failure is safe.
     """
 
     name: str
@@ -40,6 +44,8 @@ class Endpoint:
     surface: Surface
     category: str | None
     gateway_path: str | None = None
+    body: bool = True
+    upsert: bool = False
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -75,7 +81,7 @@ def _fill(template: str, params: dict[str, str]) -> str:
     return _PARAM.sub(lambda m: quote(str(params[m.group(1)]), safe=""), template)
 
 
-def _ep(name: str, method: str, path: str, surface: Surface, category: str | None, **kw: str) -> Endpoint:
+def _ep(name: str, method: str, path: str, surface: Surface, category: str | None, **kw: Any) -> Endpoint:
     return Endpoint(name, method, path, surface, category, **kw)
 
 
@@ -206,7 +212,37 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("download_training_job", "GET", _J + "/download", "management", "training"),
     # From Baseten's spec (not in the gateway reference): create a job in a training project.
     _ep("create_training_job", "POST", _T, "management", None),
+    # Beyond the gateway reference (direct API; through LowCodeAPI only in the new format, if it has them).
+    _ep("list_training_projects", "GET", "/v1/training_projects", "management", None),
+    _ep("get_training_project", "GET", "/v1/training_projects/{training_project_id}", "management", None),
+    _ep("create_training_project", "POST", "/v1/training_projects", "management", None, upsert=True),
+    *(
+        _ep(f"{action}_promotion", "POST", _E + f"/{{env_name}}/{action}_promotion", "management", None, body=False)
+        for action in ("pause", "resume", "force_cancel", "force_roll_forward")
+    ),
+    _ep("retry_production_deployment", "POST", _D + "/production/retry", "management", None, body=False),
+    _ep("retry_development_deployment", "POST", _D + "/development/retry", "management", None, body=False),
+    _ep("retry_deployment", "POST", _D + "/{deployment_id}/retry", "management", None, body=False),
+    _ep("get_deployment_logs", "GET", _D + "/{deployment_id}/logs", "management", None),
+    _ep("get_environment_logs", "GET", _E + "/{env_name}/logs", "management", None),
+    _ep("get_deployment_metrics", "GET", _D + "/{deployment_id}/metrics", "management", None),
 )
+
+#: Baseten's per-key rate limits below the general 100/s (docs.baseten.co/reference/management-api/rate-limits):
+#: endpoint name -> (bucket, requests, per seconds). The endpoints of one bucket share its budget (Baseten
+#: counts ``deployments/{development|production|id}/activate`` as one endpoint). Environment
+#: activate/deactivate are not in Baseten's table; they share the deployment buckets here, the safe guess.
+RATE_LIMITS: dict[str, tuple[str, int, float]] = {
+    **{
+        f"{verb}_{target}": (verb, 20, 60.0)
+        for verb in ("activate", "deactivate")
+        for target in ("deployment", "development_deployment", "environment")
+    },
+    **{
+        name: ("retry", 10, 60.0)
+        for name in ("retry_deployment", "retry_production_deployment", "retry_development_deployment")
+    },
+}
 
 BY_NAME: dict[str, Endpoint] = {e.name: e for e in ENDPOINTS}
 

@@ -24,12 +24,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_baseten import __version__
+from airflow_provider_baseten._ratelimit import WindowLimiter, limiter_for
 from airflow_provider_baseten._redact import install_log_filters, redact, register_secret
 from airflow_provider_baseten._routes import Endpoint, endpoint
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
     BasetenConfigurationError,
     BasetenError,
+    BasetenGatewayUnsupportedError,
     BasetenModelError,
     BasetenNotFoundError,
     BasetenRateLimitError,
@@ -444,10 +446,10 @@ class Transport:
         if body is not None:
             content = encode_json(body)
             headers["Content-Type"] = "application/json"
-        elif ep.method in ("POST", "PATCH", "PUT"):
+        elif ep.method in ("POST", "PATCH", "PUT") and ep.body:
             content = b"{}"
             headers["Content-Type"] = "application/json"
-        q = {k: _query_value(v) for k, v in q.items()}
+        q = {k: [_query_value(x) for x in v] if isinstance(v, list) else _query_value(v) for k, v in q.items()}
         timeout = s.timeouts.for_endpoint(ep)
         return httpx.Request(
             ep.method,
@@ -522,6 +524,8 @@ class Transport:
         auto = s.gateway == "lowcodeapi" and ep.has_old_format and s.url_format == "auto"
         if auto and not isinstance(out.error, BasetenNotFoundError):
             _remember_format(s.gateway_url, ep, fmt)
+        if isinstance(out.error, BasetenNotFoundError) and s.gateway == "lowcodeapi" and not ep.in_gateway_reference:
+            raise _gateway_unsupported(ep, out.error)
         if out.error is not None:
             raise out.error
         if parse is None:
@@ -536,8 +540,12 @@ class Transport:
     def _send_with_retries(self, client: httpx.Client, ep: Endpoint, req: httpx.Request) -> Outcome:
         started = time.monotonic()
         attempt = 0
+        limiter = limiter_for(self.settings.api_key, ep.name)
         while True:
             attempt += 1
+            wait = _pace(limiter, ep)
+            if wait:
+                self._sleep(wait)
             t0 = time.monotonic()
             try:
                 response = client.send(req)
@@ -569,8 +577,12 @@ class Transport:
         send = send or client.send
         started = time.monotonic()
         attempt = 0
+        limiter = limiter_for(self.settings.api_key, ep.name)
         while True:
             attempt += 1
+            wait = _pace(limiter, ep)
+            if wait:
+                await self._asleep(wait)
             t0 = time.monotonic()
             try:
                 response = await send(req)
@@ -709,6 +721,29 @@ def mark_maybe_created(err: BasetenError, endpoint_name: str) -> None:
     err.maybe_created = True
     err.message += f" {endpoint_name} was not repeated because the request may have taken effect: {hint}."
     err.args = (err.message,)
+
+
+def _pace(limiter: WindowLimiter | None, ep: Endpoint) -> float:
+    """Seconds to wait for ``ep``'s rate-limit slot (logged when there is a wait); 0 for unpaced endpoints."""
+    if limiter is None:
+        return 0.0
+    wait = limiter.reserve()
+    if wait > 0:
+        log.info("Baseten allows %d %s per minute per key; waiting %.1fs for a slot", limiter.limit, ep.name, wait)
+    return max(0.0, wait)
+
+
+def _gateway_unsupported(ep: Endpoint, err: BasetenError) -> BasetenGatewayUnsupportedError:
+    return BasetenGatewayUnsupportedError(
+        f"LowCodeAPI answered 404 for {ep.name} ({ep.method} {ep.path}), an endpoint its Baseten reference does "
+        "not list: the gateway does not expose that endpoint. Use a direct Baseten connection (extra "
+        "gateway=baseten) for it. (If the gateway does expose it, the 404 means the object does not exist: "
+        f"{err.message})",
+        status_code=err.status_code,
+        error_code=err.error_code,
+        request_id=err.request_id,
+        body_snippet=err.body_snippet,
+    )
 
 
 def _retry_kind(err: BasetenError | None) -> str:

@@ -34,6 +34,7 @@ BATCH_SIZE = 5000
 ASYNC_BATCH_SIZE = 20
 API_KEY = "demo-api-key-not-a-secret"
 TIME_SCALE = 30.0  # emulated seconds per real second
+DEMO_PROJECT = "airflow-demo-fine-tune"  # the train-then-promote DAG creates it by name
 DAG_TIMEOUT = 150.0  # real seconds per `airflow dags test`
 
 
@@ -208,12 +209,11 @@ def main() -> int:
     failures: list[str] = []
     try:
         with BasetenEmulator(api_key=API_KEY, time_scale=TIME_SCALE) as emu, WebhookReceiver() as receiver:
-            project_id = next(iter(emu.state.projects))
             write_inputs(data / "input.jsonl", BATCH_SIZE)
             variables = {
                 "baseten_batch_input": str(data / "input.jsonl"),
                 "baseten_batch_output_dir": str(data / "output"),
-                "baseten_training_project_id": project_id,
+                "baseten_training_project": DEMO_PROJECT,  # created by the DAG (get_or_create_training_project)
                 "baseten_webhook_url": receiver.url,
                 "baseten_async_batch_size": str(ASYNC_BATCH_SIZE),
             }
@@ -269,8 +269,12 @@ def _summary(db: Path, emu: Any, receiver: WebhookReceiver, gateway: str) -> str
         )
     job_id = xcom(db, "baseten_train_then_promote", "create_training_job", "training_job_id")
     job_status = xcom(db, "baseten_train_then_promote", "wait_for_training")
+    project = xcom(db, "baseten_train_then_promote", "training_project")
     if job_id:
-        parts.append(f"training job {job_id} {str(job_status or 'unknown').removeprefix('TRAINING_JOB_')}")
+        status = str(job_status or "unknown").removeprefix("TRAINING_JOB_")
+        parts.append(
+            f"training job {job_id} {status}" + (f" in project {DEMO_PROJECT!r} ({project})" if project else "")
+        )
     promoted = xcom(db, "baseten_train_then_promote", "promote_candidate")
     if promoted:
         serving = emu.hook().get_deployment("production")

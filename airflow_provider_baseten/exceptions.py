@@ -80,6 +80,14 @@ class BasetenNotFoundError(BasetenError):
     """404: the model, deployment, environment, job or request does not exist (or is not yours)."""
 
 
+class BasetenGatewayUnsupportedError(BasetenNotFoundError):
+    """404 from the LowCodeAPI gateway for an endpoint its Baseten reference does not list.
+
+    The gateway most likely does not expose that endpoint: use a direct connection (``gateway=baseten``)
+    for it. (A 404 can also mean the object does not exist; the message says both.)
+    """
+
+
 class BasetenValidationError(BasetenError, ValueError):
     """A bad argument: caught before sending (``status_code is None``) or refused by Baseten (400/413/422).
 
@@ -163,6 +171,7 @@ __all__ = [
     "BasetenBatchError",
     "BasetenConfigurationError",
     "BasetenError",
+    "BasetenGatewayUnsupportedError",
     "BasetenModelError",
     "BasetenNotFoundError",
     "BasetenRateLimitError",

@@ -176,10 +176,20 @@ class Deployment(_Response):
 
 
 class Promotion(_Response):
-    """An environment's in-progress promotion."""
+    """An environment's in-progress promotion (Baseten's ``InProgressPromotionV1``).
+
+    ``status`` is one of :class:`PromotionStatus` (RELEASING, RAMPING_UP, RAMPING_DOWN, PAUSED, then
+    SUCCEEDED, FAILED or CANCELED); ``error_message`` says why a FAILED promotion failed.
+    """
 
     status: str | None = None
     percent_traffic_to_new_version: int | float | None = None
+    error_message: str | None = None
+    rolling_deploy: bool | None = None
+
+
+#: The name Baseten's spec uses for :class:`Promotion`.
+InProgressPromotion = Promotion
 
 
 class Environment(_Response):
@@ -251,6 +261,89 @@ class ActivationResult(_Response):
     success: bool | None = None
 
 
+class SignalResult(_Response):
+    """The answer to pause/resume/force-cancel/force-roll-forward of a promotion: whether it was signalled."""
+
+    success: bool
+
+
+class RetryDeploymentResult(_Response):
+    """The answer to ``retry_deployment``: ``retried``, and ``reason`` when it was not."""
+
+    retried: bool
+    reason: str | None = None
+    deployment: Deployment | None = None
+
+
+class LogLine(_Response):
+    """One log line (Baseten's ``LogV1``): ``timestamp`` is epoch nanoseconds, as a string."""
+
+    timestamp: str | int | None = None
+    message: str = ""
+    replica: str | None = None
+    request_id: str | None = None
+    level: str | None = None
+
+    @property
+    def epoch_ns(self) -> int | None:
+        """The timestamp as an integer (epoch nanoseconds), ``None`` if absent or unreadable."""
+        try:
+            return int(self.timestamp) if self.timestamp is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def epoch_millis(self) -> int | None:
+        """The timestamp in epoch milliseconds (what the logs endpoints' window takes)."""
+        ns = self.epoch_ns
+        return ns // 1_000_000 if ns is not None else None
+
+    def format(self) -> str:
+        """``<UTC time> <LEVEL> [replica] message``, for task logs."""
+        from datetime import datetime, timezone
+
+        ns = self.epoch_ns
+        when = datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%H:%M:%S.%f")[:-3] if ns else "?"
+        where = f" [{self.replica}]" if self.replica else ""
+        return f"{when} {self.level or '-'}{where} {self.message}"
+
+
+class MetricDescriptor(_Response):
+    """One metric of :class:`DeploymentMetrics`; ``label_sets`` name its series, in order."""
+
+    name: str
+    unit_hint: str | None = None
+    kind: str | None = None
+    label_sets: list[dict[str, str]] = Field(default_factory=list)
+
+
+class MetricValueSet(_Response):
+    """The values of every metric at one step, aligned to ``metric_descriptors`` then ``label_sets``."""
+
+    start_epoch_millis: int | None = None
+    values: list[list[float | None]] = Field(default_factory=list)
+
+
+class DeploymentMetrics(_Response):
+    """A deployment's metrics over a window (``mode`` CURRENT, SUMMARY or SERIES)."""
+
+    mode: str | None = None
+    start_epoch_millis: int | None = None
+    end_epoch_millis: int | None = None
+    step_seconds: int | None = None
+    metric_descriptors: list[MetricDescriptor] = Field(default_factory=list)
+    metric_values: list[MetricValueSet] = Field(default_factory=list)
+
+    def series(self, name: str) -> list[tuple[int | None, list[float | None]]]:
+        """``[(start_epoch_millis, [value per label set]), ...]`` of metric ``name`` (``[]`` if absent)."""
+        index = next((i for i, d in enumerate(self.metric_descriptors) if d.name == name), None)
+        if index is None:
+            return []
+        return [
+            (vs.start_epoch_millis, vs.values[index] if index < len(vs.values) else []) for vs in self.metric_values
+        ]
+
+
 # -- inference objects ---------------------------------------------------------------------------------
 class AsyncPredictResult(_Response):
     """The answer to an async predict submit."""
@@ -298,10 +391,14 @@ class AsyncQueueStatus(_Response):
 
 # -- training objects ----------------------------------------------------------------------------------
 class TrainingProject(_Response):
-    """A training project."""
+    """A training project (``latest_job`` is its most recently created job, when Baseten includes it)."""
 
     id: str
     name: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    team_name: str | None = None
+    latest_job: TrainingJob | None = None
 
 
 class TrainingJob(_Response):
@@ -337,11 +434,8 @@ class TrainingCheckpointFiles(_Response):
     total_count: int | None = None
 
 
-class TrainingLogLine(_Response):
+class TrainingLogLine(LogLine):
     """One line of a training job's logs."""
-
-    timestamp: str | int | None = None
-    message: str = ""
 
 
 class TrainingMetrics(_Response):
@@ -409,6 +503,9 @@ class AsyncPredictOptions(_Options):
         return self.model_dump(exclude_none=True)
 
 
+TrainingProject.model_rebuild()  # latest_job refers to TrainingJob, defined after it
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ASYNC_PAYLOAD_LIMIT = 256 * 1024
 
 M = TypeVar("M", bound=BaseModel)

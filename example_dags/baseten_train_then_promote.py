@@ -2,6 +2,8 @@
 
 What it shows
 -------------
+0. ``training_project`` names the training project instead of hard-coding its id:
+   ``BasetenHook.get_or_create_training_project`` finds the project of that name, or creates it.
 1. ``choose_training`` branches: recreate a known-good job (Variable ``baseten_recreate_training_job_id``)
    or create a new one from a ``CreateTrainingJobV1`` body. Either way the job id goes to XCom at once.
    On Airflow 3.3+ a retried task reconnects to its job instead of starting a second one.
@@ -22,8 +24,10 @@ Configure it
 * Connection ``baseten_default`` (type Baseten): the API key and the ``model_id`` to promote into.
 * Variables (or ``AIRFLOW_VAR_<NAME>`` environment variables):
 
-  ``baseten_training_project_id`` (required)
-      The training project to run jobs in.
+  ``baseten_training_project``
+      The name of the training project to run jobs in; created if missing. Default ``airflow-fine-tune``.
+  ``baseten_training_project_id``
+      Use this project id instead of looking the name up (the DAG's earlier, id-only configuration).
   ``baseten_recreate_training_job_id``
       Recreate this job instead of creating one from the body below. Default: create.
   ``baseten_candidate_deployment_id``
@@ -52,7 +56,7 @@ from airflow_provider_baseten.sensors.deployment import DeploymentStatusSensor
 from airflow_provider_baseten.sensors.training import TrainingJobSensor
 
 POLL_SECONDS = float(os.environ.get("BASETEN_EXAMPLE_POLL_SECONDS", "30"))
-PROJECT = "{{ var.value.baseten_training_project_id }}"
+PROJECT = "{{ ti.xcom_pull(task_ids='training_project') }}"
 JOB_ID = (
     "{{ ti.xcom_pull(task_ids='create_training_job', key='training_job_id')"
     " or ti.xcom_pull(task_ids='recreate_training_job', key='training_job_id') }}"
@@ -74,6 +78,19 @@ with DAG(
     tags=["baseten", "example"],
     doc_md=__doc__,
 ) as dag:
+
+    @task
+    def training_project() -> str:
+        """The id of the training project named by Variable ``baseten_training_project`` (created if missing)."""
+        from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+        known = Variable.get("baseten_training_project_id", default="")
+        if known:
+            return known
+        name = Variable.get("baseten_training_project", default="airflow-fine-tune")
+        project = BasetenHook("baseten_default").get_or_create_training_project(name)
+        print(f"Training project {project.name!r}: {project.id}")
+        return project.id
 
     @task.branch
     def choose_training() -> str:
@@ -179,7 +196,15 @@ with DAG(
         print(f"Deployment {deployment_id} did not pass the smoke test; production is unchanged.")
 
     branch = choose_training()
-    branch >> [create, recreate] >> wait_for_training >> checkpoints >> candidate >> wait_for_candidate
+    (
+        training_project()
+        >> branch
+        >> [create, recreate]
+        >> wait_for_training
+        >> checkpoints
+        >> candidate
+        >> wait_for_candidate
+    )
     wait_for_candidate >> smoke_test
     judge = judge_quality(smoke_test.output)
     judge >> promote >> set_autoscaling

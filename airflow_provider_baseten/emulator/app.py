@@ -36,6 +36,7 @@ from airflow_provider_baseten.emulator.state import ApiError, EmulatorState, iso
 log = logging.getLogger("airflow_provider_baseten.emulator")
 
 GATEWAY_PREFIX = "/baseten"
+_LIST_PARAMS = frozenset({"includes", "excludes", "metrics"})  # repeated query parameters (?metrics=a&metrics=b)
 INFERENCE_PREFIX = "/model/{model_id}"
 _INFERENCE_CODES = {
     400: "client_error",
@@ -60,6 +61,7 @@ class EmulatorCore:
         self.faults = FaultInjector(config.faults, config.seed)
         self.request_log: deque[dict[str, Any]] = deque(maxlen=config.request_log_size)
         self.gateway_new_format = config.gateway_new_format
+        self.gateway_unlisted = config.gateway_unlisted
         self.predict_latency = config.predict_latency
         self.base_url = ""
         # (route, endpoint, kind) for every generated API route; the fault middleware matches against it.
@@ -76,6 +78,7 @@ class EmulatorCore:
         self.faults.configure(self.config.faults, self.config.seed)
         self.request_log.clear()
         self.gateway_new_format = self.config.gateway_new_format
+        self.gateway_unlisted = self.config.gateway_unlisted
         self.predict_latency = self.config.predict_latency
         self.clock.set_time_scale(self.config.time_scale)
 
@@ -174,13 +177,14 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
     """The request handler for one endpoint in one surface."""
     inference = ep.surface == "inference"
     guarded = kind == "new" and ep.has_old_format  # answers 404 when the new format is switched off
+    unlisted = kind != "direct" and not ep.in_gateway_reference  # answers 404 when the gateway lacks them
     sync_predict = ep.name.endswith("_predict") and not ep.name.endswith("_async_predict")
     target = ep.name[: -len("_predict")] if sync_predict else ""
 
     async def handle(request: Request) -> Response:
         state = core.state
         state.counters["requests"][ep.name] += 1
-        if guarded and not core.gateway_new_format:
+        if (guarded and not core.gateway_new_format) or (unlisted and not core.gateway_unlisted):
             return _respond(core, request, ep, kind, 404, error_body(kind, ep.surface, 404, "Not Found"), None)
         ok, auth = _authenticate(core, request, kind)
         if not ok:
@@ -207,11 +211,11 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
             if sync_predict:
                 status, payload = await _predict(core, target, params, model_id, body)
             else:
-                query = {k: v for k, v in qp.items() if k != "api_token"}
+                query = {k: qp.getlist(k) if k in _LIST_PARAMS else v for k, v in qp.items() if k != "api_token"}
                 status, payload = state.handle(ep.name, params, query, body, model_id)
         except ApiError as exc:
             status = exc.status
-            payload = error_body(kind, ep.surface, exc.status, exc.message, exc.error_code)
+            payload = {**error_body(kind, ep.surface, exc.status, exc.message, exc.error_code), **exc.extra}
             if headers is not None and exc.error_code == "application_error":
                 headers.update(MODEL_ERROR_HEADERS)
         if status == 202 and kind == "direct":
@@ -349,27 +353,47 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
     @r.get("/gateway")
     def get_gateway() -> dict[str, Any]:
         """Whether LowCodeAPI's new URL format answers."""
-        return {"new_format": core.gateway_new_format}
+        return {"new_format": core.gateway_new_format, "unlisted": core.gateway_unlisted}
 
     @r.post("/gateway")
     def set_gateway(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
-        """``{"new_format": false}`` makes new-format URLs answer 404, so clients must fall back."""
-        core.gateway_new_format = bool(body.get("new_format", True))
+        """``{"new_format": false}`` makes new-format URLs answer 404, so clients must fall back;
+        ``{"unlisted": false}`` makes the endpoints the gateway's reference does not list answer 404."""
+        core.gateway_new_format = bool(body.get("new_format", core.gateway_new_format))
+        core.gateway_unlisted = bool(body.get("unlisted", core.gateway_unlisted))
         return get_gateway()
 
     @r.post("/config")
     def set_config(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
-        """Change ``predict_latency`` (real s) and/or ``training_fail`` (bool) at run time."""
+        """Change ``predict_latency`` (real s), ``training_fail`` and/or ``promotion_fail`` (bool) at run time."""
         if "predict_latency" in body:
             core.predict_latency = float(body["predict_latency"])
         if "training_fail" in body:
             core.state.training_fail = bool(body["training_fail"])
-        return {"predict_latency": core.predict_latency, "training_fail": core.state.training_fail}
+        if "promotion_fail" in body:
+            core.state.promotion_fail = bool(body["promotion_fail"])
+        return {
+            "predict_latency": core.predict_latency,
+            "training_fail": core.state.training_fail,
+            "promotion_fail": core.state.promotion_fail,
+        }
 
     @r.post("/models/{model_id}/deployments")
     def create_deployment(model_id: str, body: dict[str, Any] = Body(default={})) -> dict[str, Any]:  # noqa: B008
-        """Push a new deployment (BUILDING -> DEPLOYING -> ACTIVE); ``{"name", "status"}`` optional."""
-        return core.state.create_deployment(model_id, body.get("name"), body.get("status", "BUILDING"))
+        """Push a new deployment (BUILDING -> DEPLOYING -> ACTIVE); ``{"name", "status", "fail", "fail_times"}``
+        optional (``fail``: BUILD_FAILED, DEPLOY_FAILED or UNHEALTHY, with ERROR lines in its logs)."""
+        return core.state.create_deployment(
+            model_id,
+            body.get("name"),
+            body.get("status", "BUILDING"),
+            fail=body.get("fail"),
+            fail_times=int(body.get("fail_times", 1)),
+        )
+
+    @r.post("/models/{model_id}/deployments/{deployment_id}/logs")
+    def add_logs(model_id: str, deployment_id: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """Append log lines: ``{"logs": [{"timestamp": <epoch ns>, "message", "level", "replica"}]}``."""
+        return {"count": core.state.add_logs(model_id, deployment_id, body.get("logs", []))}
 
     @r.post("/models/{model_id}/deployments/{deployment_id}/scale_to_zero")
     def scale_to_zero(model_id: str, deployment_id: str) -> dict[str, Any]:

@@ -101,6 +101,11 @@ class EmulatorConfig:
     :param gateway_new_format: Whether LowCodeAPI's new URL format answers (``False``: 404, forcing fallback).
     :param faults: Fault rules; ``seed`` makes their random draws (and generated ids) repeatable.
     :param training_fail: Make every new training job end FAILED.
+    :param promotion_fail: Make every new promotion end FAILED (its candidate fails during release).
+    :param rate_limits: Enforce Baseten's per-key limits (activate/deactivate 20/min, retry 10/min) with a 429
+        and ``{"retry_after": seconds}``, on the emulated clock.
+    :param gateway_unlisted: Whether the LowCodeAPI surface serves the endpoints its reference does not list
+        (``False``: they answer 404, as a gateway that does not expose them would).
     :param webhook_secret: Sign webhook bodies (``X-BASETEN-SIGNATURE: v1=<hmac-sha256>``) with this.
     :param state: The seed state (models, chains, training projects, secrets, API keys); ``None``: defaults.
     :param request_log_size: How many requests the admin request log keeps.
@@ -115,6 +120,9 @@ class EmulatorConfig:
     faults: list[FaultRule] = field(default_factory=list)
     seed: int = 0
     training_fail: bool = False
+    promotion_fail: bool = False
+    rate_limits: bool = True
+    gateway_unlisted: bool = True
     webhook_secret: str | None = None
     webhook_timeout: float = 10.0
     state: dict[str, Any] | None = None

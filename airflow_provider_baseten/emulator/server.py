@@ -269,9 +269,30 @@ class BasetenEmulator:
         """The redacted request log."""
         return list(self.core.request_log)
 
-    def create_deployment(self, model_id: str, name: str | None = None, status: str = "BUILDING") -> dict[str, Any]:
-        """Push a new deployment to ``model_id`` (BUILDING -> DEPLOYING -> ACTIVE)."""
-        return self.core.state.create_deployment(model_id, name, status)
+    def create_deployment(
+        self,
+        model_id: str,
+        name: str | None = None,
+        status: str = "BUILDING",
+        *,
+        fail: str | None = None,
+        fail_times: int = 1,
+    ) -> dict[str, Any]:
+        """Push a new deployment to ``model_id``; ``fail=`` makes its builds fail (see the state's method)."""
+        return self.core.state.create_deployment(model_id, name, status, fail=fail, fail_times=fail_times)
+
+    def add_logs(self, model_id: str, deployment_id: str, lines: list[dict[str, Any]]) -> int:
+        """Append log lines ``{"timestamp": <epoch ns>, "message", "level", "replica"}`` to a deployment."""
+        return self.core.state.add_logs(model_id, deployment_id, lines)
+
+    def set_gateway_unlisted(self, enabled: bool) -> None:
+        """``False``: the endpoints LowCodeAPI's reference does not list answer 404 on the gateway surface."""
+        self.core.gateway_unlisted = enabled
+
+    def set_promotion_fail(self, enabled: bool) -> None:
+        """``True``: promotions started from now on end FAILED (the candidate fails its release)."""
+        with self.core.state.lock:
+            self.core.state.promotion_fail = enabled
 
     def scale_to_zero(self, model_id: str, deployment_id: str) -> dict[str, Any]:
         """Scale a deployment to zero."""

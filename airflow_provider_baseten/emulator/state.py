@@ -16,14 +16,16 @@ import copy
 import hashlib
 import json
 import random
+import re
 import string
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_baseten._routes import RATE_LIMITS
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import Durations, EmulatorConfig
 
@@ -93,13 +95,57 @@ DEFAULT_STATE: dict[str, Any] = {
 
 
 class ApiError(Exception):
-    """An error answer: HTTP ``status``, a message (never containing a secret) and Baseten's error code."""
+    """An error answer: HTTP ``status``, a message (never containing a secret) and Baseten's error code.
 
-    def __init__(self, status: int, message: str, error_code: str | None = None) -> None:
+    ``extra`` fields join the error body (a 429's ``retry_after``).
+    """
+
+    def __init__(
+        self, status: int, message: str, error_code: str | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_code = error_code
+        self.extra = extra or {}
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Metrics the emulator knows (Baseten rejects unknown names), with (unit_hint, kind, label_sets).
+METRICS: dict[str, tuple[str, str, list[dict[str, str]]]] = {
+    "baseten_replicas_active": ("COUNT", "GAUGE", [{}]),
+    "baseten_inference_requests_total": ("COUNT", "COUNTER", [{"status": "2xx"}, {"status": "5xx"}]),
+    "baseten_end_to_end_response_time_seconds": (
+        "SECONDS",
+        "HISTOGRAM",
+        [{"quantile": "0.5"}, {"quantile": "0.99"}, {"stat": "avg"}],
+    ),
+    "baseten_replicas_starting": ("COUNT", "GAUGE", [{}]),
+}
+DEFAULT_METRICS = (
+    "baseten_replicas_active",
+    "baseten_inference_requests_total",
+    "baseten_end_to_end_response_time_seconds",
+)
+FAILED_BUILDS = ("BUILD_FAILED", "DEPLOY_FAILED", "UNHEALTHY")
+#: What a failing deployment writes to its logs last: (level, message). All at one millisecond, like a traceback.
+FAILURE_LOGS: dict[str, list[tuple[str, str]]] = {
+    "BUILD_FAILED": [
+        ("ERROR", "ERROR: Could not find a version that satisfies the requirement torch==9.9.9 (emulated)"),
+        ("ERROR", "ERROR: No matching distribution found for torch==9.9.9"),
+        ("ERROR", "Build failed: pip install exited with code 1"),
+    ],
+    "DEPLOY_FAILED": [
+        ("ERROR", "Traceback (most recent call last):"),
+        ("ERROR", '  File "/app/model/model.py", line 12, in load'),
+        ("ERROR", "RuntimeError: CUDA out of memory while loading weights (emulated)"),
+        ("ERROR", "Model failed to load; the deployment is DEPLOY_FAILED"),
+    ],
+    "UNHEALTHY": [
+        ("ERROR", "Readiness probe failed: GET /health answered 503 (emulated)"),
+        ("ERROR", "Replica restarted 3 times in 5 minutes; the deployment is UNHEALTHY"),
+    ],
+}
 
 
 def iso(t: float) -> str:
@@ -148,6 +194,19 @@ class Deployment:
     steps: list[tuple[str, float]] = field(default_factory=list)
     steps_start: float = 0.0
     final: str = "ACTIVE"
+    fail_with: str | None = None  # BUILD_FAILED / DEPLOY_FAILED / UNHEALTHY: how its builds end ...
+    failures_left: int = 0  # ... for this many more builds (a retry then succeeds)
+    logs: list[tuple[int, str, str | None, str]] = field(default_factory=list)  # (epoch ns, level, replica, message)
+    predictions: int = 0
+
+    @property
+    def replica(self) -> str:
+        """The 5-character replica id its runtime lines carry."""
+        return ("r" + self.id)[:5]
+
+    def log(self, t: float, level: str, message: str, replica: str | None = None) -> None:
+        """Add a log line at emulated time ``t``."""
+        self.logs.append((round(t * 1e9), level, replica, message))
 
     def refresh(self, now: float) -> None:
         """Apply the timeline up to ``now``."""
@@ -180,15 +239,28 @@ class Promotion:
     release_end: float
     ramp_end: float
     scale_down_previous: bool
-    status: str | None = None  # set once terminal: SUCCEEDED or CANCELED
+    status: str | None = None  # set once terminal: SUCCEEDED, FAILED or CANCELED
+    fail: bool = False  # the candidate fails its release: the promotion ends FAILED
+    paused_at: float | None = None
+    paused_total: float = 0.0  # time spent paused: the timeline is shifted by it
+    error_message: str | None = None
+
+    def _t(self, now: float) -> float:
+        """``now`` on the promotion's own timeline (which stands still while paused)."""
+        return (self.paused_at if self.paused_at is not None else now) - self.paused_total
 
     def current(self, now: float) -> str:
-        """RELEASING, RAMPING_UP, then SUCCEEDED (or the terminal status it was given)."""
+        """RELEASING, RAMPING_UP, then SUCCEEDED (FAILED after a failed release; PAUSED while paused)."""
         if self.status:
             return self.status
-        if now < self.release_end:
+        if self.paused_at is not None:
+            return "PAUSED"
+        t = self._t(now)
+        if t < self.release_end:
             return "RELEASING"
-        if now < self.ramp_end:
+        if self.fail:
+            return "FAILED"
+        if t < self.ramp_end:
             return "RAMPING_UP"
         return "SUCCEEDED"
 
@@ -197,10 +269,15 @@ class Promotion:
         status = self.current(now)
         if status == "SUCCEEDED":
             return 100
-        if status != "RAMPING_UP":
+        t = self._t(now)
+        if status not in ("RAMPING_UP", "PAUSED") or t < self.release_end:
             return 0
         span = max(self.ramp_end - self.release_end, 1e-9)
-        return max(1, min(99, int((now - self.release_end) / span * 100)))
+        return max(1, min(99, int((t - self.release_end) / span * 100)))
+
+    def active(self, now: float) -> bool:
+        """Still running (or paused)."""
+        return self.current(now) in ("RELEASING", "RAMPING_UP", "PAUSED")
 
 
 @dataclass
@@ -331,6 +408,8 @@ class EmulatorState:
             self.webhook_pending: set[str] = set()
             self.webhook_log: list[dict[str, Any]] = []
             self.training_fail = self.config.training_fail
+            self.promotion_fail = self.config.promotion_fail
+            self.rate_windows: dict[str, deque[float]] = {}
             self._counters: dict[str, Counter[str]] = {
                 k: Counter() for k in ("requests", "submissions", "cancellations", "webhooks", "faults", "responses")
             }
@@ -363,7 +442,12 @@ class EmulatorState:
                 "team_name": TEAM,
             }
         for p in seed.get("training_projects", []):
-            self.projects[p["id"]] = {"id": p["id"], "name": p.get("name", p["id"]), "created": created}
+            self.projects[p["id"]] = {
+                "id": p["id"],
+                "name": p.get("name", p["id"]),
+                "created": created,
+                "updated": created,
+            }
             for j in p.get("jobs", []):
                 self._create_job(p["id"], j, created, job_id=j.get("id"))
         for s in seed.get("secrets", []):
@@ -386,15 +470,35 @@ class EmulatorState:
             status=d.get("status", "ACTIVE"),
             is_development=bool(d.get("is_development")),
             labels=d.get("labels"),
+            fail_with=d.get("fail"),
+            failures_left=int(d.get("fail_times", 1)) if d.get("fail") else 0,
         )
+        if dep.fail_with is not None and dep.fail_with not in FAILED_BUILDS:
+            raise ApiError(422, f"fail must be one of {', '.join(FAILED_BUILDS)}")
         if dep.status == "BUILDING":  # seeded mid-build: run the build from now
             self._start_build(dep, self.clock.now())
         model.deployments[dep.id] = dep
         return dep
 
     def _start_build(self, dep: Deployment, now: float) -> None:
+        """Build and deploy from ``now``: ACTIVE at the end, or ``fail_with`` while failures are left."""
         d = self.config.durations
-        dep.start(now, [("BUILDING", d.build), ("DEPLOYING", d.deploy)])
+        fail = dep.fail_with if dep.failures_left > 0 else None
+        dep.failures_left -= fail is not None
+        steps = [("BUILDING", d.build)] if fail == "BUILD_FAILED" else [("BUILDING", d.build), ("DEPLOYING", d.deploy)]
+        dep.start(now, steps, fail or "ACTIVE")
+        # The lines this build will have written by each moment (read lazily, filtered by time).
+        dep.log(now, "INFO", f"Build of deployment {dep.name} ({dep.id}) started")
+        for i, pkg in enumerate(("truss-server-base", "requirements.txt", "model weights cache")):
+            dep.log(now + d.build * (i + 1) / 4, "INFO", f"Step {i + 1}/3: installing {pkg}")
+        end = now + sum(duration for _, duration in steps)
+        if fail != "BUILD_FAILED":
+            dep.log(now + d.build, "INFO", "Image built; deploying")
+            dep.log(now + d.build + d.deploy / 2, "WARNING", "Replica scheduling took longer than usual", dep.replica)
+        for level, message in FAILURE_LOGS.get(fail or "", []):
+            dep.log(end, level, message, None if fail == "BUILD_FAILED" else dep.replica)
+        if fail is None:
+            dep.log(end, "INFO", "Model loaded; the deployment is ACTIVE", dep.replica)
 
     def new_id(self, n: int = 8) -> str:
         """A Baseten-looking id (8 lowercase letters and digits), repeatable for a given seed."""
@@ -419,6 +523,12 @@ class EmulatorState:
             p = env.promotion
             if p and p.status is None and p.current(now) == "SUCCEEDED":
                 self._finish_promotion(model, env, p, now)
+            elif p and p.status is None and p.current(now) == "FAILED":
+                p.status = "FAILED"  # the environment keeps serving what it served
+                p.error_message = f"Deployment {p.deployment_id} failed its health checks during release (emulated)."
+                dep = model.deployments.get(p.deployment_id)
+                if dep is not None:
+                    dep.log(p.release_end + p.paused_total, "ERROR", p.error_message, dep.replica)
         for dep in model.deployments.values():
             dep.refresh(now)
 
@@ -497,7 +607,7 @@ class EmulatorState:
     def _environment_json(self, model: Model, env: Environment, now: float) -> dict[str, Any]:
         current = model.deployments.get(env.current_deployment_id or "")
         p = env.promotion
-        active = p is not None and p.current(now) in ("RELEASING", "RAMPING_UP")
+        active = p is not None and p.active(now)
         candidate = model.deployments.get(p.deployment_id) if p and active else None
         return {
             "name": env.name,
@@ -507,7 +617,12 @@ class EmulatorState:
             "candidate_deployment": self._deployment_json(model, candidate) if candidate else None,
             # Kept after it ends (SUCCEEDED/CANCELED) so pollers see how it ended; null before any promotion.
             "in_progress_promotion": (
-                {"status": p.current(now), "percent_traffic_to_new_version": p.percent(now), "error_message": None}
+                {
+                    "status": p.current(now),
+                    "percent_traffic_to_new_version": p.percent(now),
+                    "error_message": p.error_message,
+                    "rolling_deploy": bool(env.promotion_settings.get("rolling_deploy")),
+                }
                 if p
                 else None
             ),
@@ -527,6 +642,7 @@ class EmulatorState:
     ) -> tuple[int, Any]:
         """Answer endpoint ``name`` (sync predict excluded: see :meth:`predict_target`). Returns (status, JSON)."""
         with self.lock:
+            self._rate_limit(name)
             for action in ("async_predict", "async_queue_status", "wake"):
                 if name.endswith("_" + action):
                     target = name[: -len(action) - 1]
@@ -562,6 +678,7 @@ class EmulatorState:
             ready = self._wake_deployment(dep, self.clock.now())
             if ready is None:
                 raise ApiError(400, f"Deployment {dep.id} is {dep.status}; activate it first", "model_not_ready")
+            dep.predictions += 1
             return model.id, dep.id, ready
 
     def _wake(self, target: str, params: dict[str, str], body: Any, model_id: str | None) -> tuple[int, Any]:
@@ -825,14 +942,16 @@ class EmulatorState:
         now = self.clock.now()
         if dep.status in ("INACTIVE", "BUILD_FAILED", "DEPLOY_FAILED", "FAILED", "BUILD_STOPPED"):
             raise ApiError(400, f"Deployment {dep.id} is {dep.status} and cannot be promoted")
-        if env.promotion and env.promotion.current(now) in ("RELEASING", "RAMPING_UP"):
+        if env.promotion and env.promotion.active(now):
             raise ApiError(400, f"A promotion into {env.name} is already in progress; cancel it first")
         if env.current_deployment_id == dep.id:
             raise ApiError(400, f"Deployment {dep.id} is already the {env.name} deployment")
         d = self.config.durations
         self._wake_deployment(dep, now)
         release_end = max(now, dep.ready_at(now) or now) + d.promotion_releasing
-        env.promotion = Promotion(dep.id, now, release_end, release_end + d.promotion_ramping, scale_down)
+        env.promotion = Promotion(
+            dep.id, now, release_end, release_end + d.promotion_ramping, scale_down, fail=self.promotion_fail
+        )
         self._refresh_model(model, now)
         return 200, self._deployment_json(model, dep)
 
@@ -868,7 +987,7 @@ class EmulatorState:
         model = self._model(params["model_id"])
         env = self._environment(model, params["env_name"])
         p = env.promotion
-        if p is None or p.current(self.clock.now()) not in ("RELEASING", "RAMPING_UP"):
+        if p is None or not p.active(self.clock.now()):
             raise ApiError(400, f"No promotion in progress for environment {env.name}")
         p.status = "CANCELED"
         self.cancellations["promotion"] += 1
@@ -1053,7 +1172,7 @@ class EmulatorState:
             "id": project["id"],
             "name": project["name"],
             "created_at": iso(project["created"]),
-            "updated_at": iso(latest.created if latest else project["created"]),
+            "updated_at": iso(max(latest.created if latest else 0.0, project.get("updated", project["created"]))),
             "team_name": TEAM,
             "latest_job": self._job_json(latest, now) if latest else None,
         }
@@ -1165,42 +1284,34 @@ class EmulatorState:
     def _h_get_training_job_logs(self, params: dict[str, str], query: dict[str, str], *_: Any) -> Any:
         job = self._job(params)
         now = self.clock.now()
-        lines: list[tuple[float, str]] = []
+        lines: list[tuple[float, str, str]] = []
         t = job.created
         for status, duration in job.timeline():
             if t > now:
                 break
-            lines.append((t, f"{status}: {job.name or job.id}"))
+            lines.append((t, "INFO", f"{status}: {job.name or job.id}"))
             t += duration
         if job.running_progress(now) > 0:
             run_start = job.created + sum(d for _, d in job.timeline()[:-1])
             steps = int(job.running_progress(now) * 10)
             for i in range(1, steps + 1):
                 at = run_start + job.durations.training_running * i / 10
-                lines.append((at, f"step {i * 10}/100 loss={2.0 / (i + 1):.4f}"))
+                lines.append((at, "INFO", f"step {i * 10}/100 loss={2.0 / (i + 1):.4f}"))
         status, since = job.status(now)
+        if status == "TRAINING_JOB_FAILED":
+            lines.append((since, "ERROR", "Traceback (most recent call last):"))
+            lines.append((since, "ERROR", "RuntimeError: loss became NaN at step 100 (emulated failure)"))
         if status not in (
             "TRAINING_JOB_PENDING",
             "TRAINING_JOB_CREATED",
             "TRAINING_JOB_DEPLOYING",
             "TRAINING_JOB_RUNNING",
         ):
-            lines.append((since, f"{status}: finished"))
-        try:
-            lo = int(query["start_epoch_millis"]) / 1000 if query.get("start_epoch_millis") else None
-            hi = int(query["end_epoch_millis"]) / 1000 if query.get("end_epoch_millis") else None
-            limit = int(query["limit"]) if query.get("limit") else None
-        except ValueError:
-            raise ApiError(422, "start_epoch_millis, end_epoch_millis and limit must be integers") from None
-        lines = [(t, m) for t, m in lines if (lo is None or t >= lo) and (hi is None or t <= hi)]
-        if limit is not None:
-            lines = lines[:limit]
-        return 200, {
-            "logs": [
-                {"timestamp": str(int(t * 1e9)), "message": m, "replica": "replica-0", "level": "INFO"}
-                for t, m in lines
-            ]
-        }
+            lines.append((since, "INFO", f"{status}: finished"))
+        entries = [(round(at * 1e9), level, "replica-0", message) for at, level, message in lines]
+        # Baseten's default window is the last 30 minutes; a job's own logs default to its whole life here.
+        window = {"start_epoch_millis": str(int(job.created * 1000)), **query}
+        return 200, self._logs(entries, window)
 
     def _h_get_training_job_metrics(self, params: dict[str, str], *_: Any) -> Any:
         job = self._job(params)
@@ -1233,17 +1344,239 @@ class EmulatorState:
         job = self._job(params)
         return 200, {"artifact_presigned_urls": [f"{self.files_url}/training/{job.id}/artifacts.tar.gz"]}
 
+    # -- rate limits ---------------------------------------------------------------------------------
+    def _rate_limit(self, name: str) -> None:
+        """Baseten's per-key endpoint limits (activate/deactivate 20/min, retry 10/min), on the emulated clock."""
+        rule = RATE_LIMITS.get(name)
+        if rule is None or not self.config.rate_limits:
+            return
+        bucket, limit, per = rule
+        now = self.clock.now()
+        window = self.rate_windows.setdefault(bucket, deque())
+        while window and window[0] <= now - per:
+            window.popleft()
+        if len(window) >= limit:
+            retry_after = max(1, int(window[0] + per - now + 0.999))
+            raise ApiError(429, "Rate limit exceeded. Please try again later.", extra={"retry_after": retry_after})
+        window.append(now)
+
+    # -- training projects ---------------------------------------------------------------------------
+    def _h_list_training_projects(self, *_: Any) -> Any:
+        now = self.clock.now()
+        return 200, {"training_projects": [self._project_json(p, now) for p in self.projects.values()]}
+
+    def _h_get_training_project(self, params: dict[str, str], *_: Any) -> Any:
+        project = self._project(params["training_project_id"])
+        return 200, {"training_project": self._project_json(project, self.clock.now())}
+
+    def _h_create_training_project(self, params: Any, query: Any, body: Any, _: Any) -> Any:
+        spec = self._body(body).get("training_project")
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ApiError(422, "training_project.name is required")
+        now = self.clock.now()
+        project = next((p for p in self.projects.values() if p["name"] == name), None)
+        if project is None:  # an upsert: the name is the identity
+            project = {"id": self.new_id(), "name": name, "created": now, "updated": now}
+            self.projects[project["id"]] = project
+            self.submissions["training_project"] += 1
+        else:
+            project["updated"] = now
+        return 200, {"training_project": self._project_json(project, now)}
+
+    # -- promotion control ---------------------------------------------------------------------------
+    def _running_promotion(self, params: dict[str, str]) -> tuple[Model, Environment, Promotion, float]:
+        model = self._model(params["model_id"])
+        env = self._environment(model, params["env_name"])
+        now = self.clock.now()
+        p = env.promotion
+        if p is None or not p.active(now):
+            raise ApiError(400, f"No promotion in progress for environment {env.name}")
+        return model, env, p, now
+
+    def _h_pause_promotion(self, params: dict[str, str], *_: Any) -> Any:
+        _, _, p, now = self._running_promotion(params)
+        if p.paused_at is None:
+            p.paused_at = now
+        return 200, {"success": True}
+
+    def _h_resume_promotion(self, params: dict[str, str], *_: Any) -> Any:
+        _, _, p, now = self._running_promotion(params)
+        if p.paused_at is not None:
+            p.paused_total += now - p.paused_at
+            p.paused_at = None
+        return 200, {"success": True}
+
+    def _h_force_cancel_promotion(self, params: dict[str, str], *_: Any) -> Any:
+        _, _, p, _ = self._running_promotion(params)
+        p.status = "CANCELED"  # rolled back at once: the environment keeps its current deployment
+        self.cancellations["promotion"] += 1
+        return 200, {"success": True}
+
+    def _h_force_roll_forward_promotion(self, params: dict[str, str], *_: Any) -> Any:
+        model, env, p, now = self._running_promotion(params)
+        p.fail = False
+        self._finish_promotion(model, env, p, now)
+        return 200, {"success": True}
+
+    # -- deployment retry, logs and metrics ----------------------------------------------------------
+    def _retry(self, model: Model, dep: Deployment) -> tuple[int, Any]:
+        if dep.status not in ("BUILD_FAILED", "DEPLOY_FAILED", "FAILED", "UNHEALTHY", "BUILD_STOPPED"):
+            reason = f"Deployment {dep.id} is {dep.status}; only a failed deployment can be retried."
+            return 200, {"retried": False, "reason": reason, "deployment": self._deployment_json(model, dep)}
+        self._start_build(dep, self.clock.now())
+        self.submissions["deployment_retry"] += 1
+        return 200, {"retried": True, "reason": None, "deployment": self._deployment_json(model, dep)}
+
+    def _h_retry_deployment(self, params: dict[str, str], *_: Any) -> Any:
+        return self._retry(*self._get_dep(params))
+
+    def _h_retry_production_deployment(self, params: dict[str, str], *_: Any) -> Any:
+        return self._retry(*self._get_dep(params, "production"))
+
+    def _h_retry_development_deployment(self, params: dict[str, str], *_: Any) -> Any:
+        return self._retry(*self._get_dep(params, "development"))
+
+    @staticmethod
+    def _int_query(query: dict[str, Any], key: str, lo: int | None = None, hi: int | None = None) -> int | None:
+        raw = query.get(key)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ApiError(422, f"{key} must be an integer") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ApiError(422, f"{key} must be between {lo} and {hi}")
+        return value
+
+    def _window(self, query: dict[str, Any], default: float) -> tuple[int, int]:
+        """The (start, end) epoch ms of a logs or metrics query (Baseten's defaults; at most 7 days)."""
+        end = self._int_query(query, "end_epoch_millis")
+        end = end if end is not None else int(self.clock.now() * 1000)
+        start = self._int_query(query, "start_epoch_millis")
+        start = start if start is not None else end - int(default * 1000)
+        if start > end or end - start > 7 * 86400 * 1000:
+            raise ApiError(400, "The window must start before it ends and span at most 7 days")
+        return start, end
+
+    def _logs(self, entries: list[tuple[int, str, str | None, str]], query: dict[str, Any]) -> dict[str, Any]:
+        start, end = self._window(query, 1800)
+        limit = self._int_query(query, "limit", 1, 1000) or 500
+        direction = query.get("direction") or "asc"
+        level = query.get("min_level")
+        if direction not in ("asc", "desc") or (level is not None and level not in LOG_LEVELS):
+            raise ApiError(422, "direction must be asc or desc; min_level DEBUG, INFO, WARNING or ERROR")
+        includes, excludes = _as_list(query.get("includes")), _as_list(query.get("excludes"))
+        if len(includes) > 8 or len(excludes) > 8:
+            raise ApiError(422, "includes and excludes take at most 8 substrings each")
+        try:
+            pattern = re.compile(query["search_pattern"]) if query.get("search_pattern") else None
+        except re.error:
+            raise ApiError(400, "search_pattern is not a valid regular expression") from None
+        now_ns = int(self.clock.now() * 1e9)
+        lines = [
+            e
+            for e in entries
+            if e[0] <= now_ns  # only what has been written by now
+            and start <= e[0] // 1_000_000 <= end
+            and (level is None or (e[1] in LOG_LEVELS and LOG_LEVELS.index(e[1]) >= LOG_LEVELS.index(level)))
+            and (not query.get("replica") or e[2] == query["replica"])
+            and all(x in e[3] for x in includes)
+            and not any(x in e[3] for x in excludes)
+            and (pattern is None or pattern.search(e[3]))
+        ]
+        lines.sort(key=lambda e: e[0])  # stable: lines of one nanosecond keep the order they were written in
+        if direction == "desc":
+            lines.reverse()
+        return {
+            "logs": [
+                {"timestamp": str(ns), "message": message, "replica": replica, "request_id": None, "level": lvl}
+                for ns, lvl, replica, message in lines[:limit]
+            ]
+        }
+
+    def _h_get_deployment_logs(self, params: dict[str, str], query: dict[str, Any], *_: Any) -> Any:
+        _, dep = self._get_dep(params)
+        return 200, self._logs(dep.logs, query)
+
+    def _h_get_environment_logs(self, params: dict[str, str], query: dict[str, Any], *_: Any) -> Any:
+        model = self._model(params["model_id"])
+        env = self._environment(model, params["env_name"])
+        ids = {env.current_deployment_id, env.promotion.deployment_id if env.promotion else None} - {None}
+        return 200, self._logs([e for i in ids if i in model.deployments for e in model.deployments[i].logs], query)
+
+    def _h_get_deployment_metrics(self, params: dict[str, str], query: dict[str, Any], *_: Any) -> Any:
+        model, dep = self._get_dep(params)
+        mode = query.get("mode") or "CURRENT"
+        if mode not in ("CURRENT", "SUMMARY", "SERIES"):
+            raise ApiError(422, "mode must be CURRENT, SUMMARY or SERIES")
+        if mode == "CURRENT" and (query.get("start_epoch_millis") or query.get("end_epoch_millis")):
+            raise ApiError(400, "mode CURRENT takes no start_epoch_millis or end_epoch_millis")
+        names = _as_list(query.get("metrics")) or list(DEFAULT_METRICS)
+        unknown = [n for n in names if n not in METRICS]
+        if unknown:
+            raise ApiError(400, f"Unknown metric(s): {', '.join(unknown)}")
+        start, end = self._window(query, 3600)
+        steps = 10 if mode == "SERIES" else 1
+        step_ms = max(1, (end - start) // steps)
+        replicas = self._deployment_json(model, dep)["active_replica_count"]
+        latency = max(self.config.predict_latency, 0.001)
+        sample = {
+            "baseten_replicas_active": [float(replicas)],
+            "baseten_inference_requests_total": [float(dep.predictions), 0.0],
+            "baseten_end_to_end_response_time_seconds": [latency, latency * 3, latency * 1.2],
+            "baseten_replicas_starting": [1.0 if dep.status in ("DEPLOYING", "WAKING_UP") else 0.0],
+        }
+        descriptors = [
+            {"name": n, "unit_hint": METRICS[n][0], "kind": METRICS[n][1], "label_sets": METRICS[n][2]} for n in names
+        ]
+        values = [
+            {
+                "start_epoch_millis": end if mode == "CURRENT" else start + i * step_ms,
+                "values": [[v / steps if METRICS[n][1] == "COUNTER" else v for v in sample[n]] for n in names],
+            }
+            for i in range(steps)
+        ]
+        return 200, {
+            "start_epoch_millis": end if mode == "CURRENT" else start,
+            "end_epoch_millis": end,
+            "mode": mode,
+            "step_seconds": step_ms // 1000 if mode == "SERIES" else None,
+            "metric_descriptors": descriptors,
+            "metric_values": values,
+        }
+
     # -- admin helpers -------------------------------------------------------------------------------
     files_url = "http://127.0.0.1/__files"
 
-    def create_deployment(self, model_id: str, name: str | None = None, status: str = "BUILDING") -> dict[str, Any]:
-        """Add a deployment to a model, as ``truss push`` would (it builds, deploys, then is ACTIVE)."""
+    def create_deployment(
+        self,
+        model_id: str,
+        name: str | None = None,
+        status: str = "BUILDING",
+        fail: str | None = None,
+        fail_times: int = 1,
+    ) -> dict[str, Any]:
+        """Add a deployment to a model, as ``truss push`` would (it builds, deploys, then is ACTIVE).
+
+        ``fail`` (``BUILD_FAILED``, ``DEPLOY_FAILED`` or ``UNHEALTHY``) makes its first ``fail_times`` builds
+        end that way, with ERROR lines in its logs; a ``retry_deployment`` after that succeeds.
+        """
         with self.lock:
             model = self._model(model_id)
-            dep = self._new_deployment(
-                model, {"name": name or f"v{len(model.deployments) + 1}", "status": status}, self.clock.now()
-            )
+            spec = {"name": name or f"v{len(model.deployments) + 1}", "status": status, "fail": fail}
+            dep = self._new_deployment(model, {**spec, "fail_times": fail_times}, self.clock.now())
             return self._deployment_json(model, dep)
+
+    def add_logs(self, model_id: str, deployment_id: str, lines: list[dict[str, Any]]) -> int:
+        """Append log lines ``{"timestamp": <epoch ns>, "message", "level"?, "replica"?}``; returns the count."""
+        with self.lock:
+            dep = self._deployment(self._model(model_id), deployment_id)
+            for line in lines:
+                level = line.get("level")
+                dep.logs.append((int(line["timestamp"]), level, line.get("replica"), str(line["message"])))
+            return len(dep.logs)
 
     def scale_to_zero(self, model_id: str, deployment_id: str) -> dict[str, Any]:
         """Scale a deployment to zero, as Baseten does after ``scale_down_delay`` without traffic."""
@@ -1304,3 +1637,10 @@ class EmulatorState:
     def webhooks(self) -> Counter[str]:
         """Webhook deliveries: ``delivered``, ``failed``."""
         return self._counters["webhooks"]
+
+
+def _as_list(value: Any) -> list[str]:
+    """A repeated query parameter as a list (a single value arrives as a string)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)

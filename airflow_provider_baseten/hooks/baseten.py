@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,9 +30,13 @@ if TYPE_CHECKING:
         Chain,
         CreatedApiKey,
         Deployment,
+        DeploymentMetrics,
         Environment,
+        LogLine,
         Model,
+        RetryDeploymentResult,
         Secret,
+        SignalResult,
         StatusMessage,
         Tombstone,
         TrainingCheckpoint,
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
         TrainingJob,
         TrainingLogLine,
         TrainingMetrics,
+        TrainingProject,
     )
 
 
@@ -181,10 +186,105 @@ def _m() -> Any:  # lazy import keeps DAG parsing cheap
     return models
 
 
+def _wrapped(key: str, model: str, where: str) -> Callable[[Any], Any]:
+    """A parser of ``{key: {...}}`` answers (or the bare object) into the model class named ``model``."""
+
+    def parse(d: Any) -> Any:
+        m = _m()
+        return m.parse(getattr(m, model), d.get(key, d) if isinstance(d, dict) else d, where)
+
+    return parse
+
+
 def _v(name: str, value: Any) -> str:
     from airflow_provider_baseten._transport import validate_id
 
     return validate_id(name, value)
+
+
+_WEEK_MS = 7 * 24 * 3600 * 1000
+_LOG_FILTERS = {"replica", "request_id", "component", "search_pattern", "includes", "excludes"}
+
+
+def _window(start: int | None, end: int | None) -> None:
+    """Check an epoch-millisecond window: integers, start before end, at most Baseten's 7 days."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    for name, value in (("start_epoch_millis", start), ("end_epoch_millis", end)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise BasetenValidationError(f"{name} must be epoch milliseconds (an integer), got {value!r}.", field=name)
+    if start is not None and end is not None:
+        if start > end:
+            raise BasetenValidationError(
+                f"start_epoch_millis ({start}) is after end_epoch_millis ({end}).", field="start_epoch_millis"
+            )
+        if end - start > _WEEK_MS:
+            raise BasetenValidationError("Baseten serves windows of at most 7 days.", field="start_epoch_millis")
+
+
+def _log_query(
+    start: int | None,
+    end: int | None,
+    min_level: str | None,
+    limit: int | None,
+    direction: str | None,
+    filters: dict[str, Any],
+) -> dict[str, Any]:
+    """The query of a logs endpoint, every value checked against Baseten's spec before anything is sent."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    m = _m()
+    _window(start, end)
+    if min_level is not None and min_level not in m.LOG_LEVELS:
+        raise BasetenValidationError(f"min_level must be one of {m.LOG_LEVELS}, got {min_level!r}.", field="min_level")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000):
+        raise BasetenValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}.", field="limit")
+    if direction is not None and direction not in ("asc", "desc"):
+        raise BasetenValidationError(f"direction must be 'asc' or 'desc', got {direction!r}.", field="direction")
+    unknown = set(filters) - _LOG_FILTERS
+    if unknown:
+        raise BasetenValidationError(
+            f"Unknown log filter(s) {sorted(unknown)}; use {sorted(_LOG_FILTERS)}.", field=sorted(unknown)[0]
+        )
+    query: dict[str, Any] = {
+        "start_epoch_millis": start,
+        "end_epoch_millis": end,
+        "direction": direction,
+        "limit": limit,
+        "min_level": min_level,
+    }
+    for key, value in filters.items():
+        if value is None:
+            continue
+        if key in ("includes", "excludes"):
+            if isinstance(value, str) or not all(isinstance(x, str) for x in value) or len(value) > 8:
+                raise BasetenValidationError(f"{key} must be a list of at most 8 strings.", field=key)
+            query[key] = list(value)
+        elif not isinstance(value, str) or len(value) > 256:
+            raise BasetenValidationError(f"{key} must be a string of at most 256 characters.", field=key)
+        else:
+            query[key] = value
+    return query
+
+
+def _project_name(name: Any) -> str:
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise BasetenValidationError(f"A training project name must be a non-empty string, got {name!r}.", field="name")
+    return name
+
+
+def _pick_project(projects: list[TrainingProject], name: str) -> TrainingProject | None:
+    from airflow_provider_baseten.exceptions import BasetenError
+
+    matches = [p for p in projects if p.name == name]
+    if len(matches) > 1:
+        raise BasetenError(
+            f"{len(matches)} training projects are named {name!r} (ids {[p.id for p in matches]}); "
+            "pass the id of the one you mean."
+        )
+    return matches[0] if matches else None
 
 
 @_async_twins
@@ -908,13 +1008,7 @@ class BasetenHook(BaseHook):
 
     @staticmethod
     def _job(where: str) -> Callable[[Any], TrainingJob]:
-        m = _m()
-
-        def parse(d: Any) -> Any:
-            job = d.get("training_job", d) if isinstance(d, dict) else d
-            return m.parse(m.TrainingJob, job, where)
-
-        return parse
+        return _wrapped("training_job", "TrainingJob", where)
 
     @_api
     def create_training_job(self, training_project_id: str, training_job: dict[str, Any]) -> TrainingJob:
@@ -1037,13 +1131,19 @@ class BasetenHook(BaseHook):
         start_epoch_millis: int | None = None,
         end_epoch_millis: int | None = None,
         limit: int | None = None,
+        min_level: str | None = None,
+        direction: str | None = None,
     ) -> list[TrainingLogLine]:
-        """Log lines of the job."""
+        """Log lines of the job (``min_level`` ``DEBUG``/``INFO``/``WARNING``/``ERROR``, ``direction`` asc/desc)."""
         m = _m()
+        query = {"start_epoch_millis": start_epoch_millis, "end_epoch_millis": end_epoch_millis, "limit": limit}
+        if min_level is not None or direction is not None:
+            checked = _log_query(None, None, min_level, None, direction, {})
+            query.update({k: v for k, v in checked.items() if v is not None})
         return _Call(
             "get_training_job_logs",
             self._job_params(training_project_id, training_job_id),
-            query={"start_epoch_millis": start_epoch_millis, "end_epoch_millis": end_epoch_millis, "limit": limit},
+            query=query,
             parse=lambda d: m.parse_list(m.TrainingLogLine, d, "logs", "get_training_job_logs"),
         )
 
@@ -1073,6 +1173,258 @@ class BasetenHook(BaseHook):
             "download_training_job",
             self._job_params(training_project_id, training_job_id),
             parse=lambda d: m.parse(m.TrainingDownload, d, "download_training_job"),
+        )
+
+    # -- training projects -----------------------------------------------------------------------------
+    @staticmethod
+    def _project(where: str) -> Callable[[Any], TrainingProject]:
+        return _wrapped("training_project", "TrainingProject", where)
+
+    @_api
+    def list_training_projects(self) -> list[TrainingProject]:
+        """All training projects of the workspace (each with its ``latest_job``, when Baseten includes it)."""
+        m = _m()
+        return _Call(
+            "list_training_projects",
+            parse=lambda d: m.parse_list(m.TrainingProject, d, "training_projects", "list_training_projects"),
+        )
+
+    @_api
+    def get_training_project(self, training_project_id: str) -> TrainingProject:
+        """One training project."""
+        return _Call(
+            "get_training_project",
+            {"training_project_id": training_project_id},
+            parse=self._project("get_training_project"),
+        )
+
+    @_api
+    def create_training_project(self, name: str) -> TrainingProject:
+        """Create the training project called ``name``, or return the existing one: Baseten upserts by name.
+
+        Being idempotent by name, it is safe to resend after a failure whose outcome is unknown.
+        """
+        return _Call(
+            "create_training_project",
+            body={"training_project": {"name": _project_name(name)}},
+            parse=self._project("create_training_project"),
+        )
+
+    def get_or_create_training_project(self, name: str) -> TrainingProject:
+        """The training project called ``name``, created if there is none, so DAGs can name projects.
+
+        Looks the name up first (Baseten has no lookup by name: the project list is searched), and creates
+        the project only when it is missing. Raises :class:`BasetenValidationError` for an empty name and
+        :class:`BasetenError` when several projects (e.g. of different teams) share the name.
+        """
+        name = _project_name(name)
+        found = _pick_project(self.list_training_projects(), name)
+        if found is not None:
+            return found
+        self.log.info("No training project named %r; creating it.", name)
+        return self.create_training_project(name)
+
+    async def aget_or_create_training_project(self, name: str) -> TrainingProject:
+        """Async twin of :meth:`get_or_create_training_project` (same arguments, awaitable)."""
+        name = _project_name(name)
+        found = _pick_project(await self.alist_training_projects(), name)
+        if found is not None:
+            return found
+        self.log.info("No training project named %r; creating it.", name)
+        return await self.acreate_training_project(name)
+
+    # -- promotion control -----------------------------------------------------------------------------
+    def _signal(self, action: str, environment: str, model_id: str | None) -> _Call:
+        m = _m()
+        return _Call(
+            f"{action}_promotion",
+            {"model_id": self._model(model_id), "env_name": _v("environment", environment)},
+            parse=lambda d: m.parse(m.SignalResult, d, f"{action}_promotion"),
+        )
+
+    @_api
+    def pause_promotion(self, environment: str = "production", *, model_id: str | None = None) -> SignalResult:
+        """Pause the rolling promotion into ``environment`` after its current step (status ``PAUSED``)."""
+        return self._signal("pause", environment, model_id)
+
+    @_api
+    def resume_promotion(self, environment: str = "production", *, model_id: str | None = None) -> SignalResult:
+        """Resume a paused promotion into ``environment`` where it stopped."""
+        return self._signal("resume", environment, model_id)
+
+    @_api
+    def force_cancel_promotion(self, environment: str = "production", *, model_id: str | None = None) -> SignalResult:
+        """Stop the promotion into ``environment`` at once and roll back to the previous deployment."""
+        return self._signal("force_cancel", environment, model_id)
+
+    @_api
+    def force_roll_forward_promotion(
+        self, environment: str = "production", *, model_id: str | None = None
+    ) -> SignalResult:
+        """Finish the promotion into ``environment`` at once: all traffic to the new deployment."""
+        return self._signal("force_roll_forward", environment, model_id)
+
+    # -- deployment retry, logs and metrics ------------------------------------------------------------
+    @_api
+    def retry_deployment(self, deployment_id: str, *, model_id: str | None = None) -> RetryDeploymentResult:
+        """Retry a failed deployment (an id, ``"production"`` or ``"development"``).
+
+        Returns ``retried`` and, when Baseten did not retry, its ``reason``. Baseten allows 10 retries a
+        minute per API key; calls are paced to stay under that.
+        """
+        m = _m()
+        params = {"model_id": self._model(model_id)}
+        if deployment_id in ("production", "development"):
+            name = f"retry_{deployment_id}_deployment"
+        else:
+            name, params["deployment_id"] = "retry_deployment", _v("deployment_id", deployment_id)
+        return _Call(name, params, parse=lambda d: m.parse(m.RetryDeploymentResult, d, "retry_deployment"))
+
+    @_api
+    def get_deployment_logs(
+        self,
+        deployment_id: str,
+        *,
+        model_id: str | None = None,
+        start_epoch_millis: int | None = None,
+        end_epoch_millis: int | None = None,
+        min_level: str | None = None,
+        limit: int | None = None,
+        direction: str | None = None,
+        **filters: Any,
+    ) -> list[LogLine]:
+        """One page of a deployment's logs (:meth:`iter_deployment_logs` pages through a whole window).
+
+        :param start_epoch_millis: Window start (Baseten's default: 30 minutes before the end; at most 7 days).
+        :param end_epoch_millis: Window end (default: now).
+        :param min_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``; lines without a level are then dropped.
+        :param limit: Lines per page, 1-1000 (Baseten's default 500).
+        :param direction: ``asc`` or ``desc``.
+        :param filters: ``replica``, ``request_id``, ``component``, ``search_pattern`` (RE2), ``includes`` and
+            ``excludes`` (up to 8 substrings each).
+        """
+        m = _m()
+        query = _log_query(start_epoch_millis, end_epoch_millis, min_level, limit, direction, filters)
+        return _Call(
+            "get_deployment_logs",
+            {"model_id": self._model(model_id), "deployment_id": _v("deployment_id", deployment_id)},
+            query=query,
+            parse=lambda d: m.parse_list(m.LogLine, d, "logs", "get_deployment_logs"),
+        )
+
+    @_api
+    def get_environment_logs(
+        self,
+        environment: str,
+        *,
+        model_id: str | None = None,
+        start_epoch_millis: int | None = None,
+        end_epoch_millis: int | None = None,
+        min_level: str | None = None,
+        limit: int | None = None,
+        direction: str | None = None,
+        **filters: Any,
+    ) -> list[LogLine]:
+        """One page of the logs of every deployment active on ``environment`` in the window.
+
+        Takes the same window and filters as :meth:`get_deployment_logs`.
+        """
+        m = _m()
+        query = _log_query(start_epoch_millis, end_epoch_millis, min_level, limit, direction, filters)
+        return _Call(
+            "get_environment_logs",
+            {"model_id": self._model(model_id), "env_name": _v("environment", environment)},
+            query=query,
+            parse=lambda d: m.parse_list(m.LogLine, d, "logs", "get_environment_logs"),
+        )
+
+    def iter_deployment_logs(
+        self,
+        deployment_id: str,
+        *,
+        model_id: str | None = None,
+        start_epoch_millis: int | None = None,
+        end_epoch_millis: int | None = None,
+        min_level: str | None = None,
+        limit: int | None = None,
+        page_size: int = 500,
+        **filters: Any,
+    ) -> Iterator[LogLine]:
+        """Every log line of a deployment in the window, newest first, paged and de-duplicated.
+
+        Pages as Baseten's CLI does: newest first; each older page ends at the oldest millisecond of the
+        page before, and the lines of that millisecond that come back again are dropped (keyed by
+        ``(timestamp, message, replica)``). ``limit`` caps the lines yielded (``None``: the whole window);
+        ``page_size`` is the lines asked per request (1-1000). For an old or failed deployment, start the
+        window at its ``created_at``.
+        """
+        from airflow_provider_baseten._logs import LogPager
+
+        pager = LogPager(start_epoch_millis, end_epoch_millis, limit, page_size, self.log)
+        _log_query(start_epoch_millis, end_epoch_millis, min_level, page_size, None, filters)  # fail before sending
+        while not pager.done:
+            page = self.get_deployment_logs(
+                deployment_id, model_id=model_id, min_level=min_level, **pager.query(), **filters
+            )
+            yield from pager.accept(page)
+
+    async def aiter_deployment_logs(self, deployment_id: str, **kwargs: Any) -> AsyncIterator[LogLine]:
+        """Async twin of :meth:`iter_deployment_logs` (same arguments; an async iterator)."""
+        from airflow_provider_baseten._logs import LogPager
+
+        window = {k: kwargs.pop(k, None) for k in ("start_epoch_millis", "end_epoch_millis", "limit")}
+        page_size = kwargs.pop("page_size", 500)
+        pager = LogPager(window["start_epoch_millis"], window["end_epoch_millis"], window["limit"], page_size, self.log)
+        filters = {k: v for k, v in kwargs.items() if k not in ("model_id", "min_level")}
+        _log_query(
+            window["start_epoch_millis"], window["end_epoch_millis"], kwargs.get("min_level"), page_size, None, filters
+        )
+        while not pager.done:
+            page = await self.aget_deployment_logs(deployment_id, **kwargs, **pager.query())
+            for line in pager.accept(page):
+                yield line
+
+    @_api
+    def get_deployment_metrics(
+        self,
+        deployment_id: str,
+        *,
+        model_id: str | None = None,
+        mode: str | None = None,
+        start_epoch_millis: int | None = None,
+        end_epoch_millis: int | None = None,
+        metrics: list[str] | None = None,
+    ) -> DeploymentMetrics:
+        """A deployment's metrics: ``mode`` ``CURRENT`` (a snapshot now; no window), ``SUMMARY`` or ``SERIES``.
+
+        :param metrics: Metric names (default: Baseten's ``baseten_replicas_active``,
+            ``baseten_inference_requests_total``, ``baseten_end_to_end_response_time_seconds``).
+        """
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        m = _m()
+        if mode is not None and mode not in ("CURRENT", "SUMMARY", "SERIES"):
+            raise BasetenValidationError(f"mode must be CURRENT, SUMMARY or SERIES, got {mode!r}.", field="mode")
+        if mode in (None, "CURRENT") and (start_epoch_millis is not None or end_epoch_millis is not None):
+            raise BasetenValidationError(
+                "mode CURRENT (the default) is a snapshot: give no start/end, or use mode SUMMARY or SERIES.",
+                field="mode",
+            )
+        _window(start_epoch_millis, end_epoch_millis)
+        if metrics is not None and (
+            isinstance(metrics, str) or not all(isinstance(x, str) and x for x in metrics) or not metrics
+        ):
+            raise BasetenValidationError("metrics must be a non-empty list of metric names.", field="metrics")
+        return _Call(
+            "get_deployment_metrics",
+            {"model_id": self._model(model_id), "deployment_id": _v("deployment_id", deployment_id)},
+            query={
+                "mode": mode,
+                "start_epoch_millis": start_epoch_millis,
+                "end_epoch_millis": end_epoch_millis,
+                "metrics": list(metrics) if metrics is not None else None,
+            },
+            parse=lambda d: m.parse(m.DeploymentMetrics, d, "get_deployment_metrics"),
         )
 
     # -- connection test -------------------------------------------------------------------------------

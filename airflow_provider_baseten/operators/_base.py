@@ -52,6 +52,15 @@ def raise_for_event(event: dict[str, Any]) -> None:
     )
 
 
+def log_failure_details(log: Any, event: dict[str, Any]) -> None:
+    """Write what a failed remote wait found to the task log: the last ERROR lines of the remote logs."""
+    if event.get("status") == "success":
+        return
+    lines = event.get("error_lines") or []
+    if lines:
+        log.error("Last %d ERROR line(s) of the remote logs:\n%s", len(lines), "\n".join(str(x) for x in lines))
+
+
 class BasetenBaseOperator(BaseOperator):
     """Base of the provider's operators: owns the :class:`BasetenHook` for ``baseten_conn_id``."""
 
@@ -120,6 +129,7 @@ class BasetenWaitingOperator(BasetenBaseOperator):
 
     def on_event(self, context: Context, event: dict[str, Any]) -> Any:
         """Handle the terminal event (raise unless success). Subclasses add their result."""
+        log_failure_details(self.log, event)
         raise_for_event(event)
         self.log.info("%s", event.get("message"))
         return None

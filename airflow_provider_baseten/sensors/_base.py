@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
-from airflow_provider_baseten.operators._base import default_deferrable, raise_for_event, validate_event
+from airflow_provider_baseten.operators._base import (
+    default_deferrable,
+    log_failure_details,
+    raise_for_event,
+    validate_event,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, PokeReturnValue
@@ -44,6 +49,7 @@ class BasetenTriggerSensor(BaseSensorOperator):
 
     def finish(self, event: dict[str, Any]) -> Any:
         """Fail unless the event is a success; return the sensor's result (pushed to XCom)."""
+        log_failure_details(self.log, event)
         raise_for_event(event)
         self.log.info("%s", event["message"])
         return None

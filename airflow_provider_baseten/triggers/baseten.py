@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_baseten._logs import deployment_error_tail, format_lines
 from airflow_provider_baseten.exceptions import BasetenNotFoundError
 from airflow_provider_baseten.models import (
     ASYNC_STATUS_UNKNOWN,
@@ -30,6 +31,7 @@ from airflow_provider_baseten.models import (
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
+
 
 EVENT_STATUSES = frozenset({"success", "failed", "error", "timeout"})
 STATUS_BUDGET_RPS = 20.0  # Baseten's async status/cancel/queue budget per model (spec: 20 rps)
@@ -336,11 +338,13 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
         target_statuses: list[str] | None = None,
         failed_statuses: list[str] | None = None,
         wake: bool = False,
+        error_lines: int = 20,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_id = model_id
         self.deployment_id = deployment_id
+        self.error_lines = int(error_lines)
         self.target_statuses = list(target_statuses or ["ACTIVE"])
         self.failed_statuses = list(
             failed_statuses if failed_statuses is not None else sorted(DEPLOYMENT_FAILED_STATES)
@@ -355,6 +359,7 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
             "target_statuses": self.target_statuses,
             "failed_statuses": self.failed_statuses,
             "wake": self.wake,
+            "error_lines": self.error_lines,
         }
 
     def _ids(self) -> dict[str, Any]:
@@ -371,7 +376,8 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
         if status in self.target_statuses:
             return event("success", f"Deployment {dep.id} is {status}.", **ids)
         if status in self.failed_statuses:
-            return event("failed", f"Deployment {dep.id} is {status}.", **ids)
+            errors = await deployment_error_tail(hook, self.model_id, dep.id, dep.created_at, self.error_lines)
+            return event("failed", f"Deployment {dep.id} is {status}.", error_lines=errors, **ids)
         if self.wake and status == "SCALED_TO_ZERO" and not self._woken:
             self.log.info("Deployment %s is scaled to zero; waking it.", dep.id)
             await hook.awake(model_id=self.model_id, deployment_id=dep.id)
@@ -386,14 +392,47 @@ class PromotionTrigger(BasetenPollTrigger):
     it started). It never deactivates or scales down what is serving.
     """
 
-    def __init__(self, *, model_id: str, environment: str, deployment_id: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, model_id: str, environment: str, deployment_id: str, error_lines: int = 20, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.model_id = model_id
         self.environment = environment
         self.deployment_id = deployment_id
+        self.error_lines = int(error_lines)
+        self._phase: tuple[str | None, Any] | None = None
 
     def _kwargs(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "environment": self.environment, "deployment_id": self.deployment_id}
+        return {
+            "model_id": self.model_id,
+            "environment": self.environment,
+            "deployment_id": self.deployment_id,
+            "error_lines": self.error_lines,
+        }
+
+    def _log_phase(self, env: Any) -> None:
+        """Log the promotion's status and traffic share whenever either changes."""
+        promo = env.in_progress_promotion
+        phase = (promo.status, promo.percent_traffic_to_new_version) if promo else (None, None)
+        if phase == self._phase:
+            return
+        self._phase = phase
+        if promo is None:
+            self.log.info("Promotion into %s: no promotion in progress.", self.environment)
+            return
+        self.log.info(
+            "Promotion of deployment %s into %s: %s, %s%% of traffic on the new deployment.",
+            self.deployment_id,
+            self.environment,
+            promo.status,
+            promo.percent_traffic_to_new_version,
+        )
+        if promo.status == "PAUSED":
+            self.log.warning(
+                "The promotion into %s is paused; it waits for resume_promotion (or force_roll_forward_promotion / "
+                "force_cancel_promotion).",
+                self.environment,
+            )
 
     def _ids(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "environment": self.environment, "deployment_id": self.deployment_id}
@@ -404,13 +443,26 @@ class PromotionTrigger(BasetenPollTrigger):
     async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
         """Read the environment once."""
         env = await hook.aget_environment(self.environment, model_id=self.model_id)
+        self._log_phase(env)
         promo = env.in_progress_promotion
         promo_status = promo.status if promo else None
-        if promo_status in ("FAILED", "CANCELED"):
-            return event("failed", f"Promotion into {self.environment} {promo_status}.", **self._ids())
+        current = env.current_deployment
+        serving = current is not None and current.id == self.deployment_id
+        if promo_status in ("FAILED", "CANCELED") and not serving:
+            why = f": {promo.error_message}" if promo and promo.error_message else ""
+            errors: list[str] = []
+            if promo_status == "FAILED":
+                errors = await deployment_error_tail(hook, self.model_id, self.deployment_id, None, self.error_lines)
+            return event(
+                "failed",
+                f"Promotion of deployment {self.deployment_id} into {self.environment} {promo_status}{why}",
+                promotion_status=promo_status,
+                error_message=promo.error_message if promo else None,
+                error_lines=errors,
+                **self._ids(),
+            )
         if promo_status in PROMOTION_ACTIVE_STATES:
             return None
-        current = env.current_deployment
         if current is None or current.id != self.deployment_id:
             return None
         if current.status in ("ACTIVE", "SCALED_TO_ZERO"):
@@ -421,7 +473,12 @@ class PromotionTrigger(BasetenPollTrigger):
                 **self._ids(),
             )
         if current.status in DEPLOYMENT_FAILED_STATES:
-            return event("failed", f"Deployment {self.deployment_id} is {current.status}.", **self._ids())
+            errors = await deployment_error_tail(
+                hook, self.model_id, self.deployment_id, current.created_at, self.error_lines
+            )
+            return event(
+                "failed", f"Deployment {self.deployment_id} is {current.status}.", error_lines=errors, **self._ids()
+            )
         return None
 
     async def kill(self, hook: BasetenHook) -> None:
@@ -471,10 +528,14 @@ class TrainingJobTrigger(BasetenPollTrigger):
             return event("success", f"Training job {job.id} completed.", job_status=status, **self._ids())
         if status in TRAINING_FAILED_STATES:
             tail: list[str] = []
+            errors: list[str] = []
             if self.log_tail > 0:
-                try:
-                    lines = await hook.aget_training_job_logs(self.training_project_id, self.training_job_id)
-                    tail = [line.message for line in lines[-self.log_tail :]]
+                ids = (self.training_project_id, self.training_job_id)
+                try:  # the newest lines, then the newest ERROR lines (they may be older than the tail)
+                    lines = await hook.aget_training_job_logs(*ids, direction="desc", limit=self.log_tail)
+                    tail = [line.message for line in reversed(lines)]
+                    bad = await hook.aget_training_job_logs(*ids, direction="desc", limit=20, min_level="ERROR")
+                    errors = format_lines(bad)
                 except Exception as exc:  # the failure matters more than its logs
                     tail = [f"(could not fetch logs: {exc})"]
             why = f": {job.error_message}" if job.error_message else ""
@@ -484,6 +545,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
                 job_status=status,
                 error_message=job.error_message,
                 log_tail=tail,
+                error_lines=errors,
                 **self._ids(),
             )
         if status not in TRAINING_ACTIVE_STATES and status not in self._unknown_logged:

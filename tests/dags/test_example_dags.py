@@ -85,9 +85,20 @@ def test_batch_inference_writes_every_prediction_in_order(env: dict[str, Any], e
     assert emulator.counters()["requests"]["production_predict"] == 300
 
 
-def test_train_then_promote_promotes_the_candidate(env: dict[str, Any], emulator: Any) -> None:
+def test_train_then_promote_promotes_the_candidate(
+    env: dict[str, Any], emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The project is named, not given by id: the DAG creates it on the first run and finds it on the next.
+    monkeypatch.delenv("AIRFLOW_VAR_BASETEN_TRAINING_PROJECT_ID")
+    monkeypatch.setenv("AIRFLOW_VAR_BASETEN_TRAINING_PROJECT", "nightly-fine-tune")
     run = run_dag(load("baseten_train_then_promote"))
+    project = xcom(run, "training_project")
+    assert [p["id"] for p in emulator.state.snapshot()["training_projects"] if p["name"] == "nightly-fine-tune"] == [
+        project
+    ]
+    assert emulator.hook().get_training_job(project, xcom(run, "create_training_job")).training_project_id == project
     states = task_states(run)
+    assert states.pop("training_project") == "success"
     assert states.pop("recreate_training_job") == "skipped"
     assert states.pop("reject_candidate") == "skipped"
     assert set(states.values()) == {"success"}, states

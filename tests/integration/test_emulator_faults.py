@@ -108,7 +108,10 @@ def test_admin_endpoints(emulator: BasetenEmulator) -> None:
     assert _http.post(admin + "/clock", json={"time_scale": 0}).json()["time_scale"] == 0
     before = _http.get(admin + "/clock").json()["epoch"]
     assert _http.post(admin + "/clock", json={"advance": 60}).json()["epoch"] >= before + 60
-    assert _http.post(admin + "/gateway", json={"new_format": False}).json() == {"new_format": False}
+    assert _http.post(admin + "/gateway", json={"new_format": False}).json() == {
+        "new_format": False,
+        "unlisted": True,
+    }
     raw = _http.get(emulator.gateway_url + "/v1/models/echo1234", params={"api_token": emulator.api_key})
     assert raw.status_code == 404
     dep = _http.post(admin + "/models/echo1234/deployments", json={"name": "v7"}).json()
@@ -125,5 +128,5 @@ def test_admin_endpoints(emulator: BasetenEmulator) -> None:
     counts = _http.get(admin + "/counters").json()
     assert counts["requests"] == {"get_model": 1}
     _http.post(admin + "/reset")
-    assert _http.get(admin + "/gateway").json() == {"new_format": True}
+    assert _http.get(admin + "/gateway").json() == {"new_format": True, "unlisted": True}
     assert _http.get(admin + "/counters").json()["requests"] == {}

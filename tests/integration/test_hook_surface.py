@@ -161,6 +161,44 @@ def test_whole_surface(mode_hook: BasetenHook, emulator: BasetenEmulator) -> Non
     assert again.id != job.id and again.current_status == "TRAINING_JOB_PENDING"
     assert h.stop_training_job(PROJECT, again.id).current_status == "TRAINING_JOB_STOPPED"
 
+    # -- beyond the seed: training projects, retry, logs, metrics, promotion control
+    assert [p.name for p in h.list_training_projects()] == ["fine-tune-demo"]
+    project = h.create_training_project("nightly-sft")
+    assert h.create_training_project("nightly-sft").id == project.id  # an upsert: the name is the identity
+    assert h.get_training_project(project.id).name == "nightly-sft" and project.latest_job is None
+    assert h.get_or_create_training_project("fine-tune-demo").id == PROJECT
+    assert h.get_training_project(PROJECT).latest_job.id == again.id
+    broken = emulator.create_deployment(MODEL, "v9", fail="DEPLOY_FAILED")["id"]
+    emulator.advance(10)
+    assert h.get_deployment(broken).status == "DEPLOY_FAILED"
+    errors = h.get_deployment_logs(broken, min_level="ERROR", direction="desc", limit=2)
+    assert [x.level for x in errors] == ["ERROR", "ERROR"] and "DEPLOY_FAILED" in errors[0].message
+    whole = h.get_deployment_logs(broken, limit=1000)
+    paged = list(h.iter_deployment_logs(broken, page_size=5))  # 4 pages, each repeating its boundary millisecond
+    assert sorted(x.model_dump_json() for x in paged) == sorted(x.model_dump_json() for x in whole)
+    assert len(whole) == 10
+    retried = h.retry_deployment(broken)
+    assert retried.retried is True and retried.deployment.status == "BUILDING"
+    assert h.retry_deployment("production").reason.startswith("Deployment dep1prod is ACTIVE")
+    emulator.advance(10)
+    h.promote_deployment(broken, environment="staging")
+    assert h.pause_promotion("staging").success is True
+    emulator.advance(60)  # paused: the promotion stands still
+    assert h.get_environment("staging").in_progress_promotion.status == "PAUSED"
+    assert h.resume_promotion("staging").success is True
+    assert h.get_environment("staging").in_progress_promotion.status == "RELEASING"
+    assert h.force_roll_forward_promotion("staging").success is True
+    assert h.get_environment("staging").current_deployment.id == broken
+    h.promote_deployment("dep1prod", environment="staging")
+    assert h.force_cancel_promotion("staging").success is True
+    staging = h.get_environment("staging")
+    assert staging.current_deployment.id == broken and staging.in_progress_promotion.status == "CANCELED"
+    assert {x.message for x in h.get_environment_logs("staging", limit=1000)} >= {x.message for x in whole}
+    metrics = h.get_deployment_metrics("dep1prod")
+    assert metrics.mode == "CURRENT" and metrics.series("baseten_replicas_active") == [
+        (metrics.end_epoch_millis, [1.0])
+    ]
+
     # -- deleting a model last
     assert h.delete_model("sleepy12").deleted is True
     assert {x.id for x in h.list_models()} == {"echo1234"}
@@ -168,8 +206,13 @@ def test_whole_surface(mode_hook: BasetenHook, emulator: BasetenEmulator) -> Non
     missing = public_endpoint_methods() - h.called
     assert not missing, f"hook methods not exercised: {sorted(missing)}"
     counts = emulator.counters()
-    assert counts["submissions"] == {"async_predict": 2, "training_job": 2}
-    assert counts["cancellations"] == {"async_request": 1, "promotion": 1, "training_job": 1}
+    assert counts["submissions"] == {
+        "async_predict": 2,
+        "training_job": 2,
+        "training_project": 1,
+        "deployment_retry": 1,
+    }
+    assert counts["cancellations"] == {"async_request": 1, "promotion": 2, "training_job": 1}
 
 
 def test_gateway_fallback_goes_through_old_format(emulator: BasetenEmulator) -> None:

@@ -180,6 +180,36 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("download_training_job", job)
     again = api("recreate_training_job", job)["training_job"]["id"]
     api("stop_training_job", {**job, "training_job_id": again}, {})
+    # Training projects (create upserts by name)
+    api("list_training_projects")
+    api("get_training_project", {"training_project_id": "proj1234"})
+    api("create_training_project", body={"training_project": {"name": "fine-tune-demo"}})
+    # Promotion control, on a promotion the emulator fails, pauses and rolls forward
+    emulator.set_promotion_fail(True)
+    api("promote_to_environment", env, {"deployment_id": "dep1prod"})
+    emulator.advance(5)
+    assert api("get_environment", env)["in_progress_promotion"]["status"] == "FAILED"
+    emulator.set_promotion_fail(False)
+    api("promote_to_environment", env, {"deployment_id": "dep1prod"})
+    api("pause_promotion", env)
+    assert api("get_environment", env)["in_progress_promotion"]["status"] == "PAUSED"
+    api("resume_promotion", env)
+    api("force_roll_forward_promotion", env)
+    api("promote_to_environment", env, {"deployment_id": "dep3stag"})
+    api("force_cancel_promotion", env)
+    api("pause_promotion", env, status=400)  # nothing in progress
+    # Deployment retry, logs and metrics
+    broken = emulator.create_deployment("echo1234", "v4", fail="BUILD_FAILED")["id"]
+    emulator.advance(10)
+    logs = api("get_deployment_logs", {"deployment_id": broken}, query={"min_level": "ERROR", "direction": "desc"})
+    assert logs["logs"] and {line["level"] for line in logs["logs"]} == {"ERROR"}
+    assert api("retry_deployment", {"deployment_id": broken})["retried"] is True
+    assert api("retry_production_deployment")["retried"] is False
+    api("retry_development_deployment")
+    api("get_environment_logs", {"env_name": "production"}, query={"limit": 10})
+    api("get_deployment_metrics", dep)
+    api("get_deployment_metrics", dep, query={"mode": "SERIES", "metrics": ["baseten_replicas_active"]})
+    api("get_deployment_metrics", dep, query={"mode": "SUMMARY", "start_epoch_millis": 0}, status=400)  # > 7 days
     # Deletions last
     api("delete_chain", {"chain_id": "chain123"})
     api("delete_model", model="sleepy12")

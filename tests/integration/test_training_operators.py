@@ -90,16 +90,19 @@ def test_failed_job_fails_the_task_and_logs_why(conn: Any, deferrable: bool, tas
             training_project_id=PROJECT,
             training_job={"image": IMAGE, "runtime": FAILING_RUNTIME, "name": "doomed"},
             deferrable=deferrable,
-            log_tail=3,
+            log_tail=4,
             **FAST,
         )
     run = run_dag(dag)
     assert task_states(run) == {"train": "failed"}
     logged = messages(task_log)
     assert "error_message: Training process exited with code 1 (emulated failure)." in logged
-    assert "Last 3 log line(s) of training job" in logged
+    assert "Last 4 log line(s) of training job" in logged
     assert "TRAINING_JOB_FAILED: finished" in logged  # the job's own last log line
     assert "step 100/100" in logged
+    # The job's ERROR lines, with their level and time, whatever the tail shows.
+    assert "Last 2 ERROR line(s) of the remote logs" in logged
+    assert "ERROR [replica-0] RuntimeError: loss became NaN at step 100" in logged
 
 
 @pytest.mark.parametrize("deferrable", MODES)

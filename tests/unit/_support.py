@@ -83,6 +83,9 @@ _ACT = {"success": True}
 _QUEUE = {"model_id": MODEL, "deployment_id": DEP, "num_queued_requests": 2, "num_in_progress_requests": 1}
 _ASYNC = {"request_id": REQ}
 _IN = {"prompt": "hello"}
+PROJECT = {"id": PROJ, "name": "fine-tune", "created_at": "2026-01-01T00:00:00Z", "latest_job": None}
+_RETRIED = {"retried": True, "reason": None, "deployment": DEPLOYMENT}
+_LOGS = {"logs": [{"timestamp": "1500000000", "message": "boom", "replica": "abcde", "level": "ERROR"}]}
 
 CASES: dict[str, Case] = {
     # -- inference (model host) --
@@ -328,6 +331,66 @@ CASES: dict[str, Case] = {
     "download_training_job": _c(
         "download_training_job", PROJ, JOB, params=_PJ, response={"artifact_presigned_urls": ["https://s3/x"]}
     ),
+    # -- beyond the gateway reference --
+    "list_training_projects": _c("list_training_projects", response={"training_projects": [PROJECT]}),
+    "get_training_project": _c(
+        "get_training_project", PROJ, params={"training_project_id": PROJ}, response={"training_project": PROJECT}
+    ),
+    "create_training_project": _c(
+        "create_training_project",
+        "fine-tune",
+        body={"training_project": {"name": "fine-tune"}},
+        response={"training_project": PROJECT},
+    ),
+    "pause_promotion": _c("pause_promotion", ENV, params=_ME, response=_ACT),
+    "resume_promotion": _c("resume_promotion", ENV, params=_ME, response=_ACT),
+    "force_cancel_promotion": _c("force_cancel_promotion", ENV, params=_ME, response=_ACT),
+    "force_roll_forward_promotion": _c("force_roll_forward_promotion", ENV, params=_ME, response=_ACT),
+    "retry_production_deployment": _c("retry_deployment", "production", params=_M, response=_RETRIED),
+    "retry_development_deployment": _c("retry_deployment", "development", params=_M, response=_RETRIED),
+    "retry_deployment": _c("retry_deployment", DEP, params=_MD, response=_RETRIED),
+    "get_deployment_logs": _c(
+        "get_deployment_logs",
+        DEP,
+        start_epoch_millis=1000,
+        end_epoch_millis=2000,
+        min_level="ERROR",
+        limit=100,
+        direction="desc",
+        includes=["CUDA", "OOM"],
+        params=_MD,
+        query={
+            "start_epoch_millis": "1000",
+            "end_epoch_millis": "2000",
+            "min_level": "ERROR",
+            "limit": "100",
+            "direction": "desc",
+            "includes": ["CUDA", "OOM"],
+        },
+        response=_LOGS,
+    ),
+    "get_environment_logs": _c(
+        "get_environment_logs", ENV, replica="abcde", params=_ME, query={"replica": "abcde"}, response=_LOGS
+    ),
+    "get_deployment_metrics": _c(
+        "get_deployment_metrics",
+        DEP,
+        mode="SERIES",
+        start_epoch_millis=1000,
+        metrics=["baseten_replicas_active"],
+        params=_MD,
+        query={"mode": "SERIES", "start_epoch_millis": "1000", "metrics": "baseten_replicas_active"},
+        response={
+            "mode": "SERIES",
+            "start_epoch_millis": 1000,
+            "end_epoch_millis": 2000,
+            "step_seconds": 1,
+            "metric_descriptors": [
+                {"name": "baseten_replicas_active", "unit_hint": "COUNT", "kind": "GAUGE", "label_sets": [{}]}
+            ],
+            "metric_values": [{"start_epoch_millis": 1000, "values": [[1.0]]}],
+        },
+    ),
 }
 
 
@@ -389,6 +452,14 @@ def make_hook(handler: Callable[[httpx.Request], Any], **kw: Any) -> BasetenHook
     hook._transport = Transport(s, transport=mock, async_transport=mock, sleep=sleeps.append, asleep=asleep)
     hook.sleeps = sleeps  # type: ignore[attr-defined]
     return hook
+
+
+def query_of(request: httpx.Request) -> dict[str, Any]:
+    """The request's query; a repeated parameter (``?includes=a&includes=b``) as the list of its values."""
+    values: dict[str, list[str]] = {}
+    for key, value in request.url.params.multi_items():
+        values.setdefault(key, []).append(value)
+    return {k: v if len(v) > 1 else v[0] for k, v in values.items()}
 
 
 def body_of(request: httpx.Request) -> Any:

@@ -30,6 +30,7 @@ from tests.unit._support import (
     fill,
     make_hook,
     old_format,
+    query_of,
 )
 
 ALL = [ep.name for ep in ENDPOINTS]
@@ -76,7 +77,7 @@ def test_direct_gateway(name, auth_scheme, mode):
     assert req.url.host == expected_host
     assert set(case.params) == set(ep.params), "the case must fill exactly the endpoint's path parameters"
     assert req.url.path == fill(ep.path, case.params)
-    assert dict(req.url.params) == case.query
+    assert query_of(req) == case.query
     assert body_of(req) == case.body
     if case.body is not None:
         assert req.headers["content-type"] == "application/json"

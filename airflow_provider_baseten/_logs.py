@@ -1,0 +1,137 @@
+"""Paging Baseten's logs the way its CLI does, and the "last ERROR lines" shown when a remote wait fails.
+
+Baseten's logs endpoints return at most ``limit`` lines of a time window. To read a whole window the
+CLI (basetenlabs/baseten-cli, ``model_deployment_logs``; truss's log watcher dedups the same way) asks
+for the newest page first, then for the page that *ends* at the oldest millisecond of the page before.
+That millisecond comes back, so lines already seen are dropped, keyed by ``(timestamp, message,
+replica)``. Only the keys of the boundary millisecond are kept, so memory stays flat over any window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+    from airflow_provider_baseten.models import LogLine
+
+DEFAULT_WINDOW_MS = 30 * 60 * 1000  # Baseten's window when no start is given
+MAX_WINDOW_MS = 7 * 24 * 3600 * 1000
+
+_Key = tuple[int, str, str, "str | None"]  # (epoch ms, timestamp, message, replica)
+
+
+class LogPager:
+    """The state of one backwards paging through a logs window (shared by the sync and async iterators).
+
+    :param start: Window start in epoch ms (``None``: the 30 minutes up to the newest line returned).
+    :param end: Window end in epoch ms (``None``: now, as Baseten sees it).
+    :param limit: Lines to yield at most (``None``: all of the window).
+    :param page_size: Lines per request (1-1000).
+    """
+
+    def __init__(self, start: int | None, end: int | None, limit: int | None, page_size: int, log: Any = None) -> None:
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 1000:
+            raise BasetenValidationError(f"page_size must be 1-1000, got {page_size!r}.", field="page_size")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise BasetenValidationError(f"limit must be a positive integer, got {limit!r}.", field="limit")
+        self.start, self.end, self.remaining, self.page_size = start, end, limit, page_size
+        self.log = log or logging.getLogger("airflow_provider_baseten")
+        self.seen: set[_Key] = set()
+        self.done = False
+        self.pages = 0
+
+    def query(self) -> dict[str, Any]:
+        """The window and page size of the next request (newest first)."""
+        return {
+            "start_epoch_millis": self.start,
+            "end_epoch_millis": self.end,
+            "limit": self.page_size,
+            "direction": "desc",
+        }
+
+    def accept(self, lines: list[LogLine]) -> list[LogLine]:
+        """Take one page; return its lines not seen before (newest first) and move the window back."""
+        self.pages += 1
+        new: list[LogLine] = []
+        for line in lines:
+            key = (line.epoch_millis or 0, str(line.timestamp), line.message, line.replica)
+            if key not in self.seen:
+                self.seen.add(key)
+                new.append(line)
+        if self.remaining is not None:
+            new = new[: self.remaining]
+            self.remaining -= len(new)
+        stamps = [ms for ms in (line.epoch_millis for line in lines) if ms is not None]
+        if len(lines) < self.page_size or not stamps or self.remaining == 0:
+            self.done = True  # the window is exhausted (or we have what was asked for)
+            return new
+        oldest = min(stamps)
+        if self.start is None:
+            self.start = max(0, max(stamps) - DEFAULT_WINDOW_MS)
+        if not new:
+            # A full page of lines already seen: one millisecond holds more than a page. Step past it.
+            self.log.warning(
+                "More than %d log lines share the millisecond %d; some of them are skipped (narrow the filters "
+                "or raise page_size to see them all).",
+                self.page_size,
+                oldest,
+            )
+            oldest -= 1
+        self.end = oldest
+        if oldest < self.start:
+            self.done = True
+        self.seen = {k for k in self.seen if k[0] == oldest}  # only the boundary millisecond can come back
+        return new
+
+
+def _error_window(created_at: str | None) -> int | None:
+    """Epoch ms to start an error search at: the deployment's creation, if within Baseten's 7 days."""
+    from datetime import datetime
+
+    if not created_at:
+        return None
+    try:
+        start = int(datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+    return start if time.time() * 1000 - start < MAX_WINDOW_MS - 60_000 else None
+
+
+async def deployment_error_tail(
+    hook: BasetenHook, model_id: str, deployment_id: str, created_at: str | None = None, count: int = 20
+) -> list[str]:
+    """The last ``count`` ERROR lines of a deployment's logs, oldest first, formatted for a task log.
+
+    Never raises: a failure to read the logs becomes one line saying so (the failure matters more).
+    """
+    if count <= 0:
+        return []
+    try:
+        lines = [
+            line
+            async for line in hook.aiter_deployment_logs(
+                deployment_id,
+                model_id=model_id,
+                min_level="ERROR",
+                start_epoch_millis=_error_window(created_at),
+                limit=count,
+                page_size=min(1000, max(count, 100)),
+            )
+        ]
+    except Exception as exc:  # the caller is already reporting a failure: never raise here
+        from airflow_provider_baseten._redact import redact
+
+        return [f"(could not fetch the deployment's logs: {redact(str(exc))[:300]})"]
+    return format_lines(lines)
+
+
+def format_lines(newest_first: list[LogLine]) -> list[str]:
+    """Log lines oldest first, formatted and redacted (a model may log a secret; the event is stored)."""
+    from airflow_provider_baseten._redact import redact
+
+    return [redact(line.format())[:2000] for line in reversed(newest_first)]
