@@ -69,6 +69,7 @@ NOT_IDEMPOTENT = frozenset(
     }
 )
 SNIPPET_CHARS = 300
+_RETRIED = " It was retried; try again later or check the deployment's status."
 # How to check by hand, per create, when its outcome is unknown.
 _CHECK_HINT = {
     "create_training_job": "look for it with list_training_jobs(project) (a job 'name' lets the provider find "
@@ -719,6 +720,7 @@ def mark_maybe_created(err: BasetenError, endpoint_name: str) -> None:
     hint = _ASYNC_HINT if endpoint_name.endswith("async_predict") else None
     hint = hint or _CHECK_HINT.get(endpoint_name, "check whether it exists")
     err.maybe_created = True
+    err.message = err.message.replace(_RETRIED, "")  # it was not: do not invite a second one by hand
     err.message += f" {endpoint_name} was not repeated because the request may have taken effect: {hint}."
     err.args = (err.message,)
 
@@ -875,8 +877,7 @@ def error_from_response(
         )
     if status >= 500:
         return BasetenServerError(
-            f"Baseten is unavailable for {where} ({status}){said}. It was retried; try again later or check "
-            "the deployment's status.",
+            f"Baseten is unavailable for {where} ({status}){said}.{_RETRIED}",
             **kw,
         )
     if 200 <= status < 300:

@@ -50,6 +50,8 @@ class ErrorBudget:
 
     max_failures: int | None = None
     max_error_rate: float | None = None
+    #: The user set a limit (not the record-mode default): per-input rejections are then the budget's call.
+    explicit: bool = False
 
     @classmethod
     def resolve(cls, on_error: str, max_failures: Any = None, max_error_rate: Any = None) -> ErrorBudget:
@@ -74,9 +76,10 @@ class ErrorBudget:
                 f"max_error_rate must be a number from 0.0 to 1.0 (or None), got {max_error_rate!r}.",
                 field="max_error_rate",
             )
-        if on_error == "record" and max_failures is None and max_error_rate is None:
+        explicit = max_failures is not None or max_error_rate is not None
+        if on_error == "record" and not explicit:
             max_error_rate = DEFAULT_RECORD_ERROR_RATE
-        return cls(max_failures, None if max_error_rate is None else float(max_error_rate))
+        return cls(max_failures, None if max_error_rate is None else float(max_error_rate), explicit)
 
     def exceeded(self, failed: int, total: int | None) -> bool:
         """Whether ``failed`` failures already break the budget (``total``: the batch size, if known)."""
@@ -99,10 +102,17 @@ class ErrorBudget:
 
 
 class _FirstFailures:
-    """Watches the first completed items: if they all fail with the same non-transient error, stop."""
+    """Watches the first completed items: if they all fail with the same non-transient error, stop.
+
+    "The same error" is a refused key (401/403), a missing model or deployment (404), or, unless the user
+    set an error budget, the same rejection of every input (400/413/422) or the model raising on every
+    input (a broken deploy). With an explicit budget, per-input rejections and model errors are the
+    budget's call: it stops the batch once it can no longer be met.
+    """
 
     def __init__(self, budget: ErrorBudget) -> None:
         self.active = not budget.accepts_everything
+        self.per_input_too = not budget.explicit
         self.seen: list[tuple[str, int | None, str | None]] = []
 
     def passed(self) -> None:
@@ -112,8 +122,11 @@ class _FirstFailures:
         """Record a failure; ``True`` when the batch should stop."""
         if not self.active:
             return False
-        same_for_every_input = isinstance(exc, (BasetenAuthError, BasetenNotFoundError)) or (
+        per_input = isinstance(exc, BasetenModelError) or (
             isinstance(exc, BasetenValidationError) and exc.status_code in (400, 413, 422)
+        )
+        same_for_every_input = isinstance(exc, (BasetenAuthError, BasetenNotFoundError)) or (
+            per_input and self.per_input_too
         )
         key = (type(exc).__name__, exc.status_code, exc.error_code)
         if not same_for_every_input or (self.seen and key != self.seen[0]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -34,6 +35,9 @@ class _MemorySink:
 
     def close(self) -> None:
         pass
+
+
+log = logging.getLogger("airflow_provider_baseten")
 
 
 def journal_dir() -> str:
@@ -67,11 +71,17 @@ class _JsonlSink:
             self.journal = self.local + ".journal"
         else:
             digest = hashlib.sha256(str(path).encode()).hexdigest()[:32]
-            os.makedirs(journal_dir(), exist_ok=True)
+            os.makedirs(journal_dir(), mode=0o700, exist_ok=True)  # outputs are private to this user
             self.journal = os.path.join(journal_dir(), f"{digest}.journal")
         self._done = bytearray()
         if resume:
             if os.path.exists(self.journal):
+                if _journal_keys(self.journal)[1]:
+                    log.warning(
+                        "A killed earlier run of this batch (resume=False) had begun replacing %s; completing what "
+                        "it asked: its results replace the file's older lines before this run resumes.",
+                        path,
+                    )
                 self._fold()  # a killed run's results go into the file before anything else happens
             if _exists(path):
                 with _open(path, "rb") as old:
@@ -81,7 +91,7 @@ class _JsonlSink:
                             self._mark(index)
         elif os.path.exists(self.journal):
             os.unlink(self.journal)  # a killed run that was replacing the file: start again
-        self._fd: int | None = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd: int | None = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if os.fstat(self._fd).st_size == 0:
             os.write(self._fd, b'{"journal":1,"replaces":%s}\n' % (b"false" if resume else b"true"))
 

@@ -69,10 +69,16 @@ class _Call:
 
 @dataclass
 class _Reconcile:
-    """How to find what an ambiguous create may have made: a lookup, and a pick over its parsed answer."""
+    """How to find what an ambiguous create may have made.
 
+    ``before`` is sent ahead of the create (a snapshot of what already exists); after an ambiguous failure
+    ``lookup`` is sent and ``pick(lookup answer, before answer)`` returns the object the create made, or
+    ``None``. An object that was there before the create is never taken for the one it made.
+    """
+
+    before: _Call
     lookup: _Call
-    pick: Callable[[Any], Any]
+    pick: Callable[[Any, Any], Any]
     what: str
 
 
@@ -89,6 +95,13 @@ def _reconciled(hook: BasetenHook, call: _Call, exc: Exception, found: Any) -> A
         what,
     )
     return found
+
+
+def _no_snapshot(hook: BasetenHook, call: _Call, exc: Exception) -> None:
+    """Without a snapshot an ambiguous create cannot be reconciled safely: it will raise instead."""
+    hook.log.warning(
+        "Baseten %s: could not list what exists before the create (%s); sending it anyway.", call.name, exc
+    )
 
 
 def _lookup_failed(hook: BasetenHook, call: _Call, exc: Exception, lookup_exc: Exception) -> None:
@@ -115,13 +128,19 @@ def _api(builder: Callable[..., _Call]) -> Callable[..., Any]:
     def sync(self: BasetenHook, *args: Any, **kwargs: Any) -> Any:
         transport = self.get_transport()
         call = builder(self, *args, **kwargs)
+        before: Any = None
+        if call.reconcile is not None:
+            try:  # what exists already is never "what the create made"
+                before = send(transport, call.reconcile.before)
+            except Exception as snap_exc:
+                call.reconcile = _no_snapshot(self, call, snap_exc)
         try:
             return send(transport, call)
         except Exception as exc:
             if call.reconcile is None or not getattr(exc, "maybe_created", False):
                 raise
             try:
-                found = call.reconcile.pick(send(transport, call.reconcile.lookup))
+                found = call.reconcile.pick(send(transport, call.reconcile.lookup), before)
             except Exception as lookup_exc:
                 found = _lookup_failed(self, call, exc, lookup_exc)
             return _reconciled(self, call, exc, found)
@@ -129,13 +148,19 @@ def _api(builder: Callable[..., _Call]) -> Callable[..., Any]:
     async def asynchronous(self: BasetenHook, *args: Any, **kwargs: Any) -> Any:
         transport = await self.aget_transport()
         call = builder(self, *args, **kwargs)
+        before: Any = None
+        if call.reconcile is not None:
+            try:  # what exists already is never "what the create made"
+                before = await asend(transport, call.reconcile.before)
+            except Exception as snap_exc:
+                call.reconcile = _no_snapshot(self, call, snap_exc)
         try:
             return await asend(transport, call)
         except Exception as exc:
             if call.reconcile is None or not getattr(exc, "maybe_created", False):
                 raise
             try:
-                found = call.reconcile.pick(await asend(transport, call.reconcile.lookup))
+                found = call.reconcile.pick(await asend(transport, call.reconcile.lookup), before)
             except Exception as lookup_exc:
                 found = _lookup_failed(self, call, exc, lookup_exc)
             return _reconciled(self, call, exc, found)
@@ -159,18 +184,25 @@ def _async_twins(cls: type) -> type:
 RECONCILE_CLOCK_SKEW = 120.0
 
 
-def _newest_named(name: str, started: float) -> Callable[[Any], Any]:
-    """A pick: the newest job called ``name`` created since ``started`` (less the clock-skew margin)."""
-    from datetime import datetime
+def _created_at(obj: Any) -> float:
+    """``obj.created_at`` as epoch seconds (``-inf`` when unreadable); a timestamp without a zone is UTC."""
+    from datetime import datetime, timezone
 
-    def created(job: Any) -> float:
-        try:
-            return datetime.fromisoformat(str(job.created_at).replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return float("-inf")
+    try:
+        when = datetime.fromisoformat(str(obj.created_at).replace("Z", "+00:00"))
+    except ValueError:
+        return float("-inf")
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
-    def pick(jobs: list[Any]) -> Any:
-        mine = [j for j in jobs if j.name == name and created(j) >= started - RECONCILE_CLOCK_SKEW]
+
+def _newest_named(name: str, started: float) -> Callable[[Any, Any], Any]:
+    """A pick: the newest job called ``name`` that did not exist before the create and was created since
+    ``started`` (less the clock-skew margin)."""
+    created = _created_at
+
+    def pick(jobs: list[Any], before: list[Any]) -> Any:
+        old = {j.id for j in before}
+        mine = [j for j in jobs if j.name == name and j.id not in old and created(j) >= started - RECONCILE_CLOCK_SKEW]
         return max(mine, key=created) if mine else None
 
     return pick
@@ -424,7 +456,8 @@ class BasetenHook(BaseHook):
             return self._model(model_id)
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        if model_id is not None:
+        default = self._transport.settings.model_id if self._transport else None
+        if model_id is not None and model_id != default:  # the connection's own id is no surprise (warned below)
             raise BasetenValidationError(
                 f"model_id={model_id!r} cannot be honoured through the LowCodeAPI gateway: it routes inference by "
                 "the api_token, to the model that token serves, so the request would go there whatever model_id "
@@ -432,7 +465,6 @@ class BasetenHook(BaseHook):
                 "(extra gateway='baseten') to choose the model.",
                 field="model_id",
             )
-        default = self._transport.settings.model_id if self._transport else None
         if default and self.baseten_conn_id not in _warned_gateway_model:
             _warned_gateway_model.add(self.baseten_conn_id)
             self.log.warning(
@@ -883,13 +915,17 @@ class BasetenHook(BaseHook):
             body["promotion_settings"] = dict(promotion_settings)
         model = self._model(model_id)
         lookup = self.get_environment.__wrapped__(self, name, model_id=model)  # type: ignore[attr-defined]
-        lookup.parse = lambda d: m.parse(m.Environment, d, "get_environment") if d else None
+        existing = self.list_environments.__wrapped__(self, model)  # type: ignore[attr-defined]
+
+        def pick(env: Any, before: list[Any]) -> Any:
+            return env if env is not None and all(e.name != name for e in before) else None
+
         return _Call(
             "create_environment",
             {"model_id": model},
             body=body,
             parse=lambda d: m.parse(m.Environment, d, "create_environment"),
-            reconcile=_Reconcile(lookup, lambda env: env, f"environment {name!r}"),
+            reconcile=_Reconcile(existing, lookup, pick, f"environment {name!r}"),
         )
 
     @_api
@@ -1023,8 +1059,8 @@ class BasetenHook(BaseHook):
         name = training_job.get("name")
         reconcile = None
         if isinstance(name, str) and name:
-            lookup = self.list_training_jobs.__wrapped__(self, training_project_id)  # type: ignore[attr-defined]
-            reconcile = _Reconcile(lookup, _newest_named(name, time.time()), f"training job named {name!r}")
+            jobs = self.list_training_jobs.__wrapped__(self, training_project_id)  # type: ignore[attr-defined]
+            reconcile = _Reconcile(jobs, jobs, _newest_named(name, time.time()), f"training job named {name!r}")
         return _Call(
             "create_training_job",
             {"training_project_id": training_project_id},

@@ -175,6 +175,10 @@ def _as_path(value: Any) -> Any:
     return value
 
 
+# In the submit log, for an input whose submit failed ambiguously: it may be queued, its id is unknown.
+UNKNOWN_SUBMIT = "?"
+
+
 class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     """Submit async predictions (one or many) and optionally wait for them.
 
@@ -189,16 +193,17 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     :param wait_for_completion: Wait until every request is terminal (default ``False``).
     :param fail_on_webhook_failed: Treat ``WEBHOOK_FAILED`` as failure (the output is lost). Default True.
     :param cancel_on_kill: Cancel this task's still-queued requests when the task is killed.
-    :param resubmit_unknown_outcome: On a retry, submit again the inputs whose request Baseten no longer
-        knows (it keeps a request's status one hour after completion, then answers 404). Default
-        ``False``: such a request is treated as finished with an unknown outcome and logged at WARNING,
-        because it most likely ran and was paid for.
+    :param resubmit_unknown_outcome: On a retry, submit again the inputs whose outcome is unknown: a
+        request Baseten no longer knows (it keeps a request's status one hour after completion, then
+        answers 404), or a submit that failed ambiguously (a 5xx or timeout after sending, so it may be
+        queued under an id that never arrived). Default ``False``: such an input is treated as finished
+        with an unknown outcome and logged at WARNING, because it most likely ran and was paid for.
 
     Retries submit only what is missing (Airflow 3.3+): each request id is written to the task state
     store as soon as Baseten returns it, so a retry after a crash or an error at input *k* of *n* submits
     only the inputs that have no id, plus those whose request ended FAILED, EXPIRED or CANCELED (and
     WEBHOOK_FAILED when ``fail_on_webhook_failed``). A submit that failed ambiguously (a 5xx or a timeout
-    after sending) is not repeated within the try; its error says the request may exist.
+    after sending) is never repeated, in this try or a retry, unless ``resubmit_unknown_outcome``.
     """
 
     template_fields: Sequence[str] = (
@@ -286,7 +291,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         submit_log = SubmitLog(context.get("task_state_store"), inputs, self._options())
         submit_log.start()
         ids = self._still_useful(submit_log.load())
-        self._submitted = [r for r in ids if r]
+        self._submitted = [r for r in ids if r and r != UNKNOWN_SUBMIT]
         todo = [i for i, rid in enumerate(ids) if rid is None]
         if len(todo) < len(inputs):
             self.log.info(
@@ -294,17 +299,23 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             )
         try:
             for i in todo:
-                ids[i] = self.hook.async_predict(inputs[i], **self._options()).request_id
+                try:
+                    ids[i] = self.hook.async_predict(inputs[i], **self._options()).request_id
+                except BasetenError as exc:
+                    if exc.maybe_created:  # it may be queued: a retry must not send it again unasked
+                        ids[i] = UNKNOWN_SUBMIT
+                        submit_log.record(ids, i)
+                    raise
                 self._submitted.append(ids[i])  # type: ignore[arg-type]
                 submit_log.record(ids, i)
         except BasetenError as exc:
-            done = [r for r in ids if r]
+            done = [r for r in ids if r and r != UNKNOWN_SUBMIT]
             context["ti"].xcom_push(key="request_ids", value=done)
             kept = " A retry submits only the inputs without an id." if submit_log.durable else ""
             exc.message = f"{exc.message} {len(done)} of {len(inputs)} input(s) have a request: {done[:20]}.{kept}"
             exc.args = (exc.message,)
             raise
-        final = [r for r in ids if r]
+        final = [r for r in ids if r and r != UNKNOWN_SUBMIT]
         self.log.info("Submitted %d async request(s): %s", len(todo), [ids[i] for i in todo][:20])
         context["ti"].xcom_push(key="request_ids", value=final)
         return final
@@ -319,6 +330,17 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         bad = {"FAILED", "EXPIRED", "CANCELED"} | ({"WEBHOOK_FAILED"} if self.fail_on_webhook_failed else set())
         for i, rid in enumerate(ids):
             if rid is None:
+                continue
+            if rid == UNKNOWN_SUBMIT:
+                if self.resubmit_unknown_outcome:
+                    self.log.warning("Input %d: an earlier try's submit may have been queued; submitting it again.", i)
+                    ids[i] = None
+                else:
+                    self.log.warning(
+                        "Input %d: an earlier try's submit failed ambiguously and may be queued on Baseten (its "
+                        "request id never arrived); not sending it again (resubmit_unknown_outcome=True does).",
+                        i,
+                    )
                 continue
             try:
                 status = self.hook.get_async_request(rid, model_id=self.model_id).status
@@ -365,11 +387,14 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         from airflow_provider_baseten.operators._submit_log import SubmitLog
         from airflow_provider_baseten.triggers.baseten import check_once
 
-        if not SubmitLog(context.get("task_state_store"), self._inputs(), self._options()).matches_earlier_try():
+        submit_log = SubmitLog(context.get("task_state_store"), self._inputs(), self._options())
+        if not submit_log.matches_earlier_try():
             self.log.warning(
                 "The inputs changed since the earlier try: submitting them afresh (earlier requests are left alone)."
             )
             return "INPUTS_CHANGED"
+        if self.resubmit_unknown_outcome and UNKNOWN_SUBMIT in submit_log.load():
+            return "UNKNOWN_SUBMITS"  # the mixin then calls submit_job, which sends those inputs again
         event = check_once(self._trigger(list(external_id)))
         if event is None:
             return "ACTIVE"

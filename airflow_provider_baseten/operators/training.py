@@ -69,6 +69,10 @@ def log_training_failure(log: logging.Logger | Any, event: dict[str, Any]) -> No
         log.error("Last %d log line(s) of training job %s:\n%s", len(tail), job, "\n".join(str(x) for x in tail))
 
 
+# Task state store key: an earlier try's create failed ambiguously ({"since": epoch, "before": [job ids]}).
+_UNKNOWN_CREATE_KEY = "baseten_training_create_unknown"
+
+
 class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
     """Start a training job durably, push its ids and URL, and optionally wait for it to finish.
 
@@ -106,13 +110,65 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     # -- ResumableJobMixin -----------------------------------------------------------------------------
     def submit_job(self, context: Context) -> dict[str, str]:
-        """Start the job; push its ids and URL at once. Returns ``{training_project_id, training_job_id}``."""
-        job = self._start(context)
+        """Start the job; push its ids and URL at once. Returns ``{training_project_id, training_job_id}``.
+
+        A create that failed ambiguously (it may have made the job) is recorded in the task state store
+        (Airflow 3.3+). The retry then looks for the job that create made (in the project, not there
+        before, created since) and reconnects to it; only when there is none does it create one.
+        """
+        import time
+
+        from airflow_provider_baseten.exceptions import BasetenError
+
+        store = context.get("task_state_store")
+        unknown = store.get(_UNKNOWN_CREATE_KEY) if store is not None else None
+        job = self._made_by_earlier_try(unknown)
+        if job is None:
+            before = [j.id for j in self.hook.list_training_jobs(self.training_project_id)] if store is not None else []
+            started = time.time()
+            try:
+                job = self._start(context)
+            except BasetenError as exc:
+                if exc.maybe_created and store is not None:
+                    store.set(_UNKNOWN_CREATE_KEY, {"since": started, "before": before})
+                raise
+        if unknown:
+            store.set(_UNKNOWN_CREATE_KEY, {})  # settled: a later resubmit must not match this job again
         pid = job.training_project_id or self.training_project_id
         self._job = {"training_project_id": pid, "training_job_id": job.id}
         self.log.info("Started training job %s in project %s (status %s).", job.id, pid, job.current_status)
         push_training_job(context, pid, job.id)
         return dict(self._job)
+
+    def _made_by_earlier_try(self, unknown: Any) -> Any:
+        """The job an earlier try's ambiguous create made, if exactly one new job is there; else ``None``."""
+        from airflow_provider_baseten.hooks.baseten import RECONCILE_CLOCK_SKEW, _created_at
+
+        if not unknown:
+            return None
+        before = set(unknown.get("before", []))
+        since = float(unknown.get("since", 0)) - RECONCILE_CLOCK_SKEW
+        new = [
+            j
+            for j in self.hook.list_training_jobs(self.training_project_id)
+            if j.id not in before and _created_at(j) >= since
+        ]
+        if len(new) == 1:
+            self.log.warning(
+                "An earlier try's create failed ambiguously; it did make training job %s: reconnecting to it.",
+                new[0].id,
+            )
+            return new[0]
+        if new:
+            from airflow_provider_baseten.exceptions import BasetenError
+
+            raise BasetenError(
+                f"An earlier try's create failed ambiguously and {len(new)} new jobs have appeared in project "
+                f"{self.training_project_id} since ({[j.id for j in new][:10]}); not creating another. Stop the "
+                "ones you do not want, then clear this task."
+            )
+        self.log.warning("An earlier try's create failed ambiguously, but it made no job: creating one now.")
+        return None
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         """The stored job's ``current_status`` (``NOT_FOUND`` if it is gone, so a new one is started)."""

@@ -41,7 +41,8 @@ def _submitted(emu: Any) -> int:
 
 def test_error_at_input_k_then_retry_submits_only_the_rest(conn: Any) -> None:
     store = StateStore()
-    conn.set_faults([FaultRule("500", endpoints=["inference"], times=1, skip=2)])  # before acting: unambiguous
+    # 429s until the retries run out: refused before any work, so input 2 provably has no request.
+    conn.set_faults([FaultRule("429", endpoints=["inference"], times=6, skip=2, retry_after=0.01)])
     first, ti = _run(store)
     assert isinstance(first, BasetenError) and "2 of 5 input(s) have a request" in str(first)
     assert _submitted(conn) == 2
@@ -51,15 +52,17 @@ def test_error_at_input_k_then_retry_submits_only_the_rest(conn: Any) -> None:
     assert _submitted(conn) == 5  # each input paid for once
 
 
-def test_ambiguous_submit_is_not_repeated_within_the_try(conn: Any) -> None:
+def test_ambiguous_submit_is_not_repeated_by_a_retry_unless_asked(conn: Any) -> None:
     store = StateStore()
     conn.set_faults([FaultRule("502", endpoints=["inference"], times=1, skip=2, after=True)])
     first, _ = _run(store)
     assert isinstance(first, BasetenError) and first.maybe_created
     assert _submitted(conn) == 3  # the third was queued, its id never reached us: not sent again in this try
     again, _ = _run(store)
-    # The retry cannot know the third's id (Baseten lists no async requests), so inputs 2..4 go out: 3 more.
-    assert len(again) == 5 and _submitted(conn) == 6
+    # The third may be queued under an id that never arrived: the retry sends only inputs 3 and 4.
+    assert len(again) == 4 and _submitted(conn) == 5
+    opted, _ = _run(store, resubmit_unknown_outcome=True)  # the user asks for the unknown one to be sent
+    assert len(opted) == 5 and _submitted(conn) == 6
 
 
 def test_changed_inputs_start_afresh(conn: Any) -> None:
@@ -134,6 +137,20 @@ def test_gateway_refuses_an_explicit_model_id_for_inference(emulator: Any) -> No
         assert info.value.field == "model_id"
     assert sum(emulator.counters()["requests"].values()) == before  # refused before anything was sent
     assert hook.predict({"x": 1})  # without model_id it works: the token picks the model
+    assert hook.predict({"x": 1}, model_id=emulator.model_id)  # the connection's own id is no surprise
+
+
+def test_gateway_wake_and_wait_with_the_connection_model(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Operators pass the connection's model id on: through LowCodeAPI that must not be refused."""
+    from airflow_provider_baseten.operators.inference import WakeDeploymentOperator
+    from tests.dag_support import context
+
+    for key, value in emulator.connection_env(gateway="lowcodeapi").items():
+        monkeypatch.setenv(key, value)
+    prod = emulator.hook().get_deployment("production")
+    emulator.scale_to_zero(emulator.model_id, prod.id)
+    op = WakeDeploymentOperator(task_id="w", check_interval=0.1, timeout=60, deferrable=False)
+    assert op.execute(context()) == prod.id
 
 
 def test_gateway_connection_model_id_is_warned_about_once(emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,12 @@ import pytest
 from airflow.sdk import DAG
 
 from airflow_provider_baseten.emulator.server import BasetenEmulator
-from airflow_provider_baseten.exceptions import BasetenBatchError, BasetenNotFoundError, BasetenValidationError
+from airflow_provider_baseten.exceptions import (
+    BasetenBatchError,
+    BasetenModelError,
+    BasetenNotFoundError,
+    BasetenValidationError,
+)
 from airflow_provider_baseten.operators.inference import PredictOperator
 from tests.dag_support import run_dag, task_states
 from tests.integration.conftest import make_hook
@@ -82,3 +87,19 @@ def test_not_found_is_raised_as_such(emulator: BasetenEmulator) -> None:
     with pytest.raises(BasetenNotFoundError, match="nomodel1"):
         make_hook(emulator).predict_batch([{"i": i} for i in range(50)], model_id="nomodel1", max_concurrency=2)
     assert _sent(emulator) <= 10 + 1  # the tenth failure stops it; the other worker may have one in flight
+
+
+def test_an_explicit_budget_owns_per_input_rejections(emulator: BasetenEmulator) -> None:
+    """The first 10 inputs are rejected (400) but the user allows half to fail: no early stop, all 200 sent."""
+    inputs = [{"i": i, "fail": i < 10, "status": 400} for i in range(200)]
+    result = make_hook(emulator).predict_batch(inputs, on_error="record", max_error_rate=0.5, max_concurrency=1)
+    assert result.failed == 10 and result.succeeded == 190
+    assert _sent(emulator) == 200
+
+
+def test_a_model_that_raises_on_every_input_stops_early(emulator: BasetenEmulator) -> None:
+    """A broken deploy (500 application_error on each input): stop after the first few, not 2 x every input."""
+    inputs = [{"i": i, "fail": True} for i in range(200)]
+    with pytest.raises(BasetenModelError, match=r"stopped early.*190 not attempted"):
+        make_hook(emulator).predict_batch(inputs, max_concurrency=1)
+    assert _sent(emulator) <= 2 * 10  # 10 items, each tried twice (a model error costs 2 attempts)

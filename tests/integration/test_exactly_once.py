@@ -106,6 +106,30 @@ def test_an_older_job_with_the_same_name_is_not_taken_for_the_new_one(emulator: 
     assert sorted(j.id for j in _jobs(emulator, "reused")) == sorted([old.id, new.id])
 
 
+def test_a_job_that_existed_before_the_create_is_never_taken_for_it(emulator: Any) -> None:
+    """A plain 502 (nothing created) right after a same-named job: the old job must not come back as the new one."""
+    hook = make_hook(emulator)
+    old = hook.create_training_job(
+        PROJECT, {**JOB, "name": "sweep", "runtime": {"environment_variables": {"LR": "0.1"}}}
+    )
+    emulator.set_faults([FaultRule("502", endpoints=["create_training_job"], times=1)])  # before acting
+    with pytest.raises(BasetenError) as info:
+        hook.create_training_job(
+            PROJECT, {**JOB, "name": "sweep", "runtime": {"environment_variables": {"LR": "0.01"}}}
+        )
+    assert info.value.maybe_created
+    assert [j.id for j in _jobs(emulator, "sweep")] == [old.id]
+
+
+def test_an_environment_that_existed_before_is_not_reported_as_created(emulator: Any) -> None:
+    hook = make_hook(emulator)
+    hook.create_environment("canary")
+    emulator.set_faults([FaultRule("502", endpoints=["create_environment"], times=1)])
+    with pytest.raises(BasetenError) as info:
+        hook.create_environment("canary", autoscaling_settings={"max_replica": 8})
+    assert info.value.maybe_created
+
+
 @pytest.mark.parametrize("kind", AMBIGUOUS)
 def test_async_submit_is_never_resent(emulator: Any, kind: str) -> None:
     emulator.set_time_scale(0)
@@ -169,3 +193,33 @@ def test_every_post_endpoint_is_classified() -> None:
     unclassified = posts - NOT_IDEMPOTENT - set(SAFE_TO_REPEAT) - predicts - wakes - upserts
     assert not unclassified, f"classify these POST endpoints as creates or safe to repeat: {sorted(unclassified)}"
     assert not (NOT_IDEMPOTENT & (set(SAFE_TO_REPEAT) | upserts))
+
+
+@pytest.mark.parametrize(("after", "jobs"), [(True, 1), (False, 1)])
+def test_a_retried_training_task_finds_the_job_an_ambiguous_create_made(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch, after: bool, jobs: int
+) -> None:
+    """Try 1's create gets a 502 (after the job was made, or before); try 2 reconnects or creates: one job."""
+    from airflow_provider_baseten.operators.training import CreateTrainingJobOperator
+    from tests.dag_support import StateStore, context
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    emulator.set_time_scale(0)
+    store = StateStore()
+    before = len(_jobs(emulator))
+    emulator.set_faults([FaultRule("502", endpoints=["create_training_job"], times=1, after=after)])
+
+    def attempt() -> Any:
+        op = CreateTrainingJobOperator(
+            task_id="t", training_project_id=PROJECT, image=JOB["image"], wait_for_completion=False, retries=1
+        )
+        return op.execute(context(task_state_store=store))
+
+    with pytest.raises(BasetenError) as info:
+        attempt()
+    assert info.value.maybe_created
+    job_id = attempt()
+    assert len(_jobs(emulator)) == before + jobs
+    assert job_id in {j.id for j in _jobs(emulator)}
+    assert emulator.counters()["requests"]["create_training_job"] == (1 if after else 2)

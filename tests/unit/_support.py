@@ -480,3 +480,13 @@ def old_format(template: str, params: dict[str, str]) -> tuple[str, dict[str, st
     moves to the query under the original name."""
     path = _PARAM.sub(lambda m: m.group(1).replace("_", ""), template)
     return path, {name: params[name] for name in _PARAM.findall(template)}
+
+
+def main_request(rec: Recorder) -> httpx.Request:
+    """The one request a hook call sends; a create that can be reconciled first sends one snapshot GET
+    (what exists already, so an ambiguous failure is never answered with an object that was there before)."""
+    reqs = rec.requests
+    if len(reqs) == 2 and reqs[0].method == "GET" and reqs[1].method != "GET":
+        return reqs[1]
+    assert len(reqs) == 1, [f"{r.method} {r.url.path}" for r in reqs]
+    return reqs[0]
