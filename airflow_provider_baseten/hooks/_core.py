@@ -1,0 +1,181 @@
+"""The hook's core: the connection, its settings and transport, and the routing of inference calls."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_baseten.hooks._api import (
+    _Call,
+    _v,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from airflow_provider_baseten._transport import RetryPolicy, Settings, Timeouts, Transport
+
+
+_warned_gateway_model: set[str] = set()
+
+
+class _HookCore(BaseHook):
+    """What every part of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook` stands on."""
+
+    conn_name_attr = "baseten_conn_id"
+    default_conn_name = "baseten_default"
+    conn_type = "baseten"
+    hook_name = "Baseten"
+    _inference_actions: ClassVar[tuple[str, ...]] = ("predict", "async_predict", "async_queue_status", "wake")
+
+    def __init__(
+        self,
+        baseten_conn_id: str = default_conn_name,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        settings: Settings | None = None,
+        http_transport: httpx.BaseTransport | None = None,
+        async_http_transport: httpx.AsyncBaseTransport | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.baseten_conn_id = baseten_conn_id
+        self._timeouts = timeouts
+        self._retry = retry
+        self._settings = settings
+        self._http_transport = http_transport
+        self._async_http_transport = async_http_transport
+        self._transport: Transport | None = None
+
+    def __repr__(self) -> str:
+        return f"BasetenHook(baseten_conn_id={self.baseten_conn_id!r})"
+
+    def _settings_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if self._timeouts is not None:
+            kw["timeouts"] = self._timeouts
+        if self._retry is not None:
+            kw["retry"] = self._retry
+        return kw
+
+    def _make_transport(self, settings: Settings) -> Transport:
+        from airflow_provider_baseten._transport import Transport
+
+        return Transport(settings, transport=self._http_transport, async_transport=self._async_http_transport)
+
+    @property
+    def settings(self) -> Settings:
+        """The validated connection settings (read from the Airflow connection on first use)."""
+        return self.get_transport().settings
+
+    def get_transport(self) -> Transport:
+        """The hook's transport, reading the connection synchronously on first use."""
+        if self._transport is None:
+            settings = self._settings
+            if settings is None:
+                from airflow_provider_baseten._transport import Settings
+
+                conn = self.get_connection(self.baseten_conn_id)
+                settings = Settings.from_extra(
+                    api_key=conn.password, host=conn.host, extra=conn.extra_dejson, **self._settings_kwargs()
+                )
+            self._transport = self._make_transport(settings)
+        return self._transport
+
+    async def aget_transport(self) -> Transport:
+        """The hook's transport, reading the connection with Airflow's async API (safe in triggers)."""
+        if self._transport is None:
+            settings = self._settings
+            if settings is None:
+                from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+                from airflow_provider_baseten._transport import Settings
+
+                conn = await get_async_connection(self.baseten_conn_id, self)
+                extra = await get_async_extra_dejson(conn)
+                settings = Settings.from_extra(
+                    api_key=conn.password, host=conn.host, extra=extra, **self._settings_kwargs()
+                )
+            self._transport = self._make_transport(settings)
+        return self._transport
+
+    def close(self) -> None:
+        """Close the pooled sync client."""
+        if self._transport is not None:
+            self._transport.close()
+
+    async def aclose(self) -> None:
+        """Close the pooled async client."""
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    def _model(self, model_id: str | None) -> str:
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        # Only a missing model_id falls back to the connection's: an explicit "" is an error, not "default".
+        chosen = model_id if model_id is not None else (self._transport.settings.model_id if self._transport else None)
+        if not chosen:
+            raise BasetenValidationError(
+                "No model_id given and the connection has no default model_id (extra 'model_id').",
+                field="model_id",
+            )
+        return _v("model_id", chosen)
+
+    def _inference_model(self, model_id: str | None) -> str | None:
+        """The model id for an inference call; ``None`` through LowCodeAPI, which routes by the token.
+
+        An explicit ``model_id`` through the gateway is an error: the gateway would send the request to
+        the token's model whatever the id says, and the task would succeed on the wrong model.
+        """
+        if not self._gateway:
+            return self._model(model_id)
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        default = self._transport.settings.model_id if self._transport else None
+        if model_id is not None and model_id != default:  # the connection's own id is no surprise (warned below)
+            raise BasetenValidationError(
+                f"model_id={model_id!r} cannot be honoured through the LowCodeAPI gateway: it routes inference by "
+                "the api_token, to the model that token serves, so the request would go there whatever model_id "
+                "says. Drop model_id= for inference through LowCodeAPI, or use a direct Baseten connection "
+                "(extra gateway='baseten') to choose the model.",
+                field="model_id",
+            )
+        if default and self.baseten_conn_id not in _warned_gateway_model:
+            _warned_gateway_model.add(self.baseten_conn_id)
+            self.log.warning(
+                "Connection %s sets model_id=%s, but LowCodeAPI routes inference by the api_token: inference goes "
+                "to the token's model and this model_id is used for management calls only.",
+                self.baseten_conn_id,
+                default,
+            )
+        return None
+
+    @property
+    def _gateway(self) -> bool:
+        return self._transport is not None and self._transport.settings.gateway == "lowcodeapi"
+
+    def _inference(
+        self, action: str, model_id: str | None, environment: str | None, deployment_id: str | None
+    ) -> _Call:
+        """Route an inference action to the deployment, development, production or environment endpoint."""
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if environment is not None and deployment_id is not None:
+            raise BasetenValidationError(
+                f"Give environment or deployment_id, not both (got environment={environment!r}, "
+                f"deployment_id={deployment_id!r}).",
+                field="deployment_id",
+            )
+        # LowCodeAPI routes by token, not by model host; the direct API needs a model id.
+        model = self._inference_model(model_id)
+        if deployment_id is not None:
+            return _Call(f"deployment_{action}", {"deployment_id": _v("deployment_id", deployment_id)}, model_id=model)
+        env = _v("environment", environment) if environment is not None else "production"
+        if env == "development":
+            return _Call(f"development_{action}", model_id=model)
+        if env == "production" and (action == "wake" or not self._gateway):
+            # The gateway reference has /production/wake but reaches production predict via /environments.
+            return _Call(f"production_{action}", model_id=model)
+        return _Call(f"environment_{action}", {"env_name": env}, model_id=model)

@@ -1,0 +1,314 @@
+"""Training: projects, jobs, their checkpoints, logs, metrics and artifacts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_baseten.hooks._api import (
+    _api,
+    _Call,
+    _m,
+    _newest_named,
+    _Reconcile,
+    _twin,
+    _wrapped,
+)
+from airflow_provider_baseten.hooks._core import _HookCore
+from airflow_provider_baseten.hooks._deployments import _log_query
+
+if TYPE_CHECKING:
+    from airflow_provider_baseten.models import (
+        TrainingCheckpoint,
+        TrainingCheckpointFiles,
+        TrainingDownload,
+        TrainingJob,
+        TrainingLogLine,
+        TrainingMetrics,
+        TrainingProject,
+    )
+
+
+def _project_name(name: Any) -> str:
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise BasetenValidationError(f"A training project name must be a non-empty string, got {name!r}.", field="name")
+    return name
+
+
+def _pick_project(projects: list[TrainingProject], name: str) -> TrainingProject | None:
+    from airflow_provider_baseten.exceptions import BasetenError
+
+    matches = [p for p in projects if p.name == name]
+    if len(matches) > 1:
+        raise BasetenError(
+            f"{len(matches)} training projects are named {name!r} (ids {[p.id for p in matches]}); "
+            "pass the id of the one you mean."
+        )
+    return matches[0] if matches else None
+
+
+class _TrainingApi(_HookCore):
+    """Training methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
+
+    @staticmethod
+    def _job_params(training_project_id: str, training_job_id: str) -> dict[str, str]:
+        return {"training_project_id": training_project_id, "training_job_id": training_job_id}
+
+    @staticmethod
+    def _job(where: str) -> Callable[[Any], TrainingJob]:
+        return _wrapped("training_job", "TrainingJob", where)
+
+    @_api
+    def create_training_job(self, training_project_id: str, training_job: dict[str, Any]) -> _Call[TrainingJob]:
+        """Create a training job (body: Baseten's ``CreateTrainingJobV1``: image, compute, runtime, name)."""
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if not isinstance(training_job, dict) or "image" not in training_job:
+            raise BasetenValidationError(
+                "training_job must be a dict with at least 'image' (see Baseten's CreateTrainingJobV1).",
+                field="training_job",
+            )
+        name = training_job.get("name")
+        reconcile = None
+        if isinstance(name, str) and name:
+            jobs = self.list_training_jobs.__wrapped__(self, training_project_id)  # type: ignore[attr-defined]
+            reconcile = _Reconcile(jobs, jobs, _newest_named(name, time.time()), f"training job named {name!r}")
+        return _Call(
+            "create_training_job",
+            {"training_project_id": training_project_id},
+            body={"training_job": training_job},
+            parse=self._job("create_training_job"),
+            reconcile=reconcile,
+        )
+
+    acreate_training_job = _twin(create_training_job)
+
+    @_api
+    def list_training_jobs(self, training_project_id: str) -> _Call[list[TrainingJob]]:
+        """All jobs of a training project."""
+        m = _m()
+        return _Call(
+            "list_training_jobs",
+            {"training_project_id": training_project_id},
+            parse=lambda d: m.parse_list(m.TrainingJob, d, "training_jobs", "list_training_jobs"),
+        )
+
+    alist_training_jobs = _twin(list_training_jobs)
+
+    @_api
+    def get_training_job(self, training_project_id: str, training_job_id: str) -> _Call[TrainingJob]:
+        """One training job (``current_status``, ``error_message``, ...)."""
+        return _Call(
+            "get_training_job",
+            self._job_params(training_project_id, training_job_id),
+            parse=self._job("get_training_job"),
+        )
+
+    aget_training_job = _twin(get_training_job)
+
+    @_api
+    def search_training_jobs(
+        self,
+        *,
+        project_id: str | None = None,
+        job_id: str | None = None,
+        statuses: list[str] | None = None,
+        order_by: list[dict[str, str]] | None = None,
+    ) -> _Call[list[TrainingJob]]:
+        """Search training jobs across projects."""
+        m = _m()
+        body: dict[str, Any] = {}
+        for key, value in (("project_id", project_id), ("job_id", job_id), ("statuses", statuses)):
+            if value is not None:
+                body[key] = value
+        if order_by is not None:
+            body["order_by"] = order_by
+        return _Call(
+            "search_training_jobs",
+            body=body,
+            parse=lambda d: m.parse_list(m.TrainingJob, d, "training_jobs", "search_training_jobs"),
+        )
+
+    asearch_training_jobs = _twin(search_training_jobs)
+
+    @_api
+    def stop_training_job(self, training_project_id: str, training_job_id: str) -> _Call[TrainingJob]:
+        """Stop a training job."""
+        return _Call(
+            "stop_training_job",
+            self._job_params(training_project_id, training_job_id),
+            body={},
+            parse=self._job("stop_training_job"),
+        )
+
+    astop_training_job = _twin(stop_training_job)
+
+    @_api
+    def recreate_training_job(self, training_project_id: str, training_job_id: str) -> _Call[TrainingJob]:
+        """Start a new job with the same configuration; returns the new job."""
+        return _Call(
+            "recreate_training_job",
+            self._job_params(training_project_id, training_job_id),
+            parse=self._job("recreate_training_job"),
+        )
+
+    arecreate_training_job = _twin(recreate_training_job)
+
+    @_api
+    def get_training_job_checkpoints(
+        self, training_project_id: str, training_job_id: str
+    ) -> _Call[list[TrainingCheckpoint]]:
+        """The job's checkpoints, as Baseten lists them."""
+        m = _m()
+        return _Call(
+            "get_training_job_checkpoints",
+            self._job_params(training_project_id, training_job_id),
+            parse=lambda d: m.parse_list(m.TrainingCheckpoint, d, "checkpoints", "get_training_job_checkpoints"),
+        )
+
+    aget_training_job_checkpoints = _twin(get_training_job_checkpoints)
+
+    @_api
+    def get_training_job_checkpoint_files(
+        self,
+        training_project_id: str,
+        training_job_id: str,
+        *,
+        page_token: int | None = None,
+        page_size: int | None = None,
+    ) -> _Call[TrainingCheckpointFiles]:
+        """One page of presigned URLs of the job's checkpoint files."""
+        m = _m()
+        return _Call(
+            "get_training_job_checkpoint_files",
+            self._job_params(training_project_id, training_job_id),
+            query={"page_token": page_token, "page_size": page_size},
+            parse=lambda d: m.parse(m.TrainingCheckpointFiles, d, "get_training_job_checkpoint_files"),
+        )
+
+    aget_training_job_checkpoint_files = _twin(get_training_job_checkpoint_files)
+
+    @_api
+    def get_training_job_logs(
+        self,
+        training_project_id: str,
+        training_job_id: str,
+        *,
+        start_epoch_millis: int | None = None,
+        end_epoch_millis: int | None = None,
+        limit: int | None = None,
+        min_level: str | None = None,
+        direction: str | None = None,
+    ) -> _Call[list[TrainingLogLine]]:
+        """Log lines of the job (``min_level`` ``DEBUG``/``INFO``/``WARNING``/``ERROR``, ``direction`` asc/desc)."""
+        m = _m()
+        query = {"start_epoch_millis": start_epoch_millis, "end_epoch_millis": end_epoch_millis, "limit": limit}
+        if min_level is not None or direction is not None:
+            checked = _log_query(None, None, min_level, None, direction, {})
+            query.update({k: v for k, v in checked.items() if v is not None})
+        return _Call(
+            "get_training_job_logs",
+            self._job_params(training_project_id, training_job_id),
+            query=query,
+            parse=lambda d: m.parse_list(m.TrainingLogLine, d, "logs", "get_training_job_logs"),
+        )
+
+    aget_training_job_logs = _twin(get_training_job_logs)
+
+    @_api
+    def get_training_job_metrics(
+        self,
+        training_project_id: str,
+        training_job_id: str,
+        *,
+        start_epoch_millis: int | None = None,
+        end_epoch_millis: int | None = None,
+    ) -> _Call[TrainingMetrics]:
+        """Resource and training metrics of the job."""
+        m = _m()
+        return _Call(
+            "get_training_job_metrics",
+            self._job_params(training_project_id, training_job_id),
+            query={"start_epoch_millis": start_epoch_millis, "end_epoch_millis": end_epoch_millis},
+            parse=lambda d: m.parse(m.TrainingMetrics, d, "get_training_job_metrics"),
+        )
+
+    aget_training_job_metrics = _twin(get_training_job_metrics)
+
+    @_api
+    def download_training_job(self, training_project_id: str, training_job_id: str) -> _Call[TrainingDownload]:
+        """Presigned URLs of the job's artifacts."""
+        m = _m()
+        return _Call(
+            "download_training_job",
+            self._job_params(training_project_id, training_job_id),
+            parse=lambda d: m.parse(m.TrainingDownload, d, "download_training_job"),
+        )
+
+    adownload_training_job = _twin(download_training_job)
+
+    @staticmethod
+    def _project(where: str) -> Callable[[Any], TrainingProject]:
+        return _wrapped("training_project", "TrainingProject", where)
+
+    @_api
+    def list_training_projects(self) -> _Call[list[TrainingProject]]:
+        """All training projects of the workspace (each with its ``latest_job``, when Baseten includes it)."""
+        m = _m()
+        return _Call(
+            "list_training_projects",
+            parse=lambda d: m.parse_list(m.TrainingProject, d, "training_projects", "list_training_projects"),
+        )
+
+    alist_training_projects = _twin(list_training_projects)
+
+    @_api
+    def get_training_project(self, training_project_id: str) -> _Call[TrainingProject]:
+        """One training project."""
+        return _Call(
+            "get_training_project",
+            {"training_project_id": training_project_id},
+            parse=self._project("get_training_project"),
+        )
+
+    aget_training_project = _twin(get_training_project)
+
+    @_api
+    def create_training_project(self, name: str) -> _Call[TrainingProject]:
+        """Create the training project called ``name``, or return the existing one: Baseten upserts by name.
+
+        Being idempotent by name, it is safe to resend after a failure whose outcome is unknown.
+        """
+        return _Call(
+            "create_training_project",
+            body={"training_project": {"name": _project_name(name)}},
+            parse=self._project("create_training_project"),
+        )
+
+    acreate_training_project = _twin(create_training_project)
+
+    def get_or_create_training_project(self, name: str) -> TrainingProject:
+        """The training project called ``name``, created if there is none, so DAGs can name projects.
+
+        Looks the name up first (Baseten has no lookup by name: the project list is searched), and creates
+        the project only when it is missing. Raises :class:`BasetenValidationError` for an empty name and
+        :class:`BasetenError` when several projects (e.g. of different teams) share the name.
+        """
+        name = _project_name(name)
+        found = _pick_project(self.list_training_projects(), name)
+        if found is not None:
+            return found
+        self.log.info("No training project named %r; creating it.", name)
+        return self.create_training_project(name)
+
+    async def aget_or_create_training_project(self, name: str) -> TrainingProject:
+        """Async twin of :meth:`get_or_create_training_project` (same arguments, awaitable)."""
+        name = _project_name(name)
+        found = _pick_project(await self.alist_training_projects(), name)
+        if found is not None:
+            return found
+        self.log.info("No training project named %r; creating it.", name)
+        return await self.acreate_training_project(name)
