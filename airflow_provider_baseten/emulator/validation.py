@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -32,6 +33,23 @@ from airflow_provider_baseten.emulator.state import ApiError
 
 _PARAM = re.compile(r"\{[^}]+\}")
 _FREE_FORM_KEYS = {"type", "description", "title"}  # a schema with only these (type object) takes any object
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+# jsonschema checks "uri" only with an optional package installed; Prism always checks it (webhook_endpoint).
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("uri", raises=ValueError)
+def is_uri(value: object) -> bool:
+    """An absolute URI (RFC 3986): a scheme, no spaces or control characters, a host for http(s)."""
+    if not isinstance(value, str):
+        return True
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return False
+    parts = urlsplit(value)
+    if not _SCHEME.fullmatch(parts.scheme or ""):
+        return False
+    return bool(parts.hostname) if parts.scheme.lower() in ("http", "https") else bool(value[len(parts.scheme) + 1 :])
 
 
 @cache
@@ -78,7 +96,7 @@ def _validator(surface: str, schema: dict[str, Any]) -> Callable[[Any], list[str
         return lambda value: [] if isinstance(value, dict) else ["must be a JSON object"]
     if set(schema) <= _FREE_FORM_KEYS and schema.get("type") == "string":
         return lambda value: [] if isinstance(value, str) else ["must be a string"]
-    validator = Draft202012Validator(_anchor(surface, schema), registry=_registry(surface))
+    validator = Draft202012Validator(_anchor(surface, schema), registry=_registry(surface), format_checker=FORMATS)
 
     def errors(value: Any) -> list[str]:
         found = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
@@ -189,6 +207,8 @@ class OperationRules:
                 "client_error",
             )
         check = self.media_types[media]
+        if media == "multipart/form-data":
+            _check_multipart(self.endpoint, content_type or "", raw)
         if check is None:  # a non-JSON media type (binary or multipart model input): taken as it is
             return raw
         try:
@@ -198,6 +218,29 @@ class OperationRules:
         if problems := check(body):
             raise ApiError(422, f"Invalid request body for {self.endpoint}: " + "; ".join(problems), "client_error")
         return body
+
+
+def _check_multipart(endpoint: str, content_type: str, raw: bytes) -> None:
+    """A well-formed multipart body: a boundary, at least one part, each with a form-data field name."""
+    boundary = ""
+    for item in content_type.split(";")[1:]:
+        key, _, value = item.strip().partition("=")
+        if key.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        raise ApiError(400, f"multipart/form-data without a boundary for {endpoint}.", "client_error")
+    # Between the first delimiter and the closing one (``--boundary--``) each part is headers, a blank line,
+    # then its content, and names its field in Content-Disposition.
+    chunks = raw.split(b"--" + boundary.encode())
+    parts = chunks[1:-1] if len(chunks) > 2 and chunks[-1].startswith(b"--") else []
+    problem = "" if parts else "a multipart body needs at least one part"
+    for part in parts:
+        head, sep, _ = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        lines = [line.lower() for line in head.split(b"\r\n")]
+        if not sep or not any(x.startswith(b"content-disposition: form-data") and b"name=" in x for x in lines):
+            problem = "each multipart part needs Content-Disposition: form-data with a name"
+    if problem:
+        raise ApiError(422, f"Invalid request body for {endpoint}: {problem}.", "client_error")
 
 
 def _compile(ep: Endpoint) -> OperationRules:
