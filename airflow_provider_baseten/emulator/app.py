@@ -6,7 +6,9 @@ Each endpoint is served three ways:
 * LowCodeAPI new format: ``/baseten/<path with params>`` (``?api_token=``, ``{"data": ...}`` envelope);
 * LowCodeAPI old format: ``/baseten/<sanitized path>?<param>=...`` (only where the two differ).
 
-Admin endpoints live under ``/__admin`` (no auth: the emulator listens on 127.0.0.1 only).
+Every API request is first validated against Baseten's OpenAPI specs (:mod:`.validation`) unless the
+emulator is lenient (``strict=False``). Admin endpoints live under ``/__admin`` (no auth: the emulator
+listens on 127.0.0.1 only).
 """
 
 from __future__ import annotations

@@ -216,10 +216,26 @@ def test_lenient_accepts_what_strict_refuses(emulator_factory: Any, emulator: Ba
 
 
 def test_command_line_lenient_switch() -> None:
+    import re
+    import subprocess
+    import sys
+
     from airflow_provider_baseten.emulator.config import EmulatorConfig
 
     assert EmulatorConfig().strict is True
     assert "strict=False" in repr(EmulatorConfig(strict=False))
+    cmd = [sys.executable, "-m", "airflow_provider_baseten.emulator", "--port", "0", "--api-key", "cli-key-123"]
+    proc = subprocess.Popen([*cmd, "--lenient"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", proc.stdout.readline())  # type: ignore[union-attr]
+        assert match
+        headers = {"Authorization": "Bearer cli-key-123"}
+        r = httpx.post(match.group(1) + "/model/echo1234/production/wake", json={}, headers=headers)
+        assert r.status_code == 202, "--lenient tolerates a body the spec does not define"
+        assert httpx.get(match.group(1) + "/__admin/health").status_code == 200
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def test_specs_ship_inside_the_package() -> None:
