@@ -218,14 +218,16 @@ async def _read_body(core: EmulatorCore, request: Request, ep: Endpoint, kind: s
     """The request's body, validated against Baseten's spec when the emulator is strict (the default).
 
     On the gateway the spec's rules apply to what LowCodeAPI forwards: the body, and the query less
-    ``api_token`` and the path parameters that the old URL format moves into the query.
+    ``api_token`` and the path parameters that the old URL format moves into the query. A route the specs
+    do not describe is read as the lenient emulator reads it.
     """
     raw = await request.body()
-    if core.strict:
+    rules = core.validator.rules(ep) if core.strict else None
+    if rules is not None:
         qp = request.query_params
         skip = {"api_token", *ep.params} if kind != "direct" else ()
         query = {k: qp.getlist(k) for k in qp if k not in skip}
-        return core.validator.rules(ep).check(params, query, request.headers.get("content-type"), raw)
+        return rules.check(params, query, request.headers.get("content-type"), raw)
     if ep.method not in ("POST", "PATCH", "PUT") or not raw.strip():
         return None
     try:
