@@ -9,7 +9,7 @@ OLDEST_AIRFLOW ?= 3.1.8
 PYTEST_ARGS ?=
 UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
 
-.PHONY: test test-oldest demo bench chaos ui-check e2e lint format clean
+.PHONY: test test-oldest demo bench chaos prism ui-check e2e lint format clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(VENV)/.stamp  ## batch throughput vs baseten-performance-client, and im
 
 chaos: $(VENV)/.stamp  ## every reliability case (fast and long, real Airflow included); prints a table
 	BASETEN_CHAOS_REPORT=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/chaos -s $(PYTEST_ARGS)
+
+prism: $(VENV)/.stamp  ## every hook call against Stoplight Prism serving Baseten's specs (npm-installs it in build/)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/chaos/test_prism.py -s $(PYTEST_ARGS)
 
 ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian's chromium if missing)
 	bash scripts/ui-check.sh

@@ -32,8 +32,6 @@ class Endpoint:
     :param category: The gateway reference's table this row belongs to (``None``: direct API only).
     :param gateway_path: Where LowCodeAPI documents a different path; path params absent from it are
         sent as query parameters.
-    :param body: Whether Baseten's spec defines a request body. ``False``: the request goes without a body
-        and without ``Content-Type`` (as Baseten's own curl examples do).
     :param upsert: A create that is idempotent by name (Baseten updates the object of that name instead of
         making a second one), so resending it after an ambiguous failure is safe.
     """
@@ -44,7 +42,6 @@ class Endpoint:
     surface: Surface
     category: str | None
     gateway_path: str | None = None
-    body: bool = True
     upsert: bool = False
 
     @property
@@ -217,12 +214,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("get_training_project", "GET", "/v1/training_projects/{training_project_id}", "management", None),
     _ep("create_training_project", "POST", "/v1/training_projects", "management", None, upsert=True),
     *(
-        _ep(f"{action}_promotion", "POST", _E + f"/{{env_name}}/{action}_promotion", "management", None, body=False)
+        _ep(f"{action}_promotion", "POST", _E + f"/{{env_name}}/{action}_promotion", "management", None)
         for action in ("pause", "resume", "force_cancel", "force_roll_forward")
     ),
-    _ep("retry_production_deployment", "POST", _D + "/production/retry", "management", None, body=False),
-    _ep("retry_development_deployment", "POST", _D + "/development/retry", "management", None, body=False),
-    _ep("retry_deployment", "POST", _D + "/{deployment_id}/retry", "management", None, body=False),
+    _ep("retry_production_deployment", "POST", _D + "/production/retry", "management", None),
+    _ep("retry_development_deployment", "POST", _D + "/development/retry", "management", None),
+    _ep("retry_deployment", "POST", _D + "/{deployment_id}/retry", "management", None),
     _ep("get_deployment_logs", "GET", _D + "/{deployment_id}/logs", "management", None),
     _ep("get_environment_logs", "GET", _E + "/{env_name}/logs", "management", None),
     _ep("get_deployment_metrics", "GET", _D + "/{deployment_id}/metrics", "management", None),

@@ -443,12 +443,11 @@ class Transport:
                 base = s.management_url
             url = base.rstrip("/") + ep.direct_path(params)
             headers["Authorization"] = f"{s.auth_scheme} {s.api_key}"
+        # No body and no Content-Type unless the call has one: Baseten's spec defines no request body for
+        # wake, activate, deactivate, cancel_promotion, recreate ..., and a strict server answers 415 to one.
         content = None
         if body is not None:
             content = encode_json(body)
-            headers["Content-Type"] = "application/json"
-        elif ep.method in ("POST", "PATCH", "PUT") and ep.body:
-            content = b"{}"
             headers["Content-Type"] = "application/json"
         q = {k: [_query_value(x) for x in v] if isinstance(v, list) else _query_value(v) for k, v in q.items()}
         timeout = s.timeouts.for_endpoint(ep)

@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KIND[=RATE][@ENDPOINT,...]",
         help="inject a fault, e.g. 429=0.1 or drop=0.05@production_predict (repeatable)",
     )
+    p.add_argument(
+        "--lenient",
+        action="store_true",
+        help="do not validate requests against Baseten's specs (tolerate a client that sends non-spec bodies)",
+    )
     p.add_argument("--old-format-only", action="store_true", help="LowCodeAPI new-format URLs answer 404")
     p.add_argument("--log-level", default="warning")
     args = p.parse_args(argv)
@@ -50,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         config.faults += [FaultRule.parse(spec) for spec in args.fault]
     except (OSError, ValueError, TypeError) as exc:
         p.error(str(exc))
+    if args.lenient:
+        config.strict = False
     if args.old_format_only:
         config.gateway_new_format = False
 

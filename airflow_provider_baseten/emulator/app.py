@@ -6,7 +6,9 @@ Each endpoint is served three ways:
 * LowCodeAPI new format: ``/baseten/<path with params>`` (``?api_token=``, ``{"data": ...}`` envelope);
 * LowCodeAPI old format: ``/baseten/<sanitized path>?<param>=...`` (only where the two differ).
 
-Admin endpoints live under ``/__admin`` (no auth: the emulator listens on 127.0.0.1 only).
+Every API request is first validated against Baseten's OpenAPI specs (:mod:`.validation`) unless the
+emulator is lenient (``strict=False``). Admin endpoints live under ``/__admin`` (no auth: the emulator
+listens on 127.0.0.1 only).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig, FaultRule
 from airflow_provider_baseten.emulator.faults import FaultInjector, FaultMiddleware
 from airflow_provider_baseten.emulator.state import ApiError, EmulatorState, iso, model_output
+from airflow_provider_baseten.emulator.validation import SpecValidator
 
 log = logging.getLogger("airflow_provider_baseten.emulator")
 
@@ -63,6 +66,8 @@ class EmulatorCore:
         self.gateway_new_format = config.gateway_new_format
         self.gateway_unlisted = config.gateway_unlisted
         self.predict_latency = config.predict_latency
+        self.strict = config.strict
+        self.validator = SpecValidator()
         self.base_url = ""
         # (route, endpoint, kind) for every generated API route; the fault middleware matches against it.
         self.api_routes: list[tuple[Route, Endpoint, str]] = []
@@ -80,6 +85,7 @@ class EmulatorCore:
         self.gateway_new_format = self.config.gateway_new_format
         self.gateway_unlisted = self.config.gateway_unlisted
         self.predict_latency = self.config.predict_latency
+        self.strict = self.config.strict
         self.clock.set_time_scale(self.config.time_scale)
 
     def counters(self) -> dict[str, dict[str, int]]:
@@ -200,14 +206,7 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
             if missing:
                 raise ApiError(404, f"Missing path parameter {missing[0]}")
             model_id = (pp.get("model_id") if kind == "direct" else state.default_model_id()) if inference else None
-            body: Any = None
-            if ep.method in ("POST", "PATCH", "PUT"):
-                raw = await request.body()
-                if raw.strip():
-                    try:
-                        body = json.loads(raw)
-                    except ValueError:
-                        raise ApiError(400, "The request body is not valid JSON.", "client_error") from None
+            body = await _read_body(core, request, ep, kind, params)
             if sync_predict:
                 status, payload = await _predict(core, target, params, model_id, body)
             else:
@@ -225,6 +224,28 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
     return handle
 
 
+async def _read_body(core: EmulatorCore, request: Request, ep: Endpoint, kind: str, params: dict[str, str]) -> Any:
+    """The request's body, validated against Baseten's spec when the emulator is strict (the default).
+
+    On the gateway the spec's rules apply to what LowCodeAPI forwards: the body, and the query less
+    ``api_token`` and the path parameters that the old URL format moves into the query. A route the specs
+    do not describe is read as the lenient emulator reads it.
+    """
+    raw = await request.body()
+    rules = core.validator.rules(ep) if core.strict else None
+    if rules is not None:
+        qp = request.query_params
+        skip = {"api_token", *ep.params} if kind != "direct" else ()
+        query = {k: qp.getlist(k) for k in qp if k not in skip}
+        return rules.check(params, query, request.headers.get("content-type"), raw)
+    if ep.method not in ("POST", "PATCH", "PUT") or not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "The request body is not valid JSON.", "client_error") from None
+
+
 async def _predict(
     core: EmulatorCore, target: str, params: dict[str, str], model_id: str | None, body: Any
 ) -> tuple[int, Any]:
@@ -234,6 +255,8 @@ async def _predict(
         raise ApiError(500, "Timed out waiting for the deployment to wake up; retry.", "model_not_ready")
     if core.predict_latency > 0:
         await asyncio.sleep(core.predict_latency)
+    if isinstance(body, bytes):  # a binary (octet-stream or multipart) input: the echo model reports its size
+        body = {"binary_input_bytes": len(body)}
     if isinstance(body, dict) and body.get("fail"):
         status = body.get("status", 500)
         status = status if isinstance(status, int) and 400 <= status < 600 else 500
@@ -365,17 +388,20 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
 
     @r.post("/config")
     def set_config(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
-        """Change ``predict_latency`` (real s), ``training_fail`` and/or ``promotion_fail`` (bool) at run time."""
+        """Change ``predict_latency`` (real s), ``training_fail``, ``promotion_fail`` and/or ``strict`` (bool)."""
         if "predict_latency" in body:
             core.predict_latency = float(body["predict_latency"])
         if "training_fail" in body:
             core.state.training_fail = bool(body["training_fail"])
         if "promotion_fail" in body:
             core.state.promotion_fail = bool(body["promotion_fail"])
+        if "strict" in body:
+            core.strict = bool(body["strict"])
         return {
             "predict_latency": core.predict_latency,
             "training_fail": core.state.training_fail,
             "promotion_fail": core.state.promotion_fail,
+            "strict": core.strict,
         }
 
     @r.post("/models/{model_id}/deployments")

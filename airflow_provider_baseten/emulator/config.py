@@ -109,6 +109,9 @@ class EmulatorConfig:
     :param webhook_secret: Sign webhook bodies (``X-BASETEN-SIGNATURE: v1=<hmac-sha256>``) with this.
     :param state: The seed state (models, chains, training projects, secrets, API keys); ``None``: defaults.
     :param request_log_size: How many requests the admin request log keeps.
+    :param strict: Validate every request against Baseten's OpenAPI specs and answer 400/415/422 as Baseten
+        does (default). ``False`` tolerates a lenient client: no body where the spec wants one, a body where
+        it takes none, fields of the wrong type.
     """
 
     api_key: str = "test-api-key"
@@ -127,9 +130,13 @@ class EmulatorConfig:
     webhook_timeout: float = 10.0
     state: dict[str, Any] | None = None
     request_log_size: int = 10000
+    strict: bool = True
 
     def __repr__(self) -> str:  # the API key stays out of reprs and logs
-        return f"EmulatorConfig(time_scale={self.time_scale!r}, faults={len(self.faults)}, api_key='***')"
+        return (
+            f"EmulatorConfig(time_scale={self.time_scale!r}, faults={len(self.faults)}, strict={self.strict!r}, "
+            "api_key='***')"
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmulatorConfig:

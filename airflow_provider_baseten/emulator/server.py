@@ -6,6 +6,8 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
@@ -256,6 +258,20 @@ class BasetenEmulator:
     def set_gateway_new_format(self, enabled: bool) -> None:
         """``False``: LowCodeAPI new-format URLs answer 404 (forcing the old-format fallback)."""
         self.core.gateway_new_format = enabled
+
+    def set_strict(self, strict: bool) -> None:
+        """``False``: stop validating requests against Baseten's specs (``True``, the default: validate)."""
+        self.core.strict = bool(strict)
+
+    @contextmanager
+    def lenient(self) -> Iterator[BasetenEmulator]:
+        """``with emu.lenient():`` accepts requests the spec forbids, for a client you do not control."""
+        before = self.core.strict
+        self.core.strict = False
+        try:
+            yield self
+        finally:
+            self.core.strict = before
 
     def set_predict_latency(self, seconds: float) -> None:
         """Real seconds each sync predict takes."""

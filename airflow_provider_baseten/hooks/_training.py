@@ -13,6 +13,7 @@ from airflow_provider_baseten.hooks._api import (
     _newest_named,
     _Reconcile,
     _twin,
+    _v,
     _wrapped,
 )
 from airflow_provider_baseten.hooks._core import _HookCore
@@ -118,14 +119,37 @@ class _TrainingApi(_HookCore):
         statuses: list[str] | None = None,
         order_by: list[dict[str, str]] | None = None,
     ) -> _Call[list[TrainingJob]]:
-        """Search training jobs across projects."""
+        """Search training jobs across projects.
+
+        :param statuses: e.g. ``["TRAINING_JOB_RUNNING"]``.
+        :param order_by: e.g. ``[{"field": "created_at", "order": "desc"}]`` (Baseten's default).
+        """
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
         m = _m()
         body: dict[str, Any] = {}
-        for key, value in (("project_id", project_id), ("job_id", job_id), ("statuses", statuses)):
+        for key, value in (("project_id", project_id), ("job_id", job_id)):
             if value is not None:
-                body[key] = value
+                body[key] = _v(key, value)
+        # The spec types these strictly (a list of strings; a list of {field, order} strings): check before sending.
+        if statuses is not None:
+            if isinstance(statuses, str) or not all(isinstance(x, str) for x in statuses):
+                raise BasetenValidationError(
+                    f"statuses must be a list of strings, e.g. ['TRAINING_JOB_RUNNING'], got {statuses!r}.",
+                    field="statuses",
+                )
+            body["statuses"] = list(statuses)
         if order_by is not None:
-            body["order_by"] = order_by
+            if isinstance(order_by, dict) or not all(
+                isinstance(o, dict) and isinstance(o.get("field"), str) and isinstance(o.get("order"), str)
+                for o in order_by
+            ):
+                raise BasetenValidationError(
+                    "order_by must be a list of {'field': str, 'order': str}, "
+                    f"e.g. [{{'field': 'created_at', 'order': 'desc'}}], got {order_by!r}.",
+                    field="order_by",
+                )
+            body["order_by"] = [dict(o) for o in order_by]
         return _Call(
             "search_training_jobs",
             body=body,

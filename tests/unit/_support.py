@@ -144,10 +144,10 @@ CASES: dict[str, Case] = {
         "get_async_queue_status", deployment_id=DEP, params={"deployment_id": DEP}, response=_QUEUE
     ),
     "production_async_queue_status": _c("get_async_queue_status", response=_QUEUE),
-    "production_wake": _c("wake", body={}, status=202),
-    "development_wake": _c("wake", environment="development", body={}, status=202),
-    "deployment_wake": _c("wake", deployment_id=DEP, params={"deployment_id": DEP}, body={}, status=202),
-    "environment_wake": _c("wake", environment=ENV, params={"env_name": ENV}, body={}, status=202),
+    "production_wake": _c("wake", status=202),
+    "development_wake": _c("wake", environment="development", status=202),
+    "deployment_wake": _c("wake", deployment_id=DEP, params={"deployment_id": DEP}, status=202),
+    "environment_wake": _c("wake", environment=ENV, params={"env_name": ENV}, status=202),
     # -- models and chains --
     "list_models": _c("list_models", response={"models": [{"id": MODEL, "name": "m"}]}),
     "get_model": _c("get_model", MODEL, params=_M, response={"id": MODEL, "name": "m"}),
@@ -156,12 +156,12 @@ CASES: dict[str, Case] = {
     "get_chain": _c("get_chain", CHAIN, params={"chain_id": CHAIN}, response={"id": CHAIN}),
     "delete_chain": _c("delete_chain", CHAIN, params={"chain_id": CHAIN}, response={"id": CHAIN, "deleted": True}),
     # -- deployments --
-    "activate_environment": _c("activate_environment", ENV, params=_ME, body={}, response=_ACT),
-    "activate_development_deployment": _c("activate_deployment", "development", params=_M, body={}, response=_ACT),
-    "activate_deployment": _c("activate_deployment", DEP, params=_MD, body={}, response=_ACT),
-    "deactivate_environment": _c("deactivate_environment", ENV, params=_ME, body={}, response=_ACT),
-    "deactivate_development_deployment": _c("deactivate_deployment", "development", params=_M, body={}, response=_ACT),
-    "deactivate_deployment": _c("deactivate_deployment", DEP, params=_MD, body={}, response=_ACT),
+    "activate_environment": _c("activate_environment", ENV, params=_ME, response=_ACT),
+    "activate_development_deployment": _c("activate_deployment", "development", params=_M, response=_ACT),
+    "activate_deployment": _c("activate_deployment", DEP, params=_MD, response=_ACT),
+    "deactivate_environment": _c("deactivate_environment", ENV, params=_ME, response=_ACT),
+    "deactivate_development_deployment": _c("deactivate_deployment", "development", params=_M, response=_ACT),
+    "deactivate_deployment": _c("deactivate_deployment", DEP, params=_MD, response=_ACT),
     "promote_to_environment": _c(
         "promote_deployment",
         DEP,
@@ -170,9 +170,7 @@ CASES: dict[str, Case] = {
         body={"deployment_id": DEP, "scale_down_previous_deployment": True, "preserve_env_instance_type": True},
         response=DEPLOYMENT,
     ),
-    "cancel_promotion": _c(
-        "cancel_promotion", ENV, params=_ME, body={}, response={"status": "CANCELED", "message": "canceled"}
-    ),
+    "cancel_promotion": _c("cancel_promotion", ENV, params=_ME, response={"status": "CANCELED", "message": "canceled"}),
     "promote_development_deployment": _c(
         "promote_deployment",
         "development",
@@ -289,7 +287,7 @@ CASES: dict[str, Case] = {
         "stop_training_job", PROJ, JOB, params=_PJ, body={}, response={"training_job": TRAINING_JOB}
     ),
     "recreate_training_job": _c(
-        "recreate_training_job", PROJ, JOB, params=_PJ, body={}, response={"training_job": TRAINING_JOB}
+        "recreate_training_job", PROJ, JOB, params=_PJ, response={"training_job": TRAINING_JOB}
     ),
     "get_training_job_checkpoints": _c(
         "get_training_job_checkpoints",

@@ -19,7 +19,7 @@ from airflow_provider_baseten.exceptions import (
 )
 from airflow_provider_baseten.models import LogLine
 from tests.conftest import SPECS as SPECS_DIR
-from tests.unit._support import CASES, DEP, KEY, Recorder, make_hook
+from tests.unit._support import DEP, KEY, Recorder, make_hook
 
 NEW = [
     "list_training_projects",
@@ -47,19 +47,6 @@ def _spec_has_body(ep_name: str) -> bool:
         if normalised == shape and ep.method.lower() in ops:
             return "requestBody" in ops[ep.method.lower()]
     raise AssertionError(f"{ep_name} is not in Baseten's spec")
-
-
-@pytest.mark.parametrize("name", NEW)
-def test_new_endpoints_send_a_body_exactly_when_the_spec_has_one(name: str) -> None:
-    ep, case = endpoint(name), CASES[name]
-    assert ep.body == _spec_has_body(name) or ep.method == "GET"
-    rec = Recorder(lambda r: httpx.Response(200, json=case.response))
-    case.call(make_hook(rec))
-    (req,) = rec.requests
-    if ep.method == "POST" and not ep.body:
-        assert req.content == b"" and "content-type" not in req.headers
-    if ep.method == "GET":
-        assert req.content == b""
 
 
 def test_create_training_project_is_the_only_upsert_and_not_rate_limited() -> None:

@@ -146,7 +146,8 @@ def check_against_spec(request: httpx.Request) -> str:
     pointer = body_schema_pointer(surface, template, request.method, op)
     body = body_of(request)
     if pointer is None:
-        assert body in (None, {}), f"{request.method} {template} has no request body in the spec, sent {body!r}"
+        assert body is None, f"{request.method} {template} has no request body in the spec, sent {body!r}"
+        assert "content-type" not in request.headers, f"{request.method} {template}: Content-Type without a body"
     else:
         assert body is not None, f"{request.method} {template} needs a JSON body"
         validator = Draft202012Validator({"$ref": f"urn:baseten:{surface}#{pointer}"}, registry=registry(surface))

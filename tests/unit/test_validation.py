@@ -87,6 +87,12 @@ CASES: list[tuple[str, str, tuple, dict[str, Any]]] = [
     ("type", "create_api_key", ("ROOT",), {}),
     ("value", "upsert_secret", ("hf_token", ""), {}),
     ("training_job", "create_training_job", (PROJ, {"name": "no image"}), {}),
+    # search: the spec's types (the strict emulator and Prism refuse them with 422)
+    ("project_id", "search_training_jobs", (), {"project_id": 1234}),
+    ("statuses", "search_training_jobs", (), {"statuses": "TRAINING_JOB_RUNNING"}),
+    ("statuses", "search_training_jobs", (), {"statuses": [1]}),
+    ("order_by", "search_training_jobs", (), {"order_by": [{"field": "created_at"}]}),
+    ("order_by", "search_training_jobs", (), {"order_by": {"field": "created_at", "order": "asc"}}),
 ]
 
 
