@@ -1193,6 +1193,8 @@ class EmulatorState:
         except ValueError:
             raise ApiError(422, "start_epoch_millis, end_epoch_millis and limit must be integers") from None
         lines = [(t, m) for t, m in lines if (lo is None or t >= lo) and (hi is None or t <= hi)]
+        if query.get("direction") == "desc":  # newest first, so a limit keeps the newest
+            lines.reverse()
         if limit is not None:
             lines = lines[:limit]
         return 200, {

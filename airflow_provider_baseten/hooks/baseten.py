@@ -194,13 +194,18 @@ class BasetenHook(BaseHook):
             if settings is None:
                 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
+                from airflow_provider_baseten._redact import aregister_secret
                 from airflow_provider_baseten._transport import Settings
 
                 conn = await get_async_connection(self.baseten_conn_id, self)
                 extra = await get_async_extra_dejson(conn)
                 settings = Settings.from_extra(
-                    api_key=conn.password, host=conn.host, extra=extra, **self._settings_kwargs()
+                    api_key=conn.password, host=conn.host, extra=extra, register_key=False, **self._settings_kwargs()
                 )
+                await aregister_secret(settings.api_key)  # the sync mask_secret would block the loop
+            from airflow_provider_baseten._transport import ashared_ssl_context
+
+            await ashared_ssl_context()  # so the async client does not build one on the loop
             self._transport = self._make_transport(settings)
         return self._transport
 
@@ -896,13 +901,28 @@ class BasetenHook(BaseHook):
         start_epoch_millis: int | None = None,
         end_epoch_millis: int | None = None,
         limit: int | None = None,
+        direction: str | None = None,
     ) -> list[TrainingLogLine]:
-        """Log lines of the job."""
+        """Log lines of the job: at most ``limit`` (Baseten: 1-1000, default 500) per call.
+
+        ``direction="desc"`` returns the newest lines first (with ``limit``: the job's last lines).
+        """
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if direction not in (None, "asc", "desc"):
+            raise BasetenValidationError(f"direction must be 'asc' or 'desc', got {direction!r}.", field="direction")
+        if limit is not None and (not isinstance(limit, int) or not 1 <= limit <= 1000):
+            raise BasetenValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}.", field="limit")
         m = _m()
         return _Call(
             "get_training_job_logs",
             self._job_params(training_project_id, training_job_id),
-            query={"start_epoch_millis": start_epoch_millis, "end_epoch_millis": end_epoch_millis, "limit": limit},
+            query={
+                "start_epoch_millis": start_epoch_millis,
+                "end_epoch_millis": end_epoch_millis,
+                "limit": limit,
+                "direction": direction,
+            },
             parse=lambda d: m.parse_list(m.TrainingLogLine, d, "logs", "get_training_job_logs"),
         )
 

@@ -109,6 +109,7 @@ class BasetenPollTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.end_time = end_time
         self.cancel_on_kill = cancel_on_kill
+        self._hook_obj: BasetenHook | None = None
 
     def _base_kwargs(self) -> dict[str, Any]:
         return {
@@ -126,9 +127,15 @@ class BasetenPollTrigger(BaseTrigger):
         raise NotImplementedError
 
     def _hook(self) -> BasetenHook:
-        from airflow_provider_baseten.hooks.baseten import BasetenHook
+        """This trigger's one hook: its connection is read once, not on every poll or poke.
 
-        return BasetenHook(self.conn_id)
+        Each wait closes only the hook's async client (bound to that wait's event loop); the settings stay.
+        """
+        if self._hook_obj is None:
+            from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+            self._hook_obj = BasetenHook(self.conn_id)
+        return self._hook_obj
 
     async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
         """One polling round: the terminal event, or ``None`` to keep waiting."""
@@ -188,7 +195,9 @@ class BasetenPollTrigger(BaseTrigger):
         await asyncio.shield(undo)
 
     async def _undo(self) -> None:
-        hook = self._hook()
+        from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+        hook = BasetenHook(self.conn_id)  # its own client: the cancelled wait closes the trigger's
         try:
             await self.kill(hook)
         finally:
@@ -462,9 +471,14 @@ class TrainingJobTrigger(BasetenPollTrigger):
         if status in TRAINING_FAILED_STATES:
             tail: list[str] = []
             if self.log_tail > 0:
-                try:
-                    lines = await hook.aget_training_job_logs(self.training_project_id, self.training_job_id)
-                    tail = [line.message for line in lines[-self.log_tail :]]
+                try:  # only the last lines, newest first: never the whole log on the triggerer's loop
+                    lines = await hook.aget_training_job_logs(
+                        self.training_project_id,
+                        self.training_job_id,
+                        limit=min(self.log_tail, 1000),
+                        direction="desc",
+                    )
+                    tail = [line.message for line in reversed(lines[: self.log_tail])]
                 except Exception as exc:  # the failure matters more than its logs
                     tail = [f"(could not fetch logs: {exc})"]
             why = f": {job.error_message}" if job.error_message else ""
