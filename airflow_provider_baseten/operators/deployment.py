@@ -175,8 +175,11 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
                 environment=env_name,
                 deployment_id=target_id,
                 poll_interval=self.check_interval,
-                end_time=self.end_time(),
+                end_time=self.end_time(context),
                 cancel_on_kill=self.cancel_on_kill and owned,
+                # A retry does not reconnect to a promotion it did not start: with no durable record of it,
+                # the promotion this try started is cancelled at the deadline (retries or not).
+                cancel_on_timeout=self.undo_on_timeout(context) and owned,
             ),
         )
 
@@ -269,7 +272,7 @@ class _ActivationOperator(BasetenWaitingOperator):
                 target_statuses=list(self._target_statuses),
                 failed_statuses=None if self._failed_statuses is None else list(self._failed_statuses),
                 poll_interval=self.check_interval,
-                end_time=self.end_time(),
+                end_time=self.end_time(context),
             ),
         )
 

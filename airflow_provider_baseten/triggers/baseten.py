@@ -92,8 +92,12 @@ class BasetenPollTrigger(BaseTrigger):
 
     :param conn_id: The Baseten connection.
     :param poll_interval: Seconds between polling rounds.
-    :param end_time: Epoch seconds after which a ``timeout`` event fires (``None``: no limit of our own).
+    :param end_time: The wait's one absolute deadline, in epoch seconds: past it, the trigger fires a
+        ``timeout`` event itself (``None``: no limit of its own). A trigger started again after the deadline
+        (a triggerer restart) checks the status once, then times out at once.
     :param cancel_on_kill: On a user kill, undo what the task started (see :meth:`kill`).
+    :param cancel_on_timeout: At the deadline, undo what the task started (:meth:`kill`) before firing the
+        ``timeout`` event. The operator sets it only when no retry will reconnect to the work.
     """
 
     def __init__(
@@ -103,12 +107,14 @@ class BasetenPollTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         end_time: float | None = None,
         cancel_on_kill: bool = False,
+        cancel_on_timeout: bool = False,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
         self.poll_interval = float(poll_interval)
         self.end_time = end_time
         self.cancel_on_kill = cancel_on_kill
+        self.cancel_on_timeout = cancel_on_timeout
         self._hook_obj: BasetenHook | None = None
 
     def _base_kwargs(self) -> dict[str, Any]:
@@ -117,6 +123,7 @@ class BasetenPollTrigger(BaseTrigger):
             "poll_interval": self.poll_interval,
             "end_time": self.end_time,
             "cancel_on_kill": self.cancel_on_kill,
+            "cancel_on_timeout": self.cancel_on_timeout,
         }
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -168,7 +175,7 @@ class BasetenPollTrigger(BaseTrigger):
                 if result is not None:
                     return result
                 if self.end_time is not None and time.time() >= self.end_time:
-                    return event("timeout", f"Timed out waiting: {self._describe()}", **self._ids())
+                    return await self._timed_out(hook)
                 delay = self.poll_interval
                 if self.end_time is not None:
                     delay = max(0.0, min(delay, self.end_time - time.time()))
@@ -178,6 +185,21 @@ class BasetenPollTrigger(BaseTrigger):
 
     def _describe(self) -> str:
         return type(self).__name__
+
+    async def _timed_out(self, hook: BasetenHook) -> dict[str, Any]:
+        """The ``timeout`` event, after undoing the task's own work when ``cancel_on_timeout``."""
+        message = f"Timed out waiting: {self._describe()}."
+        undone = False
+        if self.cancel_on_timeout:
+            try:
+                await self.kill(hook)
+                undone = True
+                message += " Stopped what this task started (cancel_on_timeout)."
+            except Exception as exc:  # the timeout still fires: say the undo failed
+                from airflow_provider_baseten._redact import redact
+
+                message += redact(f" Could not stop what this task started: {exc}")
+        return event("timeout", message, undone=undone, **self._ids())
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: undo what it started, if ``cancel_on_kill``.
