@@ -82,6 +82,15 @@ def defer_backstop(end_time: float | None) -> timedelta | None:
     return timedelta(seconds=max(0.0, end_time - time.time()) + 2 * check + 60.0)
 
 
+def log_deadline(log: Any, end_time: float | None) -> None:
+    """Say when the wait will give up (the time the trigger fires its ``timeout`` event)."""
+    if end_time is not None:
+        from datetime import datetime, timezone
+
+        when = datetime.fromtimestamp(end_time, tz=timezone.utc).isoformat()
+        log.info("Deadline: %s (in %.1f s; timeout / execution_timeout).", when, end_time - time.time())
+
+
 def retry_left(context: Context | None, retries: int | None) -> bool:
     """Whether Airflow will retry this task if this try fails (``try_number <= max_tries``).
 
@@ -196,6 +205,7 @@ class BasetenWaitingOperator(BasetenBaseOperator):
         """
         from airflow_provider_baseten.triggers.baseten import check_once, wait_inline
 
+        log_deadline(self.log, trigger.end_time)
         if self.deferrable:
             event = check_once(trigger)
             if event is None:

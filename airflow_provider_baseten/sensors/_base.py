@@ -11,6 +11,7 @@ from airflow_provider_baseten.operators._base import (
     deadline,
     default_deferrable,
     defer_backstop,
+    log_deadline,
     raise_for_event,
     validate_event,
 )
@@ -62,6 +63,7 @@ class BasetenTriggerSensor(BaseSensorOperator):
 
         end_time = deadline(context, self.timeout, self.execution_timeout)
         trigger = self.make_trigger(context, end_time)
+        log_deadline(self.log, end_time)
         event = check_once(trigger)
         if event is not None:
             self.log.info("Done before deferring; not deferring.")
