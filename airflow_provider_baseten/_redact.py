@@ -63,8 +63,8 @@ async def aregister_secret(value: str | None) -> None:
         amask = getattr(sdk_log, "amask_secret", None)
         if amask is not None:
             await amask(value)
-        else:  # pragma: no cover - Airflow 3.1
-            from airflow.sdk.log import _secrets_masker  # type: ignore[attr-defined]
+        else:  # pragma: no cover - Airflow 3.1 (Airflow's own connection read tells the supervisor there)
+            from airflow.sdk._shared.secrets_masker import _secrets_masker
 
             _secrets_masker().add_mask(value, None)
     except Exception:  # pragma: no cover - outside a task runtime the masker may be absent
