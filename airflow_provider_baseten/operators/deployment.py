@@ -71,6 +71,8 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
     :param wait_for_completion: Wait until the promotion finished and the deployment is ACTIVE (default True).
     :param cancel_on_kill: When killed mid-promotion, cancel the promotion *this task started*. Nothing is
         ever deactivated or scaled down on kill.
+    :param cancel_on_timeout: At the deadline (``timeout`` / ``execution_timeout``), cancel the promotion *this
+        task started* (default True; a retry does not reconnect to a promotion, so retries do not change it).
     """
 
     template_fields: Sequence[str] = ("deployment_id", "model_id", "environment", "baseten_conn_id")

@@ -20,6 +20,7 @@ from airflow_provider_baseten.operators._base import deadline, defer_backstop, r
 from airflow_provider_baseten.operators.deployment import PromoteDeploymentOperator
 from airflow_provider_baseten.operators.inference import AsyncPredictOperator
 from airflow_provider_baseten.operators.training import CreateTrainingJobOperator
+from airflow_provider_baseten.sensors.deployment import DeploymentStatusSensor
 from airflow_provider_baseten.sensors.inference import AsyncPredictSensor
 from airflow_provider_baseten.sensors.training import TrainingJobSensor
 from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
@@ -215,6 +216,20 @@ def test_finished_requests_do_not_defer(conn: Any) -> None:
     conn.advance(60)
     sensor = AsyncPredictSensor(task_id="s", request_ids=ids, deferrable=True)
     assert sensor.execute(ctx()) == dict.fromkeys(ids, "SUCCEEDED")
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "poke"])
+def test_waking_sensor_wakes_once_across_the_check_before_deferring(conn: Any, deferrable: bool) -> None:
+    """The status check before deferring may send the wake; the deferred trigger does not send it again."""
+    conn.set_time_scale(1)
+    with DAG(f"t_deadline_wake_{deferrable}", schedule=None, start_date=START) as dag:
+        DeploymentStatusSensor(
+            task_id="sense", model_id="sleepy12", wake=True, deferrable=deferrable, poke_interval=POLL, timeout=60
+        )
+    run = run_dag(dag)
+    assert task_states(run) == {"sense": "success"}
+    wakes = {k: v for k, v in conn.counters()["requests"].items() if k.endswith("_wake")}
+    assert sum(wakes.values()) == 1, wakes
 
 
 # -- async requests and promotions --------------------------------------------------------------------------
