@@ -124,6 +124,24 @@ def test_a_trigger_resumed_after_its_deadline_checks_once_then_times_out(conn: A
     assert TrainingJobTrigger(**trigger.serialize()[1]).cancel_on_timeout is True  # survives serialization
 
 
+def test_a_triggerer_killed_after_the_stop_does_not_stop_twice(conn: Any) -> None:
+    """SIGKILL between the undo and the event: the trigger starts again past its deadline, finds the job
+    STOPPED (its own undo), and fails the task without a second stop."""
+    job = running_job(conn, "stopped-then-killed")
+    conn.hook().stop_training_job(PROJECT, job)  # what the first run of the trigger did before dying
+    trigger = TrainingJobTrigger(
+        conn_id="baseten_default",
+        training_project_id=PROJECT,
+        training_job_id=job,
+        end_time=time.time() - 1,
+        cancel_on_timeout=True,
+        log_tail=0,
+    )
+    event = asyncio.run(trigger.wait())
+    assert event["status"] == "failed" and event["job_status"] == "TRAINING_JOB_STOPPED", event
+    assert stops(conn) == 1
+
+
 # -- training: no retry left -> stopped once --------------------------------------------------------------
 @pytest.mark.parametrize("limit", ["timeout", "execution_timeout"])
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "inline"])
