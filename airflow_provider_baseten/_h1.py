@@ -96,7 +96,11 @@ class H1Transport(httpx.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         context = None
         if scheme == b"https":
-            context = self._ssl or httpx.create_ssl_context()
+            if self._ssl is None:
+                from airflow_provider_baseten._transport import shared_ssl_context
+
+                self._ssl = shared_ssl_context()
+            context = self._ssl
         try:
             _, proto = await asyncio.wait_for(
                 loop.create_connection(_Protocol, host.decode("ascii"), port, ssl=context),

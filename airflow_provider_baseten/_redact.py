@@ -22,18 +22,51 @@ _KEY_IN_JSON = re.compile(r"""(["'](?:api_key|api_token)["']\s*:\s*["'])[^"']*""
 MASK = "***"
 
 
-def register_secret(value: str | None) -> None:
-    """Remember ``value`` as a secret to scrub, and tell Airflow's secrets masker when it is running."""
+def _remember(value: str | None) -> bool:
+    """Add ``value`` to the provider's own list; True if it is new (and long enough to be a secret)."""
     if not value or len(value) < 4:
-        return
+        return False
     with _lock:
         if value in _secrets:
-            return
+            return False
         _secrets.add(value)
+    return True
+
+
+def register_secret(value: str | None) -> None:
+    """Remember ``value`` as a secret to scrub, and tell Airflow's secrets masker when it is running.
+
+    Sync: for workers. On an event loop (a trigger) use :func:`aregister_secret`, whose supervisor round
+    trip does not block the loop.
+    """
+    if not _remember(value):
+        return
     try:  # Airflow's masker covers task logs, rendered fields and the UI.
         from airflow.sdk.log import mask_secret
 
         mask_secret(value)
+    except Exception:  # pragma: no cover - outside a task runtime the masker may be absent
+        pass
+
+
+async def aregister_secret(value: str | None) -> None:
+    """:func:`register_secret` for the triggerer's event loop: Airflow's async masking API (3.2+).
+
+    Where ``amask_secret`` does not exist (Airflow 3.1), the secret is added to this process's masker
+    only, with no blocking call to the supervisor.
+    """
+    if not _remember(value):
+        return
+    try:
+        from airflow.sdk import log as sdk_log
+
+        amask = getattr(sdk_log, "amask_secret", None)
+        if amask is not None:
+            await amask(value)
+        else:  # pragma: no cover - Airflow 3.1 (Airflow's own connection read tells the supervisor there)
+            from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+            _secrets_masker().add_mask(value, None)
     except Exception:  # pragma: no cover - outside a task runtime the masker may be absent
         pass
 

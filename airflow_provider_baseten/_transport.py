@@ -178,8 +178,14 @@ class Settings:
         return self.gateway_url if self.gateway == "lowcodeapi" else self.management_url
 
     @classmethod
-    def from_extra(cls, *, api_key: str | None, host: str | None, extra: dict[str, Any], **kw: Any) -> Settings:
-        """Validate a connection's fields and build settings. Raises :class:`BasetenConfigurationError`."""
+    def from_extra(
+        cls, *, api_key: str | None, host: str | None, extra: dict[str, Any], register_key: bool = True, **kw: Any
+    ) -> Settings:
+        """Validate a connection's fields and build settings. Raises :class:`BasetenConfigurationError`.
+
+        ``register_key=False`` leaves masking the key to the caller (the async path masks it with
+        :func:`~airflow_provider_baseten._redact.aregister_secret`, which does not block the event loop).
+        """
         if not api_key or not str(api_key).strip():
             raise BasetenConfigurationError(
                 "The Baseten connection has no API key. Put your Baseten API key (or LowCodeAPI api_token) "
@@ -187,7 +193,8 @@ class Settings:
                 field="password",
             )
         api_key = str(api_key).strip()
-        register_secret(api_key)
+        if register_key:
+            register_secret(api_key)
         # Extra is user-typed JSON: a number or boolean where a string belongs is a config error, not a crash.
         gateway = str(extra.get("gateway") or "baseten").strip().lower()
         if gateway not in ("baseten", "lowcodeapi"):
@@ -310,6 +317,31 @@ class Outcome:
     request_id: str | None = None
 
 
+_ssl_lock = threading.Lock()
+_ssl_context: Any = None
+
+
+def shared_ssl_context() -> Any:
+    """The process's one SSL context, shared by every client (sync, async, batch workers).
+
+    Building one loads the CA bundle: 15-40 ms of CPU, which on the triggerer's event loop blocks every
+    other trigger, once per trigger run and per sensor poke when each client builds its own. It honours
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as httpx does, read when it is first built.
+    """
+    global _ssl_context
+    with _ssl_lock:
+        if _ssl_context is None:
+            _ssl_context = httpx.create_ssl_context()
+        return _ssl_context
+
+
+async def ashared_ssl_context() -> Any:
+    """:func:`shared_ssl_context` from an event loop: the first build runs in a thread, off the loop."""
+    if _ssl_context is not None:
+        return _ssl_context
+    return await asyncio.to_thread(shared_ssl_context)
+
+
 class Transport:
     """Sends requests for :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`.
 
@@ -337,7 +369,6 @@ class Transport:
         self._sleep = sleep
         self._asleep = asleep
         self._headers = {"User-Agent": _user_agent(), "Accept": "application/json"}
-        self._ssl_context: Any = None  # shared by the per-worker batch clients
         #: Retries made so far, by cause ("429", "503", "RemoteProtocolError", ...): for reports.
         self.retry_counts: Counter[str] = Counter()
         #: Log each retry at DEBUG instead of WARNING (batch predict reports totals instead).
@@ -354,6 +385,7 @@ class Transport:
             self._client = httpx.Client(
                 headers=self._headers,
                 transport=self._mock_transport,
+                verify=shared_ssl_context(),
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             )
         return self._client
@@ -365,6 +397,7 @@ class Transport:
             self._async_client = httpx.AsyncClient(
                 headers=self._headers,
                 transport=self._mock_async_transport,
+                verify=shared_ssl_context(),  # built off the loop by the hook's aget_transport
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             )
         return self._async_client
@@ -372,21 +405,20 @@ class Transport:
     def new_async_client(self, max_connections: int = 1) -> httpx.AsyncClient:
         """A separate small async client, e.g. one per batch worker (see ``predict_batch``).
 
-        All of them share one SSL context: building one loads the CA bundle (about 40 ms of CPU), which
-        for 64 batch workers cost 2.5 s before the first request.
+        All of them share the process's SSL context (:func:`shared_ssl_context`): building one per client
+        cost 64 batch workers 2.5 s before the first request.
         """
-        if self._ssl_context is None:
-            self._ssl_context = httpx.create_ssl_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR like httpx
+        ssl_context = shared_ssl_context()
         transport = self._mock_async_transport
         if transport is None and max_connections == 1:
             from airflow_provider_baseten import _h1
 
             if _h1.AVAILABLE:  # a worker's single connection: the lean HTTP/1.1 path (see _h1)
-                transport = _h1.H1Transport(self._ssl_context)
+                transport = _h1.H1Transport(ssl_context)
         return httpx.AsyncClient(
             headers=self._headers,
             transport=transport,
-            verify=self._ssl_context,
+            verify=ssl_context,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 

@@ -91,13 +91,18 @@ class _HookCore(BaseHook):
             if settings is None:
                 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
+                from airflow_provider_baseten._redact import aregister_secret
                 from airflow_provider_baseten._transport import Settings
 
                 conn = await get_async_connection(self.baseten_conn_id, self)
                 extra = await get_async_extra_dejson(conn)
                 settings = Settings.from_extra(
-                    api_key=conn.password, host=conn.host, extra=extra, **self._settings_kwargs()
+                    api_key=conn.password, host=conn.host, extra=extra, register_key=False, **self._settings_kwargs()
                 )
+                await aregister_secret(settings.api_key)  # the sync mask_secret would block the loop
+            from airflow_provider_baseten._transport import ashared_ssl_context
+
+            await ashared_ssl_context()  # so the async client does not build one on the loop
             self._transport = self._make_transport(settings)
         return self._transport
 

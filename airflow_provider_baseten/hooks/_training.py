@@ -227,12 +227,15 @@ class _TrainingApi(_HookCore):
         min_level: str | None = None,
         direction: str | None = None,
     ) -> _Call[list[TrainingLogLine]]:
-        """Log lines of the job (``min_level`` ``DEBUG``/``INFO``/``WARNING``/``ERROR``, ``direction`` asc/desc)."""
+        """Log lines of the job: at most ``limit`` (Baseten: 1-1000, default 500) per call.
+
+        ``min_level`` is ``DEBUG``/``INFO``/``WARNING``/``ERROR``; ``direction="desc"`` returns the newest
+        lines first (with ``limit``: the job's last lines). Checked before anything is sent.
+        """
         m = _m()
-        query = {"start_epoch_millis": start_epoch_millis, "end_epoch_millis": end_epoch_millis, "limit": limit}
-        if min_level is not None or direction is not None:
-            checked = _log_query(None, None, min_level, None, direction, {})
-            query.update({k: v for k, v in checked.items() if v is not None})
+        query = {"start_epoch_millis": start_epoch_millis, "end_epoch_millis": end_epoch_millis}
+        checked = _log_query(None, None, min_level, limit, direction, {})
+        query.update({k: v for k, v in checked.items() if v is not None})
         return _Call(
             "get_training_job_logs",
             self._job_params(training_project_id, training_job_id),

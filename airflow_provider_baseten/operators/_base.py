@@ -37,6 +37,72 @@ def validate_event(event: Any, required: Sequence[str] = ()) -> dict[str, Any]:
     return event
 
 
+def task_start(context: Context | None) -> float:
+    """Epoch seconds when this try of the task started (``ti.start_date``; now when it is unknown)."""
+    ti = context.get("ti") if context else None
+    start = getattr(ti, "start_date", None)
+    return start.timestamp() if hasattr(start, "timestamp") else time.time()
+
+
+def execution_margin(execution_timeout: float) -> float:
+    """How much earlier than ``execution_timeout`` the trigger's deadline fires: enough for the undo to run
+    before Airflow's own alarm interrupts an inline wait (that path calls ``on_kill``, not our timeout)."""
+    return min(5.0, 0.1 * execution_timeout)
+
+
+def deadline(context: Context | None, timeout: float | None, execution_timeout: timedelta | None) -> float | None:
+    """The one absolute deadline of a wait: min(start + ``timeout``, start + ``execution_timeout``).
+
+    ``start`` is when this try started (``ti.start_date``), so the deadline does not move when the task
+    defers, resumes, or when the triggerer restarts; ``None`` when neither limit is set.
+    """
+    start = task_start(context)
+    limits = []
+    if timeout:
+        limits.append(start + float(timeout))
+    if execution_timeout:
+        seconds = execution_timeout.total_seconds()
+        limits.append(start + seconds - execution_margin(seconds))
+    return min(limits) if limits else None
+
+
+def defer_backstop(end_time: float | None) -> timedelta | None:
+    """The framework's deferral timeout: ``None`` without a deadline, else well past the trigger's own.
+
+    Airflow's deferral timeout fails the task without ``execute_complete`` or ``on_kill``
+    (apache/airflow#61467), so it must never win against the trigger's ``timeout`` event. It is only a
+    backstop for a trigger that cannot fire: deadline + 2 x ``[scheduler] trigger_timeout_check_interval``
+    + 60 s.
+    """
+    if end_time is None:
+        return None
+    from airflow.providers.common.compat.sdk import conf
+
+    check = conf.getfloat("scheduler", "trigger_timeout_check_interval", fallback=15.0)
+    return timedelta(seconds=max(0.0, end_time - time.time()) + 2 * check + 60.0)
+
+
+def log_deadline(log: Any, end_time: float | None) -> None:
+    """Say when the wait will give up (the time the trigger fires its ``timeout`` event)."""
+    if end_time is not None:
+        from datetime import datetime, timezone
+
+        when = datetime.fromtimestamp(end_time, tz=timezone.utc).isoformat()
+        log.info("Deadline: %s (in %.1f s; timeout / execution_timeout).", when, end_time - time.time())
+
+
+def retry_left(context: Context | None, retries: int | None) -> bool:
+    """Whether Airflow will retry this task if this try fails (``try_number <= max_tries``).
+
+    Outside a task run (no ``try_number``/``max_tries``), the task's ``retries`` decide.
+    """
+    ti = context.get("ti") if context else None
+    try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+    if isinstance(try_number, int) and isinstance(max_tries, int):
+        return try_number <= max_tries
+    return bool(retries)
+
+
 def raise_for_event(event: dict[str, Any]) -> None:
     """Fail the task unless the event says success."""
     from airflow_provider_baseten.exceptions import BasetenRemoteStateError, BasetenTimeoutError
@@ -83,9 +149,15 @@ class BasetenWaitingOperator(BasetenBaseOperator):
     :param deferrable: Wait in the triggerer, freeing the worker slot (default ``[operators]
         default_deferrable``).
     :param check_interval: Seconds between status checks.
-    :param timeout: Seconds to wait at most (also bounds the deferral); ``None`` waits as long as
-        ``execution_timeout`` allows.
+    :param timeout: Seconds this try may run at most, counted from its start; ``None``: as long as
+        ``execution_timeout`` allows. The trigger (or the inline wait) enforces one absolute deadline,
+        min(start + ``timeout``, start + ``execution_timeout``), deferred or not, and then fails the task
+        with :class:`~airflow_provider_baseten.exceptions.BasetenTimeoutError`.
     :param cancel_on_kill: When the task is killed, undo what *this task* started (never anything else).
+    :param cancel_on_timeout: At the deadline, stop or cancel what *this task* started (a training job, a
+        promotion, its still-queued async requests) if no retry can pick it up; with a retry left that
+        reconnects to it, the work is kept for the retry. ``False``: never undo on timeout. Work the task
+        did not start is never touched.
     """
 
     def __init__(
@@ -96,6 +168,7 @@ class BasetenWaitingOperator(BasetenBaseOperator):
         check_interval: float = 10.0,
         timeout: float | None = None,
         cancel_on_kill: bool = True,
+        cancel_on_timeout: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -106,21 +179,48 @@ class BasetenWaitingOperator(BasetenBaseOperator):
         self.check_interval = check_interval
         self.timeout = timeout
         self.cancel_on_kill = cancel_on_kill
+        self.cancel_on_timeout = cancel_on_timeout
 
-    def end_time(self) -> float | None:
-        """Epoch seconds after which waiting gives up."""
-        return time.time() + self.timeout if self.timeout else None
+    def end_time(self, context: Context | None = None) -> float | None:
+        """Epoch seconds after which waiting gives up (see :func:`deadline`)."""
+        return deadline(context, self.timeout, self.execution_timeout)
+
+    @property
+    def retry_reconnects(self) -> bool:
+        """Whether a retry picks up the work this try started instead of starting new work.
+
+        True for a durable operator (``ResumableJobMixin`` on Airflow 3.3+, ``durable=True``); then a timeout
+        with a retry left keeps the work running for the retry. Otherwise keeping it would only leak it.
+        """
+        return bool(getattr(self, "durable", False))
+
+    def undo_on_timeout(self, context: Context | None) -> bool:
+        """Whether the trigger should undo this task's own work at the deadline (``cancel_on_timeout``).
+
+        No when a retry is left and that retry reconnects to the work (``retry_reconnects``): the work is
+        kept for it. Decided when the wait starts: the try number does not change while it waits.
+        """
+        if not self.cancel_on_timeout:
+            return False
+        if self.retry_reconnects and retry_left(context, self.retries):
+            self.log.info("A retry is left: at the deadline the work is kept for the retry to reconnect to.")
+            return False
+        return True
 
     def wait(self, context: Context, trigger: BasetenPollTrigger) -> Any:
-        """Wait for ``trigger``'s event: deferred (this call raises ``TaskDeferred``) or inline."""
-        if self.deferrable:
-            self.defer(
-                trigger=trigger,
-                method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout) if self.timeout else None,
-            )
-        from airflow_provider_baseten.triggers.baseten import wait_inline
+        """Wait for ``trigger``'s event: deferred (this call raises ``TaskDeferred``) or inline.
 
+        Before deferring, one status check: work that has already finished does not defer at all.
+        """
+        from airflow_provider_baseten.triggers.baseten import check_once, wait_inline
+
+        log_deadline(self.log, trigger.end_time)
+        if self.deferrable:
+            event = check_once(trigger)
+            if event is None:
+                self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_backstop(trigger.end_time))
+            self.log.info("Finished before deferring; not deferring.")
+            return self.on_event(context, validate_event(event))
         return self.on_event(context, validate_event(wait_inline(trigger)))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:

@@ -71,6 +71,8 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
     :param wait_for_completion: Wait until the promotion finished and the deployment is ACTIVE (default True).
     :param cancel_on_kill: When killed mid-promotion, cancel the promotion *this task started*. Nothing is
         ever deactivated or scaled down on kill.
+    :param cancel_on_timeout: At the deadline (``timeout`` / ``execution_timeout``), cancel the promotion *this
+        task started* (default True; a retry does not reconnect to a promotion, so retries do not change it).
     """
 
     template_fields: Sequence[str] = ("deployment_id", "model_id", "environment", "baseten_conn_id")
@@ -175,8 +177,11 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
                 environment=env_name,
                 deployment_id=target_id,
                 poll_interval=self.check_interval,
-                end_time=self.end_time(),
+                end_time=self.end_time(context),
                 cancel_on_kill=self.cancel_on_kill and owned,
+                # A retry does not reconnect to a promotion it did not start: with no durable record of it,
+                # the promotion this try started is cancelled at the deadline (retries or not).
+                cancel_on_timeout=self.undo_on_timeout(context) and owned,
             ),
         )
 
@@ -269,7 +274,7 @@ class _ActivationOperator(BasetenWaitingOperator):
                 target_statuses=list(self._target_statuses),
                 failed_statuses=None if self._failed_statuses is None else list(self._failed_statuses),
                 poll_interval=self.check_interval,
-                end_time=self.end_time(),
+                end_time=self.end_time(context),
             ),
         )
 

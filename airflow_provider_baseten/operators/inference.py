@@ -421,7 +421,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             self._submitted = ids  # a kill of this try may cancel them: this task submitted them
             context["ti"].xcom_push(key="request_ids", value=ids)
         if self.wait_for_completion:
-            self.wait(context, self._trigger(ids, submitted=ids))
+            self.wait(context, self._trigger(ids, submitted=ids, context=context))
         return ids
 
     def get_job_result(self, external_id: Any, context: Context) -> list[str]:
@@ -429,7 +429,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         return list(external_id)
 
     # -- waiting ---------------------------------------------------------------------------------------
-    def _trigger(self, ids: list[str], submitted: list[str] | None = None) -> Any:
+    def _trigger(self, ids: list[str], submitted: list[str] | None = None, context: Context | None = None) -> Any:
         from airflow_provider_baseten.triggers.baseten import AsyncPredictTrigger
 
         return AsyncPredictTrigger(
@@ -439,8 +439,10 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             fail_on_webhook_failed=self.fail_on_webhook_failed,
             submitted_ids=submitted or [],
             poll_interval=self.check_interval,
-            end_time=self.end_time(),
+            end_time=self.end_time(context),
             cancel_on_kill=self.cancel_on_kill,
+            # At the deadline: cancel this task's still-queued requests, unless a retry reconnects to them.
+            cancel_on_timeout=bool(submitted) and self.undo_on_timeout(context),
         )
 
     def on_event(self, context: Context, event: dict[str, Any]) -> list[str]:
@@ -523,7 +525,7 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
                 target_statuses=["ACTIVE"],
                 wake=True,
                 poll_interval=self.check_interval,
-                end_time=self.end_time(),
+                end_time=self.end_time(context),
             ),
         )
 

@@ -199,7 +199,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             self._job = {"training_project_id": pid, "training_job_id": jid}
             push_training_job(context, pid, jid)
         if self.wait_for_completion:
-            return self.wait(context, self._trigger(pid, jid))
+            return self.wait(context, self._trigger(pid, jid, context))
         return jid
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
@@ -211,7 +211,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         return jid
 
     # -- waiting ---------------------------------------------------------------------------------------
-    def _trigger(self, pid: str, jid: str) -> TrainingJobTrigger:
+    def _trigger(self, pid: str, jid: str, context: Context | None = None) -> TrainingJobTrigger:
         from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
 
         return TrainingJobTrigger(
@@ -220,8 +220,9 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             training_job_id=jid,
             log_tail=self.log_tail,
             poll_interval=self.check_interval,
-            end_time=self.end_time(),
+            end_time=self.end_time(context),
             cancel_on_kill=self.cancel_on_kill,
+            cancel_on_timeout=self.undo_on_timeout(context),  # the job is this task's own
         )
 
     def on_event(self, context: Context, event: dict[str, Any]) -> str:
@@ -265,6 +266,10 @@ class CreateTrainingJobOperator(_TrainingJobOperator):
         its last ``log_tail`` log lines. Unknown statuses are logged and waited on.
     :param log_tail: How many of the job's last log lines to show when it fails (default 50).
     :param cancel_on_kill: Stop the job when the task is killed (only a job this task started).
+    :param timeout: Seconds this try may run (see :class:`BasetenWaitingOperator`); with
+        ``execution_timeout``, one deadline that holds deferred or not.
+    :param cancel_on_timeout: At the deadline, stop the job unless a retry is left to reconnect to it
+        (default True).
     """
 
     template_fields: Sequence[str] = (

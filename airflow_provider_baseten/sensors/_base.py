@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_baseten.operators._base import (
+    deadline,
     default_deferrable,
+    defer_backstop,
+    log_deadline,
     log_failure_details,
     raise_for_event,
     validate_event,
@@ -26,7 +27,9 @@ class BasetenTriggerSensor(BaseSensorOperator):
     """A sensor whose check is a Baseten trigger's :meth:`check`, so poke and deferral agree.
 
     In poke mode one trigger is kept across pokes (finished ids are not polled again; an unknown status is
-    logged once). Deferred, the same trigger runs in the triggerer with ``end_time`` from ``timeout``.
+    logged once). Deferred, the same trigger runs in the triggerer with one absolute deadline, min(start +
+    ``timeout``, start + ``execution_timeout``), and fires the ``timeout`` event itself; Airflow's deferral
+    timeout is only a far backstop. A sensor never stops or cancels what it watches: it did not start it.
 
     :param baseten_conn_id: The Baseten connection.
     :param deferrable: Wait in the triggerer (default ``[operators] default_deferrable``).
@@ -55,14 +58,19 @@ class BasetenTriggerSensor(BaseSensorOperator):
         return None
 
     def execute(self, context: Context) -> Any:
-        """Poke, or defer to the triggerer."""
+        """Poke, or check once and then defer to the triggerer (a target already done does not defer)."""
         if not self.deferrable:
             return super().execute(context)
-        self.defer(
-            trigger=self.make_trigger(context, time.time() + self.timeout if self.timeout else None),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
-        )
+        from airflow_provider_baseten.triggers.baseten import check_once
+
+        end_time = deadline(context, self.timeout, self.execution_timeout)
+        trigger = self.make_trigger(context, end_time)
+        log_deadline(self.log, end_time)
+        event = check_once(trigger)
+        if event is not None:
+            self.log.info("Done before deferring; not deferring.")
+            return self.finish(validate_event(event, required=self.event_keys))
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_backstop(end_time))
         return None
 
     def poke(self, context: Context) -> PokeReturnValue | bool:

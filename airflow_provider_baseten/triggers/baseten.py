@@ -96,8 +96,12 @@ class BasetenPollTrigger(BaseTrigger):
 
     :param conn_id: The Baseten connection.
     :param poll_interval: Seconds between polling rounds.
-    :param end_time: Epoch seconds after which a ``timeout`` event fires (``None``: no limit of our own).
+    :param end_time: The wait's one absolute deadline, in epoch seconds: past it, the trigger fires a
+        ``timeout`` event itself (``None``: no limit of its own). A trigger started again after the deadline
+        (a triggerer restart) checks the status once, then times out at once.
     :param cancel_on_kill: On a user kill, undo what the task started (see :meth:`kill`).
+    :param cancel_on_timeout: At the deadline, undo what the task started (:meth:`kill`) before firing the
+        ``timeout`` event. The operator sets it only when no retry will reconnect to the work.
     """
 
     def __init__(
@@ -107,12 +111,15 @@ class BasetenPollTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         end_time: float | None = None,
         cancel_on_kill: bool = False,
+        cancel_on_timeout: bool = False,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
         self.poll_interval = float(poll_interval)
         self.end_time = end_time
         self.cancel_on_kill = cancel_on_kill
+        self.cancel_on_timeout = cancel_on_timeout
+        self._hook_obj: BasetenHook | None = None
 
     def _base_kwargs(self) -> dict[str, Any]:
         return {
@@ -120,6 +127,7 @@ class BasetenPollTrigger(BaseTrigger):
             "poll_interval": self.poll_interval,
             "end_time": self.end_time,
             "cancel_on_kill": self.cancel_on_kill,
+            "cancel_on_timeout": self.cancel_on_timeout,
         }
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -130,9 +138,15 @@ class BasetenPollTrigger(BaseTrigger):
         raise NotImplementedError
 
     def _hook(self) -> BasetenHook:
-        from airflow_provider_baseten.hooks.baseten import BasetenHook
+        """This trigger's one hook: its connection is read once, not on every poll or poke.
 
-        return BasetenHook(self.conn_id)
+        Each wait closes only the hook's async client (bound to that wait's event loop); the settings stay.
+        """
+        if self._hook_obj is None:
+            from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+            self._hook_obj = BasetenHook(self.conn_id)
+        return self._hook_obj
 
     async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
         """One polling round: the terminal event, or ``None`` to keep waiting."""
@@ -165,7 +179,7 @@ class BasetenPollTrigger(BaseTrigger):
                 if result is not None:
                     return result
                 if self.end_time is not None and time.time() >= self.end_time:
-                    return event("timeout", f"Timed out waiting: {self._describe()}", **self._ids())
+                    return await self._timed_out(hook)
                 delay = self.poll_interval
                 if self.end_time is not None:
                     delay = max(0.0, min(delay, self.end_time - time.time()))
@@ -175,6 +189,21 @@ class BasetenPollTrigger(BaseTrigger):
 
     def _describe(self) -> str:
         return type(self).__name__
+
+    async def _timed_out(self, hook: BasetenHook) -> dict[str, Any]:
+        """The ``timeout`` event, after undoing the task's own work when ``cancel_on_timeout``."""
+        message = f"Timed out waiting: {self._describe()}."
+        undone = False
+        if self.cancel_on_timeout:
+            try:
+                await self.kill(hook)
+                undone = True
+                message += " Stopped what this task started (cancel_on_timeout)."
+            except Exception as exc:  # the timeout still fires: say the undo failed
+                from airflow_provider_baseten._redact import redact
+
+                message += redact(f" Could not stop what this task started: {exc}")
+        return event("timeout", message, undone=undone, **self._ids())
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: undo what it started, if ``cancel_on_kill``.
@@ -192,7 +221,9 @@ class BasetenPollTrigger(BaseTrigger):
         await asyncio.shield(undo)
 
     async def _undo(self) -> None:
-        hook = self._hook()
+        from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+        hook = BasetenHook(self.conn_id)  # its own client: the cancelled wait closes the trigger's
         try:
             await self.kill(hook)
         finally:
@@ -532,7 +563,9 @@ class TrainingJobTrigger(BasetenPollTrigger):
             if self.log_tail > 0:
                 ids = (self.training_project_id, self.training_job_id)
                 try:  # the newest lines, then the newest ERROR lines (they may be older than the tail)
-                    lines = await hook.aget_training_job_logs(*ids, direction="desc", limit=self.log_tail)
+                    lines = await hook.aget_training_job_logs(
+                        *ids, direction="desc", limit=min(max(self.log_tail, 1), 1000)
+                    )
                     tail = [line.message for line in reversed(lines)]
                     bad = await hook.aget_training_job_logs(*ids, direction="desc", limit=20, min_level="ERROR")
                     errors = format_lines(bad)

@@ -243,3 +243,19 @@ def test_keys_are_handed_to_airflows_secrets_masker(monkeypatch):
     rec = Recorder(lambda r: httpx.Response(200, json={"api_key": created_key}))
     BasetenHook(settings=s, http_transport=httpx.MockTransport(rec)).create_api_key("PERSONAL")
     assert created_key in masked
+
+
+def test_aregister_secret_masks_without_the_blocking_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The async path (triggers) never calls the sync ``mask_secret``, and still masks everywhere."""
+    from airflow.sdk import log as sdk_log
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+    from airflow_provider_baseten._redact import aregister_secret, redact
+
+    def blocking(*_: object, **__: object) -> None:
+        raise AssertionError("the sync mask_secret blocks the triggerer's event loop")
+
+    monkeypatch.setattr(sdk_log, "mask_secret", blocking)
+    asyncio.run(aregister_secret("async-path-secret-4711"))
+    assert redact("key async-path-secret-4711 here") == "key *** here"
+    assert "async-path-secret-4711" not in str(_secrets_masker().redact("key async-path-secret-4711 here"))
