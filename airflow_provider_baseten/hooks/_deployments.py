@@ -185,7 +185,7 @@ class _DeploymentApi(_HookCore):
 
     adelete_deployment = _twin(delete_deployment)
 
-    def _deployment_call(self, verb: str, deployment_id: str, model_id: str | None) -> _Call:
+    def _deployment_call(self, verb: str, deployment_id: str, model_id: str | None) -> _Call[ActivationResult]:
         m = _m()
         params = {"model_id": self._model(model_id)}
         if deployment_id == "development":
@@ -211,6 +211,7 @@ class _DeploymentApi(_HookCore):
     @_api
     def update_autoscaling_settings(
         self,
+        /,
         settings: dict[str, Any] | None = None,
         *,
         model_id: str | None = None,
@@ -267,6 +268,7 @@ class _DeploymentApi(_HookCore):
     @_api
     def get_deployment_logs(
         self,
+        /,
         deployment_id: str,
         *,
         model_id: str | None = None,
@@ -301,6 +303,7 @@ class _DeploymentApi(_HookCore):
     @_api
     def get_environment_logs(
         self,
+        /,
         environment: str,
         *,
         model_id: str | None = None,
