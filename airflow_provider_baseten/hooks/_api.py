@@ -9,6 +9,7 @@ Creates also carry a :class:`_Reconcile`: how to find what an ambiguous failure 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast, overload
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+R = TypeVar("R")
 
 
 @dataclass
@@ -173,6 +175,23 @@ def _api(builder: Callable[Concatenate[Any, P], _Call[T]]) -> Endpoint[P, T]:
     asynchronous.__doc__ = f"Async twin of :meth:`{builder.__name__}` (same arguments, awaitable)."
     _TWINS[sync] = asynchronous
     return cast("Endpoint[P, T]", sync)
+
+
+def _params_of(
+    sync: Callable[Concatenate[Any, P], Any],
+) -> Callable[[Callable[..., R]], Callable[Concatenate[Any, P], R]]:
+    """Give a hand-written async twin the parameters of its sync method, for type checkers and ``help()``.
+
+    For the few twins that are not made by :func:`_twin` (they stream or run a batch), written with
+    ``**kwargs``: one parameter list, the sync method's, with nothing to keep in step.
+    """
+
+    def apply(fn: Callable[..., R]) -> Callable[Concatenate[Any, P], R]:
+        signature = inspect.signature(sync).replace(return_annotation=inspect.Signature.empty)
+        fn.__signature__ = signature  # type: ignore[attr-defined]  # the documented way to set a signature
+        return fn
+
+    return apply
 
 
 def _twin(endpoint: Endpoint[P, T]) -> AsyncEndpoint[P, T]:

@@ -9,6 +9,7 @@ from airflow_provider_baseten.hooks._api import (
     _api,
     _Call,
     _m,
+    _params_of,
     _twin,
     _v,
 )
@@ -331,6 +332,7 @@ class _DeploymentApi(_HookCore):
 
     def iter_deployment_logs(
         self,
+        /,
         deployment_id: str,
         *,
         model_id: str | None = None,
@@ -359,6 +361,7 @@ class _DeploymentApi(_HookCore):
             )
             yield from pager.accept(page)
 
+    @_params_of(iter_deployment_logs)
     async def aiter_deployment_logs(self, deployment_id: str, **kwargs: Any) -> AsyncIterator[LogLine]:
         """Async twin of :meth:`iter_deployment_logs` (same arguments; an async iterator)."""
         from airflow_provider_baseten._logs import LogPager

@@ -141,6 +141,28 @@ SNIPPETS = {
     """,
 }
 
+
+def _hook_method_pairs() -> list[str]:
+    """Every public sync method of ``BasetenHook`` that has an ``a``-prefixed async twin."""
+    from airflow.sdk.bases.hook import BaseHook
+
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+    own = {n for n in dir(BasetenHook) if not n.startswith("_") and n not in dir(BaseHook)}
+    return sorted(n for n in own if "a" + n in own and callable(getattr(BasetenHook, n)))
+
+
+PAIRS = _hook_method_pairs()
+SNIPPETS["every_hook_method"] = "\n".join(
+    [
+        "from airflow_provider_baseten.hooks.baseten import BasetenHook",
+        "",
+        "",
+        "def main(hook: BasetenHook) -> None:",
+        *(f"    reveal_type(hook.{prefix}{name})" for name in PAIRS for prefix in ("", "a")),
+    ]
+)
+
 _MARK = re.compile(r"#\s*([ER]):\s*(.+?)\s*$")
 _LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<kind>error|note): (?P<msg>.*?)(?:\s+\[(?P<code>[\w-]+)\])?$")
 
@@ -228,6 +250,44 @@ def test_results_are_their_models(mypy_output: dict[str, dict[int, list[tuple[st
 def test_correct_dag_script_type_checks_clean(mypy_output: dict[str, dict[int, list[tuple[str, str, str]]]]) -> None:
     """A DAG using sync and async hook methods and the public types passes ``mypy --strict`` untouched."""
     _check("dag_ok", mypy_output)
+
+
+def _split_callable(revealed: str) -> tuple[str, str]:
+    """``def (params) -> returns`` as (params, returns), split at the arrow outside any brackets (mypy
+    leaves out ``-> None``)."""
+    assert revealed.startswith("def ("), revealed
+    depth = 0
+    for i, c in enumerate(revealed):
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif depth == 0 and revealed.startswith(" -> ", i):
+            return revealed[4:i], revealed[i + 4 :]
+    return revealed[4:], "None"
+
+
+def test_every_async_twin_has_its_sync_methods_parameters(
+    mypy_output: dict[str, dict[int, list[tuple[str, str, str]]]],
+) -> None:
+    """Each of the hook's sync methods and its ``a`` twin is visible to mypy (not ``Any``, not missing) with
+    the same parameters, and the twin's awaited type is the sync method's return type."""
+    assert len(PAIRS) >= 50, PAIRS  # the whole surface, not an empty loop
+    got = mypy_output["every_hook_method"]
+    revealed = {}
+    for number in range(5, 5 + 2 * len(PAIRS)):
+        reports = got.get(number, [])
+        assert [k for k, _, _ in reports] == ["note"], f"line {number}: {reports}"
+        revealed[number] = reports[0][2].removeprefix("Revealed type is ").strip('"')
+    for i, name in enumerate(PAIRS):
+        sync_params, sync_returns = _split_callable(revealed[5 + 2 * i])
+        async_params, async_returns = _split_callable(revealed[6 + 2 * i])
+        assert async_params == sync_params, f"a{name}{async_params} vs {name}{sync_params}"
+        assert async_returns in (
+            f"typing.Awaitable[{sync_returns}]",
+            f"typing.Coroutine[Any, Any, {sync_returns}]",
+            f"typing.AsyncIterator[{sync_returns.removeprefix('typing.Iterator[').removesuffix(']')}]",
+        ), f"a{name} returns {async_returns}, {name} returns {sync_returns}"
 
 
 def test_package_ships_py_typed() -> None:
