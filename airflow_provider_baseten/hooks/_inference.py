@@ -89,7 +89,7 @@ class _InferenceApi(_HookCore):
             neither limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds
             and logs the failures at WARNING.
         :param total: The number of inputs, when ``inputs`` has no ``len()`` (for progress and ETA).
-        :returns: :class:`~airflow_provider_baseten._batch.BatchResult`.
+        :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         from airflow_provider_baseten._batch import run_batch_sync
 

@@ -144,7 +144,7 @@ SNIPPETS = {
 
 def _hook_method_pairs() -> list[str]:
     """Every public sync method of ``BasetenHook`` that has an ``a``-prefixed async twin."""
-    from airflow.sdk.bases.hook import BaseHook
+    from airflow.sdk import BaseHook
 
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
