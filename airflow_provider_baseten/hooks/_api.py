@@ -173,6 +173,7 @@ def _api(builder: Callable[Concatenate[Any, P], _Call[T]]) -> Endpoint[P, T]:
 
     asynchronous.__name__ = asynchronous.__qualname__ = "a" + builder.__name__
     asynchronous.__doc__ = f"Async twin of :meth:`{builder.__name__}` (same arguments, awaitable)."
+    _sign_like(asynchronous, builder)
     _TWINS[sync] = asynchronous
     return cast("Endpoint[P, T]", sync)
 
@@ -187,11 +188,16 @@ def _params_of(
     """
 
     def apply(fn: Callable[..., R]) -> Callable[Concatenate[Any, P], R]:
-        signature = inspect.signature(sync).replace(return_annotation=inspect.Signature.empty)
-        fn.__signature__ = signature  # type: ignore[attr-defined]  # the documented way to set a signature
+        _sign_like(fn, sync)
         return fn
 
     return apply
+
+
+def _sign_like(fn: Callable[..., Any], like: Callable[..., Any]) -> None:
+    """Make ``inspect.signature(fn)`` (``help()``, IDEs that introspect) show ``like``'s parameters."""
+    signature = inspect.signature(like).replace(return_annotation=inspect.Signature.empty)
+    fn.__signature__ = signature  # type: ignore[attr-defined]  # typeshed lacks it; inspect documents it
 
 
 def _twin(endpoint: Endpoint[P, T]) -> AsyncEndpoint[P, T]:

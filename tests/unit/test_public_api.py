@@ -6,6 +6,8 @@ import importlib
 
 import pytest
 
+from tests.unit._surface import hook_method_pairs
+
 # public module -> {name: the private module it has always been importable from}
 PUBLIC = {
     "airflow_provider_baseten.config": {
@@ -74,3 +76,18 @@ def test_every_model_class_is_exported() -> None:
         and not name.startswith("_")
     }
     assert classes and classes <= set(models.__all__)
+
+
+def test_every_async_twin_shows_its_sync_parameters_at_runtime() -> None:
+    """``help(hook.aget_model)`` and introspecting IDEs see the real parameters, not ``*args, **kwargs``."""
+    import inspect
+
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+    pairs = hook_method_pairs()
+    assert len(pairs) >= 50
+    for name in pairs:
+        sync = inspect.signature(getattr(BasetenHook, name)).parameters
+        twin = inspect.signature(getattr(BasetenHook, "a" + name)).parameters
+        assert list(twin.values()) == list(sync.values()), name
+        assert not any(p.kind is p.VAR_POSITIONAL for p in twin.values()), name

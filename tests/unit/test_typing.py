@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit._surface import hook_method_pairs
+
 mypy_api = pytest.importorskip("mypy.api")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,17 +144,7 @@ SNIPPETS = {
 }
 
 
-def _hook_method_pairs() -> list[str]:
-    """Every public sync method of ``BasetenHook`` that has an ``a``-prefixed async twin."""
-    from airflow.sdk import BaseHook
-
-    from airflow_provider_baseten.hooks.baseten import BasetenHook
-
-    own = {n for n in dir(BasetenHook) if not n.startswith("_") and n not in dir(BaseHook)}
-    return sorted(n for n in own if "a" + n in own and callable(getattr(BasetenHook, n)))
-
-
-PAIRS = _hook_method_pairs()
+PAIRS = hook_method_pairs()
 SNIPPETS["every_hook_method"] = "\n".join(
     [
         "from airflow_provider_baseten.hooks.baseten import BasetenHook",
