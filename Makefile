@@ -12,7 +12,8 @@ UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
 # are already clean; make typecheck checks the whole package. Switch this to airflow_provider_baseten once
 # that passes.
 MYPY_PATHS ?= airflow_provider_baseten/__init__.py airflow_provider_baseten/config.py \
-	airflow_provider_baseten/batch.py airflow_provider_baseten/hooks airflow_provider_baseten/_batch \
+	airflow_provider_baseten/batch.py airflow_provider_baseten/operators/base.py airflow_provider_baseten/sensors/base.py \
+	airflow_provider_baseten/hooks airflow_provider_baseten/_batch \
 	airflow_provider_baseten/models.py airflow_provider_baseten/exceptions.py airflow_provider_baseten/_redact.py \
 	airflow_provider_baseten/_h1.py airflow_provider_baseten/_routes.py airflow_provider_baseten/_logs.py \
 	airflow_provider_baseten/_ratelimit.py airflow_provider_baseten/links.py airflow_provider_baseten/demo.py \
