@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 try:
     import httptools
 except ImportError:  # pragma: no cover - httptools comes with Airflow; without it batch uses httpx's transport
-    httptools = None
-
-AVAILABLE = httptools is not None
+    AVAILABLE = False
+else:
+    AVAILABLE = True
 
 
 class _Protocol(asyncio.Protocol):
@@ -38,7 +38,8 @@ class _Protocol(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # create_connection with a TCP socket always hands a stream transport (typeshed: BaseTransport)
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -122,10 +123,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         if proto is None or proto.closed or self._origin != origin:
             await self._drop()
             proto = self._proto = await self._connect(request, origin, timeouts.get("connect"))
-        try:
-            body = request.content
-        except httpx.RequestNotRead:  # a prepared stream: join its chunks (batch bodies are small)
-            body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
+        body = await request.aread()  # a prepared stream is joined once (batch bodies are small)
         lines = [
             b"%s %s HTTP/1.1\r\nHost: %s\r\n"
             % (request.method.encode(), url.raw_path, request.headers["host"].encode())

@@ -27,7 +27,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 DAGS = ("baseten_batch_inference", "baseten_train_then_promote", "baseten_async_inference")
 BATCH_SIZE = 5000
@@ -74,8 +74,7 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/baseten/async-results"
+        return f"http://127.0.0.1:{self._server.server_port}/baseten/async-results"
 
     def __enter__(self) -> WebhookReceiver:
         self._thread.start()
@@ -197,10 +196,11 @@ def tail(path: Path, lines: int = 40) -> str:
 def main() -> int:
     from airflow_provider_baseten.emulator import BasetenEmulator
 
-    gateway = os.environ.get("BASETEN_DEMO_GATEWAY", "baseten").strip().lower() or "baseten"
-    if gateway not in ("baseten", "lowcodeapi"):
-        print(f"BASETEN_DEMO_GATEWAY must be 'baseten' or 'lowcodeapi', not {gateway!r}", file=sys.stderr)
+    chosen = os.environ.get("BASETEN_DEMO_GATEWAY", "baseten").strip().lower() or "baseten"
+    if chosen not in ("baseten", "lowcodeapi"):
+        print(f"BASETEN_DEMO_GATEWAY must be 'baseten' or 'lowcodeapi', not {chosen!r}", file=sys.stderr)
         return 2
+    gateway: Literal["baseten", "lowcodeapi"] = "lowcodeapi" if chosen == "lowcodeapi" else "baseten"
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="baseten-demo-"))
     home, data, logs = work / "airflow", work / "data", work / "logs"

@@ -85,7 +85,9 @@ class ErrorBudget:
         """Whether ``failed`` failures already break the budget (``total``: the batch size, if known)."""
         if self.max_failures is not None and failed > self.max_failures:
             return True
-        return self.max_error_rate is not None and bool(total) and failed > self.max_error_rate * total  # type: ignore[operator]
+        if self.max_error_rate is None or not total:
+            return False
+        return failed > self.max_error_rate * total
 
     @property
     def accepts_everything(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -138,8 +138,8 @@ async def run_batch(
         )
     if resume and output_path is None:
         raise BasetenValidationError("resume=True needs output_path (it skips lines already there).", field="resume")
-    if total is None and hasattr(inputs, "__len__"):
-        total = len(inputs)  # type: ignore[arg-type]
+    if total is None and isinstance(inputs, Sized):
+        total = len(inputs)
     if total == 0:
         raise BasetenValidationError("The batch is empty: give at least one input.", field="inputs")
 
@@ -266,7 +266,7 @@ class _Run:
             self.watch.passed()
             return
         result.failed += 1
-        result.failures[index] = error  # type: ignore[assignment]
+        result.failures[index] = error if error is not None else str(exc)
         if isinstance(exc, BasetenAuthError):
             self.aborted = exc
         elif _transient(exc):

@@ -93,7 +93,7 @@ def _direct_send(client: httpx.AsyncClient) -> _Send:
         return client.send
 
     async def send(request: httpx.Request) -> httpx.Response:
-        response = await pick(request.url).handle_async_request(request)
+        response: httpx.Response = await pick(request.url).handle_async_request(request)
         response.request = request
         return response
 

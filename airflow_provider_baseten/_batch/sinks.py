@@ -106,9 +106,12 @@ class _JsonlSink:
     def put(self, index: int, output: Any, error: str | None) -> None:
         rec = {"index": index, "error": error} if error is not None else {"index": index, "output": output}
         data = (json.dumps(rec, separators=(",", ":")) + "\n").encode()
-        written = os.write(self._fd, data)  # type: ignore[arg-type]
+        fd = self._fd
+        if fd is None:
+            raise RuntimeError("The results file is closed: nothing more can be written to it.")
+        written = os.write(fd, data)
         while written < len(data):  # a short write (rare on regular files): finish the line
-            written += os.write(self._fd, data[written:])  # type: ignore[arg-type]
+            written += os.write(fd, data[written:])
 
     def close(self) -> None:
         if self._fd is not None:
@@ -234,7 +237,7 @@ def _local_path(path: Any) -> str | None:
     """The local filesystem path of ``path``, or ``None`` for object storage."""
     protocol = getattr(path, "protocol", None)
     if protocol is None:
-        return os.fspath(path)
+        return os.fsdecode(path)
     return str(path.path) if protocol in ("file", "local") else None
 
 
@@ -281,7 +284,7 @@ def read_jsonl(path: Any) -> Iterator[Any]:
                 )
             try:
                 yield json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise BasetenValidationError(
                     f"{path}: line {lineno} is not valid JSON ({exc.msg}). Fix or remove that line.",
                     field="inputs",

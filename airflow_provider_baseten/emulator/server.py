@@ -207,7 +207,7 @@ class BasetenEmulator:
         auth_scheme: Literal["Bearer", "Api-Key"] = "Bearer",
         **kw: Any,
     ) -> Settings:
-        """Transport :class:`~airflow_provider_baseten._transport.Settings` for this emulator."""
+        """Transport :class:`~airflow_provider_baseten.config.Settings` for this emulator."""
         from airflow_provider_baseten._transport import Settings
 
         return Settings(

@@ -55,14 +55,16 @@ def is_uri(value: object) -> bool:
 @cache
 def load_spec(surface: str) -> dict[str, Any]:
     """Baseten's OpenAPI document for ``surface`` (``management`` or ``inference``), from the package."""
-    text = resources.files("airflow_provider_baseten.emulator").joinpath("specs", f"openapi-{surface}.json")
-    return json.loads(text.read_text(encoding="utf-8"))
+    text = resources.files("airflow_provider_baseten.emulator") / "specs" / f"openapi-{surface}.json"
+    spec: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    return spec
 
 
 @cache
-def _registry(surface: str) -> Registry:
+def _registry(surface: str) -> Registry[Any]:
     resource = Resource.from_contents(load_spec(surface), default_specification=DRAFT202012)
-    return Registry().with_resource(_urn(surface), resource)
+    registry: Registry[Any] = Registry().with_resource(_urn(surface), resource)
+    return registry
 
 
 def _urn(surface: str) -> str:

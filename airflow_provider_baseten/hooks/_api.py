@@ -9,6 +9,7 @@ Creates also carry a :class:`_Reconcile`: how to find what an ambiguous failure 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast, overload
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+R = TypeVar("R")
 
 
 @dataclass
@@ -71,14 +73,16 @@ def _reconciled(hook: _HookCore, call: _Call[Any], exc: Exception, found: Any) -
 
 
 def _no_snapshot(hook: _HookCore, call: _Call[Any], exc: Exception) -> None:
-    """Without a snapshot an ambiguous create cannot be reconciled safely: it will raise instead."""
+    """Log that there is no snapshot: without one an ambiguous create cannot be reconciled safely, so the
+    caller drops ``call.reconcile`` and the create's error will be raised instead."""
     hook.log.warning(
         "Baseten %s: could not list what exists before the create (%s); sending it anyway.", call.name, exc
     )
 
 
 def _lookup_failed(hook: _HookCore, call: _Call[Any], exc: Exception, lookup_exc: Exception) -> None:
-    """A 404 from the lookup means "not there"; any other failure is logged and the create's error stands."""
+    """A 404 from the lookup means "not there" (the caller goes on with nothing found); any other failure is
+    logged and the create's error is raised."""
     if getattr(lookup_exc, "status_code", None) != 404:
         hook.log.warning("Baseten %s: the lookup after an ambiguous failure failed too: %s", call.name, lookup_exc)
         raise exc from None
@@ -105,6 +109,10 @@ class AsyncEndpoint(Protocol[P, T_co]):
     def __get__(self, obj: object, owner: type[Any]) -> Callable[P, Awaitable[T_co]]: ...
 
 
+# Each sync method made by :func:`_api` -> its async twin, for :func:`_twin` (filled at class creation).
+_TWINS: dict[object, Callable[..., Any]] = {}
+
+
 def _api(builder: Callable[Concatenate[Any, P], _Call[T]]) -> Endpoint[P, T]:
     """Make the public sync method from ``builder``; ``aname = _twin(name)`` declares its async twin."""
 
@@ -127,7 +135,8 @@ def _api(builder: Callable[Concatenate[Any, P], _Call[T]]) -> Endpoint[P, T]:
             try:  # what exists already is never "what the create made"
                 before = send(transport, call.reconcile.before)
             except Exception as snap_exc:
-                call.reconcile = _no_snapshot(self, call, snap_exc)
+                _no_snapshot(self, call, snap_exc)
+                call.reconcile = None
         try:
             return cast("T", send(transport, call))
         except Exception as exc:
@@ -136,7 +145,8 @@ def _api(builder: Callable[Concatenate[Any, P], _Call[T]]) -> Endpoint[P, T]:
             try:
                 found = call.reconcile.pick(send(transport, call.reconcile.lookup), before)
             except Exception as lookup_exc:
-                found = _lookup_failed(self, call, exc, lookup_exc)
+                _lookup_failed(self, call, exc, lookup_exc)
+                found = None
             return cast("T", _reconciled(self, call, exc, found))
 
     async def asynchronous(self: _HookCore, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -147,7 +157,8 @@ def _api(builder: Callable[Concatenate[Any, P], _Call[T]]) -> Endpoint[P, T]:
             try:
                 before = await asend(transport, call.reconcile.before)
             except Exception as snap_exc:
-                call.reconcile = _no_snapshot(self, call, snap_exc)
+                _no_snapshot(self, call, snap_exc)
+                call.reconcile = None
         try:
             return cast("T", await asend(transport, call))
         except Exception as exc:
@@ -156,18 +167,42 @@ def _api(builder: Callable[Concatenate[Any, P], _Call[T]]) -> Endpoint[P, T]:
             try:
                 found = call.reconcile.pick(await asend(transport, call.reconcile.lookup), before)
             except Exception as lookup_exc:
-                found = _lookup_failed(self, call, exc, lookup_exc)
+                _lookup_failed(self, call, exc, lookup_exc)
+                found = None
             return cast("T", _reconciled(self, call, exc, found))
 
     asynchronous.__name__ = asynchronous.__qualname__ = "a" + builder.__name__
     asynchronous.__doc__ = f"Async twin of :meth:`{builder.__name__}` (same arguments, awaitable)."
-    sync._async_twin = asynchronous  # type: ignore[attr-defined]
+    _sign_like(asynchronous, builder)
+    _TWINS[sync] = asynchronous
     return cast("Endpoint[P, T]", sync)
+
+
+def _params_of(
+    sync: Callable[Concatenate[Any, P], Any],
+) -> Callable[[Callable[..., R]], Callable[Concatenate[Any, P], R]]:
+    """Give a hand-written async twin the parameters of its sync method, for type checkers and ``help()``.
+
+    For the few twins that are not made by :func:`_twin` (they stream or run a batch), written with
+    ``**kwargs``: one parameter list, the sync method's, with nothing to keep in step.
+    """
+
+    def apply(fn: Callable[..., R]) -> Callable[Concatenate[Any, P], R]:
+        _sign_like(fn, sync)
+        return fn
+
+    return apply
+
+
+def _sign_like(fn: Callable[..., Any], like: Callable[..., Any]) -> None:
+    """Make ``inspect.signature(fn)`` (``help()``, IDEs that introspect) show ``like``'s parameters."""
+    signature = inspect.signature(like).replace(return_annotation=inspect.Signature.empty)
+    fn.__signature__ = signature  # type: ignore[attr-defined]  # typeshed lacks it; inspect documents it
 
 
 def _twin(endpoint: Endpoint[P, T]) -> AsyncEndpoint[P, T]:
     """The async twin of a method made by :func:`_api` (declare it as ``aname = _twin(name)``)."""
-    return cast("AsyncEndpoint[P, T]", endpoint._async_twin)  # type: ignore[attr-defined]
+    return cast("AsyncEndpoint[P, T]", _TWINS[endpoint])
 
 
 # A job created up to this long before the call started still counts as "made by this call" when an

@@ -163,7 +163,7 @@ class _HookCore(BaseHook):
 
     def _inference(
         self, action: str, model_id: str | None, environment: str | None, deployment_id: str | None
-    ) -> _Call:
+    ) -> _Call[Any]:
         """Route an inference action to the deployment, development, production or environment endpoint."""
         from airflow_provider_baseten.exceptions import BasetenValidationError
 

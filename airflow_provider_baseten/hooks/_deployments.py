@@ -9,6 +9,7 @@ from airflow_provider_baseten.hooks._api import (
     _api,
     _Call,
     _m,
+    _params_of,
     _twin,
     _v,
 )
@@ -185,7 +186,7 @@ class _DeploymentApi(_HookCore):
 
     adelete_deployment = _twin(delete_deployment)
 
-    def _deployment_call(self, verb: str, deployment_id: str, model_id: str | None) -> _Call:
+    def _deployment_call(self, verb: str, deployment_id: str, model_id: str | None) -> _Call[ActivationResult]:
         m = _m()
         params = {"model_id": self._model(model_id)}
         if deployment_id == "development":
@@ -211,6 +212,7 @@ class _DeploymentApi(_HookCore):
     @_api
     def update_autoscaling_settings(
         self,
+        /,
         settings: dict[str, Any] | None = None,
         *,
         model_id: str | None = None,
@@ -267,6 +269,7 @@ class _DeploymentApi(_HookCore):
     @_api
     def get_deployment_logs(
         self,
+        /,
         deployment_id: str,
         *,
         model_id: str | None = None,
@@ -301,6 +304,7 @@ class _DeploymentApi(_HookCore):
     @_api
     def get_environment_logs(
         self,
+        /,
         environment: str,
         *,
         model_id: str | None = None,
@@ -328,6 +332,7 @@ class _DeploymentApi(_HookCore):
 
     def iter_deployment_logs(
         self,
+        /,
         deployment_id: str,
         *,
         model_id: str | None = None,
@@ -356,6 +361,7 @@ class _DeploymentApi(_HookCore):
             )
             yield from pager.accept(page)
 
+    @_params_of(iter_deployment_logs)
     async def aiter_deployment_logs(self, deployment_id: str, **kwargs: Any) -> AsyncIterator[LogLine]:
         """Async twin of :meth:`iter_deployment_logs` (same arguments; an async iterator)."""
         from airflow_provider_baseten._logs import LogPager

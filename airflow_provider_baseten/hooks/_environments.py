@@ -72,8 +72,8 @@ class _EnvironmentApi(_HookCore):
         if promotion_settings:
             body["promotion_settings"] = dict(promotion_settings)
         model = self._model(model_id)
-        lookup = self.get_environment.__wrapped__(self, name, model_id=model)  # type: ignore[attr-defined]
-        existing = self.list_environments.__wrapped__(self, model)  # type: ignore[attr-defined]
+        lookup = type(self).get_environment.__wrapped__(self, name, model_id=model)
+        existing = type(self).list_environments.__wrapped__(self, model)
 
         def pick(env: Any, before: list[Any]) -> Any:
             return env if env is not None and all(e.name != name for e in before) else None
@@ -209,7 +209,7 @@ class _EnvironmentApi(_HookCore):
 
     acancel_promotion = _twin(cancel_promotion)
 
-    def _signal(self, action: str, environment: str, model_id: str | None) -> _Call:
+    def _signal(self, action: str, environment: str, model_id: str | None) -> _Call[SignalResult]:
         m = _m()
         return _Call(
             f"{action}_promotion",

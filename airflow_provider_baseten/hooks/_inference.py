@@ -9,6 +9,7 @@ from airflow_provider_baseten.hooks._api import (
     _api,
     _Call,
     _m,
+    _params_of,
     _twin,
 )
 from airflow_provider_baseten.hooks._core import _HookCore
@@ -88,7 +89,7 @@ class _InferenceApi(_HookCore):
             neither limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds
             and logs the failures at WARNING.
         :param total: The number of inputs, when ``inputs`` has no ``len()`` (for progress and ETA).
-        :returns: :class:`~airflow_provider_baseten._batch.BatchResult`.
+        :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         from airflow_provider_baseten._batch import run_batch_sync
 
@@ -109,6 +110,7 @@ class _InferenceApi(_HookCore):
             max_error_rate=max_error_rate,
         )
 
+    @_params_of(predict_batch)
     async def apredict_batch(self, inputs: Iterable[Any], **kwargs: Any) -> BatchResult:
         """Async twin of :meth:`predict_batch` (same arguments)."""
         from airflow_provider_baseten._batch import run_batch

@@ -75,7 +75,7 @@ class _TrainingApi(_HookCore):
         name = training_job.get("name")
         reconcile = None
         if isinstance(name, str) and name:
-            jobs = self.list_training_jobs.__wrapped__(self, training_project_id)  # type: ignore[attr-defined]
+            jobs = type(self).list_training_jobs.__wrapped__(self, training_project_id)
             reconcile = _Reconcile(jobs, jobs, _newest_named(name, time.time()), f"training job named {name!r}")
         return _Call(
             "create_training_job",

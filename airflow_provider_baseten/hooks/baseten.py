@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_baseten.hooks._api import RECONCILE_CLOCK_SKEW, _Call, _created_at
-from airflow_provider_baseten.hooks._core import _warned_gateway_model
+from airflow_provider_baseten.hooks._api import RECONCILE_CLOCK_SKEW
+
+# Internal names other provider modules and tests import from here (explicit re-exports, not public API).
+from airflow_provider_baseten.hooks._api import _Call as _Call
+from airflow_provider_baseten.hooks._api import _created_at as _created_at
+from airflow_provider_baseten.hooks._core import _warned_gateway_model as _warned_gateway_model
 from airflow_provider_baseten.hooks._deployments import _DeploymentApi
 from airflow_provider_baseten.hooks._environments import _EnvironmentApi
 from airflow_provider_baseten.hooks._inference import _InferenceApi
@@ -20,8 +24,8 @@ class BasetenHook(_InferenceApi, _DeploymentApi, _EnvironmentApi, _TrainingApi):
     """Talk to Baseten from Airflow: inference, deployments, environments, secrets, API keys, training.
 
     :param baseten_conn_id: The Airflow connection (type ``baseten``). Its password is the API key.
-    :param timeouts: Override connect/read timeouts (:class:`~airflow_provider_baseten._transport.Timeouts`).
-    :param retry: Override the retry policy (:class:`~airflow_provider_baseten._transport.RetryPolicy`).
+    :param timeouts: Override connect/read timeouts (:class:`~airflow_provider_baseten.config.Timeouts`).
+    :param retry: Override the retry policy (:class:`~airflow_provider_baseten.config.RetryPolicy`).
     :param settings: Use these settings instead of reading a connection (tests, scripts).
     :param http_transport: An httpx transport to send through (``httpx.MockTransport`` in unit tests).
 
@@ -58,4 +62,4 @@ class BasetenHook(_InferenceApi, _DeploymentApi, _EnvironmentApi, _TrainingApi):
         return True, f"Connected to {where} at {settings.base_url}: {len(models)} model(s) visible."
 
 
-__all__ = ["RECONCILE_CLOCK_SKEW", "BasetenHook", "_Call", "_created_at", "_warned_gateway_model"]
+__all__ = ["RECONCILE_CLOCK_SKEW", "BasetenHook"]
