@@ -121,7 +121,7 @@ class EmulatorState(InferenceHandlers, DeploymentHandlers, TrainingHandlers, Wor
 
     # -- dispatch ------------------------------------------------------------------------------------
     def handle(
-        self, name: str, params: dict[str, str], query: dict[str, str], body: Any, model_id: str | None
+        self, name: str, params: dict[str, str], query: dict[str, Any], body: Any, model_id: str | None
     ) -> tuple[int, Any]:
         """Answer endpoint ``name`` (sync predict excluded: see :meth:`predict_target`). Returns (status, JSON)."""
         with self.lock:
