@@ -94,18 +94,9 @@ class FaultTarget(Protocol):
     state: EmulatorState
     api_routes: RouteTable
 
-    def record(
-        self,
-        method: str,
-        path: str,
-        query: Any,
-        endpoint: str | None,
-        kind: str,
-        status: int,
-        auth: str | None,
-        fault: str | None = None,
-    ) -> None:
-        """Log a request and count its status."""
+    @property
+    def record(self) -> Callable[..., None]:
+        """Logs a request and counts its status (``EmulatorCore.record``)."""
 
 
 class FaultMiddleware:
