@@ -1,7 +1,8 @@
 """Routing, authentication, envelopes and retries: the one place that talks HTTP.
 
 The sync (:meth:`Transport.request`) and async (:meth:`Transport.arequest`) paths share everything but
-the two lines that send and sleep: :meth:`Transport.build` makes the request, ``Transport._from_response``
+the lines that send and sleep: :meth:`Transport.build` makes the request, ``Transport._retrying`` runs the
+retry loop without I/O (the sync and async senders only carry out its steps), ``Transport._from_response``
 reads the answer, and :class:`RetryPolicy` decides whether and how long to wait.
 
 Settings and input checks live in :mod:`._settings`, the meaning of error answers in :mod:`._errors`; this
@@ -17,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("airflow_provider_baseten")
+
+#: A step of :meth:`Transport._retrying` that is not a sleep: send the request now.
+SEND = -1.0
+#: What a sender hands back to :meth:`Transport._retrying`: the answer, the error, or nothing (after a sleep).
+Answer = httpx.Response | httpx.HTTPError | None
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -378,7 +384,12 @@ class Transport:
             exc.request_id = exc.request_id or out.request_id
             raise
 
-    def _send_with_retries(self, client: httpx.Client, ep: Endpoint, req: httpx.Request) -> Outcome:
+    def _retrying(self, ep: Endpoint, req: httpx.Request) -> Generator[float, Answer, Outcome]:
+        """The retry loop for ``req``, without I/O: the sync and async senders below only carry it out.
+
+        Yields seconds to sleep, or :data:`SEND`: send ``req`` and send back the (read and closed) response
+        or the :class:`httpx.HTTPError`. Returns the final :class:`Outcome`.
+        """
         started = time.monotonic()
         attempt = 0
         limiter = limiter_for(self.settings.api_key, ep.name)
@@ -386,8 +397,27 @@ class Transport:
             attempt += 1
             wait = _pace(limiter, ep)
             if wait:
-                self._sleep(wait)
+                yield wait
             t0 = time.monotonic()
+            answer = yield SEND
+            if isinstance(answer, httpx.Response):
+                out = self._from_response(ep, req, answer, time.monotonic() - t0)
+            else:
+                assert answer is not None, "a sender answers SEND with the response or the error"
+                out = self._from_exception(ep, req, answer)
+            delay = self._next_delay(ep, out, attempt, started)
+            if delay is None:
+                return out
+            yield delay
+
+    def _send_with_retries(self, client: httpx.Client, ep: Endpoint, req: httpx.Request) -> Outcome:
+        steps = self._retrying(ep, req)
+        step: float | Outcome = next(steps)
+        while not isinstance(step, Outcome):
+            if step != SEND:
+                self._sleep(step)
+                step = _advance(steps, None)
+                continue
             try:
                 response = client.send(req)
                 try:
@@ -395,13 +425,10 @@ class Transport:
                 finally:
                     response.close()
             except httpx.HTTPError as exc:
-                out = self._from_exception(ep, req, exc)
+                step = _advance(steps, exc)
             else:
-                out = self._from_response(ep, req, response, time.monotonic() - t0)
-            delay = self._next_delay(ep, out, attempt, started)
-            if delay is None:
-                return out
-            self._sleep(delay)
+                step = _advance(steps, response)
+        return step
 
     async def asend_with_retries(
         self,
@@ -416,15 +443,13 @@ class Transport:
         Errors are returned in the :class:`Outcome`, not raised.
         """
         send = send or client.send
-        started = time.monotonic()
-        attempt = 0
-        limiter = limiter_for(self.settings.api_key, ep.name)
-        while True:
-            attempt += 1
-            wait = _pace(limiter, ep)
-            if wait:
-                await self._asleep(wait)
-            t0 = time.monotonic()
+        steps = self._retrying(ep, req)
+        step: float | Outcome = next(steps)
+        while not isinstance(step, Outcome):
+            if step != SEND:
+                await self._asleep(step)
+                step = _advance(steps, None)
+                continue
             try:
                 response = await send(req)
                 try:
@@ -432,13 +457,10 @@ class Transport:
                 finally:
                     await response.aclose()
             except httpx.HTTPError as exc:
-                out = self._from_exception(ep, req, exc)
+                step = _advance(steps, exc)
             else:
-                out = self._from_response(ep, req, response, time.monotonic() - t0)
-            delay = self._next_delay(ep, out, attempt, started)
-            if delay is None:
-                return out
-            await self._asleep(delay)
+                step = _advance(steps, response)
+        return step
 
     def _next_delay(self, ep: Endpoint, out: Outcome, attempt: int, started: float) -> float | None:
         if not out.retry:
@@ -535,6 +557,15 @@ class Transport:
         if payload.get("error"):
             return Outcome(error=error_from_response(status, payload, text, request_id, gateway=True, where=ep.name))
         return Outcome(value=payload.get("data"), status=status, request_id=request_id)
+
+
+def _advance(steps: Generator[float, Answer, Outcome], answer: Answer) -> float | Outcome:
+    """The next step of :meth:`Transport._retrying` after ``answer``, or its final outcome."""
+    try:
+        return steps.send(answer)
+    except StopIteration as done:
+        outcome: Outcome = done.value
+        return outcome
 
 
 def _pace(limiter: WindowLimiter | None, ep: Endpoint) -> float:
