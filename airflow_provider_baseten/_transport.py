@@ -327,9 +327,8 @@ class Transport:
         ep = endpoint(name)
         for fmt, req in self._attempts(ep, params or {}, query, body, model_id):
             out = self._send_with_retries(client or self.client, ep, req)
-            if out.fallback and fmt == "new" and len(self.formats(ep)) > 1:
-                continue
-            return self._finish(ep, fmt, out, parse)
+            if not self._falls_back(ep, fmt, out):
+                return self._finish(ep, fmt, out, parse)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def arequest(
@@ -347,9 +346,8 @@ class Transport:
         ep = endpoint(name)
         for fmt, req in self._attempts(ep, params or {}, query, body, model_id):
             out = await self.asend_with_retries(client or self.async_client, ep, req)
-            if out.fallback and fmt == "new" and len(self.formats(ep)) > 1:
-                continue
-            return self._finish(ep, fmt, out, parse)
+            if not self._falls_back(ep, fmt, out):
+                return self._finish(ep, fmt, out, parse)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempts(
@@ -365,6 +363,10 @@ class Transport:
             (fmt, self.build(ep, params, query=query, body=body, model_id=model_id, url_format=fmt)) for fmt in formats
         ]
         yield from built
+
+    def _falls_back(self, ep: Endpoint, fmt: UrlFormat, out: Outcome) -> bool:
+        """Whether a 404 to LowCodeAPI's new URL format should be tried again in the old one."""
+        return out.fallback and fmt == "new" and len(self.formats(ep)) > 1
 
     def _finish(self, ep: Endpoint, fmt: UrlFormat, out: Outcome, parse: Callable[[Any], Any] | None = None) -> Any:
         s = self.settings
