@@ -1,4 +1,9 @@
-"""Client-side pacing of Baseten's per-key endpoint limits (activate/deactivate 20/min, retry 10/min).
+"""Client-side pacing of Baseten's limits: per-key endpoint windows (activate/deactivate 20/min, retry 10/min:
+:class:`WindowLimiter`) and the triggers' per-model async status budget (20 rps: :class:`StatusBudget`).
+
+The two stay two classes: a window lets a short burst through at once (one activate never waits), while the
+status budget spaces every call evenly and queues again after a late wake (hundreds of triggers on one
+event loop would otherwise all wake together).
 
 Baseten answers a burst past these limits with 429 and ``{"retry_after": N}``; pacing here keeps one
 process under them instead of paying for the 429s. Like the triggers' status budget, a caller *reserves* the
@@ -12,6 +17,7 @@ that still comes (other processes share the key) is retried after its ``retry_af
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
@@ -69,3 +75,56 @@ def reset_rate_limits() -> None:
     """Forget every reservation (for tests)."""
     with _lock:
         _limiters.clear()
+
+
+# -- the triggers' status budget ----------------------------------------------------------------------
+STATUS_BUDGET_RPS = 20.0  # Baseten's async status/cancel/queue budget per model (spec: 20 rps)
+
+
+class StatusBudget:
+    """Spaces calls so that all of them together stay under ``rps`` per second.
+
+    One triggerer runs hundreds of triggers in one process: spacing each trigger's own calls keeps none of
+    them under Baseten's per-model budget once there are more than a few. Every trigger (and sensor poke)
+    in the process that polls the same model through the same connection takes its turn from one
+    budget. Each caller reserves the next free slot and sleeps until it; there is no asyncio lock, so the
+    budget works across event loops (the triggerer's, and the ``asyncio.run`` of each inline wait).
+    """
+
+    def __init__(self, rps: float) -> None:
+        self.spacing = 1.0 / rps
+        self._next = 0.0  # the next free slot to reserve
+        self._granted = float("-inf")  # when the last caller was let through
+        self._lock = threading.Lock()
+
+    async def turn(self) -> None:
+        """Wait for this caller's slot."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.spacing
+        while True:
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            with self._lock:
+                now = time.monotonic()
+                if now >= self._granted + self.spacing:
+                    self._granted = now
+                    return
+                # A busy event loop wakes sleepers late and together: queue again, one spacing apart.
+                slot = max(self._next, self._granted + self.spacing)
+                self._next = slot + self.spacing
+
+
+_budgets: dict[tuple[str, str | None, float], StatusBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def status_budget(conn_id: str, model_id: str | None, rps: float = STATUS_BUDGET_RPS) -> StatusBudget:
+    """The process-wide :class:`StatusBudget` of one model (``None``: the connection's default model)."""
+    key = (conn_id, model_id, rps)
+    with _budgets_lock:
+        budget = _budgets.get(key)
+        if budget is None:
+            budget = _budgets[key] = StatusBudget(rps)
+        return budget

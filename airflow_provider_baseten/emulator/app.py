@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Body, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.routing import Match, Route
+from starlette.routing import Route
 
 from airflow_provider_baseten._routes import ENDPOINTS, Endpoint
 from airflow_provider_baseten.emulator.clock import Clock
@@ -35,23 +35,13 @@ from airflow_provider_baseten.emulator.config import EmulatorConfig, FaultRule
 from airflow_provider_baseten.emulator.faults import FaultInjector, FaultMiddleware
 from airflow_provider_baseten.emulator.state import ApiError, EmulatorState, iso, model_output
 from airflow_provider_baseten.emulator.validation import SpecValidator
+from airflow_provider_baseten.emulator.wire import RouteTable, Scope, error_body, match_route
 
 log = logging.getLogger("airflow_provider_baseten.emulator")
 
 GATEWAY_PREFIX = "/baseten"
 _LIST_PARAMS = frozenset({"includes", "excludes", "metrics"})  # repeated query parameters (?metrics=a&metrics=b)
 INFERENCE_PREFIX = "/model/{model_id}"
-_INFERENCE_CODES = {
-    400: "client_error",
-    401: "unauthorized",
-    404: "model_does_not_exist",
-    413: "payload_too_large",
-    429: "rate_limited",
-    500: "internal_baseten_error",
-    502: "model_unavailable",
-    503: "model_unavailable",
-    504: "timeout",
-}
 
 
 class EmulatorCore:
@@ -70,7 +60,7 @@ class EmulatorCore:
         self.validator = SpecValidator()
         self.base_url = ""
         # (route, endpoint, kind) for every generated API route; the fault middleware matches against it.
-        self.api_routes: list[tuple[Route, Endpoint, str]] = []
+        self.api_routes: RouteTable = []
 
     def set_base_url(self, url: str) -> None:
         """Tell the state its own URL (for the presigned URLs it hands out)."""
@@ -131,18 +121,6 @@ def _json(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def error_body(kind: str, surface: str, status: int, message: str, code: str | None = None) -> dict[str, Any]:
-    """Baseten's (or LowCodeAPI's) error shape for ``kind`` (``direct``/``new``/``old``) and ``surface``."""
-    if kind != "direct":
-        body: dict[str, Any] = {"data": None, "error": message}
-        if code:
-            body["error_code"] = code
-        return body
-    if surface == "inference":
-        return {"error": message, "error_code": code or _INFERENCE_CODES.get(status, "internal_baseten_error")}
-    return {"error": message}
-
-
 # What the Truss server adds to the answer when the model's own code raised (truss: _truss_common/errors.py).
 MODEL_ERROR_HEADERS = {"X-BASETEN-ERROR-SOURCE": "04", "X-BASETEN-ERROR-CODE": "600"}
 
@@ -173,10 +151,10 @@ def _authenticate(core: EmulatorCore, request: Request, kind: str) -> tuple[bool
         if scheme.lower() not in ("bearer", "api-key"):
             return False, None
         return hmac.compare_digest(token.strip().encode(), expected), scheme
-    token = request.query_params.get("api_token")
-    if token is None:
+    api_token = request.query_params.get("api_token")
+    if api_token is None:
         return False, None
-    return hmac.compare_digest(token.encode(), expected), "api_token"
+    return hmac.compare_digest(api_token.encode(), expected), "api_token"
 
 
 def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
@@ -201,10 +179,11 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
         try:
             qp = request.query_params
             pp = request.path_params
-            params = {p: pp[p] if p in pp else qp.get(p) for p in ep.params}
-            missing = [p for p, v in params.items() if not v]
+            given = {p: pp[p] if p in pp else qp.get(p) for p in ep.params}
+            missing = [p for p, v in given.items() if not v]
             if missing:
                 raise ApiError(404, f"Missing path parameter {missing[0]}")
+            params: dict[str, str] = {p: str(v) for p, v in given.items()}
             model_id = (pp.get("model_id") if kind == "direct" else state.default_model_id()) if inference else None
             body = await _read_body(core, request, ep, kind, params)
             if sync_predict:
@@ -288,13 +267,9 @@ def _api_routes(core: EmulatorCore) -> list[Route]:
     return [r for _, r, _, _ in routes]
 
 
-def match_endpoint(core: EmulatorCore, scope: dict[str, Any]) -> tuple[Endpoint, str] | None:
+def match_endpoint(core: EmulatorCore, scope: Scope) -> tuple[Endpoint, str] | None:
     """The endpoint and surface kind a request is for (``None``: not an API route)."""
-    for route, ep, kind in core.api_routes:
-        m, _ = route.matches(scope)
-        if m == Match.FULL:
-            return ep, kind
-    return None
+    return match_route(core.api_routes, scope)
 
 
 def _admin_router(core: EmulatorCore) -> APIRouter:

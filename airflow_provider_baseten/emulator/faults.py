@@ -14,14 +14,14 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_baseten.emulator.config import FaultRule
+from airflow_provider_baseten.emulator.wire import RouteTable, Scope, error_body, match_route
 
 if TYPE_CHECKING:
-    from airflow_provider_baseten.emulator.app import EmulatorCore
+    from airflow_provider_baseten.emulator.state import EmulatorState
 
-Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -87,10 +87,22 @@ class FaultInjector:
             }
 
 
+class FaultTarget(Protocol):
+    """What :class:`FaultMiddleware` needs of the emulator (``app.EmulatorCore``, without importing it)."""
+
+    faults: FaultInjector
+    state: EmulatorState
+    api_routes: RouteTable
+
+    @property
+    def record(self) -> Callable[..., None]:
+        """Logs a request and counts its status (``EmulatorCore.record``)."""
+
+
 class FaultMiddleware:
     """ASGI middleware applying :class:`FaultInjector` decisions to API requests."""
 
-    def __init__(self, app: Any, core: EmulatorCore) -> None:
+    def __init__(self, app: Any, core: FaultTarget) -> None:
         self.app = app
         self.core = core
 
@@ -99,9 +111,7 @@ class FaultMiddleware:
         if scope["type"] != "http" or not core.faults.active or scope["path"].startswith("/__"):
             await self.app(scope, receive, send)
             return None
-        from airflow_provider_baseten.emulator.app import match_endpoint
-
-        found = match_endpoint(core, scope)
+        found = match_route(core.api_routes, scope)
         rule = core.faults.pick(found[0].name, found[0].surface) if found else None
         if rule is None or found is None:
             await self.app(scope, receive, send)
@@ -131,8 +141,6 @@ class FaultMiddleware:
 
     async def _answer(self, scope: Scope, ep: Any, kind: str, rule: FaultRule, send: Send, status: int = 0) -> Any:
         """Send the fault's answer (or drop the connection), and log it."""
-        from airflow_provider_baseten.emulator.app import error_body
-
         core = self.core
         query = _query(scope)
         if rule.kind == "drop":

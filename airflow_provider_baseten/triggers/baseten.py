@@ -10,13 +10,7 @@ Every trigger fires exactly one event: ``{"status": "success" | "failed" | "erro
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_baseten._logs import deployment_error_tail, format_lines
 from airflow_provider_baseten.exceptions import BasetenNotFoundError
@@ -27,233 +21,29 @@ from airflow_provider_baseten.models import (
     PROMOTION_ACTIVE_STATES,
     TRAINING_ACTIVE_STATES,
     TRAINING_FAILED_STATES,
+    LogLine,
 )
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
+from airflow_provider_baseten._ratelimit import STATUS_BUDGET_RPS, StatusBudget, status_budget
+from airflow_provider_baseten.triggers._poll import EVENT_STATUSES, BasetenPollTrigger, check_once, event, wait_inline
 
-EVENT_STATUSES = frozenset({"success", "failed", "error", "timeout"})
-STATUS_BUDGET_RPS = 20.0  # Baseten's async status/cancel/queue budget per model (spec: 20 rps)
-
-
-class StatusBudget:
-    """Spaces calls so that all of them together stay under ``rps`` per second.
-
-    One triggerer runs hundreds of triggers in one process: spacing each trigger's own calls keeps none of
-    them under Baseten's per-model budget once there are more than a few. Every trigger (and sensor poke)
-    in the process that polls the same model through the same connection takes its turn from one
-    budget. Each caller reserves the next free slot and sleeps until it; there is no asyncio lock, so the
-    budget works across event loops (the triggerer's, and the ``asyncio.run`` of each inline wait).
-    """
-
-    def __init__(self, rps: float) -> None:
-        self.spacing = 1.0 / rps
-        self._next = 0.0  # the next free slot to reserve
-        self._granted = float("-inf")  # when the last caller was let through
-        self._lock = threading.Lock()
-
-    async def turn(self) -> None:
-        """Wait for this caller's slot."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.spacing
-        while True:
-            if slot > now:
-                await asyncio.sleep(slot - now)
-            with self._lock:
-                now = time.monotonic()
-                if now >= self._granted + self.spacing:
-                    self._granted = now
-                    return
-                # A busy event loop wakes sleepers late and together: queue again, one spacing apart.
-                slot = max(self._next, self._granted + self.spacing)
-                self._next = slot + self.spacing
-
-
-_budgets: dict[tuple[str, str | None, float], StatusBudget] = {}
-_budgets_lock = threading.Lock()
-
-
-def status_budget(conn_id: str, model_id: str | None, rps: float = STATUS_BUDGET_RPS) -> StatusBudget:
-    """The process-wide :class:`StatusBudget` of one model (``None``: the connection's default model)."""
-    key = (conn_id, model_id, rps)
-    with _budgets_lock:
-        budget = _budgets.get(key)
-        if budget is None:
-            budget = _budgets[key] = StatusBudget(rps)
-        return budget
-
-
-def event(status: str, message: str, **ids: Any) -> dict[str, Any]:
-    """A terminal trigger event payload."""
-    return {"status": status, "message": message, **ids}
-
-
-class BasetenPollTrigger(BaseTrigger):
-    """Base of the provider's triggers: poll with :meth:`check` until it returns an event or time runs out.
-
-    :param conn_id: The Baseten connection.
-    :param poll_interval: Seconds between polling rounds.
-    :param end_time: The wait's one absolute deadline, in epoch seconds: past it, the trigger fires a
-        ``timeout`` event itself (``None``: no limit of its own). A trigger started again after the deadline
-        (a triggerer restart) checks the status once, then times out at once.
-    :param cancel_on_kill: On a user kill, undo what the task started (see :meth:`kill`).
-    :param cancel_on_timeout: At the deadline, undo what the task started (:meth:`kill`) before firing the
-        ``timeout`` event. The operator sets it only when no retry will reconnect to the work.
-    """
-
-    def __init__(
-        self,
-        *,
-        conn_id: str,
-        poll_interval: float = 10.0,
-        end_time: float | None = None,
-        cancel_on_kill: bool = False,
-        cancel_on_timeout: bool = False,
-    ) -> None:
-        super().__init__()
-        self.conn_id = conn_id
-        self.poll_interval = float(poll_interval)
-        self.end_time = end_time
-        self.cancel_on_kill = cancel_on_kill
-        self.cancel_on_timeout = cancel_on_timeout
-        self._hook_obj: BasetenHook | None = None
-
-    def _base_kwargs(self) -> dict[str, Any]:
-        return {
-            "conn_id": self.conn_id,
-            "poll_interval": self.poll_interval,
-            "end_time": self.end_time,
-            "cancel_on_kill": self.cancel_on_kill,
-            "cancel_on_timeout": self.cancel_on_timeout,
-        }
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Class path and JSON-primitive kwargs."""
-        return f"{type(self).__module__}.{type(self).__qualname__}", {**self._base_kwargs(), **self._kwargs()}
-
-    def _kwargs(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _hook(self) -> BasetenHook:
-        """This trigger's one hook: its connection is read once, not on every poll or poke.
-
-        Each wait closes only the hook's async client (bound to that wait's event loop); the settings stay.
-        """
-        if self._hook_obj is None:
-            from airflow_provider_baseten.hooks.baseten import BasetenHook
-
-            self._hook_obj = BasetenHook(self.conn_id)
-        return self._hook_obj
-
-    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
-        """One polling round: the terminal event, or ``None`` to keep waiting."""
-        raise NotImplementedError
-
-    async def kill(self, hook: BasetenHook) -> None:
-        """Undo what the task started (only called when ``cancel_on_kill``)."""
-
-    def _ids(self) -> dict[str, Any]:
-        return {}
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until terminal; yield exactly one event."""
-        yield TriggerEvent(await self.wait())
-
-    async def wait(self) -> dict[str, Any]:
-        """Poll until terminal and return the event (shared by :meth:`run` and :func:`wait_inline`)."""
-        from airflow_provider_baseten._redact import redact
-        from airflow_provider_baseten.exceptions import BasetenError
-
-        hook = self._hook()
-        try:
-            while True:
-                try:
-                    result = await self.check(hook)
-                except BasetenError as exc:
-                    return event("error", str(exc), **self._ids())
-                except Exception as exc:  # one event, always: a crash must not leave the task deferred
-                    return event("error", redact(f"{type(exc).__name__}: {exc}"), **self._ids())
-                if result is not None:
-                    return result
-                if self.end_time is not None and time.time() >= self.end_time:
-                    return await self._timed_out(hook)
-                delay = self.poll_interval
-                if self.end_time is not None:
-                    delay = max(0.0, min(delay, self.end_time - time.time()))
-                await asyncio.sleep(delay)
-        finally:
-            await hook.aclose()
-
-    def _describe(self) -> str:
-        return type(self).__name__
-
-    async def _timed_out(self, hook: BasetenHook) -> dict[str, Any]:
-        """The ``timeout`` event, after undoing the task's own work when ``cancel_on_timeout``."""
-        message = f"Timed out waiting: {self._describe()}."
-        undone = False
-        if self.cancel_on_timeout:
-            try:
-                await self.kill(hook)
-                undone = True
-                message += " Stopped what this task started (cancel_on_timeout)."
-            except Exception as exc:  # the timeout still fires: say the undo failed
-                from airflow_provider_baseten._redact import redact
-
-                message += redact(f" Could not stop what this task started: {exc}")
-        return event("timeout", message, undone=undone, **self._ids())
-
-    async def on_kill(self) -> None:
-        """A user killed the deferred task: undo what it started, if ``cancel_on_kill``.
-
-        The undo runs in its own task, shielded: the triggerer cancels a killed trigger again on each of its
-        loops until the trigger is gone (the on_kill of Airflow 3.3 then swallows that CancelledError), and
-        an undo interrupted half way would leave the task's requests, job or promotion running. A second
-        cancel now only stops the waiting here; the undo finishes on the triggerer's loop.
-        """
-        if not self.cancel_on_kill:
-            return
-        undo = asyncio.ensure_future(self._undo())
-        _UNDOING.add(undo)
-        undo.add_done_callback(self._undone)
-        await asyncio.shield(undo)
-
-    async def _undo(self) -> None:
-        from airflow_provider_baseten.hooks.baseten import BasetenHook
-
-        hook = BasetenHook(self.conn_id)  # its own client: the cancelled wait closes the trigger's
-        try:
-            await self.kill(hook)
-        finally:
-            await hook.aclose()
-
-    def _undone(self, undo: asyncio.Future[None]) -> None:
-        _UNDOING.discard(undo)
-        if not undo.cancelled() and undo.exception() is not None:
-            self.log.warning("Could not undo %s after the kill: %s", self._describe(), undo.exception())
-
-
-_UNDOING: set[asyncio.Future[None]] = set()  # on_kill undos in flight (a task without a reference may be lost)
-
-
-def wait_inline(trigger: BasetenPollTrigger) -> dict[str, Any]:
-    """Run ``trigger`` to completion in this process (the non-deferrable wait)."""
-    return asyncio.run(trigger.wait())
-
-
-def check_once(trigger: BasetenPollTrigger) -> dict[str, Any] | None:
-    """One polling round in this process (a sensor's poke)."""
-
-    async def once() -> dict[str, Any] | None:
-        hook = trigger._hook()
-        try:
-            return await trigger.check(hook)
-        finally:
-            await hook.aclose()
-
-    return asyncio.run(once())
+__all__ = [
+    "EVENT_STATUSES",
+    "STATUS_BUDGET_RPS",
+    "AsyncPredictTrigger",
+    "BasetenPollTrigger",
+    "DeploymentStatusTrigger",
+    "PromotionTrigger",
+    "StatusBudget",
+    "TrainingJobTrigger",
+    "check_once",
+    "event",
+    "status_budget",
+    "wait_inline",
+]
 
 
 class AsyncPredictTrigger(BasetenPollTrigger):
@@ -568,7 +358,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
                     )
                     tail = [line.message for line in reversed(lines)]
                     bad = await hook.aget_training_job_logs(*ids, direction="desc", limit=20, min_level="ERROR")
-                    errors = format_lines(bad)
+                    errors = format_lines(list[LogLine](bad))  # format_lines takes a list[LogLine]
                 except Exception as exc:  # the failure matters more than its logs
                     tail = [f"(could not fetch logs: {exc})"]
             why = f": {job.error_message}" if job.error_message else ""

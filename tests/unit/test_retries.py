@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from airflow_provider_baseten import _transport
+from airflow_provider_baseten import _settings, _transport
 from airflow_provider_baseten._transport import RetryPolicy, Settings
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
@@ -168,7 +168,7 @@ def test_backoff_is_exponential_with_full_jitter(monkeypatch):
         bounds.append((a, b))
         return b  # the top of the jitter window
 
-    monkeypatch.setattr(_transport.random, "uniform", uniform)
+    monkeypatch.setattr(_settings.random, "uniform", uniform)  # RetryPolicy.delay draws the jitter
     rec = script(httpx.Response(502))
     hook = make_hook(rec, retry=RetryPolicy(max_attempts=7, backoff_base=0.5, max_backoff=10))
     with pytest.raises(BasetenServerError):

@@ -1,0 +1,245 @@
+"""How to reach Baseten: :class:`Settings` (from an Airflow connection or built directly), :class:`RetryPolicy`,
+:class:`Timeouts`, and the checks on what goes into a URL or a request body (:func:`validate_id`,
+:func:`encode_json`). Nothing here sends a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from airflow_provider_baseten._redact import aregister_secret, redact, register_secret
+from airflow_provider_baseten._routes import Endpoint
+from airflow_provider_baseten.exceptions import (
+    BasetenConfigurationError,
+    BasetenValidationError,
+)
+
+Gateway = Literal["baseten", "lowcodeapi"]
+
+UrlFormat = Literal["new", "old"]
+
+DIRECT_MANAGEMENT_URL = "https://api.baseten.co"
+
+DIRECT_INFERENCE_URL = "https://model-{model_id}.api.baseten.co"
+
+LOWCODEAPI_URL = "https://api.lowcodeapi.com/baseten"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How failed requests are retried.
+
+    Connect errors, timeouts, dropped connections, 429 and 500/502/503/504 are retried with exponential
+    backoff and full jitter (``uniform(0, min(max_backoff, base * 2**(n-1)))``). A ``Retry-After`` header
+    or ``retry_after`` body field wins over the backoff, capped at ``max_retry_after``. Retrying stops after
+    ``max_attempts`` attempts or once ``total_timeout`` seconds have passed since the first.
+    """
+
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0
+    total_timeout: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise BasetenValidationError("max_attempts must be at least 1", field="max_attempts")
+        if self.backoff_base < 0 or self.max_backoff < 0 or self.total_timeout <= 0:
+            raise BasetenValidationError("retry timings must be positive", field="retry_policy")
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_retry_after)
+        return random.uniform(0, min(self.max_backoff, self.backoff_base * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-request timeouts in seconds. Sync predict reads wait for cold starts (Baseten's own cap is 1200 s)."""
+
+    connect: float = 10.0
+    management_read: float = 60.0
+    predict_read: float = 1260.0
+
+    def for_endpoint(self, ep: Endpoint) -> httpx.Timeout:
+        """The httpx timeout for ``ep``: long reads for predict, short for everything else."""
+        read = self.predict_read if ep.name.endswith("_predict") else self.management_read
+        return httpx.Timeout(connect=self.connect, read=read, write=max(read, 60.0), pool=self.connect + read)
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Where and how to reach Baseten; built from an Airflow connection by :meth:`from_extra`, or directly.
+
+    The API key is registered with the provider's redaction and Airflow's secrets masker when the settings
+    are built, however they are built (see :func:`mask_api_key`).
+    """
+
+    api_key: str
+    gateway: Gateway = "baseten"
+    management_url: str = DIRECT_MANAGEMENT_URL
+    inference_url: str = DIRECT_INFERENCE_URL
+    gateway_url: str = LOWCODEAPI_URL
+    auth_scheme: Literal["Bearer", "Api-Key"] = "Bearer"
+    url_format: Literal["auto", "new", "old"] = "auto"
+    model_id: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not _caller_masks_key.get():
+            mask_api_key(self.api_key)
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(gateway={self.gateway!r}, base_url={self.base_url!r}, model_id={self.model_id!r}, "
+            f"auth_scheme={self.auth_scheme!r}, url_format={self.url_format!r}, api_key='***')"
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The management (direct) or gateway (LowCodeAPI) base URL."""
+        return self.gateway_url if self.gateway == "lowcodeapi" else self.management_url
+
+    @classmethod
+    def from_extra(
+        cls, *, api_key: str | None, host: str | None, extra: dict[str, Any], register_key: bool = True, **kw: Any
+    ) -> Settings:
+        """Validate a connection's fields and build settings. Raises :class:`BasetenConfigurationError`.
+
+        ``register_key=False`` leaves masking the key to the caller (the async path masks it with
+        :func:`~airflow_provider_baseten._redact.aregister_secret`, which does not block the event loop).
+        """
+        if not api_key or not str(api_key).strip():
+            raise BasetenConfigurationError(
+                "The Baseten connection has no API key. Put your Baseten API key (or LowCodeAPI api_token) "
+                "in the connection's password field ('API Key' in the UI).",
+                field="password",
+            )
+        api_key = str(api_key).strip()
+        if register_key:
+            register_secret(api_key)
+        # Extra is user-typed JSON: a number or boolean where a string belongs is a config error, not a crash.
+        gateway = str(extra.get("gateway") or "baseten").strip().lower()
+        if gateway not in ("baseten", "lowcodeapi"):
+            raise BasetenConfigurationError(
+                f"Unknown gateway {gateway!r} in the connection extra. Use 'baseten' (direct) or 'lowcodeapi'.",
+                field="gateway",
+            )
+        scheme = str(extra.get("auth_scheme") or "Bearer").strip()
+        schemes = {"bearer": "Bearer", "api-key": "Api-Key", "apikey": "Api-Key"}
+        if scheme.lower() not in schemes:
+            raise BasetenConfigurationError(
+                f"Unknown auth_scheme {scheme!r}. Use 'Bearer' (default) or 'Api-Key'.", field="auth_scheme"
+            )
+        url_format = str(extra.get("url_format") or "auto").strip().lower()
+        if url_format not in ("auto", "new", "old"):
+            raise BasetenConfigurationError(
+                f"Unknown url_format {url_format!r}. Use 'auto' (default), 'new' or 'old'.",
+                field="url_format",
+            )
+        inference_url = str(extra.get("inference_url") or DIRECT_INFERENCE_URL)
+        _check_url(inference_url.replace("{model_id}", "m"), "inference_url")
+        if "{" in inference_url.replace("{model_id}", ""):
+            raise BasetenConfigurationError(
+                f"inference_url {inference_url!r} has a placeholder other than {{model_id}}. Use only {{model_id}}, "
+                "e.g. https://model-{model_id}.api.baseten.co",
+                field="inference_url",
+            )
+        base = _normalise_host(host) if host else None
+        model_id = extra.get("model_id") or None
+        if model_id is not None:
+            validate_id("model_id", model_id)
+        token = _caller_masks_key.set(True)  # masked above, or by the caller (register_key=False)
+        try:
+            return cls(
+                api_key=api_key,
+                gateway=gateway,  # type: ignore[arg-type]
+                management_url=base if base and gateway == "baseten" else DIRECT_MANAGEMENT_URL,
+                gateway_url=base if base and gateway == "lowcodeapi" else LOWCODEAPI_URL,
+                inference_url=inference_url.rstrip("/"),
+                auth_scheme=schemes[scheme.lower()],  # type: ignore[arg-type]
+                url_format=url_format,  # type: ignore[arg-type]
+                model_id=model_id,
+                **kw,
+            )
+        finally:
+            _caller_masks_key.reset(token)
+
+
+# Set while ``from_extra`` builds settings whose key is already masked, or masked by its caller.
+_caller_masks_key: ContextVar[bool] = ContextVar("_caller_masks_key", default=False)
+# Masking tasks started on an event loop, referenced until they finish (the loop keeps only weak ones).
+_masking: set[asyncio.Task[None]] = set()
+
+
+def mask_api_key(api_key: str) -> None:
+    """Register ``api_key`` with :func:`~airflow_provider_baseten._redact.redact` and Airflow's masker.
+
+    Off an event loop: :func:`~airflow_provider_baseten._redact.register_secret`, at once. On one (settings
+    built inside a trigger): :func:`~airflow_provider_baseten._redact.aregister_secret` as a task on that
+    loop, because the sync masker's round trip to the supervisor would block every other trigger; the key
+    is masked from the loop's next step on.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        register_secret(api_key)
+        return
+    task = loop.create_task(aregister_secret(api_key))
+    _masking.add(task)
+    task.add_done_callback(_masking.discard)
+
+
+def _normalise_host(host: str) -> str:
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = "https://" + host
+    _check_url(host, "host")
+    return host
+
+
+def _check_url(url: str, field_name: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in url:
+        raise BasetenConfigurationError(
+            f"{field_name} {redact(url)!r} is not a valid http(s) URL, e.g. https://model-{{model_id}}.api.baseten.co",
+            field=field_name,
+        )
+
+
+_MAX_ID = 128
+
+
+def validate_id(name: str, value: Any) -> str:
+    """Check an id that goes into a URL path. Raises :class:`BasetenValidationError` naming ``name``."""
+    if not isinstance(value, str) or not value.strip():
+        raise BasetenValidationError(f"{name} must be a non-empty string, got {value!r}.", field=name)
+    bad = [c for c in ("/", "?", "#", "..", " ", "\\", "%") if c in value]
+    if bad or len(value) > _MAX_ID or not value.isprintable():
+        why = f"contains {bad[0]!r}" if bad else ("is too long" if len(value) > _MAX_ID else "is not printable")
+        raise BasetenValidationError(
+            f"{name} {value[:40]!r} {why}; Baseten ids are short alphanumeric strings (e.g. 'abcd1234').",
+            field=name,
+        )
+    return value
+
+
+def encode_json(body: Any, field_name: str = "body") -> bytes:
+    """Serialise a request body, turning a non-JSON value into a :class:`BasetenValidationError`."""
+    try:
+        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise BasetenValidationError(
+            f"{field_name} is not JSON-serialisable ({exc}). Convert it to dicts, lists, strings and numbers.",
+            field=field_name,
+        ) from None

@@ -1,0 +1,372 @@
+"""The emulator's objects and fixed data: models, deployments, environments, promotions, training jobs,
+async requests, their lazily computed timelines (:func:`phase`), the seed state and :class:`ApiError`.
+
+A timeline is computed from timestamps on the emulator :class:`~.clock.Clock` whenever something reads it,
+so the same sequence of calls and clock moves always gives the same answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_baseten.emulator.config import Durations
+
+TEAM = "emulator-team"
+INSTANCE_TYPE = {
+    "id": "A10Gx4x16",
+    "name": "A10G (1 GPU, 4 vCPU, 16 GiB)",
+    "memory_limit_mib": 16384,
+    "millicpu_limit": 4000,
+    "gpu_count": 1,
+    "gpu_type": "A10G",
+    "gpu_memory_limit_mib": 24576,
+}
+DEFAULT_AUTOSCALING = {
+    "min_replica": 0,
+    "max_replica": 1,
+    "autoscaling_window": 60,
+    "scale_down_delay": 900,
+    "concurrency_target": 1,
+    "target_utilization_percentage": 70,
+    "target_in_flight_tokens": None,
+    "max_scale_down_rate": None,
+}
+AUTOSCALING_LIMITS = {
+    "min_replica": (0, 1000),
+    "max_replica": (1, 1000),
+    "autoscaling_window": (10, 3600),
+    "scale_down_delay": (0, 86400),
+    "concurrency_target": (1, 100000),
+    "target_utilization_percentage": (1, 100),
+    "target_in_flight_tokens": (1, 10**9),
+    "max_scale_down_rate": (1, 50),
+}
+DEFAULT_PROMOTION_SETTINGS = {
+    "redeploy_on_promotion": False,
+    "rolling_deploy": False,
+    "promotion_cleanup_strategy": "SCALE_TO_ZERO",
+    "rolling_deploy_config": None,
+    "ramp_up_while_promoting": False,
+    "ramp_up_duration_seconds": 600,
+}
+ASYNC_PAYLOAD_LIMIT = 256 * 1024
+DEFAULT_STATE: dict[str, Any] = {
+    "models": [
+        {
+            "id": "echo1234",
+            "name": "echo-model",
+            "deployments": [
+                {"id": "dep1prod", "name": "v1", "status": "ACTIVE", "environment": "production"},
+                {"id": "dep2devl", "name": "development", "status": "SCALED_TO_ZERO", "is_development": True},
+                {"id": "dep3stag", "name": "v2", "status": "ACTIVE", "environment": "staging"},
+            ],
+        },
+        {
+            "id": "sleepy12",
+            "name": "sleepy-model",
+            "deployments": [
+                {"id": "dep4zzzz", "name": "v1", "status": "SCALED_TO_ZERO", "environment": "production"},
+            ],
+        },
+    ],
+    "chains": [{"id": "chain123", "name": "rag-chain", "deployments_count": 1}],
+    "training_projects": [{"id": "proj1234", "name": "fine-tune-demo"}],
+    "secrets": [{"name": "hf_access_token"}],
+    "api_keys": [{"prefix": "ci000001", "name": "ci", "type": "WORKSPACE_INVOKE"}],
+}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP ``status``, a message (never containing a secret) and Baseten's error code.
+
+    ``extra`` fields join the error body (a 429's ``retry_after``).
+    """
+
+    def __init__(
+        self, status: int, message: str, error_code: str | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_code = error_code
+        self.extra = extra or {}
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Metrics the emulator knows (Baseten rejects unknown names), with (unit_hint, kind, label_sets).
+METRICS: dict[str, tuple[str, str, list[dict[str, str]]]] = {
+    "baseten_replicas_active": ("COUNT", "GAUGE", [{}]),
+    "baseten_inference_requests_total": ("COUNT", "COUNTER", [{"status": "2xx"}, {"status": "5xx"}]),
+    "baseten_end_to_end_response_time_seconds": (
+        "SECONDS",
+        "HISTOGRAM",
+        [{"quantile": "0.5"}, {"quantile": "0.99"}, {"stat": "avg"}],
+    ),
+    "baseten_replicas_starting": ("COUNT", "GAUGE", [{}]),
+}
+DEFAULT_METRICS = (
+    "baseten_replicas_active",
+    "baseten_inference_requests_total",
+    "baseten_end_to_end_response_time_seconds",
+)
+FAILED_BUILDS = ("BUILD_FAILED", "DEPLOY_FAILED", "UNHEALTHY")
+#: What a failing deployment writes to its logs last: (level, message). All at one millisecond, like a traceback.
+FAILURE_LOGS: dict[str, list[tuple[str, str]]] = {
+    "BUILD_FAILED": [
+        ("ERROR", "ERROR: Could not find a version that satisfies the requirement torch==9.9.9 (emulated)"),
+        ("ERROR", "ERROR: No matching distribution found for torch==9.9.9"),
+        ("ERROR", "Build failed: pip install exited with code 1"),
+    ],
+    "DEPLOY_FAILED": [
+        ("ERROR", "Traceback (most recent call last):"),
+        ("ERROR", '  File "/app/model/model.py", line 12, in load'),
+        ("ERROR", "RuntimeError: CUDA out of memory while loading weights (emulated)"),
+        ("ERROR", "Model failed to load; the deployment is DEPLOY_FAILED"),
+    ],
+    "UNHEALTHY": [
+        ("ERROR", "Readiness probe failed: GET /health answered 503 (emulated)"),
+        ("ERROR", "Replica restarted 3 times in 5 minutes; the deployment is UNHEALTHY"),
+    ],
+}
+
+
+def iso(t: float) -> str:
+    """Epoch seconds as an RFC 3339 UTC timestamp, as Baseten writes them."""
+    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def phase(start: float, steps: Sequence[tuple[str, float]], final: str, now: float) -> tuple[str, float]:
+    """The status at ``now`` of a timeline that runs ``steps`` from ``start`` then stays ``final``; and since when."""
+    t = start
+    for status, duration in steps:
+        if now < t + duration:
+            return status, t
+        t += duration
+    return final, t
+
+
+def model_output(model_id: str, deployment_id: str, model_input: Any) -> dict[str, Any]:
+    """The emulated model: echo the input, plus its JSON length and, for ``{"text": ...}``, an upper-cased copy.
+
+    ``{"output": <input>, "length": len(json.dumps(input)), "model_id": ..., "deployment_id": ...}``
+    """
+    out: dict[str, Any] = {
+        "output": model_input,
+        "length": len(json.dumps(model_input, separators=(",", ":"))),
+        "model_id": model_id,
+        "deployment_id": deployment_id,
+    }
+    if isinstance(model_input, dict) and isinstance(model_input.get("text"), str):
+        out["upper"] = model_input["text"].upper()
+    return out
+
+
+@dataclass
+class Deployment:
+    """A model deployment and its status timeline."""
+
+    id: str
+    model_id: str
+    name: str
+    created: float
+    status: str
+    is_development: bool = False
+    labels: dict[str, Any] | None = None
+    autoscaling: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_AUTOSCALING))
+    steps: list[tuple[str, float]] = field(default_factory=list)
+    steps_start: float = 0.0
+    final: str = "ACTIVE"
+    fail_with: str | None = None  # BUILD_FAILED / DEPLOY_FAILED / UNHEALTHY: how its builds end ...
+    failures_left: int = 0  # ... for this many more builds (a retry then succeeds)
+    logs: list[tuple[int, str | None, str | None, str]] = field(
+        default_factory=list
+    )  # (epoch ns, level, replica, message)
+    predictions: int = 0
+
+    @property
+    def replica(self) -> str:
+        """The 5-character replica id its runtime lines carry."""
+        return ("r" + self.id)[:5]
+
+    def log(self, t: float, level: str, message: str, replica: str | None = None) -> None:
+        """Add a log line at emulated time ``t``."""
+        self.logs.append((round(t * 1e9), level, replica, message))
+
+    def refresh(self, now: float) -> None:
+        """Apply the timeline up to ``now``."""
+        if self.steps:
+            status, _ = phase(self.steps_start, self.steps, self.final, now)
+            self.status = status
+            if status == self.final:
+                self.steps = []
+
+    def start(self, now: float, steps: list[tuple[str, float]], final: str = "ACTIVE") -> None:
+        """Start a new timeline at ``now``."""
+        self.steps, self.steps_start, self.final = steps, now, final
+        self.refresh(now)
+
+    def ready_at(self, now: float) -> float | None:
+        """When it is (or will be) ACTIVE; ``None`` if it will not be without an activate."""
+        if self.status == "ACTIVE":
+            return now
+        if self.steps and self.final == "ACTIVE":
+            return self.steps_start + sum(d for _, d in self.steps)
+        return None
+
+
+@dataclass
+class Promotion:
+    """A promotion of ``deployment_id`` into an environment."""
+
+    deployment_id: str
+    start: float
+    release_end: float
+    ramp_end: float
+    scale_down_previous: bool
+    status: str | None = None  # set once terminal: SUCCEEDED, FAILED or CANCELED
+    fail: bool = False  # the candidate fails its release: the promotion ends FAILED
+    paused_at: float | None = None
+    paused_total: float = 0.0  # time spent paused: the timeline is shifted by it
+    error_message: str | None = None
+
+    def _t(self, now: float) -> float:
+        """``now`` on the promotion's own timeline (which stands still while paused)."""
+        return (self.paused_at if self.paused_at is not None else now) - self.paused_total
+
+    def current(self, now: float) -> str:
+        """RELEASING, RAMPING_UP, then SUCCEEDED (FAILED after a failed release; PAUSED while paused)."""
+        if self.status:
+            return self.status
+        if self.paused_at is not None:
+            return "PAUSED"
+        t = self._t(now)
+        if t < self.release_end:
+            return "RELEASING"
+        if self.fail:
+            return "FAILED"
+        if t < self.ramp_end:
+            return "RAMPING_UP"
+        return "SUCCEEDED"
+
+    def percent(self, now: float) -> int:
+        """Share of traffic on the new deployment."""
+        status = self.current(now)
+        if status == "SUCCEEDED":
+            return 100
+        t = self._t(now)
+        if status not in ("RAMPING_UP", "PAUSED") or t < self.release_end:
+            return 0
+        span = max(self.ramp_end - self.release_end, 1e-9)
+        return max(1, min(99, int((t - self.release_end) / span * 100)))
+
+    def active(self, now: float) -> bool:
+        """Still running (or paused)."""
+        return self.current(now) in ("RELEASING", "RAMPING_UP", "PAUSED")
+
+
+@dataclass
+class Environment:
+    """A model environment."""
+
+    name: str
+    model_id: str
+    created: float
+    current_deployment_id: str | None = None
+    autoscaling: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_AUTOSCALING))
+    promotion_settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PROMOTION_SETTINGS))
+    promotion: Promotion | None = None
+
+
+@dataclass
+class Model:
+    """A model, its deployments and environments."""
+
+    id: str
+    name: str
+    created: float
+    deployments: dict[str, Deployment] = field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingJob:
+    """A training job. Its status is a pure function of time unless stopped."""
+
+    id: str
+    project_id: str
+    name: str | None
+    spec: dict[str, Any]
+    created: float
+    fail: bool
+    durations: Durations
+    stopped_at: float | None = None
+
+    def timeline(self) -> list[tuple[str, float]]:
+        """The job's status steps."""
+        d = self.durations
+        return [
+            ("TRAINING_JOB_PENDING", d.training_pending),
+            ("TRAINING_JOB_CREATED", d.training_created),
+            ("TRAINING_JOB_DEPLOYING", d.training_deploying),
+            ("TRAINING_JOB_RUNNING", d.training_running),
+        ]
+
+    def status(self, now: float) -> tuple[str, float]:
+        """(current_status, since)."""
+        final = "TRAINING_JOB_FAILED" if self.fail else "TRAINING_JOB_COMPLETED"
+        if self.stopped_at is not None and now >= self.stopped_at:
+            status, _ = phase(self.created, self.timeline(), final, self.stopped_at)
+            if status.endswith(("_PENDING", "_CREATED", "_DEPLOYING", "_RUNNING")):
+                return "TRAINING_JOB_STOPPED", self.stopped_at
+        return phase(self.created, self.timeline(), final, now)
+
+    def running_progress(self, now: float) -> float:
+        """0..1: how much of the RUNNING phase has passed."""
+        steps = self.timeline()
+        run_start = self.created + sum(d for _, d in steps[:-1])
+        end = now if self.stopped_at is None else min(now, self.stopped_at)
+        return max(0.0, min(1.0, (end - run_start) / max(steps[-1][1], 1e-9)))
+
+
+@dataclass
+class AsyncRequest:
+    """An async predict request."""
+
+    request_id: str
+    model_id: str
+    deployment_id: str
+    model_input: Any
+    created: float
+    queue_end: float
+    run_end: float
+    expire_at: float  # created + max_time_in_queue_seconds
+    fail: bool
+    webhook_endpoint: str | None
+    canceled_at: float | None = None
+    webhook_status: str = "PENDING"
+    webhook_sending: bool = False
+
+    def status(self, now: float) -> tuple[str, float]:
+        """(status, since)."""
+        if self.canceled_at is not None:
+            return "CANCELED", self.canceled_at
+        if self.queue_end > self.expire_at and now >= self.expire_at:
+            return "EXPIRED", self.expire_at
+        if now < self.queue_end:
+            return "QUEUED", self.created
+        if now < self.run_end:
+            return "IN_PROGRESS", self.queue_end
+        if self.fail:
+            return "FAILED", self.run_end
+        if self.webhook_status == "FAILED":
+            return "WEBHOOK_FAILED", self.run_end
+        return "SUCCEEDED", self.run_end
+
+    def completed_at(self, now: float) -> float | None:
+        """When it reached a terminal status (``None`` while still active)."""
+        status, since = self.status(now)
+        return None if status in ("QUEUED", "IN_PROGRESS") else since

@@ -1,0 +1,190 @@
+"""The polling machinery every provider trigger shares: :class:`BasetenPollTrigger` (poll with ``check()``
+until an event or the deadline; kill and timeout undo), the event shape, and the two ways of running a
+trigger in a worker (:func:`wait_inline`, :func:`check_once`). What each wait checks is in
+:mod:`.baseten`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+
+EVENT_STATUSES = frozenset({"success", "failed", "error", "timeout"})
+
+
+def event(status: str, message: str, **ids: Any) -> dict[str, Any]:
+    """A terminal trigger event payload."""
+    return {"status": status, "message": message, **ids}
+
+
+class BasetenPollTrigger(BaseTrigger):
+    """Base of the provider's triggers: poll with :meth:`check` until it returns an event or time runs out.
+
+    :param conn_id: The Baseten connection.
+    :param poll_interval: Seconds between polling rounds.
+    :param end_time: The wait's one absolute deadline, in epoch seconds: past it, the trigger fires a
+        ``timeout`` event itself (``None``: no limit of its own). A trigger started again after the deadline
+        (a triggerer restart) checks the status once, then times out at once.
+    :param cancel_on_kill: On a user kill, undo what the task started (see :meth:`kill`).
+    :param cancel_on_timeout: At the deadline, undo what the task started (:meth:`kill`) before firing the
+        ``timeout`` event. The operator sets it only when no retry will reconnect to the work.
+    """
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+        cancel_on_kill: bool = False,
+        cancel_on_timeout: bool = False,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.conn_id = conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = end_time
+        self.cancel_on_kill = cancel_on_kill
+        self.cancel_on_timeout = cancel_on_timeout
+        self._hook_obj: BasetenHook | None = None
+
+    def _base_kwargs(self) -> dict[str, Any]:
+        return {
+            "conn_id": self.conn_id,
+            "poll_interval": self.poll_interval,
+            "end_time": self.end_time,
+            "cancel_on_kill": self.cancel_on_kill,
+            "cancel_on_timeout": self.cancel_on_timeout,
+        }
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and JSON-primitive kwargs."""
+        return f"{type(self).__module__}.{type(self).__qualname__}", {**self._base_kwargs(), **self._kwargs()}
+
+    def _kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _hook(self) -> BasetenHook:
+        """This trigger's one hook: its connection is read once, not on every poll or poke.
+
+        Each wait closes only the hook's async client (bound to that wait's event loop); the settings stay.
+        """
+        if self._hook_obj is None:
+            from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+            self._hook_obj = BasetenHook(self.conn_id)
+        return self._hook_obj
+
+    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+        """One polling round: the terminal event, or ``None`` to keep waiting."""
+        raise NotImplementedError
+
+    async def kill(self, hook: BasetenHook) -> None:
+        """Undo what the task started (only called when ``cancel_on_kill``)."""
+
+    def _ids(self) -> dict[str, Any]:
+        return {}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until terminal; yield exactly one event."""
+        yield TriggerEvent(await self.wait())  # type: ignore[no-untyped-call]
+
+    async def wait(self) -> dict[str, Any]:
+        """Poll until terminal and return the event (shared by :meth:`run` and :func:`wait_inline`)."""
+        from airflow_provider_baseten._redact import redact
+        from airflow_provider_baseten.exceptions import BasetenError
+
+        hook = self._hook()
+        try:
+            while True:
+                try:
+                    result = await self.check(hook)
+                except BasetenError as exc:
+                    return event("error", str(exc), **self._ids())
+                except Exception as exc:  # one event, always: a crash must not leave the task deferred
+                    return event("error", redact(f"{type(exc).__name__}: {exc}"), **self._ids())
+                if result is not None:
+                    return result
+                if self.end_time is not None and time.time() >= self.end_time:
+                    return await self._timed_out(hook)
+                delay = self.poll_interval
+                if self.end_time is not None:
+                    delay = max(0.0, min(delay, self.end_time - time.time()))
+                await asyncio.sleep(delay)
+        finally:
+            await hook.aclose()
+
+    def _describe(self) -> str:
+        return type(self).__name__
+
+    async def _timed_out(self, hook: BasetenHook) -> dict[str, Any]:
+        """The ``timeout`` event, after undoing the task's own work when ``cancel_on_timeout``."""
+        message = f"Timed out waiting: {self._describe()}."
+        undone = False
+        if self.cancel_on_timeout:
+            try:
+                await self.kill(hook)
+                undone = True
+                message += " Stopped what this task started (cancel_on_timeout)."
+            except Exception as exc:  # the timeout still fires: say the undo failed
+                from airflow_provider_baseten._redact import redact
+
+                message += redact(f" Could not stop what this task started: {exc}")
+        return event("timeout", message, undone=undone, **self._ids())
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task: undo what it started, if ``cancel_on_kill``.
+
+        The undo runs in its own task, shielded: the triggerer cancels a killed trigger again on each of its
+        loops until the trigger is gone (the on_kill of Airflow 3.3 then swallows that CancelledError), and
+        an undo interrupted half way would leave the task's requests, job or promotion running. A second
+        cancel now only stops the waiting here; the undo finishes on the triggerer's loop.
+        """
+        if not self.cancel_on_kill:
+            return
+        undo = asyncio.ensure_future(self._undo())
+        _UNDOING.add(undo)
+        undo.add_done_callback(self._undone)
+        await asyncio.shield(undo)
+
+    async def _undo(self) -> None:
+        from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+        hook = BasetenHook(self.conn_id)  # its own client: the cancelled wait closes the trigger's
+        try:
+            await self.kill(hook)
+        finally:
+            await hook.aclose()
+
+    def _undone(self, undo: asyncio.Future[None]) -> None:
+        _UNDOING.discard(undo)
+        if not undo.cancelled() and undo.exception() is not None:
+            self.log.warning("Could not undo %s after the kill: %s", self._describe(), undo.exception())
+
+
+_UNDOING: set[asyncio.Future[None]] = set()  # on_kill undos in flight (a task without a reference may be lost)
+
+
+def wait_inline(trigger: BasetenPollTrigger) -> dict[str, Any]:
+    """Run ``trigger`` to completion in this process (the non-deferrable wait)."""
+    return asyncio.run(trigger.wait())
+
+
+def check_once(trigger: BasetenPollTrigger) -> dict[str, Any] | None:
+    """One polling round in this process (a sensor's poke)."""
+
+    async def once() -> dict[str, Any] | None:
+        hook = trigger._hook()
+        try:
+            return await trigger.check(hook)
+        finally:
+            await hook.aclose()
+
+    return asyncio.run(once())
