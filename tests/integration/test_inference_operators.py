@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG, task
 
-from airflow_provider_baseten.exceptions import BasetenRemoteStateError, BasetenValidationError
+from airflow_provider_baseten.exceptions import BasetenBatchError, BasetenRemoteStateError, BasetenValidationError
 from airflow_provider_baseten.operators.inference import (
     AsyncPredictOperator,
     PredictOperator,
@@ -62,7 +62,7 @@ def test_on_error_fail_names_failed_indices_after_attempting_all(conn: Any, tmp_
     inputs = [{"i": i, "fail": i in (3, 7), "status": 400} for i in range(20)]
     out = tmp_path / "out.jsonl"
     op = PredictOperator(task_id="p", model_inputs=inputs, max_concurrency=4, output_path=str(out))
-    with pytest.raises(Exception) as info:
+    with pytest.raises(BasetenBatchError) as info:
         op.execute(context())
     assert "2 of 20" in str(info.value) and "3:" in str(info.value) and "7:" in str(info.value)
     assert conn.counters()["requests"]["production_predict"] == 20  # every item attempted
