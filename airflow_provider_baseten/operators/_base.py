@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -63,8 +63,6 @@ def validate_event(event: object, required: Sequence[str] = ()) -> BasetenTrigge
 def task_start(context: Context | None) -> float:
     """Epoch seconds when this try of the task started (``ti.start_date``; now when it is unknown)."""
     ti = context.get("ti") if context else None
-    from datetime import datetime
-
     start = getattr(ti, "start_date", None)
     return start.timestamp() if isinstance(start, datetime) else time.time()
 
@@ -110,7 +108,7 @@ def defer_backstop(end_time: float | None) -> timedelta | None:
 def log_deadline(log: Any, end_time: float | None) -> None:
     """Say when the wait will give up (the time the trigger fires its ``timeout`` event)."""
     if end_time is not None:
-        from datetime import datetime, timezone
+        from datetime import timezone
 
         when = datetime.fromtimestamp(end_time, tz=timezone.utc).isoformat()
         log.info("Deadline: %s (in %.1f s; timeout / execution_timeout).", when, end_time - time.time())

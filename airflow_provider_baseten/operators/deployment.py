@@ -8,7 +8,7 @@ never deactivates or scales down anything when killed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
@@ -171,22 +171,24 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
             return target_id
         from airflow_provider_baseten.triggers.baseten import PromotionTrigger
 
-        result: str = self.wait(
-            context,
-            PromotionTrigger(
-                conn_id=self.baseten_conn_id,
-                model_id=model,
-                environment=env_name,
-                deployment_id=target_id,
-                poll_interval=self.poke_interval,
-                end_time=self.end_time(context),
-                cancel_on_kill=self.cancel_on_kill and owned,
-                # A retry does not reconnect to a promotion it did not start: with no durable record of it,
-                # the promotion this try started is cancelled at the deadline (retries or not).
-                cancel_on_timeout=self.undo_on_timeout(context) and owned,
+        return cast(
+            "str",
+            self.wait(
+                context,
+                PromotionTrigger(
+                    conn_id=self.baseten_conn_id,
+                    model_id=model,
+                    environment=env_name,
+                    deployment_id=target_id,
+                    poll_interval=self.poke_interval,
+                    end_time=self.end_time(context),
+                    cancel_on_kill=self.cancel_on_kill and owned,
+                    # A retry does not reconnect to a promotion it did not start: with no durable record of it,
+                    # the promotion this try started is cancelled at the deadline (retries or not).
+                    cancel_on_timeout=self.undo_on_timeout(context) and owned,
+                ),
             ),
         )
-        return result
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:
         """Fail unless the promotion finished with the deployment serving; return its id."""
@@ -268,19 +270,21 @@ class _ActivationOperator(BasetenWaitingOperator):
             return None
         from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
 
-        deployment: str | None = self.wait(
-            context,
-            DeploymentStatusTrigger(
-                conn_id=self.baseten_conn_id,
-                model_id=model,
-                deployment_id=dep_id,
-                target_statuses=list(self._target_statuses),
-                failed_statuses=None if self._failed_statuses is None else list(self._failed_statuses),
-                poll_interval=self.poke_interval,
-                end_time=self.end_time(context),
+        return cast(
+            "str | None",
+            self.wait(
+                context,
+                DeploymentStatusTrigger(
+                    conn_id=self.baseten_conn_id,
+                    model_id=model,
+                    deployment_id=dep_id,
+                    target_statuses=list(self._target_statuses),
+                    failed_statuses=None if self._failed_statuses is None else list(self._failed_statuses),
+                    poll_interval=self.poke_interval,
+                    end_time=self.end_time(context),
+                ),
             ),
         )
-        return deployment
 
     def _deployment_behind(self, model: str) -> str | None:
         if self.environment is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 
@@ -277,8 +277,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     def execute(self, context: Context) -> list[str]:
         """Submit (or reconnect), push the ids, and wait if asked. Returns the request ids."""
         _push_model_url(context, self.hook, self.model_id)
-        ids: list[str] = self.execute_resumable(context)
-        return ids
+        return cast("list[str]", self.execute_resumable(context))
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -539,19 +538,21 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
             return None
         context["ti"].xcom_push(key=xcom.DEPLOYMENT_URL, value=deployment_url(str(model), dep_id))
         context["ti"].xcom_push(key=xcom.DEPLOYMENT_ID, value=dep_id)
-        result: str | None = self.wait(
-            context,
-            DeploymentStatusTrigger(
-                conn_id=self.baseten_conn_id,
-                model_id=str(model),
-                deployment_id=dep_id,
-                target_statuses=["ACTIVE"],
-                wake=True,
-                poll_interval=self.poke_interval,
-                end_time=self.end_time(context),
+        return cast(
+            "str | None",
+            self.wait(
+                context,
+                DeploymentStatusTrigger(
+                    conn_id=self.baseten_conn_id,
+                    model_id=str(model),
+                    deployment_id=dep_id,
+                    target_statuses=["ACTIVE"],
+                    wake=True,
+                    poll_interval=self.poke_interval,
+                    end_time=self.end_time(context),
+                ),
             ),
         )
-        return result
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str | None:
         """Fail unless ACTIVE; return the deployment id."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 
@@ -106,8 +106,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def execute(self, context: Context) -> str:
         """Start the job (or reconnect to it on a retry) and wait if asked; return the job id."""
-        job_id: str = self.execute_resumable(context)
-        return job_id
+        return cast("str", self.execute_resumable(context))
 
     def _start(self, context: Context) -> Any:
         raise NotImplementedError
@@ -205,8 +204,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             self._job = {"training_project_id": pid, "training_job_id": jid}
             push_training_job(context, pid, jid)
         if self.wait_for_completion:
-            result: str = self.wait(context, self._trigger(pid, jid, context))
-            return result
+            return cast("str", self.wait(context, self._trigger(pid, jid, context)))
         return jid
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
