@@ -271,6 +271,27 @@ class BasetenWaitingOperator(BasetenBaseOperator):
             return self.on_event(context, validate_event(event))
         return self.on_event(context, validate_event(wait_inline(trigger)))
 
+    def wait_for_deployment(
+        self, context: Context, model_id: str, deployment_id: str, target_statuses: Sequence[str], **kw: Any
+    ) -> str | None:
+        """Wait (see :meth:`wait`) until the deployment reaches one of ``target_statuses``; return its id.
+
+        ``kw`` goes to :class:`~airflow_provider_baseten.triggers.baseten.DeploymentStatusTrigger`
+        (``failed_statuses``, ``wake``).
+        """
+        from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
+
+        trigger = DeploymentStatusTrigger(
+            conn_id=self.baseten_conn_id,
+            model_id=model_id,
+            deployment_id=deployment_id,
+            target_statuses=list(target_statuses),
+            poll_interval=self.poke_interval,
+            end_time=self.end_time(context),
+            **kw,
+        )
+        return cast("str | None", self.wait(context, trigger))
+
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> Any:
         """Resume after deferral: validate the event, then finish."""
         return self.on_event(context, validate_event(event))

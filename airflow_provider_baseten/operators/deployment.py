@@ -268,23 +268,8 @@ class _ActivationOperator(BasetenWaitingOperator):
         if dep_id is None:
             self.log.warning("No deployment serves %s; nothing to wait for.", what)
             return None
-        from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
-
-        return cast(
-            "str | None",
-            self.wait(
-                context,
-                DeploymentStatusTrigger(
-                    conn_id=self.baseten_conn_id,
-                    model_id=model,
-                    deployment_id=dep_id,
-                    target_statuses=list(self._target_statuses),
-                    failed_statuses=None if self._failed_statuses is None else list(self._failed_statuses),
-                    poll_interval=self.poke_interval,
-                    end_time=self.end_time(context),
-                ),
-            ),
-        )
+        failed = None if self._failed_statuses is None else list(self._failed_statuses)
+        return self.wait_for_deployment(context, model, dep_id, self._target_statuses, failed_statuses=failed)
 
     def _deployment_behind(self, model: str) -> str | None:
         if self.environment is None:

@@ -516,7 +516,6 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
     def execute(self, context: Context) -> str | None:
         """Wake; return the deployment id (when waiting) after it is ACTIVE."""
         from airflow_provider_baseten.links import deployment_url
-        from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
 
         hook = self.hook
         hook.wake(model_id=self.model_id, environment=self.environment, deployment_id=self.deployment_id)
@@ -538,21 +537,7 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
             return None
         context["ti"].xcom_push(key=xcom.DEPLOYMENT_URL, value=deployment_url(str(model), dep_id))
         context["ti"].xcom_push(key=xcom.DEPLOYMENT_ID, value=dep_id)
-        return cast(
-            "str | None",
-            self.wait(
-                context,
-                DeploymentStatusTrigger(
-                    conn_id=self.baseten_conn_id,
-                    model_id=str(model),
-                    deployment_id=dep_id,
-                    target_statuses=["ACTIVE"],
-                    wake=True,
-                    poll_interval=self.poke_interval,
-                    end_time=self.end_time(context),
-                ),
-            ),
-        )
+        return self.wait_for_deployment(context, str(model), dep_id, ["ACTIVE"], wake=True)
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str | None:
         """Fail unless ACTIVE; return the deployment id."""
