@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperatorLink
+
+from airflow_provider_baseten import xcom
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -13,13 +15,14 @@ if TYPE_CHECKING:
 BASETEN_APP = "https://app.baseten.co"
 
 
-def _pulled(ti_key: TaskInstanceKey, key: str) -> Any:
+def _pulled(ti_key: TaskInstanceKey, key: str) -> str:
     from airflow.providers.common.compat.sdk import XCom
 
     try:
-        return XCom.get_value(ti_key=ti_key, key=key)
+        value = XCom.get_value(ti_key=ti_key, key=key)
     except Exception:  # no XCom yet (task not run): no link
-        return None
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 class BasetenModelLink(BaseOperatorLink):
@@ -29,7 +32,7 @@ class BasetenModelLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         """The URL pushed by the task, or an empty string."""
-        return _pulled(ti_key, "baseten_model_url") or ""
+        return _pulled(ti_key, xcom.MODEL_URL)
 
 
 class BasetenDeploymentLink(BaseOperatorLink):
@@ -39,7 +42,7 @@ class BasetenDeploymentLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         """The URL pushed by the task, or an empty string."""
-        return _pulled(ti_key, "baseten_deployment_url") or ""
+        return _pulled(ti_key, xcom.DEPLOYMENT_URL)
 
 
 class BasetenTrainingJobLink(BaseOperatorLink):
@@ -49,7 +52,7 @@ class BasetenTrainingJobLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         """The URL pushed by the task, or an empty string."""
-        return _pulled(ti_key, "baseten_training_job_url") or ""
+        return _pulled(ti_key, xcom.TRAINING_JOB_URL)
 
 
 def model_url(model_id: str) -> str:

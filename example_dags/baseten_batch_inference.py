@@ -73,13 +73,13 @@ with DAG(
     wake = WakeDeploymentOperator(
         task_id="wake_deployment",
         environment="production",
-        check_interval=POLL_SECONDS,
+        poke_interval=POLL_SECONDS,
         timeout=20 * 60,
     )
 
     predict = PredictOperator(
         task_id="predict",
-        inputs=INPUT,  # a JSONL path (or ObjectStoragePath URI): streamed, every line checked first
+        model_inputs=INPUT,  # a JSONL path (or ObjectStoragePath URI): streamed, every line checked first
         environment="production",
         max_concurrency=64,
         on_error="record",  # keep going; failed items are written as {"index", "error"}

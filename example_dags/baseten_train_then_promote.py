@@ -158,7 +158,7 @@ with DAG(
 
     smoke_test = PredictOperator(
         task_id="smoke_test",
-        inputs=SMOKE_PROMPTS,
+        model_inputs=SMOKE_PROMPTS,
         deployment_id=candidate,  # straight to the candidate, not to what production serves
         on_error="record",
         max_error_rate=1.0,  # failed prompts are judged below, not here
@@ -180,7 +180,7 @@ with DAG(
         environment="production",
         scale_down_previous=True,  # the old production deployment scales down once the new one serves
         deferrable=True,
-        check_interval=POLL_SECONDS,
+        poke_interval=POLL_SECONDS,
         timeout=3600,
     )
 

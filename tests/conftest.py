@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="baseten-airflow-home-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
@@ -17,3 +20,15 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_HOME / "dags"))
 pytest_plugins = ["airflow_provider_baseten.emulator.pytest_plugin"]
 
 SPECS = Path(__file__).parent / "specs"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redaction_registry() -> Iterator[None]:
+    """Each test starts with no registered secrets, so a key is masked only if this test's code registered it."""
+    from airflow_provider_baseten import _redact
+
+    with _redact._lock:
+        _redact._secrets.clear()
+    yield
+    with _redact._lock:
+        _redact._secrets.clear()

@@ -12,6 +12,7 @@ Enable with ``pytest_plugins = ["airflow_provider_baseten.emulator.pytest_plugin
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ import pytest
 if TYPE_CHECKING:
     from airflow_provider_baseten.emulator.server import BasetenEmulator
 
-EMULATOR_API_KEY = "emulator-test-key-0123456789"
+EMULATOR_API_KEY = f"emulator-test-key-{secrets.token_hex(8)}"  # random per run: no test relies on its value
 EMULATOR_TIME_SCALE = 20.0
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from datetime import timedelta
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow.sdk import BaseOperator
+
+from airflow_provider_baseten.events import EVENT_STATUSES, BasetenTriggerEvent
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -21,27 +26,45 @@ def default_deferrable() -> bool:
     """``[operators] default_deferrable`` from Airflow's config (False when unset)."""
     from airflow.providers.common.compat.sdk import conf
 
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
-def validate_event(event: Any, required: Sequence[str] = ()) -> dict[str, Any]:
+def renamed_param(owner: str, new: str, new_value: T, old: str, old_value: T, unset: object = None) -> T:
+    """The value of a renamed parameter: ``new_value``, or the deprecated ``old_value`` (with a warning).
+
+    ``unset`` is what either parameter is when not given. Giving both names is a :class:`ValueError`.
+    """
+    if old_value is unset:
+        return new_value
+    if new_value is not unset:
+        raise ValueError(f"{owner}: give {new}= only; {old}= is its deprecated old name. Got both.")
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    warnings.warn(
+        f"{owner}: the parameter {old}= is deprecated; use {new}= instead.",
+        AirflowProviderDeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
+
+
+def validate_event(event: object, required: Sequence[str] = ()) -> BasetenTriggerEvent:
     """Check a trigger event before using it; a malformed one fails the task with a clear message."""
     from airflow_provider_baseten.exceptions import BasetenError
-    from airflow_provider_baseten.triggers.baseten import EVENT_STATUSES
 
     if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
         raise BasetenError(f"Malformed trigger event (expected {{'status': ..., 'message': ...}}): {event!r}"[:500])
     missing = [k for k in required if k not in event]
     if missing:
         raise BasetenError(f"Trigger event lacks {missing}: {event!r}"[:500])
-    return event
+    return cast("BasetenTriggerEvent", event)
 
 
 def task_start(context: Context | None) -> float:
     """Epoch seconds when this try of the task started (``ti.start_date``; now when it is unknown)."""
     ti = context.get("ti") if context else None
     start = getattr(ti, "start_date", None)
-    return start.timestamp() if hasattr(start, "timestamp") else time.time()
+    return start.timestamp() if isinstance(start, datetime) else time.time()
 
 
 def execution_margin(execution_timeout: float) -> float:
@@ -85,7 +108,7 @@ def defer_backstop(end_time: float | None) -> timedelta | None:
 def log_deadline(log: Any, end_time: float | None) -> None:
     """Say when the wait will give up (the time the trigger fires its ``timeout`` event)."""
     if end_time is not None:
-        from datetime import datetime, timezone
+        from datetime import timezone
 
         when = datetime.fromtimestamp(end_time, tz=timezone.utc).isoformat()
         log.info("Deadline: %s (in %.1f s; timeout / execution_timeout).", when, end_time - time.time())
@@ -103,7 +126,7 @@ def retry_left(context: Context | None, retries: int | None) -> bool:
     return bool(retries)
 
 
-def raise_for_event(event: dict[str, Any]) -> None:
+def raise_for_event(event: BasetenTriggerEvent) -> None:
     """Fail the task unless the event says success."""
     from airflow_provider_baseten.exceptions import BasetenRemoteStateError, BasetenTimeoutError
 
@@ -118,7 +141,7 @@ def raise_for_event(event: dict[str, Any]) -> None:
     )
 
 
-def log_failure_details(log: Any, event: dict[str, Any]) -> None:
+def log_failure_details(log: Any, event: Mapping[str, Any]) -> None:
     """Write what a failed remote wait found to the task log: the last ERROR lines of the remote logs."""
     if event.get("status") == "success":
         return
@@ -148,7 +171,9 @@ class BasetenWaitingOperator(BasetenBaseOperator):
     :param wait_for_completion: Wait for the remote work to finish (else return once it is started).
     :param deferrable: Wait in the triggerer, freeing the worker slot (default ``[operators]
         default_deferrable``).
-    :param check_interval: Seconds between status checks.
+    :param poke_interval: Seconds between status checks (the name the sensors use too; default per
+        operator, :attr:`default_poke_interval`).
+    :param check_interval: Deprecated old name of ``poke_interval``.
     :param timeout: Seconds this try may run at most, counted from its start; ``None``: as long as
         ``execution_timeout`` allows. The trigger (or the inline wait) enforces one absolute deadline,
         min(start + ``timeout``, start + ``execution_timeout``), deferred or not, and then fails the task
@@ -160,26 +185,49 @@ class BasetenWaitingOperator(BasetenBaseOperator):
         did not start is never touched.
     """
 
+    #: Seconds between status checks when ``poke_interval`` is not given.
+    default_poke_interval: float = 10.0
+
     def __init__(
         self,
         *,
         wait_for_completion: bool = True,
         deferrable: bool | None = None,
-        check_interval: float = 10.0,
+        poke_interval: float | None = None,
         timeout: float | None = None,
         cancel_on_kill: bool = True,
         cancel_on_timeout: bool = True,
+        check_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        if check_interval <= 0:
-            raise ValueError("check_interval must be positive")
-        self.check_interval = check_interval
+        if deferrable and not wait_for_completion:
+            warnings.warn(
+                f"{type(self).__name__} {self.task_id}: deferrable=True has no effect with "
+                "wait_for_completion=False (the task does not wait, so there is nothing to defer).",
+                UserWarning,
+                stacklevel=2,
+            )
+        interval = renamed_param(type(self).__name__, "poke_interval", poke_interval, "check_interval", check_interval)
+        interval = self.default_poke_interval if interval is None else interval
+        if interval <= 0:
+            raise ValueError(f"poke_interval must be positive, got {interval!r}")
+        self.poke_interval: float = interval
         self.timeout = timeout
         self.cancel_on_kill = cancel_on_kill
         self.cancel_on_timeout = cancel_on_timeout
+
+    @property
+    def check_interval(self) -> float:
+        """Deprecated: :attr:`poke_interval`."""
+        from airflow.exceptions import AirflowProviderDeprecationWarning
+
+        warnings.warn(
+            "check_interval is deprecated; use poke_interval.", AirflowProviderDeprecationWarning, stacklevel=2
+        )
+        return self.poke_interval
 
     def end_time(self, context: Context | None = None) -> float | None:
         """Epoch seconds after which waiting gives up (see :func:`deadline`)."""
@@ -223,11 +271,32 @@ class BasetenWaitingOperator(BasetenBaseOperator):
             return self.on_event(context, validate_event(event))
         return self.on_event(context, validate_event(wait_inline(trigger)))
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+    def wait_for_deployment(
+        self, context: Context, model_id: str, deployment_id: str, target_statuses: Sequence[str], **kw: Any
+    ) -> str | None:
+        """Wait (see :meth:`wait`) until the deployment reaches one of ``target_statuses``; return its id.
+
+        ``kw`` goes to :class:`~airflow_provider_baseten.triggers.baseten.DeploymentStatusTrigger`
+        (``failed_statuses``, ``wake``).
+        """
+        from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
+
+        trigger = DeploymentStatusTrigger(
+            conn_id=self.baseten_conn_id,
+            model_id=model_id,
+            deployment_id=deployment_id,
+            target_statuses=list(target_statuses),
+            poll_interval=self.poke_interval,
+            end_time=self.end_time(context),
+            **kw,
+        )
+        return cast("str | None", self.wait(context, trigger))
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> Any:
         """Resume after deferral: validate the event, then finish."""
         return self.on_event(context, validate_event(event))
 
-    def on_event(self, context: Context, event: dict[str, Any]) -> Any:
+    def on_event(self, context: Context, event: BasetenTriggerEvent) -> Any:
         """Handle the terminal event (raise unless success). Subclasses add their result."""
         log_failure_details(self.log, event)
         raise_for_event(event)

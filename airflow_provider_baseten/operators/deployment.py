@@ -8,8 +8,10 @@ never deactivates or scales down anything when killed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from airflow_provider_baseten import xcom
+from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
 
@@ -36,10 +38,10 @@ def push_deployment(context: Context, model_id: str, deployment_id: str | None) 
     from airflow_provider_baseten.links import deployment_url, model_url
 
     ti = context["ti"]
-    ti.xcom_push(key="baseten_model_url", value=model_url(model_id))
+    ti.xcom_push(key=xcom.MODEL_URL, value=model_url(model_id))
     if deployment_id:
-        ti.xcom_push(key="deployment_id", value=deployment_id)
-        ti.xcom_push(key="baseten_deployment_url", value=deployment_url(model_id, deployment_id))
+        ti.xcom_push(key=xcom.DEPLOYMENT_ID, value=deployment_id)
+        ti.xcom_push(key=xcom.DEPLOYMENT_URL, value=deployment_url(model_id, deployment_id))
 
 
 def _check_target(deployment_id: str | None, environment: str | None, who: str) -> None:
@@ -169,23 +171,26 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
             return target_id
         from airflow_provider_baseten.triggers.baseten import PromotionTrigger
 
-        return self.wait(
-            context,
-            PromotionTrigger(
-                conn_id=self.baseten_conn_id,
-                model_id=model,
-                environment=env_name,
-                deployment_id=target_id,
-                poll_interval=self.check_interval,
-                end_time=self.end_time(context),
-                cancel_on_kill=self.cancel_on_kill and owned,
-                # A retry does not reconnect to a promotion it did not start: with no durable record of it,
-                # the promotion this try started is cancelled at the deadline (retries or not).
-                cancel_on_timeout=self.undo_on_timeout(context) and owned,
+        return cast(
+            "str",
+            self.wait(
+                context,
+                PromotionTrigger(
+                    conn_id=self.baseten_conn_id,
+                    model_id=model,
+                    environment=env_name,
+                    deployment_id=target_id,
+                    poll_interval=self.poke_interval,
+                    end_time=self.end_time(context),
+                    cancel_on_kill=self.cancel_on_kill and owned,
+                    # A retry does not reconnect to a promotion it did not start: with no durable record of it,
+                    # the promotion this try started is cancelled at the deadline (retries or not).
+                    cancel_on_timeout=self.undo_on_timeout(context) and owned,
+                ),
             ),
         )
 
-    def on_event(self, context: Context, event: dict[str, Any]) -> str:
+    def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:
         """Fail unless the promotion finished with the deployment serving; return its id."""
         self._done = True
         super().on_event(context, event)
@@ -225,6 +230,7 @@ class _ActivationOperator(BasetenWaitingOperator):
     _verb = ""
     _target_statuses: tuple[str, ...] = ()
     _failed_statuses: tuple[str, ...] | None = None
+    default_poke_interval = 5.0
 
     def __init__(
         self,
@@ -232,10 +238,9 @@ class _ActivationOperator(BasetenWaitingOperator):
         deployment_id: str | None = None,
         environment: str | None = None,
         model_id: str | None = None,
-        check_interval: float = 5.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(check_interval=check_interval, **kwargs)
+        super().__init__(**kwargs)
         _check_target(deployment_id, environment, type(self).__name__)
         self.deployment_id = deployment_id
         self.environment = environment
@@ -263,20 +268,8 @@ class _ActivationOperator(BasetenWaitingOperator):
         if dep_id is None:
             self.log.warning("No deployment serves %s; nothing to wait for.", what)
             return None
-        from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
-
-        return self.wait(
-            context,
-            DeploymentStatusTrigger(
-                conn_id=self.baseten_conn_id,
-                model_id=model,
-                deployment_id=dep_id,
-                target_statuses=list(self._target_statuses),
-                failed_statuses=None if self._failed_statuses is None else list(self._failed_statuses),
-                poll_interval=self.check_interval,
-                end_time=self.end_time(context),
-            ),
-        )
+        failed = None if self._failed_statuses is None else list(self._failed_statuses)
+        return self.wait_for_deployment(context, model, dep_id, self._target_statuses, failed_statuses=failed)
 
     def _deployment_behind(self, model: str) -> str | None:
         if self.environment is None:
@@ -286,7 +279,7 @@ class _ActivationOperator(BasetenWaitingOperator):
         current = self.hook.get_environment(self.environment, model_id=model).current_deployment
         return current.id if current else None
 
-    def on_event(self, context: Context, event: dict[str, Any]) -> str | None:
+    def on_event(self, context: Context, event: BasetenTriggerEvent) -> str | None:
         """Fail unless the deployment reached the wanted status; return its id."""
         super().on_event(context, event)
         return event.get("deployment_id")

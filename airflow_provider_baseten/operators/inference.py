@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 
+from airflow_provider_baseten import xcom
+from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
-from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
+from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator, renamed_param
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from pydantic import JsonValue
 
 _NOTSET: Any = object()
 
@@ -21,15 +24,17 @@ def _push_model_url(context: Context, hook: Any, model_id: str | None) -> None:
 
     model = model_id or hook.settings.model_id
     if model:
-        context["ti"].xcom_push(key="baseten_model_url", value=model_url(model))
+        context["ti"].xcom_push(key=xcom.MODEL_URL, value=model_url(model))
 
 
 class PredictOperator(BasetenBaseOperator):
-    """Run synchronous predictions: one ``input``, or a batch of ``inputs``.
+    """Run synchronous predictions: one ``model_input``, or a batch of ``model_inputs``.
 
-    :param input: One model input; the model's output is returned (and so pushed to XCom).
-    :param inputs: Many inputs: a list, an ``XComArg``, or a JSONL file (a path string or an
+    :param model_input: One model input; the model's output is returned (and so pushed to XCom).
+    :param model_inputs: Many inputs: a list, an ``XComArg``, or a JSONL file (a path string or an
         ``ObjectStoragePath``), one input per line. Every line is checked before anything is sent.
+    :param input: Deprecated old name of ``model_input``. :param inputs: Deprecated old name of
+        ``model_inputs``.
     :param model_id: The model (default: the connection's ``model_id``).
     :param environment: ``production`` (default), ``development``, or a custom environment name.
     :param deployment_id: A specific deployment (do not combine with ``environment``).
@@ -50,23 +55,23 @@ class PredictOperator(BasetenBaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "input",
-        "inputs",
+        "model_input",
+        "model_inputs",
         "model_id",
         "environment",
         "deployment_id",
         "output_path",
         "baseten_conn_id",
     )
-    template_fields_renderers = {"input": "json", "inputs": "json"}
+    template_fields_renderers = {"model_input": "json", "model_inputs": "json"}
     operator_extra_links = (BasetenModelLink(),)
     ui_color = "#e8f0fe"
 
     def __init__(
         self,
         *,
-        input: Any = _NOTSET,
-        inputs: Any = None,
+        model_input: Any = _NOTSET,
+        model_inputs: Any = None,
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
@@ -78,20 +83,26 @@ class PredictOperator(BasetenBaseOperator):
         progress_interval: float = 5.0,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        input: Any = _NOTSET,
+        inputs: Any = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten._batch import ErrorBudget
 
         super().__init__(**kwargs)
-        if (input is _NOTSET) == (inputs is None):
-            raise ValueError("PredictOperator needs exactly one of input= (one prediction) or inputs= (a batch).")
+        model_input = renamed_param("PredictOperator", "model_input", model_input, "input", input, unset=_NOTSET)
+        model_inputs = renamed_param("PredictOperator", "model_inputs", model_inputs, "inputs", inputs)
+        if (model_input is _NOTSET) == (model_inputs is None):
+            raise ValueError(
+                "PredictOperator needs exactly one of model_input= (one prediction) or model_inputs= (a batch)."
+            )
         if on_error not in ("fail", "record"):
             raise ValueError(f"on_error must be 'fail' or 'record', got {on_error!r}")
         if not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 1024:
             raise ValueError(f"max_concurrency must be an integer from 1 to 1024, got {max_concurrency!r}")
-        self.input = None if input is _NOTSET else input
-        self.single = input is not _NOTSET
-        self.inputs = inputs
+        self.model_input = None if model_input is _NOTSET else model_input
+        self.single = model_input is not _NOTSET
+        self.model_inputs = model_inputs
         self.model_id = model_id
         self.environment = environment
         self.deployment_id = deployment_id
@@ -105,6 +116,16 @@ class PredictOperator(BasetenBaseOperator):
         self.max_failures = max_failures
         self.max_error_rate = max_error_rate
 
+    @property
+    def input(self) -> Any:
+        """Deprecated: :attr:`model_input`."""
+        return self.model_input
+
+    @property
+    def inputs(self) -> Any:
+        """Deprecated: :attr:`model_inputs`."""
+        return self.model_inputs
+
     def _target(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "environment": self.environment, "deployment_id": self.deployment_id}
 
@@ -116,7 +137,7 @@ class PredictOperator(BasetenBaseOperator):
             self.log.info("Waking the deployment before predicting.")
             hook.wake(**self._target())
         if self.single:
-            return hook.predict(self.input, **self._target())
+            return hook.predict(self.model_input, **self._target())
         inputs, total = self._batch_inputs()
         output = _as_path(self.output_path) if self.output_path else None
         result = hook.predict_batch(
@@ -147,23 +168,24 @@ class PredictOperator(BasetenBaseOperator):
         from airflow_provider_baseten._transport import encode_json
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        src = self.inputs
+        src = self.model_inputs
         if isinstance(src, str) or hasattr(src, "open"):
             path = _as_path(src)
             total = validate_jsonl(path)  # every line checked before any request goes out
             if total == 0:
-                raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field="inputs")
+                raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field="model_inputs")
             self.log.info("Reading %d inputs from %s", total, src)
             return read_jsonl(path), total
         if isinstance(src, dict) or not hasattr(src, "__iter__"):
             raise BasetenValidationError(
-                f"inputs must be a list, an XComArg or a JSONL path, got {type(src).__name__}.", field="inputs"
+                f"model_inputs must be a list, an XComArg or a JSONL path, got {type(src).__name__}.",
+                field="model_inputs",
             )
         items = list(src)
         if not items:
-            raise BasetenValidationError("inputs is empty: give at least one input.", field="inputs")
+            raise BasetenValidationError("model_inputs is empty: give at least one input.", field="model_inputs")
         for i, item in enumerate(items):
-            encode_json(item, f"inputs[{i}]")
+            encode_json(item, f"model_inputs[{i}]")
         return items, len(items)
 
 
@@ -255,7 +277,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     def execute(self, context: Context) -> list[str]:
         """Submit (or reconnect), push the ids, and wait if asked. Returns the request ids."""
         _push_model_url(context, self.hook, self.model_id)
-        return self.execute_resumable(context)
+        return cast("list[str]", self.execute_resumable(context))
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -269,7 +291,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         }
 
     # -- ResumableJobMixin -----------------------------------------------------------------------------
-    def submit_job(self, context: Context) -> list[str]:
+    def submit_job(self, context: Context) -> JsonValue:
         """Validate every input, then submit each input that has no live request yet; push the ids to XCom."""
         from airflow_provider_baseten.exceptions import BasetenError, BasetenValidationError
         from airflow_provider_baseten.operators._submit_log import SubmitLog
@@ -310,14 +332,14 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
                 submit_log.record(ids, i)
         except BasetenError as exc:
             done = [r for r in ids if r and r != UNKNOWN_SUBMIT]
-            context["ti"].xcom_push(key="request_ids", value=done)
+            context["ti"].xcom_push(key=xcom.REQUEST_IDS, value=done)
             kept = " A retry submits only the inputs without an id." if submit_log.durable else ""
             exc.message = f"{exc.message} {len(done)} of {len(inputs)} input(s) have a request: {done[:20]}.{kept}"
             exc.args = (exc.message,)
             raise
-        final = [r for r in ids if r and r != UNKNOWN_SUBMIT]
+        final: list[JsonValue] = [r for r in ids if r and r != UNKNOWN_SUBMIT]
         self.log.info("Submitted %d async request(s): %s", len(todo), [ids[i] for i in todo][:20])
-        context["ti"].xcom_push(key="request_ids", value=final)
+        context["ti"].xcom_push(key=xcom.REQUEST_IDS, value=final)
         return final
 
     def _inputs(self) -> list[Any]:
@@ -419,7 +441,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         if not self._submitted:
             self.log.info("Reconnected to %d async request(s) from an earlier try: %s", len(ids), ids[:20])
             self._submitted = ids  # a kill of this try may cancel them: this task submitted them
-            context["ti"].xcom_push(key="request_ids", value=ids)
+            context["ti"].xcom_push(key=xcom.REQUEST_IDS, value=ids)
         if self.wait_for_completion:
             self.wait(context, self._trigger(ids, submitted=ids, context=context))
         return ids
@@ -438,14 +460,14 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             model_id=self.model_id,
             fail_on_webhook_failed=self.fail_on_webhook_failed,
             submitted_ids=submitted or [],
-            poll_interval=self.check_interval,
+            poll_interval=self.poke_interval,
             end_time=self.end_time(context),
             cancel_on_kill=self.cancel_on_kill,
             # At the deadline: cancel this task's still-queued requests, unless a retry reconnects to them.
             cancel_on_timeout=bool(submitted) and self.undo_on_timeout(context),
         )
 
-    def on_event(self, context: Context, event: dict[str, Any]) -> list[str]:
+    def on_event(self, context: Context, event: BasetenTriggerEvent) -> list[str]:
         """Fail on any failed request; warn about requests whose outcome Baseten no longer keeps; return the ids."""
         super().on_event(context, event)
         if event.get("unknown"):
@@ -476,6 +498,7 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
 
     template_fields: Sequence[str] = ("model_id", "environment", "deployment_id", "baseten_conn_id")
     operator_extra_links = (BasetenModelLink(), BasetenDeploymentLink())
+    default_poke_interval = 5.0
 
     def __init__(
         self,
@@ -483,10 +506,9 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
-        check_interval: float = 5.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(check_interval=check_interval, **kwargs)
+        super().__init__(**kwargs)
         self.model_id = model_id
         self.environment = environment
         self.deployment_id = deployment_id
@@ -494,7 +516,6 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
     def execute(self, context: Context) -> str | None:
         """Wake; return the deployment id (when waiting) after it is ACTIVE."""
         from airflow_provider_baseten.links import deployment_url
-        from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
 
         hook = self.hook
         hook.wake(model_id=self.model_id, environment=self.environment, deployment_id=self.deployment_id)
@@ -514,22 +535,11 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
         if dep_id is None:
             self.log.warning("No deployment behind the target; nothing to wait for.")
             return None
-        context["ti"].xcom_push(key="baseten_deployment_url", value=deployment_url(str(model), dep_id))
-        context["ti"].xcom_push(key="deployment_id", value=dep_id)
-        return self.wait(
-            context,
-            DeploymentStatusTrigger(
-                conn_id=self.baseten_conn_id,
-                model_id=str(model),
-                deployment_id=dep_id,
-                target_statuses=["ACTIVE"],
-                wake=True,
-                poll_interval=self.check_interval,
-                end_time=self.end_time(context),
-            ),
-        )
+        context["ti"].xcom_push(key=xcom.DEPLOYMENT_URL, value=deployment_url(str(model), dep_id))
+        context["ti"].xcom_push(key=xcom.DEPLOYMENT_ID, value=dep_id)
+        return self.wait_for_deployment(context, str(model), dep_id, ["ACTIVE"], wake=True)
 
-    def on_event(self, context: Context, event: dict[str, Any]) -> str | None:
+    def on_event(self, context: Context, event: BasetenTriggerEvent) -> str | None:
         """Fail unless ACTIVE; return the deployment id."""
         super().on_event(context, event)
         return event.get("deployment_id")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 
+from airflow_provider_baseten import xcom
+from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     import logging
 
     from airflow.sdk import Context
+    from pydantic import JsonValue
 
     from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
 
@@ -51,12 +54,12 @@ def push_training_job(context: Context, training_project_id: str, training_job_i
     from airflow_provider_baseten.links import training_job_url
 
     ti = context["ti"]
-    ti.xcom_push(key="training_project_id", value=training_project_id)
-    ti.xcom_push(key="training_job_id", value=training_job_id)
-    ti.xcom_push(key="baseten_training_job_url", value=training_job_url(training_project_id, training_job_id))
+    ti.xcom_push(key=xcom.TRAINING_PROJECT_ID, value=training_project_id)
+    ti.xcom_push(key=xcom.TRAINING_JOB_ID, value=training_job_id)
+    ti.xcom_push(key=xcom.TRAINING_JOB_URL, value=training_job_url(training_project_id, training_job_id))
 
 
-def log_training_failure(log: logging.Logger | Any, event: dict[str, Any]) -> None:
+def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) -> None:
     """Write a failed job's ``error_message`` and its last log lines (``log_tail``) to the task log."""
     if event.get("status") == "success":
         return
@@ -82,16 +85,16 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     operator_extra_links = (BasetenTrainingJobLink(),)
     ui_color = "#fef7e0"
+    default_poke_interval = 30.0
 
     def __init__(
         self,
         *,
         training_project_id: str,
         log_tail: int = 50,
-        check_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(check_interval=check_interval, **kwargs)
+        super().__init__(**kwargs)
         if not training_project_id:
             raise ValueError("training_project_id is required.")
         if not isinstance(log_tail, int) or log_tail < 0:
@@ -103,13 +106,13 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def execute(self, context: Context) -> str:
         """Start the job (or reconnect to it on a retry) and wait if asked; return the job id."""
-        return self.execute_resumable(context)
+        return cast("str", self.execute_resumable(context))
 
     def _start(self, context: Context) -> Any:
         raise NotImplementedError
 
     # -- ResumableJobMixin -----------------------------------------------------------------------------
-    def submit_job(self, context: Context) -> dict[str, str]:
+    def submit_job(self, context: Context) -> JsonValue:
         """Start the job; push its ids and URL at once. Returns ``{training_project_id, training_job_id}``.
 
         A create that failed ambiguously (it may have made the job) is recorded in the task state store
@@ -124,7 +127,9 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         unknown = store.get(_UNKNOWN_CREATE_KEY) if store is not None else None
         job = self._made_by_earlier_try(unknown)
         if job is None:
-            before = [j.id for j in self.hook.list_training_jobs(self.training_project_id)] if store is not None else []
+            before: list[JsonValue] = (
+                [j.id for j in self.hook.list_training_jobs(self.training_project_id)] if store is not None else []
+            )
             started = time.time()
             try:
                 job = self._start(context)
@@ -132,7 +137,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
                 if exc.maybe_created and store is not None:
                     store.set(_UNKNOWN_CREATE_KEY, {"since": started, "before": before})
                 raise
-        if unknown:
+        if unknown and store is not None:
             store.set(_UNKNOWN_CREATE_KEY, {})  # settled: a later resubmit must not match this job again
         pid = job.training_project_id or self.training_project_id
         self._job = {"training_project_id": pid, "training_job_id": job.id}
@@ -191,7 +196,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         """Only ``TRAINING_JOB_COMPLETED`` is success."""
         return status == "TRAINING_JOB_COMPLETED"
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> str:
+    def poll_until_complete(self, external_id: Any, context: Context) -> str:  # type: ignore[override]
         """Wait for the job if ``wait_for_completion`` (deferring when ``deferrable``); return its id."""
         pid, jid = job_ref(external_id)
         if self._job is None:  # reconnecting: an earlier try of this task started the job
@@ -199,7 +204,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             self._job = {"training_project_id": pid, "training_job_id": jid}
             push_training_job(context, pid, jid)
         if self.wait_for_completion:
-            return self.wait(context, self._trigger(pid, jid, context))
+            return cast("str", self.wait(context, self._trigger(pid, jid, context)))
         return jid
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
@@ -219,13 +224,13 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             training_project_id=pid,
             training_job_id=jid,
             log_tail=self.log_tail,
-            poll_interval=self.check_interval,
+            poll_interval=self.poke_interval,
             end_time=self.end_time(context),
             cancel_on_kill=self.cancel_on_kill,
             cancel_on_timeout=self.undo_on_timeout(context),  # the job is this task's own
         )
 
-    def on_event(self, context: Context, event: dict[str, Any]) -> str:
+    def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:
         """Log a failed job's error and last log lines, then fail; on success return the job id."""
         self._finished = True
         log_training_failure(self.log, event)
@@ -447,7 +452,7 @@ class GetTrainingCheckpointsOperator(BasetenBaseOperator):
                 raise BasetenRemoteStateError(f"Training job {jid} in project {pid} has no checkpoints.")
             self.log.info("Training job %s has no checkpoints.", jid)
             return []
-        context["ti"].xcom_push(key="latest_checkpoint_id", value=items[0].get("checkpoint_id"))
+        context["ti"].xcom_push(key=xcom.LATEST_CHECKPOINT_ID, value=items[0].get("checkpoint_id"))
         self.log.info(
             "Training job %s: %d checkpoint(s); newest %s (%s).",
             jid,

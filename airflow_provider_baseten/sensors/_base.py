@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
+from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.operators._base import (
     deadline,
     default_deferrable,
@@ -50,7 +51,7 @@ class BasetenTriggerSensor(BaseSensorOperator):
         """The trigger that watches this sensor's target."""
         raise NotImplementedError
 
-    def finish(self, event: dict[str, Any]) -> Any:
+    def finish(self, event: BasetenTriggerEvent) -> Any:
         """Fail unless the event is a success; return the sensor's result (pushed to XCom)."""
         log_failure_details(self.log, event)
         raise_for_event(event)
@@ -86,6 +87,6 @@ class BasetenTriggerSensor(BaseSensorOperator):
             return False
         return PokeReturnValue(is_done=True, xcom_value=self.finish(validate_event(event)))
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> Any:
         """Validate the trigger's event, then finish as a poke would."""
         return self.finish(validate_event(event, required=self.event_keys))

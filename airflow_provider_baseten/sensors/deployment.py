@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
 from airflow_provider_baseten.sensors._base import BasetenTriggerSensor
 
@@ -109,7 +110,7 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
             end_time=end_time,
         )
 
-    def finish(self, event: dict[str, Any]) -> str | None:
+    def finish(self, event: BasetenTriggerEvent) -> str | None:
         """Fail unless a target status was reached; return the status."""
         super().finish(event)
         return event.get("deployment_status")

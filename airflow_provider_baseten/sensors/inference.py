@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.sensors._base import BasetenTriggerSensor
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class AsyncPredictSensor(BasetenTriggerSensor):
             end_time=end_time,
         )
 
-    def finish(self, event: dict[str, Any]) -> dict[str, str]:
+    def finish(self, event: BasetenTriggerEvent) -> dict[str, str]:
         """Fail unless every request succeeded; return ``{request_id: status}``."""
         super().finish(event)
         return dict(event.get("states", {}))

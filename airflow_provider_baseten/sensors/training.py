@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
 from airflow_provider_baseten.sensors._base import BasetenTriggerSensor
 
@@ -69,7 +70,7 @@ class TrainingJobSensor(BasetenTriggerSensor):
             end_time=end_time,
         )
 
-    def finish(self, event: dict[str, Any]) -> str | None:
+    def finish(self, event: BasetenTriggerEvent) -> str | None:
         from airflow_provider_baseten.operators.training import log_training_failure
 
         log_training_failure(self.log, event)

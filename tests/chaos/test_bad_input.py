@@ -127,7 +127,11 @@ CASES: list[tuple[str, str, Callable[[BasetenEmulator, pytest.MonkeyPatch, Path]
         lambda e, mp, p: _hook(e).update_autoscaling_settings({"min_replica": 1}, deployment_id="d", environment="s"),
     ),
     ("empty batch", "inputs", lambda e, mp, p: _hook(e).predict_batch([])),
-    ("empty batch (operator)", "inputs", lambda e, mp, p: PredictOperator(task_id="b", inputs=[]).execute(context())),
+    (
+        "empty batch (operator)",
+        "model_inputs",
+        lambda e, mp, p: PredictOperator(task_id="b", model_inputs=[]).execute(context()),
+    ),
     ("JSONL with a bad line", "inputs", lambda e, mp, p: _jsonl_operator(p).execute(context())),
     ("batch max_concurrency 0", "max_concurrency", lambda e, mp, p: _hook(e).predict_batch([{}], max_concurrency=0)),
     ("batch resume without output_path", "resume", lambda e, mp, p: _hook(e).predict_batch([{}], resume=True)),
@@ -166,7 +170,7 @@ CASES: list[tuple[str, str, Callable[[BasetenEmulator, pytest.MonkeyPatch, Path]
 def _jsonl_operator(tmp: Path) -> PredictOperator:
     src = tmp / "in.jsonl"
     src.write_text('{"i": 0}\n{"i": 1}\n{"i": 2,\n{"i": 3}\n')
-    return PredictOperator(task_id="b", inputs=str(src))
+    return PredictOperator(task_id="b", model_inputs=str(src))
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,23 +34,34 @@ async def _run_like_the_triggerer(trigger: BasetenPollTrigger) -> Any:
         raise
 
 
-async def _kill_twice(trigger: BasetenPollTrigger) -> None:
+async def _until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Yield to the loop until the emulator's counters show ``check``; fail (naming ``what``) at ``timeout``.
+
+    An event to wait for, not a guess at how long something takes: each check reads the emulator's counters.
+    """
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.005)
+
+
+def _slow_calls(emu: BasetenEmulator) -> int:
+    """Requests the ``slow`` fault has received (counted on arrival, before it delays them)."""
+    return emu.counters()["faults"].get("slow", 0)
+
+
+async def _kill_twice(trigger: BasetenPollTrigger, emu: BasetenEmulator, polling: Callable[[], bool]) -> None:
+    """Cancel as the triggerer does, then cancel again while ``on_kill``'s first (slow) call is in flight."""
     task = asyncio.ensure_future(_run_like_the_triggerer(trigger))
-    await asyncio.sleep(0.3)  # the trigger is polling
+    await _until(polling, "the trigger is polling")
+    slow_before = _slow_calls(emu)
     task.cancel(USER_ACTION)
-    await asyncio.sleep(0.1)  # on_kill is under way (its first call takes 0.3 s: a slow fault)
+    # on_kill's first call has reached the emulator, which holds it for the slow fault's 0.3 s.
+    await _until(lambda: _slow_calls(emu) > slow_before, "on_kill's first call reached the emulator")
     task.cancel()  # the triggerer's next loop: the trigger's row is gone, cancel it again
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-def _wait_for(check: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture
@@ -74,12 +86,9 @@ def test_async_kill_survives_a_second_cancel(frozen: BasetenEmulator) -> None:
     )
 
     async def scenario() -> None:
-        await _kill_twice(trigger)
+        await _kill_twice(trigger, frozen, lambda: frozen.counters()["requests"].get("get_async_request", 0) >= 1)
         # The undo runs on the loop after the run task is gone (as on the triggerer's long-lived loop).
-        for _ in range(200):
-            if frozen.counters()["cancellations"].get("async_request", 0) >= 3:
-                break
-            await asyncio.sleep(0.02)
+        await _until(lambda: frozen.counters()["cancellations"].get("async_request", 0) >= 3, "3 cancellations")
 
     asyncio.run(scenario())
     now = frozen.core.clock.now()
@@ -89,7 +98,7 @@ def test_async_kill_survives_a_second_cancel(frozen: BasetenEmulator) -> None:
 
 
 def test_training_kill_survives_a_second_cancel(frozen: BasetenEmulator) -> None:
-    frozen.set_faults([FaultRule("slow", delay=0.3, endpoints=["get_training_job"], times=None)])
+    frozen.set_faults([FaultRule("slow", delay=0.3, endpoints=["get_training_job", "stop_training_job"], times=None)])
     hook = frozen.hook()
     project = next(iter(frozen.state.projects))
     job = hook.create_training_job(project, {"image": {"base_image": "x"}}).id
@@ -102,11 +111,8 @@ def test_training_kill_survives_a_second_cancel(frozen: BasetenEmulator) -> None
     )
 
     async def scenario() -> None:
-        await _kill_twice(trigger)
-        for _ in range(200):
-            if frozen.counters()["cancellations"].get("training_job", 0) >= 1:
-                break
-            await asyncio.sleep(0.02)
+        await _kill_twice(trigger, frozen, lambda: _slow_calls(frozen) >= 1)  # every poll is slow here
+        await _until(lambda: frozen.counters()["cancellations"].get("training_job", 0) >= 1, "the job is stopped")
 
     asyncio.run(scenario())
     assert frozen.state.jobs[job].status(frozen.core.clock.now())[0] == "TRAINING_JOB_STOPPED"

@@ -55,7 +55,7 @@ def _model_errors(emu: BasetenEmulator, row: Row, n: int, policy: RetryPolicy | 
     failing = set(range(0, n, 10))
     inputs = [{"i": i, "fail": i in failing} for i in range(n)]
     before = _sent(emu)
-    result = _operator(emu, policy, inputs=inputs, max_concurrency=16).execute(context())
+    result = _operator(emu, policy, model_inputs=inputs, max_concurrency=16).execute(context())
     batch = _sent(emu) - before
     assert batch == n - len(failing) + MODEL_ERROR_ATTEMPTS * len(failing)
     assert sum(1 for r in result if isinstance(r, dict) and "error" in r) == len(failing)
@@ -91,7 +91,7 @@ def test_model_error_attempts(emulator: BasetenEmulator, chaos_row: Row) -> None
 def _stops_early(emu: BasetenEmulator, row: Row, n: int, concurrency: int, policy: RetryPolicy | None) -> None:
     inputs = [{"i": i} for i in range(n)]
     with pytest.raises(BasetenNotFoundError) as info:
-        _operator(emu, policy, inputs=inputs, model_id="nomodel1", max_concurrency=concurrency).execute(context())
+        _operator(emu, policy, model_inputs=inputs, model_id="nomodel1", max_concurrency=concurrency).execute(context())
     wrong_model = _sent(emu)
     message = str(info.value)
     assert wrong_model <= EARLY_STOP_AFTER + concurrency
@@ -100,7 +100,7 @@ def _stops_early(emu: BasetenEmulator, row: Row, n: int, concurrency: int, polic
     rejected = [{"i": i, "fail": True, "status": 400} for i in range(n)]
     before = _sent(emu)
     with pytest.raises(BasetenValidationError, match="rejected this input"):
-        _operator(emu, policy, inputs=rejected, max_concurrency=concurrency).execute(context())
+        _operator(emu, policy, model_inputs=rejected, max_concurrency=concurrency).execute(context())
     bad_input = _sent(emu) - before
     assert bad_input <= EARLY_STOP_AFTER + concurrency
     row.tried = (
@@ -139,7 +139,7 @@ def test_record_budget_fast(emulator: BasetenEmulator, chaos_row: Row, caplog: p
     over = [{"i": i, "fail": i % 5 == 2, "status": 422} for i in range(n)]  # 20%
     before = _sent(emulator)
     with pytest.raises(BasetenBatchError, match="over the error budget") as info:
-        _operator(emulator, FAST_POLICY, inputs=over, max_concurrency=16).execute(context())
+        _operator(emulator, FAST_POLICY, model_inputs=over, max_concurrency=16).execute(context())
     sent = _sent(emulator) - before
     allowed = int(DEFAULT_RECORD_ERROR_RATE * n)
     assert len(info.value.failures) > allowed

@@ -19,7 +19,12 @@ from tests.chaos.report import Row
 
 def _operator(emu: BasetenEmulator, src: Path, out: Path, policy: RetryPolicy | None) -> PredictOperator:
     op = PredictOperator(
-        task_id="batch", inputs=str(src), output_path=str(out), resume=True, max_concurrency=32, progress_interval=60
+        task_id="batch",
+        model_inputs=str(src),
+        output_path=str(out),
+        resume=True,
+        max_concurrency=32,
+        progress_interval=60,
     )
     op.__dict__["hook"] = hook_for(emu, policy)  # the connection's hook, with this case's retry policy
     return op

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from tests.e2e._support import Component, airflow_env, free_port, migrate, start
 pytestmark = [pytest.mark.chaos, pytest.mark.airflow_e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
-API_KEY = "sk-chaos-secret-Zq8RfT2mW9xLp4Vn7Kc3"
+API_KEY = f"sk-chaos-secret-{secrets.token_hex(12)}"  # random per run
 EXAMPLES = ("baseten_batch_inference", "baseten_train_then_promote", "baseten_async_inference")
 
 

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.airflow_e2e
 
 KEY = "e2e-deadline-key-not-a-secret"
 IMAGE = {"base_image": "pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime"}
-POLL = 2.0  # the DAGs' check_interval
+POLL = 2.0  # the DAGs' poke_interval
 STARTUP = 300.0
 PHASE = 240.0
 

@@ -149,7 +149,7 @@ def test_gateway_wake_and_wait_with_the_connection_model(emulator: Any, monkeypa
         monkeypatch.setenv(key, value)
     prod = emulator.hook().get_deployment("production")
     emulator.scale_to_zero(emulator.model_id, prod.id)
-    op = WakeDeploymentOperator(task_id="w", check_interval=0.1, timeout=60, deferrable=False)
+    op = WakeDeploymentOperator(task_id="w", poke_interval=0.1, timeout=60, deferrable=False)
     assert op.execute(context()) == prod.id
 
 

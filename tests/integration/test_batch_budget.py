@@ -38,7 +38,7 @@ def _sent(emu: BasetenEmulator) -> int:
 def test_a_bad_budget_fails_before_any_request(emulator: BasetenEmulator, budget: dict[str, Any]) -> None:
     field = next(iter(budget))
     with pytest.raises(BasetenValidationError) as info:
-        PredictOperator(task_id="p", inputs=[{"i": 0}], **budget)
+        PredictOperator(task_id="p", model_inputs=[{"i": 0}], **budget)
     assert info.value.field == field
     with pytest.raises(BasetenValidationError):
         make_hook(emulator).predict_batch([{"i": 0}], **budget)
@@ -69,7 +69,7 @@ def test_wrong_model_fails_the_task_naming_the_error(
     with DAG("t_wrong_model", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         PredictOperator(
             task_id="p",
-            inputs=[{"i": i} for i in range(500)],
+            model_inputs=[{"i": i} for i in range(500)],
             model_id="nomodel1",
             on_error="record",
             output_path=str(out),

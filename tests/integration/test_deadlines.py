@@ -72,7 +72,7 @@ def running_job(emu: Any, name: str = "foreign") -> str:
 
 def train(**kwargs: Any) -> CreateTrainingJobOperator:
     return CreateTrainingJobOperator(
-        task_id="train", training_project_id=PROJECT, image=IMAGE, check_interval=POLL, **kwargs
+        task_id="train", training_project_id=PROJECT, image=IMAGE, poke_interval=POLL, **kwargs
     )
 
 
@@ -261,7 +261,7 @@ def test_async_timeout_cancels_only_this_task_queued_requests(conn: Any, deferra
             model_inputs=[{"i": i} for i in range(3)],
             wait_for_completion=True,
             deferrable=deferrable,
-            check_interval=POLL,
+            poke_interval=POLL,
             timeout=1.5,
             retries=0,
         )
@@ -283,7 +283,7 @@ def test_promotion_timeout_cancels_the_promotion_this_task_started(conn: Any, de
             deployment_id="dep2devl",
             environment="staging",
             deferrable=deferrable,
-            check_interval=POLL,
+            poke_interval=POLL,
             timeout=1.5,
         )
     run = run_dag(dag)
@@ -297,7 +297,7 @@ def test_waiting_on_a_foreign_promotion_never_cancels_it(conn: Any) -> None:
     conn.set_time_scale(0)
     conn.hook().promote_deployment("dep2devl", environment="staging")  # someone else's
     op = PromoteDeploymentOperator(
-        task_id="promote", deployment_id="dep2devl", environment="staging", check_interval=POLL, timeout=0.5
+        task_id="promote", deployment_id="dep2devl", environment="staging", poke_interval=POLL, timeout=0.5
     )
     with pytest.raises(BasetenTimeoutError):
         op.execute(ctx())

@@ -29,7 +29,7 @@ from tests.dag_support import context, run_dag, task_states
 
 START = datetime(2026, 1, 1)
 MODEL = "echo1234"  # seeded: production dep1prod (ACTIVE), development dep2devl (SCALED_TO_ZERO), staging dep3stag
-FAST = {"check_interval": 0.02, "timeout": 60}
+FAST = {"poke_interval": 0.02, "timeout": 60}
 MODES = [pytest.param(False, id="poke"), pytest.param(True, id="deferrable")]
 
 
@@ -182,7 +182,7 @@ def test_on_kill_cancels_only_this_tasks_promotion(conn: Any) -> None:
 def test_trigger_on_kill_cancels_only_its_own_promotion(conn: Any) -> None:
     conn.set_time_scale(0)
     hook = conn.hook()
-    owned = PromoteDeploymentOperator(task_id="p", deployment_id="development", deferrable=True, check_interval=0.02)
+    owned = PromoteDeploymentOperator(task_id="p", deployment_id="development", deferrable=True, poke_interval=0.02)
     from airflow.providers.common.compat.sdk import TaskDeferred
 
     with pytest.raises(TaskDeferred) as deferred:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_cli_rejects_a_bad_config(tmp_path: Path) -> None:
 
 
 def test_context_manager_and_airflow_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    with BasetenEmulator(api_key="ctx-key-456") as emu:
+    with BasetenEmulator(api_key=f"ctx-key-{secrets.token_hex(8)}") as emu:
         assert httpx.get(emu.url + "/__admin/health").json()["url"] == emu.url
         for gateway in ("baseten", "lowcodeapi"):
             for name, value in emu.connection_env("baseten_emu", gateway=gateway).items():

@@ -10,6 +10,7 @@ accepted. ``make test`` runs a few examples per operation and mode; ``make chaos
 from __future__ import annotations
 
 import os
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from functools import cache
@@ -48,7 +49,7 @@ def _examples(default: int) -> int:
 def fuzz_emulator() -> BasetenEmulator:
     """An emulator of its own (the fuzzer's deletes and promotions touch no other test's state), with a fast
     clock so predicts on scaled-to-zero deployments wake in milliseconds."""
-    return BasetenEmulator(api_key="fuzz-key-0123456789", time_scale=1000.0, cold_start_timeout=2.0)
+    return BasetenEmulator(api_key=f"fuzz-key-{secrets.token_hex(8)}", time_scale=1000.0, cold_start_timeout=2.0)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG, task
 
-from airflow_provider_baseten.exceptions import BasetenRemoteStateError, BasetenValidationError
+from airflow_provider_baseten.exceptions import BasetenBatchError, BasetenRemoteStateError, BasetenValidationError
 from airflow_provider_baseten.operators.inference import (
     AsyncPredictOperator,
     PredictOperator,
@@ -40,7 +40,7 @@ def _xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int 
 
 def test_single_predict_returns_model_output(conn: Any) -> None:
     with DAG("t_single", schedule=None, start_date=START) as dag:
-        PredictOperator(task_id="p", input={"text": "hi"})
+        PredictOperator(task_id="p", model_input={"text": "hi"})
     run = run_dag(dag)
     assert task_states(run) == {"p": "success"}
     out = _xcom(run, "p")
@@ -51,7 +51,7 @@ def test_single_predict_returns_model_output(conn: Any) -> None:
 def test_batch_keeps_input_order(conn: Any) -> None:
     inputs = [{"i": i} for i in range(300)]
     with DAG("t_batch", schedule=None, start_date=START) as dag:
-        PredictOperator(task_id="p", inputs=inputs, max_concurrency=16)
+        PredictOperator(task_id="p", model_inputs=inputs, max_concurrency=16)
     run = run_dag(dag)
     outs = _xcom(run, "p")
     assert [o["output"]["i"] for o in outs] == list(range(300))
@@ -61,8 +61,8 @@ def test_batch_keeps_input_order(conn: Any) -> None:
 def test_on_error_fail_names_failed_indices_after_attempting_all(conn: Any, tmp_path: Path) -> None:
     inputs = [{"i": i, "fail": i in (3, 7), "status": 400} for i in range(20)]
     out = tmp_path / "out.jsonl"
-    op = PredictOperator(task_id="p", inputs=inputs, max_concurrency=4, output_path=str(out))
-    with pytest.raises(Exception) as info:
+    op = PredictOperator(task_id="p", model_inputs=inputs, max_concurrency=4, output_path=str(out))
+    with pytest.raises(BasetenBatchError) as info:
         op.execute(context())
     assert "2 of 20" in str(info.value) and "3:" in str(info.value) and "7:" in str(info.value)
     assert conn.counters()["requests"]["production_predict"] == 20  # every item attempted
@@ -75,7 +75,7 @@ def test_on_error_fail_names_failed_indices_after_attempting_all(conn: Any, tmp_
 def test_on_error_record_keeps_partial_results(conn: Any) -> None:
     inputs = [{"i": i, "fail": i == 1, "status": 422} for i in range(4)]
     with DAG("t_record", schedule=None, start_date=START) as dag:
-        PredictOperator(task_id="p", inputs=inputs, on_error="record", max_error_rate=0.25)  # 1 of 4 may fail
+        PredictOperator(task_id="p", model_inputs=inputs, on_error="record", max_error_rate=0.25)  # 1 of 4 may fail
     run = run_dag(dag)
     outs = _xcom(run, "p")
     assert outs[1]["index"] == 1 and "422" in outs[1]["error"]
@@ -86,7 +86,7 @@ def test_jsonl_in_jsonl_out_and_resume(conn: Any, tmp_path: Path) -> None:
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(50)))
     with DAG("t_jsonl", schedule=None, start_date=START) as dag:
-        PredictOperator(task_id="p", inputs=str(src), output_path=str(dst), max_concurrency=8)
+        PredictOperator(task_id="p", model_inputs=str(src), output_path=str(dst), max_concurrency=8)
     run = run_dag(dag)
     summary = _xcom(run, "p")
     assert summary["succeeded"] == 50 and summary["failed"] == 0
@@ -96,7 +96,7 @@ def test_jsonl_in_jsonl_out_and_resume(conn: Any, tmp_path: Path) -> None:
     dst.write_text("".join(json.dumps(line) + "\n" for line in lines[:40]))
     conn.reset()
     result = PredictOperator(
-        task_id="p2", inputs=str(src), output_path=str(dst), resume=True, max_concurrency=8
+        task_id="p2", model_inputs=str(src), output_path=str(dst), resume=True, max_concurrency=8
     ).execute(context())
     assert result["skipped"] == 40 and result["succeeded"] == 10
     assert conn.counters()["requests"]["production_predict"] == 10
@@ -108,13 +108,13 @@ def test_bad_jsonl_line_fails_before_any_request(conn: Any, tmp_path: Path) -> N
     src = tmp_path / "in.jsonl"
     src.write_text('{"i": 0}\n{"i": 1\n{"i": 2}\n')
     with pytest.raises(BasetenValidationError, match="line 2"):
-        PredictOperator(task_id="p", inputs=str(src)).execute(context())
+        PredictOperator(task_id="p", model_inputs=str(src)).execute(context())
     assert sum(conn.counters()["requests"].values()) == 0
 
 
 def test_dynamic_task_mapping_expand(conn: Any) -> None:
     with DAG("t_expand", schedule=None, start_date=START) as dag:
-        PredictOperator.partial(task_id="p").expand(input=[{"text": "a"}, {"text": "b"}, {"text": "c"}])
+        PredictOperator.partial(task_id="p").expand(model_input=[{"text": "a"}, {"text": "b"}, {"text": "c"}])
     run = run_dag(dag)
     states = task_states(run)
     assert states == {"p[0]": "success", "p[1]": "success", "p[2]": "success"}
@@ -128,7 +128,7 @@ def test_inputs_from_xcomarg(conn: Any) -> None:
         def make() -> list[dict[str, int]]:
             return [{"i": i} for i in range(5)]
 
-        PredictOperator(task_id="p", inputs=make())
+        PredictOperator(task_id="p", model_inputs=make())
     run = run_dag(dag)
     assert [o["output"]["i"] for o in _xcom(run, "p")] == list(range(5))
 
@@ -142,7 +142,7 @@ def test_async_submit_and_wait(conn: Any, deferrable: bool) -> None:
             priority=1,
             wait_for_completion=True,
             deferrable=deferrable,
-            check_interval=0.2,
+            poke_interval=0.2,
         )
         AsyncPredictSensor(
             task_id="sense", request_ids=submit.output, deferrable=deferrable, poke_interval=0.2, timeout=60
@@ -252,7 +252,7 @@ def test_wake_operator_waits_for_active(conn: Any) -> None:
     prod = conn.hook().get_deployment("production")
     conn.scale_to_zero(model, prod.id)
     with DAG("t_wake", schedule=None, start_date=START) as dag:
-        WakeDeploymentOperator(task_id="w", check_interval=0.2, timeout=60)
+        WakeDeploymentOperator(task_id="w", poke_interval=0.2, timeout=60)
     run = run_dag(dag)
     assert task_states(run) == {"w": "success"}
     assert _xcom(run, "w") == prod.id
@@ -260,7 +260,7 @@ def test_wake_operator_waits_for_active(conn: Any) -> None:
 
 
 def test_failed_wait_raises_remote_state_error(conn: Any, caplog: pytest.LogCaptureFixture) -> None:
-    op = AsyncPredictOperator(task_id="a", model_input={"fail": True}, wait_for_completion=True, check_interval=0.2)
+    op = AsyncPredictOperator(task_id="a", model_input={"fail": True}, wait_for_completion=True, poke_interval=0.2)
     with caplog.at_level(logging.INFO), pytest.raises(BasetenRemoteStateError, match="MODEL_PREDICT_ERROR"):
         op.execute(context())
 

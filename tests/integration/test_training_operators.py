@@ -33,7 +33,7 @@ IMAGE = {"base_image": "pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime"}
 RUNTIME = {"start_commands": ["python train.py"], "environment_variables": {"EPOCHS": "1"}}
 FAILING_RUNTIME = {"start_commands": ["python train.py"], "environment_variables": {"EMULATOR_FAIL": "1"}}
 COMPUTE = {"accelerator": {"accelerator": "H100", "count": 1}, "node_count": 1}
-FAST = {"check_interval": 0.02, "timeout": 60}
+FAST = {"poke_interval": 0.02, "timeout": 60}
 
 
 def created(emulator: Any) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +19,9 @@ import httpx
 from airflow_provider_baseten._transport import RetryPolicy, Settings, Transport
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-KEY = "sk-unit-CONNKEY-7f3a9c2e5b1d"  # the connection's API key: must never show up anywhere
-NEW_KEY = "bt-created-NEWKEY-4d8e2a6c0f"  # what create_api_key returns: must never show up either
+# Random per run, so no test passes because a fixed key happens to be hard-coded somewhere.
+KEY = f"sk-unit-{secrets.token_hex(12)}"  # the connection's API key: must never show up anywhere
+NEW_KEY = f"bt-created-{secrets.token_hex(12)}"  # what create_api_key returns: must never show up either
 MODEL = "mdl1abc"
 DEP = "dep2xyz"
 ENV = "staging"

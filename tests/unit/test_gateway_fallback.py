@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from airflow_provider_baseten.exceptions import BasetenNotFoundError
+from airflow_provider_baseten.exceptions import BasetenNotFoundError, BasetenValidationError
 from tests.unit._support import CHAIN, KEY, MODEL, Recorder, make_hook
 
 LOGGER = "airflow_provider_baseten"
@@ -137,6 +137,6 @@ def test_fallback_does_not_hide_other_errors():
     # A 400 on the new format is an answer, not a "wrong format" signal.
     rec = Recorder(lambda r: httpx.Response(400, json={"error": "bad"}))
     hook = make_hook(rec, gateway="lowcodeapi")
-    with pytest.raises(Exception, match="bad"):
+    with pytest.raises(BasetenValidationError, match="bad"):
         hook.get_model(MODEL)
     assert rec.count == 1

@@ -25,7 +25,7 @@ with DAG("chaos_kill", schedule=None, start_date=START, catchup=False, render_te
         model_inputs=[{"case": "kill", "i": i} for i in range(3)],
         wait_for_completion=True,
         deferrable=True,
-        check_interval=1,
+        poke_interval=1,
     )
     AsyncPredictSensor(
         task_id="async_sensor_foreign",
@@ -39,7 +39,7 @@ with DAG("chaos_kill", schedule=None, start_date=START, catchup=False, render_te
         image=IMAGE,
         name="chaos-kill",
         deferrable=True,
-        check_interval=1,
+        poke_interval=1,
     )
     TrainingJobSensor(
         task_id="training_sensor_foreign",
@@ -53,14 +53,14 @@ with DAG("chaos_kill", schedule=None, start_date=START, catchup=False, render_te
         deployment_id="dep1prod",
         environment="staging",
         deferrable=True,
-        check_interval=1,
+        poke_interval=1,
     )
     PromoteDeploymentOperator(  # a promotion someone else started: this task only waits on it
         task_id="promote_foreign",
         deployment_id="dep2devl",
         environment="production",
         deferrable=True,
-        check_interval=1,
+        poke_interval=1,
     )
 
 with DAG(
@@ -76,7 +76,7 @@ with DAG(
         max_time_in_queue_seconds=7200,  # the test moves the emulator's clock past the 3600 s queue
         wait_for_completion=True,
         deferrable=False,
-        check_interval=1,
+        poke_interval=1,
     )
     CreateTrainingJobOperator(
         task_id="training_crash",
@@ -84,7 +84,7 @@ with DAG(
         image=IMAGE,
         name="chaos-crash",
         deferrable=False,
-        check_interval=1,
+        poke_interval=1,
     )
 
 with DAG(

@@ -53,6 +53,6 @@ for conn_id, dag_id in (("baseten_default", "chaos_secrets"), ("baseten_gateway"
         predict = PredictOperator(
             task_id="predict_templated",
             baseten_conn_id=conn_id,
-            input={"host": "{{ conn." + conn_id + ".host }}", "login": "{{ conn." + conn_id + ".login }}"},
+            model_input={"host": "{{ conn." + conn_id + ".host }}", "login": "{{ conn." + conn_id + ".login }}"},
         )
         create_key() >> log_error() >> predict >> fail_with_error()

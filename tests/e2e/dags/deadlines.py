@@ -18,7 +18,7 @@ START = datetime(2026, 1, 1)
 IMAGE = {"base_image": "pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime"}
 POLL = 2.0  # seconds between status checks: "one poll" in the test's time limits
 PROJECT = "{{ var.value.deadline_project }}"
-TRAIN = {"training_project_id": PROJECT, "image": IMAGE, "deferrable": True, "check_interval": POLL}
+TRAIN = {"training_project_id": PROJECT, "image": IMAGE, "deferrable": True, "poke_interval": POLL}
 
 with DAG("deadlines", schedule=None, start_date=START, catchup=False) as deadlines:
     CreateTrainingJobOperator(

@@ -1,0 +1,43 @@
+"""The XCom keys the provider's operators and sensors push, and its extra links read.
+
+Use these constants instead of string literals, e.g. in a downstream task::
+
+    from airflow_provider_baseten.xcom import DEPLOYMENT_ID
+
+    deployment_id = ti.xcom_pull(task_ids="promote", key=DEPLOYMENT_ID)
+
+The task's return value (XCom key ``return_value``) is documented on each operator.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DEPLOYMENT_ID",
+    "DEPLOYMENT_URL",
+    "LATEST_CHECKPOINT_ID",
+    "MODEL_URL",
+    "REQUEST_IDS",
+    "TRAINING_JOB_ID",
+    "TRAINING_JOB_URL",
+    "TRAINING_PROJECT_ID",
+]
+
+#: The Baseten UI page of the model (read by :class:`~airflow_provider_baseten.links.BasetenModelLink`).
+MODEL_URL: Final = "baseten_model_url"
+#: The Baseten UI page of the deployment (read by :class:`~airflow_provider_baseten.links.BasetenDeploymentLink`).
+DEPLOYMENT_URL: Final = "baseten_deployment_url"
+#: The Baseten UI page of the training job (read by
+#: :class:`~airflow_provider_baseten.links.BasetenTrainingJobLink`).
+TRAINING_JOB_URL: Final = "baseten_training_job_url"
+#: The id of the deployment the task promoted, woke or watched.
+DEPLOYMENT_ID: Final = "deployment_id"
+#: The training project of the job the task started or watched.
+TRAINING_PROJECT_ID: Final = "training_project_id"
+#: The training job the task started or watched.
+TRAINING_JOB_ID: Final = "training_job_id"
+#: The ids of the async requests ``AsyncPredictOperator`` submitted (pushed before any waiting).
+REQUEST_IDS: Final = "request_ids"
+#: The newest checkpoint found by ``GetTrainingCheckpointsOperator``.
+LATEST_CHECKPOINT_ID: Final = "latest_checkpoint_id"
