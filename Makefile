@@ -8,18 +8,8 @@ NEWEST_AIRFLOW_SPEC ?= apache-airflow>=3.3,<3.4
 OLDEST_AIRFLOW ?= 3.1.8
 PYTEST_ARGS ?=
 UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
-# What make test type-checks (mypy --strict, settings in pyproject's [tool.mypy]). For now the modules that
-# are already clean; make typecheck checks the whole package. Switch this to airflow_provider_baseten once
-# that passes.
-MYPY_PATHS ?= airflow_provider_baseten/__init__.py airflow_provider_baseten/config.py \
-	airflow_provider_baseten/batch.py airflow_provider_baseten/operators/base.py airflow_provider_baseten/sensors/base.py \
-	airflow_provider_baseten/hooks airflow_provider_baseten/_batch \
-	airflow_provider_baseten/models.py airflow_provider_baseten/exceptions.py airflow_provider_baseten/_redact.py \
-	airflow_provider_baseten/_h1.py airflow_provider_baseten/_routes.py airflow_provider_baseten/_logs.py \
-	airflow_provider_baseten/_ratelimit.py airflow_provider_baseten/links.py airflow_provider_baseten/demo.py \
-	airflow_provider_baseten/emulator/config.py airflow_provider_baseten/emulator/server.py \
-	airflow_provider_baseten/emulator/clock.py airflow_provider_baseten/emulator/validation.py \
-	airflow_provider_baseten/emulator/pytest_plugin.py airflow_provider_baseten/emulator/__main__.py
+# What make test type-checks: the whole package, mypy --strict (settings in pyproject's [tool.mypy]).
+MYPY_PATHS ?= airflow_provider_baseten
 
 .PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e lint format clean
 
@@ -35,7 +25,7 @@ test: $(VENV)/.stamp  ## unit, emulator-integration and DAG tests (newest Airflo
 	$(VENV)/bin/mypy --strict $(MYPY_PATHS)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not chaos and not airflow_e2e" $(PYTEST_ARGS)
 
-typecheck: $(VENV)/.stamp  ## mypy --strict on the whole package (make test checks MYPY_PATHS for now)
+typecheck: $(VENV)/.stamp  ## mypy --strict on the whole package (make test runs it too)
 	$(VENV)/bin/mypy --strict airflow_provider_baseten
 
 test-oldest:  ## the same suite on the oldest supported Airflow

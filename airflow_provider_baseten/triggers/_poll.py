@@ -9,20 +9,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_baseten.events import BasetenTriggerEvent, EventStatus
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
 
-EVENT_STATUSES = frozenset({"success", "failed", "error", "timeout"})
-
-
-def event(status: str, message: str, **ids: Any) -> dict[str, Any]:
-    """A terminal trigger event payload."""
-    return {"status": status, "message": message, **ids}
+def event(status: EventStatus, message: str, **ids: Any) -> BasetenTriggerEvent:
+    """A terminal trigger event payload (its keys are declared in :class:`~airflow_provider_baseten.events.BasetenTriggerEvent`)."""
+    return cast("BasetenTriggerEvent", {"status": status, "message": message, **ids})
 
 
 class BasetenPollTrigger(BaseTrigger):
@@ -82,7 +81,7 @@ class BasetenPollTrigger(BaseTrigger):
             self._hook_obj = BasetenHook(self.conn_id)
         return self._hook_obj
 
-    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+    async def check(self, hook: BasetenHook) -> BasetenTriggerEvent | None:
         """One polling round: the terminal event, or ``None`` to keep waiting."""
         raise NotImplementedError
 
@@ -96,7 +95,7 @@ class BasetenPollTrigger(BaseTrigger):
         """Poll until terminal; yield exactly one event."""
         yield TriggerEvent(await self.wait())  # type: ignore[no-untyped-call]
 
-    async def wait(self) -> dict[str, Any]:
+    async def wait(self) -> BasetenTriggerEvent:
         """Poll until terminal and return the event (shared by :meth:`run` and :func:`wait_inline`)."""
         from airflow_provider_baseten._redact import redact
         from airflow_provider_baseten.exceptions import BasetenError
@@ -124,7 +123,7 @@ class BasetenPollTrigger(BaseTrigger):
     def _describe(self) -> str:
         return type(self).__name__
 
-    async def _timed_out(self, hook: BasetenHook) -> dict[str, Any]:
+    async def _timed_out(self, hook: BasetenHook) -> BasetenTriggerEvent:
         """The ``timeout`` event, after undoing the task's own work when ``cancel_on_timeout``."""
         message = f"Timed out waiting: {self._describe()}."
         undone = False
@@ -172,15 +171,15 @@ class BasetenPollTrigger(BaseTrigger):
 _UNDOING: set[asyncio.Future[None]] = set()  # on_kill undos in flight (a task without a reference may be lost)
 
 
-def wait_inline(trigger: BasetenPollTrigger) -> dict[str, Any]:
+def wait_inline(trigger: BasetenPollTrigger) -> BasetenTriggerEvent:
     """Run ``trigger`` to completion in this process (the non-deferrable wait)."""
     return asyncio.run(trigger.wait())
 
 
-def check_once(trigger: BasetenPollTrigger) -> dict[str, Any] | None:
+def check_once(trigger: BasetenPollTrigger) -> BasetenTriggerEvent | None:
     """One polling round in this process (a sensor's poke)."""
 
-    async def once() -> dict[str, Any] | None:
+    async def once() -> BasetenTriggerEvent | None:
         hook = trigger._hook()
         try:
             return await trigger.check(hook)

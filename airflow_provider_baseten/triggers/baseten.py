@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
 from airflow_provider_baseten._ratelimit import STATUS_BUDGET_RPS, StatusBudget, status_budget
-from airflow_provider_baseten.triggers._poll import EVENT_STATUSES, BasetenPollTrigger, check_once, event, wait_inline
+from airflow_provider_baseten.events import EVENT_STATUSES, BasetenTriggerEvent
+from airflow_provider_baseten.triggers._poll import BasetenPollTrigger, check_once, event, wait_inline
 
 __all__ = [
     "EVENT_STATUSES",
@@ -93,7 +94,7 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         left = [r for r in self.request_ids if self._states.get(r) not in ASYNC_TERMINAL_STATES]
         return f"{len(left)} of {len(self.request_ids)} async request(s) still running (e.g. {left[:3]})"
 
-    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+    async def check(self, hook: BasetenHook) -> BasetenTriggerEvent | None:
         """Poll every unfinished request once, taking turns from the model's status budget."""
         budget = status_budget(self.conn_id, self.model_id, self.max_status_rps)
         for rid in self.request_ids:
@@ -110,7 +111,7 @@ class AsyncPredictTrigger(BasetenPollTrigger):
                 self._errors[rid] = [e.model_dump() for e in status.errors]
         return self.verdict()
 
-    def verdict(self) -> dict[str, Any] | None:
+    def verdict(self) -> BasetenTriggerEvent | None:
         """The event once every request is terminal (``None`` before)."""
         if any(self._states.get(r) not in ASYNC_TERMINAL_STATES for r in self.request_ids):
             return None
@@ -189,7 +190,7 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
     def _describe(self) -> str:
         return f"deployment {self.deployment_id} of model {self.model_id} to reach {self.target_statuses}"
 
-    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+    async def check(self, hook: BasetenHook) -> BasetenTriggerEvent | None:
         """Read the deployment's status once (waking it once if asked)."""
         dep = await hook.aget_deployment(self.deployment_id, model_id=self.model_id)
         status = dep.status or "UNKNOWN"
@@ -261,7 +262,7 @@ class PromotionTrigger(BasetenPollTrigger):
     def _describe(self) -> str:
         return f"promotion of deployment {self.deployment_id} into {self.environment}"
 
-    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+    async def check(self, hook: BasetenHook) -> BasetenTriggerEvent | None:
         """Read the environment once."""
         env = await hook.aget_environment(self.environment, model_id=self.model_id)
         self._log_phase(env)
@@ -341,7 +342,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
     def _describe(self) -> str:
         return f"training job {self.training_job_id} in project {self.training_project_id}"
 
-    async def check(self, hook: BasetenHook) -> dict[str, Any] | None:
+    async def check(self, hook: BasetenHook) -> BasetenTriggerEvent | None:
         """Read the job once."""
         job = await hook.aget_training_job(self.training_project_id, self.training_job_id)
         status = job.current_status or "UNKNOWN"

@@ -81,10 +81,10 @@ def test_the_event_typeddict_requires_status_and_message_only() -> None:
 
 
 def test_every_key_a_trigger_fires_is_declared_in_the_event_type() -> None:
-    """Every keyword of the triggers' ``event(...)`` calls and every key of their ``_ids()`` is declared."""
-    tree = ast.parse((PACKAGE / "triggers" / "baseten.py").read_text())
+    """Every keyword of the triggers' ``event(...)`` calls (every module of the triggers package) and every key of their ``_ids()`` is declared."""
     keys: set[str] = set()
-    for node in ast.walk(tree):
+    trees = [ast.parse(path.read_text()) for path in sorted((PACKAGE / "triggers").glob("*.py"))]
+    for node in (n for tree in trees for n in ast.walk(tree)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "event":
             keys |= {k.arg for k in node.keywords if k.arg}
         if isinstance(node, ast.FunctionDef) and node.name == "_ids":

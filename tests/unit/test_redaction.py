@@ -261,11 +261,6 @@ def test_aregister_secret_masks_without_the_blocking_call(monkeypatch: pytest.Mo
     assert "async-path-secret-4711" not in str(_secrets_masker().redact("key async-path-secret-4711 here"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13b: Settings registers its key for masking only in from_extra (connections); 13b's settings "
-    "fix registers a directly-built Settings key too. The lead flips this test when that merges.",
-)
 def test_a_directly_built_settings_key_is_masked() -> None:
     """``Settings(api_key=...)`` built in code (no connection) still keeps the key out of errors and logs."""
     import secrets
