@@ -3,6 +3,11 @@
 Response models are permissive (``extra="allow"``): Baseten adds fields over time and a new field must not
 break a pipeline. Status fields are plain strings, because Baseten adds states too; the known values are
 the ``*Status`` enums below, and the ``*_STATES`` sets say which are terminal.
+
+Why one module of about 600 lines: it holds declarations only (no behaviour beyond ``parse``), the one
+vocabulary that the hook, the operators, the triggers and the emulator's tests share; split by API part,
+the many cross-references (a deployment inside an environment inside a promotion) would become imports
+between the parts, and ``airflow_provider_baseten.models`` is the import path users already have.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Inference operators: sync predict (one input or a large batch), async predict, wake."""
+"""Inference operators: sync predict (one input or a large batch), async predict, wake.
+
+Why one module of about 550 lines: the three operators share their target arguments, the model URL they
+push and the input checks, and their class paths are the public names users import (and that serialized
+DAGs record); the durable async submit log lives apart, in :mod:`._submit_log`.
+"""
 
 from __future__ import annotations
 
