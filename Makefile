@@ -10,6 +10,10 @@ PYTEST_ARGS ?=
 UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
 # What make test type-checks: the whole package, mypy --strict (settings in pyproject's [tool.mypy]).
 MYPY_PATHS ?= airflow_provider_baseten
+# The package is type-checked against the newest Airflow's types; test-oldest runs the suite (typing tests
+# included) on 3.1 but not mypy over the package, whose Airflow 3.1 types differ (no TaskInstanceKey in
+# airflow.sdk.types, an untyped ResumableJobMixin stand-in).
+TYPECHECK ?= 1
 
 .PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e lint format clean
 
@@ -22,14 +26,14 @@ $(VENV)/.stamp: pyproject.toml
 test: $(VENV)/.stamp  ## unit, emulator-integration and DAG tests (newest Airflow)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict $(MYPY_PATHS)
+	$(if $(filter 1,$(TYPECHECK)),$(VENV)/bin/mypy --strict $(MYPY_PATHS))
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not chaos and not airflow_e2e" $(PYTEST_ARGS)
 
 typecheck: $(VENV)/.stamp  ## mypy --strict on the whole package (make test runs it too)
 	$(VENV)/bin/mypy --strict airflow_provider_baseten
 
 test-oldest:  ## the same suite on the oldest supported Airflow
-	$(MAKE) test VENV=.venv-oldest AIRFLOW_VERSION=$(OLDEST_AIRFLOW)
+	$(MAKE) test VENV=.venv-oldest AIRFLOW_VERSION=$(OLDEST_AIRFLOW) TYPECHECK=0
 
 demo: $(VENV)/.stamp  ## run every example DAG against a local emulator
 	$(VENV)/bin/python -m airflow_provider_baseten.demo

@@ -179,6 +179,8 @@ class Transport:
         self.settings = settings
         self._client = client
         self._async_client = async_client
+        self._async_owned = False  # a client passed in is the caller's: never replaced
+        self._async_loop: asyncio.AbstractEventLoop | None = None
         self._mock_transport = transport
         self._mock_async_transport = async_transport
         self._sleep = sleep
@@ -207,7 +209,11 @@ class Transport:
 
     @property
     def async_client(self) -> httpx.AsyncClient:
-        """The pooled async client (created on first use, bound to the loop it is first used on)."""
+        """The pooled async client of the running event loop (a new one when another loop runs: each
+        ``asyncio.run`` makes a loop, and a client's connections belong to the loop that opened them)."""
+        loop = _running_loop()
+        if self._async_client is not None and self._async_owned and self._async_loop is not loop:
+            self._async_client = None  # its loop has ended (or is another): its connections are unusable
         if self._async_client is None:
             self._async_client = httpx.AsyncClient(
                 headers=self._headers,
@@ -215,6 +221,7 @@ class Transport:
                 verify=shared_ssl_context(),  # built off the loop by the hook's aget_transport
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             )
+            self._async_owned, self._async_loop = True, loop
         return self._async_client
 
     def new_async_client(self, max_connections: int = 1) -> httpx.AsyncClient:
@@ -589,3 +596,10 @@ def _query_value(v: Any) -> str:
 def _path_only(url: httpx.URL) -> str:
     """The URL with its query string dropped (it may hold ``api_token``); redacted again by callers."""
     return str(url.copy_with(query=None))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -316,6 +316,10 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
     @r.post("/faults")
     def set_faults(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         """Replace (or with ``"append": true`` extend) the fault rules: ``{"seed": 1, "rules": [...]}``."""
+        unknown = set(body) - {"rules", "seed", "append"}
+        if unknown or "rules" not in body:
+            # A typo ({"faults": [...]}) must not silently clear every rule.
+            raise ApiError(422, f"Give {{'rules': [...]}} (and optionally 'seed', 'append'); got keys {sorted(body)}.")
         try:
             rules = [FaultRule(**rule) for rule in body.get("rules", [])]
         except (TypeError, ValueError) as exc:

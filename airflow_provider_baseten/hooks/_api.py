@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
@@ -106,7 +106,7 @@ class AsyncEndpoint(Protocol[P, T_co]):
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> AsyncEndpoint[P, T_co]: ...
     @overload
-    def __get__(self, obj: object, owner: type[Any]) -> Callable[P, Awaitable[T_co]]: ...
+    def __get__(self, obj: object, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T_co]]: ...
 
 
 # Each sync method made by :func:`_api` -> its async twin, for :func:`_twin` (filled at class creation).

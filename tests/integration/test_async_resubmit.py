@@ -161,3 +161,13 @@ def test_gateway_connection_model_id_is_warned_about_once(emulator: Any, capsys:
     hook.predict({"x": 1})
     hook.predict({"x": 2})
     assert _warnings(capsys, "routes inference by the api_token") == 1
+
+
+def test_async_twins_work_across_event_loops(emulator: Any) -> None:
+    """Each asyncio.run makes a new loop; the hook's pooled async client must follow (it used to stay on the
+    first, closed loop: 'Event loop is closed')."""
+    import asyncio
+
+    hook = emulator.hook()
+    assert asyncio.run(hook.aget_model()).id == emulator.model_id
+    assert asyncio.run(hook.aget_model()).id == emulator.model_id

@@ -100,6 +100,11 @@ def test_faults_over_the_admin_api_and_on_the_gateway(emulator: BasetenEmulator)
     assert _http.delete(admin + "/faults").json()["rules"] == []
     with pytest.raises(ValueError):
         FaultRule("418")
+    # A typo in the body must not silently clear every rule.
+    _http.post(admin + "/faults", json=rules)
+    for bad in ({"faults": rules["rules"]}, {"rulez": []}, {"seed": 2}):
+        assert _http.post(admin + "/faults", json=bad).status_code == 422
+    assert len(_http.get(admin + "/faults").json()["rules"]) == 1
 
 
 def test_admin_endpoints(emulator: BasetenEmulator) -> None:
