@@ -81,7 +81,7 @@ def deadline(context: Context | None, timeout: float | None, execution_timeout: 
     """
     start = task_start(context)
     limits = []
-    if timeout:
+    if timeout is not None:  # 0 is a deadline (now), not "no deadline"
         limits.append(start + float(timeout))
     if execution_timeout:
         seconds = execution_timeout.total_seconds()

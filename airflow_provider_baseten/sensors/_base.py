@@ -52,8 +52,16 @@ class BasetenTriggerSensor(BaseSensorOperator):
         raise NotImplementedError
 
     def finish(self, event: BasetenTriggerEvent) -> Any:
-        """Fail unless the event is a success; return the sensor's result (pushed to XCom)."""
+        """Fail unless the event is a success; return the sensor's result (pushed to XCom).
+
+        A ``timeout`` event raises Airflow's ``AirflowSensorTimeout``, as a poking sensor's timeout does:
+        the task is not retried (a retry would start a new deadline), and ``soft_fail`` turns it into a skip.
+        """
         log_failure_details(self.log, event)
+        if event["status"] == "timeout":
+            from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+            raise AirflowSensorTimeout(event["message"])
         raise_for_event(event)
         self.log.info("%s", event["message"])
         return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten._logs import deployment_error_tail, format_lines
-from airflow_provider_baseten.exceptions import BasetenNotFoundError
+from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError
 from airflow_provider_baseten.models import (
     ASYNC_STATUS_UNKNOWN,
     ASYNC_TERMINAL_STATES,
@@ -312,7 +312,14 @@ class PromotionTrigger(BasetenPollTrigger):
             self.log.info("The promotion into %s is not of %s; leaving it alone.", self.environment, self.deployment_id)
             return
         if promo and promo.status in ("RELEASING", "RAMPING_UP", "PAUSED"):
-            await hook.acancel_promotion(self.environment, model_id=self.model_id)
+            try:
+                await hook.acancel_promotion(self.environment, model_id=self.model_id)
+            except BasetenError:
+                # A cancel whose answer was lost is retried, and the retry finds nothing left to cancel (400):
+                # look again before reporting a failed undo.
+                after = (await hook.aget_environment(self.environment, model_id=self.model_id)).in_progress_promotion
+                if after is not None and after.status in ("RELEASING", "RAMPING_UP", "PAUSED"):
+                    raise
 
 
 class TrainingJobTrigger(BasetenPollTrigger):

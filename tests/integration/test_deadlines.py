@@ -304,3 +304,50 @@ def test_waiting_on_a_foreign_promotion_never_cancels_it(conn: Any) -> None:
     assert conn.counters()["requests"].get("cancel_promotion", 0) == 0
     promo = conn.hook().get_environment("staging").in_progress_promotion
     assert promo is not None and promo.status == "RELEASING"
+
+
+# -- found by a hostile review --------------------------------------------------------------------------------
+def test_timeout_zero_is_a_deadline_not_none() -> None:
+    ti = TI()
+    assert deadline(ctx(ti), 0, None) == pytest.approx(ti.start_date.timestamp())
+
+
+def test_a_deferred_sensor_timeout_is_a_sensor_timeout_and_soft_fail_skips(conn: Any) -> None:
+    """Like a poking sensor: AirflowSensorTimeout (not retried), and soft_fail turns it into a skip."""
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException
+
+    job = running_job(conn)
+    timeout = {"status": "timeout", "message": "waited too long", "training_job_id": job}
+
+    def sensor(**kw: Any) -> TrainingJobSensor:
+        return TrainingJobSensor(task_id="s", training_project_id=PROJECT, training_job_id=job, deferrable=True, **kw)
+
+    with pytest.raises(AirflowSensorTimeout):
+        sensor().resume_execution("execute_complete", {"event": timeout}, ctx())
+    with pytest.raises(AirflowSkipException):
+        sensor(soft_fail=True).resume_execution("execute_complete", {"event": timeout}, ctx())
+    assert stops(conn) == 0
+
+
+def test_a_cancel_whose_answer_is_lost_still_counts_as_undone(conn: Any) -> None:
+    """The cancel worked but its answer was lost; the retried cancel finds nothing left: that is an undo."""
+    from airflow_provider_baseten.emulator.config import FaultRule
+    from airflow_provider_baseten.triggers.baseten import PromotionTrigger
+
+    conn.set_time_scale(0)
+    conn.hook().promote_deployment("dep2devl", environment="staging")
+    conn.set_faults([FaultRule("503", endpoints=["cancel_promotion"], times=1, after=True)])
+    trigger = PromotionTrigger(
+        conn_id="baseten_default",
+        model_id=conn.model_id,
+        environment="staging",
+        deployment_id="dep2devl",
+        poll_interval=POLL,
+        end_time=time.time() - 1,
+        cancel_on_kill=True,
+        cancel_on_timeout=True,
+    )
+    event = asyncio.run(trigger.wait())
+    assert event["status"] == "timeout" and event.get("undone") is True, event
+    staging = conn.hook().get_environment("staging")
+    assert staging.in_progress_promotion is None or staging.in_progress_promotion.status == "CANCELED"
