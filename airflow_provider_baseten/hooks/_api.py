@@ -221,15 +221,18 @@ def _created_at(obj: Any) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
+def _made_since(objs: list[Any], before_ids: set[str], started: float) -> list[Any]:
+    """The objects that were not there before a create (``before_ids``) and were created since ``started``
+    (less the clock-skew margin): the candidates for what an ambiguous create made."""
+    return [o for o in objs if o.id not in before_ids and _created_at(o) >= started - RECONCILE_CLOCK_SKEW]
+
+
 def _newest_named(name: str, started: float) -> Callable[[Any, Any], Any]:
-    """A pick: the newest job called ``name`` that did not exist before the create and was created since
-    ``started`` (less the clock-skew margin)."""
-    created = _created_at
+    """A pick: the newest job called ``name`` among those :func:`_made_since` the create started."""
 
     def pick(jobs: list[Any], before: list[Any]) -> Any:
-        old = {j.id for j in before}
-        mine = [j for j in jobs if j.name == name and j.id not in old and created(j) >= started - RECONCILE_CLOCK_SKEW]
-        return max(mine, key=created) if mine else None
+        mine = [j for j in _made_since(jobs, {j.id for j in before}, started) if j.name == name]
+        return max(mine, key=_created_at) if mine else None
 
     return pick
 

@@ -147,17 +147,12 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def _made_by_earlier_try(self, unknown: Any) -> Any:
         """The job an earlier try's ambiguous create made, if exactly one new job is there; else ``None``."""
-        from airflow_provider_baseten.hooks.baseten import RECONCILE_CLOCK_SKEW, _created_at
+        from airflow_provider_baseten.hooks._api import _made_since
 
         if not unknown:
             return None
-        before = set(unknown.get("before", []))
-        since = float(unknown.get("since", 0)) - RECONCILE_CLOCK_SKEW
-        new = [
-            j
-            for j in self.hook.list_training_jobs(self.training_project_id)
-            if j.id not in before and _created_at(j) >= since
-        ]
+        jobs = self.hook.list_training_jobs(self.training_project_id)
+        new = _made_since(jobs, set(unknown.get("before", [])), float(unknown.get("since", 0)))
         if len(new) == 1:
             self.log.warning(
                 "An earlier try's create failed ambiguously; it did make training job %s: reconnecting to it.",
