@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-Surface = Literal["inference", "management"]
+#: ``inference``: a model host; ``chain``: a chain host (``chain-{chain_id}.api.baseten.co``, its id passed as
+#: the call's ``model_id``); ``model_apis``: Baseten's shared Model APIs (``inference.baseten.co/v1``);
+#: ``management``: ``api.baseten.co``.
+Surface = Literal["inference", "management", "chain", "model_apis"]
 
-_PARAM = re.compile(r"\{([a-z_]+)\}")
+# ``{name}`` is one path segment; ``{name:path}`` (the ``/sync/{route:path}`` passthrough) may hold slashes.
+_PARAM = re.compile(r"\{([a-z_]+)(?::path)?\}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,9 @@ class Endpoint:
 
 
 def _fill(template: str, params: dict[str, str]) -> str:
-    return _PARAM.sub(lambda m: quote(str(params[m.group(1)]), safe=""), template)
+    return _PARAM.sub(
+        lambda m: quote(str(params[m.group(1)]), safe="/" if m.group(0).endswith(":path}") else ""), template
+    )
 
 
 def _ep(name: str, method: str, path: str, surface: Surface, category: str | None, **kw: Any) -> Endpoint:
@@ -133,6 +139,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("production_async_predict", "POST", "/production/async_predict", "inference", None),
     _ep("production_async_queue_status", "GET", "/production/async_queue_status", "inference", None),
     _ep("environment_wake", "POST", "/environments/{env_name}/wake", "inference", None),
+    # OpenAI-compatible and other passthrough routes (``/sync/v1/embeddings`` -> the container's
+    # ``/v1/embeddings``); production is the ``production`` environment. Not in Baseten's spec nor the gateway's.
+    _ep("environment_sync", "POST", "/environments/{env_name}/sync/{route:path}", "inference", None),
+    _ep("development_sync", "POST", "/development/sync/{route:path}", "inference", None),
+    _ep("deployment_sync", "POST", "/deployment/{deployment_id}/sync/{route:path}", "inference", None),
+    # Baseten's shared Model APIs (OpenAI format; base ``https://inference.baseten.co/v1``).
+    _ep("model_apis_request", "POST", "/{route:path}", "model_apis", None),
+    # Chains, on the chain host (Baseten's inference spec; not in the gateway reference).
+    *(
+        _ep(f"chain_{target}_{action}", "POST", f"{prefix}/{action}", "chain", None)
+        for target, prefix in (
+            ("production", "/production"),
+            ("development", "/development"),
+            ("environment", "/environments/{env_name}"),
+            ("deployment", "/deployment/{deployment_id}"),
+        )
+        for action in ("run_remote", "async_run_remote")
+    ),
+    _ep("chain_get_async_request", "GET", "/async_request/{request_id}", "chain", None),
+    _ep("chain_cancel_async_request", "DELETE", "/async_request/{request_id}", "chain", None),
     # Models
     _ep("list_models", "GET", "/v1/models", "management", "models"),
     _ep("get_model", "GET", _M, "management", "models"),

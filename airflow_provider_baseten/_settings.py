@@ -29,6 +29,10 @@ UrlFormat = Literal["new", "old"]
 DIRECT_MANAGEMENT_URL = "https://api.baseten.co"
 
 DIRECT_INFERENCE_URL = "https://model-{model_id}.api.baseten.co"
+#: A chain's inference host (``run_remote``, ``async_run_remote``, its async requests).
+DIRECT_CHAIN_URL = "https://chain-{chain_id}.api.baseten.co"
+#: Baseten's shared Model APIs (OpenAI-compatible LLMs and embedders).
+MODEL_APIS_URL = "https://inference.baseten.co/v1"
 
 LOWCODEAPI_URL = "https://api.lowcodeapi.com/baseten"
 
@@ -72,7 +76,8 @@ class Timeouts:
 
     def for_endpoint(self, ep: Endpoint) -> httpx.Timeout:
         """The httpx timeout for ``ep``: long reads for predict, short for everything else."""
-        read = self.predict_read if ep.name.endswith("_predict") else self.management_read
+        long = ep.name.endswith(("_predict", "_sync", "_run_remote")) or ep.surface == "model_apis"
+        read = self.predict_read if long else self.management_read
         return httpx.Timeout(connect=self.connect, read=read, write=max(read, 60.0), pool=self.connect + read)
 
 
@@ -88,6 +93,8 @@ class Settings:
     gateway: Gateway = "baseten"
     management_url: str = DIRECT_MANAGEMENT_URL
     inference_url: str = DIRECT_INFERENCE_URL
+    chain_url: str = DIRECT_CHAIN_URL
+    model_apis_url: str = MODEL_APIS_URL
     gateway_url: str = LOWCODEAPI_URL
     auth_scheme: Literal["Bearer", "Api-Key"] = "Bearer"
     url_format: Literal["auto", "new", "old"] = "auto"
@@ -155,6 +162,10 @@ class Settings:
                 "e.g. https://model-{model_id}.api.baseten.co",
                 field="inference_url",
             )
+        chain_url = str(extra.get("chain_url") or DIRECT_CHAIN_URL)
+        _check_url(chain_url.replace("{chain_id}", "c"), "chain_url")
+        model_apis_url = str(extra.get("model_apis_url") or MODEL_APIS_URL)
+        _check_url(model_apis_url, "model_apis_url")
         base = _normalise_host(host) if host else None
         model_id = extra.get("model_id") or None
         if model_id is not None:
@@ -167,6 +178,8 @@ class Settings:
                 management_url=base if base and gateway == "baseten" else DIRECT_MANAGEMENT_URL,
                 gateway_url=base if base and gateway == "lowcodeapi" else LOWCODEAPI_URL,
                 inference_url=inference_url.rstrip("/"),
+                chain_url=chain_url.rstrip("/"),
+                model_apis_url=model_apis_url.rstrip("/"),
                 auth_scheme=schemes[scheme.lower()],  # type: ignore[arg-type]
                 url_format=url_format,  # type: ignore[arg-type]
                 model_id=model_id,

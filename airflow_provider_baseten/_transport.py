@@ -119,6 +119,7 @@ NOT_IDEMPOTENT = frozenset(
         "recreate_training_job",
         "create_api_key",
         "create_environment",
+        *(f"chain_{t}_async_run_remote" for t in ("production", "development", "environment", "deployment")),
     }
 )
 
@@ -293,6 +294,12 @@ class Transport:
                         field="model_id",
                     )
                 base = s.inference_url.replace("{model_id}", model_id)
+            elif ep.surface == "chain":
+                if not model_id:
+                    raise BasetenValidationError("No chain_id: pass chain_id=.", field="chain_id")
+                base = s.chain_url.replace("{chain_id}", model_id)
+            elif ep.surface == "model_apis":
+                base = s.model_apis_url
             else:
                 base = s.management_url
             url = base.rstrip("/") + ep.direct_path(params)
@@ -363,7 +370,8 @@ class Transport:
         for key in ep.params:
             if key not in params:
                 raise BasetenValidationError(f"{key} is required for {ep.name}.", field=key)
-            validate_id(key, params[key])
+            if key != "route":  # a /sync/{route:path} passthrough path, checked by the hook
+                validate_id(key, params[key])
         formats = self.formats(ep) if self.settings.gateway == "lowcodeapi" else ("new",)
         # Build every format up front so a bad body fails before anything is sent.
         built = [

@@ -395,6 +395,134 @@ class AsyncQueueStatus(_Response):
 
 
 # -- training objects ----------------------------------------------------------------------------------
+# -- OpenAI-compatible inference (``/sync/v1/...`` on a deployment, or Baseten's Model APIs) -------------
+class TokenUsage(_Response):
+    """Tokens an OpenAI-compatible request used (``usage``); a batch sums them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Embedding(_Response):
+    """One vector of an embeddings answer: ``embedding`` is floats, or a base64 string with ``encoding_format="base64"``."""
+
+    index: int
+    embedding: list[float] | str
+    object: str | None = None
+
+
+class EmbeddingsResponse(_Response):
+    """An OpenAI embeddings answer (``/v1/embeddings``)."""
+
+    data: list[Embedding]
+    model: str | None = None
+    object: str | None = None
+    usage: TokenUsage | None = None
+
+    def vectors(self) -> list[list[float] | str]:
+        """The vectors in input order (by ``index``, whatever order the server listed them in)."""
+        return [d.embedding for d in sorted(self.data, key=lambda d: d.index)]
+
+
+class ChatMessage(_Response):
+    """A chat message: ``role`` and ``content`` (``None`` when the model answered with tool calls only)."""
+
+    role: str
+    content: Any = None
+
+
+class ChatChoice(_Response):
+    """One choice of a chat completion."""
+
+    index: int = 0
+    message: ChatMessage
+    finish_reason: str | None = None
+
+
+class ChatCompletion(_Response):
+    """An OpenAI chat completion (``/v1/chat/completions``)."""
+
+    id: str | None = None
+    object: str | None = None
+    created: int | None = None
+    model: str | None = None
+    choices: list[ChatChoice]
+    usage: TokenUsage | None = None
+
+    @property
+    def text(self) -> Any:
+        """The first choice's ``message.content`` (``None`` when there is no choice)."""
+        return self.choices[0].message.content if self.choices else None
+
+
+class RerankScore(_Response):
+    """One scored text of a rerank answer."""
+
+    index: int
+    score: float
+    text: str | None = None
+
+
+class RerankResponse(_Response):
+    """A rerank answer (``/rerank`` on a BEI reranker): ``data`` as the server ordered it."""
+
+    data: list[RerankScore]
+    object: str | None = None
+
+
+class _OpenAIRequest(BaseModel):
+    """OpenAI request bodies: known fields are checked, other OpenAI fields (``top_p``, ``stop``...) pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ChatMessageInput(BaseModel):
+    """A message sent to a chat model."""
+
+    model_config = ConfigDict(extra="allow")
+    role: str = Field(min_length=1)
+    content: str | list[Any] | None = None
+
+
+class ChatCompletionRequest(_OpenAIRequest):
+    """A chat completion request (``stream`` is refused: the provider reads whole answers)."""
+
+    messages: list[ChatMessageInput] = Field(min_length=1)
+    model: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    stream: bool | None = None
+
+    @field_validator("stream")
+    @classmethod
+    def _no_stream(cls, v: bool | None) -> bool | None:
+        if v:
+            raise ValueError("stream=True is not supported: the provider reads whole answers")
+        return v
+
+
+class EmbeddingsRequest(_OpenAIRequest):
+    """An embeddings request: ``input`` is one non-empty string or a non-empty list of them."""
+
+    input: str | list[str] = Field(min_length=1)
+    model: str | None = None
+    encoding_format: str | None = Field(default=None, pattern="^(float|base64)$")
+    dimensions: int | None = Field(default=None, ge=1)
+
+
+class RerankRequest(_OpenAIRequest):
+    """A rerank request (BEI's ``/rerank``)."""
+
+    query: str
+    texts: list[str] = Field(min_length=1)
+    raw_scores: bool = False
+    return_text: bool = False
+    truncate: bool = False
+    truncation_direction: str = Field(default="Right", pattern="^(Left|Right)$")
+    model: str | None = None
+
+
 class TrainingProject(_Response):
     """A training project (``latest_job`` is its most recently created job, when Baseten includes it)."""
 
@@ -578,10 +706,18 @@ __all__ = [
     "AutoscalingSettings",
     "AutoscalingSettingsUpdate",
     "Chain",
+    "ChatChoice",
+    "ChatCompletion",
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "ChatMessageInput",
     "CreatedApiKey",
     "Deployment",
     "DeploymentMetrics",
     "DeploymentStatus",
+    "Embedding",
+    "EmbeddingsRequest",
+    "EmbeddingsResponse",
     "Environment",
     "InProgressPromotion",
     "InferenceRetryConfig",
@@ -591,10 +727,14 @@ __all__ = [
     "Model",
     "Promotion",
     "PromotionStatus",
+    "RerankRequest",
+    "RerankResponse",
+    "RerankScore",
     "RetryDeploymentResult",
     "Secret",
     "SignalResult",
     "StatusMessage",
+    "TokenUsage",
     "Tombstone",
     "TrainingCheckpoint",
     "TrainingCheckpointFiles",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sized
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,9 @@ class BatchResult:
     results: list[Any] | None = None
     failures: dict[int, str] = field(default_factory=dict)
     output_path: str | None = None
+    #: Summed token ``usage`` (``prompt_tokens``, ``completion_tokens``, ``total_tokens``) of an
+    #: OpenAI-compatible batch (``embed_batch``, ``chat_completions_batch``); ``None`` for ``predict_batch``.
+    usage: dict[str, int] | None = None
 
     def summary(self) -> dict[str, Any]:
         """A small JSON-able summary (what operators push to XCom for file-backed batches)."""
@@ -75,6 +78,7 @@ class BatchResult:
             "elapsed_seconds": round(self.elapsed, 3),
             "output_path": self.output_path,
             "failed_indices": sorted(self.failures)[:1000],
+            **({"usage": dict(self.usage)} if self.usage is not None else {}),
         }
 
 
@@ -126,8 +130,13 @@ async def run_batch(
     log: Any = None,
     max_failures: int | None = None,
     max_error_rate: float | None = None,
+    run_factory: Callable[..., _Run] | None = None,
 ) -> BatchResult:
-    """Run ``route`` (a predict call) for every input. See ``BasetenHook.predict_batch``."""
+    """Run ``route`` (a predict call) for every input. See ``BasetenHook.predict_batch``.
+
+    ``run_factory`` (default :class:`_Run`) builds the run from the same arguments: a subclass can pack
+    several inputs into one request or read the answers (``_batch.openai``).
+    """
     log = log or logging.getLogger("airflow_provider_baseten")
     if on_error not in ON_ERROR:
         raise BasetenValidationError(f"on_error must be 'fail' or 'record', got {on_error!r}.", field="on_error")
@@ -145,7 +154,7 @@ async def run_batch(
 
     sink: _MemorySink | _JsonlSink = _JsonlSink(output_path, resume) if output_path is not None else _MemorySink()
     result = BatchResult(total=total or 0, output_path=str(output_path) if output_path is not None else None)
-    run = _Run(transport, inputs, sink, result, budget, max_concurrency, abort_after_consecutive)
+    run = (run_factory or _Run)(transport, inputs, sink, result, budget, max_concurrency, abort_after_consecutive)
     progress = _Progress(total, progress_interval, log)
     started = time.monotonic()
     retries_before = transport.retry_counts.copy()
@@ -160,7 +169,7 @@ async def run_batch(
     result.elapsed = time.monotonic() - started
     progress.report(final=True)
     if total is None:
-        result.total = run.seen
+        result.total = run.inputs_seen()
     result.not_attempted = max(0, result.total - result.succeeded - result.failed - result.skipped)
     if isinstance(sink, _MemorySink):
         result.results = sink.items + [None] * (result.total - len(sink.items))
@@ -203,6 +212,10 @@ class _Run:
         self.over_budget = False
         self.watch = _FirstFailures(budget)
         self.room = asyncio.Condition()
+
+    def inputs_seen(self) -> int:
+        """How many inputs the run read (a packing subclass counts inputs, not requests)."""
+        return self.seen
 
     def emit(self, index: int, output: Any, error: str | None) -> None:
         """Hand one result to the sink, through the reorder window."""

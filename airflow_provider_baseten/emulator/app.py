@@ -42,6 +42,8 @@ log = logging.getLogger("airflow_provider_baseten.emulator")
 GATEWAY_PREFIX = "/baseten"
 _LIST_PARAMS = frozenset({"includes", "excludes", "metrics"})  # repeated query parameters (?metrics=a&metrics=b)
 INFERENCE_PREFIX = "/model/{model_id}"
+CHAIN_PREFIX = "/chain/{chain_id}"
+MODEL_APIS_PREFIX = "/model_apis/v1"
 
 
 class EmulatorCore:
@@ -159,11 +161,12 @@ def _authenticate(core: EmulatorCore, request: Request, kind: str) -> tuple[bool
 
 def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
     """The request handler for one endpoint in one surface."""
-    inference = ep.surface == "inference"
+    inference = ep.surface != "management"
     guarded = kind == "new" and ep.has_old_format  # answers 404 when the new format is switched off
     unlisted = kind != "direct" and not ep.in_gateway_reference  # answers 404 when the gateway lacks them
     sync_predict = ep.name.endswith("_predict") and not ep.name.endswith("_async_predict")
     target = ep.name[: -len("_predict")] if sync_predict else ""
+    sync_route = ep.name.endswith("_sync") or ep.surface == "model_apis"
 
     async def handle(request: Request) -> Response:
         state = core.state
@@ -185,9 +188,13 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
                 raise ApiError(404, f"Missing path parameter {missing[0]}")
             params: dict[str, str] = {p: str(v) for p, v in given.items()}
             model_id = (pp.get("model_id") if kind == "direct" else state.default_model_id()) if inference else None
+            if ep.surface == "chain":
+                model_id = pp.get("chain_id")
             body = await _read_body(core, request, ep, kind, params)
             if sync_predict:
                 status, payload = await _predict(core, target, params, model_id, body)
+            elif sync_route:
+                status, payload = await _openai(core, ep, params, model_id, body)
             else:
                 query = {k: qp.getlist(k) if k in _LIST_PARAMS else v for k, v in qp.items() if k != "api_token"}
                 status, payload = state.handle(ep.name, params, query, body, model_id)
@@ -243,8 +250,31 @@ async def _predict(
     return 200, model_output(mid, did, body)
 
 
+async def _openai(
+    core: EmulatorCore, ep: Endpoint, params: dict[str, str], model_id: str | None, body: Any
+) -> tuple[int, Any]:
+    """A ``/sync/{route}`` call on a deployment (which must be up, as for predict) or a Model APIs call."""
+    from airflow_provider_baseten.emulator.handlers import openai
+
+    if ep.surface == "model_apis":
+        with core.state.lock:
+            core.state.submissions["model_apis"] += 1
+        if core.predict_latency > 0:
+            await asyncio.sleep(core.predict_latency)
+        return 200, openai.model_apis(params["route"], body)
+    target = ep.name[: -len("_sync")]
+    mid, did, ready = core.state.predict_target(target, params, model_id)
+    if ready > core.clock.now() and not await core.clock.sleep_until(ready, core.config.cold_start_timeout):
+        raise ApiError(500, "Timed out waiting for the deployment to wake up; retry.", "model_not_ready")
+    if core.predict_latency > 0:
+        await asyncio.sleep(core.predict_latency)
+    return 200, openai.answer(params["route"], body, f"{mid}/{did}")
+
+
 def _route_variants(ep: Endpoint) -> list[tuple[str, str]]:
     """(path, kind) for every way ``ep`` is reachable."""
+    if ep.surface in ("chain", "model_apis"):  # their own hosts; LowCodeAPI has neither
+        return [((CHAIN_PREFIX if ep.surface == "chain" else MODEL_APIS_PREFIX) + ep.path, "direct")]
     direct = (INFERENCE_PREFIX + ep.path) if ep.surface == "inference" else ep.path
     new_path = GATEWAY_PREFIX + (ep.gateway_path or ep.path)
     variants = [(direct, "direct"), (new_path, "new")]

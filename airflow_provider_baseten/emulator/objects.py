@@ -349,6 +349,7 @@ class AsyncRequest:
     canceled_at: float | None = None
     webhook_status: str = "PENDING"
     webhook_sending: bool = False
+    chain_id: str | None = None  # a chain's request (async_run_remote): reported with chain_id, not model_id
 
     def status(self, now: float) -> tuple[str, float]:
         """(status, since)."""

@@ -152,6 +152,16 @@ class BasetenEmulator:
         return self.url + "/model/{model_id}"
 
     @property
+    def chain_url(self) -> str:
+        """The connection's ``chain_url`` template for chain inference."""
+        return self.url + "/chain/{chain_id}"
+
+    @property
+    def model_apis_url(self) -> str:
+        """The connection's ``model_apis_url`` (Baseten's Model APIs)."""
+        return self.url + "/model_apis/v1"
+
+    @property
     def api_key(self) -> str:
         """The accepted API key."""
         return self.config.api_key
@@ -174,6 +184,8 @@ class BasetenEmulator:
             "gateway": gateway,
             "model_id": model_id or self.model_id,
             "inference_url": self.inference_url,
+            "chain_url": self.chain_url,
+            "model_apis_url": self.model_apis_url,
         }
         if gateway == "lowcodeapi":
             extra["url_format"] = url_format
@@ -215,6 +227,8 @@ class BasetenEmulator:
             gateway=gateway,
             management_url=self.url,
             inference_url=self.inference_url,
+            chain_url=self.chain_url,
+            model_apis_url=self.model_apis_url,
             gateway_url=self.gateway_url,
             model_id=model_id or self.model_id,
             url_format=url_format,

@@ -24,6 +24,7 @@ from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.core import StateCore
 from airflow_provider_baseten.emulator.handlers.deployments import DeploymentHandlers
 from airflow_provider_baseten.emulator.handlers.inference import InferenceHandlers
+from airflow_provider_baseten.emulator.handlers.openai import ChainHandlers
 from airflow_provider_baseten.emulator.handlers.training import TrainingHandlers
 from airflow_provider_baseten.emulator.handlers.workspace import WorkspaceHandlers
 from airflow_provider_baseten.emulator.objects import (
@@ -38,7 +39,9 @@ from airflow_provider_baseten.emulator.objects import (
 )
 
 
-class EmulatorState(InferenceHandlers, DeploymentHandlers, TrainingHandlers, WorkspaceHandlers, StateCore):
+class EmulatorState(
+    InferenceHandlers, ChainHandlers, DeploymentHandlers, TrainingHandlers, WorkspaceHandlers, StateCore
+):
     """Every object the emulator holds, and the behaviour of every endpoint in ``_routes``.
 
     The handlers live in ``emulator/handlers/`` (one mixin per part of the API); this class owns the

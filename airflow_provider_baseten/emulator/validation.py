@@ -82,10 +82,18 @@ def _resolve(surface: str, obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def spec_surface(ep: Endpoint) -> str | None:
+    """Which spec describes ``ep``: chains are in the inference spec; Model APIs are in none."""
+    return {"chain": "inference", "model_apis": None}.get(ep.surface, ep.surface)
+
+
 def find_operation(ep: Endpoint) -> tuple[str, dict[str, Any]] | None:
     """(spec path, operation) with ``ep``'s method and path shape (parameter names may differ), or ``None``."""
     shape = _PARAM.sub("{}", ep.path)
-    for path, ops in load_spec(ep.surface)["paths"].items():
+    surface = spec_surface(ep)
+    if surface is None:
+        return None
+    for path, ops in load_spec(surface)["paths"].items():
         op = ops.get(ep.method.lower())
         if op is not None and _PARAM.sub("{}", path) == shape:
             return path, op
@@ -250,7 +258,7 @@ def _compile(ep: Endpoint) -> OperationRules:
     if found is None:
         raise LookupError(f"{ep.name}: {ep.method} {ep.path} is in no operation of Baseten's {ep.surface} spec")
     spec_path, op = found
-    surface = ep.surface
+    surface = spec_surface(ep) or ep.surface
     rules = OperationRules(ep.name, spec_path)
     path_item = load_spec(surface)["paths"][spec_path]
     spec_names = _PARAM.findall(spec_path)

@@ -37,7 +37,7 @@ def error_body(kind: str, surface: str, status: int, message: str, code: str | N
         if code:
             body["error_code"] = code
         return body
-    if surface == "inference":
+    if surface != "management":  # model and chain hosts, Model APIs
         return {"error": message, "error_code": code or _INFERENCE_CODES.get(status, "internal_baseten_error")}
     return {"error": message}
 

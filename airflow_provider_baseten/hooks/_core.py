@@ -161,6 +161,17 @@ class _HookCore(BaseHook):
     def _gateway(self) -> bool:
         return self._transport is not None and self._transport.settings.gateway == "lowcodeapi"
 
+    def _direct_only(self, what: str) -> None:
+        """Refuse, before sending, a call the LowCodeAPI gateway cannot route."""
+        if self._gateway:
+            from airflow_provider_baseten.exceptions import BasetenGatewayUnsupportedError
+
+            raise BasetenGatewayUnsupportedError(
+                f"{what} is not available through the LowCodeAPI gateway: its Baseten reference has no "
+                "/sync (OpenAI-compatible) routes, no Model APIs and no chain inference routes. Use a direct "
+                "Baseten connection (extra gateway='baseten') for it."
+            )
+
     def _inference(
         self, action: str, model_id: str | None, environment: str | None, deployment_id: str | None
     ) -> _Call[Any]:

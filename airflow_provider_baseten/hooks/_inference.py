@@ -11,6 +11,7 @@ from airflow_provider_baseten.hooks._api import (
     _m,
     _params_of,
     _twin,
+    _v,
 )
 from airflow_provider_baseten.hooks._core import _HookCore
 
@@ -172,31 +173,46 @@ class _InferenceApi(_HookCore):
 
     aasync_predict = _twin(async_predict)
 
+    def _async_request_target(self, name: str, model_id: str | None, chain_id: str | None) -> _Call[Any]:
+        """A model's async request (model host, or LowCodeAPI) or, with ``chain_id``, a chain's (chain host)."""
+        if chain_id is None:
+            return _Call(name, model_id=self._inference_model(model_id))
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if model_id is not None:
+            raise BasetenValidationError("Give model_id or chain_id, not both.", field="chain_id")
+        self._direct_only(f"{name} for a chain")
+        return _Call(f"chain_{name}", model_id=_v("chain_id", chain_id))
+
     @_api
-    def get_async_request(self, request_id: str, *, model_id: str | None = None) -> _Call[AsyncRequest]:
-        """Status of an async request (never its output: that goes to the webhook)."""
+    def get_async_request(
+        self, request_id: str, *, model_id: str | None = None, chain_id: str | None = None
+    ) -> _Call[AsyncRequest]:
+        """Status of an async request (never its output: that goes to the webhook).
+
+        :param chain_id: For a chain's request (``async_run_chain``): asked on the chain's host.
+        """
         m = _m()
-        model = self._inference_model(model_id)
-        return _Call(
-            "get_async_request",
-            {"request_id": request_id},
-            model_id=model,
-            parse=lambda d: m.parse(m.AsyncRequest, d, "get_async_request"),
-        )
+        call = self._async_request_target("get_async_request", model_id, chain_id)
+        call.params = {"request_id": request_id}
+        call.parse = lambda d: m.parse(m.AsyncRequest, d, "get_async_request")
+        return call
 
     aget_async_request = _twin(get_async_request)
 
     @_api
-    def cancel_async_request(self, request_id: str, *, model_id: str | None = None) -> _Call[AsyncCancelResult]:
-        """Cancel an async request. Only QUEUED requests can be cancelled (``canceled`` says if it was)."""
+    def cancel_async_request(
+        self, request_id: str, *, model_id: str | None = None, chain_id: str | None = None
+    ) -> _Call[AsyncCancelResult]:
+        """Cancel an async request. Only QUEUED requests can be cancelled (``canceled`` says if it was).
+
+        :param chain_id: For a chain's request (``async_run_chain``): asked on the chain's host.
+        """
         m = _m()
-        model = self._inference_model(model_id)
-        return _Call(
-            "cancel_async_request",
-            {"request_id": request_id},
-            model_id=model,
-            parse=lambda d: m.parse(m.AsyncCancelResult, d, "cancel_async_request"),
-        )
+        call = self._async_request_target("cancel_async_request", model_id, chain_id)
+        call.params = {"request_id": request_id}
+        call.parse = lambda d: m.parse(m.AsyncCancelResult, d, "cancel_async_request")
+        return call
 
     acancel_async_request = _twin(cancel_async_request)
 

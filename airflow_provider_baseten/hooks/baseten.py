@@ -17,10 +17,11 @@ from airflow_provider_baseten.hooks._core import _warned_gateway_model as _warne
 from airflow_provider_baseten.hooks._deployments import _DeploymentApi
 from airflow_provider_baseten.hooks._environments import _EnvironmentApi
 from airflow_provider_baseten.hooks._inference import _InferenceApi
+from airflow_provider_baseten.hooks._openai import _OpenAIApi
 from airflow_provider_baseten.hooks._training import _TrainingApi
 
 
-class BasetenHook(_InferenceApi, _DeploymentApi, _EnvironmentApi, _TrainingApi):
+class BasetenHook(_InferenceApi, _OpenAIApi, _DeploymentApi, _EnvironmentApi, _TrainingApi):
     """Talk to Baseten from Airflow: inference, deployments, environments, secrets, API keys, training.
 
     :param baseten_conn_id: The Airflow connection (type ``baseten``). Its password is the API key.
@@ -31,6 +32,8 @@ class BasetenHook(_InferenceApi, _DeploymentApi, _EnvironmentApi, _TrainingApi):
 
     Inference methods take the target as ``model_id`` (default: the connection's), ``environment``
     (default production; ``"development"`` is the development deployment) or ``deployment_id``.
+    OpenAI-compatible methods (``embeddings``, ``chat_completions``, ``rerank``, ``embed_batch``...) go to
+    Baseten's Model APIs when given ``model=`` and no deployment target; chains take ``chain_id``.
     """
 
     @classmethod

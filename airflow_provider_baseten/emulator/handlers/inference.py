@@ -112,7 +112,7 @@ class InferenceHandlers(StateCore):
             errors = [{"code": "MODEL_NOT_READY", "message": "The request expired in the queue."}]
         return 200, {
             "request_id": req.request_id,
-            "model_id": req.model_id,
+            **({"chain_id": req.chain_id} if req.chain_id else {"model_id": req.model_id}),
             "deployment_id": req.deployment_id,
             "status": status,
             "webhook_status": req.webhook_status,

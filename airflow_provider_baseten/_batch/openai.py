@@ -1,0 +1,245 @@
+"""OpenAI-compatible batches on the batch engine: chat completions (one request per item) and embeddings
+(many texts packed into each request, one vector per text in the results).
+
+Both are :class:`~.engine._Run` subclasses given to :func:`~.engine.run_batch` as its ``run_factory``, so
+they keep every guarantee of ``predict_batch`` (order, per-item errors, resume, error budget, outage
+breaker, flat memory); they add reading the answer (its shape and token ``usage``) and, for embeddings,
+packing. A packed request that fails fails each of its texts; counts, failures, the error budget, progress
+and resume are all per text, as if each text had been sent alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_baseten._batch.engine import BatchResult, _Progress, _Run
+from airflow_provider_baseten.exceptions import BasetenAuthError, BasetenError, BasetenValidationError
+
+if TYPE_CHECKING:
+    from airflow_provider_baseten._batch.budget import ErrorBudget
+    from airflow_provider_baseten._batch.sinks import _JsonlSink, _MemorySink
+    from airflow_provider_baseten._transport import Transport
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+class _OpenAIRun(_Run):
+    """A run whose answers are OpenAI-shaped: each is checked by :meth:`read` and its ``usage`` summed."""
+
+    def __init__(self, *args: Any, model: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(*args)
+        self.model = model
+        self.extra = extra or {}
+        self.result.usage = dict.fromkeys(USAGE_KEYS, 0)
+
+    def add_usage(self, usage: Any) -> None:
+        """Add one answer's ``usage`` to the batch's."""
+        if usage is None:
+            return
+        total = self.result.usage
+        assert total is not None
+        for key in USAGE_KEYS:
+            total[key] += getattr(usage, key, 0) or 0
+
+    def body(self, item: Any) -> Any:
+        """The request body for one item (raise :class:`BasetenValidationError` to fail it unsent)."""
+        raise NotImplementedError
+
+    def read(self, item: Any, answer: Any) -> Any:
+        """Check one answer (raise ``BasetenResponseError`` on a bad shape) and return what the results keep."""
+        raise NotImplementedError
+
+    async def attempt(self, prepared: Any, client: Any, item: Any, send: Any) -> tuple[Any, str | None, Any]:
+        """Build the body (a bad item fails alone, unsent), send it, then read the answer."""
+        try:
+            body = self.body(item)
+        except BasetenValidationError as bad_item:
+            return None, bad_item.message, bad_item
+        output, error, exc = await super().attempt(prepared, client, body, send)
+        if exc is None:
+            try:
+                output = self.read(item, output)
+            except BasetenError as bad:
+                return None, bad.message, bad
+        return output, error, exc
+
+
+class ChatRun(_OpenAIRun):
+    """One chat completion per item; the results keep each whole answer (``choices``, ``usage``...)."""
+
+    def body(self, item: Any) -> Any:
+        """The item (a chat request: ``{"messages": [...], ...}``) with the batch's ``model`` and options."""
+        from airflow_provider_baseten.models import ChatCompletionRequest, options
+
+        if not isinstance(item, dict):
+            raise BasetenValidationError(
+                f"Each chat request must be a dict with 'messages', got {type(item).__name__}.", field="requests"
+            )
+        body = {**self.extra, **({"model": self.model} if self.model else {}), **item}
+        options(ChatCompletionRequest, body)
+        return body
+
+    def read(self, item: Any, answer: Any) -> Any:
+        """Check the answer is a chat completion; sum its usage."""
+        from airflow_provider_baseten.models import ChatCompletion, parse
+
+        self.add_usage(parse(ChatCompletion, answer, "chat_completions").usage)
+        return answer
+
+
+class EmbedRun(_OpenAIRun):
+    """Texts packed ``batch_size`` (and at most ``max_chars`` characters) per request.
+
+    The engine sees one item per request (a chunk); :class:`_PerText` turns each chunk's outcome back into
+    one result per text for the sink, and the counts are kept per text.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        inputs: Iterable[Any],
+        sink: _MemorySink | _JsonlSink,
+        result: BatchResult,
+        budget: ErrorBudget,
+        max_concurrency: int,
+        abort_after: int | None,
+        *,
+        batch_size: int,
+        max_chars: int | None,
+        model: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(transport, (), sink, result, budget, max_concurrency, abort_after, model=model, extra=extra)
+        self.batch_size, self.max_chars = batch_size, max_chars
+        self.texts = sink
+        self.sink = _PerText(sink, self)  # type: ignore[assignment]  # the sinks' protocol, per request
+        self.chunks: dict[int, list[int]] = {}  # chunk (request) index -> its texts' indices, until written
+        self.made = 0
+        self.texts_seen = 0
+        self.last_size = 1
+        self.source = enumerate(self.pack(inputs))
+
+    def inputs_seen(self) -> int:
+        """Texts read, not requests."""
+        return self.texts_seen
+
+    def pack(self, texts: Iterable[Any]) -> Iterator[list[str]]:
+        """Group the texts not already in the output into requests; a text that is not one fails alone."""
+        batch: list[str] = []
+        indices: list[int] = []
+        chars = 0
+        for i, text in enumerate(texts):
+            self.texts_seen = i + 1
+            if self.texts.done(i):
+                self.result.skipped += 1
+                continue
+            if not isinstance(text, str) or not text:
+                self.fail_unsent(i, text)
+                continue
+            full = len(batch) >= self.batch_size or (self.max_chars is not None and chars + len(text) > self.max_chars)
+            if batch and full:
+                yield self.chunk(batch, indices)
+                batch, indices, chars = [], [], 0
+            batch.append(text)
+            indices.append(i)
+            chars += len(text)
+        if batch:
+            yield self.chunk(batch, indices)
+
+    def chunk(self, batch: list[str], indices: list[int]) -> list[str]:
+        self.chunks[self.made] = indices
+        self.made += 1
+        return batch
+
+    def fail_unsent(self, index: int, text: Any) -> None:
+        """A text that is not a non-empty string: failed and written at once, never sent."""
+        message = f"Each text must be a non-empty string, got {type(text).__name__} {str(text)[:40]!r}."
+        self.count_failed([index], BasetenValidationError(message, field="texts"), message)
+        self.texts.put(index, None, message)
+
+    def body(self, item: Any) -> Any:
+        """``{"input": [texts], "model": ...}`` plus the batch's options."""
+        return {**self.extra, "input": item, **({"model": self.model} if self.model else {})}
+
+    def read(self, item: Any, answer: Any) -> Any:
+        """The vectors of one answer, in input order; one per text, or the whole request fails."""
+        from airflow_provider_baseten.exceptions import BasetenResponseError
+        from airflow_provider_baseten.models import EmbeddingsResponse, parse
+
+        parsed = parse(EmbeddingsResponse, answer, "embeddings")
+        if sorted(d.index for d in parsed.data) != list(range(len(item))):
+            raise BasetenResponseError(
+                f"The embeddings answer has {len(parsed.data)} vector(s) for {len(item)} text(s) (indices must be "
+                "0..n-1): every text of that request is failed."
+            )
+        self.add_usage(parsed.usage)
+        return parsed.vectors()
+
+    def finished(self, index: int, exc: BasetenError | None, error: str | None) -> None:
+        """Count a request's outcome once per text it carried."""
+        texts = self.chunks[index]
+        self.last_size = len(texts)
+        if exc is None:
+            self.result.succeeded += len(texts)
+            self.consecutive = 0
+            self.watch.passed()
+            return
+        self.count_failed(texts, exc, error if error is not None else str(exc))
+
+    def count_failed(self, texts: list[int], exc: BasetenError, message: str) -> None:
+        """Fail ``texts``; stop the batch on a refused key, an outage, a repeated error or the budget."""
+        result = self.result
+        result.failed += len(texts)
+        for i in texts:
+            result.failures[i] = message
+        if isinstance(exc, BasetenAuthError):
+            self.aborted = exc
+        elif _transient(exc):
+            self.unavailable(exc)
+        if self.watch.failed(exc) and not self.aborted:
+            self.aborted, self.why = exc, self.watch.why()
+        if self.budget.exceeded(result.failed, result.total or None) and not self.aborted:
+            self.over_budget, self.aborted = True, exc
+
+    async def worker(self, prepared: Any, progress: _Progress) -> None:
+        """The engine's worker, with progress counted in texts."""
+        await super().worker(prepared, _TextProgress(progress, self))  # type: ignore[arg-type]
+
+
+def _transient(exc: BasetenError) -> bool:
+    from airflow_provider_baseten._batch.budget import _transient as transient
+
+    return transient(exc)
+
+
+class _TextProgress:
+    """Progress in texts: a request of n texts moves it by n."""
+
+    def __init__(self, progress: _Progress, run: EmbedRun) -> None:
+        self.progress, self.run = progress, run
+
+    def tick(self, error: bool) -> None:
+        extra = self.run.last_size - 1
+        self.progress.done += extra
+        self.progress.errors += extra * error
+        self.progress.tick(error)
+
+
+class _PerText:
+    """The engine's sink for packed requests: one request's outcome becomes one line per text."""
+
+    def __init__(self, texts: _MemorySink | _JsonlSink, run: EmbedRun) -> None:
+        self.texts, self.run = texts, run
+        self.ordered = texts.ordered
+
+    def put(self, index: int, output: Any, error: str | None) -> None:
+        indices = self.run.chunks.pop(index)
+        for j, i in enumerate(indices):
+            self.texts.put(i, None if error is not None else output[j], error)
+
+    def done(self, index: int) -> bool:
+        return False  # skipping is per text, while packing
+
+    def close(self) -> None:
+        self.texts.close()

@@ -1,0 +1,376 @@
+"""OpenAI-compatible inference (``/sync/...`` passthrough, Model APIs) and chains (``run_remote``).
+
+Where a call goes:
+
+* ``model=`` and no ``model_id`` / ``environment`` / ``deployment_id``: Baseten's shared **Model APIs**
+  (``https://inference.baseten.co/v1``, connection extra ``model_apis_url``); ``model`` names the LLM or
+  embedder there (e.g. ``"deepseek-ai/DeepSeek-V4-Pro"``).
+* otherwise a **model deployment**: ``https://model-{model_id}.api.baseten.co/environments/{env}/sync/...``
+  (production by default) or ``/deployment/{id}/sync/...``; ``model`` is then only sent in the body (the
+  served model name that vLLM and other OpenAI servers check; BEI accepts any).
+* chains: ``https://chain-{chain_id}.api.baseten.co`` (connection extra ``chain_url``).
+
+The LowCodeAPI gateway has none of these routes (its reference lists model predict and async routes only):
+through it, every method here raises :class:`~airflow_provider_baseten.exceptions.BasetenGatewayUnsupportedError`
+before sending anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_baseten.hooks._api import _api, _Call, _m, _params_of, _twin, _v
+from airflow_provider_baseten.hooks._core import _HookCore
+
+if TYPE_CHECKING:
+    from airflow_provider_baseten._batch import BatchResult
+    from airflow_provider_baseten.models import (
+        AsyncPredictResult,
+        ChatCompletion,
+        EmbeddingsResponse,
+        RerankResponse,
+    )
+
+#: ``batch_size`` of :meth:`_OpenAIApi.embed_batch`: 1 to 1024 texts per request (the performance client's range).
+MAX_EMBED_BATCH = 1024
+
+
+class _OpenAIApi(_HookCore):
+    """OpenAI-compatible and chain methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
+
+    def _sync_call(
+        self,
+        route: str,
+        model: str | None,
+        model_id: str | None,
+        environment: str | None,
+        deployment_id: str | None,
+    ) -> _Call[Any]:
+        """The call for ``route`` (``v1/embeddings``...) on Model APIs or a deployment's ``/sync`` passthrough."""
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        self._direct_only(f"/sync/{route}")
+        if not isinstance(route, str) or not route.strip("/"):
+            raise BasetenValidationError(f"route must be a non-empty path such as 'v1/embeddings', got {route!r}.")
+        route = route.strip("/")
+        if any(c in route for c in ("?", "#", "\\", " ")) or ".." in route.split("/") or "//" in route:
+            raise BasetenValidationError(f"route {route[:60]!r} is not a plain path (e.g. 'v1/embeddings').")
+        if model is not None and model_id is None and environment is None and deployment_id is None:
+            return _Call("model_apis_request", {"route": route.removeprefix("v1/")})
+        if environment is not None and deployment_id is not None:
+            raise BasetenValidationError(
+                f"Give environment or deployment_id, not both (got environment={environment!r}, "
+                f"deployment_id={deployment_id!r}).",
+                field="deployment_id",
+            )
+        model_host = self._model(model_id)
+        if deployment_id is not None:
+            params = {"deployment_id": _v("deployment_id", deployment_id), "route": route}
+            return _Call("deployment_sync", params, model_id=model_host)
+        env = _v("environment", environment) if environment is not None else "production"
+        if env == "development":
+            return _Call("development_sync", {"route": route}, model_id=model_host)
+        return _Call("environment_sync", {"env_name": env, "route": route}, model_id=model_host)
+
+    @_api
+    def sync_request(
+        self,
+        route: str,
+        body: Any,
+        *,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+    ) -> _Call[Any]:
+        """POST ``body`` to a deployment's ``/sync/{route}`` passthrough and return its JSON answer as is.
+
+        Baseten forwards ``/sync/{route}`` to ``/{route}`` in the model's container (``v1/chat/completions``,
+        ``rerank``, a custom server's own routes). Safe to repeat: sync inference creates nothing.
+
+        :param route: The container path, e.g. ``"v1/completions"`` (no leading slash needed).
+        :param body: The JSON body.
+        """
+        from airflow_provider_baseten._transport import encode_json
+
+        encode_json(body, "body")
+        call = self._sync_call(route, None, model_id, environment, deployment_id)
+        call.body = body
+        return call
+
+    async_request = _twin(sync_request)
+
+    @_api
+    def embeddings(
+        self,
+        input: str | list[str],
+        *,
+        model: str | None = None,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        encoding_format: str | None = None,
+        dimensions: int | None = None,
+        user: str | None = None,
+    ) -> _Call[EmbeddingsResponse]:
+        """Embed one text or a list of texts (OpenAI ``/v1/embeddings``); ``.vectors()`` keeps input order.
+
+        :param model: With no deployment target: the Model APIs model. With one: the served model name.
+        :param encoding_format: ``"float"`` (default) or ``"base64"``.
+        """
+        m = _m()
+        body = {"input": input, "model": model, "encoding_format": encoding_format, "dimensions": dimensions}
+        body = {k: v for k, v in {**body, "user": user}.items() if v is not None}
+        m.options(m.EmbeddingsRequest, body)
+        call = self._sync_call("v1/embeddings", model, model_id, environment, deployment_id)
+        call.body = body
+        call.parse = lambda d: m.parse(m.EmbeddingsResponse, d, "embeddings")
+        return call
+
+    aembeddings = _twin(embeddings)
+
+    @_api
+    def chat_completions(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> _Call[ChatCompletion]:
+        """One chat completion (OpenAI ``/v1/chat/completions``); the reply is ``.text``, tokens in ``.usage``.
+
+        :param messages: ``[{"role": "user", "content": "..."}, ...]``.
+        :param options: Other OpenAI fields sent as they are (``top_p``, ``stop``, ``seed``...). ``stream`` is
+            refused: the provider reads whole answers.
+        """
+        m = _m()
+        body = {**(options or {}), "messages": messages, "model": model}
+        body.update({"max_tokens": max_tokens, "temperature": temperature})
+        body = {k: v for k, v in body.items() if v is not None}
+        m.options(m.ChatCompletionRequest, body)
+        call = self._sync_call("v1/chat/completions", model, model_id, environment, deployment_id)
+        call.body = body
+        call.parse = lambda d: m.parse(m.ChatCompletion, d, "chat_completions")
+        return call
+
+    achat_completions = _twin(chat_completions)
+
+    @_api
+    def rerank(
+        self,
+        query: str,
+        texts: list[str],
+        *,
+        model: str | None = None,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        raw_scores: bool = False,
+        return_text: bool = False,
+        truncate: bool = False,
+        truncation_direction: str = "Right",
+    ) -> _Call[RerankResponse]:
+        """Score ``texts`` against ``query`` (BEI ``/rerank``); ``.data`` holds ``{index, score, text?}``."""
+        m = _m()
+        body: dict[str, Any] = {"query": query, "texts": texts, "raw_scores": raw_scores, "return_text": return_text}
+        body.update({"truncate": truncate, "truncation_direction": truncation_direction})
+        if model is not None:
+            body["model"] = model
+        m.options(m.RerankRequest, body)
+        call = self._sync_call("rerank", model, model_id, environment, deployment_id)
+        call.body = body
+        call.parse = lambda d: m.parse(m.RerankResponse, d, "rerank")
+        return call
+
+    arerank = _twin(rerank)
+
+    # -- chains ----------------------------------------------------------------------------------------
+    def _chain_call(self, action: str, chain_id: str, environment: str | None, deployment_id: str | None) -> _Call[Any]:
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        self._direct_only(f"Chain {action}")
+        chain = _v("chain_id", chain_id)
+        if environment is not None and deployment_id is not None:
+            raise BasetenValidationError("Give environment or deployment_id, not both.", field="deployment_id")
+        if deployment_id is not None:
+            params = {"deployment_id": _v("deployment_id", deployment_id)}
+            return _Call(f"chain_deployment_{action}", params, model_id=chain)
+        env = _v("environment", environment) if environment is not None else "production"
+        if env in ("production", "development"):
+            return _Call(f"chain_{env}_{action}", model_id=chain)
+        return _Call(f"chain_environment_{action}", {"env_name": env}, model_id=chain)
+
+    @staticmethod
+    def _chain_input(input: Any) -> None:
+        from airflow_provider_baseten._transport import encode_json
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if not isinstance(input, dict):
+            raise BasetenValidationError(
+                "A chain's input must be a dict keyed by its entrypoint's run_remote argument names, got "
+                f"{type(input).__name__}.",
+                field="input",
+            )
+        encode_json(input, "input")
+
+    @_api
+    def run_chain(
+        self, input: dict[str, Any], *, chain_id: str, environment: str | None = None, deployment_id: str | None = None
+    ) -> _Call[Any]:
+        """Call a chain synchronously (``run_remote``) and return its output as it answered.
+
+        :param input: The entrypoint's ``run_remote`` arguments by name, e.g. ``{"names": ["a", "b"]}``.
+        """
+        self._chain_input(input)
+        call = self._chain_call("run_remote", chain_id, environment, deployment_id)
+        call.body = input
+        return call
+
+    arun_chain = _twin(run_chain)
+
+    @_api
+    def async_run_chain(
+        self, input: dict[str, Any], *, chain_id: str, environment: str | None = None, deployment_id: str | None = None
+    ) -> _Call[AsyncPredictResult]:
+        """Submit a chain asynchronously (``async_run_remote``); returns the ``request_id``.
+
+        Follow it with ``get_async_request(request_id, chain_id=...)`` / ``cancel_async_request`` or
+        ``AsyncPredictSensor(chain_id=...)``. Not idempotent: never sent twice when its outcome is unknown.
+        The body is the bare argument object, as Baseten's inference spec has it.
+        """
+        m = _m()
+        self._chain_input(input)
+        call = self._chain_call("async_run_remote", chain_id, environment, deployment_id)
+        call.body = input
+        call.parse = lambda d: m.parse(m.AsyncPredictResult, d, "async_run_remote")
+        return call
+
+    aasync_run_chain = _twin(async_run_chain)
+
+    # -- batches ---------------------------------------------------------------------------------------
+    def _openai_batch_args(self, kind: str, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """(route, run_batch keyword arguments) for an OpenAI batch; checks arguments before any request."""
+        import functools
+
+        from airflow_provider_baseten._batch.openai import ChatRun, EmbedRun
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        model = kwargs.pop("model", None)
+        where = [kwargs.pop(k, None) for k in ("model_id", "environment", "deployment_id")]
+        route = self._sync_call(f"v1/{kind}", model, *where)
+        kwargs.setdefault("log", self.log)
+        if kind == "chat/completions":
+            kwargs["run_factory"] = functools.partial(ChatRun, model=model, extra=kwargs.pop("options", None))
+            return route, kwargs
+        batch_size = kwargs.pop("batch_size", 32)
+        max_chars = kwargs.pop("max_chars_per_request", None)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_EMBED_BATCH:
+            raise BasetenValidationError(
+                f"batch_size must be an integer from 1 to {MAX_EMBED_BATCH}, got {batch_size!r}.", field="batch_size"
+            )
+        if max_chars is not None and (not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 1):
+            raise BasetenValidationError(
+                f"max_chars_per_request must be a positive integer or None, got {max_chars!r}.",
+                field="max_chars_per_request",
+            )
+        extra = {k: v for k, v in (("encoding_format", kwargs.pop("encoding_format", None)),) if v is not None}
+        kwargs["run_factory"] = functools.partial(
+            EmbedRun, batch_size=batch_size, max_chars=max_chars, model=model, extra=extra
+        )
+        return route, kwargs
+
+    def embed_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        model: str | None = None,
+        batch_size: int = 32,
+        max_chars_per_request: int | None = None,
+        max_concurrency: int = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
+    ) -> BatchResult:
+        """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
+
+        ``.results`` holds one vector per text, in input order (or ``{"index", "error"}`` with
+        ``on_error="record"``); ``output_path`` gets one JSONL line per text. A request that fails fails each
+        of its texts; counts, ``failures``, the error budget, progress and ``resume`` are per text, with the
+        same guarantees as :meth:`predict_batch`. ``.usage`` sums the answers' token usage.
+
+        :param model: Model APIs model (with no deployment target), else the served model name.
+        :param batch_size: Texts per request (1-1024).
+        :param max_chars_per_request: Also start a new request before this many characters (a longer text
+            goes alone).
+        """
+        from airflow_provider_baseten._batch import run_batch_sync
+
+        transport = self.get_transport()
+        kwargs = {k: v for k, v in locals().items() if k not in ("self", "texts", "transport", "run_batch_sync")}
+        route, kwargs = self._openai_batch_args("embeddings", kwargs)
+        return run_batch_sync(transport, route, texts, **kwargs)
+
+    @_params_of(embed_batch)
+    async def aembed_batch(self, texts: Iterable[str], **kwargs: Any) -> BatchResult:
+        """Async twin of :meth:`embed_batch` (same arguments)."""
+        from airflow_provider_baseten._batch import run_batch
+
+        transport = await self.aget_transport()
+        route, kwargs = self._openai_batch_args("embeddings", kwargs)
+        return await run_batch(transport, route, texts, **kwargs)
+
+    def chat_completions_batch(
+        self,
+        requests: Iterable[dict[str, Any]],
+        *,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
+        max_concurrency: int = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
+    ) -> BatchResult:
+        """One chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
+        guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
+
+        :param model: Model APIs model (with no deployment target), else the served model name; an item's own
+            ``model`` wins.
+        :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's
+            own fields win.
+        """
+        from airflow_provider_baseten._batch import run_batch_sync
+
+        transport = self.get_transport()
+        kwargs = {k: v for k, v in locals().items() if k not in ("self", "requests", "transport", "run_batch_sync")}
+        route, kwargs = self._openai_batch_args("chat/completions", kwargs)
+        return run_batch_sync(transport, route, requests, **kwargs)
+
+    @_params_of(chat_completions_batch)
+    async def achat_completions_batch(self, requests: Iterable[dict[str, Any]], **kwargs: Any) -> BatchResult:
+        """Async twin of :meth:`chat_completions_batch` (same arguments)."""
+        from airflow_provider_baseten._batch import run_batch
+
+        transport = await self.aget_transport()
+        route, kwargs = self._openai_batch_args("chat/completions", kwargs)
+        return await run_batch(transport, route, requests, **kwargs)
