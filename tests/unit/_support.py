@@ -72,6 +72,14 @@ class Case:
         return await getattr(hook, "a" + self.method)(*self.args, **self.kwargs)
 
 
+def direct_only(name: str) -> bool:
+    """Endpoints LowCodeAPI has no route for: the hook refuses them through the gateway before sending."""
+    from airflow_provider_baseten._routes import endpoint
+
+    ep = endpoint(name)
+    return ep.surface in ("chain", "model_apis") or name.endswith("_sync")
+
+
 def _c(method: str, *args: Any, **kw: Any) -> Case:
     spec = {k: kw.pop(k) for k in ("params", "body", "query", "response", "status") if k in kw}
     return Case(method, args, kw, **spec)
@@ -150,6 +158,80 @@ CASES: dict[str, Case] = {
     "development_wake": _c("wake", environment="development", status=202),
     "deployment_wake": _c("wake", deployment_id=DEP, params={"deployment_id": DEP}, status=202),
     "environment_wake": _c("wake", environment=ENV, params={"env_name": ENV}, status=202),
+    # -- OpenAI-compatible (/sync passthrough on the model host, Model APIs) --
+    "environment_sync": _c(
+        "embeddings",
+        ["a", "b"],
+        environment=ENV,
+        params={"env_name": ENV, "route": "v1/embeddings"},
+        body={"input": ["a", "b"]},
+        response={"data": [{"index": 0, "embedding": [0.5]}, {"index": 1, "embedding": [1.0]}]},
+    ),
+    "development_sync": _c(
+        "chat_completions",
+        [{"role": "user", "content": "hi"}],
+        environment="development",
+        max_tokens=5,
+        params={"route": "v1/chat/completions"},
+        body={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5},
+        response={"choices": [{"message": {"role": "assistant", "content": "yo"}}]},
+    ),
+    "deployment_sync": _c(
+        "sync_request",
+        "v1/completions",
+        {"prompt": "p"},
+        deployment_id=DEP,
+        params={"deployment_id": DEP, "route": "v1/completions"},
+        body={"prompt": "p"},
+        response={"choices": []},
+    ),
+    "model_apis_request": _c(
+        "rerank",
+        "q",
+        ["t"],
+        model="reranker",
+        params={"route": "rerank"},
+        body={
+            "query": "q",
+            "texts": ["t"],
+            "raw_scores": False,
+            "return_text": False,
+            "truncate": False,
+            "truncation_direction": "Right",
+            "model": "reranker",
+        },
+        response={"data": [{"index": 0, "score": 0.5}]},
+    ),
+    # -- chains (chain host) --
+    **{
+        f"chain_{target}_{action}": _c(
+            f"{'async_' if action.startswith('async') else ''}run_chain",
+            {"names": ["x"]},
+            chain_id=CHAIN,
+            **kw,
+            params=params,
+            body={"names": ["x"]},
+            response=_ASYNC if action.startswith("async") else {"out": 1},
+            status=201 if action.startswith("async") else 200,
+        )
+        for target, kw, params in (
+            ("production", {}, {}),
+            ("development", {"environment": "development"}, {}),
+            ("environment", {"environment": ENV}, {"env_name": ENV}),
+            ("deployment", {"deployment_id": DEP}, {"deployment_id": DEP}),
+        )
+        for action in ("run_remote", "async_run_remote")
+    },
+    "chain_get_async_request": _c(
+        "get_async_request",
+        REQ,
+        chain_id=CHAIN,
+        params={"request_id": REQ},
+        response={"request_id": REQ, "chain_id": CHAIN, "status": "QUEUED", "errors": []},
+    ),
+    "chain_cancel_async_request": _c(
+        "cancel_async_request", REQ, chain_id=CHAIN, params={"request_id": REQ}, response={"canceled": True}
+    ),
     # -- models and chains --
     "list_models": _c("list_models", response={"models": [{"id": MODEL, "name": "m"}]}),
     "get_model": _c("get_model", MODEL, params=_M, response={"id": MODEL, "name": "m"}),
@@ -467,7 +549,7 @@ def body_of(request: httpx.Request) -> Any:
     return json.loads(request.content) if request.content else None
 
 
-_PARAM = re.compile(r"\{([a-z_]+)\}")
+_PARAM = re.compile(r"\{([a-z_]+)(?::path)?\}")
 
 
 def fill(template: str, params: dict[str, str]) -> str:

@@ -18,6 +18,7 @@ from airflow_provider_baseten._routes import ENDPOINTS, endpoint
 from tests.unit._reference import EXPECTED_COUNTS, Row, rows
 from tests.unit._support import (
     CASES,
+    CHAIN,
     GATEWAY_BASE,
     KEY,
     MANAGEMENT_HOST,
@@ -74,10 +75,15 @@ def test_direct_gateway(name, mode, auth_scheme="Bearer"):
     req = main_request(rec)
     assert req.method == ep.method
     assert req.url.scheme == "https"
-    expected_host = f"model-{MODEL}.api.baseten.co" if ep.surface == "inference" else MANAGEMENT_HOST
-    assert req.url.host == expected_host
+    hosts = {
+        "inference": f"model-{MODEL}.api.baseten.co",
+        "chain": f"chain-{CHAIN}.api.baseten.co",
+        "model_apis": "inference.baseten.co",
+    }
+    assert req.url.host == hosts.get(ep.surface, MANAGEMENT_HOST)
     assert set(case.params) == set(ep.params), "the case must fill exactly the endpoint's path parameters"
-    assert req.url.path == fill(ep.path, case.params)
+    prefix = "/v1" if ep.surface == "model_apis" else ""  # Model APIs' base URL ends in /v1
+    assert req.url.path == prefix + fill(ep.path, case.params)
     assert query_of(req) == case.query
     assert body_of(req) == case.body
     if case.body is not None:

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from airflow_provider_baseten._transport import RetryPolicy, Transport
-from airflow_provider_baseten.exceptions import BasetenError
-from tests.unit._support import CASES, KEY, MODEL, NEW_KEY, Case, Recorder, make_hook, settings
+from airflow_provider_baseten.exceptions import BasetenError, BasetenGatewayUnsupportedError
+from tests.unit._support import CASES, KEY, MODEL, NEW_KEY, Case, Recorder, direct_only, make_hook, settings
 
 SECRETS = (KEY, NEW_KEY)
 LOGGERS = ("", "httpx", "httpcore", "airflow_provider_baseten", "airflow", "airflow.task")
@@ -144,6 +144,11 @@ def test_no_key_anywhere_on_the_whole_surface(name, gateway, mode, captured):
         return httpx.Response(case.status, json=_wrap(is_gateway, case.response))
 
     hook = make_hook(Recorder(success), gateway=gateway)
+    if is_gateway and direct_only(name):  # refused before anything is sent: the error must not show the key
+        with pytest.raises(BasetenGatewayUnsupportedError) as refused:
+            run(case, hook, mode)
+        assert_no_secret([*exception_texts(refused.value), repr(hook.settings)], f"{name}/{gateway}/{mode}")
+        return
     result = run(case, hook, mode)
     texts += [repr(result), str(result)]
     if name == "create_api_key":
