@@ -25,6 +25,15 @@ AMBIGUOUS = ["502", "drop"]  # every fault x every create: tests/chaos/test_ambi
 # POST endpoints that may be sent again after an ambiguous failure, and why. Every other POST must be in
 # NOT_IDEMPOTENT: a new create endpoint that is in neither fails test_every_post_endpoint_is_classified.
 SAFE_TO_REPEAT = {
+    **{
+        f"{t}_sync": "sync inference (/sync passthrough) creates nothing"
+        for t in ("environment", "development", "deployment")
+    },
+    "model_apis_request": "a Model APIs completion or embedding creates nothing",
+    **{
+        f"chain_{t}_run_remote": "a sync chain call creates nothing (as sync predict)"
+        for t in ("production", "development", "environment", "deployment")
+    },
     "upsert_secret": "an upsert by name: sending it twice leaves one secret with the same value",
     "stop_training_job": "stopping a stopped job changes nothing",
     "search_training_jobs": "a read",

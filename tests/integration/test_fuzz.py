@@ -40,6 +40,10 @@ MODEL = "echo1234"
 
 # (surface, METHOD, spec path) of every operation the emulator serves.
 SERVED = sorted({(ep.surface, ep.method, found[0]) for ep in ENDPOINTS if (found := find_operation(ep))})
+# LowCodeAPI has no chain inference routes (the hook refuses them before sending).
+GATEWAY_SERVED = [op for op in SERVED if op[0] != "chain"]
+# No spec covers the OpenAI /sync passthrough or Model APIs: pydantic request models check them instead.
+OUTSIDE_SPECS = [ep.name for ep in ENDPOINTS if ep.name.endswith("_sync") or ep.surface == "model_apis"]
 
 
 def _examples(default: int) -> int:
@@ -77,12 +81,12 @@ def _fuzz(
 ) -> Counter:
     """Fuzz one operation; on the LowCodeAPI ``gateway`` (new URL format) answers are enveloped, so only the
     status checks apply there."""
-    operation = _schema(surface, gateway)[path][method.lower()]
+    operation = _schema("inference" if surface == "chain" else surface, gateway)[path][method.lower()]
     if gateway:
         base_url, headers, query = emu.gateway_url, {}, {"api_token": emu.api_key}
         checks = [not_a_server_error, negative_data_rejection]
     else:
-        base_url = emu.url + (f"/model/{MODEL}" if surface == "inference" else "")
+        base_url = emu.url + {"inference": f"/model/{MODEL}", "chain": "/chain/chain123"}.get(surface, "")
         headers, query, checks = {"Authorization": f"Bearer {emu.api_key}"}, {}, CHECKS
     seen: Counter = Counter()
 
@@ -109,7 +113,7 @@ def _fuzz(
 
 
 def test_every_served_operation_is_fuzzed() -> None:
-    assert len(SERVED) == len(ENDPOINTS), "each endpoint maps to its own spec operation"
+    assert len(SERVED) == len(ENDPOINTS) - len(OUTSIDE_SPECS), "each endpoint maps to its own spec operation"
 
 
 @pytest.mark.parametrize(("surface", "method", "path"), SERVED, ids=[f"{m} {p}" for _, m, p in SERVED])
@@ -120,7 +124,7 @@ def test_fuzz_operation(fuzz_target: BasetenEmulator, surface: str, method: str,
     assert 5 not in seen
 
 
-@pytest.mark.parametrize(("surface", "method", "path"), SERVED, ids=[f"{m} {p}" for _, m, p in SERVED])
+@pytest.mark.parametrize(("surface", "method", "path"), GATEWAY_SERVED, ids=[f"{m} {p}" for _, m, p in GATEWAY_SERVED])
 def test_fuzz_operation_through_the_gateway(fuzz_target: BasetenEmulator, surface: str, method: str, path: str) -> None:
     # The LowCodeAPI surface forwards the same requests: the same rules refuse the same negative cases.
     try:

@@ -247,7 +247,9 @@ def test_specs_ship_inside_the_package() -> None:
         path = resources.files("airflow_provider_baseten.emulator").joinpath("specs", f"openapi-{surface}.json")
         assert path.is_file()
         assert load_spec(surface)["openapi"].startswith("3.1")
-    assert SpecValidator().warm() == [], "every endpoint of the route table has its spec operation"
+    # The OpenAI /sync passthrough and Model APIs are in no Baseten spec (pydantic request models check them).
+    outside = [n for n in SpecValidator().warm() if not (n.endswith("_sync") or n == "model_apis_request")]
+    assert outside == [], "every other endpoint of the route table has its spec operation"
 
 
 def test_a_route_the_specs_do_not_describe_is_served_leniently() -> None:
