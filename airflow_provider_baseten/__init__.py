@@ -31,6 +31,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Baseten",
                 "python-modules": [
                     "airflow_provider_baseten.operators.inference",
+                    "airflow_provider_baseten.operators.openai",
                     "airflow_provider_baseten.operators.deployment",
                     "airflow_provider_baseten.operators.training",
                 ],

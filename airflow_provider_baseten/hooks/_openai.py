@@ -252,6 +252,24 @@ class _OpenAIApi(_HookCore):
 
     aasync_run_chain = _twin(async_run_chain)
 
+    def run_chain_batch(
+        self,
+        inputs: Iterable[dict[str, Any]],
+        *,
+        chain_id: str,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        **batch: Any,
+    ) -> BatchResult:
+        """Call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
+        (``max_concurrency``, ``on_error``, ``output_path``, ``resume``, the error budget...)."""
+        from airflow_provider_baseten._batch import run_batch_sync
+
+        transport = self.get_transport()
+        route = self._chain_call("run_remote", chain_id, environment, deployment_id)
+        batch.setdefault("log", self.log)
+        return run_batch_sync(transport, route, inputs, **batch)
+
     # -- batches ---------------------------------------------------------------------------------------
     def _openai_batch_args(self, kind: str, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """(route, run_batch keyword arguments) for an OpenAI batch; checks arguments before any request."""

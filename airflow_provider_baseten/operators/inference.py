@@ -142,12 +142,12 @@ class PredictOperator(BasetenBaseOperator):
             self.log.info("Waking the deployment before predicting.")
             hook.wake(**self._target())
         if self.single:
-            return hook.predict(self.model_input, **self._target())
+            return self._one(hook)
         inputs, total = self._batch_inputs()
         output = _as_path(self.output_path) if self.output_path else None
-        result = hook.predict_batch(
+        result = self._many(
+            hook,
             inputs,
-            **self._target(),
             max_concurrency=self.max_concurrency,
             on_error=self.on_error,
             output_path=output,
@@ -167,6 +167,14 @@ class PredictOperator(BasetenBaseOperator):
             result.elapsed,
         )
         return result.summary() if output is not None else result.results
+
+    def _one(self, hook: Any) -> Any:
+        """The single call (a subclass calls another hook method)."""
+        return hook.predict(self.model_input, **self._target())
+
+    def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
+        """The batch call, with the batch options every batch method shares."""
+        return hook.predict_batch(inputs, **self._target(), **batch)
 
     def _batch_inputs(self) -> tuple[Any, int]:
         from airflow_provider_baseten._batch import read_jsonl, validate_jsonl
@@ -219,6 +227,9 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     :param inference_retry_config: ``{max_attempts 1-10, initial_delay_ms, max_delay_ms}``.
     :param wait_for_completion: Wait until every request is terminal (default ``False``).
     :param fail_on_webhook_failed: Treat ``WEBHOOK_FAILED`` as failure (the output is lost). Default True.
+    :param chain_id: Submit to this chain (``async_run_remote`` on ``chain-{chain_id}.api.baseten.co``, each
+        input the entrypoint's arguments by name) instead of a model; ``environment`` / ``deployment_id``
+        pick the chain's target. Status, waiting, reconnect and cancel work the same, on the chain's host.
     :param cancel_on_kill: Cancel this task's still-queued requests when the task is killed.
     :param resubmit_unknown_outcome: On a retry, submit again the inputs whose outcome is unknown: a
         request Baseten no longer knows (it keeps a request's status one hour after completion, then
@@ -237,6 +248,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         "model_input",
         "model_inputs",
         "model_id",
+        "chain_id",
         "environment",
         "deployment_id",
         "webhook_endpoint",
@@ -261,9 +273,16 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         wait_for_completion: bool = False,
         fail_on_webhook_failed: bool = True,
         resubmit_unknown_outcome: bool = False,
+        chain_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(wait_for_completion=wait_for_completion, **kwargs)
+        if chain_id is not None and (model_id is not None or webhook_endpoint or priority is not None):
+            raise ValueError(
+                "chain_id= submits to a chain (async_run_remote with the bare input, as Baseten's spec has it): "
+                "model_id, webhook_endpoint and priority do not apply to it."
+            )
+        self.chain_id = chain_id
         self.resubmit_unknown_outcome = resubmit_unknown_outcome
         if (model_input is None) == (model_inputs is None):
             raise ValueError("AsyncPredictOperator needs exactly one of model_input= or model_inputs=.")
@@ -281,7 +300,8 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def execute(self, context: Context) -> list[str]:
         """Submit (or reconnect), push the ids, and wait if asked. Returns the request ids."""
-        _push_model_url(context, self.hook, self.model_id)
+        if self.chain_id is None:
+            _push_model_url(context, self.hook, self.model_id)
         return cast("list[str]", self.execute_resumable(context))
 
     def _options(self) -> dict[str, Any]:
@@ -310,12 +330,12 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
                     f"model_inputs[{i}] must be a dict (Baseten's model_input is a JSON object).", field="model_inputs"
                 )
         self._check_options(inputs)
-        if not self.webhook_endpoint:
+        if not self.webhook_endpoint and self.chain_id is None:
             self.log.warning(
                 "No webhook_endpoint: Baseten never returns async outputs by polling, so the outputs of these "
                 "requests are delivered nowhere unless the model stores them itself."
             )
-        submit_log = SubmitLog(context.get("task_state_store"), inputs, self._options())
+        submit_log = SubmitLog(context.get("task_state_store"), inputs, self._fingerprint())
         submit_log.start()
         ids = self._still_useful(submit_log.load())
         self._submitted = [r for r in ids if r and r != UNKNOWN_SUBMIT]
@@ -327,7 +347,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         try:
             for i in todo:
                 try:
-                    ids[i] = self.hook.async_predict(inputs[i], **self._options()).request_id
+                    ids[i] = self._submit(inputs[i])
                 except BasetenError as exc:
                     if exc.maybe_created:  # it may be queued: a retry must not send it again unasked
                         ids[i] = UNKNOWN_SUBMIT
@@ -346,6 +366,21 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         self.log.info("Submitted %d async request(s): %s", len(todo), [ids[i] for i in todo][:20])
         context["ti"].xcom_push(key=xcom.REQUEST_IDS, value=final)
         return final
+
+    def _submit(self, item: dict[str, Any]) -> str:
+        """Submit one input to the model (``async_predict``) or the chain (``async_run_chain``)."""
+        if self.chain_id is not None:
+            where = {"environment": self.environment, "deployment_id": self.deployment_id}
+            return self.hook.async_run_chain(item, chain_id=self.chain_id, **where).request_id
+        return self.hook.async_predict(item, **self._options()).request_id
+
+    def _fingerprint(self) -> dict[str, Any]:
+        """What a retry must find unchanged to reconnect to the earlier try's requests."""
+        return {**self._options(), **({"chain_id": self.chain_id} if self.chain_id is not None else {})}
+
+    def _where(self) -> dict[str, Any]:
+        """Where the requests' status lives: the chain's host, or the model's."""
+        return {"chain_id": self.chain_id} if self.chain_id is not None else {"model_id": self.model_id}
 
     def _inputs(self) -> list[Any]:
         return [self.model_input] if self.model_input is not None else list(self.model_inputs or [])
@@ -370,7 +405,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
                     )
                 continue
             try:
-                status = self.hook.get_async_request(rid, model_id=self.model_id).status
+                status = self.hook.get_async_request(rid, **self._where()).status
             except BasetenNotFoundError:
                 status = "UNKNOWN"
             if status in bad or (status == "UNKNOWN" and self.resubmit_unknown_outcome):
@@ -414,7 +449,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         from airflow_provider_baseten.operators._submit_log import SubmitLog
         from airflow_provider_baseten.triggers.baseten import check_once
 
-        submit_log = SubmitLog(context.get("task_state_store"), self._inputs(), self._options())
+        submit_log = SubmitLog(context.get("task_state_store"), self._inputs(), self._fingerprint())
         if not submit_log.matches_earlier_try():
             self.log.warning(
                 "The inputs changed since the earlier try: submitting them afresh (earlier requests are left alone)."
@@ -462,7 +497,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         return AsyncPredictTrigger(
             conn_id=self.baseten_conn_id,
             request_ids=ids,
-            model_id=self.model_id,
+            **self._where(),
             fail_on_webhook_failed=self.fail_on_webhook_failed,
             submitted_ids=submitted or [],
             poll_interval=self.poke_interval,
@@ -489,7 +524,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             return
         for rid in self._submitted:
             try:
-                result = self.hook.cancel_async_request(rid, model_id=self.model_id)
+                result = self.hook.cancel_async_request(rid, **self._where())
                 self.log.info("Cancel %s: %s", rid, "canceled" if result.canceled else result.message)
             except Exception as exc:
                 self.log.warning("Could not cancel %s: %s", rid, exc)

@@ -25,10 +25,11 @@ class AsyncPredictSensor(BasetenTriggerSensor):
 
     :param request_ids: One id or a list (templated, e.g. an ``XComArg`` of ``AsyncPredictOperator``).
     :param model_id: The model (default: the connection's ``model_id``).
+    :param chain_id: Watch a chain's requests (``async_run_chain``, ``AsyncPredictOperator(chain_id=...)``).
     :param deferrable: Wait in the triggerer (default ``[operators] default_deferrable``).
     """
 
-    template_fields: Sequence[str] = ("request_ids", "model_id", "baseten_conn_id")
+    template_fields: Sequence[str] = ("request_ids", "model_id", "chain_id", "baseten_conn_id")
     event_keys = ("request_ids",)
 
     def __init__(
@@ -36,6 +37,7 @@ class AsyncPredictSensor(BasetenTriggerSensor):
         *,
         request_ids: Any,
         model_id: str | None = None,
+        chain_id: str | None = None,
         fail_on_webhook_failed: bool = True,
         poke_interval: float = 10.0,
         **kwargs: Any,
@@ -43,6 +45,7 @@ class AsyncPredictSensor(BasetenTriggerSensor):
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.request_ids = request_ids
         self.model_id = model_id
+        self.chain_id = chain_id
         self.fail_on_webhook_failed = fail_on_webhook_failed
 
     def _ids(self) -> list[str]:
@@ -63,6 +66,7 @@ class AsyncPredictSensor(BasetenTriggerSensor):
             conn_id=self.baseten_conn_id,
             request_ids=self._ids(),
             model_id=self.model_id,
+            chain_id=self.chain_id,
             fail_on_webhook_failed=self.fail_on_webhook_failed,
             poll_interval=self.poke_interval,
             end_time=end_time,

@@ -57,6 +57,7 @@ class AsyncPredictTrigger(BasetenPollTrigger):
 
     :param request_ids: The requests to watch.
     :param submitted_ids: The subset this task submitted: the only ones a kill may cancel.
+    :param chain_id: The requests are a chain's (``async_run_chain``): asked on the chain's host.
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         *,
         request_ids: list[str],
         model_id: str | None = None,
+        chain_id: str | None = None,
         fail_on_webhook_failed: bool = True,
         submitted_ids: list[str] | None = None,
         max_status_rps: float = STATUS_BUDGET_RPS,
@@ -72,6 +74,7 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         super().__init__(**kwargs)
         self.request_ids = list(request_ids)
         self.model_id = model_id
+        self.chain_id = chain_id
         self.fail_on_webhook_failed = fail_on_webhook_failed
         self.submitted_ids = list(submitted_ids or [])
         self.max_status_rps = float(max_status_rps)
@@ -82,6 +85,7 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         return {
             "request_ids": self.request_ids,
             "model_id": self.model_id,
+            **({"chain_id": self.chain_id} if self.chain_id else {}),
             "fail_on_webhook_failed": self.fail_on_webhook_failed,
             "submitted_ids": self.submitted_ids,
             "max_status_rps": self.max_status_rps,
@@ -90,19 +94,23 @@ class AsyncPredictTrigger(BasetenPollTrigger):
     def _ids(self) -> dict[str, Any]:
         return {"request_ids": self.request_ids, "states": dict(self._states)}
 
+    def _target(self) -> dict[str, Any]:
+        """Where the requests' status lives: the chain's host, or the model's."""
+        return {"chain_id": self.chain_id} if self.chain_id else {"model_id": self.model_id}
+
     def _describe(self) -> str:
         left = [r for r in self.request_ids if self._states.get(r) not in ASYNC_TERMINAL_STATES]
         return f"{len(left)} of {len(self.request_ids)} async request(s) still running (e.g. {left[:3]})"
 
     async def check(self, hook: BasetenHook) -> BasetenTriggerEvent | None:
         """Poll every unfinished request once, taking turns from the model's status budget."""
-        budget = status_budget(self.conn_id, self.model_id, self.max_status_rps)
+        budget = status_budget(self.conn_id, self.chain_id or self.model_id, self.max_status_rps)
         for rid in self.request_ids:
             if self._states.get(rid) in ASYNC_TERMINAL_STATES:
                 continue
             await budget.turn()
             try:
-                status = await hook.aget_async_request(rid, model_id=self.model_id)
+                status = await hook.aget_async_request(rid, **self._target())
             except BasetenNotFoundError:  # status expired (kept 1 h after completion): finished, outcome unknown
                 self._states[rid] = ASYNC_STATUS_UNKNOWN
                 continue
@@ -136,12 +144,12 @@ class AsyncPredictTrigger(BasetenPollTrigger):
 
     async def kill(self, hook: BasetenHook) -> None:
         """Cancel the still-queued requests this task submitted (never anyone else's)."""
-        budget = status_budget(self.conn_id, self.model_id, self.max_status_rps)
+        budget = status_budget(self.conn_id, self.chain_id or self.model_id, self.max_status_rps)
         for rid in self.submitted_ids:
             if rid in self.request_ids and self._states.get(rid) not in ASYNC_TERMINAL_STATES:
                 try:
                     await budget.turn()
-                    await hook.acancel_async_request(rid, model_id=self.model_id)
+                    await hook.acancel_async_request(rid, **self._target())
                 except Exception as exc:  # keep cancelling the others
                     self.log.warning("Could not cancel async request %s: %s", rid, exc)
 

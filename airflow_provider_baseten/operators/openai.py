@@ -1,0 +1,119 @@
+"""Operators for OpenAI-compatible inference (embeddings, chat completions) and chains.
+
+Why operators of their own rather than modes of :class:`PredictOperator`: each takes the arguments of its
+kind of call (``texts`` and ``batch_size``, ``messages`` and ``max_tokens``, a chain's ``chain_id``), which a
+``mode=`` switch would leave meaningless half the time, and returns its own shape (vectors, completions,
+chain outputs). They *are* ``PredictOperator`` s underneath: the same batch options and guarantees
+(``max_concurrency``, ``on_error``, ``output_path`` + ``resume`` that survive ``kill -9``, the error budget,
+progress logs, JSONL inputs checked before anything is sent), only the call differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_baseten.operators.inference import _NOTSET, PredictOperator
+
+
+class EmbeddingsOperator(PredictOperator):
+    """Embed one ``text`` (returns its vector) or many ``texts`` (packed ``batch_size`` per request).
+
+    On a model deployment (``model_id`` / ``environment`` / ``deployment_id``) through its
+    ``/sync/v1/embeddings`` route, or on Baseten's Model APIs when only ``model=`` is given. A batch returns
+    one vector per text in input order (or, with ``output_path``, a summary with the summed token ``usage``).
+    Every other option is :class:`PredictOperator`'s.
+
+    :param text: One text. Or ``texts``: a list, an ``XComArg`` or a JSONL file of JSON strings.
+    :param model: The Model APIs model, or the served model name on a deployment.
+    :param batch_size: Texts per request (1-1024). :param max_chars_per_request: Characters per request.
+    """
+
+    template_fields: Sequence[str] = (*PredictOperator.template_fields, "model")
+
+    def __init__(
+        self,
+        *,
+        text: Any = _NOTSET,
+        texts: Any = None,
+        model: str | None = None,
+        batch_size: int = 32,
+        max_chars_per_request: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model_input=text, model_inputs=texts, **kwargs)
+        self.model = model
+        self.batch_size = batch_size
+        self.max_chars_per_request = max_chars_per_request
+
+    def _one(self, hook: Any) -> Any:
+        return hook.embeddings(self.model_input, model=self.model, **self._target()).vectors()[0]
+
+    def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
+        packing = {"batch_size": self.batch_size, "max_chars_per_request": self.max_chars_per_request}
+        return hook.embed_batch(inputs, model=self.model, **self._target(), **packing, **batch)
+
+
+class ChatCompletionsOperator(PredictOperator):
+    """One chat completion (``messages``) or a batch of them (``requests``: ``{"messages": [...], ...}`` each).
+
+    On a deployment's ``/sync/v1/chat/completions`` or on Model APIs (only ``model=``). Returns the whole
+    completion (``choices``, ``usage``...) or, for a batch, the completions in input order (with
+    ``output_path``, a summary with the summed token ``usage``). Every other option is :class:`PredictOperator`'s.
+
+    :param options: OpenAI fields for every request (``max_tokens``, ``temperature``...).
+    """
+
+    template_fields: Sequence[str] = (*PredictOperator.template_fields, "model", "options")
+    template_fields_renderers = {"model_input": "json", "model_inputs": "json", "options": "json"}
+
+    def __init__(
+        self,
+        *,
+        messages: Any = _NOTSET,
+        requests: Any = None,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model_input=messages, model_inputs=requests, **kwargs)
+        self.model = model
+        self.options = options
+
+    def _one(self, hook: Any) -> Any:
+        answer = hook.chat_completions(self.model_input, model=self.model, options=self.options, **self._target())
+        return answer.model_dump(exclude_none=True)
+
+    def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
+        return hook.chat_completions_batch(inputs, model=self.model, options=self.options, **self._target(), **batch)
+
+
+class RunChainOperator(PredictOperator):
+    """Call a chain synchronously: one ``chain_input`` (returns its output) or a batch of ``chain_inputs``.
+
+    Each input is the entrypoint's ``run_remote`` arguments by name. To submit asynchronously, use
+    ``AsyncPredictOperator(chain_id=...)``. Every other option is :class:`PredictOperator`'s (no ``wake_first``).
+
+    :param chain_id: The chain. :param environment: ``production`` (default), ``development`` or another
+        environment of the chain. :param deployment_id: One chain deployment.
+    """
+
+    template_fields: Sequence[str] = (*PredictOperator.template_fields, "chain_id")
+
+    def __init__(self, *, chain_id: str, chain_input: Any = _NOTSET, chain_inputs: Any = None, **kwargs: Any) -> None:
+        if kwargs.get("wake_first") or kwargs.get("model_id") is not None:
+            raise ValueError("RunChainOperator calls a chain: model_id and wake_first do not apply.")
+        super().__init__(model_input=chain_input, model_inputs=chain_inputs, **kwargs)
+        self.chain_id = chain_id
+
+    def _where(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "environment": self.environment, "deployment_id": self.deployment_id}
+
+    def _one(self, hook: Any) -> Any:
+        return hook.run_chain(self.model_input, **self._where())
+
+    def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
+        return hook.run_chain_batch(inputs, **self._where(), **batch)
+
+
+__all__ = ["ChatCompletionsOperator", "EmbeddingsOperator", "RunChainOperator"]

@@ -1,0 +1,320 @@
+"""OpenAI-compatible inference, Model APIs and chains: hook, batches and operators against the emulator over HTTP.
+
+Counts are taken at the server (the emulator's request log, counters, or a counter wrapped around its
+embedder), never in the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk import DAG
+
+from airflow_provider_baseten.emulator import FaultRule
+from airflow_provider_baseten.emulator.handlers import openai as emu_openai
+from airflow_provider_baseten.emulator.server import BasetenEmulator
+from airflow_provider_baseten.exceptions import (
+    BasetenBatchError,
+    BasetenGatewayUnsupportedError,
+    BasetenServerError,
+    BasetenValidationError,
+)
+from airflow_provider_baseten.operators.inference import AsyncPredictOperator
+from airflow_provider_baseten.operators.openai import ChatCompletionsOperator, EmbeddingsOperator, RunChainOperator
+from airflow_provider_baseten.sensors.inference import AsyncPredictSensor
+from tests.dag_support import run_dag, task_states
+from tests.integration.conftest import make_hook
+
+START = datetime(2026, 1, 1)
+CHAIN = "chain123"
+
+
+class TextCounter:
+    """Texts the emulated embedder received and answered, per text (wrapped around the server's embedder)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sent: Counter[str] = Counter()
+        self.ok: Counter[str] = Counter()
+        original = emu_openai.embeddings
+
+        def counted(body: Any, model: str) -> dict[str, Any]:
+            texts = body.get("input") if isinstance(body, dict) else None
+            texts = [texts] if isinstance(texts, str) else list(texts or [])
+            self.sent.update(texts)
+            out = original(body, model)
+            self.ok.update(texts)
+            return out
+
+        monkeypatch.setattr(emu_openai, "embeddings", counted)
+
+
+@pytest.fixture
+def texts_seen(monkeypatch: pytest.MonkeyPatch) -> TextCounter:
+    return TextCounter(monkeypatch)
+
+
+@pytest.fixture
+def hook(emulator: BasetenEmulator) -> Any:
+    h = make_hook(emulator)
+    yield h
+    h.close()
+
+
+def _paths(emu: BasetenEmulator, endpoint: str) -> list[str]:
+    return [r["path"] for r in emu.requests() if r["endpoint"] == endpoint]
+
+
+def _words(texts: list[str]) -> int:
+    return sum(len(t.split()) or 1 for t in texts)
+
+
+# -- hook: single calls ------------------------------------------------------------------------------------
+def test_embeddings_on_a_deployment_and_on_model_apis(emulator: BasetenEmulator, hook: Any) -> None:
+    on_dep = hook.embeddings(["alpha beta", "gamma"], environment="production", model="served")
+    assert on_dep.vectors() == [emu_openai.embed("alpha beta"), emu_openai.embed("gamma")]
+    assert on_dep.usage.prompt_tokens == 3
+    assert _paths(emulator, "environment_sync") == [
+        f"/model/{emulator.model_id}/environments/production/sync/v1/embeddings"
+    ]
+    on_apis = hook.embeddings("delta", model="bge-large", dimensions=4)
+    assert on_apis.vectors() == [emu_openai.embed("delta", 4)] and on_apis.model == "bge-large"
+    assert _paths(emulator, "model_apis_request") == ["/model_apis/v1/embeddings"]
+    again = asyncio.run(hook.aembeddings("delta", model="bge-large", dimensions=4))
+    assert again.vectors() == on_apis.vectors()
+
+
+def test_chat_completions_and_rerank(emulator: BasetenEmulator, hook: Any) -> None:
+    reply = hook.chat_completions([{"role": "user", "content": "hello there"}], model="deepseek-ai/DeepSeek-V4-Pro")
+    assert reply.text == "echo: hello there"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.total_tokens) == (2, 3, 5)
+    on_dev = hook.chat_completions([{"role": "user", "content": "x"}], environment="development", max_tokens=1)
+    assert on_dev.text == "echo:"
+    ranked = hook.rerank("red apple", ["green pear", "red apple pie", "red car"], environment="production")
+    assert [d.index for d in ranked.data] == [1, 2, 0]
+    assert _paths(emulator, "development_sync") == [f"/model/{emulator.model_id}/development/sync/v1/chat/completions"]
+    assert _paths(emulator, "environment_sync") == [f"/model/{emulator.model_id}/environments/production/sync/rerank"]
+
+
+def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: Any) -> None:
+    dep = hook.list_deployments()[0].id
+    assert hook.sync_request("v1/completions", {"prompt": "p"}, deployment_id=dep) == {
+        "route": "/v1/completions",
+        "input": {"prompt": "p"},
+    }
+    assert _paths(emulator, "deployment_sync") == [f"/model/{emulator.model_id}/deployment/{dep}/sync/v1/completions"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda h: h.chat_completions([], model="m"),  # no messages
+        lambda h: h.chat_completions([{"role": "user", "content": "x"}], model="m", options={"stream": True}),
+        lambda h: h.chat_completions([{"role": "user", "content": "x"}], model="m", temperature=3),
+        lambda h: h.embeddings([], model="m"),
+        lambda h: h.embeddings("x", model="m", encoding_format="hex"),
+        lambda h: h.rerank("q", [], model="m"),
+        lambda h: h.sync_request("../v1/x", {}),
+        lambda h: h.sync_request("v1/x?y=1", {}),
+        lambda h: h.run_chain(["not", "a", "dict"], chain_id=CHAIN),
+        lambda h: h.run_chain({"a": 1}, chain_id="bad/id"),
+        lambda h: h.embed_batch(["a"], batch_size=0),
+        lambda h: h.embed_batch(["a"], max_chars_per_request=0),
+    ],
+)
+def test_bad_input_is_refused_before_any_request(emulator: BasetenEmulator, hook: Any, call: Any) -> None:
+    with pytest.raises(BasetenValidationError):
+        call(hook)
+    assert emulator.requests() == []
+
+
+@pytest.mark.parametrize("url_format", ["new", "old"])
+def test_lowcodeapi_has_none_of_these_routes_a_typed_error_says_so(emulator: BasetenEmulator, url_format: str) -> None:
+    hook = make_hook(emulator, gateway="lowcodeapi", url_format=url_format)
+    calls = [
+        lambda: hook.embeddings("x", model="m"),
+        lambda: hook.chat_completions([{"role": "user", "content": "x"}]),
+        lambda: hook.sync_request("v1/x", {}),
+        lambda: hook.run_chain({"a": 1}, chain_id=CHAIN),
+        lambda: hook.async_run_chain({"a": 1}, chain_id=CHAIN),
+        lambda: hook.get_async_request("r" * 32, chain_id=CHAIN),
+        lambda: hook.embed_batch(["a", "b"], model="m"),
+    ]
+    for call in calls:
+        with pytest.raises(BasetenGatewayUnsupportedError, match="LowCodeAPI gateway"):
+            call()
+    assert emulator.requests() == []
+
+
+# -- chains ------------------------------------------------------------------------------------------------
+def test_run_chain_and_async_run_chain_with_status_and_cancel(emulator: BasetenEmulator, hook: Any) -> None:
+    emulator.set_time_scale(0)  # requests stay QUEUED
+    assert hook.run_chain({"names": ["a"]}, chain_id=CHAIN)["output"] == {"names": ["a"]}
+    assert hook.run_chain({"n": 1}, chain_id=CHAIN, environment="staging")["output"] == {"n": 1}
+    assert hook.run_chain({"n": 1}, chain_id=CHAIN, deployment_id=f"{CHAIN}dep")["deployment_id"] == f"{CHAIN}dep"
+    rid = hook.async_run_chain({"names": ["b"]}, chain_id=CHAIN).request_id
+    status = hook.get_async_request(rid, chain_id=CHAIN)
+    assert (status.status, status.chain_id, status.model_id) == ("QUEUED", CHAIN, None)
+    assert asyncio.run(hook.acancel_async_request(rid, chain_id=CHAIN)).canceled is True
+    assert hook.get_async_request(rid, chain_id=CHAIN).status == "CANCELED"
+    assert f"/chain/{CHAIN}/async_request/{rid}" in _paths(emulator, "chain_get_async_request")
+    assert emulator.counters()["submissions"]["async_run_remote"] == 1
+
+
+def test_an_ambiguous_async_run_chain_is_never_sent_twice(emulator: BasetenEmulator, hook: Any) -> None:
+    emulator.set_faults([FaultRule("502", endpoints=["chain_production_async_run_remote"], times=1, after=True)])
+    with pytest.raises(BasetenServerError) as err:
+        hook.async_run_chain({"names": ["x"]}, chain_id=CHAIN)
+    assert err.value.maybe_created
+    assert emulator.counters()["submissions"]["async_run_remote"] == 1  # queued once, never re-sent
+    assert emulator.counters()["requests"]["chain_production_async_run_remote"] == 1
+
+
+def test_sync_inference_after_a_502_the_server_acted_on_is_retried(
+    emulator: BasetenEmulator, hook: Any, texts_seen: TextCounter
+) -> None:
+    emulator.set_faults([FaultRule("502", endpoints=["environment_sync"], times=1, after=True)])
+    vectors = hook.embeddings(["a", "b"], environment="production").vectors()
+    assert vectors == [emu_openai.embed("a"), emu_openai.embed("b")]
+    assert texts_seen.ok == Counter({"a": 2, "b": 2})  # safe to repeat: served twice, answered once
+
+
+def test_async_predict_operator_and_sensor_on_a_chain(emulator: BasetenEmulator, monkeypatch: Any) -> None:
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    emulator.set_time_scale(1000)
+    with DAG("t_chain_async", schedule=None, start_date=START) as dag:
+        submit = AsyncPredictOperator(task_id="submit", chain_id=CHAIN, model_inputs=[{"n": 1}, {"n": 2}])
+        AsyncPredictSensor(task_id="wait", chain_id=CHAIN, request_ids=submit.output, poke_interval=0.05)
+    run = run_dag(dag)
+    assert task_states(run) == {"submit": "success", "wait": "success"}
+    assert emulator.counters()["submissions"]["async_run_remote"] == 2
+    statuses = [r for r in emulator.requests() if r["endpoint"] == "chain_get_async_request"]
+    assert statuses and all(r["path"].startswith(f"/chain/{CHAIN}/") for r in statuses)
+    assert emulator.counters()["submissions"].get("async_predict", 0) == 0
+
+
+# -- batches -----------------------------------------------------------------------------------------------
+def test_embed_batch_packs_texts_and_keeps_order(emulator: BasetenEmulator, hook: Any) -> None:
+    texts = [f"text number {i}" for i in range(203)]
+    result = hook.embed_batch(texts, batch_size=16, max_concurrency=8, environment="production")
+    assert result.results == [emu_openai.embed(t) for t in texts]
+    assert emulator.counters()["requests"]["environment_sync"] == 13  # ceil(203 / 16)
+    assert (result.total, result.succeeded, result.failed) == (203, 203, 0)
+    assert result.usage == {"prompt_tokens": _words(texts), "completion_tokens": 0, "total_tokens": _words(texts)}
+    assert result.summary()["usage"] == result.usage
+
+
+def test_embed_batch_max_chars_per_request(emulator: BasetenEmulator, hook: Any, texts_seen: TextCounter) -> None:
+    texts = ["x" * 40] * 10 + ["y" * 500]  # 100 characters per request: two 40s, then the long one alone
+    result = asyncio.run(hook.aembed_batch(texts, model="bge", batch_size=32, max_chars_per_request=100))
+    assert len(result.results) == 11 and result.results[-1] == emu_openai.embed("y" * 500)
+    assert emulator.counters()["requests"]["model_apis_request"] == 6
+
+
+def test_a_failed_request_fails_each_of_its_texts(emulator: BasetenEmulator, hook: Any) -> None:
+    texts = [f"t{i}" for i in range(40)]
+    texts[13] = "__fail_422__"  # the model refuses the request holding it: texts 8-15
+    texts[30] = ""  # not a text: fails alone, never sent
+    result = hook.embed_batch(texts, batch_size=8, on_error="record", max_error_rate=1.0, model="m")
+    assert sorted(result.failures) == [*range(8, 16), 30]
+    assert result.failed == 9 and result.succeeded == 31
+    assert result.results[9] == {"index": 9, "error": result.failures[9]}
+    assert result.results[31] == emu_openai.embed("t31")
+    assert emulator.counters()["requests"]["model_apis_request"] == 5
+
+
+def test_error_budget_counts_texts(emulator: BasetenEmulator, hook: Any) -> None:
+    texts = [f"t{i}" for i in range(64)]
+    texts[3] = "__fail_400__"
+    with pytest.raises(BasetenBatchError, match="over the error budget") as err:
+        hook.embed_batch(texts, batch_size=8, max_concurrency=1, on_error="record", max_failures=7, model="m")
+    assert len(err.value.failures) == 8  # one request of 8 texts: 8 > 7
+    hook.embed_batch(texts, batch_size=8, on_error="record", max_failures=8, model="m")  # within budget
+
+
+def test_embed_batch_resume_sends_only_what_is_missing(
+    emulator: BasetenEmulator, hook: Any, texts_seen: TextCounter, tmp_path: Path
+) -> None:
+    out = tmp_path / "vectors.jsonl"
+    texts = [f"doc {i}" for i in range(100)]
+    broken = list(texts)
+    broken[42] = "__fail__"
+    first = hook.embed_batch(broken, batch_size=10, output_path=out, on_error="record", max_error_rate=1.0, model="m")
+    assert sorted(first.failures) == list(range(40, 50))
+    texts_seen.sent.clear()
+    second = hook.embed_batch(texts, batch_size=10, output_path=out, resume=True, model="m")
+    assert second.skipped == 90 and second.succeeded == 10
+    assert sum(texts_seen.sent.values()) == 10  # only the ten failed texts, in one request
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [rec["index"] for rec in lines] == list(range(100))
+    assert [rec["output"] for rec in lines] == [emu_openai.embed(t) for t in texts]
+
+
+def test_chat_completions_batch(emulator: BasetenEmulator, hook: Any) -> None:
+    requests: list[Any] = [{"messages": [{"role": "user", "content": f"question {i}"}]} for i in range(50)]
+    requests[7] = "not a request"
+    result = hook.chat_completions_batch(
+        requests, model="llm", options={"max_tokens": 16}, on_error="record", max_error_rate=0.1
+    )
+    assert [r["choices"][0]["message"]["content"] for i, r in enumerate(result.results) if i != 7] == [
+        f"echo: question {i}" for i in range(50) if i != 7
+    ]
+    assert list(result.failures) == [7]
+    assert emulator.counters()["requests"]["model_apis_request"] == 49
+    assert result.usage == {"prompt_tokens": 98, "completion_tokens": 147, "total_tokens": 245}
+
+
+def test_run_chain_batch(emulator: BasetenEmulator, hook: Any) -> None:
+    result = hook.run_chain_batch([{"n": i} for i in range(30)], chain_id=CHAIN, max_concurrency=4)
+    assert [r["output"]["n"] for r in result.results] == list(range(30))
+    assert emulator.counters()["requests"]["chain_production_run_remote"] == 30
+
+
+# -- operators in real Airflow -----------------------------------------------------------------------------
+def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_path: Path) -> None:
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps(f"line {i}") + "\n" for i in range(25)))
+    out = tmp_path / "out.jsonl"
+    with DAG("t_openai_ops", schedule=None, start_date=START) as dag:
+        EmbeddingsOperator(task_id="one", text="solo", model="bge")
+        EmbeddingsOperator(
+            task_id="many", texts=str(texts), environment="production", batch_size=4, output_path=str(out)
+        )
+        ChatCompletionsOperator(task_id="chat", messages=[{"role": "user", "content": "hi"}], model="llm")
+        ChatCompletionsOperator(task_id="chats", requests=[{"messages": [{"role": "user", "content": "a"}]}], model="l")
+        RunChainOperator(task_id="chain", chain_id=CHAIN, chain_input={"names": ["x"]})
+        RunChainOperator(task_id="chains", chain_id=CHAIN, chain_inputs=[{"n": 1}, {"n": 2}], environment="staging")
+    run = run_dag(dag)
+    assert set(task_states(run).values()) == {"success"}
+
+    def xcom(task_id: str) -> Any:
+        return run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
+
+    assert xcom("one") == emu_openai.embed("solo")
+    summary = xcom("many")
+    assert summary["succeeded"] == 25 and summary["usage"]["prompt_tokens"] == 50
+    assert [json.loads(line)["output"] for line in out.read_text().splitlines()] == [
+        emu_openai.embed(f"line {i}") for i in range(25)
+    ]
+    assert emulator.counters()["requests"]["environment_sync"] == 7  # ceil(25 / 4)
+    assert xcom("chat")["choices"][0]["message"]["content"] == "echo: hi"
+    assert xcom("chats")[0]["usage"]["total_tokens"] == 3
+    assert xcom("chain")["output"] == {"names": ["x"]}
+    assert [r["output"] for r in xcom("chains")] == [{"n": 1}, {"n": 2}]
+
+
+def test_operator_arguments_are_checked_at_parse_time() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        EmbeddingsOperator(task_id="e", text="a", texts=["b"])
+    with pytest.raises(ValueError, match="do not apply"):
+        RunChainOperator(task_id="c", chain_id=CHAIN, chain_input={}, wake_first=True)
+    with pytest.raises(ValueError, match="do not apply"):
+        AsyncPredictOperator(task_id="a", chain_id=CHAIN, model_input={}, webhook_endpoint="https://x.example/h")
