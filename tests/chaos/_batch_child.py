@@ -2,11 +2,13 @@
 
 The JSON names the emulator (``api_key``, ``url``, ``inference_url``, ``model_id``), the ``inputs`` JSONL,
 the ``output`` (a path, or a URI for ``ObjectStoragePath``) and ``max_concurrency``. It runs
-``predict_batch(..., resume=True, on_error="record", max_error_rate=1.0)`` and prints the summary.
+``predict_batch(..., resume=True, on_error="record", max_error_rate=1.0)`` (or ``embed_batch`` with
+``"kind": "embed"`` and ``batch_size``) and prints the summary.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -31,7 +33,12 @@ def main(spec: dict) -> None:
         from airflow.providers.common.compat.sdk import ObjectStoragePath
 
         output = ObjectStoragePath(output)
-    result = BasetenHook(settings=settings).predict_batch(
+    hook = BasetenHook(settings=settings)
+    # "kind": "embed" runs embed_batch (texts packed batch_size per request) instead of predict_batch.
+    run = hook.predict_batch
+    if spec.get("kind") == "embed":
+        run = functools.partial(hook.embed_batch, batch_size=spec["batch_size"], environment="production")
+    result = run(
         read_jsonl(spec["inputs"]),
         total=spec["total"],
         output_path=output,
