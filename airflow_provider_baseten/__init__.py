@@ -89,6 +89,19 @@ def get_provider_info() -> dict[str, Any]:
                             "default": "https://model-{model_id}.api.baseten.co",
                         },
                     },
+                    "chain_url": {
+                        "label": "Chain URL template",
+                        "description": "Chain host for run_remote; {chain_id} is filled in.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "default": "https://chain-{chain_id}.api.baseten.co",
+                        },
+                    },
+                    "model_apis_url": {
+                        "label": "Model APIs URL",
+                        "description": "Baseten's shared Model APIs (OpenAI format), used when a call names model= only.",
+                        "schema": {"type": ["string", "null"], "default": "https://inference.baseten.co/v1"},
+                    },
                     "auth_scheme": {
                         "label": "Auth scheme",
                         "description": "Authorization header scheme for the direct API.",

@@ -29,6 +29,8 @@ EXTRA_FIELDS = {
     "gateway": "Gateway",
     "model_id": "Default model ID",
     "inference_url": "Inference URL template",
+    "chain_url": "Chain URL template",
+    "model_apis_url": "Model APIs URL",
     "auth_scheme": "Auth scheme",
     "url_format": "LowCodeAPI URL format",
 }

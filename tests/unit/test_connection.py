@@ -176,7 +176,15 @@ def test_provider_info_declares_the_connection_form():
     module, _, cls = conn["hook-class-name"].rpartition(".")
     assert getattr(importlib.import_module(module), cls) is BasetenHook
     fields = conn["conn-fields"]
-    assert set(fields) == {"gateway", "model_id", "inference_url", "auth_scheme", "url_format"}
+    assert set(fields) == {
+        "gateway",
+        "model_id",
+        "inference_url",
+        "chain_url",
+        "model_apis_url",
+        "auth_scheme",
+        "url_format",
+    }
     for name, spec in fields.items():
         assert spec["label"] and "type" in spec["schema"], name
     assert fields["gateway"]["schema"]["enum"] == ["baseten", "lowcodeapi"]
@@ -206,3 +214,19 @@ def test_hook_class_attributes():
         "baseten_default",
         "baseten_conn_id",
     )
+
+
+def test_chain_and_model_apis_urls_come_from_the_extra_and_are_checked():
+    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.exceptions import BasetenConfigurationError
+
+    s = Settings.from_extra(
+        api_key="k", host=None, extra={"chain_url": "http://c/{chain_id}/", "model_apis_url": "http://m/v1"}
+    )
+    assert (s.chain_url, s.model_apis_url) == ("http://c/{chain_id}", "http://m/v1")
+    default = Settings.from_extra(api_key="k", host=None, extra={})
+    assert default.chain_url == "https://chain-{chain_id}.api.baseten.co"
+    assert default.model_apis_url == "https://inference.baseten.co/v1"
+    for bad in ({"chain_url": "not a url"}, {"model_apis_url": "ftp:/x"}):
+        with pytest.raises(BasetenConfigurationError):
+            Settings.from_extra(api_key="k", host=None, extra=bad)
