@@ -318,3 +318,26 @@ def test_operator_arguments_are_checked_at_parse_time() -> None:
         RunChainOperator(task_id="c", chain_id=CHAIN, chain_input={}, wake_first=True)
     with pytest.raises(ValueError, match="do not apply"):
         AsyncPredictOperator(task_id="a", chain_id=CHAIN, model_input={}, webhook_endpoint="https://x.example/h")
+
+
+def test_the_deferred_wait_follows_a_chain_request_on_the_chain_host(
+    emulator: BasetenEmulator, hook: Any, monkeypatch: Any
+) -> None:
+    from airflow_provider_baseten.triggers.baseten import AsyncPredictTrigger
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    emulator.set_time_scale(1000)
+    rid = hook.async_run_chain({"names": ["x"]}, chain_id=CHAIN).request_id
+    _, kwargs = AsyncPredictTrigger(conn_id="baseten_default", request_ids=[rid], chain_id=CHAIN).serialize()
+    assert kwargs["chain_id"] == CHAIN  # survives the trip to the triggerer
+    trigger = AsyncPredictTrigger(**{**kwargs, "poll_interval": 0.01})
+
+    async def first_event() -> Any:
+        async for event in trigger.run():
+            return event.payload
+
+    payload = asyncio.run(first_event())
+    assert payload["status"] == "success" and payload["states"] == {rid: "SUCCEEDED"}
+    assert _paths(emulator, "chain_get_async_request")
+    assert not _paths(emulator, "get_async_request")  # never asked the model host
