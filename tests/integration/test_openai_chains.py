@@ -22,6 +22,7 @@ from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.exceptions import (
     BasetenBatchError,
     BasetenGatewayUnsupportedError,
+    BasetenNotFoundError,
     BasetenServerError,
     BasetenValidationError,
 )
@@ -163,6 +164,8 @@ def test_run_chain_and_async_run_chain_with_status_and_cancel(emulator: BasetenE
     assert asyncio.run(hook.acancel_async_request(rid, chain_id=CHAIN)).canceled is True
     assert hook.get_async_request(rid, chain_id=CHAIN).status == "CANCELED"
     assert f"/chain/{CHAIN}/async_request/{rid}" in _paths(emulator, "chain_get_async_request")
+    with pytest.raises(BasetenNotFoundError):  # a chain's request is not the model's
+        hook.get_async_request(rid)
     assert emulator.counters()["submissions"]["async_run_remote"] == 1
 
 

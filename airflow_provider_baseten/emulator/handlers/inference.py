@@ -89,8 +89,10 @@ class InferenceHandlers(StateCore):
             self.webhook_pending.add(req.request_id)
         return 201, {"request_id": req.request_id}
 
-    def _async_request(self, request_id: str) -> AsyncRequest:
+    def _async_request(self, request_id: str, host_id: str | None = None) -> AsyncRequest:
         req = self.async_requests.get(request_id)
+        if req is not None and req.chain_id is not None and host_id != req.chain_id:
+            req = None  # a chain's request is known on its chain's host only
         now = self.clock.now()
         if req is not None:
             done = req.completed_at(now)
@@ -102,7 +104,7 @@ class InferenceHandlers(StateCore):
         return req
 
     def _h_get_async_request(self, params: dict[str, str], query: Any, body: Any, model_id: str | None) -> Any:
-        req = self._async_request(params["request_id"])
+        req = self._async_request(params["request_id"], model_id)
         now = self.clock.now()
         status, since = req.status(now)
         errors = []
@@ -122,7 +124,7 @@ class InferenceHandlers(StateCore):
         }
 
     def _h_cancel_async_request(self, params: dict[str, str], query: Any, body: Any, model_id: str | None) -> Any:
-        req = self._async_request(params["request_id"])
+        req = self._async_request(params["request_id"], model_id)
         now = self.clock.now()
         status, _ = req.status(now)
         if status != "QUEUED":

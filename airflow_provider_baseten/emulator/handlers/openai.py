@@ -182,7 +182,7 @@ class ChainHandlers(StateCore):
 
     def _chain_request(self, params: dict[str, str], chain_id: str | None) -> None:
         req = self.async_requests.get(params["request_id"])
-        if req is not None and req.chain_id != chain_id:
+        if req is not None and req.chain_id != chain_id:  # a model's request, or another chain's
             raise ApiError(404, f"Async request {params['request_id']} not found", "model_does_not_exist")
 
     def _h_chain_get_async_request(self, params: dict[str, str], query: Any, body: Any, chain_id: str | None) -> Any:
