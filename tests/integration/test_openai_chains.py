@@ -344,3 +344,24 @@ def test_the_deferred_wait_follows_a_chain_request_on_the_chain_host(
     assert payload["status"] == "success" and payload["states"] == {rid: "SUCCEEDED"}
     assert _paths(emulator, "chain_get_async_request")
     assert not _paths(emulator, "get_async_request")  # never asked the model host
+
+
+def test_embed_batch_reads_vectors_by_index_and_fails_a_short_answer(
+    emulator: BasetenEmulator, hook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = emu_openai.embeddings
+
+    def shuffled(body: Any, model: str) -> dict[str, Any]:  # a server listing vectors out of order ...
+        out = original(body, model)
+        out["data"] = out["data"][::-1]
+        if "short" in body["input"]:  # ... and one answering fewer vectors than texts
+            out["data"] = out["data"][1:]
+        return out
+
+    monkeypatch.setattr(emu_openai, "embeddings", shuffled)
+    texts = [f"t{i}" for i in range(12)]
+    texts[9] = "short"
+    result = hook.embed_batch(texts, batch_size=4, on_error="record", max_error_rate=1.0, model="m")
+    assert result.results[:8] == [emu_openai.embed(t) for t in texts[:8]]
+    assert sorted(result.failures) == [8, 9, 10, 11]
+    assert "one vector for each" in result.failures[8]
