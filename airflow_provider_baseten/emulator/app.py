@@ -2,7 +2,9 @@
 
 Each endpoint is served three ways:
 
-* direct: management at ``/v1/...``, inference at ``/model/{model_id}/...`` (``Authorization`` header);
+* direct: management at ``/v1/...``, inference at ``/model/{model_id}/...``, chains at ``/chain/{chain_id}/...``
+  and Model APIs at ``/model_apis/v1/...`` (``Authorization`` header; chains and Model APIs are served
+  direct only: LowCodeAPI has neither);
 * LowCodeAPI new format: ``/baseten/<path with params>`` (``?api_token=``, ``{"data": ...}`` envelope);
 * LowCodeAPI old format: ``/baseten/<sanitized path>?<param>=...`` (only where the two differ).
 
