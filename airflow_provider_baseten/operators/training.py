@@ -217,7 +217,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         if self._job is None:  # the job had already completed in an earlier try
             self.log.info("Training job %s already completed in an earlier try.", jid)
             push_training_job(context, pid, jid)
-        self._emit_completed(context, pid, jid)
+            self._emit_completed(context, pid, jid)  # else on_event emitted it (or the task did not wait)
         return jid
 
     def _emit_completed(self, context: Context, pid: str, jid: str) -> None:
