@@ -104,26 +104,33 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     return uri._replace(netloc=kind)
 
 
-def _asset(uri: str, extra: Mapping[str, Any] | None, group: str) -> Asset:
+def _asset(uri: str, extra: Mapping[str, Any] | None, group: str, watchers: Any = None) -> Asset:
     from airflow.sdk import Asset
 
-    return Asset(uri=uri, name=uri, group=group, extra=dict(extra or {}))
+    return Asset(uri=uri, name=uri, group=group, extra=dict(extra or {}), watchers=list(watchers or []))
 
 
-def model_asset(model_id: str, *, extra: Mapping[str, Any] | None = None) -> Asset:
-    """The asset of a model as a whole (``baseten://model/{model_id}``)."""
-    return _asset(f"{SCHEME}://model/{_check_id('model id', model_id)}", extra, "model")
+def model_asset(model_id: str, *, extra: Mapping[str, Any] | None = None, watchers: Any = None) -> Asset:
+    """The asset of a model as a whole (``baseten://model/{model_id}``).
+
+    ``watchers``: ``AssetWatcher`` s that fire it (e.g. with a
+    :class:`~airflow_provider_baseten.triggers.watchers.DeploymentActiveTrigger`).
+    """
+    return _asset(f"{SCHEME}://model/{_check_id('model id', model_id)}", extra, "model", watchers)
 
 
 def environment_asset(
-    model_id: str, environment: str = "production", *, extra: Mapping[str, Any] | None = None
+    model_id: str, environment: str = "production", *, extra: Mapping[str, Any] | None = None, watchers: Any = None
 ) -> Asset:
     """What ``environment`` of ``model_id`` serves (``baseten://model/{model_id}/environments/{environment}``).
 
     A promotion (or a deploy into the environment) emits an event on it; see :func:`environment_event_extra`.
+    ``watchers``: ``AssetWatcher`` s that fire it from outside Airflow (e.g. with an
+    :class:`~airflow_provider_baseten.triggers.watchers.EnvironmentChangedTrigger`).
     """
     model = _check_id("model id", model_id)
-    return _asset(f"{SCHEME}://model/{model}/environments/{_check_id('environment', environment)}", extra, "model")
+    uri = f"{SCHEME}://model/{model}/environments/{_check_id('environment', environment)}"
+    return _asset(uri, extra, "model", watchers)
 
 
 def deployment_asset(model_id: str, deployment_id: str, *, extra: Mapping[str, Any] | None = None) -> Asset:
@@ -132,11 +139,16 @@ def deployment_asset(model_id: str, deployment_id: str, *, extra: Mapping[str, A
     return _asset(f"{SCHEME}://model/{model}/deployments/{_check_id('deployment id', deployment_id)}", extra, "model")
 
 
-def training_project_asset(training_project_id: str, *, extra: Mapping[str, Any] | None = None) -> Asset:
-    """A training project as a whole (``baseten://training_project/{project_id}``)."""
-    return _asset(
-        f"{SCHEME}://training_project/{_check_id('training project id', training_project_id)}", extra, "model"
-    )
+def training_project_asset(
+    training_project_id: str, *, extra: Mapping[str, Any] | None = None, watchers: Any = None
+) -> Asset:
+    """A training project as a whole (``baseten://training_project/{project_id}``).
+
+    ``watchers``: ``AssetWatcher`` s that fire it (e.g. with a
+    :class:`~airflow_provider_baseten.triggers.watchers.TrainingJobFinishedTrigger`).
+    """
+    uri = f"{SCHEME}://training_project/{_check_id('training project id', training_project_id)}"
+    return _asset(uri, extra, "model", watchers)
 
 
 def training_job_asset(
