@@ -115,3 +115,17 @@ def test_a_batch_output_file_is_an_outlet(conn: Any, tmp_path: Path) -> None:
     assert uri == f"file://{out}"
     assert extra == {"total": 5, "succeeded": 5, "failed": 0, "skipped": 0, "model_id": MODEL}
     assert conn.api_key not in json.dumps(extra)
+
+
+def test_a_promotion_not_waited_for_says_serving_false(conn: Any) -> None:
+    new = conn.create_deployment(MODEL, name="v4", status="ACTIVE")["id"]
+    with DAG("t_asset_nowait", schedule=None, start_date=START) as dag:
+        PromoteDeploymentOperator(
+            task_id="promote", deployment_id=new, model_id=MODEL, wait_for_completion=False, **FAST
+        )
+    run = run_dag(dag)
+    assert task_states(run) == {"promote": "success"}
+    [(uri, extra)] = events(run)
+    assert uri == f"baseten://model/{MODEL}/environments/production"
+    assert extra["deployment_id"] == new and extra["previous_deployment_id"] == "dep1prod"
+    assert extra["serving"] is False and extra["noop"] is False
