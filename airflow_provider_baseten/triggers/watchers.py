@@ -160,6 +160,12 @@ class WatcherTrigger(BaseEventTrigger):
                 self._fallback(f"the asset state store answered {type(exc).__name__}: {exc}")
                 return
 
+    def make_hook(self) -> BasetenHook:
+        """The hook this watcher polls with (one per :meth:`run`; its client is closed when the run ends)."""
+        from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+        return BasetenHook(self.conn_id)
+
     async def poll(self, hook: BasetenHook) -> Snapshot:
         """One snapshot, after this watcher's turn from the status budget."""
         await status_budget(self.conn_id, self.budget_key()).turn()
@@ -168,9 +174,8 @@ class WatcherTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield one event per change. The first poll seeds the cursor and fires nothing."""
         from airflow_provider_baseten.exceptions import BasetenError
-        from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-        hook = BasetenHook(self.conn_id)
+        hook = self.make_hook()
         cursor = await self.load_cursor()
         last_error: str | None = None
         try:

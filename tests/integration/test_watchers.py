@@ -254,3 +254,29 @@ def test_bad_watcher_arguments_fail_before_any_request(emu: Any, make: Callable[
     with pytest.raises(ValueError, match=message):
         make()
     assert len(emu.requests()) == before
+
+
+def test_polls_that_fail_neither_fire_nor_end_the_watcher(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_baseten.emulator.config import FaultRule
+    from tests.integration.conftest import FAST_RETRY, make_hook
+
+    monkeypatch.setattr(WatcherTrigger, "make_hook", lambda self: make_hook(emu))  # retries in ms, not s
+    hook = emu.hook()
+
+    async def body() -> None:
+        watch = Running(env_watcher(Store()), emu, "get_environment")
+        await watch.more_polls(2)
+        # Every answer a 502 for two whole polls (the hook's retries included): the polls fail, the watcher
+        # logs them and goes on.
+        faults = 2 * FAST_RETRY.max_attempts
+        emu.set_faults([FaultRule("html502", endpoints=["get_environment"], times=faults)])
+        await watch.until("the faults to be used up", lambda: emu.counters()["faults"].get("html502", 0) >= faults)
+        assert watch.events == []
+        await hook.apromote_deployment("dep3stag", environment="production")
+        emu.advance(60)
+        await watch.until("one event", lambda: len(watch.events) >= 1)
+        await watch.more_polls(5)
+        await watch.stop()
+        assert [e["deployment_id"] for e in watch.events] == ["dep3stag"]
+
+    run(body)
