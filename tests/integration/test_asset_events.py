@@ -129,3 +129,22 @@ def test_a_promotion_not_waited_for_says_serving_false(conn: Any) -> None:
     assert uri == f"baseten://model/{MODEL}/environments/production"
     assert extra["deployment_id"] == new and extra["previous_deployment_id"] == "dep1prod"
     assert extra["serving"] is False and extra["noop"] is False
+
+
+def test_a_retry_that_finds_the_job_completed_emits_its_asset(conn: Any) -> None:
+    """The durable path (Airflow 3.3): an earlier try's job already COMPLETED, so this try only reports it."""
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from tests.dag_support import FakeTI
+
+    project = next(iter(conn.state.projects))
+    job = conn.hook().create_training_job(project, {"image": IMAGE, "name": "earlier-try"}).id
+    conn.advance(3600)
+    op = CreateTrainingJobOperator(task_id="train", training_project_id=project, image=IMAGE)
+    ctx = {"task": op, "ti": FakeTI(), "outlet_events": OutletEventAccessors()}
+    ref = {"training_project_id": project, "training_job_id": job}
+    assert op.is_job_succeeded(op.get_job_status(ref, ctx))
+    assert op.get_job_result(ref, ctx) == job
+    [added] = ctx["outlet_events"][AssetAlias(assets.TRAINING_JOB_ALIAS)].asset_alias_events
+    assert added.dest_asset_key.uri == f"baseten://training_project/{project}/jobs/{job}"
+    assert added.extra["status"] == "TRAINING_JOB_COMPLETED" and added.extra["training_job_id"] == job
