@@ -201,8 +201,16 @@ def output_asset(path: Any) -> Asset:
 
 
 def is_templated(*values: Any) -> bool:
-    """Whether any value is unknown at parse time (``None``, or a string holding a Jinja template)."""
-    return any(v is None or (isinstance(v, str) and "{{" in v) for v in values)
+    """Whether any value is unknown at parse time: ``None``, a string holding a Jinja template, or anything
+    that is not a string or a path (an ``XComArg``, say)."""
+    import os
+
+    return any(
+        v is None
+        or (isinstance(v, str) and "{{" in v)
+        or not (isinstance(v, (str, os.PathLike)) or hasattr(v, "protocol"))  # ObjectStoragePath has a protocol
+        for v in values
+    )
 
 
 def alias(name: str) -> AssetAlias:

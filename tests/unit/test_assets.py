@@ -136,3 +136,23 @@ def test_environment_event_extra_has_the_documented_keys() -> None:
 
 def test_emit_outside_a_task_run_emits_nothing() -> None:
     assert assets.emit_asset_event({}, assets.model_asset("m"), {"x": 1}) is False
+
+
+def test_values_unknown_at_parse_time_make_an_alias() -> None:
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+    from airflow.sdk import DAG, task
+
+    from airflow_provider_baseten.operators.inference import PredictOperator
+
+    assert not assets.is_templated("m1", "/data/out.jsonl", ObjectStoragePath("s3://bucket/out.jsonl"))
+    assert assets.is_templated(None) and assets.is_templated("{{ ds }}")
+    with DAG("t_xcomarg_output", schedule=None):
+
+        @task
+        def where() -> str:
+            return "/tmp/out.jsonl"
+
+        op = PredictOperator(task_id="p", model_inputs=[{}], output_path=where())
+    assert op.outlets == [AssetAlias(assets.OUTPUT_ALIAS)]  # an XComArg is resolved at run time
+    s3 = PredictOperator(task_id="p2", model_inputs=[{}], output_path=ObjectStoragePath("s3://bucket/out.jsonl"))
+    assert s3.outlets == [Asset("s3://bucket/out.jsonl")]
