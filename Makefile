@@ -51,8 +51,8 @@ prism: $(VENV)/.stamp  ## every hook call against Stoplight Prism serving Basete
 ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian's chromium if missing)
 	bash scripts/ui-check.sh
 
-e2e: $(VENV)/.stamp  ## example DAGs and deadlines (timeouts, retries, a SIGKILLed triggerer) in a real Airflow
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py -s $(PYTEST_ARGS)
+e2e: $(VENV)/.stamp  ## example DAGs, deadlines (timeouts, retries, a SIGKILLed triggerer) and asset watchers in a real Airflow
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py tests/e2e/test_asset_watch.py -s $(PYTEST_ARGS)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .

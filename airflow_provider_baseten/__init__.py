@@ -53,6 +53,13 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_provider_baseten.links.BasetenDeploymentLink",
             "airflow_provider_baseten.links.BasetenTrainingJobLink",
         ],
+        "asset-uris": [
+            {
+                "schemes": ["baseten"],
+                "handler": "airflow_provider_baseten.assets.sanitize_uri",
+                "factory": "airflow_provider_baseten.assets.create_asset",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "baseten",

@@ -18,6 +18,7 @@ __all__ = [
     "DEPLOYMENT_URL",
     "LATEST_CHECKPOINT_ID",
     "MODEL_URL",
+    "PREVIOUS_DEPLOYMENT_ID",
     "REQUEST_IDS",
     "TRAINING_JOB_ID",
     "TRAINING_JOB_URL",
@@ -33,6 +34,8 @@ DEPLOYMENT_URL: Final = "baseten_deployment_url"
 TRAINING_JOB_URL: Final = "baseten_training_job_url"
 #: The id of the deployment the task promoted, woke or watched.
 DEPLOYMENT_ID: Final = "deployment_id"
+#: The deployment the environment served before the task's promotion (``None`` if it served none).
+PREVIOUS_DEPLOYMENT_ID: Final = "previous_deployment_id"
 #: The training project of the job the task started or watched.
 TRAINING_PROJECT_ID: Final = "training_project_id"
 #: The training job the task started or watched.

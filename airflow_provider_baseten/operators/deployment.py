@@ -44,6 +44,9 @@ def push_deployment(context: Context, model_id: str, deployment_id: str | None) 
         ti.xcom_push(key=xcom.DEPLOYMENT_URL, value=deployment_url(model_id, deployment_id))
 
 
+_UNSET: Any = object()
+
+
 def _check_target(deployment_id: str | None, environment: str | None, who: str) -> None:
     if (deployment_id is None) == (environment is None):
         raise ValueError(
@@ -75,6 +78,15 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         ever deactivated or scaled down on kill.
     :param cancel_on_timeout: At the deadline (``timeout`` / ``execution_timeout``), cancel the promotion *this
         task started* (default True; a retry does not reconnect to a promotion, so retries do not change it).
+
+    Asset event: by default the task's outlet is the environment's asset
+    (:func:`~airflow_provider_baseten.assets.environment_asset`), or ``AssetAlias("baseten:environment")``
+    when the model or environment is templated or left to the connection. On success the event extra is
+    ``{deployment_id, previous_deployment_id, environment, promoted_at, model_id, noop, serving}``. A no-op
+    promotion (the deployment already served) still emits, with ``noop: true`` and ``previous_deployment_id ==
+    deployment_id``: the task succeeded, and Airflow emits a succeeded task's outlets; consumers that only
+    want real changes skip ``noop`` events. With ``wait_for_completion=False`` the event says ``serving:
+    false`` (requested, not yet serving). Pass ``outlets=[]`` for no event.
     """
 
     template_fields: Sequence[str] = ("deployment_id", "model_id", "environment", "baseten_conn_id")
@@ -91,6 +103,9 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         preserve_env_instance_type: bool = True,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten.assets import ENVIRONMENT_ALIAS, default_outlets, environment_asset
+
+        default_outlets(kwargs, (model_id, environment or "production"), environment_asset, ENVIRONMENT_ALIAS)
         super().__init__(**kwargs)
         if not deployment_id:
             raise ValueError("deployment_id is required: a deployment id, or 'development'.")
@@ -103,6 +118,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         self._done = False
         self._model: str | None = None
         self._target_id: str | None = None
+        self._previous: Any = _UNSET  # what the environment served before (set by execute)
 
     def execute(self, context: Context) -> str:
         """Promote (unless already serving), push the id and URL, and wait if asked."""
@@ -131,8 +147,11 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
             )
             push_deployment(context, model, target_id)
             self._done = True
+            self._emit(context, model, target_id, target_id, noop=True)
             return target_id
 
+        previous = self._previous = current.id if current is not None else None
+        context["ti"].xcom_push(key=xcom.PREVIOUS_DEPLOYMENT_ID, value=previous)  # for execute_complete
         owned = True
         if promo_active and candidate is not None and candidate.id == target_id:
             self.log.info(
@@ -168,6 +187,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
 
         push_deployment(context, model, target_id)
         if not self.wait_for_completion:
+            self._emit(context, model, target_id, previous, serving=False)
             return target_id
         from airflow_provider_baseten.triggers.baseten import PromotionTrigger
 
@@ -194,7 +214,27 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         """Fail unless the promotion finished with the deployment serving; return its id."""
         self._done = True
         super().on_event(context, event)
+        previous = self._previous
+        if previous is _UNSET:  # resumed after deferral: a new operator object, the value is in XCom
+            ti = context["ti"]
+            previous = ti.xcom_pull(task_ids=ti.task_id, key=xcom.PREVIOUS_DEPLOYMENT_ID, map_indexes=ti.map_index)
+        model = str(event.get("model_id") or self._model)
+        self._emit(context, model, str(event.get("deployment_id")), previous)
         return str(event.get("deployment_id"))
+
+    def _emit(self, context: Context, model: str, deployment_id: str, previous: Any, **kw: Any) -> None:
+        """The environment asset's event (see the class docstring); logged."""
+        from airflow_provider_baseten.assets import emit_environment_event
+
+        extra = emit_environment_event(
+            context,
+            model_id=model,
+            environment=self.environment,
+            deployment_id=deployment_id,
+            previous_deployment_id=previous,
+            **kw,
+        )
+        self.log.info("Asset event of environment %s of model %s: %s", self.environment, model, extra)
 
     def on_kill(self) -> None:
         """Cancel the promotion this task started, if it is still in progress (``cancel_on_kill``).

@@ -50,6 +50,9 @@ class PredictOperator(BasetenBaseOperator):
         order) here instead of XCom; the task returns a summary. For large batches.
     :param resume: With ``output_path``: keep results already in the file and only run the rest. A task
         killed mid-batch (even ``kill -9``) loses only its requests in flight; the file is never damaged.
+        The output file is the task's default outlet (its URI as an asset, ``file://`` for a local path;
+        ``AssetAlias("baseten:batch_output")`` when the path is templated), with the event extra
+        ``{total, succeeded, failed, skipped, model_id}``. Pass ``outlets=[]`` for no event.
     :param max_failures: Error budget: the task fails, stopping the batch as soon as that is certain, when
         more than this many items failed.
     :param max_error_rate: Error budget as a share of all items (0.0-1.0). Default with
@@ -93,7 +96,10 @@ class PredictOperator(BasetenBaseOperator):
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten._batch import ErrorBudget
+        from airflow_provider_baseten.assets import OUTPUT_ALIAS, default_outlets, output_asset
 
+        if output_path is not None:
+            default_outlets(kwargs, (output_path,), output_asset, OUTPUT_ALIAS)
         super().__init__(**kwargs)
         model_input = renamed_param("PredictOperator", "model_input", model_input, "input", input, unset=_NOTSET)
         model_inputs = renamed_param("PredictOperator", "model_inputs", model_inputs, "inputs", inputs)
@@ -166,7 +172,18 @@ class PredictOperator(BasetenBaseOperator):
             result.skipped,
             result.elapsed,
         )
-        return result.summary() if output is not None else result.results
+        if output is None:
+            return result.results
+        self._emit_output(context, output, result.summary())
+        return result.summary()
+
+    def _emit_output(self, context: Context, output: Any, summary: dict[str, Any]) -> None:
+        """The output file's asset event (counts only: no data, no signed URL)."""
+        from airflow_provider_baseten.assets import emit_asset_event, output_asset
+
+        keys = ("total", "succeeded", "failed", "skipped")
+        extra = {**{k: summary.get(k) for k in keys}, "model_id": self.model_id or self.hook.settings.model_id}
+        emit_asset_event(context, output_asset(output), extra)
 
     def _one(self, hook: Any) -> Any:
         """The single call (a subclass calls another hook method)."""

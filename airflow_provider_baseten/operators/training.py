@@ -81,6 +81,12 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     Returns the training job id (also pushed as XCom ``training_job_id``, with ``training_project_id``
     and ``baseten_training_job_url``).
+
+    Asset event: the default outlet is ``AssetAlias("baseten:training_job")`` (the job id is known only at
+    run time). When the job COMPLETES, the task adds the job's asset
+    (:func:`~airflow_provider_baseten.assets.training_job_asset`) with the extra ``{training_project_id,
+    training_job_id, status, completed_at}``; a task that does not wait, or a job that fails, emits nothing.
+    Pass ``outlets=[]`` for no event.
     """
 
     operator_extra_links = (BasetenTrainingJobLink(),)
@@ -94,6 +100,9 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         log_tail: int = 50,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten.assets import TRAINING_JOB_ALIAS, default_outlets
+
+        default_outlets(kwargs, (None,), None, TRAINING_JOB_ALIAS)  # the job id is a run-time value
         super().__init__(**kwargs)
         if not training_project_id:
             raise ValueError("training_project_id is required.")
@@ -208,7 +217,21 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         if self._job is None:  # the job had already completed in an earlier try
             self.log.info("Training job %s already completed in an earlier try.", jid)
             push_training_job(context, pid, jid)
+            self._emit_completed(context, pid, jid)  # else on_event emitted it (or the task did not wait)
         return jid
+
+    def _emit_completed(self, context: Context, pid: str, jid: str) -> None:
+        """The COMPLETED job's asset event (through the task's ``AssetAlias`` or its own asset outlet)."""
+        from airflow_provider_baseten.assets import emit_asset_event, training_job_asset
+
+        extra = {
+            "training_project_id": pid,
+            "training_job_id": jid,
+            "status": "TRAINING_JOB_COMPLETED",
+            "completed_at": datetime.now(timezone.utc).isoformat(),
+        }
+        if emit_asset_event(context, training_job_asset(pid, jid), extra):
+            self.log.info("Asset event of training job %s: %s", jid, extra)
 
     # -- waiting ---------------------------------------------------------------------------------------
     def _trigger(self, pid: str, jid: str, context: Context | None = None) -> TrainingJobTrigger:
@@ -230,7 +253,9 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         self._finished = True
         log_training_failure(self.log, event)
         super().on_event(context, event)
-        return str(event.get("training_job_id"))
+        pid, jid = str(event.get("training_project_id")), str(event.get("training_job_id"))
+        self._emit_completed(context, pid, jid)
+        return jid
 
     def on_kill(self) -> None:
         """Stop the job this task started (or reconnected to), if ``cancel_on_kill`` and it is still running."""
