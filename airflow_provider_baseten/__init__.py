@@ -47,7 +47,15 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "triggers": [{"integration-name": "Baseten", "python-modules": ["airflow_provider_baseten.triggers.baseten"]}],
+        "triggers": [
+            {
+                "integration-name": "Baseten",
+                "python-modules": [
+                    "airflow_provider_baseten.triggers.baseten",
+                    "airflow_provider_baseten.triggers.watchers",
+                ],
+            }
+        ],
         "extra-links": [
             "airflow_provider_baseten.links.BasetenModelLink",
             "airflow_provider_baseten.links.BasetenDeploymentLink",
