@@ -103,6 +103,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         self._done = False
         self._model: str | None = None
         self._target_id: str | None = None
+        self._served: str | None = None  # the deployment that serves the environment at the end (lineage)
 
     def execute(self, context: Context) -> str:
         """Promote (unless already serving), push the id and URL, and wait if asked."""
@@ -131,6 +132,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
             )
             push_deployment(context, model, target_id)
             self._done = True
+            self._served = target_id
             return target_id
 
         owned = True
@@ -194,7 +196,18 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         """Fail unless the promotion finished with the deployment serving; return its id."""
         self._done = True
         super().on_event(context, event)
+        self._model = self._model or event.get("model_id")  # after a deferral, execute's state is gone
+        self._served = str(event.get("deployment_id"))
         return str(event.get("deployment_id"))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the deployment in, the environment it now serves out (``[openlineage]``).
+
+        Nothing when the task did not wait (``wait_for_completion=False``): the promotion may not finish.
+        """
+        from airflow_provider_baseten import _lineage
+
+        return _lineage.environment_lineage(self._model, self._served, self.environment)
 
     def on_kill(self) -> None:
         """Cancel the promotion this task started, if it is still in progress (``cancel_on_kill``).

@@ -158,6 +158,7 @@ class PredictOperator(BasetenBaseOperator):
             max_failures=self.max_failures,
             max_error_rate=self.max_error_rate,
         )
+        self._result = result  # for get_openlineage_facets_on_complete
         self.log.info(
             "%d predictions: %d succeeded, %d failed, %d skipped (resume) in %.1fs",
             result.total,
@@ -167,6 +168,23 @@ class PredictOperator(BasetenBaseOperator):
             result.elapsed,
         )
         return result.summary() if output is not None else result.results
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the input file and the model in, the output file out, with row counts (``[openlineage]``)."""
+        from airflow_provider_baseten import _lineage
+
+        result = getattr(self, "_result", None)
+        src = self.model_inputs
+        from_file = isinstance(src, str) or hasattr(src, "open")
+        return _lineage.predict_lineage(
+            self.model_id or self.hook.settings.model_id,
+            environment=self.environment,
+            deployment_id=self.deployment_id,
+            input_path=src if from_file else None,
+            input_rows=result.total if result is not None else None,
+            output_path=self.output_path,
+            output_rows=result.total - result.not_attempted if result is not None and self.output_path else None,
+        )
 
     def _batch_inputs(self) -> tuple[Any, int]:
         from airflow_provider_baseten._batch import read_jsonl, validate_jsonl

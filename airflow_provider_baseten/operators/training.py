@@ -230,7 +230,19 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         self._finished = True
         log_training_failure(self.log, event)
         super().on_event(context, event)
+        if self._job is None:  # resumed after a deferral: execute's state is gone, the event has the ids
+            self._job = {
+                "training_project_id": str(event["training_project_id"]),
+                "training_job_id": str(event["training_job_id"]),
+            }
         return str(event.get("training_job_id"))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the training job as the task's output (``[openlineage]``)."""
+        from airflow_provider_baseten import _lineage
+
+        job = self._job or {}
+        return _lineage.training_lineage(job.get("training_project_id"), job.get("training_job_id"))
 
     def on_kill(self) -> None:
         """Stop the job this task started (or reconnected to), if ``cancel_on_kill`` and it is still running."""
