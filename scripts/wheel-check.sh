@@ -31,5 +31,6 @@ echo "installed into a fresh venv ($((SECONDS - start)) s)"
 cp "$WORK/src/example_dags/"*.py "$WORK/dags/"
 rm -rf "$WORK/src"
 cd "$WORK/run"
-env -u PYTHONPATH "$WORK/venv/bin/python" "$ROOT/scripts/wheel_check.py" "$WORK/dags"
+mkdir -p "$WORK/tmp"  # the checker's temp dirs go there, removed with the rest
+env -u PYTHONPATH TMPDIR="$WORK/tmp" "$WORK/venv/bin/python" "$ROOT/scripts/wheel_check.py" "$WORK/dags"
 echo "wheel-check passed in $((SECONDS - start)) s"
