@@ -119,11 +119,14 @@ def training_lineage(training_project_id: str | None, training_job_id: str | Non
     return _lineage(outputs=[_output(NAMESPACE, training_job_name(training_project_id, training_job_id))])
 
 
-def environment_lineage(model_id: str | None, deployment_id: str | None, environment: str | None) -> Lineage:
+def environment_lineage(
+    model_id: str | None, deployment_id: str | None, environment: str | None, *, changed: bool = True
+) -> Lineage:
     """A deployment now serving an environment (promote, or deploy into an environment).
 
     The deployment is the input and the environment the output, marked ``OVERWRITE``: what the environment
-    served before is replaced. One line wires a deploy operator::
+    served before is replaced (``changed=False``, when it already served that deployment: no lifecycle facet).
+    One line wires a deploy operator::
 
         def get_openlineage_facets_on_complete(self, task_instance):
             return _lineage.environment_lineage(self.model_id, self.deployment_id, self.environment)
@@ -135,14 +138,16 @@ def environment_lineage(model_id: str | None, deployment_id: str | None, environ
         LifecycleStateChangeDatasetFacet,
     )
 
-    change = LifecycleStateChangeDatasetFacet(lifecycleStateChange=LifecycleStateChange.OVERWRITE)
+    change = {
+        "lifecycleStateChange": LifecycleStateChangeDatasetFacet(lifecycleStateChange=LifecycleStateChange.OVERWRITE)
+    }
     return _lineage(
         inputs=[_input(NAMESPACE, model_name(model_id, deployment_id=deployment_id))],
         outputs=[
             _output(
                 NAMESPACE,
                 model_name(model_id, environment=environment or "production"),
-                facets={"lifecycleStateChange": change},
+                facets=change if changed else None,
             )
         ],
     )

@@ -104,6 +104,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         self._model: str | None = None
         self._target_id: str | None = None
         self._served: str | None = None  # the deployment that serves the environment at the end (lineage)
+        self._noop = False  # it already served: nothing was promoted
 
     def execute(self, context: Context) -> str:
         """Promote (unless already serving), push the id and URL, and wait if asked."""
@@ -132,7 +133,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
             )
             push_deployment(context, model, target_id)
             self._done = True
-            self._served = target_id
+            self._served, self._noop = target_id, True
             return target_id
 
         owned = True
@@ -203,11 +204,12 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the deployment in, the environment it now serves out (``[openlineage]``).
 
-        Nothing when the task did not wait (``wait_for_completion=False``): the promotion may not finish.
+        Nothing when the task did not wait (``wait_for_completion=False``): the promotion may not finish. A
+        no-op (the deployment already served) reports the same datasets without a lifecycle change.
         """
         from airflow_provider_baseten import _lineage
 
-        return _lineage.environment_lineage(self._model, self._served, self.environment)
+        return _lineage.environment_lineage(self._model, self._served, self.environment, changed=not self._noop)
 
     def on_kill(self) -> None:
         """Cancel the promotion this task started, if it is still in progress (``cancel_on_kill``).
