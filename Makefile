@@ -15,7 +15,7 @@ MYPY_PATHS ?= airflow_provider_baseten
 # airflow.sdk.types, an untyped ResumableJobMixin stand-in).
 TYPECHECK ?= 1
 
-.PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e lint format clean
+.PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e wheel-check lint format clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian'
 
 e2e: $(VENV)/.stamp  ## example DAGs, deadlines (timeouts, retries, a SIGKILLed triggerer) and asset watchers in a real Airflow
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py tests/e2e/test_asset_watch.py -s $(PYTEST_ARGS)
+
+wheel-check: $(VENV)/.stamp  ## build the wheel from HEAD, pip install it into a fresh venv, run the emulator and a DAG from it
+	UV=$(VENV)/bin/uv AIRFLOW_SPEC="$(NEWEST_AIRFLOW_SPEC)" bash scripts/wheel-check.sh
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .

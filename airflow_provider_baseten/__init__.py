@@ -13,11 +13,14 @@ __version__ = "0.1.0"
 
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager (the ``apache_airflow_provider`` entry point)."""
+    from airflow_provider_baseten._conf import CONFIG
+
     return {
         "package-name": "airflow-provider-baseten",
         "name": "Baseten",
         "description": "Run inference, manage deployments and environments, and train models on Baseten.",
         "versions": [__version__],
+        "config": CONFIG,
         "integrations": [
             {
                 "integration-name": "Baseten",

@@ -79,9 +79,15 @@ class FakeTI:
     def __init__(self) -> None:
         self.xcoms: dict[str, Any] = {}
         self.stats_tags: dict[str, str] = {}
+        self.task_id = "task"
+        self.map_index = -1
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
+        """What this task pushed under ``key`` (None if nothing)."""
+        return self.xcoms.get(key)
 
 
 def context(**extra: Any) -> Any:

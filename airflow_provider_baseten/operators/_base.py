@@ -171,8 +171,8 @@ class BasetenWaitingOperator(BasetenBaseOperator):
     :param wait_for_completion: Wait for the remote work to finish (else return once it is started).
     :param deferrable: Wait in the triggerer, freeing the worker slot (default ``[operators]
         default_deferrable``).
-    :param poke_interval: Seconds between status checks (the name the sensors use too; default per
-        operator, :attr:`default_poke_interval`).
+    :param poke_interval: Seconds between status checks (the name the sensors use too; default: the
+        ``[baseten] poll_interval`` config option, else per operator, :attr:`default_poke_interval`).
     :param check_interval: Deprecated old name of ``poke_interval``.
     :param timeout: Seconds this try may run at most, counted from its start; ``None``: as long as
         ``execution_timeout`` allows. The trigger (or the inline wait) enforces one absolute deadline,
@@ -211,7 +211,10 @@ class BasetenWaitingOperator(BasetenBaseOperator):
                 stacklevel=2,
             )
         interval = renamed_param(type(self).__name__, "poke_interval", poke_interval, "check_interval", check_interval)
-        interval = self.default_poke_interval if interval is None else interval
+        if interval is None:
+            from airflow_provider_baseten._conf import poll_interval
+
+            interval = poll_interval(self.default_poke_interval)  # [baseten] poll_interval, else the class's
         if interval <= 0:
             raise ValueError(f"poke_interval must be positive, got {interval!r}")
         self.poke_interval: float = interval

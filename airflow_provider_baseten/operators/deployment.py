@@ -119,6 +119,8 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         self._model: str | None = None
         self._target_id: str | None = None
         self._previous: Any = _UNSET  # what the environment served before (set by execute)
+        self._served: str | None = None  # the deployment that serves the environment at the end (lineage)
+        self._noop = False  # it already served: nothing was promoted
 
     def execute(self, context: Context) -> str:
         """Promote (unless already serving), push the id and URL, and wait if asked."""
@@ -148,6 +150,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
             push_deployment(context, model, target_id)
             self._done = True
             self._emit(context, model, target_id, target_id, noop=True)
+            self._served, self._noop = target_id, True
             return target_id
 
         previous = self._previous = current.id if current is not None else None
@@ -218,9 +221,11 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         if previous is _UNSET:  # resumed after deferral: a new operator object, the value is in XCom
             ti = context["ti"]
             previous = ti.xcom_pull(task_ids=ti.task_id, key=xcom.PREVIOUS_DEPLOYMENT_ID, map_indexes=ti.map_index)
+        self._model = self._model or event.get("model_id")  # after a deferral, execute's state is gone
+        self._served = str(event.get("deployment_id"))
         model = str(event.get("model_id") or self._model)
-        self._emit(context, model, str(event.get("deployment_id")), previous)
-        return str(event.get("deployment_id"))
+        self._emit(context, model, self._served, previous)
+        return self._served
 
     def _emit(self, context: Context, model: str, deployment_id: str, previous: Any, **kw: Any) -> None:
         """The environment asset's event (see the class docstring); logged."""
@@ -235,6 +240,16 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
             **kw,
         )
         self.log.info("Asset event of environment %s of model %s: %s", self.environment, model, extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the deployment in, the environment it now serves out (``[openlineage]``).
+
+        Nothing when the task did not wait (``wait_for_completion=False``): the promotion may not finish. A
+        no-op (the deployment already served) reports the same datasets without a lifecycle change.
+        """
+        from airflow_provider_baseten import _lineage
+
+        return _lineage.environment_lineage(self._model, self._served, self.environment, changed=not self._noop)
 
     def on_kill(self) -> None:
         """Cancel the promotion this task started, if it is still in progress (``cancel_on_kill``).

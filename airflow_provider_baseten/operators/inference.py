@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from pydantic import JsonValue
 
+    from airflow_provider_baseten.batch import BatchResult
+
 _NOTSET: Any = object()
 
 
@@ -126,6 +128,7 @@ class PredictOperator(BasetenBaseOperator):
         ErrorBudget.resolve(on_error, max_failures, max_error_rate)  # a bad budget fails at parse time
         self.max_failures = max_failures
         self.max_error_rate = max_error_rate
+        self._result: BatchResult | None = None  # the batch's counts, for get_openlineage_facets_on_complete
 
     @property
     def input(self) -> Any:
@@ -164,6 +167,7 @@ class PredictOperator(BasetenBaseOperator):
             max_failures=self.max_failures,
             max_error_rate=self.max_error_rate,
         )
+        self._result = result
         self.log.info(
             "%d predictions: %d succeeded, %d failed, %d skipped (resume) in %.1fs",
             result.total,
@@ -193,13 +197,29 @@ class PredictOperator(BasetenBaseOperator):
         """The batch call, with the batch options every batch method shares."""
         return hook.predict_batch(inputs, **self._target(), **batch)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the input file and the model in, the output file out, with row counts (``[openlineage]``)."""
+        from airflow_provider_baseten import _lineage
+
+        result = self._result
+        src = self.model_inputs
+        return _lineage.predict_lineage(
+            self.model_id or self.hook.settings.model_id,
+            environment=self.environment,
+            deployment_id=self.deployment_id,
+            input_path=src if _is_path(src) else None,
+            input_rows=result.total if result is not None else None,
+            output_path=self.output_path,
+            output_rows=result.total - result.not_attempted if result is not None and self.output_path else None,
+        )
+
     def _batch_inputs(self) -> tuple[Any, int]:
         from airflow_provider_baseten._batch import read_jsonl, validate_jsonl
         from airflow_provider_baseten._transport import encode_json
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
         src = self.model_inputs
-        if isinstance(src, str) or hasattr(src, "open"):
+        if _is_path(src):
             path = _as_path(src)
             total = validate_jsonl(path)  # every line checked before any request goes out
             if total == 0:
@@ -217,6 +237,11 @@ class PredictOperator(BasetenBaseOperator):
         for i, item in enumerate(items):
             encode_json(item, f"model_inputs[{i}]")
         return items, len(items)
+
+
+def _is_path(value: Any) -> bool:
+    """Whether ``model_inputs`` names a JSONL file (a path string or an ``ObjectStoragePath``)."""
+    return isinstance(value, str) or hasattr(value, "open")
 
 
 def _as_path(value: Any) -> Any:

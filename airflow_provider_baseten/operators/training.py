@@ -254,8 +254,17 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         log_training_failure(self.log, event)
         super().on_event(context, event)
         pid, jid = str(event.get("training_project_id")), str(event.get("training_job_id"))
+        if self._job is None:  # resumed after a deferral: execute's state is gone, the event has the ids
+            self._job = {"training_project_id": pid, "training_job_id": jid}
         self._emit_completed(context, pid, jid)
         return jid
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the training job as the task's output (``[openlineage]``)."""
+        from airflow_provider_baseten import _lineage
+
+        job = self._job or {}
+        return _lineage.training_lineage(job.get("training_project_id"), job.get("training_job_id"))
 
     def on_kill(self) -> None:
         """Stop the job this task started (or reconnected to), if ``cancel_on_kill`` and it is still running."""

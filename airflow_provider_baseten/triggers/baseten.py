@@ -58,6 +58,7 @@ class AsyncPredictTrigger(BasetenPollTrigger):
     :param request_ids: The requests to watch.
     :param submitted_ids: The subset this task submitted: the only ones a kill may cancel.
     :param chain_id: The requests are a chain's (``async_run_chain``): asked on the chain's host.
+    :param max_status_rps: The model's status budget (default: ``[baseten] status_budget_rps``, else 20).
     """
 
     def __init__(
@@ -68,16 +69,19 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         chain_id: str | None = None,
         fail_on_webhook_failed: bool = True,
         submitted_ids: list[str] | None = None,
-        max_status_rps: float = STATUS_BUDGET_RPS,
+        max_status_rps: float | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten._conf import status_budget_rps
+
         super().__init__(**kwargs)
         self.request_ids = list(request_ids)
         self.model_id = model_id
         self.chain_id = chain_id
         self.fail_on_webhook_failed = fail_on_webhook_failed
         self.submitted_ids = list(submitted_ids or [])
-        self.max_status_rps = float(max_status_rps)
+        # None: [baseten] status_budget_rps, read where the trigger is built (then serialized with it).
+        self.max_status_rps = float(status_budget_rps(STATUS_BUDGET_RPS) if max_status_rps is None else max_status_rps)
         self._states: dict[str, str] = {}
         self._errors: dict[str, list[dict[str, Any]]] = {}
 

@@ -1,0 +1,153 @@
+"""OpenLineage facets of the provider's operators (the ``[openlineage]`` extra).
+
+Each operator's ``get_openlineage_facets_on_complete`` is one call to a function here, built from ids the
+operator already holds (no request to Baseten: the OpenLineage listener runs it after the task, often in
+a fork). What the events carry:
+
+- batch predict: the input file (``inputStatistics.rowCount``: inputs read), the model as an input dataset
+  (its environment, or its deployment), and the output file (``outputStatistics.rowCount``: result lines);
+- a training job: the job as an output dataset;
+- promote or deploy into an environment: the deployment as an input, the environment as an output (with a
+  ``lifecycleStateChange`` of ``OVERWRITE``: the environment now serves another deployment).
+
+Baseten objects are datasets in the ``baseten`` namespace, named like the provider's asset URIs without
+their scheme (``model/{model_id}/environments/{env}``, ``model/{model_id}/deployments/{id}``,
+``training_project/{project_id}/jobs/{job_id}``); files follow OpenLineage's naming (``s3://bucket`` +
+key, ``file`` + path). Importing this module is free; OpenLineage is imported only when a function runs,
+and only the OpenLineage listener calls them, so without the extra nothing changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from openlineage.client.generated.base import Dataset, InputDataset, OutputDataset
+
+    Lineage: TypeAlias = OperatorLineage[Dataset, Any]
+
+#: The OpenLineage namespace of Baseten's objects (models, deployments, environments, training jobs).
+NAMESPACE = "baseten"
+
+
+def model_name(model_id: str, *, environment: str | None = None, deployment_id: str | None = None) -> str:
+    """The dataset name of a model target: a deployment when ``deployment_id`` is given, else an environment."""
+    if deployment_id:
+        return f"model/{model_id}/deployments/{deployment_id}"
+    return f"model/{model_id}/environments/{environment or 'production'}"
+
+
+def training_job_name(training_project_id: str, training_job_id: str) -> str:
+    """The dataset name of a training job."""
+    return f"training_project/{training_project_id}/jobs/{training_job_id}"
+
+
+def file_dataset_ids(path: Any) -> tuple[str, str]:
+    """``(namespace, name)`` of a file: a local path, a ``scheme://`` URL or an ``ObjectStoragePath``.
+
+    ``s3://bucket/key`` is ``("s3://bucket", "key")``; a local path is ``("file", "/abs/path")``, as
+    Airflow's own ``file`` asset converter names it.
+    """
+    text = str(path)
+    if "://" not in text:
+        from pathlib import Path
+
+        return "file", str(Path(text).absolute())
+    parts = urlsplit(text)
+    if parts.scheme == "file":
+        return (f"file://{parts.netloc}" if parts.netloc else "file"), parts.path
+    return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"
+
+
+def _input(namespace: str, name: str, rows: int | None = None) -> InputDataset:
+    from openlineage.client.generated.base import InputDataset
+    from openlineage.client.generated.input_statistics_input_dataset import InputStatisticsInputDatasetFacet
+
+    facets = {"inputStatistics": InputStatisticsInputDatasetFacet(rowCount=rows)} if rows is not None else {}
+    return InputDataset(namespace=namespace, name=name, inputFacets=facets)  # type: ignore[arg-type]
+
+
+def _output(namespace: str, name: str, rows: int | None = None, facets: dict[str, Any] | None = None) -> OutputDataset:
+    from openlineage.client.generated.base import OutputDataset
+    from openlineage.client.generated.output_statistics_output_dataset import OutputStatisticsOutputDatasetFacet
+
+    output_facets = {"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=rows)} if rows is not None else {}
+    return OutputDataset(namespace=namespace, name=name, facets=facets or {}, outputFacets=output_facets)  # type: ignore[arg-type]
+
+
+def _lineage(inputs: list[Dataset] | None = None, outputs: list[Dataset] | None = None) -> Lineage:
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    return OperatorLineage(inputs=inputs or [], outputs=outputs or [])
+
+
+def empty() -> Lineage:
+    """No datasets: what an operator reports when it holds no ids (e.g. the task did nothing)."""
+    return _lineage()
+
+
+def predict_lineage(
+    model_id: str | None,
+    *,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    input_path: Any = None,
+    input_rows: int | None = None,
+    output_path: Any = None,
+    output_rows: int | None = None,
+) -> Lineage:
+    """Batch (or single) predict: the input file and the model in, the output file out, with row counts."""
+    inputs: list[Dataset] = []
+    if input_path is not None:
+        inputs.append(_input(*file_dataset_ids(input_path), rows=input_rows))
+    if model_id:
+        inputs.append(_input(NAMESPACE, model_name(model_id, environment=environment, deployment_id=deployment_id)))
+    outputs: list[Dataset] = []
+    if output_path is not None:
+        outputs.append(_output(*file_dataset_ids(output_path), rows=output_rows))
+    return _lineage(inputs, outputs)
+
+
+def training_lineage(training_project_id: str | None, training_job_id: str | None) -> Lineage:
+    """A training job this task ran (or reconnected to), as the task's output."""
+    if not (training_project_id and training_job_id):
+        return empty()
+    return _lineage(outputs=[_output(NAMESPACE, training_job_name(training_project_id, training_job_id))])
+
+
+def environment_lineage(
+    model_id: str | None, deployment_id: str | None, environment: str | None, *, changed: bool = True
+) -> Lineage:
+    """A deployment now serving an environment (promote, or deploy into an environment).
+
+    The deployment is the input and the environment the output, marked ``OVERWRITE``: what the environment
+    served before is replaced (``changed=False``, when it already served that deployment: no lifecycle facet).
+    One line wires a deploy operator::
+
+        def get_openlineage_facets_on_complete(self, task_instance):
+            return _lineage.environment_lineage(self.model_id, self.deployment_id, self.environment)
+    """
+    if not (model_id and deployment_id):
+        return empty()
+    from openlineage.client.generated.lifecycle_state_change_dataset import (
+        LifecycleStateChange,
+        LifecycleStateChangeDatasetFacet,
+    )
+
+    change = {
+        "lifecycleStateChange": LifecycleStateChangeDatasetFacet(lifecycleStateChange=LifecycleStateChange.OVERWRITE)
+    }
+    return _lineage(
+        inputs=[_input(NAMESPACE, model_name(model_id, deployment_id=deployment_id))],
+        outputs=[
+            _output(
+                NAMESPACE,
+                model_name(model_id, environment=environment or "production"),
+                facets=change if changed else None,
+            )
+        ],
+    )

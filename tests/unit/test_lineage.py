@@ -1,0 +1,127 @@
+"""OpenLineage facets (issue 17 §3): what ``_lineage`` builds for each operator, and that nothing of
+OpenLineage is imported until a facet is asked for."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("airflow.providers.openlineage")
+
+from airflow.providers.openlineage.extractors import OperatorLineage
+from openlineage.client.generated.base import InputDataset, OutputDataset
+from openlineage.client.generated.input_statistics_input_dataset import InputStatisticsInputDatasetFacet
+from openlineage.client.generated.lifecycle_state_change_dataset import (
+    LifecycleStateChange,
+    LifecycleStateChangeDatasetFacet,
+)
+from openlineage.client.generated.output_statistics_output_dataset import (
+    OutputStatisticsOutputDatasetFacet,
+)
+
+from airflow_provider_baseten import _lineage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("s3://bucket/in/part-0.jsonl", ("s3://bucket", "in/part-0.jsonl")),
+        ("gs://b/x.jsonl", ("gs://b", "x.jsonl")),
+        ("file:///tmp/x.jsonl", ("file", "/tmp/x.jsonl")),
+        ("/tmp/x.jsonl", ("file", "/tmp/x.jsonl")),
+    ],
+)
+def test_file_names_follow_openlineage_naming(path: str, expected: tuple[str, str]) -> None:
+    assert _lineage.file_dataset_ids(path) == expected
+
+
+def test_relative_and_object_storage_paths() -> None:
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    assert _lineage.file_dataset_ids("in.jsonl") == ("file", str(Path("in.jsonl").absolute()))
+    assert _lineage.file_dataset_ids(ObjectStoragePath("file:///data/in.jsonl")) == ("file", "/data/in.jsonl")
+
+
+def test_batch_predict_files_model_and_row_counts() -> None:
+    got = _lineage.predict_lineage(
+        "m1",
+        environment="staging",
+        input_path="s3://b/in.jsonl",
+        input_rows=300,
+        output_path="/out/r.jsonl",
+        output_rows=298,
+    )
+    assert got == OperatorLineage(
+        inputs=[
+            InputDataset(
+                "s3://b", "in.jsonl", inputFacets={"inputStatistics": InputStatisticsInputDatasetFacet(rowCount=300)}
+            ),
+            InputDataset("baseten", "model/m1/environments/staging"),
+        ],
+        outputs=[
+            OutputDataset(
+                "file",
+                "/out/r.jsonl",
+                outputFacets={"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=298)},
+            )
+        ],
+    )
+
+
+def test_predict_names_the_deployment_when_given_and_production_by_default() -> None:
+    assert _lineage.predict_lineage("m1", deployment_id="d9").inputs == [
+        InputDataset("baseten", "model/m1/deployments/d9")
+    ]
+    assert _lineage.predict_lineage("m1").inputs == [InputDataset("baseten", "model/m1/environments/production")]
+    assert _lineage.predict_lineage(None) == OperatorLineage()
+
+
+def test_training_job_is_the_output() -> None:
+    assert _lineage.training_lineage("p1", "j1") == OperatorLineage(
+        outputs=[OutputDataset("baseten", "training_project/p1/jobs/j1")]
+    )
+    assert _lineage.training_lineage(None, None) == OperatorLineage()
+
+
+def test_promotion_deployment_in_environment_out_overwritten() -> None:
+    change = LifecycleStateChangeDatasetFacet(lifecycleStateChange=LifecycleStateChange.OVERWRITE)
+    assert _lineage.environment_lineage("m1", "d2", "staging") == OperatorLineage(
+        inputs=[InputDataset("baseten", "model/m1/deployments/d2")],
+        outputs=[OutputDataset("baseten", "model/m1/environments/staging", facets={"lifecycleStateChange": change})],
+    )
+    assert _lineage.environment_lineage("m1", None, "staging") == OperatorLineage()
+
+
+def test_events_serialize_to_json() -> None:
+    from openlineage.client.serde import Serde
+
+    text = Serde.to_json(_lineage.environment_lineage("m1", "d2", None).outputs[0])
+    assert '"name": "model/m1/environments/production"' in text and '"OVERWRITE"' in text
+
+
+def _ol_modules_after(code: str) -> Any:
+    script = f"import sys, airflow.sdk\nbefore = set(sys.modules)\n{code}\nprint(sorted(m for m in set(sys.modules) - before if 'openlineage' in m))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_operators_import_no_openlineage() -> None:
+    """Lazy: importing and building the operators (as the DAG processor does) loads nothing of OpenLineage."""
+    code = (
+        "from airflow_provider_baseten import _lineage\n"
+        "from airflow_provider_baseten.operators.inference import PredictOperator\n"
+        "from airflow_provider_baseten.operators.deployment import PromoteDeploymentOperator\n"
+        "from airflow_provider_baseten.operators.training import CreateTrainingJobOperator\n"
+        "PredictOperator(task_id='p', model_inputs='in.jsonl', output_path='out.jsonl')\n"
+        "PromoteDeploymentOperator(task_id='q', deployment_id='d')\n"
+        "CreateTrainingJobOperator(task_id='t', training_project_id='p', training_job={})\n"
+    )
+    assert _ol_modules_after(code) == "[]"
