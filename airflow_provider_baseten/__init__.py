@@ -69,6 +69,7 @@ def get_provider_info() -> dict[str, Any]:
                 "schemes": ["baseten"],
                 "handler": "airflow_provider_baseten.assets.sanitize_uri",
                 "factory": "airflow_provider_baseten.assets.create_asset",
+                "to_openlineage_converter": "airflow_provider_baseten.assets.to_openlineage",
             }
         ],
         "connection-types": [

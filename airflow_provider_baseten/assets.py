@@ -188,6 +188,23 @@ def create_asset(
     )
 
 
+def to_openlineage(asset: Any, lineage_context: Any = None) -> Any:
+    """The ``asset-uris`` OpenLineage converter: a ``baseten://`` asset as the dataset the operators report.
+
+    Namespace ``baseten``, name the URI without ``baseten://`` (``model/{id}/environments/{env}``, ...): the
+    names :mod:`airflow_provider_baseten._lineage` gives the same objects, so both views of lineage meet.
+    """
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+
+    from airflow_provider_baseten._lineage import NAMESPACE
+
+    prefix = f"{SCHEME}://"
+    uri = str(asset.uri)
+    if not uri.startswith(prefix):
+        raise ValueError(f"not a {prefix} asset: {uri!r}")
+    return Dataset(namespace=NAMESPACE, name=uri[len(prefix) :])
+
+
 def output_asset(path: Any) -> Asset:
     """The asset of a batch's output file: its URI (``s3://...``, ``file:///abs/path.jsonl``)."""
     from airflow.sdk import Asset

@@ -125,3 +125,26 @@ def test_operators_import_no_openlineage() -> None:
         "CreateTrainingJobOperator(task_id='t', training_project_id='p', training_job={})\n"
     )
     assert _ol_modules_after(code) == "[]"
+
+
+def test_asset_converter_names_baseten_assets_like_the_operators_facets() -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    from airflow_provider_baseten import _lineage
+    from airflow_provider_baseten.assets import environment_asset, to_openlineage, training_job_asset
+
+    env = to_openlineage(environment_asset("abc123", "production"))
+    assert (env.namespace, env.name) == (_lineage.NAMESPACE, _lineage.model_name("abc123", environment="production"))
+    job = to_openlineage(training_job_asset("p1", "j1"))
+    assert (job.namespace, job.name) == ("baseten", "training_project/p1/jobs/j1")
+    with pytest.raises(ValueError, match="not a baseten://"):
+        to_openlineage(type("A", (), {"uri": "s3://bucket/key"})())
+
+
+def test_provider_info_points_at_the_converter() -> None:
+    import importlib
+
+    from airflow_provider_baseten import get_provider_info
+
+    (entry,) = get_provider_info()["asset-uris"]
+    module, _, name = entry["to_openlineage_converter"].rpartition(".")
+    assert callable(getattr(importlib.import_module(module), name))
