@@ -37,7 +37,9 @@ class PredictOperator(BasetenBaseOperator):
 
     :param model_input: One model input; the model's output is returned (and so pushed to XCom).
     :param model_inputs: Many inputs: a list, an ``XComArg``, or a JSONL file (a path string or an
-        ``ObjectStoragePath``), one input per line. Every line is checked before anything is sent.
+        ``ObjectStoragePath``), one input per line. Every line is checked before anything is sent. A file
+        whose name ends in ``.parquet`` is read as Parquet, one input (a dict of its columns) per row,
+        streamed by row group (needs ``pip install 'airflow-provider-baseten[parquet]'``).
     :param input: Deprecated old name of ``model_input``. :param inputs: Deprecated old name of
         ``model_inputs``.
     :param model_id: The model (default: the connection's ``model_id``).
@@ -47,7 +49,8 @@ class PredictOperator(BasetenBaseOperator):
     :param on_error: ``fail`` (default): attempt every item, then fail naming the failed indices and their
         errors. ``record``: succeed, with ``{"index", "error"}`` in place of each failed output.
     :param output_path: Write JSONL results (``{"index", "output"}`` or ``{"index", "error"}``, input
-        order) here instead of XCom; the task returns a summary. For large batches.
+        order) here instead of XCom; the task returns a summary. For large batches. A name ending in
+        ``.parquet`` writes Parquet (columns ``index``, ``output`` as JSON text, ``error``).
     :param resume: With ``output_path``: keep results already in the file and only run the rest. A task
         killed mid-batch (even ``kill -9``) loses only its requests in flight; the file is never damaged.
     :param max_failures: Error budget: the task fails, stopping the batch as soon as that is certain, when
@@ -174,6 +177,14 @@ class PredictOperator(BasetenBaseOperator):
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
         src = self.model_inputs
+        if (isinstance(src, str) or hasattr(src, "open")) and str(src).lower().endswith(".parquet"):
+            from airflow_provider_baseten.batch_io import count_records, read_records
+
+            total = count_records(src)  # from the footer; rows are read one row group at a time
+            if total == 0:
+                raise BasetenValidationError(f"{src}: the Parquet file has no rows.", field="model_inputs")
+            self.log.info("Reading %d inputs from %s", total, src)
+            return read_records(src), total
         if isinstance(src, str) or hasattr(src, "open"):
             path = _as_path(src)
             total = validate_jsonl(path)  # every line checked before any request goes out
