@@ -60,6 +60,11 @@ class PredictOperator(BasetenBaseOperator):
         and logs the failed items at WARNING.
     :param wake_first: Wake the deployment before the batch (saves the first requests a cold start).
     :param progress_interval: Seconds between progress log lines (done/total, rate, ETA, errors).
+    :param scale_for_batch: A ``min_replica`` to hold the deployment at while the batch runs (it is woken
+        too), restored afterwards on success, failure and kill. Overlapping batches on one deployment share
+        it through leases: ``min_replica`` is the largest any running batch asked for, and the last one out
+        restores the deployment's own setting, unless someone changed it meanwhile. See
+        :mod:`airflow_provider_baseten.operators._scale` for the exact rule.
     """
 
     template_fields: Sequence[str] = (
@@ -93,9 +98,11 @@ class PredictOperator(BasetenBaseOperator):
         max_error_rate: float | None = None,
         input: Any = _NOTSET,
         inputs: Any = None,
+        scale_for_batch: int | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten._batch import ErrorBudget
+        from airflow_provider_baseten.operators._scale import check_min_replica
 
         super().__init__(**kwargs)
         model_input = renamed_param("PredictOperator", "model_input", model_input, "input", input, unset=_NOTSET)
@@ -123,6 +130,8 @@ class PredictOperator(BasetenBaseOperator):
         ErrorBudget.resolve(on_error, max_failures, max_error_rate)  # a bad budget fails at parse time
         self.max_failures = max_failures
         self.max_error_rate = max_error_rate
+        self.scale_for_batch = check_min_replica(scale_for_batch)
+        self._scale: Any = None
 
     @property
     def input(self) -> Any:
@@ -148,6 +157,30 @@ class PredictOperator(BasetenBaseOperator):
             return hook.predict(self.model_input, **self._target())
         inputs, total = self._batch_inputs()
         output = _as_path(self.output_path) if self.output_path else None
+        if self.scale_for_batch is None:
+            return self._run_batch(hook, inputs, total, output)
+        from airflow_provider_baseten.operators._base import task_start
+        from airflow_provider_baseten.operators._scale import ScaleForBatch, lease_id
+
+        limit = self.execution_timeout.total_seconds() if self.execution_timeout else None
+        self._scale = ScaleForBatch(
+            hook,
+            **self._target(),
+            min_replica=self.scale_for_batch,
+            lease_id=lease_id(context),
+            until=task_start(context) + limit + 60 if limit else None,
+            log=self.log,
+            state_store=context.get("task_state_store"),
+        )
+        with self._scale.held():
+            return self._run_batch(hook, inputs, total, output)
+
+    def on_kill(self) -> None:
+        """Give back what ``scale_for_batch`` raised (a SIGKILLed task's retry does it instead)."""
+        if self._scale is not None:
+            self._scale.release()
+
+    def _run_batch(self, hook: Any, inputs: Any, total: int, output: Any) -> Any:
         result = hook.predict_batch(
             inputs,
             **self._target(),
