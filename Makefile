@@ -15,7 +15,7 @@ MYPY_PATHS ?= airflow_provider_baseten
 # airflow.sdk.types, an untyped ResumableJobMixin stand-in).
 TYPECHECK ?= 1
 
-.PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e lint format clean
+.PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e e2e-celery lint format clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian'
 
 e2e: $(VENV)/.stamp  ## example DAGs and deadlines (timeouts, retries, a SIGKILLed triggerer) in a real Airflow
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py -s $(PYTEST_ARGS)
+
+e2e-celery: $(VENV)/.stamp  ## the sharded example on a real CeleryExecutor: Redis, 2 workers (installs redis-server if missing)
+	@command -v redis-server >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends redis-server; }
+	$(UV) -e '.[test,celery]'
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_celery.py -s $(PYTEST_ARGS)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
