@@ -188,3 +188,44 @@ def _read_text(path: str) -> str:
 
     p = as_path(path)
     return p.read_text() if hasattr(p, "read_text") else Path(p).read_text()
+
+
+def test_a_killed_parquet_run_keeps_what_it_paid_for(tmp_path: Path) -> None:
+    """The journal of a killed run (never closed) is merged into the Parquet file by the next run."""
+    from airflow_provider_baseten._batch.sinks import open_sink
+
+    out = tmp_path / "out.parquet"
+    first = open_sink(out, resume=False)
+    for i in (0, 2, 1):
+        first.put(i, {"v": i}, None)
+    # killed here: never closed, the file does not exist yet, the journal holds three results
+    assert not out.exists() and (tmp_path / "out.parquet.journal").exists()
+    second = open_sink(out, resume=True)
+    assert [second.done(i) for i in range(4)] == [True, True, True, False]
+    second.put(3, None, "boom")
+    second.close()
+    assert list(read_results(out)) == [
+        {"index": 0, "output": {"v": 0}},
+        {"index": 1, "output": {"v": 1}},
+        {"index": 2, "output": {"v": 2}},
+        {"index": 3, "error": "boom"},
+    ]
+    assert not (tmp_path / "out.parquet.journal").exists()
+
+
+def test_predict_operator_reads_parquet_inputs_and_writes_parquet(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_baseten.operators.inference import PredictOperator
+    from tests.dag_support import context
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    src = tmp_path / "in.parquet"
+    write_records(str(src), _inputs(25))
+    out = tmp_path / "out.parquet"
+    op = PredictOperator(task_id="p", model_inputs=str(src), output_path=str(out), max_concurrency=4)
+    summary = op.execute(context())
+    assert summary["total"] == 25 and summary["succeeded"] == 25
+    assert [r["output"]["output"] for r in read_results(out)] == _inputs(25)
+    assert emulator.counters()["requests"]["production_predict"] == 25

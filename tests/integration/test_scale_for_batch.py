@@ -244,3 +244,66 @@ def _settings_json(emulator: Any) -> str:
             "model_id": s.model_id,
         }
     )
+
+
+# -- PredictOperator(scale_for_batch=...) ---------------------------------------------------------------
+def test_operator_restores_after_a_failed_batch_in_a_real_dag_run(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dag.test(): the batch fails (the model fails on every input), the task fails, and the setting is
+    given back; the lease lived in a real Airflow Variable."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    from airflow_provider_baseten.operators.inference import PredictOperator
+    from tests.dag_support import run_dag, task_states
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    with DAG("t_scale_fail", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        PredictOperator(task_id="p", model_inputs=[{"fail": True}] * 30, scale_for_batch=3)
+    run = run_dag(dag)
+    assert task_states(run) == {"p": "failed"}
+    hook = make_hook(emulator)
+    try:
+        assert settings(hook) == (0, 1)
+    finally:
+        hook.close()
+    assert updates(emulator) == 2  # raised, then given back
+
+
+def test_operator_on_kill_gives_the_setting_back_mid_batch(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow calls on_kill on SIGTERM (a user marking the task failed, a timeout): the lease is released then."""
+    import threading
+
+    from airflow_provider_baseten.operators import _scale
+    from airflow_provider_baseten.operators.inference import PredictOperator
+    from tests.dag_support import context
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(_scale, "VariableStore", lambda: FileStore(tmp_path / "vars.json"))
+    emulator.set_predict_latency(0.2)
+    op = PredictOperator(task_id="p", model_inputs=[{"i": i} for i in range(40)], max_concurrency=2, scale_for_batch=2)
+    ctx = context()
+    ctx["ti"].dag_id, ctx["ti"].run_id, ctx["ti"].task_id, ctx["ti"].map_index = "d", "r", "p", -1
+    worker = threading.Thread(target=op.execute, args=(ctx,))
+    worker.start()
+    hook = make_hook(emulator)
+    try:
+        deadline = time.monotonic() + 30
+        while emulator.counters()["requests"].get("production_predict", 0) < 2:  # the batch is running
+            assert time.monotonic() < deadline, "the batch never started"
+            time.sleep(0.05)
+        assert settings(hook) == (2, 2)
+        op.on_kill()
+        assert settings(hook) == (0, 1)  # given back at once, while the batch is still going
+        assert worker.is_alive()
+        worker.join(60)
+        assert updates(emulator) == 2  # the end of execute does not restore twice
+    finally:
+        emulator.set_predict_latency(0)
+        hook.close()
