@@ -279,9 +279,9 @@ class ScaleForBatch:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Hold the lease for the ``with`` block; release it however the block ends."""
-        self.acquire()
+        """Hold the lease for the ``with`` block; release it however the block (or the acquire) ends."""
         try:
+            self.acquire()
             yield
         finally:
             self.release()
