@@ -262,7 +262,7 @@ def test_operator_restores_after_a_failed_batch_in_a_real_dag_run(
     for key, value in emulator.connection_env().items():
         monkeypatch.setenv(key, value)
     with DAG("t_scale_fail", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
-        PredictOperator(task_id="p", model_inputs=[{"fail": True}] * 30, scale_for_batch=3)
+        PredictOperator(task_id="p", model_inputs=[{"fail": True}] * 3, scale_for_batch=3, max_failures=0)
     run = run_dag(dag)
     assert task_states(run) == {"p": "failed"}
     hook = make_hook(emulator)
