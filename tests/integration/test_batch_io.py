@@ -155,14 +155,19 @@ def test_a_missing_pyarrow_names_the_extra(tmp_path: Path, monkeypatch: pytest.M
         count_records(tmp_path / "x.parquet")
 
 
-@pytest.mark.parametrize("where", ["local", "file"])
-def test_predict_batch_writes_parquet_and_resumes_only_what_it_lacks(emulator: Any, tmp_path: Path, where: str) -> None:
+@pytest.mark.parametrize("where", ["local", "file", "s3"])
+def test_predict_batch_writes_parquet_and_resumes_only_what_it_lacks(
+    emulator: Any, tmp_path: Path, where: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A Parquet output: the journal is JSONL, the merge writes Parquet; resume sends only missing items."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
     out: Any = tmp_path / "out.parquet"
     if where == "file":
-        from airflow.providers.common.compat.sdk import ObjectStoragePath
-
         out = ObjectStoragePath(f"file://{out}")
+    elif where == "s3":
+        monkeypatch.setenv("BASETEN_BATCH_JOURNAL_DIR", str(tmp_path / "journals"))
+        out = ObjectStoragePath(f"{request.getfixturevalue('s3_root')}/predict/out.parquet")
     src = tmp_path / "in.parquet"
     write_records(str(src), _inputs(40))
     hook = make_hook(emulator)
@@ -180,7 +185,8 @@ def test_predict_batch_writes_parquet_and_resumes_only_what_it_lacks(emulator: A
     assert [r["output"]["output"]["n"] for r in records] == list(range(40))
     import pyarrow.parquet as pq
 
-    assert pq.ParquetFile(str(tmp_path / "out.parquet")).schema_arrow.names == ["index", "output", "error"]
+    with out.open("rb") as fh:
+        assert pq.ParquetFile(fh).schema_arrow.names == ["index", "output", "error"]
 
 
 def _read_text(path: str) -> str:
