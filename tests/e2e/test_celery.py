@@ -171,6 +171,7 @@ def test_sharded_batch_on_two_celery_workers(tmp_path: Path) -> None:
                 args += ["--without-mingle", "--without-gossip"]
                 workers[name] = Component(name, args, {**env, "BASETEN_E2E_WORKER": name}, logs)
                 components.append(workers[name])
+            _wait_workers(f"redis://127.0.0.1:{redis_port}/0", components)
             api = Api(base)
             r = api.http.patch(f"/dags/{DAG}", json={"is_paused": False})
             assert r.status_code == 200, r.text
@@ -224,6 +225,24 @@ def test_sharded_batch_on_two_celery_workers(tmp_path: Path) -> None:
                 c.stop()
     for c in components:
         assert not c.alive()
+
+
+def _wait_workers(broker: str, components: list[Component]) -> None:
+    """Until both workers answer a Celery ping through the broker (so the first shards can spread)."""
+    from celery import Celery
+
+    app = Celery(broker=broker)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        for c in components:
+            assert c.alive(), f"{c.name} exited:\n{c.tail()}"
+        replies = app.control.inspect(timeout=2).ping() or {}
+        seen = {name.split("@", 1)[0] for name in replies}
+        if seen >= set(WORKERS):
+            return
+        time.sleep(1)
+    raise AssertionError(f"only {sorted(seen)} of {WORKERS} answered a ping in {STARTUP_TIMEOUT:.0f} s")
 
 
 def _wait_mid_shard(api: Api, home: Path, components: list[Component]) -> tuple[str, tuple[Path, int]]:
