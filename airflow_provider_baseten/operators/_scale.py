@@ -119,14 +119,18 @@ class LeaseBook:
 
     def update(
         self, change: Callable[[dict[str, Any]], dict[str, Any]], check: Callable[[dict[str, Any]], bool]
-    ) -> None:
-        """Apply ``change`` to the record and write it; read it back and redo while ``check`` fails (lost update)."""
+    ) -> bool:
+        """Apply ``change`` to the record and write it; read it back and redo while ``check`` fails (lost update).
+
+        Returns whether the change held (``False`` after 5 rounds lost to other writers).
+        """
         for _ in range(5):
             new = change(self.read())
             self.store.set(self.key, json.dumps(new, sort_keys=True) if new.get("leases") else None)
             time.sleep(self.settle * (1 + random.random()))  # another worker's write in the same instant shows now
             if check(self.read()):
-                return
+                return True
+        return False
 
     @staticmethod
     def wanted(record: dict[str, Any], leases: bool = True) -> tuple[int, int] | None:
@@ -226,7 +230,8 @@ class ScaleForBatch:
             return record
 
         stale = book.expired()
-        book.update(add, lambda r: self.lease_id in r.get("leases", {}))
+        if not book.update(add, lambda r: self.lease_id in r.get("leases", {})):
+            self.log.warning("scale_for_batch: lease %s could not be recorded in %s.", self.lease_id, book.key)
         wanted = LeaseBook.wanted(book.read()) or (self.min_replica, max(high, self.min_replica))
         current = self._current()
         if stale:  # what expired leases had set is the leases' own: converge to the live ones, down too
@@ -255,7 +260,8 @@ class ScaleForBatch:
             record.get("leases", {}).pop(self.lease_id, None)
             return record
 
-        book.update(drop, lambda r: self.lease_id not in r.get("leases", {}))
+        if not book.update(drop, lambda r: self.lease_id not in r.get("leases", {})):
+            self.log.warning("scale_for_batch: lease %s could not be removed from %s.", self.lease_id, book.key)
         after = book.read()
         wanted = LeaseBook.wanted(after)
         if wanted is None:

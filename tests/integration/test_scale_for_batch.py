@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ class FileStore:
             data.pop(key, None)
         else:
             data[key] = value
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # writers never share one
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.path)
 
@@ -131,8 +132,6 @@ def test_overlapping_batches_keep_the_highest_and_the_last_one_restores(
 
 def test_two_batches_starting_at_once_both_hold_their_lease(emulator: Any, hook: Any, tmp_path: Path) -> None:
     """Variables have no compare-and-set: a lease lost to a simultaneous write is written again."""
-    import threading
-
     store = FileStore(tmp_path / "vars.json")
     barrier = threading.Barrier(2)
     hooks = [make_hook(emulator), make_hook(emulator)]
@@ -277,8 +276,6 @@ def test_operator_on_kill_gives_the_setting_back_mid_batch(
     emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Airflow calls on_kill on SIGTERM (a user marking the task failed, a timeout): the lease is released then."""
-    import threading
-
     from airflow_provider_baseten.operators import _scale
     from airflow_provider_baseten.operators.inference import PredictOperator
     from tests.dag_support import context
