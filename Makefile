@@ -15,7 +15,7 @@ MYPY_PATHS ?= airflow_provider_baseten
 # airflow.sdk.types, an untyped ResumableJobMixin stand-in).
 TYPECHECK ?= 1
 
-.PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e wheel-check lint format clean
+.PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e e2e-celery wheel-check lint format clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ e2e: $(VENV)/.stamp  ## example DAGs, deadlines (timeouts, retries, a SIGKILLed 
 
 wheel-check: $(VENV)/.stamp  ## build the wheel from HEAD, pip install it into a fresh venv, run the emulator and a DAG from it
 	UV=$(VENV)/bin/uv AIRFLOW_SPEC="$(NEWEST_AIRFLOW_SPEC)" bash scripts/wheel-check.sh
+
+e2e-celery: $(VENV)/.stamp  ## the sharded example on a real CeleryExecutor: Redis, 2 workers (installs redis-server if missing)
+	@command -v redis-server >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends redis-server; }
+	$(UV) -e '.[test,celery]'
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_celery.py -s $(PYTEST_ARGS)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .

@@ -29,7 +29,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 
-DAGS = ("baseten_batch_inference", "baseten_train_then_promote", "baseten_async_inference")
+DAGS = (
+    "baseten_batch_inference",
+    "baseten_train_then_promote",
+    "baseten_async_inference",
+    "baseten_sharded_batch",
+)
+SHARD_ROWS = 1000  # the sharded DAG splits the same 5,000 inputs into 5 mapped predict tasks
 BATCH_SIZE = 5000
 ASYNC_BATCH_SIZE = 20
 API_KEY = "demo-api-key-not-a-secret"
@@ -216,6 +222,8 @@ def main() -> int:
                 "baseten_training_project": DEMO_PROJECT,  # created by the DAG (get_or_create_training_project)
                 "baseten_webhook_url": receiver.url,
                 "baseten_async_batch_size": str(ASYNC_BATCH_SIZE),
+                "baseten_sharded_work_dir": str(data / "sharded"),
+                "baseten_shard_rows": str(SHARD_ROWS),
             }
             env = airflow_env(home, emu.connection_json(gateway), variables)
             where = emu.gateway_url if gateway == "lowcodeapi" else emu.url
@@ -289,6 +297,12 @@ def _summary(db: Path, emu: Any, receiver: WebhookReceiver, gateway: str) -> str
         if failed:
             webhooks += f" ({failed} deliveries failed)"
         parts.append(f"{sum(states.values())} async requests: {counts}; {webhooks}")
+    sharded = xcom(db, "baseten_sharded_batch", "check_counts") or {}
+    if sharded:
+        parts.append(
+            f"{sharded['predictions']:,} predictions in {sharded['shards']} mapped shards merged in order, "
+            f"{sharded['errors']} errors"
+        )
     return f"[{gateway}] " + "; ".join(parts) + "."
 
 

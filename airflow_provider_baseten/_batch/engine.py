@@ -32,7 +32,7 @@ from airflow_provider_baseten._batch.budget import (
     _transient,
 )
 from airflow_provider_baseten._batch.prepared import Route, _direct_send, _Prepared
-from airflow_provider_baseten._batch.sinks import _JsonlSink, _MemorySink
+from airflow_provider_baseten._batch.sinks import _JsonlSink, _MemorySink, open_sink
 
 ON_ERROR = ("fail", "record")
 # An item whose retries ran out on a transient error (5xx, timeout, dropped connection, 429) while the rest
@@ -152,7 +152,7 @@ async def run_batch(
     if total == 0:
         raise BasetenValidationError("The batch is empty: give at least one input.", field="inputs")
 
-    sink: _MemorySink | _JsonlSink = _JsonlSink(output_path, resume) if output_path is not None else _MemorySink()
+    sink: _MemorySink | _JsonlSink = open_sink(output_path, resume) if output_path is not None else _MemorySink()
     result = BatchResult(total=total or 0, output_path=str(output_path) if output_path is not None else None)
     run = (run_factory or _Run)(transport, inputs, sink, result, budget, max_concurrency, abort_after_consecutive)
     progress = _Progress(total, progress_interval, log)

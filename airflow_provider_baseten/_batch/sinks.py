@@ -85,7 +85,7 @@ class _JsonlSink:
                 self._fold()  # a killed run's results go into the file before anything else happens
             if _exists(path):
                 with _open(path, "rb") as old:
-                    for line in old:
+                    for line in self._old_lines(old):
                         index, ok = _scan(line)
                         if ok:
                             self._mark(index)
@@ -130,7 +130,7 @@ class _JsonlSink:
                     yield key >> _OFFSET_BITS, line, _scan(line)[1]
 
             def from_file(fh: Any) -> Iterator[tuple[int, bytes, bool]]:
-                for line in fh:
+                for line in self._old_lines(fh):
                     index, ok = _scan(line)
                     if index >= 0:
                         yield index, line if line.endswith(b"\n") else line + b"\n", ok
@@ -138,7 +138,7 @@ class _JsonlSink:
             if self.local is not None:
                 tmp = self.local + ".tmp"
                 with open(tmp, "wb") as out:
-                    self._merge(out, from_journal(), from_file, replaces)
+                    self._merge(self._writer(out), from_journal(), from_file, replaces)
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(tmp, self.local)
@@ -146,7 +146,7 @@ class _JsonlSink:
             else:
                 remote_tmp = self.path.with_name(self.path.name + ".tmp")
                 with remote_tmp.open("wb") as out:
-                    self._merge(out, from_journal(), from_file, replaces)
+                    self._merge(self._writer(out), from_journal(), from_file, replaces)
                 remote_tmp.rename(self.path)
         os.unlink(self.journal)
 
@@ -158,11 +158,53 @@ class _JsonlSink:
         replaces: bool,
     ) -> None:
         """Write old and new records in index order; for one index an output beats an error, then new beats old."""
-        if replaces or not _exists(self.path):
-            _write_merged(out, iter(()), new)
-            return
-        with _open(self.path, "rb") as old:
-            _write_merged(out, from_file(old), new)
+        try:
+            if replaces or not _exists(self.path):
+                _write_merged(out, iter(()), new)
+                return
+            with _open(self.path, "rb") as old:
+                _write_merged(out, from_file(old), new)
+        finally:
+            getattr(out, "finish", lambda: None)()
+
+    def _old_lines(self, fh: Any) -> Iterator[bytes]:
+        """The result lines of the existing output file (a format subclass reads its own)."""
+        return iter(fh)
+
+    def _writer(self, fh: Any) -> Any:
+        """What the merged result lines are written to (``write(line)``; optional ``finish()``)."""
+        return fh
+
+
+class _ParquetSink(_JsonlSink):
+    """Like :class:`_JsonlSink` (the journal is the same JSONL), but the merged file is Parquet.
+
+    The atomic merge writes the columns ``index``, ``output`` (JSON text) and ``error``, one row group per
+    few thousand rows, and ``resume=True`` reads the existing Parquet file's indices row group by row group.
+    """
+
+    def __init__(self, path: Any, resume: bool) -> None:
+        from airflow_provider_baseten._batch.parquet import pyarrow_modules
+
+        pyarrow_modules()  # a missing extra fails before any request is sent
+        super().__init__(path, resume)
+
+    def _old_lines(self, fh: Any) -> Iterator[bytes]:
+        from airflow_provider_baseten._batch.parquet import parquet_result_lines
+
+        return parquet_result_lines(fh)
+
+    def _writer(self, fh: Any) -> Any:
+        from airflow_provider_baseten._batch.parquet import ParquetResultWriter
+
+        return ParquetResultWriter(fh)
+
+
+def open_sink(path: Any, resume: bool) -> _JsonlSink:
+    """The results file sink for ``path``: Parquet when its name ends in ``.parquet``, else JSONL."""
+    if str(path).lower().endswith(".parquet"):
+        return _ParquetSink(path, resume)
+    return _JsonlSink(path, resume)
 
 
 _OFFSET_BITS = 42  # journal offsets up to 4 TiB
@@ -269,8 +311,14 @@ def read_jsonl(path: Any) -> Iterator[Any]:
     So that indices match line numbers, a blank line between inputs is a :class:`BasetenValidationError`
     (it would shift every later index). Blank lines at the end of the file are ignored.
     """
+    for _, value in jsonl_lines(path):
+        yield value
+
+
+def jsonl_lines(path: Any) -> Iterator[tuple[bytes, Any]]:
+    """``(raw line, its JSON value)`` per input line of a JSONL file, checked as :func:`read_jsonl` says."""
     blank = 0  # the first blank line not yet followed by an input
-    with _open(path, "r") as fh:
+    with _open(path, "rb") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 blank = blank or lineno
@@ -283,12 +331,13 @@ def read_jsonl(path: Any) -> Iterator[Any]:
                     field="inputs",
                 )
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
+                value = json.loads(line)
+            except ValueError as exc:
                 raise BasetenValidationError(
-                    f"{path}: line {lineno} is not valid JSON ({exc.msg}). Fix or remove that line.",
+                    f"{path}: line {lineno} is not valid JSON ({getattr(exc, 'msg', exc)}). Fix or remove that line.",
                     field="inputs",
                 ) from None
+            yield line, value
 
 
 def validate_jsonl(path: Any) -> int:

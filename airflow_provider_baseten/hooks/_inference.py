@@ -82,7 +82,8 @@ class _InferenceApi(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or
             ``ObjectStoragePath``) instead of keeping outputs in memory. Results are journalled as they
             arrive and merged into the file when the batch ends (an atomic replace): a ``kill -9`` at any
-            moment loses only the requests in flight, and never what the file held before.
+            moment loses only the requests in flight, and never what the file held before. A name ending in
+            ``.parquet`` writes Parquet (the journal stays JSONL; the final merge writes the Parquet file).
         :param resume: With ``output_path``: keep the lines already there and skip those indices.
         :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many
             items failed.

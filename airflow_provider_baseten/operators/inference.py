@@ -39,7 +39,9 @@ class PredictOperator(BasetenBaseOperator):
 
     :param model_input: One model input; the model's output is returned (and so pushed to XCom).
     :param model_inputs: Many inputs: a list, an ``XComArg``, or a JSONL file (a path string or an
-        ``ObjectStoragePath``), one input per line. Every line is checked before anything is sent.
+        ``ObjectStoragePath``), one input per line. Every line is checked before anything is sent. A file
+        whose name ends in ``.parquet`` is read as Parquet, one input (a dict of its columns) per row,
+        streamed by row group (needs ``pip install 'airflow-provider-baseten[parquet]'``).
     :param input: Deprecated old name of ``model_input``. :param inputs: Deprecated old name of
         ``model_inputs``.
     :param model_id: The model (default: the connection's ``model_id``).
@@ -49,7 +51,8 @@ class PredictOperator(BasetenBaseOperator):
     :param on_error: ``fail`` (default): attempt every item, then fail naming the failed indices and their
         errors. ``record``: succeed, with ``{"index", "error"}`` in place of each failed output.
     :param output_path: Write JSONL results (``{"index", "output"}`` or ``{"index", "error"}``, input
-        order) here instead of XCom; the task returns a summary. For large batches.
+        order) here instead of XCom; the task returns a summary. For large batches. A name ending in
+        ``.parquet`` writes Parquet (columns ``index``, ``output`` as JSON text, ``error``).
     :param resume: With ``output_path``: keep results already in the file and only run the rest. A task
         killed mid-batch (even ``kill -9``) loses only its requests in flight; the file is never damaged.
         The output file is the task's default outlet (its URI as an asset, ``file://`` for a local path;
@@ -62,6 +65,11 @@ class PredictOperator(BasetenBaseOperator):
         and logs the failed items at WARNING.
     :param wake_first: Wake the deployment before the batch (saves the first requests a cold start).
     :param progress_interval: Seconds between progress log lines (done/total, rate, ETA, errors).
+    :param scale_for_batch: A ``min_replica`` to hold the deployment at while the batch runs (it is woken
+        too), restored afterwards on success, failure and kill. Overlapping batches on one deployment share
+        it through leases: ``min_replica`` is the largest any running batch asked for, and the last one out
+        restores the deployment's own setting, unless someone changed it meanwhile. See
+        :mod:`airflow_provider_baseten.operators._scale` for the exact rule.
     """
 
     template_fields: Sequence[str] = (
@@ -95,10 +103,12 @@ class PredictOperator(BasetenBaseOperator):
         max_error_rate: float | None = None,
         input: Any = _NOTSET,
         inputs: Any = None,
+        scale_for_batch: int | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten._batch import ErrorBudget
         from airflow_provider_baseten.assets import OUTPUT_ALIAS, default_outlets, output_asset
+        from airflow_provider_baseten.operators._scale import check_min_replica
 
         if output_path is not None:
             default_outlets(kwargs, (output_path,), output_asset, OUTPUT_ALIAS)
@@ -129,6 +139,8 @@ class PredictOperator(BasetenBaseOperator):
         self.max_failures = max_failures
         self.max_error_rate = max_error_rate
         self._result: BatchResult | None = None  # the batch's counts, for get_openlineage_facets_on_complete
+        self.scale_for_batch = check_min_replica(scale_for_batch)
+        self._scale: Any = None
 
     @property
     def input(self) -> Any:
@@ -154,6 +166,30 @@ class PredictOperator(BasetenBaseOperator):
             return self._one(hook)
         inputs, total = self._batch_inputs()
         output = _as_path(self.output_path) if self.output_path else None
+        if self.scale_for_batch is None:
+            return self._run_batch(context, hook, inputs, total, output)
+        from airflow_provider_baseten.operators._base import task_start
+        from airflow_provider_baseten.operators._scale import ScaleForBatch, lease_id
+
+        limit = self.execution_timeout.total_seconds() if self.execution_timeout else None
+        self._scale = ScaleForBatch(
+            hook,
+            **self._target(),
+            min_replica=self.scale_for_batch,
+            lease_id=lease_id(context),
+            until=task_start(context) + limit + 60 if limit else None,
+            log=self.log,
+            state_store=context.get("task_state_store"),
+        )
+        with self._scale.held():
+            return self._run_batch(context, hook, inputs, total, output)
+
+    def on_kill(self) -> None:
+        """Give back what ``scale_for_batch`` raised (a SIGKILLed task's retry does it instead)."""
+        if self._scale is not None:
+            self._scale.release()
+
+    def _run_batch(self, context: Context, hook: Any, inputs: Any, total: int, output: Any) -> Any:
         result = self._many(
             hook,
             inputs,
@@ -219,6 +255,14 @@ class PredictOperator(BasetenBaseOperator):
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
         src = self.model_inputs
+        if _is_path(src) and str(src).lower().endswith(".parquet"):
+            from airflow_provider_baseten.batch_io import count_records, read_records
+
+            total = count_records(src)  # from the footer; rows are read one row group at a time
+            if total == 0:
+                raise BasetenValidationError(f"{src}: the Parquet file has no rows.", field="model_inputs")
+            self.log.info("Reading %d inputs from %s", total, src)
+            return read_records(src), total
         if _is_path(src):
             path = _as_path(src)
             total = validate_jsonl(path)  # every line checked before any request goes out

@@ -16,7 +16,12 @@ from airflow_provider_baseten.demo import WebhookReceiver, write_inputs
 from tests.dag_support import run_dag, task_states
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
-DAG_IDS = {"baseten_batch_inference", "baseten_train_then_promote", "baseten_async_inference"}
+DAG_IDS = {
+    "baseten_batch_inference",
+    "baseten_train_then_promote",
+    "baseten_async_inference",
+    "baseten_sharded_batch",
+}
 
 
 def dag_bag() -> Any:
@@ -48,6 +53,8 @@ def env(emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
         "baseten_batch_output_dir": str(tmp_path / "out"),
         "baseten_training_project_id": next(iter(emulator.state.projects)),
         "baseten_async_batch_size": "5",
+        "baseten_sharded_work_dir": str(tmp_path / "sharded"),
+        "baseten_shard_rows": "120",
     }
     for name, value in variables.items():
         monkeypatch.setenv(f"AIRFLOW_VAR_{name.upper()}", value)
@@ -145,3 +152,50 @@ def test_async_inference_delivers_every_result_to_the_webhook(
         while receiver.count() < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert set(receiver.received) == set(ids)
+
+
+def test_sharded_batch_merges_every_shard_in_order(env: dict[str, Any], emulator: Any, tmp_path: Path) -> None:
+    """split -> mapped predict (one task per shard, named by map_index_template) -> merge -> check."""
+    run = run_dag(load("baseten_sharded_batch"))
+    states = task_states(run)
+    assert states == {
+        "split": "success",
+        **{f"predict[{i}]": "success" for i in range(3)},  # 300 inputs, 120 a shard
+        "merge": "success",
+        "check_counts": "success",
+    }, states
+    names = sorted(ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == "predict")
+    assert names == ["part-00000", "part-00001", "part-00002"]
+    report = xcom(run, "check_counts")
+    assert report == {"predictions": 300, "errors": 0, "shards": 3, "output_path": report["output_path"]}
+    assert emulator.counters()["requests"]["production_predict"] == 300  # each input sent once
+    # The merged file is byte-identical to one task predicting the whole input.
+    single = tmp_path / "single.jsonl"
+    emulator.hook().predict_batch(
+        __import__("airflow_provider_baseten.batch", fromlist=["x"]).read_records(env["baseten_batch_input"]),
+        output_path=single,
+    )
+    assert Path(report["output_path"]).read_bytes() == single.read_bytes()
+    # scale_for_batch (2 replicas, the example's default) was given back after each shard.
+    dep = emulator.hook().get_deployment("production").autoscaling_settings
+    assert (dep.min_replica, dep.max_replica) == (0, 1)
+    assert emulator.counters()["requests"]["update_deployment_autoscaling_settings"] == 2 * 3
+
+
+def test_a_sharded_retry_sends_only_what_the_shard_lacks(
+    env: dict[str, Any], emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard's earlier try left results (resume=True): only the rest is sent, and they are merged."""
+    from datetime import datetime, timezone
+
+    when = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    run_dir = tmp_path / "sharded" / when.strftime("%Y%m%dT%H%M%S")
+    (run_dir / "shards").mkdir(parents=True)
+    earlier = [{"index": i, "output": f"kept from an earlier try {i}"} for i in range(50)]
+    (run_dir / "shards" / "part-00001.out.jsonl").write_text("".join(json.dumps(r) + "\n" for r in earlier))
+    run = run_dag(load("baseten_sharded_batch"), logical_date=when)
+    assert set(task_states(run).values()) == {"success"}, task_states(run)
+    assert emulator.counters()["requests"]["production_predict"] == 300 - 50
+    merged = [json.loads(line) for line in Path(xcom(run, "merge")["output_path"]).read_text().splitlines()]
+    assert [r["index"] for r in merged] == list(range(300))
+    assert [r["output"] for r in merged[120:170]] == [f"kept from an earlier try {i}" for i in range(50)]

@@ -68,12 +68,12 @@ def migrate(env: dict[str, str]) -> None:
 class Component:
     """One ``airflow <command>`` in its own session (process group), logging to a file."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path, program: str = AIRFLOW) -> None:
         self.name = name
         self.log = logs / f"{name}.log"
         self._fh = self.log.open("wb")
         self.proc = subprocess.Popen(
-            [AIRFLOW, *args], env=env, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True
+            [program, *args], env=env, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def alive(self) -> bool:

@@ -16,7 +16,22 @@ PUBLIC = {
         "Timeouts": "airflow_provider_baseten._transport",
         "Gateway": "airflow_provider_baseten._transport",
     },
-    "airflow_provider_baseten.batch": {"BatchResult": "airflow_provider_baseten._batch"},
+    "airflow_provider_baseten.batch": {
+        "BatchResult": "airflow_provider_baseten._batch",
+        **{
+            name: "airflow_provider_baseten.batch_io"
+            for name in (
+                "MissingExtraError",
+                "Shard",
+                "count_records",
+                "merge_outputs",
+                "read_records",
+                "read_results",
+                "split_input",
+                "write_records",
+            )
+        },
+    },
     "airflow_provider_baseten.operators.base": {
         "BasetenBaseOperator": "airflow_provider_baseten.operators._base",
         "BasetenWaitingOperator": "airflow_provider_baseten.operators._base",

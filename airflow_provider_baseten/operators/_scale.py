@@ -1,0 +1,299 @@
+"""``scale_for_batch``: hold a deployment's ``min_replica`` up for the length of a batch, then give it back.
+
+The rule (overlapping batches on one deployment):
+
+* Every batch that asks holds a **lease** ``{lease id: min_replica}`` in one shared record per deployment,
+  an Airflow Variable ``baseten_scale_leases.<model_id>.<deployment_id>`` that every worker reads. The lease
+  id is the task instance (``dag/run/task/map_index``), so a retried task finds and reuses its own lease.
+* The first lease records the deployment's own ``min_replica`` and ``max_replica`` as the **baseline**, read
+  from Baseten before anything is changed. While leases are held, ``min_replica`` is ``max(baseline, every lease)``; a batch only raises,
+  never lowers it.
+* Releasing a lease sets ``min_replica`` to ``max(baseline, the leases left)``: the last batch out restores the
+  baseline and deletes the record. A batch never restores a value it did not set: when Baseten's current
+  ``min_replica`` is not what the leases set (someone changed it by hand meanwhile), it is left alone.
+* Only ``min_replica`` is touched, and ``max_replica`` when a lease asks for more replicas than it allows
+  (Baseten refuses ``min_replica > max_replica``): it is raised to the same count and restored with the
+  baseline. No other autoscaling setting is ever sent.
+* A lease is released on success, on failure and on ``on_kill`` (SIGTERM). A SIGKILLed task cannot release:
+  its retry reuses the lease and releases it at the end. A lease also ends at its task's deadline
+  (``execution_timeout``) or after :data:`LEASE_TTL` without one, so a task killed with no retry left cannot
+  hold a deployment up for ever: the next acquire or release drops it.
+* Airflow Variables have no compare-and-set, so each change is written, then read back after a short pause
+  and written again if another worker's change overwrote it (see :meth:`LeaseBook.update`).
+
+What this task changed is also kept in Airflow 3.3's ``task_state_store`` (``baseten_scale_for_batch``), so a
+retry logs that it continues an earlier try's lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from airflow_provider_baseten.exceptions import BasetenValidationError
+
+LEASE_TTL = 24 * 3600.0  # seconds a lease lives when its task has no execution_timeout
+STATE_KEY = "baseten_scale_for_batch"
+VARIABLE_PREFIX = "baseten_scale_leases"
+
+
+class Store(Protocol):
+    """Where the shared lease records live (``airflow.sdk.Variable`` in a task; a dict-backed one in tests)."""
+
+    def get(self, key: str) -> str | None:
+        """The stored text, or ``None``."""
+
+    def set(self, key: str, value: str | None) -> None:
+        """Store ``value``; ``None`` deletes the key."""
+
+
+class VariableStore:
+    """Airflow Variables as a :class:`Store` (every worker of the deployment's DAGs sees the same ones)."""
+
+    def get(self, key: str) -> str | None:
+        """The Variable's value, or ``None`` when it does not exist."""
+        from airflow.sdk import Variable
+
+        value: Any = Variable.get(key, default=None)
+        return None if value is None else str(value)
+
+    def set(self, key: str, value: str | None) -> None:
+        """Set the Variable, or delete it for ``None``."""
+        from airflow.sdk import Variable
+
+        if value is None:
+            with contextlib.suppress(Exception):  # already gone
+                Variable.delete(key)
+        else:
+            Variable.set(key, value)
+
+
+def check_min_replica(value: Any) -> int | None:
+    """``scale_for_batch`` as given to an operator: ``None`` or a ``min_replica`` from 1 to 100."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise BasetenValidationError(
+            f"scale_for_batch must be a min_replica count from 1 to 100 (or None), got {value!r}.",
+            field="scale_for_batch",
+        )
+    return value
+
+
+class LeaseBook:
+    """One deployment's record: ``{"baseline": {"min_replica", "max_replica"}, "leases": {id: {"min_replica", "until"}}}``."""
+
+    def __init__(self, store: Store, key: str, *, settle: float = 0.3, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.key = key
+        self.settle = settle
+        self.clock = clock
+
+    def raw(self) -> dict[str, Any]:
+        """The record as stored, expired leases included (``{}`` when there is none)."""
+        text = self.store.get(self.key)
+        try:
+            record = json.loads(text) if text else {}
+        except ValueError:
+            record = {}
+        if not isinstance(record, dict) or not isinstance(record.get("leases"), dict):
+            return {}
+        return record
+
+    def read(self) -> dict[str, Any]:
+        """The record with expired leases dropped (its baseline stays: it is still the deployment's own)."""
+        record = self.raw()
+        if record:
+            now = self.clock()
+            record["leases"] = {k: v for k, v in record["leases"].items() if float(v.get("until", 0)) > now}
+        return record
+
+    def expired(self) -> list[str]:
+        """The leases whose task's deadline has passed (killed with no retry left)."""
+        now = self.clock()
+        return [k for k, v in self.raw().get("leases", {}).items() if float(v.get("until", 0)) <= now]
+
+    def update(
+        self, change: Callable[[dict[str, Any]], dict[str, Any]], check: Callable[[dict[str, Any]], bool]
+    ) -> bool:
+        """Apply ``change`` to the record and write it; read it back and redo while ``check`` fails (lost update).
+
+        Returns whether the change held (``False`` after 5 rounds lost to other writers).
+        """
+        for _ in range(5):
+            new = change(self.read())
+            self.store.set(self.key, json.dumps(new, sort_keys=True) if new.get("leases") else None)
+            time.sleep(self.settle * (1 + random.random()))  # another worker's write in the same instant shows now
+            if check(self.read()):
+                return True
+        return False
+
+    @staticmethod
+    def wanted(record: dict[str, Any], leases: bool = True) -> tuple[int, int] | None:
+        """``(min_replica, max_replica)`` the record asks for (the baseline with ``leases=False``); ``None``: no record."""
+        base = record.get("baseline")
+        if not isinstance(base, dict):
+            return None
+        low, high = int(base.get("min_replica") or 0), int(base.get("max_replica") or 0)
+        if leases:
+            if not record.get("leases"):
+                return None
+            low = max([low, *(int(v["min_replica"]) for v in record["leases"].values())])
+        return low, max(high, low)
+
+
+class ScaleForBatch:
+    """Acquire on enter, release on exit (success or failure); :meth:`release` is also ``on_kill``'s."""
+
+    def __init__(
+        self,
+        hook: Any,
+        *,
+        model_id: str | None,
+        environment: str | None,
+        deployment_id: str | None,
+        min_replica: int,
+        lease_id: str,
+        until: float | None,
+        log: Any,
+        store: Store | None = None,
+        state_store: Any = None,
+        wake: bool = True,
+        settle: float = 0.3,
+    ) -> None:
+        self.hook = hook
+        self.model_id = model_id or hook.settings.model_id
+        self.target = {"environment": environment, "deployment_id": deployment_id}
+        self.min_replica = min_replica
+        self.lease_id = lease_id
+        self.until = until if until is not None else time.time() + LEASE_TTL
+        self.log = log
+        self.store = store or VariableStore()
+        self.state_store = state_store
+        self.wake = wake
+        self.settle = settle
+        self.deployment: str | None = None
+        self.book: LeaseBook | None = None
+        self.released = False
+
+    def _resolve(self) -> str:
+        env, dep = self.target["environment"], self.target["deployment_id"]
+        if dep and dep not in ("production", "development"):
+            return str(dep)
+        name = dep or env or "production"
+        if name in ("production", "development"):
+            return str(self.hook.get_deployment(name, model_id=self.model_id).id)
+        current = self.hook.get_environment(name, model_id=self.model_id).current_deployment
+        if current is None:
+            raise BasetenValidationError(f"Environment {name!r} has no deployment to scale.", field="scale_for_batch")
+        return str(current.id)
+
+    def _current(self) -> tuple[int, int]:
+        assert self.deployment is not None
+        settings = self.hook.get_deployment(self.deployment, model_id=self.model_id).autoscaling_settings
+        low = int(getattr(settings, "min_replica", None) or 0)
+        return low, int(getattr(settings, "max_replica", None) or low)
+
+    def _apply(self, current: tuple[int, int], wanted: tuple[int, int], why: str) -> None:
+        """Send the fields of ``wanted`` that differ from ``current``, in one request."""
+        assert self.deployment is not None
+        change = {k: w for k, c, w in zip(("min_replica", "max_replica"), current, wanted, strict=True) if c != w}
+        if not change:
+            return
+        self.log.info("scale_for_batch: deployment %s autoscaling %s (%s).", self.deployment, change, why)
+        self.hook.update_autoscaling_settings(model_id=self.model_id, deployment_id=self.deployment, **change)
+
+    def acquire(self) -> None:
+        """Take (or retake, on a retry) this task's lease and raise ``min_replica`` if it is below the leases'."""
+        self.deployment = self._resolve()
+        self.book = book = LeaseBook(
+            self.store, f"{VARIABLE_PREFIX}.{self.model_id}.{self.deployment}", settle=self.settle
+        )
+        if self.state_store is not None:
+            earlier = self.state_store.get(STATE_KEY)
+            if earlier:
+                self.log.info("scale_for_batch: an earlier try held lease %s; this try continues it.", earlier)
+            self.state_store.set(
+                STATE_KEY, {"lease": self.lease_id, "deployment": self.deployment, "min_replica": self.min_replica}
+            )
+        low, high = self._current()
+        lease = {"min_replica": self.min_replica, "until": self.until}
+
+        def add(record: dict[str, Any]) -> dict[str, Any]:
+            if "baseline" not in record:  # the deployment's own settings, before any lease
+                record = {"baseline": {"min_replica": low, "max_replica": high}, "leases": {}}
+            record["leases"][self.lease_id] = lease
+            return record
+
+        stale = book.expired()
+        if not book.update(add, lambda r: self.lease_id in r.get("leases", {})):
+            self.log.warning("scale_for_batch: lease %s could not be recorded in %s.", self.lease_id, book.key)
+        wanted = LeaseBook.wanted(book.read()) or (self.min_replica, max(high, self.min_replica))
+        current = self._current()
+        if stale:  # what expired leases had set is the leases' own: converge to the live ones, down too
+            self.log.info("scale_for_batch: dropped expired lease(s) %s.", ", ".join(stale))
+            self._apply(current, wanted, "live leases only")
+        elif current[0] < wanted[0]:
+            self._apply(current, (wanted[0], max(current[1], wanted[1])), f"lease {self.lease_id}")
+        else:
+            self.log.info(
+                "scale_for_batch: min_replica of %s is already %d >= %d.", self.deployment, current[0], wanted[0]
+            )
+        if self.wake:
+            self.hook.wake(model_id=self.model_id, deployment_id=self.deployment)
+
+    def release(self) -> None:
+        """Drop this task's lease; set ``min_replica`` to what the remaining leases (or the baseline) ask."""
+        if self.released or self.book is None:
+            return
+        self.released = True
+        book = self.book
+        before = book.read()
+        held = LeaseBook.wanted(before)
+        baseline = LeaseBook.wanted(before, leases=False)
+
+        def drop(record: dict[str, Any]) -> dict[str, Any]:
+            record.get("leases", {}).pop(self.lease_id, None)
+            return record
+
+        if not book.update(drop, lambda r: self.lease_id not in r.get("leases", {})):
+            self.log.warning("scale_for_batch: lease %s could not be removed from %s.", self.lease_id, book.key)
+        after = book.read()
+        wanted = LeaseBook.wanted(after)
+        if wanted is None:
+            wanted = baseline
+        current = self._current()
+        if wanted is None:
+            self.log.info("scale_for_batch: no lease record for %s; nothing to restore.", self.deployment)
+        elif held is not None and current[0] != held[0]:
+            self.log.warning(
+                "scale_for_batch: min_replica of %s is %d, not the %d the batches set: it was changed meanwhile, "
+                "so it is left as it is.",
+                self.deployment,
+                current[0],
+                held[0],
+            )
+        else:
+            self._apply(current, wanted, "restored" if not after.get("leases") else "the remaining leases")
+        if self.state_store is not None:
+            with contextlib.suppress(Exception):
+                self.state_store.delete(STATE_KEY)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lease for the ``with`` block; release it however the block (or the acquire) ends."""
+        try:
+            self.acquire()
+            yield
+        finally:
+            self.release()
+
+
+def lease_id(context: Any) -> str:
+    """The task instance, stable across its tries: ``dag_id/run_id/task_id/map_index``."""
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
