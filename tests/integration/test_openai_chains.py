@@ -259,6 +259,32 @@ def test_embed_batch_resume_sends_only_what_is_missing(
     assert [rec["output"] for rec in lines] == [emu_openai.embed(t) for t in texts]
 
 
+def test_embed_batch_parquet_out_and_resume(
+    emulator: BasetenEmulator, hook: Any, texts_seen: TextCounter, tmp_path: Path
+) -> None:
+    """A ``.parquet`` output holds one row per text in order; a resume reads it back and sends only the gaps."""
+    pytest.importorskip("pyarrow")
+    from airflow_provider_baseten.batch_io import read_records, read_results, write_records
+
+    src = tmp_path / "texts.parquet"
+    texts = [f"doc {i}" for i in range(60)]
+    write_records(src, ({"text": t} for t in texts))
+    read_back = [rec["text"] for rec in read_records(src)]
+    assert read_back == texts
+    out = tmp_path / "vectors.parquet"
+    broken = [("__fail__" if i == 13 else t) for i, t in enumerate(read_back)]
+    first = hook.embed_batch(broken, batch_size=8, output_path=out, on_error="record", max_error_rate=1.0, model="m")
+    assert sorted(first.failures) == list(range(8, 16))
+    assert out.read_bytes()[:4] == b"PAR1"  # Parquet, not JSONL with another name
+    texts_seen.sent.clear()
+    second = hook.embed_batch(read_back, batch_size=8, output_path=out, resume=True, model="m")
+    assert (second.skipped, second.succeeded) == (52, 8)
+    assert sum(texts_seen.sent.values()) == 8  # the server saw only the failed request's texts again
+    rows = list(read_results(out))
+    assert [r["index"] for r in rows] == list(range(60))
+    assert [r["output"] for r in rows] == [emu_openai.embed(t) for t in texts]
+
+
 def test_chat_completions_batch(emulator: BasetenEmulator, hook: Any) -> None:
     requests: list[Any] = [{"messages": [{"role": "user", "content": f"question {i}"}]} for i in range(50)]
     requests[7] = "not a request"
