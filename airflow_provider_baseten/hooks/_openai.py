@@ -36,6 +36,19 @@ if TYPE_CHECKING:
 MAX_EMBED_BATCH = 1024
 
 
+def _many(inputs: Any, field: str, each: str) -> None:
+    """Refuse one input given where a batch is expected: a ``str`` would be sent character by character,
+    a ``dict`` key by key."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
+        raise BasetenValidationError(
+            f"{field} must be a list (or another iterable) of {each}, got one {type(inputs).__name__}: "
+            f"wrap a single input in a list.",
+            field=field,
+        )
+
+
 class _OpenAIApi(_HookCore):
     """OpenAI-compatible and chain methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
 
@@ -265,6 +278,7 @@ class _OpenAIApi(_HookCore):
         (``max_concurrency``, ``on_error``, ``output_path``, ``resume``, the error budget...)."""
         from airflow_provider_baseten._batch import run_batch_sync
 
+        _many(inputs, "inputs", "dicts (each chain input)")
         transport = self.get_transport()
         route = self._chain_call("run_remote", chain_id, environment, deployment_id)
         batch.setdefault("log", self.log)
@@ -336,6 +350,7 @@ class _OpenAIApi(_HookCore):
         """
         from airflow_provider_baseten._batch import run_batch_sync
 
+        _many(texts, "texts", "strings")
         transport = self.get_transport()
         kwargs = {k: v for k, v in locals().items() if k not in ("self", "texts", "transport", "run_batch_sync")}
         route, kwargs = self._openai_batch_args("embeddings", kwargs)
@@ -346,6 +361,7 @@ class _OpenAIApi(_HookCore):
         """Async twin of :meth:`embed_batch` (same arguments)."""
         from airflow_provider_baseten._batch import run_batch
 
+        _many(texts, "texts", "strings")
         transport = await self.aget_transport()
         route, kwargs = self._openai_batch_args("embeddings", kwargs)
         return await run_batch(transport, route, texts, **kwargs)
@@ -379,6 +395,7 @@ class _OpenAIApi(_HookCore):
         """
         from airflow_provider_baseten._batch import run_batch_sync
 
+        _many(requests, "requests", "chat request dicts")
         transport = self.get_transport()
         kwargs = {k: v for k, v in locals().items() if k not in ("self", "requests", "transport", "run_batch_sync")}
         route, kwargs = self._openai_batch_args("chat/completions", kwargs)
@@ -389,6 +406,7 @@ class _OpenAIApi(_HookCore):
         """Async twin of :meth:`chat_completions_batch` (same arguments)."""
         from airflow_provider_baseten._batch import run_batch
 
+        _many(requests, "requests", "chat request dicts")
         transport = await self.aget_transport()
         route, kwargs = self._openai_batch_args("chat/completions", kwargs)
         return await run_batch(transport, route, requests, **kwargs)

@@ -126,6 +126,12 @@ def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: 
         lambda h: h.run_chain({"a": 1}, chain_id="bad/id"),
         lambda h: h.embed_batch(["a"], batch_size=0),
         lambda h: h.embed_batch(["a"], max_chars_per_request=0),
+        # one input given where a batch is expected: not iterated character by character or key by key
+        lambda h: h.embed_batch("hello", model="m"),
+        lambda h: asyncio.run(h.aembed_batch(b"hello", model="m")),
+        lambda h: h.chat_completions_batch({"messages": [{"role": "user", "content": "x"}]}, model="m"),
+        lambda h: asyncio.run(h.achat_completions_batch("hi", model="m")),
+        lambda h: h.run_chain_batch({"names": ["a"]}, chain_id=CHAIN),
     ],
 )
 def test_bad_input_is_refused_before_any_request(emulator: BasetenEmulator, hook: Any, call: Any) -> None:
