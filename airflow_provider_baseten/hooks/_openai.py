@@ -310,7 +310,9 @@ class _OpenAIApi(_HookCore):
                 f"max_chars_per_request must be a positive integer or None, got {max_chars!r}.",
                 field="max_chars_per_request",
             )
-        extra = {k: v for k, v in (("encoding_format", kwargs.pop("encoding_format", None)),) if v is not None}
+        fields = ("encoding_format", "dimensions", "user")
+        extra = {k: v for k in fields if (v := kwargs.pop(k, None)) is not None}
+        _m().options(_m().EmbeddingsRequest, {"input": ["x"], **extra})  # a bad field fails before any request
         kwargs["run_factory"] = functools.partial(
             EmbedRun, batch_size=batch_size, max_chars=max_chars, model=model, extra=extra
         )
@@ -335,6 +337,9 @@ class _OpenAIApi(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        dimensions: int | None = None,
+        encoding_format: str | None = None,
+        user: str | None = None,
     ) -> BatchResult:
         """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
@@ -347,6 +352,9 @@ class _OpenAIApi(_HookCore):
         :param batch_size: Texts per request (1-1024).
         :param max_chars_per_request: Also start a new request before this many characters (a longer text
             goes alone).
+        :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
+        :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
+        :param user: OpenAI's end-user id, sent in every request.
         """
         from airflow_provider_baseten._batch import run_batch_sync
 

@@ -126,6 +126,8 @@ def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: 
         lambda h: h.run_chain({"a": 1}, chain_id="bad/id"),
         lambda h: h.embed_batch(["a"], batch_size=0),
         lambda h: h.embed_batch(["a"], max_chars_per_request=0),
+        lambda h: h.embed_batch(["a"], model="m", dimensions=0),
+        lambda h: h.embed_batch(["a"], model="m", encoding_format="hex"),
         # one input given where a batch is expected: not iterated character by character or key by key
         lambda h: h.embed_batch("hello", model="m"),
         lambda h: asyncio.run(h.aembed_batch(b"hello", model="m")),
@@ -217,6 +219,25 @@ def test_embed_batch_packs_texts_and_keeps_order(emulator: BasetenEmulator, hook
     assert (result.total, result.succeeded, result.failed) == (203, 203, 0)
     assert result.usage == {"prompt_tokens": _words(texts), "completion_tokens": 0, "total_tokens": _words(texts)}
     assert result.summary()["usage"] == result.usage
+
+
+def test_embed_batch_sends_dimensions_and_the_other_embedding_fields(
+    emulator: BasetenEmulator, hook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies: list[Any] = []
+    original = emu_openai.embeddings
+
+    def recorded(body: Any, model: str) -> dict[str, Any]:
+        bodies.append(body)
+        return original(body, model)
+
+    monkeypatch.setattr(emu_openai, "embeddings", recorded)
+    texts = [f"t{i}" for i in range(5)]
+    result = hook.embed_batch(texts, model="m", batch_size=2, dimensions=4, encoding_format="float", user="u1")
+    assert result.results == [emu_openai.embed(t, 4) for t in texts]
+    assert len(bodies) == 3 and all(
+        (b["dimensions"], b["encoding_format"], b["user"], b["model"]) == (4, "float", "u1", "m") for b in bodies
+    )
 
 
 def test_embed_batch_max_chars_per_request(emulator: BasetenEmulator, hook: Any, texts_seen: TextCounter) -> None:
