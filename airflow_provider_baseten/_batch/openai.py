@@ -119,6 +119,7 @@ class EmbedRun(_OpenAIRun):
         self.made = 0
         self.texts_seen = 0
         self.last_size = 1
+        self.progress: _Progress | None = None  # the batch's, once a worker runs: unsent texts count in it
         self.source = enumerate(self.pack(inputs))
 
     def inputs_seen(self) -> int:
@@ -158,6 +159,8 @@ class EmbedRun(_OpenAIRun):
         message = f"Each text must be a non-empty string, got {type(text).__name__} {str(text)[:40]!r}."
         self.count_failed([index], BasetenValidationError(message, field="texts"), message)
         self.texts.put(index, None, message)
+        if self.progress is not None:
+            self.progress.tick(True)
 
     def body(self, item: Any) -> Any:
         """``{"input": [texts], "model": ...}`` plus the batch's options."""
@@ -219,6 +222,7 @@ class EmbedRun(_OpenAIRun):
 
     async def worker(self, prepared: Any, progress: _Progress) -> None:
         """The engine's worker, with progress counted in texts."""
+        self.progress = progress
         await super().worker(prepared, _TextProgress(progress, self))  # type: ignore[arg-type]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -257,6 +258,19 @@ def test_a_failed_request_fails_each_of_its_texts(emulator: BasetenEmulator, hoo
     assert result.results[9] == {"index": 9, "error": result.failures[9]}
     assert result.results[31] == emu_openai.embed("t31")
     assert emulator.counters()["requests"]["model_apis_request"] == 5
+
+
+def test_progress_counts_texts_refused_unsent(
+    emulator: BasetenEmulator, hook: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = logging.getLogger("test_embed_progress")
+    caplog.set_level(logging.INFO, logger=log.name)
+    texts: list[Any] = ["a", 1, "b", None, "c", "d", ""]
+    result = hook.embed_batch(texts, model="m", batch_size=2, on_error="record", max_error_rate=1.0, log=log)
+    assert (result.succeeded, result.failed) == (4, 3)
+    assert emulator.counters()["requests"]["model_apis_request"] == 2
+    final = [r.getMessage() for r in caplog.records if "finished" in r.getMessage()]
+    assert len(final) == 1 and "7/7 (100.0%) done" in final[0] and "3 error(s)" in final[0]
 
 
 def test_error_budget_counts_texts(emulator: BasetenEmulator, hook: Any) -> None:
