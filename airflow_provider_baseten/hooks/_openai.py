@@ -36,6 +36,22 @@ if TYPE_CHECKING:
 MAX_EMBED_BATCH = 1024
 
 
+def check_packing(batch_size: Any, max_chars_per_request: Any) -> None:
+    """Check ``embed_batch``'s packing arguments (:class:`BasetenValidationError`, a ``ValueError``)."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_EMBED_BATCH:
+        raise BasetenValidationError(
+            f"batch_size must be an integer from 1 to {MAX_EMBED_BATCH}, got {batch_size!r}.", field="batch_size"
+        )
+    chars = max_chars_per_request
+    if chars is not None and (not isinstance(chars, int) or isinstance(chars, bool) or chars < 1):
+        raise BasetenValidationError(
+            f"max_chars_per_request must be a positive integer or None, got {chars!r}.",
+            field="max_chars_per_request",
+        )
+
+
 def _many(inputs: Any, field: str, each: str) -> None:
     """Refuse one input given where a batch is expected: a ``str`` would be sent character by character,
     a ``dict`` key by key."""
@@ -290,7 +306,6 @@ class _OpenAIApi(_HookCore):
         import functools
 
         from airflow_provider_baseten._batch.openai import ChatRun, EmbedRun
-        from airflow_provider_baseten.exceptions import BasetenValidationError
 
         model = kwargs.pop("model", None)
         where = [kwargs.pop(k, None) for k in ("model_id", "environment", "deployment_id")]
@@ -301,15 +316,7 @@ class _OpenAIApi(_HookCore):
             return route, kwargs
         batch_size = kwargs.pop("batch_size", 32)
         max_chars = kwargs.pop("max_chars_per_request", None)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_EMBED_BATCH:
-            raise BasetenValidationError(
-                f"batch_size must be an integer from 1 to {MAX_EMBED_BATCH}, got {batch_size!r}.", field="batch_size"
-            )
-        if max_chars is not None and (not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 1):
-            raise BasetenValidationError(
-                f"max_chars_per_request must be a positive integer or None, got {max_chars!r}.",
-                field="max_chars_per_request",
-            )
+        check_packing(batch_size, max_chars)
         fields = ("encoding_format", "dimensions", "user")
         extra = {k: v for k in fields if (v := kwargs.pop(k, None)) is not None}
         _m().options(_m().EmbeddingsRequest, {"input": ["x"], **extra})  # a bad field fails before any request

@@ -137,7 +137,8 @@ class PredictOperator(BasetenBaseOperator):
     def execute(self, context: Context) -> Any:
         """Predict; return the output (single), the outputs (batch), or a summary (``output_path``)."""
         hook = self.hook
-        _push_model_url(context, hook, self.model_id)
+        if self._calls_a_model():
+            _push_model_url(context, hook, self.model_id)
         if self.wake_first:
             self.log.info("Waking the deployment before predicting.")
             hook.wake(**self._target())
@@ -167,6 +168,10 @@ class PredictOperator(BasetenBaseOperator):
             result.elapsed,
         )
         return result.summary() if output is not None else result.results
+
+    def _calls_a_model(self) -> bool:
+        """Whether the calls go to a model, whose page is then the task's link (not to a chain or Model APIs)."""
+        return True
 
     def _one(self, hook: Any) -> Any:
         """The single call (a subclass calls another hook method)."""

@@ -13,10 +13,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_baseten.hooks._openai import check_packing
 from airflow_provider_baseten.operators.inference import _NOTSET, PredictOperator
 
 
-class EmbeddingsOperator(PredictOperator):
+class _OpenAIOperator(PredictOperator):
+    """What the OpenAI-compatible operators share: ``model`` alone means Baseten's Model APIs."""
+
+    model: str | None
+
+    def _calls_a_model(self) -> bool:
+        """On Model APIs (``model`` and no deployment target) there is no model of yours to link to."""
+        return self.model is None or any(v is not None for v in self._target().values())
+
+
+class EmbeddingsOperator(_OpenAIOperator):
     """Embed one ``text`` (returns its vector) or many ``texts`` (packed ``batch_size`` per request).
 
     On a model deployment (``model_id`` / ``environment`` / ``deployment_id``) through its
@@ -42,6 +53,7 @@ class EmbeddingsOperator(PredictOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(model_input=text, model_inputs=texts, **kwargs)
+        check_packing(batch_size, max_chars_per_request)  # at DAG parse time
         self.model = model
         self.batch_size = batch_size
         self.max_chars_per_request = max_chars_per_request
@@ -54,7 +66,7 @@ class EmbeddingsOperator(PredictOperator):
         return hook.embed_batch(inputs, model=self.model, **self._target(), **packing, **batch)
 
 
-class ChatCompletionsOperator(PredictOperator):
+class ChatCompletionsOperator(_OpenAIOperator):
     """One chat completion (``messages``) or a batch of them (``requests``: ``{"messages": [...], ...}`` each).
 
     On a deployment's ``/sync/v1/chat/completions`` or on Model APIs (only ``model=``). Returns the whole
@@ -105,6 +117,10 @@ class RunChainOperator(PredictOperator):
             raise ValueError("RunChainOperator calls a chain: model_id and wake_first do not apply.")
         super().__init__(model_input=chain_input, model_inputs=chain_inputs, **kwargs)
         self.chain_id = chain_id
+
+    def _calls_a_model(self) -> bool:
+        """A chain, not a model: no model link."""
+        return False
 
     def _where(self) -> dict[str, Any]:
         return {"chain_id": self.chain_id, "environment": self.environment, "deployment_id": self.deployment_id}

@@ -27,9 +27,11 @@ from airflow_provider_baseten.exceptions import (
     BasetenServerError,
     BasetenValidationError,
 )
+from airflow_provider_baseten.links import model_url
 from airflow_provider_baseten.operators.inference import AsyncPredictOperator
 from airflow_provider_baseten.operators.openai import ChatCompletionsOperator, EmbeddingsOperator, RunChainOperator
 from airflow_provider_baseten.sensors.inference import AsyncPredictSensor
+from airflow_provider_baseten.xcom import MODEL_URL
 from tests.dag_support import run_dag, task_states
 from tests.integration.conftest import make_hook
 
@@ -343,6 +345,9 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
         return run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
 
     assert xcom("one") == emu_openai.embed("solo")
+    # The model link is the model called: none for Model APIs or a chain (not the connection's default model).
+    links = {t: run.get_task_instance(t).xcom_pull(task_ids=t, key=MODEL_URL) for t in ("one", "many", "chain")}
+    assert links == {"one": None, "many": model_url(emulator.model_id), "chain": None}
     summary = xcom("many")
     assert summary["succeeded"] == 25 and summary["usage"]["prompt_tokens"] == 50
     assert [json.loads(line)["output"] for line in out.read_text().splitlines()] == [
@@ -358,6 +363,10 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
 def test_operator_arguments_are_checked_at_parse_time() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         EmbeddingsOperator(task_id="e", text="a", texts=["b"])
+    with pytest.raises(ValueError, match="batch_size"):
+        EmbeddingsOperator(task_id="e", texts=["b"], batch_size=0)
+    with pytest.raises(ValueError, match="max_chars_per_request"):
+        EmbeddingsOperator(task_id="e", texts=["b"], max_chars_per_request=-1)
     with pytest.raises(ValueError, match="do not apply"):
         RunChainOperator(task_id="c", chain_id=CHAIN, chain_input={}, wake_first=True)
     with pytest.raises(ValueError, match="do not apply"):
