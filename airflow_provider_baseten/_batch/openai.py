@@ -10,7 +10,7 @@ and resume are all per text, as if each text had been sent alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten._batch.engine import BatchResult, _Progress, _Run
@@ -24,7 +24,33 @@ if TYPE_CHECKING:
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
-class _OpenAIRun(_Run):
+class CheckedRun(_Run):
+    """A run whose items are checked before sending: a bad one fails alone, unsent, and the others go on.
+
+    :param check: Raises :class:`BasetenValidationError` for a bad item (e.g. a chain input that is not a
+        dict); subclasses also turn each item into its request body (:meth:`body`).
+    """
+
+    def __init__(self, *args: Any, check: Callable[[Any], None] | None = None) -> None:
+        super().__init__(*args)
+        self.check = check
+
+    def body(self, item: Any) -> Any:
+        """The request body for one item (raise :class:`BasetenValidationError` to fail it unsent)."""
+        if self.check is not None:
+            self.check(item)
+        return item
+
+    async def attempt(self, prepared: Any, client: Any, item: Any, send: Any) -> tuple[Any, str | None, Any]:
+        """Build the body (a bad item fails alone, unsent), then send it."""
+        try:
+            body = self.body(item)
+        except BasetenValidationError as bad_item:
+            return None, bad_item.message, bad_item
+        return await super().attempt(prepared, client, body, send)
+
+
+class _OpenAIRun(CheckedRun):
     """A run whose answers are OpenAI-shaped: each is checked by :meth:`read` and its ``usage`` summed."""
 
     def __init__(self, *args: Any, model: str | None = None, extra: dict[str, Any] | None = None) -> None:
@@ -43,21 +69,13 @@ class _OpenAIRun(_Run):
             value = usage.get(key) if isinstance(usage, dict) else getattr(usage, key, 0)
             total[key] += value if isinstance(value, int) and not isinstance(value, bool) else 0
 
-    def body(self, item: Any) -> Any:
-        """The request body for one item (raise :class:`BasetenValidationError` to fail it unsent)."""
-        raise NotImplementedError
-
     def read(self, item: Any, answer: Any) -> Any:
         """Check one answer (raise ``BasetenResponseError`` on a bad shape) and return what the results keep."""
         raise NotImplementedError
 
     async def attempt(self, prepared: Any, client: Any, item: Any, send: Any) -> tuple[Any, str | None, Any]:
         """Build the body (a bad item fails alone, unsent), send it, then read the answer."""
-        try:
-            body = self.body(item)
-        except BasetenValidationError as bad_item:
-            return None, bad_item.message, bad_item
-        output, error, exc = await super().attempt(prepared, client, body, send)
+        output, error, exc = await super().attempt(prepared, client, item, send)
         if exc is None:
             try:
                 output = self.read(item, output)

@@ -292,12 +292,16 @@ class _OpenAIApi(_HookCore):
     ) -> BatchResult:
         """Call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
         (``max_concurrency``, ``on_error``, ``output_path``, ``resume``, the error budget...)."""
+        import functools
+
         from airflow_provider_baseten._batch import run_batch_sync
+        from airflow_provider_baseten._batch.openai import CheckedRun
 
         _many(inputs, "inputs", "dicts (each chain input)")
         transport = self.get_transport()
         route = self._chain_call("run_remote", chain_id, environment, deployment_id)
         batch.setdefault("log", self.log)
+        batch["run_factory"] = functools.partial(CheckedRun, check=self._chain_input)  # a non-dict fails unsent
         return run_batch_sync(transport, route, inputs, **batch)
 
     # -- batches ---------------------------------------------------------------------------------------
@@ -306,13 +310,19 @@ class _OpenAIApi(_HookCore):
         import functools
 
         from airflow_provider_baseten._batch.openai import ChatRun, EmbedRun
+        from airflow_provider_baseten.exceptions import BasetenValidationError
 
         model = kwargs.pop("model", None)
         where = [kwargs.pop(k, None) for k in ("model_id", "environment", "deployment_id")]
         route = self._sync_call(f"v1/{kind}", model, *where)
         kwargs.setdefault("log", self.log)
         if kind == "chat/completions":
-            kwargs["run_factory"] = functools.partial(ChatRun, model=model, extra=kwargs.pop("options", None))
+            options = kwargs.pop("options", None)
+            if options is not None and not isinstance(options, dict):
+                raise BasetenValidationError(f"options must be a dict, got {type(options).__name__}.", field="options")
+            probe = {**(options or {}), "messages": [{"role": "user", "content": "x"}]}
+            _m().options(_m().ChatCompletionRequest, probe)  # shared by every request: checked once, up front
+            kwargs["run_factory"] = functools.partial(ChatRun, model=model, extra=options)
             return route, kwargs
         batch_size = kwargs.pop("batch_size", 32)
         max_chars = kwargs.pop("max_chars_per_request", None)

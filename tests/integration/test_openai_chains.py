@@ -137,6 +137,14 @@ def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: 
         lambda h: h.chat_completions_batch({"messages": [{"role": "user", "content": "x"}]}, model="m"),
         lambda h: asyncio.run(h.achat_completions_batch("hi", model="m")),
         lambda h: h.run_chain_batch({"names": ["a"]}, chain_id=CHAIN),
+        # options shared by every request: checked once, up front (not failed item by item)
+        lambda h: h.chat_completions_batch([{"messages": [{"role": "user", "content": "x"}]}], options={"stream": 1}),
+        lambda h: h.chat_completions_batch(
+            [{"messages": [{"role": "user", "content": "x"}]}], options={"temperature": 5}
+        ),
+        lambda h: asyncio.run(
+            h.achat_completions_batch([{"messages": [{"role": "user", "content": "x"}]}], options=[])
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_request(emulator: BasetenEmulator, hook: Any, call: Any) -> None:
@@ -320,6 +328,14 @@ def test_run_chain_batch(emulator: BasetenEmulator, hook: Any) -> None:
     result = hook.run_chain_batch([{"n": i} for i in range(30)], chain_id=CHAIN, max_concurrency=4)
     assert [r["output"]["n"] for r in result.results] == list(range(30))
     assert emulator.counters()["requests"]["chain_production_run_remote"] == 30
+
+
+def test_run_chain_batch_fails_an_input_that_is_not_a_dict_unsent(emulator: BasetenEmulator, hook: Any) -> None:
+    inputs: list[Any] = [{"n": 0}, ["n", 1], "n=2", {"n": 3}]
+    result = hook.run_chain_batch(iter(inputs), chain_id=CHAIN, on_error="record", max_error_rate=1.0)
+    assert sorted(result.failures) == [1, 2] and "must be a dict" in result.failures[1]
+    assert [r["output"]["n"] for r in (result.results[0], result.results[3])] == [0, 3]
+    assert emulator.counters()["requests"]["chain_production_run_remote"] == 2  # the two dicts only
 
 
 # -- operators in real Airflow -----------------------------------------------------------------------------
