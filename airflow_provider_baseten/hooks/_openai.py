@@ -178,9 +178,9 @@ class _OpenAIApi(_HookCore):
             refused: the provider reads whole answers.
         """
         m = _m()
-        body = {**(options or {}), "messages": messages, "model": model}
-        body.update({"max_tokens": max_tokens, "temperature": temperature})
-        body = {k: v for k, v in body.items() if v is not None}
+        given = {"model": model, "max_tokens": max_tokens, "temperature": temperature}
+        body = {**(options or {}), "messages": messages, **{k: v for k, v in given.items() if v is not None}}
+        body = {k: v for k, v in body.items() if v is not None}  # an argument left None keeps options' value
         m.options(m.ChatCompletionRequest, body)
         call = self._sync_call("v1/chat/completions", model, model_id, environment, deployment_id)
         call.body = body

@@ -105,6 +105,13 @@ def test_chat_completions_and_rerank(emulator: BasetenEmulator, hook: Any) -> No
     assert _paths(emulator, "environment_sync") == [f"/model/{emulator.model_id}/environments/production/sync/rerank"]
 
 
+def test_chat_completions_keeps_a_model_given_in_options(emulator: BasetenEmulator, hook: Any) -> None:
+    messages = [{"role": "user", "content": "x"}]
+    reply = hook.chat_completions(messages, environment="production", options={"model": "served", "seed": 1})
+    assert reply.model == "served"  # the server read it from the body
+    assert hook.chat_completions(messages, model="m", options={"model": "other"}).model == "m"  # the argument wins
+
+
 def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: Any) -> None:
     dep = hook.list_deployments()[0].id
     assert hook.sync_request("v1/completions", {"prompt": "p"}, deployment_id=dep) == {
