@@ -213,6 +213,18 @@ def test_sync_inference_after_a_502_the_server_acted_on_is_retried(
     assert texts_seen.ok == Counter({"a": 2, "b": 2})  # safe to repeat: served twice, answered once
 
 
+def test_embed_batch_after_502s_the_server_acted_on(
+    emulator: BasetenEmulator, hook: Any, texts_seen: TextCounter
+) -> None:
+    emulator.set_faults([FaultRule("502", endpoints=["environment_sync"], times=3, after=True)])
+    texts = [f"doc {i}" for i in range(40)]
+    result = hook.embed_batch(texts, environment="production", batch_size=8, max_concurrency=4)
+    assert result.results == [emu_openai.embed(t) for t in texts]
+    assert emulator.counters()["requests"]["environment_sync"] == 5 + 3  # three requests served twice
+    assert sum(texts_seen.ok.values()) == 40 + 3 * 8 and set(texts_seen.ok) == set(texts)
+    assert result.usage is not None and result.usage["prompt_tokens"] == _words(texts)  # answers read once each
+
+
 def test_async_predict_operator_and_sensor_on_a_chain(emulator: BasetenEmulator, monkeypatch: Any) -> None:
     for key, value in emulator.connection_env().items():
         monkeypatch.setenv(key, value)
