@@ -38,6 +38,7 @@ class EmbeddingsOperator(_OpenAIOperator):
     :param text: One text. Or ``texts``: a list, an ``XComArg`` or a JSONL file of JSON strings.
     :param model: The Model APIs model, or the served model name on a deployment.
     :param batch_size: Texts per request (1-1024). :param max_chars_per_request: Characters per request.
+    :param dimensions: Vector length, for models that can shorten theirs.
     """
 
     template_fields: Sequence[str] = (*PredictOperator.template_fields, "model")
@@ -50,6 +51,7 @@ class EmbeddingsOperator(_OpenAIOperator):
         model: str | None = None,
         batch_size: int = 32,
         max_chars_per_request: int | None = None,
+        dimensions: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model_input=text, model_inputs=texts, **kwargs)
@@ -57,12 +59,15 @@ class EmbeddingsOperator(_OpenAIOperator):
         self.model = model
         self.batch_size = batch_size
         self.max_chars_per_request = max_chars_per_request
+        self.dimensions = dimensions
 
     def _one(self, hook: Any) -> Any:
-        return hook.embeddings(self.model_input, model=self.model, **self._target()).vectors()[0]
+        answer = hook.embeddings(self.model_input, model=self.model, dimensions=self.dimensions, **self._target())
+        return answer.vectors()[0]
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
         packing = {"batch_size": self.batch_size, "max_chars_per_request": self.max_chars_per_request}
+        packing["dimensions"] = self.dimensions
         return hook.embed_batch(inputs, model=self.model, **self._target(), **packing, **batch)
 
 

@@ -365,9 +365,9 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
     texts.write_text("".join(json.dumps(f"line {i}") + "\n" for i in range(25)))
     out = tmp_path / "out.jsonl"
     with DAG("t_openai_ops", schedule=None, start_date=START) as dag:
-        EmbeddingsOperator(task_id="one", text="solo", model="bge")
+        EmbeddingsOperator(task_id="one", text="solo", model="bge", dimensions=4)
         EmbeddingsOperator(
-            task_id="many", texts=str(texts), environment="production", batch_size=4, output_path=str(out)
+            task_id="many", texts=str(texts), environment="production", batch_size=4, output_path=str(out), dimensions=3
         )
         ChatCompletionsOperator(task_id="chat", messages=[{"role": "user", "content": "hi"}], model="llm")
         ChatCompletionsOperator(task_id="chats", requests=[{"messages": [{"role": "user", "content": "a"}]}], model="l")
@@ -379,14 +379,14 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
     def xcom(task_id: str) -> Any:
         return run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
 
-    assert xcom("one") == emu_openai.embed("solo")
+    assert xcom("one") == emu_openai.embed("solo", 4)
     # The model link is the model called: none for Model APIs or a chain (not the connection's default model).
     links = {t: run.get_task_instance(t).xcom_pull(task_ids=t, key=MODEL_URL) for t in ("one", "many", "chain")}
     assert links == {"one": None, "many": model_url(emulator.model_id), "chain": None}
     summary = xcom("many")
     assert summary["succeeded"] == 25 and summary["usage"]["prompt_tokens"] == 50
     assert [json.loads(line)["output"] for line in out.read_text().splitlines()] == [
-        emu_openai.embed(f"line {i}") for i in range(25)
+        emu_openai.embed(f"line {i}", 3) for i in range(25)
     ]
     assert emulator.counters()["requests"]["environment_sync"] == 7  # ceil(25 / 4)
     assert xcom("chat")["choices"][0]["message"]["content"] == "echo: hi"
