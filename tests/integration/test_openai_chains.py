@@ -128,6 +128,8 @@ def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: 
         lambda h: h.chat_completions([{"role": "user", "content": "x"}], model="m", options={"stream": True}),
         lambda h: h.chat_completions([{"role": "user", "content": "x"}], model="m", temperature=3),
         lambda h: h.embeddings([], model="m"),
+        lambda h: h.embeddings(["a", ""], model="m"),  # embed_batch refuses an empty text too
+        lambda h: h.embeddings("", environment="production"),
         lambda h: h.embeddings("x", model="m", encoding_format="hex"),
         lambda h: h.rerank("q", [], model="m"),
         lambda h: h.sync_request("../v1/x", {}),
