@@ -37,7 +37,8 @@ class EmbeddingsOperator(_OpenAIOperator):
 
     :param text: One text. Or ``texts``: a list, an ``XComArg`` or a JSONL file of JSON strings.
     :param model: The Model APIs model, or the served model name on a deployment.
-    :param batch_size: Texts per request (1-1024). :param max_chars_per_request: Characters per request.
+    :param batch_size: Texts per request (1-1024), checked when the DAG is parsed.
+    :param max_chars_per_request: Also start a new request before this many characters (a longer text goes alone).
     :param dimensions: Vector length, for models that can shorten theirs.
     """
 
@@ -111,8 +112,9 @@ class RunChainOperator(PredictOperator):
     Each input is the entrypoint's ``run_remote`` arguments by name. To submit asynchronously, use
     ``AsyncPredictOperator(chain_id=...)``. Every other option is :class:`PredictOperator`'s (no ``wake_first``).
 
-    :param chain_id: The chain. :param environment: ``production`` (default), ``development`` or another
-        environment of the chain. :param deployment_id: One chain deployment.
+    :param chain_id: The chain.
+    :param environment: ``production`` (default), ``development`` or another environment of the chain.
+    :param deployment_id: One chain deployment.
     """
 
     template_fields: Sequence[str] = (*PredictOperator.template_fields, "chain_id")

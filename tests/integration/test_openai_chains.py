@@ -366,14 +366,17 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
     texts = tmp_path / "texts.jsonl"
     texts.write_text("".join(json.dumps(f"line {i}") + "\n" for i in range(25)))
     out = tmp_path / "out.jsonl"
-    with DAG("t_openai_ops", schedule=None, start_date=START) as dag:
+    params = {"greeting": "hi", "llm": "llm", "chain": CHAIN}  # rendered into the templated fields
+    with DAG("t_openai_ops", schedule=None, start_date=START, params=params) as dag:
         EmbeddingsOperator(task_id="one", text="solo", model="bge", dimensions=4)
         EmbeddingsOperator(
             task_id="many", texts=str(texts), environment="production", batch_size=4, output_path=str(out), dimensions=3
         )
-        ChatCompletionsOperator(task_id="chat", messages=[{"role": "user", "content": "hi"}], model="llm")
+        ChatCompletionsOperator(
+            task_id="chat", messages=[{"role": "user", "content": "{{ params.greeting }}"}], model="{{ params.llm }}"
+        )
         ChatCompletionsOperator(task_id="chats", requests=[{"messages": [{"role": "user", "content": "a"}]}], model="l")
-        RunChainOperator(task_id="chain", chain_id=CHAIN, chain_input={"names": ["x"]})
+        RunChainOperator(task_id="chain", chain_id="{{ params.chain }}", chain_input={"names": ["{{ 'x' }}"]})
         RunChainOperator(task_id="chains", chain_id=CHAIN, chain_inputs=[{"n": 1}, {"n": 2}], environment="staging")
     run = run_dag(dag)
     assert set(task_states(run).values()) == {"success"}
@@ -391,7 +394,7 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
         emu_openai.embed(f"line {i}", 3) for i in range(25)
     ]
     assert emulator.counters()["requests"]["environment_sync"] == 7  # ceil(25 / 4)
-    assert xcom("chat")["choices"][0]["message"]["content"] == "echo: hi"
+    assert xcom("chat")["choices"][0]["message"]["content"] == "echo: hi" and xcom("chat")["model"] == "llm"
     assert xcom("chats")[0]["usage"]["total_tokens"] == 3
     assert xcom("chain")["output"] == {"names": ["x"]}
     assert [r["output"] for r in xcom("chains")] == [{"n": 1}, {"n": 2}]
