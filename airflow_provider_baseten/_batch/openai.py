@@ -5,7 +5,8 @@ Both are :class:`~.engine._Run` subclasses given to :func:`~.engine.run_batch` a
 they keep every guarantee of ``predict_batch`` (order, per-item errors, resume, error budget, outage
 breaker, flat memory); they add reading the answer (its shape and token ``usage``) and, for embeddings,
 packing. A packed request that fails fails each of its texts; counts, failures, the error budget, progress
-and resume are all per text, as if each text had been sent alone.
+and resume are all per text, as if each text had been sent alone. :class:`CheckedRun`, their base, fails a
+bad item alone and unsent (``run_chain_batch`` uses it for chain inputs that are not dicts).
 """
 
 from __future__ import annotations
