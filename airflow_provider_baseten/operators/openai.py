@@ -55,6 +55,8 @@ class EmbeddingsOperator(_OpenAIOperator):
         dimensions: int | None = None,
         **kwargs: Any,
     ) -> None:
+        if isinstance(text, (list, tuple, dict)):
+            raise ValueError("text is one string (its vector is returned); give many texts as texts=")
         super().__init__(model_input=text, model_inputs=texts, **kwargs)
         check_packing(batch_size, max_chars_per_request)  # at DAG parse time
         self.model = model
@@ -63,6 +65,11 @@ class EmbeddingsOperator(_OpenAIOperator):
         self.dimensions = dimensions
 
     def _one(self, hook: Any) -> Any:
+        if not isinstance(self.model_input, str):  # e.g. an XComArg that pulled a list
+            from airflow_provider_baseten.exceptions import BasetenValidationError
+
+            kind = type(self.model_input).__name__
+            raise BasetenValidationError(f"text must be one string, got {kind}: give many as texts=.", field="text")
         answer = hook.embeddings(self.model_input, model=self.model, dimensions=self.dimensions, **self._target())
         return answer.vectors()[0]
 

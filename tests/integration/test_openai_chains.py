@@ -400,11 +400,30 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
     assert [r["output"] for r in xcom("chains")] == [{"n": 1}, {"n": 2}]
 
 
+def test_embeddings_operator_text_from_xcom_must_be_one_string(emulator: BasetenEmulator, monkeypatch: Any) -> None:
+    from airflow.sdk import task
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    with DAG("t_embed_text_xcom", schedule=None, start_date=START) as dag:
+
+        @task
+        def texts() -> list[str]:
+            return ["a", "b"]
+
+        EmbeddingsOperator(task_id="embed", text=texts(), model="bge")
+    run = run_dag(dag)
+    assert task_states(run)["embed"] == "failed"  # was: both embedded, the first vector returned
+    assert _paths(emulator, "model_apis_request") == []
+
+
 def test_operator_arguments_are_checked_at_parse_time() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         EmbeddingsOperator(task_id="e", text="a", texts=["b"])
     with pytest.raises(ValueError, match="batch_size"):
         EmbeddingsOperator(task_id="e", texts=["b"], batch_size=0)
+    with pytest.raises(ValueError, match="texts="):  # was: embedded both, returned the first vector only
+        EmbeddingsOperator(task_id="e", text=["a", "b"])
     with pytest.raises(ValueError, match="max_chars_per_request"):
         EmbeddingsOperator(task_id="e", texts=["b"], max_chars_per_request=-1)
     with pytest.raises(ValueError, match="do not apply"):
