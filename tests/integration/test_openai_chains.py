@@ -422,9 +422,8 @@ def test_operator_arguments_are_checked_at_parse_time() -> None:
         EmbeddingsOperator(task_id="e", text="a", texts=["b"])
     with pytest.raises(ValueError, match="batch_size"):
         EmbeddingsOperator(task_id="e", texts=["b"], batch_size=0)
-    with pytest.raises(
-        ValueError, match="not both"
-    ):  # was: inline it failed at the first poke, deferred it ignored model_id
+    # was: inline it failed at the first poke, deferred it ignored model_id
+    with pytest.raises(ValueError, match="not both"):
         AsyncPredictSensor(task_id="s", request_ids=["r"], model_id="abcd1234", chain_id=CHAIN)
     with pytest.raises(ValueError, match="texts="):  # was: embedded both, returned the first vector only
         EmbeddingsOperator(task_id="e", text=["a", "b"])
