@@ -505,10 +505,22 @@ class ChatCompletionRequest(_OpenAIRequest):
 class EmbeddingsRequest(_OpenAIRequest):
     """An embeddings request: ``input`` is one non-empty string or a non-empty list of them."""
 
-    input: str | list[str] = Field(min_length=1)
+    input: str | list[str]
     model: str | None = None
     encoding_format: str | None = Field(default=None, pattern="^(float|base64)$")
     dimensions: int | None = Field(default=None, ge=1)
+
+    @field_validator("input")
+    @classmethod
+    def _texts(cls, v: str | list[str]) -> str | list[str]:
+        """At least one text, none empty (OpenAI and text-embeddings-inference refuse an empty one)."""
+        texts = [v] if isinstance(v, str) else v
+        if not texts:
+            raise ValueError("give at least one text")
+        empty = next((i for i, t in enumerate(texts) if not t), None)
+        if empty is not None:
+            raise ValueError(f"text {empty} is empty: every text must be a non-empty string")
+        return v
 
 
 class RerankRequest(_OpenAIRequest):

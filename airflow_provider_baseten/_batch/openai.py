@@ -5,12 +5,13 @@ Both are :class:`~.engine._Run` subclasses given to :func:`~.engine.run_batch` a
 they keep every guarantee of ``predict_batch`` (order, per-item errors, resume, error budget, outage
 breaker, flat memory); they add reading the answer (its shape and token ``usage``) and, for embeddings,
 packing. A packed request that fails fails each of its texts; counts, failures, the error budget, progress
-and resume are all per text, as if each text had been sent alone.
+and resume are all per text, as if each text had been sent alone. :class:`CheckedRun`, their base, fails a
+bad item alone and unsent (``run_chain_batch`` uses it for chain inputs that are not dicts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten._batch.engine import BatchResult, _Progress, _Run
@@ -24,7 +25,33 @@ if TYPE_CHECKING:
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
-class _OpenAIRun(_Run):
+class CheckedRun(_Run):
+    """A run whose items are checked before sending: a bad one fails alone, unsent, and the others go on.
+
+    :param check: Raises :class:`BasetenValidationError` for a bad item (e.g. a chain input that is not a
+        dict); subclasses also turn each item into its request body (:meth:`body`).
+    """
+
+    def __init__(self, *args: Any, check: Callable[[Any], None] | None = None) -> None:
+        super().__init__(*args)
+        self.check = check
+
+    def body(self, item: Any) -> Any:
+        """The request body for one item (raise :class:`BasetenValidationError` to fail it unsent)."""
+        if self.check is not None:
+            self.check(item)
+        return item
+
+    async def attempt(self, prepared: Any, client: Any, item: Any, send: Any) -> tuple[Any, str | None, Any]:
+        """Build the body (a bad item fails alone, unsent), then send it."""
+        try:
+            body = self.body(item)
+        except BasetenValidationError as bad_item:
+            return None, bad_item.message, bad_item
+        return await super().attempt(prepared, client, body, send)
+
+
+class _OpenAIRun(CheckedRun):
     """A run whose answers are OpenAI-shaped: each is checked by :meth:`read` and its ``usage`` summed."""
 
     def __init__(self, *args: Any, model: str | None = None, extra: dict[str, Any] | None = None) -> None:
@@ -43,21 +70,13 @@ class _OpenAIRun(_Run):
             value = usage.get(key) if isinstance(usage, dict) else getattr(usage, key, 0)
             total[key] += value if isinstance(value, int) and not isinstance(value, bool) else 0
 
-    def body(self, item: Any) -> Any:
-        """The request body for one item (raise :class:`BasetenValidationError` to fail it unsent)."""
-        raise NotImplementedError
-
     def read(self, item: Any, answer: Any) -> Any:
         """Check one answer (raise ``BasetenResponseError`` on a bad shape) and return what the results keep."""
         raise NotImplementedError
 
     async def attempt(self, prepared: Any, client: Any, item: Any, send: Any) -> tuple[Any, str | None, Any]:
         """Build the body (a bad item fails alone, unsent), send it, then read the answer."""
-        try:
-            body = self.body(item)
-        except BasetenValidationError as bad_item:
-            return None, bad_item.message, bad_item
-        output, error, exc = await super().attempt(prepared, client, body, send)
+        output, error, exc = await super().attempt(prepared, client, item, send)
         if exc is None:
             try:
                 output = self.read(item, output)
@@ -119,6 +138,7 @@ class EmbedRun(_OpenAIRun):
         self.made = 0
         self.texts_seen = 0
         self.last_size = 1
+        self.progress: _Progress | None = None  # the batch's, once a worker runs: unsent texts count in it
         self.source = enumerate(self.pack(inputs))
 
     def inputs_seen(self) -> int:
@@ -158,6 +178,8 @@ class EmbedRun(_OpenAIRun):
         message = f"Each text must be a non-empty string, got {type(text).__name__} {str(text)[:40]!r}."
         self.count_failed([index], BasetenValidationError(message, field="texts"), message)
         self.texts.put(index, None, message)
+        if self.progress is not None:
+            self.progress.tick(True)
 
     def body(self, item: Any) -> Any:
         """``{"input": [texts], "model": ...}`` plus the batch's options."""
@@ -219,6 +241,7 @@ class EmbedRun(_OpenAIRun):
 
     async def worker(self, prepared: Any, progress: _Progress) -> None:
         """The engine's worker, with progress counted in texts."""
+        self.progress = progress
         await super().worker(prepared, _TextProgress(progress, self))  # type: ignore[arg-type]
 
 

@@ -36,6 +36,35 @@ if TYPE_CHECKING:
 MAX_EMBED_BATCH = 1024
 
 
+def check_packing(batch_size: Any, max_chars_per_request: Any) -> None:
+    """Check ``embed_batch``'s packing arguments (:class:`BasetenValidationError`, a ``ValueError``)."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_EMBED_BATCH:
+        raise BasetenValidationError(
+            f"batch_size must be an integer from 1 to {MAX_EMBED_BATCH}, got {batch_size!r}.", field="batch_size"
+        )
+    chars = max_chars_per_request
+    if chars is not None and (not isinstance(chars, int) or isinstance(chars, bool) or chars < 1):
+        raise BasetenValidationError(
+            f"max_chars_per_request must be a positive integer or None, got {chars!r}.",
+            field="max_chars_per_request",
+        )
+
+
+def _many(inputs: Any, field: str, each: str) -> None:
+    """Refuse one input given where a batch is expected: a ``str`` would be sent character by character,
+    a ``dict`` key by key."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
+        raise BasetenValidationError(
+            f"{field} must be a list (or another iterable) of {each}, got one {type(inputs).__name__}: "
+            f"wrap a single input in a list.",
+            field=field,
+        )
+
+
 class _OpenAIApi(_HookCore):
     """OpenAI-compatible and chain methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
 
@@ -149,9 +178,9 @@ class _OpenAIApi(_HookCore):
             refused: the provider reads whole answers.
         """
         m = _m()
-        body = {**(options or {}), "messages": messages, "model": model}
-        body.update({"max_tokens": max_tokens, "temperature": temperature})
-        body = {k: v for k, v in body.items() if v is not None}
+        given = {"model": model, "max_tokens": max_tokens, "temperature": temperature}
+        body = {**(options or {}), "messages": messages, **{k: v for k, v in given.items() if v is not None}}
+        body = {k: v for k, v in body.items() if v is not None}  # an argument left None keeps options' value
         m.options(m.ChatCompletionRequest, body)
         call = self._sync_call("v1/chat/completions", model, model_id, environment, deployment_id)
         call.body = body
@@ -263,11 +292,16 @@ class _OpenAIApi(_HookCore):
     ) -> BatchResult:
         """Call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
         (``max_concurrency``, ``on_error``, ``output_path``, ``resume``, the error budget...)."""
-        from airflow_provider_baseten._batch import run_batch_sync
+        import functools
 
+        from airflow_provider_baseten._batch import run_batch_sync
+        from airflow_provider_baseten._batch.openai import CheckedRun
+
+        _many(inputs, "inputs", "dicts (each chain input)")
         transport = self.get_transport()
         route = self._chain_call("run_remote", chain_id, environment, deployment_id)
         batch.setdefault("log", self.log)
+        batch["run_factory"] = functools.partial(CheckedRun, check=self._chain_input)  # a non-dict fails unsent
         return run_batch_sync(transport, route, inputs, **batch)
 
     # -- batches ---------------------------------------------------------------------------------------
@@ -283,20 +317,19 @@ class _OpenAIApi(_HookCore):
         route = self._sync_call(f"v1/{kind}", model, *where)
         kwargs.setdefault("log", self.log)
         if kind == "chat/completions":
-            kwargs["run_factory"] = functools.partial(ChatRun, model=model, extra=kwargs.pop("options", None))
+            options = kwargs.pop("options", None)
+            if options is not None and not isinstance(options, dict):
+                raise BasetenValidationError(f"options must be a dict, got {type(options).__name__}.", field="options")
+            probe = {**(options or {}), "messages": [{"role": "user", "content": "x"}]}
+            _m().options(_m().ChatCompletionRequest, probe)  # shared by every request: checked once, up front
+            kwargs["run_factory"] = functools.partial(ChatRun, model=model, extra=options)
             return route, kwargs
         batch_size = kwargs.pop("batch_size", 32)
         max_chars = kwargs.pop("max_chars_per_request", None)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_EMBED_BATCH:
-            raise BasetenValidationError(
-                f"batch_size must be an integer from 1 to {MAX_EMBED_BATCH}, got {batch_size!r}.", field="batch_size"
-            )
-        if max_chars is not None and (not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 1):
-            raise BasetenValidationError(
-                f"max_chars_per_request must be a positive integer or None, got {max_chars!r}.",
-                field="max_chars_per_request",
-            )
-        extra = {k: v for k, v in (("encoding_format", kwargs.pop("encoding_format", None)),) if v is not None}
+        check_packing(batch_size, max_chars)
+        fields = ("encoding_format", "dimensions", "user")
+        extra = {k: v for k in fields if (v := kwargs.pop(k, None)) is not None}
+        _m().options(_m().EmbeddingsRequest, {"input": ["x"], **extra})  # a bad field fails before any request
         kwargs["run_factory"] = functools.partial(
             EmbedRun, batch_size=batch_size, max_chars=max_chars, model=model, extra=extra
         )
@@ -321,6 +354,9 @@ class _OpenAIApi(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        dimensions: int | None = None,
+        encoding_format: str | None = None,
+        user: str | None = None,
     ) -> BatchResult:
         """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
@@ -333,9 +369,13 @@ class _OpenAIApi(_HookCore):
         :param batch_size: Texts per request (1-1024).
         :param max_chars_per_request: Also start a new request before this many characters (a longer text
             goes alone).
+        :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
+        :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
+        :param user: OpenAI's end-user id, sent in every request.
         """
         from airflow_provider_baseten._batch import run_batch_sync
 
+        _many(texts, "texts", "strings")
         transport = self.get_transport()
         kwargs = {k: v for k, v in locals().items() if k not in ("self", "texts", "transport", "run_batch_sync")}
         route, kwargs = self._openai_batch_args("embeddings", kwargs)
@@ -346,6 +386,7 @@ class _OpenAIApi(_HookCore):
         """Async twin of :meth:`embed_batch` (same arguments)."""
         from airflow_provider_baseten._batch import run_batch
 
+        _many(texts, "texts", "strings")
         transport = await self.aget_transport()
         route, kwargs = self._openai_batch_args("embeddings", kwargs)
         return await run_batch(transport, route, texts, **kwargs)
@@ -379,6 +420,7 @@ class _OpenAIApi(_HookCore):
         """
         from airflow_provider_baseten._batch import run_batch_sync
 
+        _many(requests, "requests", "chat request dicts")
         transport = self.get_transport()
         kwargs = {k: v for k, v in locals().items() if k not in ("self", "requests", "transport", "run_batch_sync")}
         route, kwargs = self._openai_batch_args("chat/completions", kwargs)
@@ -389,6 +431,7 @@ class _OpenAIApi(_HookCore):
         """Async twin of :meth:`chat_completions_batch` (same arguments)."""
         from airflow_provider_baseten._batch import run_batch
 
+        _many(requests, "requests", "chat request dicts")
         transport = await self.aget_transport()
         route, kwargs = self._openai_batch_args("chat/completions", kwargs)
         return await run_batch(transport, route, requests, **kwargs)

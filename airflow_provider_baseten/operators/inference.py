@@ -158,7 +158,8 @@ class PredictOperator(BasetenBaseOperator):
     def execute(self, context: Context) -> Any:
         """Predict; return the output (single), the outputs (batch), or a summary (``output_path``)."""
         hook = self.hook
-        _push_model_url(context, hook, self.model_id)
+        if self._calls_a_model():
+            _push_model_url(context, hook, self.model_id)
         if self.wake_first:
             self.log.info("Waking the deployment before predicting.")
             hook.wake(**self._target())
@@ -224,6 +225,10 @@ class PredictOperator(BasetenBaseOperator):
         keys = ("total", "succeeded", "failed", "skipped")
         extra = {**{k: summary.get(k) for k in keys}, "model_id": self.model_id or self.hook.settings.model_id}
         emit_asset_event(context, output_asset(output), extra)
+
+    def _calls_a_model(self) -> bool:
+        """Whether the calls go to a model, whose page is then the task's link (not to a chain or Model APIs)."""
+        return True
 
     def _one(self, hook: Any) -> Any:
         """The single call (a subclass calls another hook method)."""

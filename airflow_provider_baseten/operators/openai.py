@@ -13,10 +13,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_baseten.hooks._openai import check_packing
 from airflow_provider_baseten.operators.inference import _NOTSET, PredictOperator
 
 
-class EmbeddingsOperator(PredictOperator):
+class _OpenAIOperator(PredictOperator):
+    """What the OpenAI-compatible operators share: ``model`` alone means Baseten's Model APIs."""
+
+    model: str | None
+
+    def _calls_a_model(self) -> bool:
+        """On Model APIs (``model`` and no deployment target) there is no model of yours to link to."""
+        return self.model is None or any(v is not None for v in self._target().values())
+
+
+class EmbeddingsOperator(_OpenAIOperator):
     """Embed one ``text`` (returns its vector) or many ``texts`` (packed ``batch_size`` per request).
 
     On a model deployment (``model_id`` / ``environment`` / ``deployment_id``) through its
@@ -26,7 +37,9 @@ class EmbeddingsOperator(PredictOperator):
 
     :param text: One text. Or ``texts``: a list, an ``XComArg`` or a JSONL file of JSON strings.
     :param model: The Model APIs model, or the served model name on a deployment.
-    :param batch_size: Texts per request (1-1024). :param max_chars_per_request: Characters per request.
+    :param batch_size: Texts per request (1-1024), checked when the DAG is parsed.
+    :param max_chars_per_request: Also start a new request before this many characters (a longer text goes alone).
+    :param dimensions: Vector length, for models that can shorten theirs.
     """
 
     template_fields: Sequence[str] = (*PredictOperator.template_fields, "model")
@@ -39,22 +52,34 @@ class EmbeddingsOperator(PredictOperator):
         model: str | None = None,
         batch_size: int = 32,
         max_chars_per_request: int | None = None,
+        dimensions: int | None = None,
         **kwargs: Any,
     ) -> None:
+        if isinstance(text, (list, tuple, dict)):
+            raise ValueError("text is one string (its vector is returned); give many texts as texts=")
         super().__init__(model_input=text, model_inputs=texts, **kwargs)
+        check_packing(batch_size, max_chars_per_request)  # at DAG parse time
         self.model = model
         self.batch_size = batch_size
         self.max_chars_per_request = max_chars_per_request
+        self.dimensions = dimensions
 
     def _one(self, hook: Any) -> Any:
-        return hook.embeddings(self.model_input, model=self.model, **self._target()).vectors()[0]
+        if not isinstance(self.model_input, str):  # e.g. an XComArg that pulled a list
+            from airflow_provider_baseten.exceptions import BasetenValidationError
+
+            kind = type(self.model_input).__name__
+            raise BasetenValidationError(f"text must be one string, got {kind}: give many as texts=.", field="text")
+        answer = hook.embeddings(self.model_input, model=self.model, dimensions=self.dimensions, **self._target())
+        return answer.vectors()[0]
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
         packing = {"batch_size": self.batch_size, "max_chars_per_request": self.max_chars_per_request}
+        packing["dimensions"] = self.dimensions
         return hook.embed_batch(inputs, model=self.model, **self._target(), **packing, **batch)
 
 
-class ChatCompletionsOperator(PredictOperator):
+class ChatCompletionsOperator(_OpenAIOperator):
     """One chat completion (``messages``) or a batch of them (``requests``: ``{"messages": [...], ...}`` each).
 
     On a deployment's ``/sync/v1/chat/completions`` or on Model APIs (only ``model=``). Returns the whole
@@ -94,8 +119,9 @@ class RunChainOperator(PredictOperator):
     Each input is the entrypoint's ``run_remote`` arguments by name. To submit asynchronously, use
     ``AsyncPredictOperator(chain_id=...)``. Every other option is :class:`PredictOperator`'s (no ``wake_first``).
 
-    :param chain_id: The chain. :param environment: ``production`` (default), ``development`` or another
-        environment of the chain. :param deployment_id: One chain deployment.
+    :param chain_id: The chain.
+    :param environment: ``production`` (default), ``development`` or another environment of the chain.
+    :param deployment_id: One chain deployment.
     """
 
     template_fields: Sequence[str] = (*PredictOperator.template_fields, "chain_id")
@@ -105,6 +131,10 @@ class RunChainOperator(PredictOperator):
             raise ValueError("RunChainOperator calls a chain: model_id and wake_first do not apply.")
         super().__init__(model_input=chain_input, model_inputs=chain_inputs, **kwargs)
         self.chain_id = chain_id
+
+    def _calls_a_model(self) -> bool:
+        """A chain, not a model: no model link."""
+        return False
 
     def _where(self) -> dict[str, Any]:
         return {"chain_id": self.chain_id, "environment": self.environment, "deployment_id": self.deployment_id}

@@ -43,6 +43,10 @@ class AsyncPredictSensor(BasetenTriggerSensor):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
+        if model_id is not None and chain_id is not None:
+            raise ValueError(
+                "AsyncPredictSensor watches a model's requests or a chain's: give model_id or chain_id, not both."
+            )
         self.request_ids = request_ids
         self.model_id = model_id
         self.chain_id = chain_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +27,11 @@ from airflow_provider_baseten.exceptions import (
     BasetenServerError,
     BasetenValidationError,
 )
+from airflow_provider_baseten.links import model_url
 from airflow_provider_baseten.operators.inference import AsyncPredictOperator
 from airflow_provider_baseten.operators.openai import ChatCompletionsOperator, EmbeddingsOperator, RunChainOperator
 from airflow_provider_baseten.sensors.inference import AsyncPredictSensor
+from airflow_provider_baseten.xcom import MODEL_URL
 from tests.dag_support import run_dag, task_states
 from tests.integration.conftest import make_hook
 
@@ -102,6 +105,13 @@ def test_chat_completions_and_rerank(emulator: BasetenEmulator, hook: Any) -> No
     assert _paths(emulator, "environment_sync") == [f"/model/{emulator.model_id}/environments/production/sync/rerank"]
 
 
+def test_chat_completions_keeps_a_model_given_in_options(emulator: BasetenEmulator, hook: Any) -> None:
+    messages = [{"role": "user", "content": "x"}]
+    reply = hook.chat_completions(messages, environment="production", options={"model": "served", "seed": 1})
+    assert reply.model == "served"  # the server read it from the body
+    assert hook.chat_completions(messages, model="m", options={"model": "other"}).model == "m"  # the argument wins
+
+
 def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: Any) -> None:
     dep = hook.list_deployments()[0].id
     assert hook.sync_request("v1/completions", {"prompt": "p"}, deployment_id=dep) == {
@@ -118,6 +128,8 @@ def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: 
         lambda h: h.chat_completions([{"role": "user", "content": "x"}], model="m", options={"stream": True}),
         lambda h: h.chat_completions([{"role": "user", "content": "x"}], model="m", temperature=3),
         lambda h: h.embeddings([], model="m"),
+        lambda h: h.embeddings(["a", ""], model="m"),  # embed_batch refuses an empty text too
+        lambda h: h.embeddings("", environment="production"),
         lambda h: h.embeddings("x", model="m", encoding_format="hex"),
         lambda h: h.rerank("q", [], model="m"),
         lambda h: h.sync_request("../v1/x", {}),
@@ -126,6 +138,22 @@ def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: 
         lambda h: h.run_chain({"a": 1}, chain_id="bad/id"),
         lambda h: h.embed_batch(["a"], batch_size=0),
         lambda h: h.embed_batch(["a"], max_chars_per_request=0),
+        lambda h: h.embed_batch(["a"], model="m", dimensions=0),
+        lambda h: h.embed_batch(["a"], model="m", encoding_format="hex"),
+        # one input given where a batch is expected: not iterated character by character or key by key
+        lambda h: h.embed_batch("hello", model="m"),
+        lambda h: asyncio.run(h.aembed_batch(b"hello", model="m")),
+        lambda h: h.chat_completions_batch({"messages": [{"role": "user", "content": "x"}]}, model="m"),
+        lambda h: asyncio.run(h.achat_completions_batch("hi", model="m")),
+        lambda h: h.run_chain_batch({"names": ["a"]}, chain_id=CHAIN),
+        # options shared by every request: checked once, up front (not failed item by item)
+        lambda h: h.chat_completions_batch([{"messages": [{"role": "user", "content": "x"}]}], options={"stream": 1}),
+        lambda h: h.chat_completions_batch(
+            [{"messages": [{"role": "user", "content": "x"}]}], options={"temperature": 5}
+        ),
+        lambda h: asyncio.run(
+            h.achat_completions_batch([{"messages": [{"role": "user", "content": "x"}]}], options=[])
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_request(emulator: BasetenEmulator, hook: Any, call: Any) -> None:
@@ -187,6 +215,18 @@ def test_sync_inference_after_a_502_the_server_acted_on_is_retried(
     assert texts_seen.ok == Counter({"a": 2, "b": 2})  # safe to repeat: served twice, answered once
 
 
+def test_embed_batch_after_502s_the_server_acted_on(
+    emulator: BasetenEmulator, hook: Any, texts_seen: TextCounter
+) -> None:
+    emulator.set_faults([FaultRule("502", endpoints=["environment_sync"], times=3, after=True)])
+    texts = [f"doc {i}" for i in range(40)]
+    result = hook.embed_batch(texts, environment="production", batch_size=8, max_concurrency=4)
+    assert result.results == [emu_openai.embed(t) for t in texts]
+    assert emulator.counters()["requests"]["environment_sync"] == 5 + 3  # three requests served twice
+    assert sum(texts_seen.ok.values()) == 40 + 3 * 8 and set(texts_seen.ok) == set(texts)
+    assert result.usage is not None and result.usage["prompt_tokens"] == _words(texts)  # answers read once each
+
+
 def test_async_predict_operator_and_sensor_on_a_chain(emulator: BasetenEmulator, monkeypatch: Any) -> None:
     for key, value in emulator.connection_env().items():
         monkeypatch.setenv(key, value)
@@ -213,6 +253,25 @@ def test_embed_batch_packs_texts_and_keeps_order(emulator: BasetenEmulator, hook
     assert result.summary()["usage"] == result.usage
 
 
+def test_embed_batch_sends_dimensions_and_the_other_embedding_fields(
+    emulator: BasetenEmulator, hook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies: list[Any] = []
+    original = emu_openai.embeddings
+
+    def recorded(body: Any, model: str) -> dict[str, Any]:
+        bodies.append(body)
+        return original(body, model)
+
+    monkeypatch.setattr(emu_openai, "embeddings", recorded)
+    texts = [f"t{i}" for i in range(5)]
+    result = hook.embed_batch(texts, model="m", batch_size=2, dimensions=4, encoding_format="float", user="u1")
+    assert result.results == [emu_openai.embed(t, 4) for t in texts]
+    assert len(bodies) == 3 and all(
+        (b["dimensions"], b["encoding_format"], b["user"], b["model"]) == (4, "float", "u1", "m") for b in bodies
+    )
+
+
 def test_embed_batch_max_chars_per_request(emulator: BasetenEmulator, hook: Any, texts_seen: TextCounter) -> None:
     texts = ["x" * 40] * 10 + ["y" * 500]  # 100 characters per request: two 40s, then the long one alone
     result = asyncio.run(hook.aembed_batch(texts, model="bge", batch_size=32, max_chars_per_request=100))
@@ -230,6 +289,19 @@ def test_a_failed_request_fails_each_of_its_texts(emulator: BasetenEmulator, hoo
     assert result.results[9] == {"index": 9, "error": result.failures[9]}
     assert result.results[31] == emu_openai.embed("t31")
     assert emulator.counters()["requests"]["model_apis_request"] == 5
+
+
+def test_progress_counts_texts_refused_unsent(
+    emulator: BasetenEmulator, hook: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = logging.getLogger("test_embed_progress")
+    caplog.set_level(logging.INFO, logger=log.name)
+    texts: list[Any] = ["a", 1, "b", None, "c", "d", ""]
+    result = hook.embed_batch(texts, model="m", batch_size=2, on_error="record", max_error_rate=1.0, log=log)
+    assert (result.succeeded, result.failed) == (4, 3)
+    assert emulator.counters()["requests"]["model_apis_request"] == 2
+    final = [r.getMessage() for r in caplog.records if "finished" in r.getMessage()]
+    assert len(final) == 1 and "7/7 (100.0%) done" in final[0] and "3 error(s)" in final[0]
 
 
 def test_error_budget_counts_texts(emulator: BasetenEmulator, hook: Any) -> None:
@@ -305,6 +377,14 @@ def test_run_chain_batch(emulator: BasetenEmulator, hook: Any) -> None:
     assert emulator.counters()["requests"]["chain_production_run_remote"] == 30
 
 
+def test_run_chain_batch_fails_an_input_that_is_not_a_dict_unsent(emulator: BasetenEmulator, hook: Any) -> None:
+    inputs: list[Any] = [{"n": 0}, ["n", 1], "n=2", {"n": 3}]
+    result = hook.run_chain_batch(iter(inputs), chain_id=CHAIN, on_error="record", max_error_rate=1.0)
+    assert sorted(result.failures) == [1, 2] and "must be a dict" in result.failures[1]
+    assert [r["output"]["n"] for r in (result.results[0], result.results[3])] == [0, 3]
+    assert emulator.counters()["requests"]["chain_production_run_remote"] == 2  # the two dicts only
+
+
 # -- operators in real Airflow -----------------------------------------------------------------------------
 def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_path: Path) -> None:
     for key, value in emulator.connection_env().items():
@@ -312,14 +392,17 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
     texts = tmp_path / "texts.jsonl"
     texts.write_text("".join(json.dumps(f"line {i}") + "\n" for i in range(25)))
     out = tmp_path / "out.jsonl"
-    with DAG("t_openai_ops", schedule=None, start_date=START) as dag:
-        EmbeddingsOperator(task_id="one", text="solo", model="bge")
+    params = {"greeting": "hi", "llm": "llm", "chain": CHAIN}  # rendered into the templated fields
+    with DAG("t_openai_ops", schedule=None, start_date=START, params=params) as dag:
+        EmbeddingsOperator(task_id="one", text="solo", model="bge", dimensions=4)
         EmbeddingsOperator(
-            task_id="many", texts=str(texts), environment="production", batch_size=4, output_path=str(out)
+            task_id="many", texts=str(texts), environment="production", batch_size=4, output_path=str(out), dimensions=3
         )
-        ChatCompletionsOperator(task_id="chat", messages=[{"role": "user", "content": "hi"}], model="llm")
+        ChatCompletionsOperator(
+            task_id="chat", messages=[{"role": "user", "content": "{{ params.greeting }}"}], model="{{ params.llm }}"
+        )
         ChatCompletionsOperator(task_id="chats", requests=[{"messages": [{"role": "user", "content": "a"}]}], model="l")
-        RunChainOperator(task_id="chain", chain_id=CHAIN, chain_input={"names": ["x"]})
+        RunChainOperator(task_id="chain", chain_id="{{ params.chain }}", chain_input={"names": ["{{ 'x' }}"]})
         RunChainOperator(task_id="chains", chain_id=CHAIN, chain_inputs=[{"n": 1}, {"n": 2}], environment="staging")
     run = run_dag(dag)
     assert set(task_states(run).values()) == {"success"}
@@ -327,22 +410,51 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
     def xcom(task_id: str) -> Any:
         return run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
 
-    assert xcom("one") == emu_openai.embed("solo")
+    assert xcom("one") == emu_openai.embed("solo", 4)
+    # The model link is the model called: none for Model APIs or a chain (not the connection's default model).
+    links = {t: run.get_task_instance(t).xcom_pull(task_ids=t, key=MODEL_URL) for t in ("one", "many", "chain")}
+    assert links == {"one": None, "many": model_url(emulator.model_id), "chain": None}
     summary = xcom("many")
     assert summary["succeeded"] == 25 and summary["usage"]["prompt_tokens"] == 50
     assert [json.loads(line)["output"] for line in out.read_text().splitlines()] == [
-        emu_openai.embed(f"line {i}") for i in range(25)
+        emu_openai.embed(f"line {i}", 3) for i in range(25)
     ]
     assert emulator.counters()["requests"]["environment_sync"] == 7  # ceil(25 / 4)
-    assert xcom("chat")["choices"][0]["message"]["content"] == "echo: hi"
+    assert xcom("chat")["choices"][0]["message"]["content"] == "echo: hi" and xcom("chat")["model"] == "llm"
     assert xcom("chats")[0]["usage"]["total_tokens"] == 3
     assert xcom("chain")["output"] == {"names": ["x"]}
     assert [r["output"] for r in xcom("chains")] == [{"n": 1}, {"n": 2}]
 
 
+def test_embeddings_operator_text_from_xcom_must_be_one_string(emulator: BasetenEmulator, monkeypatch: Any) -> None:
+    from airflow.sdk import task
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    with DAG("t_embed_text_xcom", schedule=None, start_date=START) as dag:
+
+        @task
+        def texts() -> list[str]:
+            return ["a", "b"]
+
+        EmbeddingsOperator(task_id="embed", text=texts(), model="bge")
+    run = run_dag(dag)
+    assert task_states(run)["embed"] == "failed"  # was: both embedded, the first vector returned
+    assert _paths(emulator, "model_apis_request") == []
+
+
 def test_operator_arguments_are_checked_at_parse_time() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         EmbeddingsOperator(task_id="e", text="a", texts=["b"])
+    with pytest.raises(ValueError, match="batch_size"):
+        EmbeddingsOperator(task_id="e", texts=["b"], batch_size=0)
+    # was: inline it failed at the first poke, deferred it ignored model_id
+    with pytest.raises(ValueError, match="not both"):
+        AsyncPredictSensor(task_id="s", request_ids=["r"], model_id="abcd1234", chain_id=CHAIN)
+    with pytest.raises(ValueError, match="texts="):  # was: embedded both, returned the first vector only
+        EmbeddingsOperator(task_id="e", text=["a", "b"])
+    with pytest.raises(ValueError, match="max_chars_per_request"):
+        EmbeddingsOperator(task_id="e", texts=["b"], max_chars_per_request=-1)
     with pytest.raises(ValueError, match="do not apply"):
         RunChainOperator(task_id="c", chain_id=CHAIN, chain_input={}, wake_first=True)
     with pytest.raises(ValueError, match="do not apply"):
