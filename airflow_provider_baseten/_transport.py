@@ -119,6 +119,8 @@ NOT_IDEMPOTENT = frozenset(
         "recreate_training_job",
         "create_api_key",
         "create_environment",
+        "create_model",
+        "create_model_deployment",
     }
 )
 

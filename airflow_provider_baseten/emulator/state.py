@@ -22,6 +22,7 @@ from typing import Any
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.core import StateCore
+from airflow_provider_baseten.emulator.handlers.deploy import DeployHandlers
 from airflow_provider_baseten.emulator.handlers.deployments import DeploymentHandlers
 from airflow_provider_baseten.emulator.handlers.inference import InferenceHandlers
 from airflow_provider_baseten.emulator.handlers.training import TrainingHandlers
@@ -38,7 +39,9 @@ from airflow_provider_baseten.emulator.objects import (
 )
 
 
-class EmulatorState(InferenceHandlers, DeploymentHandlers, TrainingHandlers, WorkspaceHandlers, StateCore):
+class EmulatorState(
+    InferenceHandlers, DeploymentHandlers, DeployHandlers, TrainingHandlers, WorkspaceHandlers, StateCore
+):
     """Every object the emulator holds, and the behaviour of every endpoint in ``_routes``.
 
     The handlers live in ``emulator/handlers/`` (one mixin per part of the API); this class owns the
@@ -67,6 +70,8 @@ class EmulatorState(InferenceHandlers, DeploymentHandlers, TrainingHandlers, Wor
             self.webhook_log = []
             self.training_fail = self.config.training_fail
             self.promotion_fail = self.config.promotion_fail
+            self.deploy_fail = self.config.deploy_fail
+            self.uploads = {}
             self.rate_windows = {}
             self._counters = {
                 k: Counter() for k in ("requests", "submissions", "cancellations", "webhooks", "faults", "responses")
