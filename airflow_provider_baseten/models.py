@@ -418,6 +418,8 @@ class TrainingJob(_Response):
     error_message: str | None = None
     instance_type: dict[str, Any] | None = None
     training_project: TrainingProject | None = None
+    #: ``SYNCING`` | ``COMPLETED`` (``None`` before the job has checkpoints to sync): deploy once COMPLETED.
+    checkpoint_sync_status: str | None = None
 
 
 class TrainingCheckpoint(_Response):
@@ -429,6 +431,9 @@ class TrainingCheckpoint(_Response):
     size_bytes: int | None = None
     base_model: str | None = None
     lora_adapter_config: dict[str, Any] | None = None
+    training_job_id: str | None = None
+    #: ``SYNCING`` or ``COMPLETE`` (Baseten's docs; ``COMPLETED`` is read as the same).
+    sync_status: str | None = None
 
 
 class TrainingCheckpointFiles(_Response):

@@ -29,6 +29,7 @@ class Durations:
     training_created: float = 1.0
     training_deploying: float = 2.0
     training_running: float = 5.0
+    checkpoint_sync: float = 2.0  # after a job completes, its checkpoints sync (SYNCING) this long
     async_queued: float = 0.5
     async_in_progress: float = 1.0
     async_status_ttl: float = 3600.0  # async status answers 404 this long after completion
