@@ -27,7 +27,8 @@ from airflow_provider_baseten.exceptions import (
 from airflow_provider_baseten.models import ModelUpload
 from airflow_provider_baseten.operators.deploy import DeployModelOperator, DeployTrainingCheckpointOperator
 from tests.dag_support import StateStore, context, run_dag, task_states
-from tests.integration.test_deployment_operators import messages, task_log, xcom  # noqa: F401 (fixture)
+from tests.integration.test_deployment_operators import messages, xcom
+from tests.integration.test_deployment_operators import task_log as task_log  # the fixture
 
 START = datetime(2026, 1, 1)
 FAST = {"poke_interval": 0.02, "timeout": 60}
@@ -232,7 +233,7 @@ def test_a_502_after_the_create_is_reconciled_by_name(conn: Any, endpoint: str) 
     before = len(deployments(conn, name))
     result = conn.hook().deploy_model({"model_name": name}, deployment_name="once")
     assert len(deployments(conn, name)) == before + 1
-    assert result.deployment_id == [d.id for d in deployments(conn, name) if d.name == "once"][0]
+    assert result.deployment_id == next(d.id for d in deployments(conn, name) if d.name == "once")
     assert counter(conn, "requests", endpoint) == 1
     assert counter(conn, "faults", "502") == 1
 
