@@ -52,7 +52,7 @@ ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian'
 	bash scripts/ui-check.sh
 
 e2e: $(VENV)/.stamp  ## example DAGs and deadlines (timeouts, retries, a SIGKILLed triggerer) in a real Airflow
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py -s $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py tests/e2e/test_approval.py -s $(PYTEST_ARGS)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
