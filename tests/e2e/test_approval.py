@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_provider_baseten._local_airflow import answer_approval
 from airflow_provider_baseten.emulator import BasetenEmulator
 from airflow_provider_baseten.emulator.config import Durations
 from tests.e2e._support import Component, airflow_env, free_port, migrate, start_airflow
@@ -52,31 +53,6 @@ def run_state(api: httpx.Client, run_id: str) -> str | None:
     return state if state in ("success", "failed") else None
 
 
-def paused(components: list[Component], run_id: str) -> bool:
-    """Whether the scheduler has handled the exit of the gate's try that paused to await input.
-
-    An answer that resumes the task before that makes Airflow 3.3 fail the resumed try ("finished with state
-    success, but the task instance's state attribute is queued": the race of apache/airflow#67287), so the
-    test answers only once the scheduler has logged the executor event of the pausing try.
-    """
-    scheduler = next(c for c in components if c.name == "scheduler")
-    key = f"TaskInstanceKey(dag_id='{DAG_ID}', task_id='{GATE}', run_id='{run_id}', try_number=1"
-    return any(
-        "Received executor event with state success" in line and key in line
-        for line in scheduler.log.read_text(errors="replace").splitlines()
-    )
-
-
-def answer(api: httpx.Client, run_id: str, choice: str, components: list[Component]) -> None:
-    """Wait until the gate asks, then answer it like a person in the UI would (the REST API)."""
-    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{GATE}/-1/hitlDetails"
-    wait_for(f"the approval of {run_id}", lambda: api.get(path).status_code == 200, components)
-    wait_for(f"the scheduler to see {run_id}'s gate pause", lambda: paused(components, run_id), components)
-    r = api.patch(path, json={"chosen_options": [choice], "params_input": {}})
-    assert r.status_code == 200, r.text
-    assert r.json()["chosen_options"] == [choice]
-
-
 def test_approve_promotes_once_and_reject_leaves_production_untouched(tmp_path: Path) -> None:
     home = tmp_path / "airflow"
     home.mkdir()
@@ -103,7 +79,8 @@ def test_approve_promotes_once_and_reject_leaves_production_untouched(tmp_path: 
                 before = promote_calls(emu)
                 r = api.post(f"/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
                 assert r.status_code in (200, 201), r.text
-                answer(api, run_id, choice, components)
+                answered = answer_approval(api, DAG_ID, run_id, GATE, choice, components, RUN_TIMEOUT)
+                assert answered["chosen_options"] == [choice]
                 state = wait_for(f"{run_id} to finish", lambda rid=run_id: run_state(api, rid), components)
                 tis = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
                 xcom = api.get(
