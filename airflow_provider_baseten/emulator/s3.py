@@ -15,14 +15,11 @@ import os
 import re
 import tarfile
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
-
-if TYPE_CHECKING:
-    from airflow_provider_baseten.emulator.app import EmulatorCore
 
 PREFIX = "/__s3"
 _AUTH = re.compile(
@@ -109,8 +106,9 @@ def read_archive(path: str) -> tuple[list[str], dict[str, Any]]:
     return names, config
 
 
-def put_object(core: EmulatorCore) -> Any:
-    """The ``PUT /__s3/{bucket}/{key:path}`` endpoint of ``core``."""
+def put_object(core: Any) -> Any:
+    """The ``PUT /__s3/{bucket}/{key:path}`` endpoint of ``core`` (an ``EmulatorCore``; not imported: the app
+    imports this module)."""
 
     async def handle(request: Request) -> Response:
         bucket = request.path_params["bucket"]

@@ -176,7 +176,7 @@ def test_provider_info_declares_the_connection_form():
     module, _, cls = conn["hook-class-name"].rpartition(".")
     assert getattr(importlib.import_module(module), cls) is BasetenHook
     fields = conn["conn-fields"]
-    assert set(fields) == {"gateway", "model_id", "inference_url", "auth_scheme", "url_format"}
+    assert set(fields) == {"gateway", "model_id", "inference_url", "auth_scheme", "url_format", "upload_endpoint_url"}
     for name, spec in fields.items():
         assert spec["label"] and "type" in spec["schema"], name
     assert fields["gateway"]["schema"]["enum"] == ["baseten", "lowcodeapi"]
