@@ -172,6 +172,7 @@ def run_with_approval(dag_id: str, env: dict[str, str], logs: Path) -> tuple[boo
     start = time.monotonic()
     port = free_port()
     env = {**env, **server_env(Path(env["AIRFLOW_HOME"]), port)}
+    env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"  # only this manual run: no scheduled runs of the others
     env.pop("BASETEN_EXAMPLE_APPROVAL_MINUTES", None)
     components: list[Any] = []
     folder = logs / "local-airflow"

@@ -179,8 +179,7 @@ class BasetenEmulator:
             extra["url_format"] = url_format
         if auth_scheme:
             extra["auth_scheme"] = auth_scheme
-        if gateway == "baseten":
-            extra["upload_endpoint_url"] = self.upload_url
+        extra["upload_endpoint_url"] = self.upload_url  # archives go to S3 directly, whichever the gateway
         host = self.gateway_url if gateway == "lowcodeapi" else self.url
         return {"conn_type": "baseten", "password": self.api_key, "host": host, "extra": extra}
 
