@@ -155,7 +155,10 @@ def answer_approval(
     components: list[Component],
     timeout: float,
 ) -> dict[str, Any]:
-    """Wait until ``task_id`` (an ``ApprovalOperator``) asks, then answer ``choice`` through the REST API."""
+    """Wait until ``task_id`` (an ``ApprovalOperator``) asks, then answer ``choice`` through the REST API.
+
+    Raises :class:`RuntimeError` when the run ends (e.g. fails upstream) before it asks.
+    """
     path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
     scheduler = next(c for c in components if c.name == "scheduler")
     deadline = time.monotonic() + timeout
@@ -163,6 +166,8 @@ def answer_approval(
         for c in components:
             if not c.alive():
                 raise RuntimeError(f"{c.name} exited:\n{c.tail()}")
+        if api.get(f"/dags/{dag_id}/dagRuns/{run_id}").json().get("state") in ("success", "failed"):
+            raise RuntimeError(f"{dag_id} {run_id} ended before {task_id} asked for approval")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{dag_id} {run_id}: {task_id} did not ask for approval in {timeout:.0f} s")
         time.sleep(0.5)

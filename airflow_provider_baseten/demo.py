@@ -37,7 +37,6 @@ ASYNC_BATCH_SIZE = 20
 API_KEY = "demo-api-key-not-a-secret"
 TIME_SCALE = 30.0  # emulated seconds per real second
 DEMO_PROJECT = "airflow-demo-fine-tune"  # the train-then-promote DAG creates it by name
-DEMO_MODEL = "airflow-demo-fine-tune"  # the model the trained checkpoint is deployed to (created by name)
 DAG_TIMEOUT = 150.0  # real seconds per `airflow dags test`
 APPROVAL_DAG = "baseten_train_then_promote"  # its human approval is answered through the REST API
 APPROVAL_TIMEOUT = 420.0  # real seconds for starting a local Airflow and running that DAG in it
@@ -278,7 +277,6 @@ def main() -> int:
                 "baseten_training_project": DEMO_PROJECT,  # created by the DAG (get_or_create_training_project)
                 "baseten_webhook_url": receiver.url,
                 "baseten_async_batch_size": str(ASYNC_BATCH_SIZE),
-                "baseten_deploy_model_name": DEMO_MODEL,
             }
             env = airflow_env(home, emu.connection_json(gateway), variables)
             where = emu.gateway_url if gateway == "lowcodeapi" else emu.url
@@ -347,7 +345,7 @@ def _summary(db: Path, emu: Any, receiver: WebhookReceiver, gateway: str) -> str
     model = xcom(db, "baseten_train_then_promote", "deploy_checkpoint", "model_id")
     checkpoint = xcom(db, "baseten_train_then_promote", "deploy_checkpoint", "checkpoint_id")
     if deployed:
-        parts.append(f"checkpoint {checkpoint} deployed as {deployed} of model {DEMO_MODEL!r} ({model})")
+        parts.append(f"checkpoint {checkpoint} deployed as {deployed} of model {model}")
     promoted = xcom(db, "baseten_train_then_promote", "promote_candidate")
     if promoted and model:
         serving = emu.hook().get_deployment("production", model_id=model)

@@ -13,8 +13,8 @@ What it shows
 3. ``deploy_checkpoint`` (:class:`DeployTrainingCheckpointOperator`, deferrable) waits until the job's
    checkpoints are synced, picks the latest, renders an Engine-Builder ``config.yaml`` whose
    ``checkpoint_repository`` points at it (``source: BASETEN_TRAINING``), uploads it as a new deployment of
-   the model named by Variable ``baseten_deploy_model_name`` (created on the first run), and waits until
-   that deployment is ACTIVE. Durable: a retry reconnects to its deployment, never makes a second one.
+   the connection's model (or of the model named by Variable ``baseten_deploy_model_name``, created on the
+   first run), and waits until that deployment is ACTIVE. Durable: a retry reconnects to its deployment, never makes a second one.
 4. ``smoke_test`` sends a few prompts straight to the *new deployment*; ``judge_quality`` branches on the
    share of good answers: on to the approval, or ``reject_candidate`` (production untouched).
 5. ``approval_gate`` then ``approve_promotion``: Airflow's human-in-the-loop :class:`ApprovalOperator`
@@ -39,7 +39,8 @@ Configure it
   ``baseten_recreate_training_job_id``
       Recreate this job instead of creating one from the body below. Default: create.
   ``baseten_deploy_model_name``
-      The model the checkpoint is deployed to (created on the first run). Default ``airflow-fine-tune``.
+      Deploy to the model of this name (created on the first run) instead of the connection's model. Through
+      LowCodeAPI keep the connection's model: the gateway routes inference by its token to that model.
   ``baseten_min_quality``
       The share of smoke prompts that must be answered (0-1). Default ``1.0``.
   ``baseten_skip_approval``
@@ -144,7 +145,7 @@ with DAG(
         task_id="deploy_checkpoint",
         training_project_id=PROJECT,
         training_job_id=JOB_ID,
-        model_name="{{ var.value.get('baseten_deploy_model_name', 'airflow-fine-tune') }}",
+        model_name="{{ var.value.get('baseten_deploy_model_name', '') }}",  # empty: the connection's model
         checkpoint_id="latest",
         route="engine_builder",  # or "vllm"; config_overrides={"resources": {"accelerator": "H100:2"}}
         labels={"airflow_dag": "baseten_train_then_promote", "training_job": JOB_ID},

@@ -157,7 +157,8 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         return source
 
     def _target(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "model_id": self.model_id}
+        # A templated "" means "not given" (e.g. an unset Variable).
+        return {"model_name": self.model_name or None, "model_id": self.model_id or None}
 
     def _name(self, context: Context) -> str:
         return self.deployment_name or run_unique_name(context, self.task_id)
@@ -324,7 +325,8 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
 
     :param training_project_id: The training project.
     :param training_job_id: The job whose checkpoint to deploy.
-    :param model_name: The model to deploy to (found by name, created if missing). Required.
+    :param model_name: The model to deploy to (found by name, created if missing).
+    :param model_id: Or an existing model's id. Neither (or only empty strings): the connection's ``model_id``.
     :param checkpoint_id: ``"latest"`` (default), a checkpoint id, or a list of LoRA checkpoint ids.
     :param route: ``engine_builder`` (default) or ``vllm``.
     :param base_model: The base model for a LoRA deployment (default: the checkpoint's ``base_model``).
@@ -353,7 +355,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
         *,
         training_project_id: str,
         training_job_id: str,
-        model_name: str,
+        model_name: str | None = None,
         checkpoint_id: str | list[str] | None = "latest",
         route: str = "engine_builder",
         base_model: str | None = None,
@@ -369,8 +371,8 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
             )
         if route not in ROUTES:
             raise ValueError(f"route must be one of {ROUTES}, got {route!r}.")
-        if not training_project_id or not training_job_id or not model_name:
-            raise ValueError("training_project_id, training_job_id and model_name are required.")
+        if not training_project_id or not training_job_id:
+            raise ValueError("training_project_id and training_job_id are required.")
         super().__init__(model_name=model_name, **kwargs)
         self.training_project_id = training_project_id
         self.training_job_id = training_job_id
@@ -427,12 +429,17 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
         chosen = select_checkpoints(self.hook.get_training_job_checkpoints(pid, jid), self.checkpoint_id)
         project = self.hook.get_training_project(pid)
         ids = [c.checkpoint_id for c in chosen]
+        if not self.model_name and not self.model_id:  # neither given: the connection's model
+            from airflow_provider_baseten.operators.deployment import resolve_model
+
+            self.model_id = resolve_model(self.hook, None)
+        name = self.model_name or self.hook.get_model(self.model_id).name or str(self.model_id)
         self.log.info("Deploying checkpoint(s) %s of training job %s by the %s route.", ids, jid, self.route)
         if context is not None:
             context["ti"].xcom_push(key=xcom.CHECKPOINT_ID, value=ids[0] if len(ids) == 1 else ids)
         return render_config(
             self.route,
-            model_name=str(self.model_name),
+            model_name=name,
             project_name=str(project.name or pid),
             job_id=jid,
             checkpoints=chosen,

@@ -107,8 +107,10 @@ def test_train_then_promote_promotes_the_candidate(
     assert xcom(run, "wait_for_training") == "TRAINING_JOB_COMPLETED"
     assert xcom(run, "deploy_checkpoint", "checkpoint_id") == "checkpoint-2"  # the latest
     candidate, model = xcom(run, "deploy_checkpoint"), xcom(run, "deploy_checkpoint", "model_id")
-    assert emulator.state.models[model].name == "airflow-fine-tune"
-    assert [d.id for d in emulator.state.models[model].deployments.values()] == [candidate]  # one deployment
+    assert model == "echo1234"  # the connection's model
+    assert [
+        d.id for d in emulator.state.models[model].deployments.values() if d.name.startswith("deploy_checkpoint")
+    ] == [candidate]  # one deployment made
     assert xcom(run, "promote_candidate") == candidate
     hook = emulator.hook()
     assert hook.get_deployment("production", model_id=model).id == candidate
@@ -130,8 +132,8 @@ def test_train_then_promote_recreates_and_rejects_a_weak_candidate(
     assert states["approve_promotion"] == "skipped"
     assert states["reject_candidate"] == "success"
     assert xcom(run, "recreate_training_job") != earlier.id  # a new job, copied from the earlier one
-    model = xcom(run, "deploy_checkpoint", "model_id")
-    assert hook.get_environment("production", model_id=model).current_deployment is None  # production untouched
+    model, candidate = xcom(run, "deploy_checkpoint", "model_id"), xcom(run, "deploy_checkpoint")
+    assert hook.get_deployment("production", model_id=model).id == "dep1prod" != candidate  # production untouched
     assert emulator.counters()["requests"].get("promote_deployment", 0) == 0
 
 
