@@ -37,6 +37,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_baseten.operators.openai",
                     "airflow_provider_baseten.operators.deployment",
                     "airflow_provider_baseten.operators.training",
+                    "airflow_provider_baseten.operators.deploy",
                 ],
             }
         ],
@@ -129,6 +130,12 @@ def get_provider_info() -> dict[str, Any]:
                             "enum": ["Bearer", "Api-Key"],
                             "default": "Bearer",
                         },
+                    },
+                    "upload_endpoint_url": {
+                        "label": "Model upload endpoint URL",
+                        "description": "S3-compatible endpoint for model archive uploads (tests, private endpoints). "
+                        "Empty: AWS S3, as Baseten hands it out.",
+                        "schema": {"type": ["string", "null"]},
                     },
                     "url_format": {
                         "label": "LowCodeAPI URL format",

@@ -119,6 +119,13 @@ def training_lineage(training_project_id: str | None, training_job_id: str | Non
     return _lineage(outputs=[_output(NAMESPACE, training_job_name(training_project_id, training_job_id))])
 
 
+def deployment_lineage(model_id: str | None, deployment_id: str | None) -> Lineage:
+    """A deployment this task created (deploy with no environment), as the task's output."""
+    if not (model_id and deployment_id):
+        return empty()
+    return _lineage(outputs=[_output(NAMESPACE, model_name(model_id, deployment_id=deployment_id))])
+
+
 def environment_lineage(
     model_id: str | None, deployment_id: str | None, environment: str | None, *, changed: bool = True
 ) -> Lineage:

@@ -249,6 +249,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("get_deployment_logs", "GET", _D + "/{deployment_id}/logs", "management", None),
     _ep("get_environment_logs", "GET", _E + "/{env_name}/logs", "management", None),
     _ep("get_deployment_metrics", "GET", _D + "/{deployment_id}/metrics", "management", None),
+    # Deploying over REST: an upload slot (credentials + S3 key), then the commit of a new model or deployment.
+    _ep("prepare_model_upload", "POST", "/v1/prepare_model_upload", "management", None),
+    _ep("create_model", "POST", "/v1/models", "management", None),
+    _ep("create_model_deployment", "POST", _D, "management", None),
 )
 
 #: Baseten's per-key rate limits below the general 100/s (docs.baseten.co/reference/management-api/rate-limits):

@@ -99,6 +99,9 @@ class Settings:
     auth_scheme: Literal["Bearer", "Api-Key"] = "Bearer"
     url_format: Literal["auto", "new", "old"] = "auto"
     model_id: str | None = None
+    #: Where model archives are uploaded (an S3-compatible endpoint) instead of AWS's own S3 host: for tests
+    #: (the emulator) and private endpoints. ``None``: the bucket's region on AWS, as Baseten hands it out.
+    upload_endpoint_url: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -167,6 +170,10 @@ class Settings:
         model_apis_url = str(extra.get("model_apis_url") or MODEL_APIS_URL)
         _check_url(model_apis_url, "model_apis_url")
         base = _normalise_host(host) if host else None
+        upload_endpoint_url = extra.get("upload_endpoint_url") or None
+        if upload_endpoint_url is not None:
+            upload_endpoint_url = str(upload_endpoint_url).rstrip("/")
+            _check_url(upload_endpoint_url, "upload_endpoint_url")
         model_id = extra.get("model_id") or None
         if model_id is not None:
             validate_id("model_id", model_id)
@@ -183,6 +190,7 @@ class Settings:
                 auth_scheme=schemes[scheme.lower()],  # type: ignore[arg-type]
                 url_format=url_format,  # type: ignore[arg-type]
                 model_id=model_id,
+                upload_endpoint_url=upload_endpoint_url,
                 **kw,
             )
         finally:

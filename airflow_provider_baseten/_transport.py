@@ -120,6 +120,8 @@ NOT_IDEMPOTENT = frozenset(
         "create_api_key",
         "create_environment",
         *(f"chain_{t}_async_run_remote" for t in ("production", "development", "environment", "deployment")),
+        "create_model",
+        "create_model_deployment",
     }
 )
 

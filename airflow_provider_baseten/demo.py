@@ -7,7 +7,9 @@
 3. points ``AIRFLOW_CONN_BASETEN_DEFAULT`` at the emulator: the direct API, or the LowCodeAPI gateway with
    ``BASETEN_DEMO_GATEWAY=lowcodeapi``;
 4. writes a 5,000-line input JSONL and starts a local webhook receiver for the async DAG;
-5. runs each example DAG with ``airflow dags test`` and checks that every run succeeded;
+5. runs each example DAG with ``airflow dags test`` and checks that every run succeeded; the train-then-promote
+   DAG, whose approval gate waits for a person, runs in a real local Airflow instead (api-server,
+   dag-processor, scheduler, triggerer on 127.0.0.1) and the demo approves it through Airflow's REST API;
 6. prints a short summary, stops everything, and exits non-zero on any failure.
 
 Nothing listens beyond 127.0.0.1 and everything it starts stops when it ends. ``BASETEN_DEMO_KEEP=1`` keeps
@@ -42,6 +44,8 @@ API_KEY = "demo-api-key-not-a-secret"
 TIME_SCALE = 30.0  # emulated seconds per real second
 DEMO_PROJECT = "airflow-demo-fine-tune"  # the train-then-promote DAG creates it by name
 DAG_TIMEOUT = 150.0  # real seconds per `airflow dags test`
+APPROVAL_DAG = "baseten_train_then_promote"  # its human approval is answered through the REST API
+APPROVAL_TIMEOUT = 420.0  # real seconds for starting a local Airflow and running that DAG in it
 
 
 class _Server(ThreadingHTTPServer):
@@ -160,6 +164,63 @@ def run_dag(dag_id: str, env: dict[str, str], logs: Path) -> tuple[bool, float, 
     return ok, time.monotonic() - start, log
 
 
+def run_with_approval(dag_id: str, env: dict[str, str], logs: Path) -> tuple[bool, float, Path]:
+    """Run ``dag_id`` in a real local Airflow and approve its ``approve_promotion`` through the REST API.
+
+    ``airflow dags test`` cannot take a person's answer: the approval needs the API server (to answer) and
+    the scheduler (to resume the task). Everything started here stops before this returns.
+    """
+    import httpx
+
+    from airflow_provider_baseten._local_airflow import answer_approval, free_port, server_env, start_airflow
+
+    start = time.monotonic()
+    port = free_port()
+    env = {**env, **server_env(Path(env["AIRFLOW_HOME"]), port)}
+    env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"  # only this manual run: no scheduled runs of the others
+    env.pop("BASETEN_EXAMPLE_APPROVAL_MINUTES", None)
+    components: list[Any] = []
+    folder = logs / "local-airflow"
+    folder.mkdir(exist_ok=True)
+    run_id = "demo_approved"
+    ok = False
+    try:
+        base = start_airflow(env, port, folder, components, [dag_id], timeout=APPROVAL_TIMEOUT)
+        with httpx.Client(base_url=f"{base}/api/v2", timeout=30) as api:
+            api.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+            api.post(f"/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None}).raise_for_status()
+            answer_approval(api, dag_id, run_id, "approve_promotion", "Approve", components, APPROVAL_TIMEOUT)
+            print(f"    approved {dag_id} run {run_id} through PATCH /api/v2/.../approve_promotion/-1/hitlDetails")
+            deadline = time.monotonic() + APPROVAL_TIMEOUT
+            while time.monotonic() < deadline:
+                state = api.get(f"/dags/{dag_id}/dagRuns/{run_id}").json().get("state")
+                if state in ("success", "failed"):
+                    ok = state == "success"
+                    break
+                time.sleep(1)
+    except Exception as exc:  # reported like a failed `airflow dags test`
+        (folder / "demo-error.log").write_text(f"{type(exc).__name__}: {exc}\n")
+    finally:
+        for c in reversed(components):
+            c.stop()
+    return ok, time.monotonic() - start, folder / "scheduler.log"
+
+
+def real_airflow_pace(emu: Any) -> None:
+    """Real time, and remote waits of several seconds, for the DAG run in a real Airflow.
+
+    A trigger that fires before the scheduler has handled the deferring try's exit makes Airflow 3.3 fail the
+    resumed try (apache/airflow#67287): every wait lasts long enough for the scheduler to see the deferral
+    first, as in ``tests/e2e``.
+    """
+    from airflow_provider_baseten.emulator.config import Durations
+
+    emu.set_time_scale(1.0)
+    emu.core.config.durations = Durations(
+        training_running=10.0, build=8.0, promotion_ramping=8.0, wake=8.0, checkpoint_sync=0.0
+    )
+
+
 def run_states(db: Path, dag_id: str) -> tuple[str | None, dict[str, str]]:
     """The latest run's state and its task states, from the metadata DB."""
     with sqlite3.connect(db) as conn:
@@ -236,7 +297,12 @@ def main() -> int:
                 return 1
             db = home / "airflow.db"
             for dag_id in DAGS:
-                ok, seconds, log = run_dag(dag_id, env, logs)
+                if dag_id == APPROVAL_DAG:
+                    real_airflow_pace(emu)
+                    ok, seconds, log = run_with_approval(dag_id, env, logs)
+                    emu.set_time_scale(TIME_SCALE)
+                else:
+                    ok, seconds, log = run_dag(dag_id, env, logs)
                 state, tasks = run_states(db, dag_id)
                 not_ok = {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
                 ok = ok and state == "success" and not not_ok
@@ -283,12 +349,21 @@ def _summary(db: Path, emu: Any, receiver: WebhookReceiver, gateway: str) -> str
         parts.append(
             f"training job {job_id} {status}" + (f" in project {DEMO_PROJECT!r} ({project})" if project else "")
         )
+    deployed = xcom(db, "baseten_train_then_promote", "deploy_checkpoint")
+    model = xcom(db, "baseten_train_then_promote", "deploy_checkpoint", "model_id")
+    checkpoint = xcom(db, "baseten_train_then_promote", "deploy_checkpoint", "checkpoint_id")
+    if deployed:
+        parts.append(f"checkpoint {checkpoint} deployed as {deployed} of model {model}")
     promoted = xcom(db, "baseten_train_then_promote", "promote_candidate")
-    if promoted:
-        serving = emu.hook().get_deployment("production")
+    if promoted and model:
+        serving = emu.hook().get_deployment("production", model_id=model)
         where = "promoted to production" if serving.id == promoted else f"promoted, but production is {serving.id}"
         autoscaling = xcom(db, "baseten_train_then_promote", "set_autoscaling") or {}
-        parts.append(f"deployment {promoted} {where} (autoscaling {autoscaling.get('status', '?')})")
+        promotes = sum(n for k, n in emu.counters()["requests"].items() if k.startswith("promote"))
+        parts.append(
+            f"approved through the REST API, {where} ({promotes} promote call, autoscaling "
+            f"{autoscaling.get('status', '?')})"
+        )
     states = xcom(db, "baseten_async_inference", "report") or {}
     if states:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))

@@ -558,6 +558,8 @@ class TrainingJob(_Response):
     error_message: str | None = None
     instance_type: dict[str, Any] | None = None
     training_project: TrainingProject | None = None
+    #: ``SYNCING`` | ``COMPLETED`` (``None`` before the job has checkpoints to sync): deploy once COMPLETED.
+    checkpoint_sync_status: str | None = None
 
 
 class TrainingCheckpoint(_Response):
@@ -569,6 +571,9 @@ class TrainingCheckpoint(_Response):
     size_bytes: int | None = None
     base_model: str | None = None
     lora_adapter_config: dict[str, Any] | None = None
+    training_job_id: str | None = None
+    #: ``SYNCING`` or ``COMPLETE`` (Baseten's docs; ``COMPLETED`` is read as the same).
+    sync_status: str | None = None
 
 
 class TrainingCheckpointFiles(_Response):
@@ -591,6 +596,62 @@ class TrainingDownload(_Response):
     """Presigned URLs of a training job's artifacts."""
 
     artifact_presigned_urls: list[Any] = Field(default_factory=list)
+
+
+# -- deploying a model over REST ---------------------------------------------------------------------------
+class UploadCredentials(_Response):
+    """Short-lived AWS credentials for one model archive upload (``AWSCredentialsV1``); never shown in a repr."""
+
+    aws_access_key_id: str = Field(repr=False)
+    aws_secret_access_key: str = Field(repr=False)
+    aws_session_token: str = Field(repr=False)
+
+    @field_validator("aws_secret_access_key", "aws_session_token")
+    @classmethod
+    def _mask(cls, value: str) -> str:
+        from airflow_provider_baseten._redact import register_secret
+
+        register_secret(value)  # kept out of logs and error messages from now on
+        return value
+
+
+class ModelUpload(_Response):
+    """Where to upload a model archive (``PrepareModelUploadResponseV1``).
+
+    ``creds``, ``s3_bucket`` and ``s3_key`` are ``None`` after a dry run; ``s3_key`` is also ``None`` when
+    Baseten builds the model from its config alone (nothing to upload).
+    """
+
+    creds: UploadCredentials | None = Field(default=None, repr=False)
+    s3_bucket: str | None = None
+    s3_key: str | None = None
+    s3_region: str | None = None
+
+
+class CreatedDeployment(_Response):
+    """A new deployment and its model (``CreatedModelDeploymentV1``).
+
+    ``deployment`` is ``None`` only when an ambiguous create was reconciled by finding the new model by
+    name: :meth:`~airflow_provider_baseten.hooks.baseten.BasetenHook.deploy_model` then looks it up.
+    """
+
+    model: Model
+    deployment: Deployment | None = None
+
+
+class DeployResult(_Response):
+    """What :meth:`~airflow_provider_baseten.hooks.baseten.BasetenHook.deploy_model` did.
+
+    ``deployment`` is ``None`` after a dry run (``dry_run=True``: validated only, nothing created).
+    """
+
+    model_id: str | None = None
+    deployment_id: str | None = None
+    model: Model | None = None
+    deployment: Deployment | None = None
+    dry_run: bool = False
+    uploaded_bytes: int = 0
+    s3_key: str | None = None
 
 
 # -- request options (validated before anything is sent) ----------------------------------------------
@@ -724,6 +785,8 @@ __all__ = [
     "ChatMessage",
     "ChatMessageInput",
     "CreatedApiKey",
+    "CreatedDeployment",
+    "DeployResult",
     "Deployment",
     "DeploymentMetrics",
     "DeploymentStatus",
@@ -737,6 +800,7 @@ __all__ = [
     "MetricDescriptor",
     "MetricValueSet",
     "Model",
+    "ModelUpload",
     "Promotion",
     "PromotionStatus",
     "RerankRequest",
@@ -756,5 +820,6 @@ __all__ = [
     "TrainingLogLine",
     "TrainingMetrics",
     "TrainingProject",
+    "UploadCredentials",
     "WebhookStatus",
 ]

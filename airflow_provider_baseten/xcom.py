@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CHECKPOINT_ID",
     "DEPLOYMENT_ID",
     "DEPLOYMENT_URL",
     "LATEST_CHECKPOINT_ID",
+    "MODEL_ID",
     "MODEL_URL",
     "PREVIOUS_DEPLOYMENT_ID",
     "REQUEST_IDS",
@@ -44,3 +46,7 @@ TRAINING_JOB_ID: Final = "training_job_id"
 REQUEST_IDS: Final = "request_ids"
 #: The newest checkpoint found by ``GetTrainingCheckpointsOperator``.
 LATEST_CHECKPOINT_ID: Final = "latest_checkpoint_id"
+#: The model the task deployed to (``DeployModelOperator``, ``DeployTrainingCheckpointOperator``).
+MODEL_ID: Final = "model_id"
+#: The checkpoint (or list of LoRA checkpoints) ``DeployTrainingCheckpointOperator`` deployed.
+CHECKPOINT_ID: Final = "checkpoint_id"

@@ -1,4 +1,5 @@
-"""Train, check, promote: fine-tune on Baseten and put the candidate in production only if it passes.
+"""Train, deploy, check, approve, promote: fine-tune on Baseten, deploy the trained checkpoint as a new
+deployment, and put it in production only if it passes a smoke test and a human approves.
 
 What it shows
 -------------
@@ -9,33 +10,44 @@ What it shows
    On Airflow 3.3+ a retried task reconnects to its job instead of starting a second one.
 2. ``wait_for_training`` (:class:`TrainingJobSensor`, deferrable) waits in the triggerer, not in a worker
    slot. COMPLETED passes; FAILED, STOPPED, ... fail with the job's error and the last log lines.
-3. ``list_checkpoints`` returns the job's checkpoints, newest first.
-4. ``resolve_candidate`` names the deployment to judge: by default the model's development deployment
-   (where ``truss train deploy_checkpoints`` / ``truss push`` put the new weights), or Variable
-   ``baseten_candidate_deployment_id``. ``wait_for_candidate`` (:class:`DeploymentStatusSensor`,
-   deferrable) wakes it if it scaled to zero and waits until it is ACTIVE.
-5. ``smoke_test`` sends a few prompts straight to the candidate; ``judge_quality`` branches on the share of
-   good answers: ``promote_candidate`` (:class:`PromoteDeploymentOperator`, deferrable wait until the
-   promotion finished) then ``set_autoscaling`` (:class:`UpdateAutoscalingOperator`) on production, or
-   ``reject_candidate``, which leaves production untouched.
+3. ``deploy_checkpoint`` (:class:`DeployTrainingCheckpointOperator`, deferrable) waits until the job's
+   checkpoints are synced, picks the latest, renders an Engine-Builder ``config.yaml`` whose
+   ``checkpoint_repository`` points at it (``source: BASETEN_TRAINING``), uploads it as a new deployment of
+   the connection's model (or of the model named by Variable ``baseten_deploy_model_name``, created on the
+   first run), and waits until that deployment is ACTIVE. Durable: a retry reconnects to its deployment, never makes a second one.
+4. ``smoke_test`` sends a few prompts straight to the *new deployment*; ``judge_quality`` branches on the
+   share of good answers: on to the approval, or ``reject_candidate`` (production untouched).
+5. ``approval_gate`` then ``approve_promotion``: Airflow's human-in-the-loop :class:`ApprovalOperator`
+   (standard provider, Airflow 3.1+). Approve in the UI ("Required actions") or through the REST API
+   (``PATCH .../taskInstances/approve_promotion/-1/hitlDetails`` with ``{"chosen_options": ["Approve"]}``).
+   Nobody answers within ``BASETEN_EXAMPLE_APPROVAL_MINUTES``: Reject. Reject skips the promotion. Set
+   Variable ``baseten_skip_approval`` to ``true`` for unattended runs (the gate then goes to
+   ``skip_approval`` and on to the promotion).
+6. ``promote_candidate`` (:class:`PromoteDeploymentOperator`, deferrable) promotes the new deployment to
+   the model's production, then ``set_autoscaling`` (:class:`UpdateAutoscalingOperator`) sizes it.
 
 Configure it
 ------------
-* Connection ``baseten_default`` (type Baseten): the API key and the ``model_id`` to promote into.
+* Connection ``baseten_default`` (type Baseten): the API key. The deploy step needs
+  ``pip install 'airflow-provider-baseten[deploy]'`` (botocore, for the S3 upload).
 * Variables (or ``AIRFLOW_VAR_<NAME>`` environment variables):
 
   ``baseten_training_project``
       The name of the training project to run jobs in; created if missing. Default ``airflow-fine-tune``.
   ``baseten_training_project_id``
-      Use this project id instead of looking the name up (the DAG's earlier, id-only configuration).
+      Use this project id instead of looking the name up.
   ``baseten_recreate_training_job_id``
       Recreate this job instead of creating one from the body below. Default: create.
-  ``baseten_candidate_deployment_id``
-      The deployment to judge and promote. Default ``development``.
+  ``baseten_deploy_model_name``
+      Deploy to the model of this name (created on the first run) instead of the connection's model. Through
+      LowCodeAPI keep the connection's model: the gateway routes inference by its token to that model.
   ``baseten_min_quality``
       The share of smoke prompts that must be answered (0-1). Default ``1.0``.
-
+  ``baseten_skip_approval``
+      ``true``: promote without asking (unattended runs). Default ``false``.
 * ``BASETEN_EXAMPLE_POLL_SECONDS`` (environment): seconds between status checks (default 30).
+* ``BASETEN_EXAMPLE_APPROVAL_MINUTES`` (environment): how long the approval waits before it rejects
+  (default 1440, a day; read when the DAG file is parsed, like the poll interval).
 """
 
 from __future__ import annotations
@@ -43,16 +55,14 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Variable, task
 
+from airflow_provider_baseten.operators.deploy import DeployTrainingCheckpointOperator
 from airflow_provider_baseten.operators.deployment import PromoteDeploymentOperator, UpdateAutoscalingOperator
 from airflow_provider_baseten.operators.inference import PredictOperator
-from airflow_provider_baseten.operators.training import (
-    CreateTrainingJobOperator,
-    GetTrainingCheckpointsOperator,
-    RecreateTrainingJobOperator,
-)
-from airflow_provider_baseten.sensors.deployment import DeploymentStatusSensor
+from airflow_provider_baseten.operators.training import CreateTrainingJobOperator, RecreateTrainingJobOperator
 from airflow_provider_baseten.sensors.training import TrainingJobSensor
 
 POLL_SECONDS = float(os.environ.get("BASETEN_EXAMPLE_POLL_SECONDS", "30"))
@@ -61,6 +71,9 @@ JOB_ID = (
     "{{ ti.xcom_pull(task_ids='create_training_job', key='training_job_id')"
     " or ti.xcom_pull(task_ids='recreate_training_job', key='training_job_id') }}"
 )
+MODEL_ID = "{{ ti.xcom_pull(task_ids='deploy_checkpoint', key='model_id') }}"
+DEPLOYMENT_ID = "{{ ti.xcom_pull(task_ids='deploy_checkpoint') }}"
+APPROVAL_MINUTES = int(os.environ.get("BASETEN_EXAMPLE_APPROVAL_MINUTES", "1440"))  # no answer by then: Reject
 SMOKE_PROMPTS = [
     {"text": "Summarise: Airflow schedules the work, Baseten serves the model."},
     {"text": "Translate to French: the model is ready."},
@@ -69,7 +82,7 @@ SMOKE_PROMPTS = [
 
 with DAG(
     dag_id="baseten_train_then_promote",
-    description="Fine-tune, wait (deferred), smoke-test the candidate, promote it if it passes",
+    description="Fine-tune, deploy the checkpoint, smoke-test it, ask a human, promote",
     schedule=None,  # run on demand, or point an asset at it when new training data lands
     start_date=datetime(2025, 1, 1),
     catchup=False,
@@ -128,38 +141,24 @@ with DAG(
         trigger_rule="none_failed_min_one_success",  # one of the two branches ran
     )
 
-    checkpoints = GetTrainingCheckpointsOperator(
-        task_id="list_checkpoints",
+    deploy_checkpoint = DeployTrainingCheckpointOperator(
+        task_id="deploy_checkpoint",
         training_project_id=PROJECT,
         training_job_id=JOB_ID,
-        fail_if_empty=True,
-    )
-
-    @task
-    def resolve_candidate() -> str:
-        """The id of the deployment to judge (``development`` resolves to the model's dev deployment)."""
-        from airflow_provider_baseten.hooks.baseten import BasetenHook
-
-        wanted = Variable.get("baseten_candidate_deployment_id", default="development")
-        deployment = BasetenHook("baseten_default").get_deployment(wanted)
-        print(f"Candidate: deployment {deployment.id} ({deployment.name}), now {deployment.status}")
-        return deployment.id
-
-    candidate = resolve_candidate()
-
-    wait_for_candidate = DeploymentStatusSensor(
-        task_id="wait_for_candidate",
-        deployment_id=candidate,
-        wake=True,  # a scaled-to-zero candidate is woken instead of waiting for traffic
+        model_name="{{ var.value.get('baseten_deploy_model_name', '') }}",  # empty: the connection's model
+        checkpoint_id="latest",
+        route="engine_builder",  # or "vllm"; config_overrides={"resources": {"accelerator": "H100:2"}}
+        labels={"airflow_dag": "baseten_train_then_promote", "training_job": JOB_ID},
         deferrable=True,
         poke_interval=POLL_SECONDS,
-        timeout=3600,
+        timeout=2 * 3600,
     )
 
     smoke_test = PredictOperator(
         task_id="smoke_test",
         model_inputs=SMOKE_PROMPTS,
-        deployment_id=candidate,  # straight to the candidate, not to what production serves
+        model_id=MODEL_ID,
+        deployment_id=DEPLOYMENT_ID,  # straight to the new deployment, not to what production serves
         on_error="record",
         max_error_rate=1.0,  # failed prompts are judged below, not here
         max_concurrency=4,
@@ -172,40 +171,58 @@ with DAG(
         quality = good / len(outputs)
         threshold = float(Variable.get("baseten_min_quality", default="1.0"))
         print(f"Smoke test: {good}/{len(outputs)} good answers (quality {quality:.2f}, threshold {threshold:.2f})")
-        return "promote_candidate" if quality >= threshold else "reject_candidate"
+        return "approval_gate" if quality >= threshold else "reject_candidate"
+
+    @task.branch
+    def approval_gate() -> str:
+        """Ask a human, unless Variable ``baseten_skip_approval`` says this run is unattended."""
+        if Variable.get("baseten_skip_approval", default="false").strip().lower() in ("1", "true", "yes"):
+            print("baseten_skip_approval is set: promoting without asking.")
+            return "skip_approval"
+        return "approve_promotion"
+
+    # The gate's other branch: the promotion must not be the gate's direct downstream, or choosing the
+    # approval would skip it.
+    skip_approval = EmptyOperator(task_id="skip_approval")
+
+    approve = ApprovalOperator(
+        task_id="approve_promotion",
+        subject="Promote the fine-tuned deployment to production?",
+        body=(
+            "Deployment **" + DEPLOYMENT_ID + "** of model **" + MODEL_ID + "** passed the smoke test.\n\n"
+            "Approve to promote it to production; Reject (or no answer in time) keeps production as it is."
+        ),
+        defaults="Reject",  # what a timeout chooses
+        response_timeout=timedelta(minutes=APPROVAL_MINUTES),
+    )
 
     promote = PromoteDeploymentOperator(
         task_id="promote_candidate",
-        deployment_id=candidate,
+        deployment_id=DEPLOYMENT_ID,
+        model_id=MODEL_ID,
         environment="production",
         scale_down_previous=True,  # the old production deployment scales down once the new one serves
         deferrable=True,
         poke_interval=POLL_SECONDS,
         timeout=3600,
+        trigger_rule="none_failed_min_one_success",  # approved, or the gate skipped the approval
     )
 
     set_autoscaling = UpdateAutoscalingOperator(
         task_id="set_autoscaling",
+        model_id=MODEL_ID,
         environment="production",
         autoscaling_settings={"min_replica": 1, "max_replica": 4, "concurrency_target": 8, "scale_down_delay": 600},
     )
 
     @task
     def reject_candidate(deployment_id: str) -> None:
-        """Production keeps serving what it served; the candidate stays where it is for a human to look at."""
+        """Production keeps serving what it served; the new deployment stays for a human to look at."""
         print(f"Deployment {deployment_id} did not pass the smoke test; production is unchanged.")
 
     branch = choose_training()
-    (
-        training_project()
-        >> branch
-        >> [create, recreate]
-        >> wait_for_training
-        >> checkpoints
-        >> candidate
-        >> wait_for_candidate
-    )
-    wait_for_candidate >> smoke_test
+    training_project() >> branch >> [create, recreate] >> wait_for_training >> deploy_checkpoint >> smoke_test
     judge = judge_quality(smoke_test.output)
-    judge >> promote >> set_autoscaling
-    judge >> reject_candidate(candidate)
+    gate = approval_gate()
+    judge >> gate >> [approve, skip_approval] >> promote >> set_autoscaling
+    judge >> reject_candidate(DEPLOYMENT_ID)

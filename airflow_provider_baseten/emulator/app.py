@@ -399,19 +399,23 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
 
     @r.post("/config")
     def set_config(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
-        """Change ``predict_latency`` (real s), ``training_fail``, ``promotion_fail`` and/or ``strict`` (bool)."""
+        """Change ``predict_latency`` (real s), ``training_fail``, ``promotion_fail``, ``deploy_fail`` (``BUILD_FAILED``,
+        ``DEPLOY_FAILED``, ``UNHEALTHY`` or null) and/or ``strict`` (bool)."""
         if "predict_latency" in body:
             core.predict_latency = float(body["predict_latency"])
         if "training_fail" in body:
             core.state.training_fail = bool(body["training_fail"])
         if "promotion_fail" in body:
             core.state.promotion_fail = bool(body["promotion_fail"])
+        if "deploy_fail" in body:
+            core.state.deploy_fail = body["deploy_fail"] or None
         if "strict" in body:
             core.strict = bool(body["strict"])
         return {
             "predict_latency": core.predict_latency,
             "training_fail": core.state.training_fail,
             "promotion_fail": core.state.promotion_fail,
+            "deploy_fail": core.state.deploy_fail,
             "strict": core.strict,
         }
 
@@ -512,6 +516,9 @@ def create_app(core: EmulatorCore) -> Any:
         """Stand-in content for the presigned URLs the training endpoints hand out."""
         return Response(hashlib.sha256(path.encode()).hexdigest().encode() * 32, media_type="application/octet-stream")
 
+    from airflow_provider_baseten.emulator.s3 import PREFIX, put_object
+
+    app.router.routes.append(Route(PREFIX + "/{bucket}/{key:path}", put_object(core), methods=["PUT"]))
     app.router.routes.extend(_api_routes(core))
     logging.getLogger("uvicorn.error").addFilter(_DropNoise())
     return FaultMiddleware(app, core)

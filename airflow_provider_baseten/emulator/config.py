@@ -21,12 +21,15 @@ class Durations:
     wake: float = 2.0  # SCALED_TO_ZERO -> WAKING_UP -> ACTIVE
     build: float = 3.0  # new deployment: BUILDING
     deploy: float = 2.0  # new deployment: DEPLOYING (also activating an INACTIVE deployment)
+    loading_model: float = 1.0  # an uploaded deployment: LOADING_MODEL after DEPLOYING
+    not_found_after_create: float = 0.0  # an uploaded deployment answers 404 on GET this long after its create
     promotion_releasing: float = 2.0  # in_progress_promotion RELEASING
     promotion_ramping: float = 3.0  # in_progress_promotion RAMPING_UP
     training_pending: float = 1.0
     training_created: float = 1.0
     training_deploying: float = 2.0
     training_running: float = 5.0
+    checkpoint_sync: float = 2.0  # after a job completes, its checkpoints sync (SYNCING) this long
     async_queued: float = 0.5
     async_in_progress: float = 1.0
     async_status_ttl: float = 3600.0  # async status answers 404 this long after completion
@@ -102,6 +105,9 @@ class EmulatorConfig:
     :param faults: Fault rules; ``seed`` makes their random draws (and generated ids) repeatable.
     :param training_fail: Make every new training job end FAILED.
     :param promotion_fail: Make every new promotion end FAILED (its candidate fails during release).
+    :param deploy_fail: Make every deployment created from an upload (``create_model``,
+        ``create_model_deployment``) end this way: ``BUILD_FAILED``, ``DEPLOY_FAILED`` or ``UNHEALTHY``, with
+        ERROR lines in its logs. ``None``: they become ACTIVE.
     :param rate_limits: Enforce Baseten's per-key limits (activate/deactivate 20/min, retry 10/min) with a 429
         and ``{"retry_after": seconds}``, on the emulated clock.
     :param gateway_unlisted: Whether the LowCodeAPI surface serves the endpoints its reference does not list
@@ -124,6 +130,7 @@ class EmulatorConfig:
     seed: int = 0
     training_fail: bool = False
     promotion_fail: bool = False
+    deploy_fail: str | None = None
     rate_limits: bool = True
     gateway_unlisted: bool = True
     webhook_secret: str | None = None

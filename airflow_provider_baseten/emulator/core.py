@@ -74,12 +74,17 @@ class StateCore:
         model.deployments[dep.id] = dep
         return dep
 
-    def _start_build(self, dep: Deployment, now: float) -> None:
-        """Build and deploy from ``now``: ACTIVE at the end, or ``fail_with`` while failures are left."""
+    def _start_build(self, dep: Deployment, now: float, loading: bool = False) -> None:
+        """Build and deploy from ``now``: ACTIVE at the end, or ``fail_with`` while failures are left.
+
+        ``loading``: a LOADING_MODEL step follows DEPLOYING (deployments created from an upload).
+        """
         d = self.config.durations
         fail = dep.fail_with if dep.failures_left > 0 else None
         dep.failures_left -= fail is not None
         steps = [("BUILDING", d.build)] if fail == "BUILD_FAILED" else [("BUILDING", d.build), ("DEPLOYING", d.deploy)]
+        if loading and fail in (None, "UNHEALTHY"):
+            steps.append(("LOADING_MODEL", d.loading_model))
         dep.start(now, steps, fail or "ACTIVE")
         # The lines this build will have written by each moment (read lazily, filtered by time).
         dep.log(now, "INFO", f"Build of deployment {dep.name} ({dep.id}) started")
@@ -125,6 +130,10 @@ class StateCore:
                     dep.log(p.release_end + p.paused_total, "ERROR", p.error_message, dep.replica)
         for dep in model.deployments.values():
             dep.refresh(now)
+            if dep.pending_environment and dep.status == "ACTIVE":  # deployed into an environment: it takes over
+                name = dep.pending_environment
+                taken = model.environments.setdefault(name, Environment(name, model.id, now))
+                taken.current_deployment_id, dep.pending_environment = dep.id, None
 
     def _finish_promotion(self, model: Model, env: Environment, p: Promotion, now: float) -> None:
         previous = env.current_deployment_id

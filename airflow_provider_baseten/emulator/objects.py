@@ -186,6 +186,8 @@ class Deployment:
         default_factory=list
     )  # (epoch ns, level, replica, message)
     predictions: int = 0
+    pending_environment: str | None = None  # an uploaded deployment takes over this environment once ACTIVE
+    visible_at: float = 0.0  # GET answers 404 before this (a fresh deployment may 404 for seconds)
 
     @property
     def replica(self) -> str:

@@ -191,6 +191,7 @@ class BasetenEmulator:
             extra["url_format"] = url_format
         if auth_scheme:
             extra["auth_scheme"] = auth_scheme
+        extra["upload_endpoint_url"] = self.upload_url  # archives go to S3 directly, whichever the gateway
         host = self.gateway_url if gateway == "lowcodeapi" else self.url
         return {"conn_type": "baseten", "password": self.api_key, "host": host, "extra": extra}
 
@@ -222,6 +223,7 @@ class BasetenEmulator:
         """Transport :class:`~airflow_provider_baseten.config.Settings` for this emulator."""
         from airflow_provider_baseten._transport import Settings
 
+        kw.setdefault("upload_endpoint_url", self.upload_url)
         return Settings(
             api_key=self.api_key,
             gateway=gateway,
@@ -318,6 +320,17 @@ class BasetenEmulator:
     def set_gateway_unlisted(self, enabled: bool) -> None:
         """``False``: the endpoints LowCodeAPI's reference does not list answer 404 on the gateway surface."""
         self.core.gateway_unlisted = enabled
+
+    @property
+    def upload_url(self) -> str:
+        """The S3-compatible endpoint model archives are uploaded to (the connection's ``upload_endpoint_url``)."""
+        return self.url + "/__s3"
+
+    def set_deploy_fail(self, status: str | None) -> None:
+        """Deployments created from an upload from now on end ``status`` (``BUILD_FAILED``, ``DEPLOY_FAILED``,
+        ``UNHEALTHY``) with ERROR lines in their logs; ``None``: they become ACTIVE."""
+        with self.core.state.lock:
+            self.core.state.deploy_fail = status
 
     def set_promotion_fail(self, enabled: bool) -> None:
         """``True``: promotions started from now on end FAILED (the candidate fails its release)."""

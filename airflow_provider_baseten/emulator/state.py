@@ -22,6 +22,7 @@ from typing import Any
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.core import StateCore
+from airflow_provider_baseten.emulator.handlers.deploy import DeployHandlers
 from airflow_provider_baseten.emulator.handlers.deployments import DeploymentHandlers
 from airflow_provider_baseten.emulator.handlers.inference import InferenceHandlers
 from airflow_provider_baseten.emulator.handlers.openai import ChainHandlers
@@ -40,7 +41,13 @@ from airflow_provider_baseten.emulator.objects import (
 
 
 class EmulatorState(
-    InferenceHandlers, ChainHandlers, DeploymentHandlers, TrainingHandlers, WorkspaceHandlers, StateCore
+    InferenceHandlers,
+    ChainHandlers,
+    DeploymentHandlers,
+    DeployHandlers,
+    TrainingHandlers,
+    WorkspaceHandlers,
+    StateCore,
 ):
     """Every object the emulator holds, and the behaviour of every endpoint in ``_routes``.
 
@@ -70,6 +77,8 @@ class EmulatorState(
             self.webhook_log = []
             self.training_fail = self.config.training_fail
             self.promotion_fail = self.config.promotion_fail
+            self.deploy_fail = self.config.deploy_fail
+            self.uploads = {}
             self.rate_windows = {}
             self._counters = {
                 k: Counter() for k in ("requests", "submissions", "cancellations", "webhooks", "faults", "responses")

@@ -14,6 +14,7 @@ from airflow_provider_baseten.hooks._api import RECONCILE_CLOCK_SKEW
 from airflow_provider_baseten.hooks._api import _Call as _Call
 from airflow_provider_baseten.hooks._api import _created_at as _created_at
 from airflow_provider_baseten.hooks._core import _warned_gateway_model as _warned_gateway_model
+from airflow_provider_baseten.hooks._deploy import _DeployApi
 from airflow_provider_baseten.hooks._deployments import _DeploymentApi
 from airflow_provider_baseten.hooks._environments import _EnvironmentApi
 from airflow_provider_baseten.hooks._inference import _InferenceApi
@@ -21,8 +22,8 @@ from airflow_provider_baseten.hooks._openai import _OpenAIApi
 from airflow_provider_baseten.hooks._training import _TrainingApi
 
 
-class BasetenHook(_InferenceApi, _OpenAIApi, _DeploymentApi, _EnvironmentApi, _TrainingApi):
-    """Talk to Baseten from Airflow: inference, deployments, environments, secrets, API keys, training.
+class BasetenHook(_InferenceApi, _OpenAIApi, _DeployApi, _DeploymentApi, _EnvironmentApi, _TrainingApi):
+    """Talk to Baseten from Airflow: inference, deployments, environments, secrets, API keys, training, deploys.
 
     :param baseten_conn_id: The Airflow connection (type ``baseten``). Its password is the API key.
     :param timeouts: Override connect/read timeouts (:class:`~airflow_provider_baseten.config.Timeouts`).

@@ -162,6 +162,8 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
     """Wait for a deployment to reach one of ``target_statuses``; fail fast on a failed status.
 
     :param wake: Wake a ``SCALED_TO_ZERO`` deployment instead of waiting for traffic to do it.
+    :param not_found_until: Epoch seconds until which a 404 means "not visible yet" and is waited through
+        (a deployment just created may 404 for its first seconds); after it, a 404 is an error.
     """
 
     def __init__(
@@ -173,11 +175,13 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
         failed_statuses: list[str] | None = None,
         wake: bool = False,
         error_lines: int = 20,
+        not_found_until: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_id = model_id
         self.deployment_id = deployment_id
+        self.not_found_until = not_found_until
         self.error_lines = int(error_lines)
         self.target_statuses = list(target_statuses or ["ACTIVE"])
         self.failed_statuses = list(
@@ -194,6 +198,7 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
             "failed_statuses": self.failed_statuses,
             "wake": self.wake,
             "error_lines": self.error_lines,
+            "not_found_until": self.not_found_until,
         }
 
     def _ids(self) -> dict[str, Any]:
@@ -204,7 +209,15 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
 
     async def check(self, hook: BasetenHook) -> BasetenTriggerEvent | None:
         """Read the deployment's status once (waking it once if asked)."""
-        dep = await hook.aget_deployment(self.deployment_id, model_id=self.model_id)
+        import time
+
+        try:
+            dep = await hook.aget_deployment(self.deployment_id, model_id=self.model_id)
+        except BasetenNotFoundError:
+            if self.not_found_until is None or time.time() >= self.not_found_until:
+                raise
+            self.log.info("Deployment %s is not visible yet (404); still waiting.", self.deployment_id)
+            return None
         status = dep.status or "UNKNOWN"
         ids = {**self._ids(), "deployment_id": dep.id, "deployment_status": status}
         if status in self.target_statuses:

@@ -98,6 +98,7 @@ def test_train_then_promote_promotes_the_candidate(
     # The project is named, not given by id: the DAG creates it on the first run and finds it on the next.
     monkeypatch.delenv("AIRFLOW_VAR_BASETEN_TRAINING_PROJECT_ID")
     monkeypatch.setenv("AIRFLOW_VAR_BASETEN_TRAINING_PROJECT", "nightly-fine-tune")
+    monkeypatch.setenv("AIRFLOW_VAR_BASETEN_SKIP_APPROVAL", "true")  # unattended (the e2e tests answer it)
     run = run_dag(load("baseten_train_then_promote"))
     project = xcom(run, "training_project")
     assert [p["id"] for p in emulator.state.snapshot()["training_projects"] if p["name"] == "nightly-fine-tune"] == [
@@ -108,13 +109,18 @@ def test_train_then_promote_promotes_the_candidate(
     assert states.pop("training_project") == "success"
     assert states.pop("recreate_training_job") == "skipped"
     assert states.pop("reject_candidate") == "skipped"
+    assert states.pop("approve_promotion") == "skipped"
     assert set(states.values()) == {"success"}, states
     assert xcom(run, "wait_for_training") == "TRAINING_JOB_COMPLETED"
-    assert xcom(run, "list_checkpoints")  # newest first, non-empty
-    candidate = xcom(run, "resolve_candidate")
+    assert xcom(run, "deploy_checkpoint", "checkpoint_id") == "checkpoint-2"  # the latest
+    candidate, model = xcom(run, "deploy_checkpoint"), xcom(run, "deploy_checkpoint", "model_id")
+    assert model == "echo1234"  # the connection's model
+    assert [
+        d.id for d in emulator.state.models[model].deployments.values() if d.name.startswith("deploy_checkpoint")
+    ] == [candidate]  # one deployment made
     assert xcom(run, "promote_candidate") == candidate
     hook = emulator.hook()
-    assert hook.get_deployment("production").id == candidate
+    assert hook.get_deployment("production", model_id=model).id == candidate
     assert xcom(run, "set_autoscaling")["status"] in ("ACCEPTED", "QUEUED", "UNCHANGED")
 
 
@@ -126,14 +132,16 @@ def test_train_then_promote_recreates_and_rejects_a_weak_candidate(
     earlier = hook.create_training_job(project, {"image": {"base_image": "python:3.11"}, "name": "known-good"})
     monkeypatch.setenv("AIRFLOW_VAR_BASETEN_RECREATE_TRAINING_JOB_ID", earlier.id)
     monkeypatch.setenv("AIRFLOW_VAR_BASETEN_MIN_QUALITY", "1.5")  # unreachable: the candidate is rejected
-    production = hook.get_deployment("production").id
     run = run_dag(load("baseten_train_then_promote"))
     states = task_states(run)
     assert states["create_training_job"] == "skipped" and states["recreate_training_job"] == "success"
     assert states["promote_candidate"] == "skipped" and states["set_autoscaling"] == "skipped"
+    assert states["approve_promotion"] == "skipped"
     assert states["reject_candidate"] == "success"
     assert xcom(run, "recreate_training_job") != earlier.id  # a new job, copied from the earlier one
-    assert hook.get_deployment("production").id == production  # production untouched
+    model, candidate = xcom(run, "deploy_checkpoint", "model_id"), xcom(run, "deploy_checkpoint")
+    assert hook.get_deployment("production", model_id=model).id == "dep1prod" != candidate  # production untouched
+    assert emulator.counters()["requests"].get("promote_deployment", 0) == 0
 
 
 def test_async_inference_delivers_every_result_to_the_webhook(

@@ -30,7 +30,7 @@ RUNS = {"baseten_async_inference": "e2e_async", "baseten_train_then_promote": "e
 DEFERRING = {
     ("baseten_async_inference", "wait_for_results"): "AsyncPredictTrigger",
     ("baseten_train_then_promote", "wait_for_training"): "TrainingJobTrigger",
-    ("baseten_train_then_promote", "wait_for_candidate"): "DeploymentStatusTrigger",
+    ("baseten_train_then_promote", "deploy_checkpoint"): "DeploymentStatusTrigger",
     ("baseten_train_then_promote", "promote_candidate"): "PromotionTrigger",
 }
 STARTUP_TIMEOUT = 240.0
@@ -97,6 +97,8 @@ def test_sensors_defer_to_the_triggerer_in_a_real_airflow(tmp_path: Path) -> Non
         training_running=10.0,
         promotion_ramping=8.0,
         wake=8.0,
+        build=8.0,  # the deployed checkpoint builds for 8 s (then deploys and loads)
+        checkpoint_sync=0.0,  # synced when the job completes: no sub-second wait that could race
     )
     components: list[Component] = []
     with (
@@ -110,6 +112,7 @@ def test_sensors_defer_to_the_triggerer_in_a_real_airflow(tmp_path: Path) -> Non
             AIRFLOW_VAR_BASETEN_TRAINING_PROJECT_ID=next(iter(emu.state.projects)),
             AIRFLOW_VAR_BASETEN_WEBHOOK_URL=receiver.url,
             AIRFLOW_VAR_BASETEN_ASYNC_BATCH_SIZE="10",
+            AIRFLOW_VAR_BASETEN_SKIP_APPROVAL="true",  # unattended here; test_approval.py answers the gate
             BASETEN_EXAMPLE_POLL_SECONDS="1",
         )
         migrate(env)
@@ -172,7 +175,11 @@ def test_sensors_defer_to_the_triggerer_in_a_real_airflow(tmp_path: Path) -> Non
                 f"/dags/baseten_train_then_promote/dagRuns/{RUNS['baseten_train_then_promote']}"
                 "/taskInstances/promote_candidate/xcomEntries/return_value"
             ).json()["value"]
-            assert emu.hook().get_deployment("production").id == promoted
+            model = api.get(
+                f"/dags/baseten_train_then_promote/dagRuns/{RUNS['baseten_train_then_promote']}"
+                "/taskInstances/deploy_checkpoint/xcomEntries/model_id"
+            ).json()["value"]
+            assert emu.hook().get_deployment("production", model_id=model).id == promoted
             assert receiver.count() >= 10  # the async DAG's webhooks arrived (a scheduled run may add more)
         finally:
             for c in reversed(components):

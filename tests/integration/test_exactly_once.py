@@ -48,6 +48,7 @@ SAFE_TO_REPEAT = {
     "retry_deployment": "a second retry of a deployment being rebuilt answers retried: false",
     "retry_development_deployment": "as retry_deployment",
     "retry_production_deployment": "as retry_deployment",
+    "prepare_model_upload": "hands out an upload slot; nothing is built until create_model(_deployment) commits it",
 }
 
 

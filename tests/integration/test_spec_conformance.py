@@ -186,6 +186,20 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("list_training_projects")
     api("get_training_project", {"training_project_id": "proj1234"})
     api("create_training_project", body={"training_project": {"name": "fine-tune-demo"}})
+    # Deploying over REST: an upload slot (dry run and real), the archive PUT, both commits
+    payload = {"config": {"model_name": "spec-model"}, "deployment_name": "v1"}
+    api("prepare_model_upload", body={"deployment": payload, "name": "spec-model", "dry_run": True})
+    api("prepare_model_upload", body={"deployment": payload}, status=400)  # neither name nor model_id
+    api("create_model", body={"source": {"kind": "model_archive", "name": "x"}}, status=422)  # no s3_key
+    for target in ({"name": "spec-model"}, {"model_id": "echo1234"}):
+        slot = api("prepare_model_upload", body={"deployment": payload, **target})
+        archive = emulator.state.uploads[slot["s3_key"]]
+        emulator.state.receive_upload(slot["s3_key"], 1, ["config.yaml"], archive["config"])  # the PUT: test_deploy
+        source = {"kind": "model_archive", "s3_key": slot["s3_key"], "deployment": payload}
+        if "name" in target:
+            api("create_model", body={"source": {**source, "name": "spec-model"}})
+        else:
+            api("create_model_deployment", body={"source": source})
     # Promotion control, on a promotion the emulator fails, pauses and rolls forward
     emulator.set_promotion_fail(True)
     api("promote_to_environment", env, {"deployment_id": "dep1prod"})

@@ -238,7 +238,17 @@ def _cases(emu: EmulatorProcess) -> dict[str, tuple[Callable[[], BasetenPollTrig
             end_time=time.time() + 0.6, cancel_on_kill=True,
         )  # fmt: skip
 
+    def checkpoint_sync() -> BasetenPollTrigger:
+        from airflow_provider_baseten.triggers.checkpoint import CheckpointSyncTrigger
+
+        job = hook.create_training_job("proj1234", {"image": IMAGE, "name": "loop-sync"})
+        return CheckpointSyncTrigger(
+            conn_id="baseten_default", training_project_id="proj1234", training_job_id=job.id, poll_interval=0.1,
+            end_time=end,
+        )  # fmt: skip
+
     return {
+        "CheckpointSyncTrigger": (checkpoint_sync, "success"),
         "AsyncPredictTrigger": (async_predict, "success"),
         "DeploymentStatusTrigger": (deployment, "success"),
         "PromotionTrigger": (promotion, "success"),
@@ -248,6 +258,7 @@ def _cases(emu: EmulatorProcess) -> dict[str, tuple[Callable[[], BasetenPollTrig
 
 
 CASES = [
+    "CheckpointSyncTrigger",
     "AsyncPredictTrigger",
     "DeploymentStatusTrigger",
     "PromotionTrigger",

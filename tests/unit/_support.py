@@ -95,6 +95,10 @@ _ASYNC = {"request_id": REQ}
 _IN = {"prompt": "hello"}
 PROJECT = {"id": PROJ, "name": "fine-tune", "created_at": "2026-01-01T00:00:00Z", "latest_job": None}
 _RETRIED = {"retried": True, "reason": None, "deployment": DEPLOYMENT}
+_DEPLOY = {"config": {"model_name": "my-model"}, "deployment_name": "v2"}
+_KEY = "models/abc/model.tgz"
+_CREDS = {"aws_access_key_id": "ASIAEXAMPLE", "aws_secret_access_key": "s" * 40, "aws_session_token": "t" * 64}
+_CREATED = {"model": {"id": MODEL, "name": "my-model"}, "deployment": DEPLOYMENT}
 _LOGS = {"logs": [{"timestamp": "1500000000", "message": "boom", "replica": "abcde", "level": "ERROR"}]}
 
 CASES: dict[str, Case] = {
@@ -472,6 +476,38 @@ CASES: dict[str, Case] = {
             ],
             "metric_values": [{"start_epoch_millis": 1000, "values": [[1.0]]}],
         },
+    ),
+    # -- deploying over REST --
+    "prepare_model_upload": _c(
+        "prepare_model_upload",
+        _DEPLOY,
+        name="my-model",
+        body={"deployment": _DEPLOY, "dry_run": False, "name": "my-model"},
+        response={"creds": _CREDS, "s3_bucket": "b", "s3_key": _KEY, "s3_region": "us-west-2"},
+    ),
+    "create_model": _c(
+        "create_model",
+        "my-model",
+        _KEY,
+        _DEPLOY,
+        body={
+            "source": {
+                "kind": "model_archive",
+                "name": "my-model",
+                "s3_key": _KEY,
+                "deployment": _DEPLOY,
+                "disable_archive_download": False,
+            }
+        },
+        response=_CREATED,
+    ),
+    "create_model_deployment": _c(
+        "create_model_deployment",
+        _KEY,
+        _DEPLOY,
+        params=_M,
+        body={"source": {"kind": "model_archive", "s3_key": _KEY, "deployment": _DEPLOY}},
+        response=_CREATED,
     ),
 }
 

@@ -184,6 +184,7 @@ def test_provider_info_declares_the_connection_form():
         "model_apis_url",
         "auth_scheme",
         "url_format",
+        "upload_endpoint_url",
     }
     for name, spec in fields.items():
         assert spec["label"] and "type" in spec["schema"], name

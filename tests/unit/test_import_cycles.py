@@ -20,7 +20,13 @@ _HOOKS = "airflow_provider_baseten.hooks"
 KNOWN: dict[frozenset[str], str] = {
     frozenset({f"{_HOOKS}._api", f"{_HOOKS}._core"}): "type only: _api's descriptors name _HookCore as their owner",
     frozenset(
-        {"airflow_provider_baseten._logs", f"{_HOOKS}.baseten", f"{_HOOKS}._deployments", f"{_HOOKS}._training"}
+        {
+            "airflow_provider_baseten._logs",
+            f"{_HOOKS}.baseten",
+            f"{_HOOKS}._deployments",
+            f"{_HOOKS}._training",
+            f"{_HOOKS}._deploy",
+        }
     ): "_logs names BasetenHook for types only; the hook's mixins import _logs lazily",
 }
 

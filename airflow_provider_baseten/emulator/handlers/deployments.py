@@ -60,7 +60,10 @@ class DeploymentHandlers(StateCore):
 
     def _get_dep(self, params: dict[str, str], which: str | None = None) -> tuple[Model, Deployment]:
         model = self._model(params["model_id"])
-        return model, self._deployment(model, which or params["deployment_id"])
+        dep = self._deployment(model, which or params["deployment_id"])
+        if self.clock.now() < dep.visible_at:  # just created: not visible yet, as Baseten's first seconds
+            raise ApiError(404, f"Deployment {dep.id} of model {model.id} not found")
+        return model, dep
 
     def _h_get_deployment(self, params: dict[str, str], *_: Any) -> Any:
         return 200, self._deployment_json(*self._get_dep(params))

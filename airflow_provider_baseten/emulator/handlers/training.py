@@ -41,7 +41,15 @@ class TrainingHandlers(StateCore):
             "name": job.name,
             "priority": 0,
             "availability_model": "dedicated",
+            "checkpoint_sync_status": self._sync_status(job, now),
         }
+
+    def _sync_status(self, job: TrainingJob, now: float) -> str | None:
+        """``None`` until the job completes, then ``SYNCING`` for ``durations.checkpoint_sync``, then ``COMPLETED``."""
+        status, since = job.status(now)
+        if status != "TRAINING_JOB_COMPLETED":
+            return None
+        return "COMPLETED" if now >= since + job.durations.checkpoint_sync else "SYNCING"
 
     def _project_json(self, project: dict[str, Any], now: float) -> dict[str, Any]:
         jobs = [j for j in self.jobs.values() if j.project_id == project["id"]]
@@ -120,6 +128,7 @@ class TrainingHandlers(StateCore):
         status, _ = job.status(now)
         count = 2 if status == "TRAINING_JOB_COMPLETED" else (1 if progress >= 0.5 else 0)
         run_start = job.created + sum(d for _, d in job.timeline()[:-1])
+        synced = "COMPLETE" if self._sync_status(job, now) == "COMPLETED" else "SYNCING"
         return [
             {
                 "checkpoint_id": f"checkpoint-{i}",
@@ -129,6 +138,7 @@ class TrainingHandlers(StateCore):
                 "lora_adapter_config": {"r": 16, "lora_alpha": 32},
                 "size_bytes": 1_048_576 * i,
                 "training_job_id": job.id,
+                "sync_status": synced,
             }
             for i in range(1, count + 1)
         ]
