@@ -400,7 +400,12 @@ def test_a_deploy_into_an_environment_emits_its_asset_and_lineage(conn: Any, def
 
     with DAG(f"t_deploy_asset_{deferrable}", schedule=None, start_date=START) as dag:
         into = DeployModelOperator(
-            task_id="into", config=CONFIG, model_name="my-finetune", environment="staging", deferrable=deferrable, **FAST
+            task_id="into",
+            config=CONFIG,
+            model_name="my-finetune",
+            environment="staging",
+            deferrable=deferrable,
+            **FAST,
         )
         DeployModelOperator(task_id="plain", config=CONFIG, model_name="my-finetune", deferrable=deferrable, **FAST)
     assert into.outlets == [AssetAlias(assets.ENVIRONMENT_ALIAS)]  # the model id is known only at run time
