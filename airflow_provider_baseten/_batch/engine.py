@@ -25,6 +25,7 @@ from airflow_provider_baseten.exceptions import (
 if TYPE_CHECKING:
     from airflow_provider_baseten._transport import Transport
 
+from airflow_provider_baseten._batch.adaptive import AUTO, AUTO_CEILING, AdaptiveLimit
 from airflow_provider_baseten._batch.budget import (
     ErrorBudget,
     _FirstFailures,
@@ -116,7 +117,7 @@ async def run_batch(
     route: Route,
     inputs: Iterable[Any],
     *,
-    max_concurrency: int = 32,
+    max_concurrency: int | str = 32,
     on_error: str = "fail",
     output_path: Any = None,
     resume: bool = False,
@@ -132,10 +133,8 @@ async def run_batch(
     if on_error not in ON_ERROR:
         raise BasetenValidationError(f"on_error must be 'fail' or 'record', got {on_error!r}.", field="on_error")
     budget = ErrorBudget.resolve(on_error, max_failures, max_error_rate)
-    if not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 1024:
-        raise BasetenValidationError(
-            f"max_concurrency must be an integer from 1 to 1024, got {max_concurrency!r}.", field="max_concurrency"
-        )
+    adaptive = AdaptiveLimit() if max_concurrency == AUTO else None
+    workers = AUTO_CEILING if adaptive is not None else check_concurrency(max_concurrency)
     if resume and output_path is None:
         raise BasetenValidationError("resume=True needs output_path (it skips lines already there).", field="resume")
     if total is None and isinstance(inputs, Sized):
@@ -145,15 +144,18 @@ async def run_batch(
 
     sink: _MemorySink | _JsonlSink = _JsonlSink(output_path, resume) if output_path is not None else _MemorySink()
     result = BatchResult(total=total or 0, output_path=str(output_path) if output_path is not None else None)
-    run = _Run(transport, inputs, sink, result, budget, max_concurrency, abort_after_consecutive)
+    run = _Run(transport, inputs, sink, result, budget, workers, abort_after_consecutive, adaptive)
     progress = _Progress(total, progress_interval, log)
     started = time.monotonic()
     retries_before = transport.retry_counts.copy()
     quiet_before, transport.quiet_retries = transport.quiet_retries, True
     try:
         prepared = _Prepared(transport, route)  # inside the try: the sink is closed whatever happens
-        await asyncio.gather(*(run.worker(prepared, progress) for _ in range(max_concurrency)))
+        await asyncio.gather(*(run.worker(prepared, progress, slot) for slot in range(workers)))
     finally:
+        if adaptive is not None:
+            adaptive.close()
+            log.info("Batch predict max_concurrency='auto': %s", adaptive.summary())
         run.flush()  # keep what finished even if we stop early, then close the file
         transport.quiet_retries = quiet_before
         result.retries = dict(transport.retry_counts - retries_before)
@@ -184,6 +186,7 @@ class _Run:
         budget: ErrorBudget,
         max_concurrency: int,
         abort_after_consecutive: int | None,
+        adaptive: AdaptiveLimit | None = None,
     ) -> None:
         self.transport = transport
         self.source = enumerate(inputs)
@@ -191,7 +194,10 @@ class _Run:
         self.result = result
         self.budget = budget
         self.window = max(1024, 16 * max_concurrency)
-        self.abort_after = abort_after_consecutive or max(50, 4 * max_concurrency)
+        # An auto batch backs off to a few workers in an outage: count its run of failures as a small batch's.
+        breaker = adaptive.floor if adaptive is not None else max_concurrency
+        self.abort_after = abort_after_consecutive or max(50, int(4 * breaker))
+        self.adaptive = adaptive
         self.pending: dict[int, tuple[Any, str | None]] = {}
         self.next_write = 0
         self.seen = 0
@@ -289,12 +295,19 @@ class _Run:
             output, error, exc = await prepared.send(client, item, send)
         return output, error, exc
 
-    async def worker(self, prepared: _Prepared, progress: _Progress) -> None:
-        """Take inputs and send them on this worker's own one-connection client until none are left."""
+    async def worker(self, prepared: _Prepared, progress: _Progress, slot: int = 0) -> None:
+        """Take inputs and send them on this worker's own one-connection client until none are left.
+
+        With an adaptive limit, worker ``slot`` takes an item only while the limit admits it (it opens its
+        connection when first admitted), and the limit sees the answer to every attempt it sends.
+        """
+        adaptive = self.adaptive
+        if adaptive is not None and not await adaptive.admit(slot):
+            return
         client = self.transport.new_async_client(1)
-        send = _direct_send(client)
+        send = _direct_send(client) if adaptive is None else adaptive.wrap(_direct_send(client))
         try:
-            while (got := await self.take()) is not None:
+            while (adaptive is None or await adaptive.admit(slot)) and (got := await self.take()) is not None:
                 index, item = got
                 output, error, exc = await self.attempt(prepared, client, item, send)
                 self.finished(index, exc, error)
@@ -304,7 +317,18 @@ class _Run:
                     async with self.room:
                         self.room.notify_all()
         finally:
+            if adaptive is not None:
+                adaptive.close()  # no inputs left (or the batch stopped): the waiting workers are not needed
             await client.aclose()
+
+
+def check_concurrency(value: Any) -> int:
+    """``value`` if it is a valid fixed ``max_concurrency`` (1-1024), else a :class:`BasetenValidationError`."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024:
+        return value
+    raise BasetenValidationError(
+        f"max_concurrency must be an integer from 1 to 1024 or 'auto', got {value!r}.", field="max_concurrency"
+    )
 
 
 def _verdict(result: BatchResult, run: _Run, on_error: str, budget: ErrorBudget, log: Any) -> None:
