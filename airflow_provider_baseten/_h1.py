@@ -101,6 +101,11 @@ def raw_head(request: httpx.Request) -> bytes:
     return b"".join(lines)
 
 
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
+
+
 class H1Transport(httpx.AsyncBaseTransport):
     """One HTTP/1.1 keep-alive connection (reconnects when the server closes it).
 
@@ -150,12 +155,17 @@ class H1Transport(httpx.AsyncBaseTransport):
             head, body = raw
         else:
             head, body = raw_head(request), await request.aread()
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
         proto.waiter = waiter
         assert proto.transport is not None
         proto.transport.write(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body))
+        # One timer on the answer's own future: asyncio.wait_for would add a second future, a callback and
+        # a loop step to every request.
+        read_timeout = timeouts.get("read")
+        timer = loop.call_later(read_timeout, _expire, waiter) if read_timeout is not None else None
         try:
-            status, headers, content, keep_alive = await asyncio.wait_for(waiter, timeouts.get("read"))
+            status, headers, content, keep_alive = await waiter
         except asyncio.TimeoutError:
             await self._drop()
             raise httpx.ReadTimeout("Timed out reading the response", request=request) from None
@@ -165,6 +175,8 @@ class H1Transport(httpx.AsyncBaseTransport):
             raise
         finally:
             proto.waiter = None
+            if timer is not None:
+                timer.cancel()
         if not keep_alive:
             await self._drop()
         # The body is complete: hand it over as read. (Response(content=...) would stream it through the

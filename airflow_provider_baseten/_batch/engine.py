@@ -9,12 +9,15 @@ in input order through a bounded reorder window, so memory stays flat however ma
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import Iterable, Sized
+from collections.abc import Iterable, Iterator, Sized
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_baseten._errors import retry_kind
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
     BasetenBatchError,
@@ -292,6 +295,8 @@ class _Run:
             if self.aborted:
                 break
             rounds += 1
+            # Another attempt of this item after a failed one: a retry, counted by cause like the policy's.
+            self.transport.retry_counts[retry_kind(exc)] += 1
             output, error, exc = await prepared.send(client, item, send)
         return output, error, exc
 
@@ -388,15 +393,41 @@ def run_batch_sync(transport: Transport, route: Route, inputs: Iterable[Any], **
     Uses uvloop when it is installed (Airflow brings it: apache-airflow-core -> fastapi[standard] ->
     uvicorn[standard]); its event loop costs less CPU per request than asyncio's, and the batch is CPU-bound.
     """
-    try:
-        import uvloop
-    except ImportError:  # e.g. Windows, PyPy
-        return asyncio.run(run_batch(transport, route, inputs, **kwargs))
-    loop = uvloop.new_event_loop()
-    try:
-        return loop.run_until_complete(run_batch(transport, route, inputs, **kwargs))
-    finally:
+    with _few_collections():
         try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            import uvloop
+        except ImportError:  # e.g. Windows, PyPy
+            return asyncio.run(run_batch(transport, route, inputs, **kwargs))
+        loop = uvloop.new_event_loop()
+        try:
+            return loop.run_until_complete(run_batch(transport, route, inputs, **kwargs))
         finally:
-            loop.close()
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+
+#: The youngest generation's collection threshold while a batch runs (Python's default is 700).
+BATCH_GC_THRESHOLD = 20_000
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Run the batch with fewer garbage collections, and none over what existed before it started.
+
+    Every request allocates a few dozen short-lived objects, and hundreds of requests in flight keep many
+    coroutines and futures alive, so the default threshold (700) ran a young-generation collection every
+    few requests: at concurrency 512 about a third of the client's CPU per request in the profile. During the
+    batch the threshold is :data:`BATCH_GC_THRESHOLD` and the objects alive at its start (Airflow's, the
+    provider's) are frozen out of collections; both are restored when it ends. Garbage is still collected,
+    in larger steps, so memory stays flat.
+    """
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(before[0], BATCH_GC_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
