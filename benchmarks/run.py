@@ -216,7 +216,7 @@ def print_table(rows: list[dict[str, Any]], title: str, what: str = "requests") 
     for row in rows:
         print(
             f"| {row['client']} | {row['runs']} | {row['median']:.3f} s ({row['best']:.3f} s) | {row['rps']:,.0f} | "
-            f"{row['x_limit']:.2f}× | {row['x_rust']:.2f}× | {row['cpu_us']:.0f} µs ({row['cpu_best_us']:.0f} µs) |"  # noqa: RUF001
+            f"{'–' if row['x_limit'] != row['x_limit'] else format(row['x_limit'], '.2f') + '×'} | {row['x_rust']:.2f}× | {row['cpu_us']:.0f} µs ({row['cpu_best_us']:.0f} µs) |"  # noqa: RUF001
         )
     print()
 
