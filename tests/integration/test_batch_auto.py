@@ -6,6 +6,7 @@ served, and counts the refusals and the most it served at once itself: the tests
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -125,3 +126,25 @@ def test_the_emulator_capacity_can_be_set_by_config_and_admin(
     assert emu.core.predict_capacity is None
     emu.reset()
     assert emu.core.predict_capacity == 3  # back to the start config
+
+
+def test_an_outage_still_stops_an_auto_batch_early_keeping_what_succeeded(
+    emulator: BasetenEmulator, tmp_path: Path
+) -> None:
+    from airflow_provider_baseten.emulator.config import FaultRule
+    from airflow_provider_baseten.exceptions import BasetenServerError
+
+    out = tmp_path / "out.jsonl"
+    hook = make_hook(emulator)
+    first = hook.predict_batch([{"i": i} for i in range(100)], max_concurrency="auto", output_path=out)
+    assert first.succeeded == 100
+    emulator.set_faults([FaultRule("503", rate=1.0, endpoints=["production_predict"])])
+    before = len(_predicts(emulator))
+    with pytest.raises(BasetenServerError, match="Batch stopped") as info:
+        hook.predict_batch([{"i": i} for i in range(2000)], max_concurrency="auto", output_path=out, resume=True)
+    sent = len(_predicts(emulator)) - before
+    assert "rerun with resume=True" in str(info.value)
+    assert sent < 600  # the circuit breaker stopped it: not 2,000 items x 4 attempts x 3 rounds
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["index"] for line in lines if "output" in line] == list(range(100))  # what succeeded is kept
+    assert all("error" in line for line in lines if line["index"] >= 100)
