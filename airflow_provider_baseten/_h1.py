@@ -16,6 +16,11 @@ from typing import Any, cast
 
 import httpx
 
+#: A request extension a batch request may carry: ``(head, body)``, the request line and headers (all but
+#: ``Content-Length``, ending in ``\r\n``) built once for the whole batch by :func:`raw_head`, and the body.
+#: Requests without it are serialised from their ``httpx`` headers as usual.
+RAW = "baseten_h1_raw"
+
 try:
     import httptools
 except ImportError:  # pragma: no cover - httptools comes with Airflow; without it batch uses httpx's transport
@@ -79,6 +84,28 @@ class _Protocol(asyncio.Protocol):
             self.waiter.set_exception(exc)
 
 
+def raw_head(request: httpx.Request) -> bytes:
+    """``request``'s request line and headers as this transport writes them, less ``Content-Length`` and the
+    blank line that ends the head (the same for every request of a batch: build it once)."""
+    url = request.url
+    lines = [
+        b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (request.method.encode(), url.raw_path, request.headers["host"].encode())
+    ]
+    for name, value in request.headers.raw:
+        lname = name.lower()
+        if lname in (b"host", b"content-length"):
+            continue
+        if lname == b"accept-encoding":  # answers come back as sent: no decoding step needed
+            value = b"identity"
+        lines.append(b"%s: %s\r\n" % (name, value))
+    return b"".join(lines)
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
+
+
 class H1Transport(httpx.AsyncBaseTransport):
     """One HTTP/1.1 keep-alive connection (reconnects when the server closes it).
 
@@ -123,25 +150,22 @@ class H1Transport(httpx.AsyncBaseTransport):
         if proto is None or proto.closed or self._origin != origin:
             await self._drop()
             proto = self._proto = await self._connect(request, origin, timeouts.get("connect"))
-        body = await request.aread()  # a prepared stream is joined once (batch bodies are small)
-        lines = [
-            b"%s %s HTTP/1.1\r\nHost: %s\r\n"
-            % (request.method.encode(), url.raw_path, request.headers["host"].encode())
-        ]
-        for name, value in request.headers.raw:
-            lname = name.lower()
-            if lname == b"host":
-                continue
-            if lname == b"accept-encoding":  # answers come back as sent: no decoding step needed
-                value = b"identity"
-            lines.append(b"%s: %s\r\n" % (name, value))
-        lines.append(b"\r\n")
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        raw = request.extensions.get(RAW)
+        if raw is not None:  # a batch request: its head was built once for the batch
+            head, body = raw
+        else:
+            head, body = raw_head(request), await request.aread()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
         proto.waiter = waiter
         assert proto.transport is not None
-        proto.transport.write(b"".join(lines) + body)
+        proto.transport.write(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body))
+        # One timer on the answer's own future: asyncio.wait_for would add a second future, a callback and
+        # a loop step to every request.
+        read_timeout = timeouts.get("read")
+        timer = loop.call_later(read_timeout, _expire, waiter) if read_timeout is not None else None
         try:
-            status, headers, content, keep_alive = await asyncio.wait_for(waiter, timeouts.get("read"))
+            status, headers, content, keep_alive = await waiter
         except asyncio.TimeoutError:
             await self._drop()
             raise httpx.ReadTimeout("Timed out reading the response", request=request) from None
@@ -151,9 +175,15 @@ class H1Transport(httpx.AsyncBaseTransport):
             raise
         finally:
             proto.waiter = None
+            if timer is not None:
+                timer.cancel()
         if not keep_alive:
             await self._drop()
-        return httpx.Response(status, headers=headers, content=content, request=request)
+        # The body is complete: hand it over as read. (Response(content=...) would stream it through the
+        # decoders again; an httpx without ``_content`` just reads the stream.)
+        response = httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), request=request)
+        response._content = content
+        return response
 
     async def _drop(self) -> None:
         if self._proto is not None and self._proto.transport is not None:

@@ -1,18 +1,27 @@
-"""``make bench``: batch-predict throughput against Baseten's Rust client, peak memory, and import cost.
+"""``make bench``: batch speed against Baseten's Rust client, adaptive concurrency, peak memory, import cost.
 
-1. Throughput. N = 5,000 predictions at concurrency 64 against a local server (``benchmarks/server.py``, its
-   own process) that answers each POST after 20 ms, so the latency limit is N / 64 * 20 ms = 1.5625 s.
-   Three clients, in rounds (one run of each per round, so machine noise hits all of them alike):
-   our ``BasetenHook.predict_batch``, ``baseten_performance_client.PerformanceClient.batch_post`` (Rust)
-   and a plain ``httpx.AsyncClient`` with one shared pool and an ``asyncio.Semaphore(64)``. Every run's
-   answers are checked (all present, in input order).
-2. Memory. N = 100,000 inputs from a JSONL file to a JSONL file through ``predict_batch(read_jsonl(...),
+Every case runs the clients in alternating rounds (one run of each per round, the order reversed every other
+round, so machine noise hits all alike) against a local server (``benchmarks/server.py``, its own process),
+and checks every run's answers (all present, in input order). Wall time is the median over the rounds;
+client CPU is the process's user+sys time (all threads; the server is another process) per request.
+
+1. ``64``: N = 5,000 predictions at concurrency 64, 20 ms server: ``BasetenHook.predict_batch``,
+   ``baseten_performance_client.PerformanceClient.batch_post`` (Rust) and a plain ``httpx.AsyncClient``
+   with one shared pool and an ``asyncio.Semaphore(64)``.
+2. ``512``: 20,000 predictions at concurrency 512, 50 ms server: ours and Rust (target <= 1.0x Rust).
+3. ``0ms``: 20,000 predictions at concurrency 64, 0 ms server: client CPU per request (target <= 80 us).
+4. ``embed``: ``hook.embed_batch`` of 50,000 texts, 32 per request, concurrency 32, 20 ms server, against
+   ``PerformanceClient.embed`` with the same batch size and concurrency; every vector is checked against its
+   text (target <= 1.0x Rust). Skipped, saying so, on a build whose hook has no ``embed_batch``.
+5. ``auto``: ``max_concurrency="auto"`` against a 20 ms server that answers 503 beyond a capacity the
+   client is not told (96), next to fixed settings; the server counts the 503s (target >= 90 % of the best
+   fixed setting's throughput, < 2 % of requests answered 503).
+6. ``memory``: N = 100,000 inputs from a JSONL file to a JSONL file through ``predict_batch(read_jsonl(...),
    output_path=..., total=N)`` in a fresh subprocess against a 0 ms server; peak RSS is ``ru_maxrss``.
-3. Import cost. In fresh subprocesses, the time to ``import airflow.sdk`` versus ``import airflow.sdk``
+7. ``imports``: in fresh subprocesses, the time to ``import airflow.sdk`` versus ``import airflow.sdk``
    plus the provider's hook, operators and sensors; the median difference over many runs.
 
-Options: ``--rounds`` (default 3), ``--n``, ``--plain-rounds`` (the plain httpx loop is slow; default 1),
-``--skip-memory``, ``--skip-imports``, ``--import-reps``.
+``--only 512,auto`` runs some cases; ``--help`` lists the sizes and round counts.
 """
 
 from __future__ import annotations
@@ -46,10 +55,10 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 # -- the server ----------------------------------------------------------------------------------------
 @contextmanager
-def serve(delay_ms: float):
+def serve(delay_ms: float, capacity: int = 0):
     """Start ``server.py`` in its own process on 127.0.0.1; yield its port; stop it afterwards."""
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "server.py"), "--delay-ms", str(delay_ms)],
+        [sys.executable, str(HERE / "server.py"), "--delay-ms", str(delay_ms), "--capacity", str(capacity)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -65,6 +74,14 @@ def serve(delay_ms: float):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def server_stats(port: int) -> dict[str, int]:
+    """The server's own counts: ``served``, ``rejected`` (503 over capacity), ``peak_inflight``."""
+    import httpx
+
+    stats: dict[str, int] = httpx.get(f"http://127.0.0.1:{port}/__stats").json()
+    return stats
 
 
 def inference_url(port: int) -> str:
@@ -84,26 +101,30 @@ def check(outputs: list[Any], inputs: list[dict[str, Any]], who: str) -> None:
             raise AssertionError(f"{who}: answer {i} is {out!r}, expected the echo of {inp!r}")
 
 
-# -- the three clients ---------------------------------------------------------------------------------
-def make_ours(port: int) -> Any:
+# -- the clients ---------------------------------------------------------------------------------------
+def make_hook(port: int) -> Any:
     from airflow_provider_baseten._transport import Settings
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-    hook = BasetenHook(settings=Settings(api_key=API_KEY, model_id=MODEL_ID, inference_url=inference_url(port)))
+    return BasetenHook(settings=Settings(api_key=API_KEY, model_id=MODEL_ID, inference_url=inference_url(port)))
+
+
+def make_ours(port: int, concurrency: int | str = CONCURRENCY) -> Any:
+    hook = make_hook(port)
 
     def run(inputs: list[Any]) -> list[Any]:
-        result = hook.predict_batch(inputs, max_concurrency=CONCURRENCY)
+        result = hook.predict_batch(inputs, max_concurrency=concurrency, progress_interval=3600)
         assert result.failed == 0, result.failures
         return result.results  # type: ignore[return-value]
 
     return run
 
 
-def make_rust(port: int) -> Any:
+def make_rust(port: int, concurrency: int = CONCURRENCY) -> Any:
     from baseten_performance_client import PerformanceClient, RequestProcessingPreference
 
     client = PerformanceClient(base_url=f"http://127.0.0.1:{port}/model/{MODEL_ID}", api_key=API_KEY)
-    pref = RequestProcessingPreference(max_concurrent_requests=CONCURRENCY, timeout_s=60.0)
+    pref = RequestProcessingPreference(max_concurrent_requests=concurrency, timeout_s=60.0)
 
     def run(inputs: list[Any]) -> list[Any]:
         return client.batch_post("/production/predict", inputs, preference=pref).data
@@ -111,15 +132,15 @@ def make_rust(port: int) -> Any:
     return run
 
 
-def make_plain_httpx(port: int) -> Any:
+def make_plain_httpx(port: int, concurrency: int = CONCURRENCY) -> Any:
     import httpx
 
     url = f"http://127.0.0.1:{port}/model/{MODEL_ID}/production/predict"
     headers = {"Authorization": f"Bearer {API_KEY}"}
 
     async def batch(inputs: list[Any]) -> list[Any]:
-        sem = asyncio.Semaphore(CONCURRENCY)
-        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        sem = asyncio.Semaphore(concurrency)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(limits=limits, headers=headers, timeout=60.0) as client:
 
             async def one(item: Any) -> Any:
@@ -136,69 +157,227 @@ def make_plain_httpx(port: int) -> Any:
     return run
 
 
-# -- throughput ----------------------------------------------------------------------------------------
-def throughput(n: int, rounds: int, plain_rounds: int) -> list[dict[str, Any]]:
-    inputs = make_inputs(n)
-    limit = n / CONCURRENCY * DELAY_MS / 1000
-    names = {
-        "ours": "airflow-provider-baseten predict_batch",
-        "rust": "baseten-performance-client batch_post (Rust)",
-        "plain": "plain httpx.AsyncClient + Semaphore(64)",
-    }
-    times: dict[str, list[float]] = {k: [] for k in names}
-    cpus: dict[str, list[float]] = {k: [] for k in names}
-    with serve(DELAY_MS) as port:
-        clients = {"ours": make_ours(port), "rust": make_rust(port), "plain": make_plain_httpx(port)}
-        for run in (clients["ours"], clients["rust"]):  # warm up: imports, first connections
-            check(run(inputs[:256]), inputs[:256], "warm-up")
-        for r in range(max(rounds, plain_rounds)):
-            for key, run in clients.items():
-                if r >= (plain_rounds if key == "plain" else rounds):
-                    continue
-                t0, c0 = time.perf_counter(), time.process_time()
-                out = run(inputs)
-                elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-                check(out, inputs, names[key])
-                times[key].append(elapsed)
-                cpus[key].append(cpu)
-                print(f"  round {r + 1}: {names[key]:<46} {elapsed:6.3f} s wall, {cpu:6.3f} s CPU", flush=True)
-    rust_best = min(times["rust"])
-    rows = []
-    for key, label in names.items():
-        best, median = min(times[key]), statistics.median(times[key])
-        rows.append(
-            {
-                "client": label,
-                "runs": len(times[key]),
-                "best": best,
-                "median": median,
-                "rps": n / best,
-                "x_limit": best / limit,
-                "x_rust": best / rust_best,
-                "cpu_us": min(cpus[key]) / n * 1e6,
-            }
-        )
-    return rows
+# -- alternating rounds --------------------------------------------------------------------------------
+def rounds_of(
+    clients: dict[str, Any], inputs: list[Any], rounds: int, check_fn: Any, runs_of: dict[str, int] | None = None
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Run every client once per round (the order reversed every other round, so machine noise and any
+    warm-up hit all alike); return wall and CPU seconds per client. Every run's output is checked."""
+    times: dict[str, list[float]] = {k: [] for k in clients}
+    cpus: dict[str, list[float]] = {k: [] for k in clients}
+    runs_of = runs_of or {}
+    for r in range(rounds):
+        order = list(clients) if r % 2 == 0 else list(reversed(clients))
+        for key in order:
+            if r >= runs_of.get(key, rounds):
+                continue
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = clients[key](inputs)
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+            check_fn(out, inputs, key)
+            times[key].append(elapsed)
+            cpus[key].append(cpu)
+            print(f"  round {r + 1}: {key:<48} {elapsed:7.3f} s wall, {cpu:7.3f} s CPU", flush=True)
+    return times, cpus
 
 
-def print_table(rows: list[dict[str, Any]], n: int) -> None:
-    limit = n / CONCURRENCY * DELAY_MS / 1000
+def rows_of(
+    times: dict[str, list[float]], cpus: dict[str, list[float]], n: int, requests: int, limit: float, rust: str
+) -> list[dict[str, Any]]:
+    """Table rows: median and best wall time, requests/s and CPU per request (medians), x the Rust client."""
+    rust_median = statistics.median(times[rust])
+    return [
+        {
+            "client": key,
+            "runs": len(times[key]),
+            "median": statistics.median(times[key]),
+            "best": min(times[key]),
+            "rps": requests / statistics.median(times[key]),
+            "x_limit": statistics.median(times[key]) / limit if limit else float("nan"),
+            "x_rust": statistics.median(times[key]) / rust_median,
+            "cpu_us": statistics.median(cpus[key]) / requests * 1e6,
+            "cpu_best_us": min(cpus[key]) / requests * 1e6,
+            "items": n,
+        }
+        for key in times
+        if times[key]
+    ]
+
+
+def print_table(rows: list[dict[str, Any]], title: str, what: str = "requests") -> None:
+    print()
+    print(title)
     print()
     print(
-        f"N = {n:,} predictions, concurrency {CONCURRENCY}, server latency {DELAY_MS:.0f} ms "
-        f"(latency limit {limit:.4f} s); wall time = best of the runs (median beside it); client CPU = least\n"
-        "process CPU time (user+sys, all threads; the server is another process) per request over the runs"
+        f"| client | runs | wall time, median (best) | {what}/s | × latency limit | × Rust client (median) "  # noqa: RUF001
+        "| client CPU/request, median (least) |"
     )
-    print()
-    header = "| client | runs | wall time, best (median) | requests/s | × latency limit | × Rust client | client CPU/request |"  # noqa: RUF001
-    print(header)
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['client']} | {row['runs']} | {row['best']:.3f} s ({row['median']:.3f} s) | "
-            f"{row['rps']:,.0f} | {row['x_limit']:.2f}× | {row['x_rust']:.2f}× | {row['cpu_us']:.0f} µs |"  # noqa: RUF001
+            f"| {row['client']} | {row['runs']} | {row['median']:.3f} s ({row['best']:.3f} s) | {row['rps']:,.0f} | "
+            f"{'–' if row['x_limit'] != row['x_limit'] else format(row['x_limit'], '.2f') + '×'} | {row['x_rust']:.2f}× | {row['cpu_us']:.0f} µs ({row['cpu_best_us']:.0f} µs) |"  # noqa: RUF001
         )
     print()
+
+
+OURS = "airflow-provider-baseten predict_batch"
+RUST = "baseten-performance-client batch_post (Rust)"
+
+
+def throughput(
+    n: int, concurrency: int, delay_ms: float, rounds: int, plain_rounds: int = 0
+) -> tuple[list[dict[str, Any]], str]:
+    """``n`` predictions at ``concurrency`` against a ``delay_ms`` server: ours, Rust (and plain httpx)."""
+    inputs = make_inputs(n)
+    limit = n / concurrency * delay_ms / 1000
+    with serve(delay_ms) as port:
+        clients = {OURS: make_ours(port, concurrency), RUST: make_rust(port, concurrency)}
+        if plain_rounds:
+            clients[f"plain httpx.AsyncClient + Semaphore({concurrency})"] = make_plain_httpx(port, concurrency)
+        for run in (clients[OURS], clients[RUST]):  # warm up: imports, first connections
+            check(run(inputs[:256]), inputs[:256], "warm-up")
+        plain = {k: plain_rounds for k in clients if k.startswith("plain")}
+        times, cpus = rounds_of(clients, inputs, max(rounds, plain_rounds), check, plain)
+    rows = rows_of(times, cpus, n, n, limit, RUST)
+    title = (
+        f"N = {n:,} predictions, concurrency {concurrency}, server latency {delay_ms:.0f} ms (latency limit "
+        f"{limit:.4f} s); wall time = median of alternating rounds (best beside it); client CPU = process "
+        "CPU time (user+sys, all threads; the server is another process) per request"
+    )
+    return rows, title
+
+
+# -- embeddings ----------------------------------------------------------------------------------------
+EMBED_MODEL = "bench-embedder"
+
+
+def make_texts(n: int) -> list[str]:
+    return [f"text number {i} " + "word " * (i % 7) for i in range(n)]
+
+
+def check_vectors(outputs: Any, texts: list[str], who: str) -> None:
+    """One vector per text, each the server's vector of that text: so in input order."""
+    from server import vector
+
+    if len(outputs) != len(texts):
+        raise AssertionError(f"{who}: {len(outputs)} vectors for {len(texts)} texts")
+    for i, (out, text) in enumerate(zip(outputs, texts, strict=True)):
+        vec = out.get("embedding") if isinstance(out, dict) else getattr(out, "embedding", out)
+        if list(vec) != vector(text):
+            raise AssertionError(f"{who}: vector {i} is {vec!r}, expected {vector(text)!r} (the text {text!r})")
+
+
+def embed(n: int, batch_size: int, concurrency: int, delay_ms: float, rounds: int) -> tuple[list[dict[str, Any]], str]:
+    """``hook.embed_batch`` against ``PerformanceClient.embed``: same texts, batch size and concurrency."""
+    from baseten_performance_client import PerformanceClient, RequestProcessingPreference
+
+    texts = make_texts(n)
+    requests = -(-n // batch_size)
+    limit = -(-requests // concurrency) * delay_ms / 1000
+    ours_label, rust_label = "airflow-provider-baseten embed_batch", "baseten-performance-client embed (Rust)"
+    with serve(delay_ms) as port:
+        hook = make_hook(port)
+        rust = PerformanceClient(
+            base_url=f"http://127.0.0.1:{port}/model/{MODEL_ID}/environments/production/sync", api_key=API_KEY
+        )
+        pref = RequestProcessingPreference(max_concurrent_requests=concurrency, batch_size=batch_size, timeout_s=60.0)
+
+        def run_rust(items: list[str]) -> list[Any]:
+            return [d.embedding for d in rust.embed(items, model=EMBED_MODEL, preference=pref).data]
+
+        def run_ours(items: list[str]) -> list[Any]:
+            result = hook.embed_batch(items, model=EMBED_MODEL, batch_size=batch_size, max_concurrency=concurrency)
+            return result.results  # type: ignore[no-any-return]
+
+        clients = {ours_label: run_ours, rust_label: run_rust}
+        for run in clients.values():
+            check_vectors(run(texts[:512]), texts[:512], "warm-up")
+        times, cpus = rounds_of(clients, texts, rounds, check_vectors)
+    rows = rows_of(times, cpus, n, requests, limit, rust_label)
+    title = (
+        f"embed: {n:,} texts, {batch_size} per request ({requests:,} requests), concurrency {concurrency}, "
+        f"server latency {delay_ms:.0f} ms (latency limit {limit:.3f} s); every vector checked against its "
+        "text, in input order; CPU per request (not per text)"
+    )
+    return rows, title
+
+
+# -- adaptive concurrency ------------------------------------------------------------------------------
+def auto_concurrency(
+    n: int, capacity: int, delay_ms: float, fixed: list[int], rounds: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``max_concurrency="auto"`` against a server that refuses (503) what exceeds a capacity it does not
+    tell, next to fixed settings; the server counts the 503s."""
+    inputs = make_inputs(n)
+    settings: list[int | str] = [*fixed, "auto"]
+    times: dict[str, list[float]] = {str(c): [] for c in settings}
+    refused: dict[str, list[int]] = {str(c): [] for c in settings}
+    answered: dict[str, list[int]] = {str(c): [] for c in settings}
+    with serve(delay_ms, capacity) as port:
+        runs = {str(c): make_ours(port, c) for c in settings}
+        check(runs["auto"](inputs[:256]), inputs[:256], "warm-up")
+        for r in range(rounds):
+            order = list(runs) if r % 2 == 0 else list(reversed(runs))
+            for key in order:
+                before = server_stats(port)
+                t0 = time.perf_counter()
+                out = runs[key](inputs)
+                elapsed = time.perf_counter() - t0
+                after = server_stats(port)
+                check(out, inputs, f"max_concurrency={key}")
+                rejected = after["rejected"] - before["rejected"]
+                times[key].append(elapsed)
+                refused[key].append(rejected)
+                answered[key].append(rejected + after["served"] - before["served"])
+                print(
+                    f"  round {r + 1}: max_concurrency={key:<5} {elapsed:7.3f} s, {n / elapsed:7,.0f} req/s, "
+                    f"{rejected} answered 503",
+                    flush=True,
+                )
+    rows = []
+    for key in times:
+        median = statistics.median(times[key])
+        rows.append(
+            {
+                "setting": key,
+                "runs": len(times[key]),
+                "median": median,
+                "rps": n / median,
+                "refused": sum(refused[key]),
+                "answered": sum(answered[key]),
+            }
+        )
+    best = max((row for row in rows if row["setting"] != "auto"), key=lambda row: row["rps"])
+    auto = next(row for row in rows if row["setting"] == "auto")
+    return rows, {"best": best, "auto": auto, "share": auto["rps"] / best["rps"]}
+
+
+def print_auto(rows: list[dict[str, Any]], verdict: dict[str, Any], n: int, capacity: int, delay_ms: float) -> None:
+    print()
+    print(
+        f"max_concurrency: {n:,} predictions against a {delay_ms:.0f} ms server that answers 503 at once to any "
+        f"request beyond {capacity} in flight (the client is not told); median of alternating rounds; 503s "
+        "counted by the server"
+    )
+    print()
+    print("| max_concurrency | runs | wall time, median | requests/s | × best fixed | answered 503 |")  # noqa: RUF001
+    print("|---|---|---|---|---|---|")
+    best = verdict["best"]["rps"]
+    for row in rows:
+        share = 100 * row["refused"] / max(1, row["answered"])
+        print(
+            f"| {row['setting']} | {row['runs']} | {row['median']:.3f} s | {row['rps']:,.0f} | "
+            f"{row['rps'] / best:.2f}× | {row['refused']:,} ({share:.2f} %) |"  # noqa: RUF001
+        )
+    auto = verdict["auto"]
+    share = 100 * auto["refused"] / max(1, auto["answered"])
+    ok = verdict["share"] >= 0.9 and share < 2
+    print(
+        f"\nauto: {100 * verdict['share']:.0f} % of the best fixed setting's throughput "
+        f"(max_concurrency={verdict['best']['setting']}), {share:.2f} % answered 503 -> "
+        f"{'OK' if ok else 'MISSED'} (target >= 90 %, < 2 %)\n"
+    )
 
 
 # -- memory --------------------------------------------------------------------------------------------
@@ -313,11 +492,22 @@ def importtime_top(mods: list[str], env: dict[str, str], top: int = 6) -> list[t
 # -- main ----------------------------------------------------------------------------------------------
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=5000)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--n", type=int, default=5000, help="predictions in the concurrency-64 case")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds in the concurrency-64 case")
     p.add_argument("--plain-rounds", type=int, default=1)
+    p.add_argument("--n512", type=int, default=20_000, help="predictions in the concurrency-512 case")
+    p.add_argument("--rounds512", type=int, default=5)
+    p.add_argument("--n0", type=int, default=20_000, help="predictions in the 0 ms (CPU per request) case")
+    p.add_argument("--rounds0", type=int, default=5)
+    p.add_argument("--embed-n", type=int, default=50_000)
+    p.add_argument("--embed-rounds", type=int, default=5)
+    p.add_argument("--auto-n", type=int, default=10_000)
+    p.add_argument("--auto-capacity", type=int, default=96)
+    p.add_argument("--auto-fixed", default="32,64,96,128", help="fixed settings to compare 'auto' with")
+    p.add_argument("--auto-rounds", type=int, default=2)
     p.add_argument("--memory-n", type=int, default=100_000)
     p.add_argument("--import-reps", type=int, default=15)
+    p.add_argument("--only", default="", help="comma-separated cases: 64, 512, 0ms, embed, auto, memory, imports")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-imports", action="store_true")
@@ -327,14 +517,60 @@ def main() -> None:
         port, in_path, out_path, n = a.memory_child
         memory_child(int(port), in_path, out_path, int(n))
         return
+    only = {c for c in a.only.split(",") if c}
+    skip = {
+        *(("64", "512", "0ms", "embed", "auto") if a.skip_throughput else ()),
+        *(("memory",) if a.skip_memory else ()),
+        *(("imports",) if a.skip_imports else ()),
+    }
+
+    def wanted(case: str) -> bool:
+        return (not only or case in only) and case not in skip
 
     started = time.perf_counter()
     print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.2f}")
-    if not a.skip_throughput:
+    targets: list[str] = []
+    if wanted("64"):
         print(f"\n## Throughput: {a.n:,} predictions, concurrency {CONCURRENCY}, {DELAY_MS:.0f} ms server latency")
-        rows = throughput(a.n, a.rounds, a.plain_rounds)
-        print_table(rows, a.n)
-    if not a.skip_memory:
+        rows, title = throughput(a.n, CONCURRENCY, DELAY_MS, a.rounds, a.plain_rounds)
+        print_table(rows, title)
+    if wanted("512"):
+        print(f"## Throughput: {a.n512:,} predictions, concurrency 512, 50 ms server latency")
+        rows, title = throughput(a.n512, 512, 50.0, a.rounds512)
+        print_table(rows, title)
+        x = rows[0]["x_rust"]
+        targets.append(f"512 x 50 ms: {x:.2f}x the Rust client's wall time (median) -> {_ok(x <= 1.0)} (<= 1.0x)")
+    if wanted("0ms"):
+        print(f"## Client CPU: {a.n0:,} predictions, concurrency {CONCURRENCY}, 0 ms server latency")
+        rows, title = throughput(a.n0, CONCURRENCY, 0.0, a.rounds0)
+        print_table(rows, title)
+        cpu = rows[0]["cpu_us"]
+        targets.append(f"0 ms: {cpu:.0f} us client CPU per request (median) -> {_ok(cpu <= 80)} (<= 80 us)")
+    if wanted("embed"):
+        print(f"## Embeddings: {a.embed_n:,} texts, 32 per request, concurrency 32, 20 ms server latency")
+        from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+        if not hasattr(BasetenHook, "embed_batch"):
+            print("SKIPPED: this build's BasetenHook has no embed_batch (it comes with issue 15's OpenAI work)\n")
+            targets.append("embed_batch: SKIPPED (no BasetenHook.embed_batch in this build)")
+        else:
+            rows, title = embed(a.embed_n, 32, 32, 20.0, a.embed_rounds)
+            print_table(rows, title)
+            x = rows[0]["x_rust"]
+            targets.append(f"embed_batch: {x:.2f}x PerformanceClient.embed (median) -> {_ok(x <= 1.0)} (<= 1.0x)")
+    if wanted("auto"):
+        print(f"## Adaptive concurrency: {a.auto_n:,} predictions, 20 ms server latency, capacity {a.auto_capacity}")
+        fixed = [int(c) for c in a.auto_fixed.split(",")]
+        auto_rows, verdict = auto_concurrency(a.auto_n, a.auto_capacity, 20.0, fixed, a.auto_rounds)
+        print_auto(auto_rows, verdict, a.auto_n, a.auto_capacity, 20.0)
+        auto = verdict["auto"]
+        share = 100 * auto["refused"] / max(1, auto["answered"])
+        ok = verdict["share"] >= 0.9 and share < 2
+        targets.append(
+            f"auto: {100 * verdict['share']:.0f} % of the best fixed setting, {share:.2f} % answered 503 -> "
+            f"{_ok(ok)} (>= 90 %, < 2 %)"
+        )
+    if wanted("memory"):
         print(f"## Memory: {a.memory_n:,} predictions JSONL -> JSONL, 0 ms server latency, fresh subprocess")
         m = memory(a.memory_n)
         verdict = "OK" if m["peak_kb"] < 300 * 1024 else "OVER the 300 MB target"
@@ -343,7 +579,7 @@ def main() -> None:
             f"{m['lines']:,} lines written in input order in {m['elapsed']:.1f} s "
             f"({a.memory_n / m['elapsed']:,.0f} req/s) -> {verdict} (target < 300 MB)\n"
         )
-    if not a.skip_imports:
+    if wanted("imports"):
         print(f"## Import cost: fresh subprocesses, median of {a.import_reps} runs each, AIRFLOW_HOME a temp dir")
         c = import_cost(a.import_reps)
         verdict = "OK" if c["delta_ms"] <= 50 else "OVER the 50 ms target"
@@ -356,7 +592,16 @@ def main() -> None:
         for mod, ms in c["heaviest"]:
             print(f"  {ms:7.1f} ms  {mod}")
         print()
+    if targets:
+        print("## Speed targets (issue 15)")
+        for line in targets:
+            print(f"- {line}")
+        print()
     print(f"bench finished in {time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+
+
+def _ok(met: bool) -> str:
+    return "OK" if met else "MISSED"
 
 
 if __name__ == "__main__":

@@ -4,15 +4,19 @@
 
 from __future__ import annotations
 
+from airflow_provider_baseten._batch.adaptive import AUTO, AdaptiveLimit
 from airflow_provider_baseten._batch.budget import DEFAULT_RECORD_ERROR_RATE, EARLY_STOP_AFTER, ErrorBudget
-from airflow_provider_baseten._batch.engine import BatchResult, run_batch, run_batch_sync
+from airflow_provider_baseten._batch.engine import BatchResult, check_concurrency, run_batch, run_batch_sync
 from airflow_provider_baseten._batch.sinks import journal_dir, read_jsonl, validate_jsonl
 
 __all__ = [
+    "AUTO",
     "DEFAULT_RECORD_ERROR_RATE",
     "EARLY_STOP_AFTER",
+    "AdaptiveLimit",
     "BatchResult",
     "ErrorBudget",
+    "check_concurrency",
     "journal_dir",
     "read_jsonl",
     "run_batch",

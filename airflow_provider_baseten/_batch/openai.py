@@ -124,13 +124,16 @@ class EmbedRun(_OpenAIRun):
         budget: ErrorBudget,
         max_concurrency: int,
         abort_after: int | None,
+        adaptive: Any = None,
         *,
         batch_size: int,
         max_chars: int | None,
         model: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(transport, (), sink, result, budget, max_concurrency, abort_after, model=model, extra=extra)
+        super().__init__(
+            transport, (), sink, result, budget, max_concurrency, abort_after, adaptive, model=model, extra=extra
+        )
         self.batch_size, self.max_chars = batch_size, max_chars
         self.texts = sink
         self.sink = _PerText(sink, self)  # type: ignore[assignment]  # the sinks' protocol, per request
@@ -239,10 +242,10 @@ class EmbedRun(_OpenAIRun):
         if self.budget.exceeded(result.failed, result.total or None) and not self.aborted:
             self.over_budget, self.aborted = True, exc
 
-    async def worker(self, prepared: Any, progress: _Progress) -> None:
+    async def worker(self, prepared: Any, progress: _Progress, slot: int = 0) -> None:
         """The engine's worker, with progress counted in texts."""
         self.progress = progress
-        await super().worker(prepared, _TextProgress(progress, self))  # type: ignore[arg-type]
+        await super().worker(prepared, _TextProgress(progress, self), slot)  # type: ignore[arg-type]
 
 
 def _usage(answer: dict[str, Any]) -> Any:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from airflow_provider_baseten._h1 import RAW, raw_head
 from airflow_provider_baseten._transport import encode_json
 from airflow_provider_baseten.exceptions import (
     BasetenError,
@@ -45,6 +46,7 @@ class _Prepared:
             self.ep, self.route.params, model_id=self.route.model_id, body={}, url_format=formats[0]
         )
         self._headers = [(k, v) for k, v in self.template.headers.raw if k.lower() != b"content-length"]
+        self._head = raw_head(self.template)  # what the lean HTTP/1.1 transport writes before each body
         self.needs_probe = len(formats) > 1
 
     async def send(
@@ -64,9 +66,8 @@ class _Prepared:
             # The template's headers plus this body's length, and the body as a ready stream: three times
             # cheaper than httpx.Request(content=...) re-validating the headers for every item.
             headers = httpx.Headers([*self._headers, (b"Content-Length", b"%d" % len(body))])
-            req = httpx.Request(
-                t.method, t.url, headers=headers, stream=httpx.ByteStream(body), extensions=t.extensions
-            )
+            extensions = {**t.extensions, RAW: (self._head, body)}
+            req = httpx.Request(t.method, t.url, headers=headers, stream=httpx.ByteStream(body), extensions=extensions)
             outcome = await self.transport.asend_with_retries(client, self.ep, req, send)
             if outcome.error is not None:
                 raise outcome.error

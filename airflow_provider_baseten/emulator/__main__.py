@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="JSON file with EmulatorConfig keys (time_scale, durations, faults, state, ...)")
     p.add_argument("--time-scale", type=float, help="emulated seconds per real second (0 freezes the clock)")
     p.add_argument("--predict-latency", type=float, help="real seconds each sync predict takes")
+    p.add_argument(
+        "--predict-capacity", type=int, help="sync predicts served at once; more are answered 503 (default: no limit)"
+    )
     p.add_argument("--seed", type=int, help="seed for fault draws and generated ids")
     p.add_argument(
         "--fault",
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "api_key": args.api_key,
         "time_scale": args.time_scale,
         "predict_latency": args.predict_latency,
+        "predict_capacity": args.predict_capacity,
         "seed": args.seed,
     }
     try:

@@ -60,6 +60,9 @@ class EmulatorCore:
         self.gateway_new_format = config.gateway_new_format
         self.gateway_unlisted = config.gateway_unlisted
         self.predict_latency = config.predict_latency
+        self.predict_capacity = config.predict_capacity
+        self.predict_inflight = 0  # sync predicts being served now (for predict_capacity)
+        self.capacity_counts: dict[str, int] = {"rejected": 0, "peak_inflight": 0}
         self.strict = config.strict
         self.validator = SpecValidator()
         self.base_url = ""
@@ -79,13 +82,17 @@ class EmulatorCore:
         self.gateway_new_format = self.config.gateway_new_format
         self.gateway_unlisted = self.config.gateway_unlisted
         self.predict_latency = self.config.predict_latency
+        self.predict_capacity = self.config.predict_capacity
+        self.capacity_counts = {"rejected": 0, "peak_inflight": 0}
         self.strict = self.config.strict
         self.clock.set_time_scale(self.config.time_scale)
 
     def counters(self) -> dict[str, dict[str, int]]:
         """A JSON copy of every counter."""
         with self.state.lock:
-            return {k: dict(v) for k, v in self.state.counters.items()}
+            counts = {k: dict(v) for k, v in self.state.counters.items()}
+        counts["capacity"] = dict(self.capacity_counts)
+        return counts
 
     def redact(self, text: str) -> str:
         """``text`` without the configured API key."""
@@ -237,7 +244,26 @@ async def _read_body(core: EmulatorCore, request: Request, ep: Endpoint, kind: s
 async def _predict(
     core: EmulatorCore, target: str, params: dict[str, str], model_id: str | None, body: Any
 ) -> tuple[int, Any]:
-    """A sync predict: wait for a cold start, add the configured latency, run the echo model."""
+    """A sync predict: wait for a cold start, add the configured latency, run the echo model.
+
+    With ``predict_capacity`` set, a predict that arrives while that many are being served is refused with
+    a 503 at once (counted in ``capacity.rejected``).
+    """
+    capacity = core.predict_capacity
+    if capacity is not None and core.predict_inflight >= capacity:
+        core.capacity_counts["rejected"] += 1
+        raise ApiError(503, "The deployment is at capacity; retry later.", "over_capacity")
+    core.predict_inflight += 1
+    core.capacity_counts["peak_inflight"] = max(core.capacity_counts["peak_inflight"], core.predict_inflight)
+    try:
+        return await _serve_predict(core, target, params, model_id, body)
+    finally:
+        core.predict_inflight -= 1
+
+
+async def _serve_predict(
+    core: EmulatorCore, target: str, params: dict[str, str], model_id: str | None, body: Any
+) -> tuple[int, Any]:
     mid, did, ready = core.state.predict_target(target, params, model_id)
     if ready > core.clock.now() and not await core.clock.sleep_until(ready, core.config.cold_start_timeout):
         raise ApiError(500, "Timed out waiting for the deployment to wake up; retry.", "model_not_ready")
@@ -399,10 +425,16 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
 
     @r.post("/config")
     def set_config(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
-        """Change ``predict_latency`` (real s), ``training_fail``, ``promotion_fail``, ``deploy_fail`` (``BUILD_FAILED``,
-        ``DEPLOY_FAILED``, ``UNHEALTHY`` or null) and/or ``strict`` (bool)."""
+        """Change ``predict_latency`` (real s), ``predict_capacity`` (int or null), ``training_fail``,
+        ``promotion_fail``, ``deploy_fail`` (``BUILD_FAILED``, ``DEPLOY_FAILED``, ``UNHEALTHY`` or null) and/or
+        ``strict`` (bool)."""
         if "predict_latency" in body:
             core.predict_latency = float(body["predict_latency"])
+        if "predict_capacity" in body:
+            cap = body["predict_capacity"]
+            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+                raise ApiError(422, f"predict_capacity must be a positive integer or null, got {cap!r}")
+            core.predict_capacity = cap
         if "training_fail" in body:
             core.state.training_fail = bool(body["training_fail"])
         if "promotion_fail" in body:
@@ -413,6 +445,7 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
             core.strict = bool(body["strict"])
         return {
             "predict_latency": core.predict_latency,
+            "predict_capacity": core.predict_capacity,
             "training_fail": core.state.training_fail,
             "promotion_fail": core.state.promotion_fail,
             "deploy_fail": core.state.deploy_fail,

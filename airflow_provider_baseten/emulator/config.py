@@ -100,6 +100,9 @@ class EmulatorConfig:
     :param time_scale: Emulated seconds per real second (``0`` freezes the clock; advance it by hand).
     :param durations: State durations in emulated seconds.
     :param predict_latency: Real seconds each sync predict takes (the emulated model's latency).
+    :param predict_capacity: Sync predicts served at once; one that arrives while this many are in flight is
+        answered 503 at once, as an overloaded deployment is (``None``: no limit). The admin counters'
+        ``capacity`` entry counts the refusals (``rejected``) and the most served at once (``peak_inflight``).
     :param cold_start_timeout: Real seconds a predict waits for a waking deployment before a 500.
     :param gateway_new_format: Whether LowCodeAPI's new URL format answers (``False``: 404, forcing fallback).
     :param faults: Fault rules; ``seed`` makes their random draws (and generated ids) repeatable.
@@ -124,6 +127,7 @@ class EmulatorConfig:
     time_scale: float = 1.0
     durations: Durations = field(default_factory=Durations)
     predict_latency: float = 0.0
+    predict_capacity: int | None = None
     cold_start_timeout: float = 30.0
     gateway_new_format: bool = True
     faults: list[FaultRule] = field(default_factory=list)
@@ -162,7 +166,14 @@ class EmulatorConfig:
             faults = faults.get("rules", [])
         if faults is not None:
             data["faults"] = [r if isinstance(r, FaultRule) else FaultRule(**r) for r in faults]
-        return cls(**data)
+        config = cls(**data)
+        if config.predict_capacity is not None and (
+            isinstance(config.predict_capacity, bool)
+            or not isinstance(config.predict_capacity, int)
+            or config.predict_capacity < 1
+        ):
+            raise ValueError(f"predict_capacity must be a positive integer or null, got {config.predict_capacity!r}")
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-ready data, with the API key and webhook secret masked."""

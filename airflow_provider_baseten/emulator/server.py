@@ -293,6 +293,13 @@ class BasetenEmulator:
         """Real seconds each sync predict takes."""
         self.core.predict_latency = seconds
 
+    def set_predict_capacity(self, capacity: int | None) -> None:
+        """Sync predicts served at once; more are refused with a 503 (``None``: no limit). Counts in
+        ``counters()["capacity"]``: ``rejected`` and ``peak_inflight``."""
+        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1):
+            raise ValueError(f"predict_capacity must be a positive integer or None, got {capacity!r}")
+        self.core.predict_capacity = capacity
+
     def counters(self) -> dict[str, dict[str, int]]:
         """Requests per endpoint name, submissions, cancellations, webhooks, faults, responses per status."""
         return self.core.counters()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_baseten.hooks._api import (
     _api,
@@ -57,7 +57,7 @@ class _InferenceApi(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
-        max_concurrency: int = 32,
+        max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
         resume: bool = False,
@@ -70,7 +70,10 @@ class _InferenceApi(_HookCore):
         """Predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
 
         :param inputs: Any iterable of inputs (a list, a generator reading JSONL, ...).
-        :param max_concurrency: Requests in flight at once; each worker has its own connection.
+        :param max_concurrency: Requests in flight at once (1-1024); each worker has its own connection.
+            ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while
+            latency holds (doubling per round trip at first, then one per round trip) and backs off to 90%
+            of the load in flight on a 429 or 503 (AIMD), between 4 and 512.
         :param on_error: ``fail`` attempts every item then raises :class:`BasetenBatchError` naming the failed
             indices; ``record`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
             retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to

@@ -8,7 +8,7 @@ DAGs record); the durable async submit log lives apart, in :mod:`._submit_log`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 
@@ -47,7 +47,8 @@ class PredictOperator(BasetenBaseOperator):
     :param model_id: The model (default: the connection's ``model_id``).
     :param environment: ``production`` (default), ``development``, or a custom environment name.
     :param deployment_id: A specific deployment (do not combine with ``environment``).
-    :param max_concurrency: Batch requests in flight at once.
+    :param max_concurrency: Batch requests in flight at once (1-1024), or ``"auto"``: start low, grow while
+        latency holds and back off on 429/503 answers (AIMD), up to 512 (see ``BasetenHook.predict_batch``).
     :param on_error: ``fail`` (default): attempt every item, then fail naming the failed indices and their
         errors. ``record``: succeed, with ``{"index", "error"}`` in place of each failed output.
     :param output_path: Write JSONL results (``{"index", "output"}`` or ``{"index", "error"}``, input
@@ -93,7 +94,7 @@ class PredictOperator(BasetenBaseOperator):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
-        max_concurrency: int = 32,
+        max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
         resume: bool = False,
@@ -106,7 +107,7 @@ class PredictOperator(BasetenBaseOperator):
         scale_for_batch: int | None = None,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_baseten._batch import ErrorBudget
+        from airflow_provider_baseten._batch import AUTO, ErrorBudget, check_concurrency
         from airflow_provider_baseten.assets import OUTPUT_ALIAS, default_outlets, output_asset
         from airflow_provider_baseten.operators._scale import check_min_replica
 
@@ -121,8 +122,8 @@ class PredictOperator(BasetenBaseOperator):
             )
         if on_error not in ("fail", "record"):
             raise ValueError(f"on_error must be 'fail' or 'record', got {on_error!r}")
-        if not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 1024:
-            raise ValueError(f"max_concurrency must be an integer from 1 to 1024, got {max_concurrency!r}")
+        if max_concurrency != AUTO:
+            check_concurrency(max_concurrency)  # a BasetenValidationError (a ValueError) before any request
         self.model_input = None if model_input is _NOTSET else model_input
         self.single = model_input is not _NOTSET
         self.model_inputs = model_inputs

@@ -138,3 +138,39 @@ def test_connect_error() -> None:
                 await client.post(url + "/p", content=b"{}")
 
     _run(main())
+
+
+def test_a_prebuilt_batch_head_writes_the_same_request_and_reads_the_whole_answer() -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head, body = await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            seen.append((head, body))
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Baseten-Request-Id: r1\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server, url = await _serve(handler)
+        transport = _h1.H1Transport()
+        headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
+        plain = httpx.Request("POST", url + "/predict", headers=headers, content=b'{"i":1}')
+        template = httpx.Request("POST", url + "/predict", headers=headers)
+        raw = httpx.Request(
+            "POST", url + "/predict", headers=plain.headers, extensions={_h1.RAW: (_h1.raw_head(template), b'{"i":1}')}
+        )
+        for request in (plain, raw):
+            response = await transport.handle_async_request(request)
+            assert await response.aread() == b'{"i":1}' and response.json() == {"i": 1}
+            assert response.headers["x-baseten-request-id"] == "r1"
+        await transport.aclose()
+        server.close()
+
+    _run(main())
+    assert len(seen) == 2 and seen[0] == seen[1]
