@@ -287,7 +287,13 @@ def embed(n: int, batch_size: int, concurrency: int, delay_ms: float, rounds: in
             return [d.embedding for d in rust.embed(items, model=EMBED_MODEL, preference=pref).data]
 
         def run_ours(items: list[str]) -> list[Any]:
-            result = hook.embed_batch(items, model=EMBED_MODEL, batch_size=batch_size, max_concurrency=concurrency)
+            result = hook.embed_batch(
+                items,
+                environment="production",  # the deployment's /sync/v1/embeddings, as the Rust client calls it
+                model=EMBED_MODEL,
+                batch_size=batch_size,
+                max_concurrency=concurrency,
+            )
             return result.results  # type: ignore[no-any-return]
 
         clients = {ours_label: run_ours, rust_label: run_rust}
