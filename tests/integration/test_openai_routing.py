@@ -224,3 +224,32 @@ def test_operator_on_a_connection_without_a_model_id_uses_model_apis(
         EmbeddingsOperator(task_id="apis", text="a", model="bge")
     assert task_states(run_dag(dag)) == {"apis": "success"}
     assert _seen(emulator) == [("model_apis_request", "/model_apis/v1/embeddings")]
+
+
+def test_lineage_names_the_model_only_when_the_task_called_it(
+    emulator: BasetenEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Model APIs and chains are not the connection's model: it is not reported as the task's input."""
+    pytest.importorskip("airflow.providers.openlineage")
+    from airflow_provider_baseten.operators.openai import RunChainOperator
+    from tests.dag_support import context
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    ops = {
+        "served": EmbeddingsOperator(task_id="served", texts=["a"], model="bge", environment="production"),
+        "apis": EmbeddingsOperator(task_id="apis", texts=["a"], model="bge", model_apis=True),
+        "chat": ChatCompletionsOperator(task_id="chat", requests=CHATS, model="llm", model_apis=True),
+        "chain": RunChainOperator(task_id="chain", chain_id="chain123", chain_inputs=[{"n": 1}]),
+    }
+    inputs = {}
+    for name, op in ops.items():
+        op.execute(context())
+        inputs[name] = [(d.namespace, d.name) for d in op.get_openlineage_facets_on_complete(None).inputs]
+    assert inputs == {
+        "served": [("baseten", f"model/{emulator.model_id}/environments/production")],
+        "apis": [],
+        "chat": [],
+        "chain": [],
+    }
+    assert [r["endpoint"] for r in emulator.requests()].count("model_apis_request") == 3  # they did run
