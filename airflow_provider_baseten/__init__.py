@@ -119,7 +119,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "model_apis_url": {
                         "label": "Model APIs URL",
-                        "description": "Baseten's shared Model APIs (OpenAI format), used when a call names model= only.",
+                        "description": "Baseten's shared Model APIs (OpenAI format), used by calls with model_apis=True.",
                         "schema": {"type": ["string", "null"], "default": "https://inference.baseten.co/v1"},
                     },
                     "auth_scheme": {

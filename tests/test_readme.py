@@ -33,5 +33,7 @@ def test_readme_python_example_runs(index: int, emulator: Any, monkeypatch: pyte
     exec(compile(code, f"{README}:python[{index}]", "exec"), {"__name__": "readme_example"})
     if "predict(" in code and "BasetenHook" in code:
         assert emulator.counters()["requests"]["production_predict"] == 1
+    if "model_apis=True" in code:  # Model APIs reached once; the ambiguous model= alone was refused unsent
+        assert emulator.counters()["requests"]["model_apis_request"] == 1
     if "deploy_model(" in code:  # the dry run creates nothing, the deploy one deployment (counted on the server)
         assert emulator.counters()["submissions"]["deployment"] == 1

@@ -1,13 +1,21 @@
 """OpenAI-compatible inference (``/sync/...`` passthrough, Model APIs) and chains (``run_remote``).
 
-Where a call goes:
+Where a call goes (``model_apis`` is an argument of every method here and of the operators; nothing is
+guessed, and an ambiguous call is refused before anything is sent):
 
-* ``model=`` and no ``model_id`` / ``environment`` / ``deployment_id``: Baseten's shared **Model APIs**
-  (``https://inference.baseten.co/v1``, connection extra ``model_apis_url``); ``model`` names the LLM or
-  embedder there (e.g. ``"deepseek-ai/DeepSeek-V4-Pro"``).
-* otherwise a **model deployment**: ``https://model-{model_id}.api.baseten.co/environments/{env}/sync/...``
-  (production by default) or ``/deployment/{id}/sync/...``; ``model`` is then only sent in the body (the
-  served model name that vLLM and other OpenAI servers check; BEI accepts any).
+* ``model_apis=True``: Baseten's shared **Model APIs** (``https://inference.baseten.co/v1``, connection extra
+  ``model_apis_url``); ``model`` (required) names the LLM or embedder there (e.g.
+  ``"deepseek-ai/DeepSeek-V4-Pro"``). ``model_id`` / ``environment`` / ``deployment_id`` are refused with it.
+* ``model_id``, ``environment`` or ``deployment_id`` given, or ``model_apis=False``: a **model deployment**,
+  ``https://model-{model_id}.api.baseten.co/environments/{env}/sync/...`` (production by default) or
+  ``/deployment/{id}/sync/...``, on the connection's default ``model_id`` unless one is given; ``model`` is
+  then only sent in the body (the served model name that vLLM and other OpenAI servers check; BEI accepts any).
+* ``model=`` alone (``model_apis=None``, the default): Model APIs when the connection has **no** default
+  ``model_id``. On a connection **with** one, the call is refused with
+  :class:`~airflow_provider_baseten.exceptions.BasetenValidationError` naming what to pass: it could mean the
+  connection's model (whose served name ``model`` is) or Model APIs, and a wrong guess reaches another
+  model, or bills one.
+* no ``model`` and no target: the connection's model, production environment.
 * chains: ``https://chain-{chain_id}.api.baseten.co`` (connection extra ``chain_url``).
 
 The LowCodeAPI gateway has none of these routes (its reference lists model predict and async routes only):
@@ -68,6 +76,53 @@ def _many(inputs: Any, field: str, each: str) -> None:
 class _OpenAIApi(_HookCore):
     """OpenAI-compatible and chain methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
 
+    def _on_model_apis(
+        self,
+        model: str | None,
+        model_apis: bool | None,
+        model_id: str | None,
+        environment: str | None,
+        deployment_id: str | None,
+    ) -> bool:
+        """Whether a call goes to Model APIs (the rule in this module's docstring); refuses an ambiguous one."""
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if model_apis is not None and not isinstance(model_apis, bool):
+            raise BasetenValidationError(
+                f"model_apis must be True, False or None, got {model_apis!r}.", field="model_apis"
+            )
+        given = [
+            k
+            for k, v in (("model_id", model_id), ("environment", environment), ("deployment_id", deployment_id))
+            if v is not None
+        ]
+        if model_apis:
+            if given:
+                raise BasetenValidationError(
+                    f"model_apis=True sends the call to Baseten's shared Model APIs, which have no "
+                    f"{'/'.join(given)}: drop {', '.join(f'{k}=' for k in given)} or pass model_apis=False to "
+                    "call your deployment.",
+                    field="model_apis",
+                )
+            if not model:
+                raise BasetenValidationError(
+                    "model_apis=True needs model= (the Model APIs model's name, e.g. 'deepseek-ai/DeepSeek-V4-Pro').",
+                    field="model",
+                )
+            return True
+        if model_apis is False or given or model is None:
+            return False
+        default = self._transport.settings.model_id if self._transport else None
+        if not default:
+            return True  # no model of the connection's that model= could name
+        raise BasetenValidationError(
+            f"model={model!r} alone is ambiguous on this connection, whose default model_id is {default!r}: "
+            f"pass environment= (e.g. environment='production') or deployment_id= (or model_apis=False) to call "
+            f"that model's deployment with {model!r} as its served model name, or model_apis=True (or use a "
+            f"connection without a model_id) to call Baseten's shared Model APIs model {model!r}. Nothing was sent.",
+            field="model_apis",
+        )
+
     def _sync_call(
         self,
         route: str,
@@ -75,6 +130,7 @@ class _OpenAIApi(_HookCore):
         model_id: str | None,
         environment: str | None,
         deployment_id: str | None,
+        model_apis: bool | None = None,
     ) -> _Call[Any]:
         """The call for ``route`` (``v1/embeddings``...) on Model APIs or a deployment's ``/sync`` passthrough."""
         from airflow_provider_baseten.exceptions import BasetenValidationError
@@ -85,7 +141,7 @@ class _OpenAIApi(_HookCore):
         route = route.strip("/")
         if any(c in route for c in ("?", "#", "\\", " ")) or ".." in route.split("/") or "//" in route:
             raise BasetenValidationError(f"route {route[:60]!r} is not a plain path (e.g. 'v1/embeddings').")
-        if model is not None and model_id is None and environment is None and deployment_id is None:
+        if self._on_model_apis(model, model_apis, model_id, environment, deployment_id):
             return _Call("model_apis_request", {"route": route.removeprefix("v1/")})
         if environment is not None and deployment_id is not None:
             raise BasetenValidationError(
@@ -111,6 +167,7 @@ class _OpenAIApi(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        model_apis: bool | None = None,
     ) -> _Call[Any]:
         """POST ``body`` to a deployment's ``/sync/{route}`` passthrough and return its JSON answer as is.
 
@@ -119,11 +176,16 @@ class _OpenAIApi(_HookCore):
 
         :param route: The container path, e.g. ``"v1/completions"`` (no leading slash needed).
         :param body: The JSON body.
+        :param model_apis: ``True``: POST to Baseten's Model APIs instead (``route`` ``"v1/completions"`` goes to
+            ``{model_apis_url}/completions``; ``body`` must name its ``model``). Otherwise the deployment.
         """
         from airflow_provider_baseten._transport import encode_json
 
         encode_json(body, "body")
-        call = self._sync_call(route, None, model_id, environment, deployment_id)
+        named = body.get("model") if model_apis is True and isinstance(body, dict) else None
+        call = self._sync_call(
+            route, named, model_id, environment, deployment_id, False if model_apis is None else model_apis
+        )
         call.body = body
         return call
 
@@ -138,20 +200,23 @@ class _OpenAIApi(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        model_apis: bool | None = None,
         encoding_format: str | None = None,
         dimensions: int | None = None,
         user: str | None = None,
     ) -> _Call[EmbeddingsResponse]:
         """Embed one text or a list of texts (OpenAI ``/v1/embeddings``); ``.vectors()`` keeps input order.
 
-        :param model: With no deployment target: the Model APIs model. With one: the served model name.
+        :param model: On Model APIs: the model there. On a deployment: the served model name.
+        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
+            docstring (``model=`` alone on a connection with a default ``model_id`` is refused, not guessed).
         :param encoding_format: ``"float"`` (default) or ``"base64"``.
         """
         m = _m()
         body = {"input": input, "model": model, "encoding_format": encoding_format, "dimensions": dimensions}
         body = {k: v for k, v in {**body, "user": user}.items() if v is not None}
         m.options(m.EmbeddingsRequest, body)
-        call = self._sync_call("v1/embeddings", model, model_id, environment, deployment_id)
+        call = self._sync_call("v1/embeddings", model, model_id, environment, deployment_id, model_apis)
         call.body = body
         call.parse = lambda d: m.parse(m.EmbeddingsResponse, d, "embeddings")
         return call
@@ -167,6 +232,7 @@ class _OpenAIApi(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        model_apis: bool | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
         options: dict[str, Any] | None = None,
@@ -174,6 +240,8 @@ class _OpenAIApi(_HookCore):
         """One chat completion (OpenAI ``/v1/chat/completions``); the reply is ``.text``, tokens in ``.usage``.
 
         :param messages: ``[{"role": "user", "content": "..."}, ...]``.
+        :param model: On Model APIs: the model there. On a deployment: the served model name.
+        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`.
         :param options: Other OpenAI fields sent as they are (``top_p``, ``stop``, ``seed``...). ``stream`` is
             refused: the provider reads whole answers.
         """
@@ -182,7 +250,7 @@ class _OpenAIApi(_HookCore):
         body = {**(options or {}), "messages": messages, **{k: v for k, v in given.items() if v is not None}}
         body = {k: v for k, v in body.items() if v is not None}  # an argument left None keeps options' value
         m.options(m.ChatCompletionRequest, body)
-        call = self._sync_call("v1/chat/completions", model, model_id, environment, deployment_id)
+        call = self._sync_call("v1/chat/completions", model, model_id, environment, deployment_id, model_apis)
         call.body = body
         call.parse = lambda d: m.parse(m.ChatCompletion, d, "chat_completions")
         return call
@@ -199,19 +267,23 @@ class _OpenAIApi(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        model_apis: bool | None = None,
         raw_scores: bool = False,
         return_text: bool = False,
         truncate: bool = False,
         truncation_direction: str = "Right",
     ) -> _Call[RerankResponse]:
-        """Score ``texts`` against ``query`` (BEI ``/rerank``); ``.data`` holds ``{index, score, text?}``."""
+        """Score ``texts`` against ``query`` (BEI ``/rerank``); ``.data`` holds ``{index, score, text?}``.
+
+        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`.
+        """
         m = _m()
         body: dict[str, Any] = {"query": query, "texts": texts, "raw_scores": raw_scores, "return_text": return_text}
         body.update({"truncate": truncate, "truncation_direction": truncation_direction})
         if model is not None:
             body["model"] = model
         m.options(m.RerankRequest, body)
-        call = self._sync_call("rerank", model, model_id, environment, deployment_id)
+        call = self._sync_call("rerank", model, model_id, environment, deployment_id, model_apis)
         call.body = body
         call.parse = lambda d: m.parse(m.RerankResponse, d, "rerank")
         return call
@@ -313,7 +385,7 @@ class _OpenAIApi(_HookCore):
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
         model = kwargs.pop("model", None)
-        where = [kwargs.pop(k, None) for k in ("model_id", "environment", "deployment_id")]
+        where = [kwargs.pop(k, None) for k in ("model_id", "environment", "deployment_id", "model_apis")]
         route = self._sync_call(f"v1/{kind}", model, *where)
         kwargs.setdefault("log", self.log)
         if kind == "chat/completions":
@@ -342,6 +414,7 @@ class _OpenAIApi(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        model_apis: bool | None = None,
         model: str | None = None,
         batch_size: int = 32,
         max_chars_per_request: int | None = None,
@@ -365,7 +438,9 @@ class _OpenAIApi(_HookCore):
         of its texts; counts, ``failures``, the error budget, progress and ``resume`` are per text, with the
         same guarantees as :meth:`predict_batch`. ``.usage`` sums the answers' token usage.
 
-        :param model: Model APIs model (with no deployment target), else the served model name.
+        :param model: On Model APIs: the model there. On a deployment: the served model name.
+        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
+            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
         :param batch_size: Texts per request (1-1024).
         :param max_chars_per_request: Also start a new request before this many characters (a longer text
             goes alone).
@@ -398,6 +473,7 @@ class _OpenAIApi(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        model_apis: bool | None = None,
         model: str | None = None,
         options: dict[str, Any] | None = None,
         max_concurrency: int = 32,
@@ -413,8 +489,10 @@ class _OpenAIApi(_HookCore):
         """One chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
         guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
 
-        :param model: Model APIs model (with no deployment target), else the served model name; an item's own
-            ``model`` wins.
+        :param model: On Model APIs: the model there. On a deployment: the served model name. An item's own
+            ``model`` wins in its body (the route is chosen once, from the arguments).
+        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
+            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
         :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's
             own fields win.
         """

@@ -34,7 +34,8 @@ class BasetenHook(_InferenceApi, _OpenAIApi, _DeployApi, _DeploymentApi, _Enviro
     Inference methods take the target as ``model_id`` (default: the connection's), ``environment``
     (default production; ``"development"`` is the development deployment) or ``deployment_id``.
     OpenAI-compatible methods (``embeddings``, ``chat_completions``, ``rerank``, ``embed_batch``...) go to
-    Baseten's Model APIs when given ``model=`` and no deployment target; chains take ``chain_id``.
+    Baseten's Model APIs with ``model_apis=True`` (``model=`` alone does so only on a connection without a
+    default ``model_id``; with one it is refused as ambiguous); chains take ``chain_id``.
     """
 
     @classmethod

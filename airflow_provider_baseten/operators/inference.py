@@ -246,7 +246,7 @@ class PredictOperator(BasetenBaseOperator):
         result = self._result
         src = self.model_inputs
         return _lineage.predict_lineage(
-            self.model_id or self.hook.settings.model_id,
+            (self.model_id or self.hook.settings.model_id) if self._calls_a_model() else None,
             environment=self.environment,
             deployment_id=self.deployment_id,
             input_path=src if _is_path(src) else None,

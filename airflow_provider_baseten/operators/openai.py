@@ -18,25 +18,53 @@ from airflow_provider_baseten.operators.inference import _NOTSET, PredictOperato
 
 
 class _OpenAIOperator(PredictOperator):
-    """What the OpenAI-compatible operators share: ``model`` alone means Baseten's Model APIs."""
+    """What the OpenAI-compatible operators share: the route rule of the hook's methods (``model_apis``)."""
 
     model: str | None
+    model_apis: bool | None
+
+    def _set_route(self, model: str | None, model_apis: bool | None) -> None:
+        """Keep ``model`` / ``model_apis``; what cannot go together fails when the DAG is parsed."""
+        if model_apis is not None and not isinstance(model_apis, bool):
+            raise ValueError(f"model_apis must be True, False or None, got {model_apis!r}")
+        if model_apis:
+            given = [k for k, v in self._target().items() if v is not None]
+            given += [k for k in ("wake_first", "scale_for_batch") if getattr(self, k)]
+            if given:
+                raise ValueError(
+                    f"model_apis=True calls Baseten's shared Model APIs: {', '.join(given)} (about a deployment of "
+                    "yours) do not apply; drop them or pass model_apis=False."
+                )
+            if model is None:
+                raise ValueError("model_apis=True needs model= (the Model APIs model's name).")
+        self.model = model
+        self.model_apis = model_apis
+
+    def _route(self) -> dict[str, Any]:
+        """The hook's routing arguments: the deployment target and ``model_apis``."""
+        return {**self._target(), "model_apis": self.model_apis}
 
     def _calls_a_model(self) -> bool:
-        """On Model APIs (``model`` and no deployment target) there is no model of yours to link to."""
+        """On Model APIs there is no model of yours to link to (nor to report in lineage)."""
+        if self.model_apis is not None:
+            return not self.model_apis
         return self.model is None or any(v is not None for v in self._target().values())
 
 
 class EmbeddingsOperator(_OpenAIOperator):
     """Embed one ``text`` (returns its vector) or many ``texts`` (packed ``batch_size`` per request).
 
-    On a model deployment (``model_id`` / ``environment`` / ``deployment_id``) through its
-    ``/sync/v1/embeddings`` route, or on Baseten's Model APIs when only ``model=`` is given. A batch returns
+    On a model deployment (``model_id`` / ``environment`` / ``deployment_id``, or the connection's model)
+    through its ``/sync/v1/embeddings`` route, or on Baseten's Model APIs with ``model_apis=True`` (or
+    ``model=`` alone on a connection without a default ``model_id``; on one with it, that is refused rather
+    than guessed: see :mod:`airflow_provider_baseten.hooks._openai`). A batch returns
     one vector per text in input order (or, with ``output_path``, a summary with the summed token ``usage``).
     Every other option is :class:`PredictOperator`'s.
 
     :param text: One text. Or ``texts``: a list, an ``XComArg`` or a JSONL file of JSON strings.
     :param model: The Model APIs model, or the served model name on a deployment.
+    :param model_apis: ``True``: Baseten's Model APIs (``model`` required; no deployment target, ``wake_first``
+        or ``scale_for_batch``); ``False``: the deployment; ``None``: the hook's rule.
     :param batch_size: Texts per request (1-1024), checked when the DAG is parsed.
     :param max_chars_per_request: Also start a new request before this many characters (a longer text goes alone).
     :param dimensions: Vector length, for models that can shorten theirs.
@@ -50,6 +78,7 @@ class EmbeddingsOperator(_OpenAIOperator):
         text: Any = _NOTSET,
         texts: Any = None,
         model: str | None = None,
+        model_apis: bool | None = None,
         batch_size: int = 32,
         max_chars_per_request: int | None = None,
         dimensions: int | None = None,
@@ -59,7 +88,7 @@ class EmbeddingsOperator(_OpenAIOperator):
             raise ValueError("text is one string (its vector is returned); give many texts as texts=")
         super().__init__(model_input=text, model_inputs=texts, **kwargs)
         check_packing(batch_size, max_chars_per_request)  # at DAG parse time
-        self.model = model
+        self._set_route(model, model_apis)
         self.batch_size = batch_size
         self.max_chars_per_request = max_chars_per_request
         self.dimensions = dimensions
@@ -70,23 +99,27 @@ class EmbeddingsOperator(_OpenAIOperator):
 
             kind = type(self.model_input).__name__
             raise BasetenValidationError(f"text must be one string, got {kind}: give many as texts=.", field="text")
-        answer = hook.embeddings(self.model_input, model=self.model, dimensions=self.dimensions, **self._target())
+        answer = hook.embeddings(self.model_input, model=self.model, dimensions=self.dimensions, **self._route())
         return answer.vectors()[0]
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
         packing = {"batch_size": self.batch_size, "max_chars_per_request": self.max_chars_per_request}
         packing["dimensions"] = self.dimensions
-        return hook.embed_batch(inputs, model=self.model, **self._target(), **packing, **batch)
+        return hook.embed_batch(inputs, model=self.model, **self._route(), **packing, **batch)
 
 
 class ChatCompletionsOperator(_OpenAIOperator):
     """One chat completion (``messages``) or a batch of them (``requests``: ``{"messages": [...], ...}`` each).
 
-    On a deployment's ``/sync/v1/chat/completions`` or on Model APIs (only ``model=``). Returns the whole
+    On a deployment's ``/sync/v1/chat/completions`` or on Model APIs (``model_apis``: as
+    :class:`EmbeddingsOperator`). Returns the whole
     completion (``choices``, ``usage``...) or, for a batch, the completions in input order (with
     ``output_path``, a summary with the summed token ``usage``). Every other option is :class:`PredictOperator`'s.
 
     :param options: OpenAI fields for every request (``max_tokens``, ``temperature``...).
+    :param model: The Model APIs model, or the served model name on a deployment.
+    :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: the hook's rule
+        (as :class:`EmbeddingsOperator`).
     """
 
     template_fields: Sequence[str] = (*PredictOperator.template_fields, "model", "options")
@@ -99,18 +132,19 @@ class ChatCompletionsOperator(_OpenAIOperator):
         requests: Any = None,
         model: str | None = None,
         options: dict[str, Any] | None = None,
+        model_apis: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model_input=messages, model_inputs=requests, **kwargs)
-        self.model = model
+        self._set_route(model, model_apis)
         self.options = options
 
     def _one(self, hook: Any) -> Any:
-        answer = hook.chat_completions(self.model_input, model=self.model, options=self.options, **self._target())
+        answer = hook.chat_completions(self.model_input, model=self.model, options=self.options, **self._route())
         return answer.model_dump(exclude_none=True)
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
-        return hook.chat_completions_batch(inputs, model=self.model, options=self.options, **self._target(), **batch)
+        return hook.chat_completions_batch(inputs, model=self.model, options=self.options, **self._route(), **batch)
 
 
 class RunChainOperator(PredictOperator):

@@ -86,15 +86,17 @@ def test_embeddings_on_a_deployment_and_on_model_apis(emulator: BasetenEmulator,
     assert _paths(emulator, "environment_sync") == [
         f"/model/{emulator.model_id}/environments/production/sync/v1/embeddings"
     ]
-    on_apis = hook.embeddings("delta", model="bge-large", dimensions=4)
+    on_apis = hook.embeddings("delta", model="bge-large", model_apis=True, dimensions=4)
     assert on_apis.vectors() == [emu_openai.embed("delta", 4)] and on_apis.model == "bge-large"
     assert _paths(emulator, "model_apis_request") == ["/model_apis/v1/embeddings"]
-    again = asyncio.run(hook.aembeddings("delta", model="bge-large", dimensions=4))
+    again = asyncio.run(hook.aembeddings("delta", model="bge-large", model_apis=True, dimensions=4))
     assert again.vectors() == on_apis.vectors()
 
 
 def test_chat_completions_and_rerank(emulator: BasetenEmulator, hook: Any) -> None:
-    reply = hook.chat_completions([{"role": "user", "content": "hello there"}], model="deepseek-ai/DeepSeek-V4-Pro")
+    reply = hook.chat_completions(
+        [{"role": "user", "content": "hello there"}], model="deepseek-ai/DeepSeek-V4-Pro", model_apis=True
+    )
     assert reply.text == "echo: hello there"
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.total_tokens) == (2, 3, 5)
     on_dev = hook.chat_completions([{"role": "user", "content": "x"}], environment="development", max_tokens=1)
@@ -109,7 +111,9 @@ def test_chat_completions_keeps_a_model_given_in_options(emulator: BasetenEmulat
     messages = [{"role": "user", "content": "x"}]
     reply = hook.chat_completions(messages, environment="production", options={"model": "served", "seed": 1})
     assert reply.model == "served"  # the server read it from the body
-    assert hook.chat_completions(messages, model="m", options={"model": "other"}).model == "m"  # the argument wins
+    assert (
+        hook.chat_completions(messages, model="m", model_apis=True, options={"model": "other"}).model == "m"
+    )  # the argument wins
 
 
 def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: Any) -> None:
@@ -124,27 +128,31 @@ def test_sync_request_passes_any_route_through(emulator: BasetenEmulator, hook: 
 @pytest.mark.parametrize(
     "call",
     [
-        lambda h: h.chat_completions([], model="m"),  # no messages
-        lambda h: h.chat_completions([{"role": "user", "content": "x"}], model="m", options={"stream": True}),
-        lambda h: h.chat_completions([{"role": "user", "content": "x"}], model="m", temperature=3),
-        lambda h: h.embeddings([], model="m"),
-        lambda h: h.embeddings(["a", ""], model="m"),  # embed_batch refuses an empty text too
+        lambda h: h.chat_completions([], model="m", model_apis=True),  # no messages
+        lambda h: h.chat_completions(
+            [{"role": "user", "content": "x"}], model="m", model_apis=True, options={"stream": True}
+        ),
+        lambda h: h.chat_completions([{"role": "user", "content": "x"}], model="m", model_apis=True, temperature=3),
+        lambda h: h.embeddings([], model="m", model_apis=True),
+        lambda h: h.embeddings(["a", ""], model="m", model_apis=True),  # embed_batch refuses an empty text too
         lambda h: h.embeddings("", environment="production"),
-        lambda h: h.embeddings("x", model="m", encoding_format="hex"),
-        lambda h: h.rerank("q", [], model="m"),
+        lambda h: h.embeddings("x", model="m", model_apis=True, encoding_format="hex"),
+        lambda h: h.rerank("q", [], model="m", model_apis=True),
         lambda h: h.sync_request("../v1/x", {}),
         lambda h: h.sync_request("v1/x?y=1", {}),
         lambda h: h.run_chain(["not", "a", "dict"], chain_id=CHAIN),
         lambda h: h.run_chain({"a": 1}, chain_id="bad/id"),
         lambda h: h.embed_batch(["a"], batch_size=0),
         lambda h: h.embed_batch(["a"], max_chars_per_request=0),
-        lambda h: h.embed_batch(["a"], model="m", dimensions=0),
-        lambda h: h.embed_batch(["a"], model="m", encoding_format="hex"),
+        lambda h: h.embed_batch(["a"], model="m", model_apis=True, dimensions=0),
+        lambda h: h.embed_batch(["a"], model="m", model_apis=True, encoding_format="hex"),
         # one input given where a batch is expected: not iterated character by character or key by key
-        lambda h: h.embed_batch("hello", model="m"),
-        lambda h: asyncio.run(h.aembed_batch(b"hello", model="m")),
-        lambda h: h.chat_completions_batch({"messages": [{"role": "user", "content": "x"}]}, model="m"),
-        lambda h: asyncio.run(h.achat_completions_batch("hi", model="m")),
+        lambda h: h.embed_batch("hello", model="m", model_apis=True),
+        lambda h: asyncio.run(h.aembed_batch(b"hello", model="m", model_apis=True)),
+        lambda h: h.chat_completions_batch(
+            {"messages": [{"role": "user", "content": "x"}]}, model="m", model_apis=True
+        ),
+        lambda h: asyncio.run(h.achat_completions_batch("hi", model="m", model_apis=True)),
         lambda h: h.run_chain_batch({"names": ["a"]}, chain_id=CHAIN),
         # options shared by every request: checked once, up front (not failed item by item)
         lambda h: h.chat_completions_batch([{"messages": [{"role": "user", "content": "x"}]}], options={"stream": 1}),
@@ -265,7 +273,9 @@ def test_embed_batch_sends_dimensions_and_the_other_embedding_fields(
 
     monkeypatch.setattr(emu_openai, "embeddings", recorded)
     texts = [f"t{i}" for i in range(5)]
-    result = hook.embed_batch(texts, model="m", batch_size=2, dimensions=4, encoding_format="float", user="u1")
+    result = hook.embed_batch(
+        texts, model="m", model_apis=True, batch_size=2, dimensions=4, encoding_format="float", user="u1"
+    )
     assert result.results == [emu_openai.embed(t, 4) for t in texts]
     assert len(bodies) == 3 and all(
         (b["dimensions"], b["encoding_format"], b["user"], b["model"]) == (4, "float", "u1", "m") for b in bodies
@@ -274,7 +284,9 @@ def test_embed_batch_sends_dimensions_and_the_other_embedding_fields(
 
 def test_embed_batch_max_chars_per_request(emulator: BasetenEmulator, hook: Any, texts_seen: TextCounter) -> None:
     texts = ["x" * 40] * 10 + ["y" * 500]  # 100 characters per request: two 40s, then the long one alone
-    result = asyncio.run(hook.aembed_batch(texts, model="bge", batch_size=32, max_chars_per_request=100))
+    result = asyncio.run(
+        hook.aembed_batch(texts, model="bge", model_apis=True, batch_size=32, max_chars_per_request=100)
+    )
     assert len(result.results) == 11 and result.results[-1] == emu_openai.embed("y" * 500)
     assert emulator.counters()["requests"]["model_apis_request"] == 6
 
@@ -283,7 +295,7 @@ def test_a_failed_request_fails_each_of_its_texts(emulator: BasetenEmulator, hoo
     texts = [f"t{i}" for i in range(40)]
     texts[13] = "__fail_422__"  # the model refuses the request holding it: texts 8-15
     texts[30] = ""  # not a text: fails alone, never sent
-    result = hook.embed_batch(texts, batch_size=8, on_error="record", max_error_rate=1.0, model="m")
+    result = hook.embed_batch(texts, batch_size=8, on_error="record", max_error_rate=1.0, model="m", model_apis=True)
     assert sorted(result.failures) == [*range(8, 16), 30]
     assert result.failed == 9 and result.succeeded == 31
     assert result.results[9] == {"index": 9, "error": result.failures[9]}
@@ -297,7 +309,9 @@ def test_progress_counts_texts_refused_unsent(
     log = logging.getLogger("test_embed_progress")
     caplog.set_level(logging.INFO, logger=log.name)
     texts: list[Any] = ["a", 1, "b", None, "c", "d", ""]
-    result = hook.embed_batch(texts, model="m", batch_size=2, on_error="record", max_error_rate=1.0, log=log)
+    result = hook.embed_batch(
+        texts, model="m", model_apis=True, batch_size=2, on_error="record", max_error_rate=1.0, log=log
+    )
     assert (result.succeeded, result.failed) == (4, 3)
     assert emulator.counters()["requests"]["model_apis_request"] == 2
     final = [r.getMessage() for r in caplog.records if "finished" in r.getMessage()]
@@ -308,9 +322,13 @@ def test_error_budget_counts_texts(emulator: BasetenEmulator, hook: Any) -> None
     texts = [f"t{i}" for i in range(64)]
     texts[3] = "__fail_400__"
     with pytest.raises(BasetenBatchError, match="over the error budget") as err:
-        hook.embed_batch(texts, batch_size=8, max_concurrency=1, on_error="record", max_failures=7, model="m")
+        hook.embed_batch(
+            texts, batch_size=8, max_concurrency=1, on_error="record", max_failures=7, model="m", model_apis=True
+        )
     assert len(err.value.failures) == 8  # one request of 8 texts: 8 > 7
-    hook.embed_batch(texts, batch_size=8, on_error="record", max_failures=8, model="m")  # within budget
+    hook.embed_batch(
+        texts, batch_size=8, on_error="record", max_failures=8, model="m", model_apis=True
+    )  # within budget
 
 
 def test_embed_batch_resume_sends_only_what_is_missing(
@@ -320,10 +338,12 @@ def test_embed_batch_resume_sends_only_what_is_missing(
     texts = [f"doc {i}" for i in range(100)]
     broken = list(texts)
     broken[42] = "__fail__"
-    first = hook.embed_batch(broken, batch_size=10, output_path=out, on_error="record", max_error_rate=1.0, model="m")
+    first = hook.embed_batch(
+        broken, batch_size=10, output_path=out, on_error="record", max_error_rate=1.0, model="m", model_apis=True
+    )
     assert sorted(first.failures) == list(range(40, 50))
     texts_seen.sent.clear()
-    second = hook.embed_batch(texts, batch_size=10, output_path=out, resume=True, model="m")
+    second = hook.embed_batch(texts, batch_size=10, output_path=out, resume=True, model="m", model_apis=True)
     assert second.skipped == 90 and second.succeeded == 10
     assert sum(texts_seen.sent.values()) == 10  # only the ten failed texts, in one request
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -345,11 +365,13 @@ def test_embed_batch_parquet_out_and_resume(
     assert read_back == texts
     out = tmp_path / "vectors.parquet"
     broken = [("__fail__" if i == 13 else t) for i, t in enumerate(read_back)]
-    first = hook.embed_batch(broken, batch_size=8, output_path=out, on_error="record", max_error_rate=1.0, model="m")
+    first = hook.embed_batch(
+        broken, batch_size=8, output_path=out, on_error="record", max_error_rate=1.0, model="m", model_apis=True
+    )
     assert sorted(first.failures) == list(range(8, 16))
     assert out.read_bytes()[:4] == b"PAR1"  # Parquet, not JSONL with another name
     texts_seen.sent.clear()
-    second = hook.embed_batch(read_back, batch_size=8, output_path=out, resume=True, model="m")
+    second = hook.embed_batch(read_back, batch_size=8, output_path=out, resume=True, model="m", model_apis=True)
     assert (second.skipped, second.succeeded) == (52, 8)
     assert sum(texts_seen.sent.values()) == 8  # the server saw only the failed request's texts again
     rows = list(read_results(out))
@@ -361,7 +383,7 @@ def test_chat_completions_batch(emulator: BasetenEmulator, hook: Any) -> None:
     requests: list[Any] = [{"messages": [{"role": "user", "content": f"question {i}"}]} for i in range(50)]
     requests[7] = "not a request"
     result = hook.chat_completions_batch(
-        requests, model="llm", options={"max_tokens": 16}, on_error="record", max_error_rate=0.1
+        requests, model="llm", model_apis=True, options={"max_tokens": 16}, on_error="record", max_error_rate=0.1
     )
     assert [r["choices"][0]["message"]["content"] for i, r in enumerate(result.results) if i != 7] == [
         f"echo: question {i}" for i in range(50) if i != 7
@@ -394,14 +416,19 @@ def test_operators_in_a_dag(emulator: BasetenEmulator, monkeypatch: Any, tmp_pat
     out = tmp_path / "out.jsonl"
     params = {"greeting": "hi", "llm": "llm", "chain": CHAIN}  # rendered into the templated fields
     with DAG("t_openai_ops", schedule=None, start_date=START, params=params) as dag:
-        EmbeddingsOperator(task_id="one", text="solo", model="bge", dimensions=4)
+        EmbeddingsOperator(task_id="one", text="solo", model="bge", model_apis=True, dimensions=4)
         EmbeddingsOperator(
             task_id="many", texts=str(texts), environment="production", batch_size=4, output_path=str(out), dimensions=3
         )
         ChatCompletionsOperator(
-            task_id="chat", messages=[{"role": "user", "content": "{{ params.greeting }}"}], model="{{ params.llm }}"
+            task_id="chat",
+            messages=[{"role": "user", "content": "{{ params.greeting }}"}],
+            model="{{ params.llm }}",
+            model_apis=True,
         )
-        ChatCompletionsOperator(task_id="chats", requests=[{"messages": [{"role": "user", "content": "a"}]}], model="l")
+        ChatCompletionsOperator(
+            task_id="chats", requests=[{"messages": [{"role": "user", "content": "a"}]}], model="l", model_apis=True
+        )
         RunChainOperator(task_id="chain", chain_id="{{ params.chain }}", chain_input={"names": ["{{ 'x' }}"]})
         RunChainOperator(task_id="chains", chain_id=CHAIN, chain_inputs=[{"n": 1}, {"n": 2}], environment="staging")
     run = run_dag(dag)
@@ -437,7 +464,7 @@ def test_embeddings_operator_text_from_xcom_must_be_one_string(emulator: Baseten
         def texts() -> list[str]:
             return ["a", "b"]
 
-        EmbeddingsOperator(task_id="embed", text=texts(), model="bge")
+        EmbeddingsOperator(task_id="embed", text=texts(), model="bge", model_apis=True)
     run = run_dag(dag)
     assert task_states(run)["embed"] == "failed"  # was: both embedded, the first vector returned
     assert _paths(emulator, "model_apis_request") == []
@@ -499,7 +526,7 @@ def test_embed_batch_reads_vectors_by_index_and_fails_a_short_answer(
     monkeypatch.setattr(emu_openai, "embeddings", shuffled)
     texts = [f"t{i}" for i in range(12)]
     texts[9] = "short"
-    result = hook.embed_batch(texts, batch_size=4, on_error="record", max_error_rate=1.0, model="m")
+    result = hook.embed_batch(texts, batch_size=4, on_error="record", max_error_rate=1.0, model="m", model_apis=True)
     assert result.results[:8] == [emu_openai.embed(t) for t in texts[:8]]
     assert sorted(result.failures) == [8, 9, 10, 11]
     assert "one vector for each" in result.failures[8]

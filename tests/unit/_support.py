@@ -194,6 +194,7 @@ CASES: dict[str, Case] = {
         "q",
         ["t"],
         model="reranker",
+        model_apis=True,  # model= alone on a connection with a model_id is refused, not guessed
         params={"route": "rerank"},
         body={
             "query": "q",
