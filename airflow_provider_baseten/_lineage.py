@@ -49,15 +49,12 @@ def training_job_name(training_project_id: str, training_job_id: str) -> str:
 def file_dataset_ids(path: Any) -> tuple[str, str]:
     """``(namespace, name)`` of a file: a local path, a ``scheme://`` URL or an ``ObjectStoragePath``.
 
-    ``s3://bucket/key`` is ``("s3://bucket", "key")``; a local path is ``("file", "/abs/path")``, as
-    Airflow's own ``file`` asset converter names it.
+    ``s3://bucket/key`` is ``("s3://bucket", "key")`` (an ``ObjectStoragePath``'s connection id dropped); a
+    local path is ``("file", "/abs/path")``, as Airflow's own ``file`` asset converter names it.
     """
-    text = str(path)
-    if "://" not in text:
-        from pathlib import Path
+    from airflow_provider_baseten.assets import file_uri
 
-        return "file", str(Path(text).absolute())
-    parts = urlsplit(text)
+    parts = urlsplit(file_uri(path))
     if parts.scheme == "file":
         return (f"file://{parts.netloc}" if parts.netloc else "file"), parts.path
     return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"

@@ -205,15 +205,30 @@ def to_openlineage(asset: Any, lineage_context: Any = None) -> Any:
     return Dataset(namespace=NAMESPACE, name=uri[len(prefix) :])
 
 
-def output_asset(path: Any) -> Asset:
-    """The asset of a batch's output file: its URI (``s3://...``, ``file:///abs/path.jsonl``)."""
-    from airflow.sdk import Asset
+def file_uri(path: Any) -> str:
+    """The URL of a file: a ``scheme://`` URL as given, a local path as ``file:///abs/path``.
+
+    Without user info: an ``ObjectStoragePath("s3://aws_default@bucket/key")`` is ``s3://bucket/key`` (the
+    ``aws_default`` there is an Airflow connection id, not part of the file's identity).
+    """
+    from urllib.parse import urlsplit
 
     text = str(path)
     if "://" not in text:
         import os
 
-        text = "file://" + os.path.abspath(text)
+        return "file://" + os.path.abspath(text)
+    parts = urlsplit(text)
+    if "@" in parts.netloc:
+        text = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return text
+
+
+def output_asset(path: Any) -> Asset:
+    """The asset of a batch's output file: its URI (``s3://bucket/key``, ``file:///abs/path.jsonl``)."""
+    from airflow.sdk import Asset
+
+    text = file_uri(path)
     return Asset(uri=text, name=text, group="asset")
 
 

@@ -156,3 +156,7 @@ def test_values_unknown_at_parse_time_make_an_alias() -> None:
     assert op.outlets == [AssetAlias(assets.OUTPUT_ALIAS)]  # an XComArg is resolved at run time
     s3 = PredictOperator(task_id="p2", model_inputs=[{}], output_path=ObjectStoragePath("s3://bucket/out.jsonl"))
     assert s3.outlets == [Asset("s3://bucket/out.jsonl")]
+    # with a connection id: the same asset a consumer declares as Asset("s3://bucket/out.jsonl")
+    conn = ObjectStoragePath("s3://aws_default@bucket/out.jsonl")
+    s3_conn = PredictOperator(task_id="p3", model_inputs=[{}], output_path=conn)
+    assert s3_conn.outlets == [Asset("s3://bucket/out.jsonl")]

@@ -46,6 +46,9 @@ def test_relative_and_object_storage_paths() -> None:
 
     assert _lineage.file_dataset_ids("in.jsonl") == ("file", str(Path("in.jsonl").absolute()))
     assert _lineage.file_dataset_ids(ObjectStoragePath("file:///data/in.jsonl")) == ("file", "/data/in.jsonl")
+    # The connection id of an ObjectStoragePath is not part of the file's name (OpenLineage: s3://bucket).
+    with_conn = ObjectStoragePath("s3://aws_default@bucket/out/x.jsonl")
+    assert _lineage.file_dataset_ids(with_conn) == ("s3://bucket", "out/x.jsonl")
 
 
 def test_batch_predict_files_model_and_row_counts() -> None:
