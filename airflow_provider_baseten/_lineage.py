@@ -19,6 +19,8 @@ and only the OpenLineage listener calls them, so without the extra nothing chang
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -32,6 +34,29 @@ if TYPE_CHECKING:
 
 #: The OpenLineage namespace of Baseten's objects (models, deployments, environments, training jobs).
 NAMESPACE = "baseten"
+
+
+def never_raises(method: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Wrap an operator's ``get_openlineage_facets_on_*``: a lineage bug must not fail (or hide) a task.
+
+    Any exception is logged as a warning on the operator's logger and the method returns ``None`` (the
+    OpenLineage listener then reports the task without datasets).
+    """
+
+    @functools.wraps(method)
+    def facets(self: Any, task_instance: Any) -> Any:
+        try:
+            return method(self, task_instance)
+        except Exception as exc:
+            self.log.warning(
+                "OpenLineage: no datasets for task %s (%s: %s); the task's result is unchanged.",
+                getattr(self, "task_id", "?"),
+                type(exc).__name__,
+                exc,
+            )
+            return None
+
+    return facets
 
 
 def model_name(model_id: str, *, environment: str | None = None, deployment_id: str | None = None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_baseten import xcom
+from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
@@ -241,14 +241,13 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         )
         self.log.info("Asset event of environment %s of model %s: %s", self.environment, model, extra)
 
+    @_lineage.never_raises
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the deployment in, the environment it now serves out (``[openlineage]``).
 
         Nothing when the task did not wait (``wait_for_completion=False``): the promotion may not finish. A
         no-op (the deployment already served) reports the same datasets without a lifecycle change.
         """
-        from airflow_provider_baseten import _lineage
-
         return _lineage.environment_lineage(self._model, self._served, self.environment, changed=not self._noop)
 
     def on_kill(self) -> None:
