@@ -82,10 +82,11 @@ def _check_id(what: str, value: object) -> str:
 def sanitize_uri(uri: SplitResult) -> SplitResult:
     """Check and normalize a ``baseten://`` URI (the ``asset-uris`` handler); ``ValueError`` when malformed.
 
-    Normalizes the spelling ``training-project`` to ``training_project``. Airflow has already lower-cased the
-    scheme, sorted the query, dropped the fragment and any trailing ``/``.
+    Normalizes the kind (``MODEL``, ``training-project``) to ``model`` / ``training_project``; ids keep their
+    case and are never percent-decoded. Airflow has already lower-cased the scheme, sorted the query, dropped
+    the fragment and any trailing ``/``.
     """
-    kind = _KINDS.get(uri.netloc)
+    kind = _KINDS.get(uri.netloc.lower())  # the kind is the URI's host: case-insensitive
     if kind is None:
         raise ValueError(f"Unknown Baseten asset kind {uri.netloc!r} in {uri.geturl()!r}: {_EXPECTED}.")
     if uri.query:

@@ -68,6 +68,37 @@ def test_the_dashed_project_spelling_is_normalized() -> None:
     assert Asset("baseten://training-project/p1/jobs/j1").uri == "baseten://training_project/p1/jobs/j1"
 
 
+@pytest.mark.parametrize(
+    ("given", "normalized"),
+    [
+        ("BASETEN://model/abc", "baseten://model/abc"),  # Airflow lower-cases the scheme
+        ("baseten://MODEL/abc/environments/production", "baseten://model/abc/environments/production"),
+        ("baseten://Training-Project/p1", "baseten://training_project/p1"),  # the kind is a host: any case
+        ("baseten://model/abc/environments/production/", "baseten://model/abc/environments/production"),
+        ("baseten://model/abc/environments/Production", "baseten://model/abc/environments/Production"),  # ids keep case
+    ],
+)
+def test_case_and_trailing_slash_are_normalized(given: str, normalized: str) -> None:
+    assert Asset(given).uri == normalized
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "baseten://model/ab%63",  # percent-encoding is not decoded into an id
+        "baseten://model/ab%2Fc/environments/x",  # nor into a path separator
+        "baseten://model/abç",  # non-ASCII
+        "baseten://model/\uff41\uff42\uff43",  # full-width letters
+        "baseten://model/abc%20",
+        "baseten://model//environments/x",
+        "baseten://model:80/abc",
+    ],
+)
+def test_hostile_ids_are_rejected_at_parse_time(uri: str) -> None:
+    with pytest.raises(ValueError, match="Baseten"):
+        Asset(uri)
+
+
 def test_a_template_in_an_id_points_to_asset_alias() -> None:
     with pytest.raises(ValueError, match="use an AssetAlias"):
         assets.environment_asset("{{ params.model }}", "production")
