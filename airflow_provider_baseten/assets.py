@@ -209,8 +209,9 @@ def to_openlineage(asset: Any, lineage_context: Any = None) -> Any:
 def file_uri(path: Any) -> str:
     """The URL of a file: a ``scheme://`` URL as given, a local path as ``file:///abs/path``.
 
-    Without user info: an ``ObjectStoragePath("s3://aws_default@bucket/key")`` is ``s3://bucket/key`` (the
-    ``aws_default`` there is an Airflow connection id, not part of the file's identity).
+    Without user info, query or fragment: an ``ObjectStoragePath("s3://aws_default@bucket/key")`` is
+    ``s3://bucket/key`` (``aws_default`` is an Airflow connection id, not part of the file's identity), and
+    a signed URL's signature never reaches an asset URI (stored and shown in cleartext).
     """
     from urllib.parse import urlsplit
 
@@ -220,8 +221,8 @@ def file_uri(path: Any) -> str:
 
         return "file://" + os.path.abspath(text)
     parts = urlsplit(text)
-    if "@" in parts.netloc:
-        text = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        text = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
     return text
 
 

@@ -165,6 +165,13 @@ def test_environment_event_extra_has_the_documented_keys() -> None:
     assert extra["noop"] is False and extra["serving"] is True and extra["promoted_at"].endswith("+00:00")
 
 
+def test_output_assets_carry_no_credentials_or_signature() -> None:
+    for path in ("s3://key:secret@bucket/out.jsonl", "s3://bucket/out.jsonl?X-Amz-Signature=secret&X-Amz-Expires=60"):
+        asset = assets.output_asset(path)
+        assert asset.uri == asset.name == "s3://bucket/out.jsonl", path
+        assert "secret" not in repr(asset)
+
+
 def test_emit_outside_a_task_run_emits_nothing() -> None:
     assert assets.emit_asset_event({}, assets.model_asset("m"), {"x": 1}) is False
 
