@@ -49,3 +49,13 @@ def test_the_watchers_deploy_and_openai_modules_are_listed() -> None:
     for name in ("operators.deploy", "operators.openai", "triggers.watchers", "triggers.checkpoint"):
         assert f"airflow_provider_baseten.{name}" in modules
     assert info["versions"] == [airflow_provider_baseten.__version__]
+
+
+def test_the_changelog_names_the_assets_and_watchers() -> None:
+    from pathlib import Path
+
+    from airflow_provider_baseten.triggers import watchers
+
+    unreleased = (Path(__file__).parents[2] / "CHANGELOG.md").read_text().split("## [0.1.0]")[0]
+    for name in ["baseten://", "environment_asset", *(n for n in watchers.__all__ if n != "WatcherTrigger")]:
+        assert name in unreleased, name
