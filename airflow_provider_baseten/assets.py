@@ -69,12 +69,14 @@ _EXPECTED = (
 )
 
 
-def _check_id(what: str, value: object) -> str:
+def _check_id(what: str, value: object, where: str = "an asset URI") -> str:
     if not isinstance(value, str) or not _ID.match(value):
-        hint = " (a Jinja template? use an AssetAlias for ids known only at run time)" if "{{" in str(value) else ""
+        templated = "{{" in str(value)
+        hint = " (a Jinja template? use an AssetAlias for ids known only at run time)" if templated else ""
+        if templated and where != "an asset URI":
+            hint = " (a Jinja template? it is not rendered here: give the id itself)"
         raise ValueError(
-            f"Invalid Baseten {what} {value!r} in an asset URI: letters, digits, '_', '.', '-' only "
-            f"(at most 128){hint}."
+            f"Invalid Baseten {what} {value!r} in {where}: letters, digits, '_', '.', '-' only (at most 128){hint}."
         )
     return value
 

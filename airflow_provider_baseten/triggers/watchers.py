@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_baseten._ratelimit import STATUS_BUDGET_RPS, status_budget
+from airflow_provider_baseten.assets import _check_id
 from airflow_provider_baseten.models import TRAINING_TERMINAL_STATES
 
 if TYPE_CHECKING:
@@ -242,8 +243,8 @@ class EnvironmentChangedTrigger(WatcherTrigger):
         super().__init__(**kwargs)
         if not model_id:
             raise ValueError("EnvironmentChangedTrigger needs model_id.")
-        self.model_id = model_id
-        self.environment = environment
+        self.model_id = _check_id("model id", model_id, "a watcher")
+        self.environment = None if environment is None else _check_id("environment", environment, "a watcher")
 
     def source(self) -> dict[str, Any]:
         """The model and environment."""
@@ -291,7 +292,7 @@ class DeploymentActiveTrigger(WatcherTrigger):
         super().__init__(**kwargs)
         if not model_id:
             raise ValueError("DeploymentActiveTrigger needs model_id.")
-        self.model_id = model_id
+        self.model_id = _check_id("model id", model_id, "a watcher")
 
     def source(self) -> dict[str, Any]:
         """The model."""
@@ -342,7 +343,7 @@ class TrainingJobFinishedTrigger(WatcherTrigger):
                 f"statuses must be end states of a training job, one or more of {sorted(TRAINING_TERMINAL_STATES)}; "
                 f"got {statuses!r}."
             )
-        self.training_project_id = training_project_id
+        self.training_project_id = _check_id("training project id", training_project_id, "a watcher")
         self.statuses = wanted
 
     def source(self) -> dict[str, Any]:

@@ -248,6 +248,11 @@ def test_serialize_is_deterministic_and_carries_no_secret(emu: Any) -> None:
         (lambda: DeploymentActiveTrigger(model_id="m", poll_interval=0), "poll_interval"),
         (lambda: TrainingJobFinishedTrigger(training_project_id="p", statuses=["TRAINING_JOB_RUNNING"]), "end states"),
         (lambda: TrainingJobFinishedTrigger(training_project_id="p", statuses=[]), "end states"),
+        (lambda: EnvironmentChangedTrigger(model_id="{{ params.model }}"), "it is not rendered here"),
+        (lambda: EnvironmentChangedTrigger(model_id="m", environment="prod/../x"), "Invalid Baseten environment"),
+        (lambda: DeploymentActiveTrigger(model_id="a b"), "Invalid Baseten model id"),
+        (lambda: TrainingJobFinishedTrigger(training_project_id="p?x=1"), "Invalid Baseten training project id"),
+        (lambda: EnvironmentChangedTrigger(model_id="m", max_status_rps=0), "max_status_rps"),
     ],
 )
 def test_bad_watcher_arguments_fail_before_any_request(emu: Any, make: Callable[[], Any], message: str) -> None:
