@@ -71,14 +71,30 @@ def training_job_name(training_project_id: str, training_job_id: str) -> str:
     return f"training_project/{training_project_id}/jobs/{training_job_id}"
 
 
+def file_uri(path: Any) -> str:
+    """The URL of a file: a ``scheme://`` URL as given, a local path as ``file:///abs/path``.
+
+    Without user info, query or fragment: an ``ObjectStoragePath("s3://aws_default@bucket/key")`` is
+    ``s3://bucket/key`` (``aws_default`` is an Airflow connection id, not part of the file's identity), and
+    a signed URL's signature never reaches an asset URI (stored and shown in cleartext).
+    """
+    text = str(path)
+    if "://" not in text:
+        import os
+
+        return "file://" + os.path.abspath(text)
+    parts = urlsplit(text)
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        text = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
+    return text
+
+
 def file_dataset_ids(path: Any) -> tuple[str, str]:
     """``(namespace, name)`` of a file: a local path, a ``scheme://`` URL or an ``ObjectStoragePath``.
 
     ``s3://bucket/key`` is ``("s3://bucket", "key")`` (an ``ObjectStoragePath``'s connection id dropped); a
     local path is ``("file", "/abs/path")``, as Airflow's own ``file`` asset converter names it.
     """
-    from airflow_provider_baseten.assets import file_uri
-
     parts = urlsplit(file_uri(path))
     if parts.scheme == "file":
         return (f"file://{parts.netloc}" if parts.netloc else "file"), parts.path

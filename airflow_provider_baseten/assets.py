@@ -208,29 +208,11 @@ def to_openlineage(asset: Any, lineage_context: Any = None) -> Any:
     return Dataset(namespace=NAMESPACE, name=uri[len(prefix) :])
 
 
-def file_uri(path: Any) -> str:
-    """The URL of a file: a ``scheme://`` URL as given, a local path as ``file:///abs/path``.
-
-    Without user info, query or fragment: an ``ObjectStoragePath("s3://aws_default@bucket/key")`` is
-    ``s3://bucket/key`` (``aws_default`` is an Airflow connection id, not part of the file's identity), and
-    a signed URL's signature never reaches an asset URI (stored and shown in cleartext).
-    """
-    from urllib.parse import urlsplit
-
-    text = str(path)
-    if "://" not in text:
-        import os
-
-        return "file://" + os.path.abspath(text)
-    parts = urlsplit(text)
-    if "@" in parts.netloc or parts.query or parts.fragment:
-        text = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
-    return text
-
-
 def output_asset(path: Any) -> Asset:
     """The asset of a batch's output file: its URI (``s3://bucket/key``, ``file:///abs/path.jsonl``)."""
     from airflow.sdk import Asset
+
+    from airflow_provider_baseten._lineage import file_uri
 
     text = file_uri(path)
     return Asset(uri=text, name=text, group="asset")
