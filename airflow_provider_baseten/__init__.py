@@ -56,6 +56,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Baseten",
                 "python-modules": [
                     "airflow_provider_baseten.triggers.baseten",
+                    "airflow_provider_baseten.triggers.checkpoint",
                     "airflow_provider_baseten.triggers.watchers",
                 ],
             }

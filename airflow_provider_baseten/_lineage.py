@@ -19,6 +19,8 @@ and only the OpenLineage listener calls them, so without the extra nothing chang
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -34,6 +36,29 @@ if TYPE_CHECKING:
 NAMESPACE = "baseten"
 
 
+def never_raises(method: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Wrap an operator's ``get_openlineage_facets_on_*``: a lineage bug must not fail (or hide) a task.
+
+    Any exception is logged as a warning on the operator's logger and the method returns ``None`` (the
+    OpenLineage listener then reports the task without datasets).
+    """
+
+    @functools.wraps(method)
+    def facets(self: Any, task_instance: Any) -> Any:
+        try:
+            return method(self, task_instance)
+        except Exception as exc:
+            self.log.warning(
+                "OpenLineage: no datasets for task %s (%s: %s); the task's result is unchanged.",
+                getattr(self, "task_id", "?"),
+                type(exc).__name__,
+                exc,
+            )
+            return None
+
+    return facets
+
+
 def model_name(model_id: str, *, environment: str | None = None, deployment_id: str | None = None) -> str:
     """The dataset name of a model target: a deployment when ``deployment_id`` is given, else an environment."""
     if deployment_id:
@@ -46,18 +71,31 @@ def training_job_name(training_project_id: str, training_job_id: str) -> str:
     return f"training_project/{training_project_id}/jobs/{training_job_id}"
 
 
-def file_dataset_ids(path: Any) -> tuple[str, str]:
-    """``(namespace, name)`` of a file: a local path, a ``scheme://`` URL or an ``ObjectStoragePath``.
+def file_uri(path: Any) -> str:
+    """The URL of a file: a ``scheme://`` URL as given, a local path as ``file:///abs/path``.
 
-    ``s3://bucket/key`` is ``("s3://bucket", "key")``; a local path is ``("file", "/abs/path")``, as
-    Airflow's own ``file`` asset converter names it.
+    Without user info, query or fragment: an ``ObjectStoragePath("s3://aws_default@bucket/key")`` is
+    ``s3://bucket/key`` (``aws_default`` is an Airflow connection id, not part of the file's identity), and
+    a signed URL's signature never reaches an asset URI (stored and shown in cleartext).
     """
     text = str(path)
     if "://" not in text:
-        from pathlib import Path
+        import os
 
-        return "file", str(Path(text).absolute())
+        return "file://" + os.path.abspath(text)
     parts = urlsplit(text)
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        text = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
+    return text
+
+
+def file_dataset_ids(path: Any) -> tuple[str, str]:
+    """``(namespace, name)`` of a file: a local path, a ``scheme://`` URL or an ``ObjectStoragePath``.
+
+    ``s3://bucket/key`` is ``("s3://bucket", "key")`` (an ``ObjectStoragePath``'s connection id dropped); a
+    local path is ``("file", "/abs/path")``, as Airflow's own ``file`` asset converter names it.
+    """
+    parts = urlsplit(file_uri(path))
     if parts.scheme == "file":
         return (f"file://{parts.netloc}" if parts.netloc else "file"), parts.path
     return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"

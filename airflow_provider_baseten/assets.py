@@ -69,12 +69,14 @@ _EXPECTED = (
 )
 
 
-def _check_id(what: str, value: object) -> str:
+def _check_id(what: str, value: object, where: str = "an asset URI") -> str:
     if not isinstance(value, str) or not _ID.match(value):
-        hint = " (a Jinja template? use an AssetAlias for ids known only at run time)" if "{{" in str(value) else ""
+        templated = "{{" in str(value)
+        hint = " (a Jinja template? use an AssetAlias for ids known only at run time)" if templated else ""
+        if templated and where != "an asset URI":
+            hint = " (a Jinja template? it is not rendered here: give the id itself)"
         raise ValueError(
-            f"Invalid Baseten {what} {value!r} in an asset URI: letters, digits, '_', '.', '-' only "
-            f"(at most 128){hint}."
+            f"Invalid Baseten {what} {value!r} in {where}: letters, digits, '_', '.', '-' only (at most 128){hint}."
         )
     return value
 
@@ -82,10 +84,11 @@ def _check_id(what: str, value: object) -> str:
 def sanitize_uri(uri: SplitResult) -> SplitResult:
     """Check and normalize a ``baseten://`` URI (the ``asset-uris`` handler); ``ValueError`` when malformed.
 
-    Normalizes the spelling ``training-project`` to ``training_project``. Airflow has already lower-cased the
-    scheme, sorted the query, dropped the fragment and any trailing ``/``.
+    Normalizes the kind (``MODEL``, ``training-project``) to ``model`` / ``training_project``; ids keep their
+    case and are never percent-decoded. Airflow has already lower-cased the scheme, sorted the query, dropped
+    the fragment and any trailing ``/``.
     """
-    kind = _KINDS.get(uri.netloc)
+    kind = _KINDS.get(uri.netloc.lower())  # the kind is the URI's host: case-insensitive
     if kind is None:
         raise ValueError(f"Unknown Baseten asset kind {uri.netloc!r} in {uri.geturl()!r}: {_EXPECTED}.")
     if uri.query:
@@ -206,14 +209,12 @@ def to_openlineage(asset: Any, lineage_context: Any = None) -> Any:
 
 
 def output_asset(path: Any) -> Asset:
-    """The asset of a batch's output file: its URI (``s3://...``, ``file:///abs/path.jsonl``)."""
+    """The asset of a batch's output file: its URI (``s3://bucket/key``, ``file:///abs/path.jsonl``)."""
     from airflow.sdk import Asset
 
-    text = str(path)
-    if "://" not in text:
-        import os
+    from airflow_provider_baseten._lineage import file_uri
 
-        text = "file://" + os.path.abspath(text)
+    text = file_uri(path)
     return Asset(uri=text, name=text, group="asset")
 
 

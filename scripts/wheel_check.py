@@ -7,6 +7,7 @@ the ``baseten_batch_inference`` example DAG with ``airflow dags test``, all from
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -65,6 +66,18 @@ def main(dags: Path) -> None:
     check(
         info.get("asset-uris") == pkg.get_provider_info().get("asset-uris"), "airflow shows the asset URIs as declared"
     )
+    modules = [
+        m for kind in ("operators", "sensors", "triggers") for e in info.get(kind, []) for m in e["python-modules"]
+    ]
+    declared = [
+        m
+        for kind in ("operators", "sensors", "triggers")
+        for e in pkg.get_provider_info()[kind]
+        for m in e["python-modules"]
+    ]
+    for module in modules:
+        importlib.import_module(module)
+    check(modules == declared, f"airflow shows and imports {len(modules)} operator, sensor and trigger modules")
 
     os.environ["BASETEN_DEMO_DAGS_FOLDER"] = str(dags)
     work = Path(tempfile.mkdtemp(prefix="wheel-check-"))

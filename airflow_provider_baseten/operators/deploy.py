@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 
-from airflow_provider_baseten import xcom
+from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
 from airflow_provider_baseten.operators._base import BasetenWaitingOperator
@@ -314,11 +314,10 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         )
         self.log.info("Asset event of environment %s of model %s: %s", self.environment, model_id, extra)
 
+    @_lineage.never_raises
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage (``[openlineage]``): the new deployment as output, or, deployed into an environment, the
         deployment in and the environment out. Nothing when the task did not see it ACTIVE."""
-        from airflow_provider_baseten import _lineage
-
         active = self._active or {}
         if self.environment is None:
             return _lineage.deployment_lineage(active.get("model_id"), active.get("deployment_id"))

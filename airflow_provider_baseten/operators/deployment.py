@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_baseten import xcom
+from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
@@ -124,6 +124,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
 
     def execute(self, context: Context) -> str:
         """Promote (unless already serving), push the id and URL, and wait if asked."""
+        from airflow_provider_baseten.exceptions import BasetenValidationError
         from airflow_provider_baseten.models import PROMOTION_ACTIVE_STATES
 
         hook = self.hook
@@ -176,15 +177,28 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
                 self.scale_down_previous,
                 self.preserve_env_instance_type,
             )
-            promoted = hook.promote_deployment(
-                to_send,
-                model_id=model,
-                environment=env_name,
-                scale_down_previous=self.scale_down_previous,
-                preserve_env_instance_type=self.preserve_env_instance_type,
-            )
+            try:
+                promoted_id = hook.promote_deployment(
+                    to_send,
+                    model_id=model,
+                    environment=env_name,
+                    scale_down_previous=self.scale_down_previous,
+                    preserve_env_instance_type=self.preserve_env_instance_type,
+                ).id
+            except BasetenValidationError:
+                # A retry after an answer lost in transit (a 502 once Baseten had acted) is refused with
+                # "already the deployment" / "already in progress": then the promotion exists, and it is ours.
+                if not self._promotion_made(hook, model, env_name, target_id):
+                    raise
+                self.log.warning(
+                    "Baseten refused a retried promote call, but deployment %s is now promoted into %s: an "
+                    "earlier attempt went through (its answer was lost). Continuing with that promotion.",
+                    target_id,
+                    env_name,
+                )
+                promoted_id = target_id
             self._started = True
-            target_id = promoted.id or target_id
+            target_id = promoted_id or target_id
             self._target_id = target_id
             self.log.info("Promotion of deployment %s into %s started.", target_id, env_name)
 
@@ -241,14 +255,27 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         )
         self.log.info("Asset event of environment %s of model %s: %s", self.environment, model, extra)
 
+    @staticmethod
+    def _promotion_made(hook: Any, model: str, env_name: str, target_id: str) -> bool:
+        """Whether ``target_id`` now serves ``env_name``, or is being promoted into it."""
+        from airflow_provider_baseten.models import PROMOTION_ACTIVE_STATES
+
+        env = hook.get_environment(env_name, model_id=model)
+        promo = env.in_progress_promotion
+        promoting = promo is not None and promo.status in PROMOTION_ACTIVE_STATES
+        candidate = env.candidate_deployment
+        serving = env.current_deployment
+        return (serving is not None and serving.id == target_id) or (
+            promoting and candidate is not None and candidate.id == target_id
+        )
+
+    @_lineage.never_raises
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the deployment in, the environment it now serves out (``[openlineage]``).
 
         Nothing when the task did not wait (``wait_for_completion=False``): the promotion may not finish. A
         no-op (the deployment already served) reports the same datasets without a lifecycle change.
         """
-        from airflow_provider_baseten import _lineage
-
         return _lineage.environment_lineage(self._model, self._served, self.environment, changed=not self._noop)
 
     def on_kill(self) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 
-from airflow_provider_baseten import xcom
+from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator, renamed_param
@@ -239,10 +239,9 @@ class PredictOperator(BasetenBaseOperator):
         """The batch call, with the batch options every batch method shares."""
         return hook.predict_batch(inputs, **self._target(), **batch)
 
+    @_lineage.never_raises
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the input file and the model in, the output file out, with row counts (``[openlineage]``)."""
-        from airflow_provider_baseten import _lineage
-
         result = self._result
         src = self.model_inputs
         return _lineage.predict_lineage(

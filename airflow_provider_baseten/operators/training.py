@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 
-from airflow_provider_baseten import xcom
+from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
@@ -259,10 +259,9 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         self._emit_completed(context, pid, jid)
         return jid
 
+    @_lineage.never_raises
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the training job as the task's output (``[openlineage]``)."""
-        from airflow_provider_baseten import _lineage
-
         job = self._job or {}
         return _lineage.training_lineage(job.get("training_project_id"), job.get("training_job_id"))
 

@@ -33,7 +33,10 @@ Where the cursor lives:
   triggerer ran is not reported. A warning says so once.
 
 Polling: every ``poll_interval`` seconds (default 30), one list/get call, taking its turn from the
-process-wide status budget of the model or project (:func:`~airflow_provider_baseten._ratelimit.status_budget`).
+process-wide status budget of the model or project (:func:`~airflow_provider_baseten._ratelimit.status_budget`,
+``max_status_rps``: by default ``[baseten] status_budget_rps``, the budget the other triggers use).
+A watcher compares snapshots, not histories: a change undone between two polls (production A -> B -> A)
+is not seen and fires nothing; poll more often if such flaps matter.
 Errors (Baseten down, 5xx after retries) are logged and polling goes on: a watcher has no end state.
 """
 
@@ -48,7 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_baseten._ratelimit import status_budget
+from airflow_provider_baseten._ratelimit import STATUS_BUDGET_RPS, status_budget
+from airflow_provider_baseten.assets import _check_id
 from airflow_provider_baseten.models import TRAINING_TERMINAL_STATES
 
 if TYPE_CHECKING:
@@ -73,16 +77,25 @@ class WatcherTrigger(BaseEventTrigger):
 
     :param conn_id: The Baseten connection (never a secret in the kwargs: they are stored and hashed).
     :param poll_interval: Seconds between polls.
+    :param max_status_rps: The status budget the polls share with the provider's other triggers (default:
+        ``[baseten] status_budget_rps``, else 20), read where the watcher is built and serialized with it.
     """
 
-    def __init__(self, *, conn_id: str = "baseten_default", poll_interval: float = 30.0) -> None:
+    def __init__(
+        self, *, conn_id: str = "baseten_default", poll_interval: float = 30.0, max_status_rps: float | None = None
+    ) -> None:
+        from airflow_provider_baseten._conf import status_budget_rps
+
         super().__init__()  # type: ignore[no-untyped-call]
         if not conn_id:
             raise ValueError("conn_id is required.")
         if not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
             raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}.")
+        if max_status_rps is not None and (not isinstance(max_status_rps, (int, float)) or not max_status_rps > 0):
+            raise ValueError(f"max_status_rps must be a positive number of calls per second, got {max_status_rps!r}.")
         self.conn_id = conn_id
         self.poll_interval = float(poll_interval)
+        self.max_status_rps = float(status_budget_rps(STATUS_BUDGET_RPS) if max_status_rps is None else max_status_rps)
         self._warned_memory = False
 
     # -- what subclasses define -------------------------------------------------------------------------
@@ -104,10 +117,19 @@ class WatcherTrigger(BaseEventTrigger):
 
     # -- the loop ---------------------------------------------------------------------------------------
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Class path and JSON-primitive kwargs (deterministic: identical watchers share one trigger row)."""
+        """Class path and JSON-primitive kwargs (deterministic: identical watchers share one trigger row).
+
+        The cursor is keyed by the source alone (:attr:`cursor_key`): the same watcher with another
+        ``poll_interval`` or budget is another trigger row, but it reads and writes the same cursor.
+        """
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {**self.source(), "conn_id": self.conn_id, "poll_interval": self.poll_interval},
+            {
+                **self.source(),
+                "conn_id": self.conn_id,
+                "poll_interval": self.poll_interval,
+                "max_status_rps": self.max_status_rps,
+            },
         )
 
     @property
@@ -168,7 +190,7 @@ class WatcherTrigger(BaseEventTrigger):
 
     async def poll(self, hook: BasetenHook) -> Snapshot:
         """One snapshot, after this watcher's turn from the status budget."""
-        await status_budget(self.conn_id, self.budget_key()).turn()
+        await status_budget(self.conn_id, self.budget_key(), self.max_status_rps).turn()
         return await self.snapshot(hook)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -221,8 +243,8 @@ class EnvironmentChangedTrigger(WatcherTrigger):
         super().__init__(**kwargs)
         if not model_id:
             raise ValueError("EnvironmentChangedTrigger needs model_id.")
-        self.model_id = model_id
-        self.environment = environment
+        self.model_id = _check_id("model id", model_id, "a watcher")
+        self.environment = None if environment is None else _check_id("environment", environment, "a watcher")
 
     def source(self) -> dict[str, Any]:
         """The model and environment."""
@@ -270,7 +292,7 @@ class DeploymentActiveTrigger(WatcherTrigger):
         super().__init__(**kwargs)
         if not model_id:
             raise ValueError("DeploymentActiveTrigger needs model_id.")
-        self.model_id = model_id
+        self.model_id = _check_id("model id", model_id, "a watcher")
 
     def source(self) -> dict[str, Any]:
         """The model."""
@@ -321,7 +343,7 @@ class TrainingJobFinishedTrigger(WatcherTrigger):
                 f"statuses must be end states of a training job, one or more of {sorted(TRAINING_TERMINAL_STATES)}; "
                 f"got {statuses!r}."
             )
-        self.training_project_id = training_project_id
+        self.training_project_id = _check_id("training project id", training_project_id, "a watcher")
         self.statuses = wanted
 
     def source(self) -> dict[str, Any]:

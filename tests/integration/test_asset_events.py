@@ -148,3 +148,25 @@ def test_a_retry_that_finds_the_job_completed_emits_its_asset(conn: Any) -> None
     [added] = ctx["outlet_events"][AssetAlias(assets.TRAINING_JOB_ALIAS)].asset_alias_events
     assert added.dest_asset_key.uri == f"baseten://training_project/{project}/jobs/{job}"
     assert added.extra["status"] == "TRAINING_JOB_COMPLETED" and added.extra["training_job_id"] == job
+
+
+def test_a_promotion_answered_502_after_it_committed_emits_one_real_change(conn: Any) -> None:
+    """The promote call commits, then the client gets a 502: one promote on the server, one event, and the
+    extra names the real previous deployment (not a no-op: the promotion was this task's)."""
+    from airflow_provider_baseten.emulator.config import FaultRule
+
+    new = conn.create_deployment(MODEL, name="v3")["id"]
+    conn.advance(600)  # ACTIVE
+    conn.set_faults([FaultRule("502", endpoints=["promote_to_environment"], times=1, after=True)])
+    with DAG("t_asset_promote_502_after", schedule=None, start_date=START) as dag:
+        PromoteDeploymentOperator(task_id="promote", deployment_id=new, model_id=MODEL, environment="staging", **FAST)
+    run = run_dag(dag)
+    assert task_states(run) == {"promote": "success"}
+    assert conn.counters()["faults"].get("502", 0) == 1
+    sent = [(r["status"], r["fault"]) for r in conn.requests() if r["endpoint"] == "promote_to_environment"]
+    # The server acted once (200, whose answer the client got as a 502); the retry was refused (400).
+    assert sent == [(200, None), (502, "502"), (400, None)]
+    [(uri, extra)] = events(run)
+    assert uri == f"baseten://model/{MODEL}/environments/staging"
+    assert extra["deployment_id"] == new and extra["previous_deployment_id"] == "dep3stag"
+    assert extra["noop"] is False

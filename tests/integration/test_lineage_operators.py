@@ -68,3 +68,19 @@ def test_a_noop_promotion_still_reports_the_environment(conn: Any) -> None:
     assert _ids(op.get_openlineage_facets_on_complete(None).outputs) == [
         ("baseten", f"model/{MODEL}/environments/staging")
     ]
+
+
+def test_a_batch_that_failed_part_way_reports_its_files_without_counts(conn: Any, tmp_path: Path) -> None:
+    """What the listener gets for a failed task (no ``on_failure`` method: it calls ``on_complete``): the files
+    and the model, no row count it cannot vouch for, and no exception of its own."""
+    from airflow_provider_baseten.exceptions import BasetenBatchError
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join('{"fail": true}\n' if i == 2 else f'{{"i": {i}}}\n' for i in range(5)))
+    op = PredictOperator(task_id="p", model_inputs=str(src), output_path=str(out), on_error="fail")
+    with pytest.raises(BasetenBatchError):
+        op.execute(context())
+    got = op.get_openlineage_facets_on_complete(None)
+    assert _ids(got.inputs) == [("file", str(src)), ("baseten", f"model/{MODEL}/environments/production")]
+    assert _ids(got.outputs) == [("file", str(out))]
+    assert got.inputs[0].inputFacets == {} and got.outputs[0].outputFacets == {}

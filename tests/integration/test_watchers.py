@@ -233,6 +233,7 @@ def test_serialize_is_deterministic_and_carries_no_secret(emu: Any) -> None:
         "environment": "production",
         "conn_id": "baseten_default",
         "poll_interval": POLL,
+        "max_status_rps": 20.0,
     }
     assert emu.api_key not in repr(kwargs)
     assert EnvironmentChangedTrigger(**kwargs).serialize() == a.serialize()  # what the triggerer rebuilds
@@ -247,6 +248,11 @@ def test_serialize_is_deterministic_and_carries_no_secret(emu: Any) -> None:
         (lambda: DeploymentActiveTrigger(model_id="m", poll_interval=0), "poll_interval"),
         (lambda: TrainingJobFinishedTrigger(training_project_id="p", statuses=["TRAINING_JOB_RUNNING"]), "end states"),
         (lambda: TrainingJobFinishedTrigger(training_project_id="p", statuses=[]), "end states"),
+        (lambda: EnvironmentChangedTrigger(model_id="{{ params.model }}"), "it is not rendered here"),
+        (lambda: EnvironmentChangedTrigger(model_id="m", environment="prod/../x"), "Invalid Baseten environment"),
+        (lambda: DeploymentActiveTrigger(model_id="a b"), "Invalid Baseten model id"),
+        (lambda: TrainingJobFinishedTrigger(training_project_id="p?x=1"), "Invalid Baseten training project id"),
+        (lambda: EnvironmentChangedTrigger(model_id="m", max_status_rps=0), "max_status_rps"),
     ],
 )
 def test_bad_watcher_arguments_fail_before_any_request(emu: Any, make: Callable[[], Any], message: str) -> None:
@@ -278,5 +284,148 @@ def test_polls_that_fail_neither_fire_nor_end_the_watcher(emu: Any, monkeypatch:
         await watch.more_polls(5)
         await watch.stop()
         assert [e["deployment_id"] for e in watch.events] == ["dep3stag"]
+
+    run(body)
+
+
+class Gate:
+    """Holds a watcher between two polls (``close``), so changes happen between polls, not by luck."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+        original = WatcherTrigger.poll
+
+        async def gated(trigger: WatcherTrigger, hook: Any) -> Any:
+            await self.open.wait()
+            return await original(trigger, hook)
+
+        monkeypatch.setattr(WatcherTrigger, "poll", gated)
+
+
+def test_a_change_undone_between_two_polls_fires_nothing(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Documented: a watcher compares snapshots, so production A -> B -> A between two polls is not seen."""
+    hook = emu.hook()
+    gate = Gate(monkeypatch)
+
+    async def body() -> None:
+        watch = Running(env_watcher(Store()), emu, "get_environment")
+        await watch.more_polls(2)
+        gate.open.clear()  # the watcher now waits before its next poll
+        await hook.apromote_deployment("dep3stag", environment="production")
+        emu.advance(60)
+        assert (await hook.aget_environment("production", model_id=MODEL)).current_deployment.id == "dep3stag"
+        await hook.apromote_deployment("dep1prod", environment="production")
+        emu.advance(60)
+        assert (await hook.aget_environment("production", model_id=MODEL)).current_deployment.id == "dep1prod"
+        gate.open.set()
+        await watch.more_polls(5)
+        assert watch.events == []
+        # ...while a change that stays until the next poll fires once.
+        gate.open.clear()
+        await hook.apromote_deployment("dep3stag", environment="production")
+        emu.advance(60)
+        gate.open.set()
+        await watch.until("one event", lambda: len(watch.events) >= 1)
+        await watch.more_polls(3)
+        await watch.stop()
+        assert [e["deployment_id"] for e in watch.events] == ["dep3stag"]
+
+    run(body)
+
+
+def test_polls_keep_to_the_configured_status_budget(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``[baseten] status_budget_rps`` spaces the polls (timed on the emulator's answers, 4 per second here)."""
+    import time
+
+    monkeypatch.setenv("AIRFLOW__BASETEN__STATUS_BUDGET_RPS", "4")
+    trigger = EnvironmentChangedTrigger(model_id=MODEL, poll_interval=0.001)
+    assert trigger.max_status_rps == 4.0 and trigger.serialize()[1]["max_status_rps"] == 4.0
+    trigger.asset_state_store = Store()
+
+    async def body() -> None:
+        watch = Running(trigger, emu, "get_environment")
+        await watch.more_polls(1)
+        start, first = time.monotonic(), polls(emu, "get_environment")
+        await watch.more_polls(6)
+        elapsed, answered = time.monotonic() - start, polls(emu, "get_environment") - first
+        await watch.stop()
+        # n answered polls after a granted one need n spacings of 0.25 s, however fast the loop asks.
+        assert elapsed >= (answered - 1) * 0.25, (answered, elapsed)
+
+    run(body)
+
+
+def test_a_deleted_environment_fires_nothing_until_it_serves_again(emu: Any) -> None:
+    """Deleted from outside (404 on every poll): logged, no event, the watcher goes on; recreated serving
+    another deployment: one event. A model whose environments are all gone seeds an empty cursor."""
+    from airflow_provider_baseten.emulator.objects import Environment
+
+    model = emu.state.models[MODEL]
+    staging = model.environments["staging"]
+
+    async def body() -> None:
+        one = Running(env_watcher(Store(), environment="staging"), emu, "get_environment")
+        await one.more_polls(2)
+        del model.environments["staging"]
+        await one.more_polls(4)  # 404s (BasetenNotFoundError): logged, polling goes on
+        assert one.events == [] and emu.requests()[-1]["status"] == 404
+        model.environments["staging"] = Environment("staging", MODEL, staging.created, "dep1prod")
+        await one.until("one event", lambda: len(one.events) >= 1)
+        await one.more_polls(3)
+        await one.stop()
+        assert [(e["deployment_id"], e["previous_deployment_id"]) for e in one.events] == [("dep1prod", "dep3stag")]
+
+        saved = dict(model.environments)
+        model.environments.clear()
+        try:
+            store = Store()
+            every = Running(env_watcher(store, environment=None), emu, "list_environments")
+            await every.more_polls(3)
+            assert every.events == [] and list(store.data.values()) == [{}]
+        finally:
+            model.environments.update(saved)
+        serving = sorted(name for name, env in saved.items() if env.current_deployment_id)
+        await every.until("the environments back", lambda: len(every.events) >= len(serving))
+        await every.more_polls(2)
+        await every.stop()
+        assert sorted(e["environment"] for e in every.events) == serving and "production" in serving
+        assert {e["previous_deployment_id"] for e in every.events} == {None}
+
+    run(body)
+
+
+def test_one_trigger_row_on_two_assets_keeps_the_cursor_on_both(emu: Any) -> None:
+    """Identical watchers on two assets are one trigger row; its store has an accessor per asset (the
+    shorthand ``aget`` raises there): the cursor is kept on each, so losing one asset's state repeats nothing."""
+
+    class TwoAssets:
+        def __init__(self) -> None:
+            self._by_name = {"a": Store(), "b": Store()}
+            self._by_uri: dict[str, Store] = {}
+
+        async def aget(self, key: str, default: Any = None) -> Any:
+            raise ValueError("Task has 2 concrete inlets and outlets")
+
+        aset = aget
+
+    hook = emu.hook()
+    store = TwoAssets()
+
+    async def body() -> None:
+        first = Running(env_watcher(store), emu, "get_environment")  # type: ignore[arg-type]
+        await first.more_polls(2)
+        await hook.apromote_deployment("dep3stag", environment="production")
+        emu.advance(60)
+        await first.until("one event", lambda: len(first.events) >= 1)
+        await first.stop()
+        assert [s.data for s in store._by_name.values()] == [{first.trigger.cursor_key: {"production": "dep3stag"}}] * 2
+
+        watchers._MEMORY.clear()
+        store._by_name["a"].data.clear()  # one asset's state lost (the asset was re-created)
+        second = Running(env_watcher(store), emu, "get_environment")  # type: ignore[arg-type]
+        await second.more_polls(4)
+        await second.stop()
+        assert first.events and second.events == []
 
     run(body)

@@ -68,6 +68,37 @@ def test_the_dashed_project_spelling_is_normalized() -> None:
     assert Asset("baseten://training-project/p1/jobs/j1").uri == "baseten://training_project/p1/jobs/j1"
 
 
+@pytest.mark.parametrize(
+    ("given", "normalized"),
+    [
+        ("BASETEN://model/abc", "baseten://model/abc"),  # Airflow lower-cases the scheme
+        ("baseten://MODEL/abc/environments/production", "baseten://model/abc/environments/production"),
+        ("baseten://Training-Project/p1", "baseten://training_project/p1"),  # the kind is a host: any case
+        ("baseten://model/abc/environments/production/", "baseten://model/abc/environments/production"),
+        ("baseten://model/abc/environments/Production", "baseten://model/abc/environments/Production"),  # ids keep case
+    ],
+)
+def test_case_and_trailing_slash_are_normalized(given: str, normalized: str) -> None:
+    assert Asset(given).uri == normalized
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "baseten://model/ab%63",  # percent-encoding is not decoded into an id
+        "baseten://model/ab%2Fc/environments/x",  # nor into a path separator
+        "baseten://model/abç",  # non-ASCII
+        "baseten://model/\uff41\uff42\uff43",  # full-width letters
+        "baseten://model/abc%20",
+        "baseten://model//environments/x",
+        "baseten://model:80/abc",
+    ],
+)
+def test_hostile_ids_are_rejected_at_parse_time(uri: str) -> None:
+    with pytest.raises(ValueError, match="Baseten"):
+        Asset(uri)
+
+
 def test_a_template_in_an_id_points_to_asset_alias() -> None:
     with pytest.raises(ValueError, match="use an AssetAlias"):
         assets.environment_asset("{{ params.model }}", "production")
@@ -134,6 +165,13 @@ def test_environment_event_extra_has_the_documented_keys() -> None:
     assert extra["noop"] is False and extra["serving"] is True and extra["promoted_at"].endswith("+00:00")
 
 
+def test_output_assets_carry_no_credentials_or_signature() -> None:
+    for path in ("s3://key:secret@bucket/out.jsonl", "s3://bucket/out.jsonl?X-Amz-Signature=secret&X-Amz-Expires=60"):
+        asset = assets.output_asset(path)
+        assert asset.uri == asset.name == "s3://bucket/out.jsonl", path
+        assert "secret" not in repr(asset)
+
+
 def test_emit_outside_a_task_run_emits_nothing() -> None:
     assert assets.emit_asset_event({}, assets.model_asset("m"), {"x": 1}) is False
 
@@ -156,3 +194,7 @@ def test_values_unknown_at_parse_time_make_an_alias() -> None:
     assert op.outlets == [AssetAlias(assets.OUTPUT_ALIAS)]  # an XComArg is resolved at run time
     s3 = PredictOperator(task_id="p2", model_inputs=[{}], output_path=ObjectStoragePath("s3://bucket/out.jsonl"))
     assert s3.outlets == [Asset("s3://bucket/out.jsonl")]
+    # with a connection id: the same asset a consumer declares as Asset("s3://bucket/out.jsonl")
+    conn = ObjectStoragePath("s3://aws_default@bucket/out.jsonl")
+    s3_conn = PredictOperator(task_id="p3", model_inputs=[{}], output_path=conn)
+    assert s3_conn.outlets == [Asset("s3://bucket/out.jsonl")]

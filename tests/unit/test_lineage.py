@@ -46,6 +46,9 @@ def test_relative_and_object_storage_paths() -> None:
 
     assert _lineage.file_dataset_ids("in.jsonl") == ("file", str(Path("in.jsonl").absolute()))
     assert _lineage.file_dataset_ids(ObjectStoragePath("file:///data/in.jsonl")) == ("file", "/data/in.jsonl")
+    # The connection id of an ObjectStoragePath is not part of the file's name (OpenLineage: s3://bucket).
+    with_conn = ObjectStoragePath("s3://aws_default@bucket/out/x.jsonl")
+    assert _lineage.file_dataset_ids(with_conn) == ("s3://bucket", "out/x.jsonl")
 
 
 def test_batch_predict_files_model_and_row_counts() -> None:
@@ -148,3 +151,35 @@ def test_provider_info_points_at_the_converter() -> None:
     (entry,) = get_provider_info()["asset-uris"]
     module, _, name = entry["to_openlineage_converter"].rpartition(".")
     assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_facets_never_fail_the_task(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lineage bug must not fail a task: the listener gets ``None`` and the task log a warning."""
+    from airflow_provider_baseten.operators.deploy import DeployModelOperator
+    from airflow_provider_baseten.operators.deployment import PromoteDeploymentOperator
+    from airflow_provider_baseten.operators.inference import PredictOperator
+    from airflow_provider_baseten.operators.training import CreateTrainingJobOperator
+
+    # A real one: no model_id and no connection to read the default model from.
+    monkeypatch.delenv("AIRFLOW_CONN_BASETEN_DEFAULT", raising=False)
+    predict = PredictOperator(task_id="predict", model_inputs="/tmp/in.jsonl", output_path="/tmp/out.jsonl")
+    assert predict.get_openlineage_facets_on_complete(None) is None
+    assert "OpenLineage: no datasets for task predict" in caplog.text + capsys.readouterr().out
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a lineage bug")
+
+    for name in ("predict_lineage", "environment_lineage", "training_lineage", "deployment_lineage"):
+        monkeypatch.setattr(_lineage, name, broken)
+    operators = [
+        PredictOperator(task_id="p", model_id="m", model_inputs="/tmp/in.jsonl"),
+        PromoteDeploymentOperator(task_id="promote", deployment_id="d", model_id="m"),
+        CreateTrainingJobOperator(task_id="train", training_project_id="p", image={"base_image": "x"}),
+        DeployModelOperator(task_id="deploy", model_name="m", truss_dir="/tmp", environment="production"),
+    ]
+    for op in operators:
+        assert op.get_openlineage_facets_on_complete(None) is None, op.task_id
+    logged = caplog.text + capsys.readouterr().out  # the task logger writes through structlog
+    assert logged.count("a lineage bug") == len(operators)
