@@ -40,16 +40,40 @@ class ParquetRowWriter:
         self.writer: Any = None
         self.rows: list[Any] = []
         self.count = 0
+        self.columns: set[str] | None = set(schema.names) if schema is not None else None
 
     def add(self, row: Any) -> None:
+        """Queue one dict row; a key that is not a column (of the schema, or of the first row) is refused."""
+        if self.columns is None:
+            self.columns = set(row)
+        elif not self.columns.issuperset(row):
+            from airflow_provider_baseten.exceptions import BasetenValidationError
+
+            extra = sorted(set(row) - self.columns)
+            raise BasetenValidationError(
+                f"Parquet row {self.count + len(self.rows)} has key(s) {extra} that are not columns of the file "
+                f"({sorted(self.columns)}, from the schema or the first row); they would be dropped. Give every "
+                "column in the first row, or pass schema=.",
+                field="records",
+            )
         self.rows.append(row)
         if len(self.rows) >= ROWS_PER_BATCH:
             self.flush()
 
     def flush(self) -> None:
+        """Write the queued rows as one row group."""
         if not self.rows:
             return
-        table = self.pa.Table.from_pylist(self.rows, schema=self.schema)
+        try:
+            table = self.pa.Table.from_pylist(self.rows, schema=self.schema)
+        except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as exc:
+            from airflow_provider_baseten.exceptions import BasetenValidationError
+
+            raise BasetenValidationError(
+                f"Parquet rows {self.count}-{self.count + len(self.rows) - 1} do not fit the file's column types "
+                f"({exc}); the types come from the first rows unless schema= is given.",
+                field="records",
+            ) from None
         if self.writer is None:
             self.schema = table.schema
             self.writer = self.pq.ParquetWriter(self.fh, self.schema)
@@ -57,7 +81,15 @@ class ParquetRowWriter:
         self.count += len(self.rows)
         self.rows = []
 
+    def discard(self) -> None:
+        """After a failure: drop the queued rows and close the Parquet writer (the file is thrown away)."""
+        self.rows = []
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
     def close(self) -> None:
+        """Write the last row group and the footer (an empty file still gets its schema)."""
         self.flush()
         if self.writer is None and self.schema is not None:  # no rows: still a valid, empty file
             self.writer = self.pq.ParquetWriter(self.fh, self.schema)
