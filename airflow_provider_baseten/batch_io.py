@@ -44,6 +44,7 @@ __all__ = [
     "count_records",
     "is_parquet",
     "merge_outputs",
+    "parquet_columns",
     "read_records",
     "read_results",
     "split_input",
@@ -119,6 +120,13 @@ def count_records(path: Any) -> int:
         with _open(as_path(path), "rb") as fh:
             return int(_parquet_file(path, fh).metadata.num_rows)
     return sum(1 for _ in read_jsonl(as_path(path)))
+
+
+def parquet_columns(path: Any) -> list[str]:
+    """The column names of a Parquet file, from its footer (no row is read)."""
+    pyarrow_modules()
+    with _open(as_path(path), "rb") as fh:
+        return list(_parquet_file(path, fh).schema_arrow.names)
 
 
 def write_records(path: Any, records: Iterable[Any], *, schema: Any = None) -> int:
