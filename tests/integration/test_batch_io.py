@@ -319,3 +319,56 @@ def test_outputs_round_trip_json_exactly_through_parquet(tmp_path: Path) -> None
     assert back == values
     assert [repr(v) for v in back] == [repr(v) for v in values]  # -0.0 stays -0.0, 0.1 stays 0.1
     assert list(read_results(tmp_path / "m.jsonl")) == list(read_results(tmp_path / "m.parquet"))
+
+
+_KILLED_MERGE = """
+import os, signal, sys
+from pathlib import Path
+from airflow_provider_baseten._batch import parquet, sinks
+out, where = Path(sys.argv[1]), sys.argv[2]
+sink = sinks.open_sink(out, resume=True)
+for i in range(5000):
+    if not sink.done(i):
+        sink.put(i, {"v": i, "s": "x" * 50}, None)
+if where == "mid-write":  # the merge has written 3000 rows (some row groups) of the new file
+    write = parquet.ParquetResultWriter.write
+    seen = [0]
+    def killing(self, line):
+        seen[0] += 1
+        if seen[0] == 3000:
+            os.kill(os.getpid(), signal.SIGKILL)
+        write(self, line)
+    parquet.ParquetResultWriter.write = killing
+else:  # the new file is whole and fsynced, not yet renamed over the old one
+    os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+sink.close()
+"""
+
+
+@pytest.mark.parametrize("where", ["mid-write", "before-replace"])
+def test_a_sigkill_mid_merge_never_damages_the_parquet_file(tmp_path: Path, where: str) -> None:
+    """SIGKILL while the journal is being merged into the Parquet file: the old file is intact (readable, the
+    same bytes), and the next run completes the merge with every result once, nothing redone."""
+    import subprocess
+    import sys
+
+    from airflow_provider_baseten._batch.sinks import open_sink
+
+    out = tmp_path / "out.parquet"
+    first = open_sink(out, resume=False)
+    for i in range(3):
+        first.put(i, {"v": i, "s": "x" * 50}, None)
+    first.close()
+    before = out.read_bytes()
+    child = subprocess.run([sys.executable, "-c", _KILLED_MERGE, str(out), where], timeout=120, check=False)
+    assert child.returncode == -9
+    assert out.read_bytes() == before  # untouched: the merge writes a temp file
+    assert [r["index"] for r in read_results(out)] == [0, 1, 2]
+    assert (tmp_path / "out.parquet.journal").exists()
+    second = open_sink(out, resume=True)  # folds the killed run's journal first
+    assert all(second.done(i) for i in range(5000))  # nothing paid for is redone
+    second.close()
+    records = list(read_results(out))
+    assert [r["index"] for r in records] == list(range(5000))
+    assert [r["output"]["v"] for r in records] == list(range(5000))
+    assert sorted(os.listdir(tmp_path)) == ["out.parquet"]
