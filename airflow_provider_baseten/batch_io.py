@@ -31,6 +31,7 @@ from airflow_provider_baseten._batch.parquet import (
     MissingExtraError,
     ParquetResultWriter,
     ParquetRowWriter,
+    open_parquet,
     parquet_result_lines,
     pyarrow_modules,
 )
@@ -93,9 +94,9 @@ def _parquet_batches(path: Any, batch_size: int = ROWS_PER_BATCH) -> Iterator[An
 
 def _parquet_file(path: Any, fh: Any) -> Any:
     """``pyarrow.parquet.ParquetFile`` of an open file; one that is not Parquet is a :class:`BasetenValidationError`."""
-    pa, pq = pyarrow_modules()
+    pa, _ = pyarrow_modules()
     try:
-        return pq.ParquetFile(fh)
+        return open_parquet(fh)
     except (pa.ArrowInvalid, OSError) as exc:
         raise BasetenValidationError(f"{path}: not a readable Parquet file ({exc}).", field="path") from None
 

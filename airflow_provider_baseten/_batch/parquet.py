@@ -30,6 +30,20 @@ def pyarrow_modules() -> tuple[Any, Any]:
     return pyarrow, pyarrow.parquet
 
 
+READ_BUFFER = 1 << 20  # bytes read at a time from a column chunk
+
+
+def open_parquet(fh: Any) -> Any:
+    """``pyarrow.parquet.ParquetFile`` that reads through a small buffer, so memory stays flat.
+
+    pyarrow's defaults keep what they read: ``pre_buffer`` caches every row group's column chunks read so far
+    (memory grows with the file), and without ``buffer_size`` a whole column chunk is read at once (memory
+    grows with the row group). Measured on a 207 MB file of one row group: 300 MB peak by default, 116 MB so.
+    """
+    _, pq = pyarrow_modules()
+    return pq.ParquetFile(fh, pre_buffer=False, buffer_size=READ_BUFFER)
+
+
 class ParquetRowWriter:
     """Write dict rows to a Parquet file, ``ROWS_PER_BATCH`` at a time; the schema comes from the first rows."""
 
@@ -108,8 +122,7 @@ def result_schema() -> Any:
 
 def parquet_result_lines(fh: Any) -> Iterator[bytes]:
     """The records of a Parquet results file as the JSONL lines the batch journal uses (streamed)."""
-    _, pq = pyarrow_modules()
-    for batch in pq.ParquetFile(fh).iter_batches(batch_size=ROWS_PER_BATCH, columns=list(RESULT_COLUMNS)):
+    for batch in open_parquet(fh).iter_batches(batch_size=ROWS_PER_BATCH, columns=list(RESULT_COLUMNS)):
         cols = batch.to_pydict()
         for index, output, error in zip(cols["index"], cols["output"], cols["error"], strict=True):
             if error is not None:

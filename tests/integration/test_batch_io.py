@@ -372,3 +372,42 @@ def test_a_sigkill_mid_merge_never_damages_the_parquet_file(tmp_path: Path, wher
     assert [r["index"] for r in records] == list(range(5000))
     assert [r["output"]["v"] for r in records] == list(range(5000))
     assert sorted(os.listdir(tmp_path)) == ["out.parquet"]
+
+
+_PEAK = """
+import sys
+from airflow_provider_baseten.batch_io import read_records, count_records
+import pyarrow.parquet  # imported before the baseline
+
+def hwm():  # this process's peak RSS (ru_maxrss would start at the forking pytest's)
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
+
+count_records(sys.argv[1])
+base = hwm()
+n = sum(1 for _ in read_records(sys.argv[1]))
+print(n, hwm() - base)
+"""
+
+
+def test_reading_one_huge_row_group_keeps_memory_flat(tmp_path: Path) -> None:
+    """Reading a Parquet file of one 60 MB row group (incompressible text) takes no more memory than one of a
+    3 MB row group (was: pyarrow's defaults read whole column chunks and cached them: +100 MB here, +240 MB
+    for a 207 MB row group)."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    grew = {}
+    for rows in (15_000, 300_000):
+        path = tmp_path / f"{rows}.parquet"
+        text = pa.array([os.urandom(100).hex() for _ in range(rows)])
+        pq.write_table(pa.table({"id": pa.array(range(rows)), "text": text}), path, row_group_size=rows)
+        assert pq.ParquetFile(path).num_row_groups == 1
+        run = subprocess.run([sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True, check=True)
+        count, grew[rows] = (int(v) for v in run.stdout.split())
+        assert count == rows
+    size = (tmp_path / "300000.parquet").stat().st_size
+    assert grew[300_000] - grew[15_000] < size / 2, f"{size / 1e6:.0f} MB in one row group: {grew}"
