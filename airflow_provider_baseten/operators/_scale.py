@@ -6,7 +6,7 @@ The rule (overlapping batches on one deployment):
   an Airflow Variable ``baseten_scale_leases.<model_id>.<deployment_id>`` that every worker reads. The lease
   id is the task instance (``dag/run/task/map_index``), so a retried task finds and reuses its own lease.
 * The first lease records the deployment's own ``min_replica`` and ``max_replica`` as the **baseline**, read
-  from Baseten before anything is changed. While leases are held, ``min_replica`` is ``max(baseline, every lease)``; a batch only raises,
+  from Baseten once it finds no record (so after a last batch out has restored and deleted it). While leases are held, ``min_replica`` is ``max(baseline, every lease)``; a batch only raises,
   never lowers it.
 * Releasing a lease sets ``min_replica`` to ``max(baseline, the leases left)``: the last batch out restores the
   baseline, and only once Baseten accepted that does it delete the record (a release killed or failing in
@@ -223,11 +223,13 @@ class ScaleForBatch:
             self.state_store.set(
                 STATE_KEY, {"lease": self.lease_id, "deployment": self.deployment, "min_replica": self.min_replica}
             )
-        low, high = self._current()
         lease = {"min_replica": self.min_replica, "until": self.until}
 
         def add(record: dict[str, Any]) -> dict[str, Any]:
             if "baseline" not in record:  # the deployment's own settings, before any lease
+                # Read only now that there is no record: a last batch out deletes it after its restore, so
+                # this is the deployment's own setting, not a lease's that was about to be given back.
+                low, high = self._current()
                 record = {"baseline": {"min_replica": low, "max_replica": high}, "leases": {}}
             record["leases"][self.lease_id] = lease
             return record
@@ -237,8 +239,8 @@ class ScaleForBatch:
         orphan = "baseline" in found and not found["leases"]  # a last release that did not get to restore
         if not book.update(add, lambda r: self.lease_id in r.get("leases", {})):
             self.log.warning("scale_for_batch: lease %s could not be recorded in %s.", self.lease_id, book.key)
-        wanted = LeaseBook.wanted(book.read()) or (self.min_replica, max(high, self.min_replica))
         current = self._current()
+        wanted = LeaseBook.wanted(book.read()) or (self.min_replica, max(current[1], self.min_replica))
         if stale or orphan:  # what ended leases had set is the leases' own: converge to the live ones, down too
             self.log.info("scale_for_batch: dropped ended lease(s) %s.", ", ".join(stale) or "(restore pending)")
             self._apply(current, wanted, "live leases only")

@@ -426,3 +426,30 @@ s.acquire()
 hook.update_autoscaling_settings = lambda **kw: os.kill(os.getpid(), signal.SIGKILL)  # killed as it restores
 s.release()
 """
+
+
+def test_a_batch_starting_as_the_last_one_ends_records_the_true_baseline(
+    emulator: Any, hook: Any, tmp_path: Path
+) -> None:
+    """B starts while A, the last lease, ends: A restores and deletes the record between B's first look at
+    the deployment and B's lease being written. B must record the deployment's own 0, not A's 3 (was: B read
+    the settings first, so the baseline became 3 and the deployment stayed at 3 after both batches)."""
+    store = FileStore(tmp_path / "vars.json")
+    a = scaler(hook, store, "run/a", 3)
+    a.acquire()
+    assert settings(hook) == (3, 3)
+
+    class EndsAOnFirstRead(FileStore):
+        first = True
+
+        def get(self, key: str) -> str | None:
+            if self.first:
+                self.first = False
+                a.release()  # A's release runs to the end right here
+            return super().get(key)
+
+    b = scaler(hook, EndsAOnFirstRead(tmp_path / "vars.json"), "run/b", 2)
+    with b.held():
+        assert settings(hook) == (2, 2)
+    assert settings(hook) == (0, 1)
+    assert store._all() == {}
