@@ -19,6 +19,7 @@ Sharding, to spread one batch over many Airflow workers (mapped tasks)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from airflow_provider_baseten._batch.parquet import (
     MissingExtraError,
     ParquetResultWriter,
     ParquetRowWriter,
+    open_parquet,
     parquet_result_lines,
     pyarrow_modules,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "count_records",
     "is_parquet",
     "merge_outputs",
+    "parquet_columns",
     "read_records",
     "read_results",
     "split_input",
@@ -84,9 +87,18 @@ def _makedirs(directory: Any) -> None:
 # -- records ---------------------------------------------------------------------------------------
 def _parquet_batches(path: Any, batch_size: int = ROWS_PER_BATCH) -> Iterator[Any]:
     """The record batches of a Parquet file, read one row group's slice at a time."""
-    _, pq = pyarrow_modules()
+    pyarrow_modules()  # a missing extra is named before the file is opened
     with _open(as_path(path), "rb") as fh:
-        yield from pq.ParquetFile(fh).iter_batches(batch_size=batch_size)
+        yield from _parquet_file(path, fh).iter_batches(batch_size=batch_size)
+
+
+def _parquet_file(path: Any, fh: Any) -> Any:
+    """``pyarrow.parquet.ParquetFile`` of an open file; one that is not Parquet is a :class:`BasetenValidationError`."""
+    pa, _ = pyarrow_modules()
+    try:
+        return open_parquet(fh)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BasetenValidationError(f"{path}: not a readable Parquet file ({exc}).", field="path") from None
 
 
 def read_records(path: Any) -> Iterator[Any]:
@@ -105,10 +117,17 @@ def read_records(path: Any) -> Iterator[Any]:
 def count_records(path: Any) -> int:
     """The number of records: Parquet from its footer (nothing else read); JSONL by reading (and checking) it."""
     if is_parquet(path):
-        _, pq = pyarrow_modules()
+        pyarrow_modules()
         with _open(as_path(path), "rb") as fh:
-            return int(pq.ParquetFile(fh).metadata.num_rows)
+            return int(_parquet_file(path, fh).metadata.num_rows)
     return sum(1 for _ in read_jsonl(as_path(path)))
+
+
+def parquet_columns(path: Any) -> list[str]:
+    """The column names of a Parquet file, from its footer (no row is read)."""
+    pyarrow_modules()
+    with _open(as_path(path), "rb") as fh:
+        return list(_parquet_file(path, fh).schema_arrow.names)
 
 
 def write_records(path: Any, records: Iterable[Any], *, schema: Any = None) -> int:
@@ -120,22 +139,46 @@ def write_records(path: Any, records: Iterable[Any], *, schema: Any = None) -> i
     path = as_path(path)
     count = 0
     if is_parquet(path):
-        with _open(path, "wb") as fh:
+        with _replacing(path) as fh:
             writer = ParquetRowWriter(fh, schema)
-            for record in records:
-                if not isinstance(record, Mapping):
-                    raise BasetenValidationError(
-                        f"Parquet rows must be dicts (one column per key), got {type(record).__name__}.",
-                        field="records",
-                    )
-                writer.add(dict(record))
-            writer.close()
+            try:
+                for record in records:
+                    if not isinstance(record, Mapping):
+                        raise BasetenValidationError(
+                            f"Parquet rows must be dicts (one column per key), got {type(record).__name__}.",
+                            field="records",
+                        )
+                    writer.add(dict(record))
+                writer.close()
+            except BaseException:
+                writer.discard()
+                raise
             return writer.count
-    with _open(path, "wb") as fh:
+    with _replacing(path) as fh:
         for record in records:
             fh.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
             count += 1
     return count
+
+
+@contextlib.contextmanager
+def _replacing(dest: Any) -> Iterator[Any]:
+    """Write ``dest`` + ``.tmp`` (binary); it replaces ``dest`` when the block ends, and is removed if it fails.
+
+    So ``dest`` is never left half written: it holds the old file or the whole new one.
+    """
+    tmp = dest.with_name(dest.name + ".tmp") if hasattr(dest, "with_name") else os.fsdecode(dest) + ".tmp"
+    try:
+        with _open(tmp, "wb") as fh:
+            yield fh
+    except BaseException:
+        with contextlib.suppress(Exception):
+            tmp.unlink() if hasattr(tmp, "unlink") else os.unlink(tmp)
+        raise
+    if hasattr(tmp, "rename"):
+        tmp.rename(dest)
+    else:
+        os.replace(tmp, dest)
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -342,18 +385,18 @@ def merge_outputs(shards: Sequence[Shard | Mapping[str, Any]], dest: Any) -> int
             )
         expected = part.stop
     dest = as_path(dest)
-    tmp = dest.with_name(dest.name + ".tmp") if hasattr(dest, "with_name") else os.fsdecode(dest) + ".tmp"
     total = 0
-    with _open(tmp, "wb") as fh:
+    with _replacing(dest) as fh:
         writer: Any = ParquetResultWriter(fh) if is_parquet(dest) else fh
-        for part in parts:
-            total += _copy_shard(part, writer)
+        try:
+            for part in parts:
+                total += _copy_shard(part, writer)
+        except BaseException:
+            if writer is not fh:
+                writer.rows.discard()
+            raise
         if writer is not fh:
             writer.close()
-    if hasattr(tmp, "rename"):
-        tmp.rename(dest)
-    else:
-        os.replace(tmp, dest)
     return total
 
 
@@ -385,8 +428,7 @@ def _copy_shard(part: Shard, out: Any) -> int:
 
 def _split_index(line: bytes) -> tuple[int, bytes]:
     """``(index, the rest of the line after the index)`` of a results line."""
-    if not line.endswith(b"\n"):
-        line += b"\n"
+    line = line.rstrip(b"\r\n") + b"\n"  # a CRLF or unterminated last line: the merged file has plain LF lines
     if line.startswith(b'{"index":'):
         end = line.find(b",", 9)
         if end > 9 and line[9:end].isdigit():

@@ -6,11 +6,14 @@ The rule (overlapping batches on one deployment):
   an Airflow Variable ``baseten_scale_leases.<model_id>.<deployment_id>`` that every worker reads. The lease
   id is the task instance (``dag/run/task/map_index``), so a retried task finds and reuses its own lease.
 * The first lease records the deployment's own ``min_replica`` and ``max_replica`` as the **baseline**, read
-  from Baseten before anything is changed. While leases are held, ``min_replica`` is ``max(baseline, every lease)``; a batch only raises,
+  from Baseten once it finds no record (so after a last batch out has restored and deleted it). While leases are held, ``min_replica`` is ``max(baseline, every lease)``; a batch only raises,
   never lowers it.
 * Releasing a lease sets ``min_replica`` to ``max(baseline, the leases left)``: the last batch out restores the
-  baseline and deletes the record. A batch never restores a value it did not set: when Baseten's current
-  ``min_replica`` is not what the leases set (someone changed it by hand meanwhile), it is left alone.
+  baseline, and only once Baseten accepted that does it delete the record (a release killed or failing in
+  between leaves the baseline recorded; the next acquire on the deployment, a retry or another batch, then
+  converges to the baseline and its own lease). A batch never restores a value it did not set: each of
+  ``min_replica`` and ``max_replica`` is restored only while Baseten's current value is the one the leases set;
+  a value changed by hand meanwhile is left alone (``max_replica`` is never set below the ``min_replica`` kept).
 * Only ``min_replica`` is touched, and ``max_replica`` when a lease asks for more replicas than it allows
   (Baseten refuses ``min_replica > max_replica``): it is raised to the same count and restored with the
   baseline. No other autoscaling setting is ever sent.
@@ -126,7 +129,7 @@ class LeaseBook:
         """
         for _ in range(5):
             new = change(self.read())
-            self.store.set(self.key, json.dumps(new, sort_keys=True) if new.get("leases") else None)
+            self.store.set(self.key, json.dumps(new, sort_keys=True) if new.get("baseline") else None)
             time.sleep(self.settle * (1 + random.random()))  # another worker's write in the same instant shows now
             if check(self.read()):
                 return True
@@ -220,22 +223,26 @@ class ScaleForBatch:
             self.state_store.set(
                 STATE_KEY, {"lease": self.lease_id, "deployment": self.deployment, "min_replica": self.min_replica}
             )
-        low, high = self._current()
         lease = {"min_replica": self.min_replica, "until": self.until}
 
         def add(record: dict[str, Any]) -> dict[str, Any]:
             if "baseline" not in record:  # the deployment's own settings, before any lease
+                # Read only now that there is no record: a last batch out deletes it after its restore, so
+                # this is the deployment's own setting, not a lease's that was about to be given back.
+                low, high = self._current()
                 record = {"baseline": {"min_replica": low, "max_replica": high}, "leases": {}}
             record["leases"][self.lease_id] = lease
             return record
 
         stale = book.expired()
+        found = book.read()
+        orphan = "baseline" in found and not found["leases"]  # a last release that did not get to restore
         if not book.update(add, lambda r: self.lease_id in r.get("leases", {})):
             self.log.warning("scale_for_batch: lease %s could not be recorded in %s.", self.lease_id, book.key)
-        wanted = LeaseBook.wanted(book.read()) or (self.min_replica, max(high, self.min_replica))
         current = self._current()
-        if stale:  # what expired leases had set is the leases' own: converge to the live ones, down too
-            self.log.info("scale_for_batch: dropped expired lease(s) %s.", ", ".join(stale))
+        wanted = LeaseBook.wanted(book.read()) or (self.min_replica, max(current[1], self.min_replica))
+        if stale or orphan:  # what ended leases had set is the leases' own: converge to the live ones, down too
+            self.log.info("scale_for_batch: dropped ended lease(s) %s.", ", ".join(stale) or "(restore pending)")
             self._apply(current, wanted, "live leases only")
         elif current[0] < wanted[0]:
             self._apply(current, (wanted[0], max(current[1], wanted[1])), f"lease {self.lease_id}")
@@ -269,19 +276,36 @@ class ScaleForBatch:
         current = self._current()
         if wanted is None:
             self.log.info("scale_for_batch: no lease record for %s; nothing to restore.", self.deployment)
-        elif held is not None and current[0] != held[0]:
-            self.log.warning(
-                "scale_for_batch: min_replica of %s is %d, not the %d the batches set: it was changed meanwhile, "
-                "so it is left as it is.",
-                self.deployment,
-                current[0],
-                held[0],
-            )
         else:
-            self._apply(current, wanted, "restored" if not after.get("leases") else "the remaining leases")
+            self._apply(
+                current,
+                self._restorable(current, held, wanted),
+                "restored" if not after.get("leases") else "the remaining leases",
+            )
+            if not after.get("leases") and not book.read().get("leases"):
+                book.store.set(book.key, None)  # restored: the record (and its baseline) can go
         if self.state_store is not None:
             with contextlib.suppress(Exception):
                 self.state_store.delete(STATE_KEY)
+
+    def _restorable(
+        self, current: tuple[int, int], held: tuple[int, int] | None, wanted: tuple[int, int]
+    ) -> tuple[int, int]:
+        """``wanted``, except a field whose current value is not what the leases set (changed by hand): kept."""
+        kept = list(wanted)
+        for i, name in enumerate(("min_replica", "max_replica")):
+            if held is not None and current[i] != held[i]:
+                kept[i] = current[i]
+                self.log.warning(
+                    "scale_for_batch: %s of %s is %d, not the %d the batches set: it was changed meanwhile, "
+                    "so it is left as it is.",
+                    name,
+                    self.deployment,
+                    current[i],
+                    held[i],
+                )
+        low, high = kept
+        return low, max(high, low)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:

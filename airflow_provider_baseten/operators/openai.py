@@ -61,13 +61,17 @@ class EmbeddingsOperator(_OpenAIOperator):
     one vector per text in input order (or, with ``output_path``, a summary with the summed token ``usage``).
     Every other option is :class:`PredictOperator`'s.
 
-    :param text: One text. Or ``texts``: a list, an ``XComArg`` or a JSONL file of JSON strings.
+    :param text: One text. Or ``texts``: a list, an ``XComArg``, a JSONL file of JSON strings, or rows
+        (a Parquet file, dicts) with ``text_column``.
     :param model: The Model APIs model, or the served model name on a deployment.
     :param model_apis: ``True``: Baseten's Model APIs (``model`` required; no deployment target, ``wake_first``
         or ``scale_for_batch``); ``False``: the deployment; ``None``: the hook's rule.
     :param batch_size: Texts per request (1-1024), checked when the DAG is parsed.
     :param max_chars_per_request: Also start a new request before this many characters (a longer text goes alone).
     :param dimensions: Vector length, for models that can shorten theirs.
+    :param text_column: Where the text is when ``texts`` holds rows (a Parquet file, or dicts): that column
+        or key. A Parquet file with one column needs none; with several, leaving it out is an error before
+        any request, naming the columns.
     """
 
     template_fields: Sequence[str] = (*PredictOperator.template_fields, "model")
@@ -82,8 +86,11 @@ class EmbeddingsOperator(_OpenAIOperator):
         batch_size: int = 32,
         max_chars_per_request: int | None = None,
         dimensions: int | None = None,
+        text_column: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if text_column is not None and (not isinstance(text_column, str) or not text_column):
+            raise ValueError(f"text_column must be a column name, got {text_column!r}")
         if isinstance(text, (list, tuple, dict)):
             raise ValueError("text is one string (its vector is returned); give many texts as texts=")
         super().__init__(model_input=text, model_inputs=texts, **kwargs)
@@ -92,6 +99,31 @@ class EmbeddingsOperator(_OpenAIOperator):
         self.batch_size = batch_size
         self.max_chars_per_request = max_chars_per_request
         self.dimensions = dimensions
+        self.text_column = text_column
+
+    def _batch_inputs(self) -> tuple[Any, int]:
+        """The texts: a Parquet file's (or dict rows') ``text_column``, checked against the file's columns first."""
+        from airflow_provider_baseten.batch_io import is_parquet, parquet_columns
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+        from airflow_provider_baseten.operators.inference import _is_path
+
+        column = self.text_column
+        src = self.model_inputs
+        if _is_path(src) and is_parquet(src):
+            columns = parquet_columns(src)
+            if column is None and len(columns) == 1:
+                column = columns[0]
+            if column not in columns:
+                raise BasetenValidationError(
+                    f"{src}: its rows have the columns {columns}; name the one that holds the texts with "
+                    f"text_column= (got {column!r}).",
+                    field="text_column",
+                )
+        inputs, total = super()._batch_inputs()
+        if column is None:
+            return inputs, total
+        texts = (_column(row, column, i) for i, row in enumerate(inputs))
+        return (list(texts) if isinstance(inputs, list) else texts), total  # a list is checked before sending
 
     def _one(self, hook: Any) -> Any:
         if not isinstance(self.model_input, str):  # e.g. an XComArg that pulled a list
@@ -106,6 +138,15 @@ class EmbeddingsOperator(_OpenAIOperator):
         packing = {"batch_size": self.batch_size, "max_chars_per_request": self.max_chars_per_request}
         packing["dimensions"] = self.dimensions
         return hook.embed_batch(inputs, model=self.model, **self._route(), **packing, **batch)
+
+
+def _column(row: Any, column: str, index: int) -> Any:
+    """The text of one row (``text_column``)."""
+    if not isinstance(row, dict) or column not in row:
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        raise BasetenValidationError(f"texts[{index}] has no {column!r} (text_column).", field="text_column")
+    return row[column]
 
 
 class ChatCompletionsOperator(_OpenAIOperator):

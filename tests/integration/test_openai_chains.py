@@ -530,3 +530,44 @@ def test_embed_batch_reads_vectors_by_index_and_fails_a_short_answer(
     assert result.results[:8] == [emu_openai.embed(t) for t in texts[:8]]
     assert sorted(result.failures) == [8, 9, 10, 11]
     assert "one vector for each" in result.failures[8]
+
+
+def test_embeddings_operator_reads_the_text_column_of_a_parquet_file(
+    emulator: BasetenEmulator, monkeypatch: Any, tmp_path: Path
+) -> None:
+    """Parquet rows are dicts: with several columns, text_column names the text (was: each row dict was sent
+    failed alone as "not a string", with no way to name the column); without it the task fails before any request, naming the columns.
+    A one-column file needs no text_column."""
+    pytest.importorskip("pyarrow")
+    from airflow_provider_baseten.batch_io import write_records
+    from tests.dag_support import context
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    rows = tmp_path / "rows.parquet"
+    write_records(rows, [{"id": i, "body": f"doc {i}"} for i in range(5)])
+    only = tmp_path / "only.parquet"
+    write_records(only, [{"body": f"doc {i}"} for i in range(5)])
+    expected = [emu_openai.embed(f"doc {i}", 3) for i in range(5)]
+
+    unnamed = EmbeddingsOperator(task_id="e", texts=str(rows), model="bge", dimensions=3)
+    with pytest.raises(BasetenValidationError, match=r"columns \['id', 'body'\].*text_column="):
+        unnamed.execute(context())
+    wrong = EmbeddingsOperator(task_id="e", texts=str(rows), model="bge", text_column="text")
+    with pytest.raises(BasetenValidationError, match="text_column"):
+        wrong.execute(context())
+    assert emulator.counters()["requests"] == {}  # nothing sent
+    named = EmbeddingsOperator(task_id="e", texts=str(rows), model="bge", dimensions=3, text_column="body")
+    assert named.execute(context()) == expected
+    assert EmbeddingsOperator(task_id="e", texts=str(only), model="bge", dimensions=3).execute(context()) == expected
+    dicts = [{"body": f"doc {i}"} for i in range(5)]
+    assert (
+        EmbeddingsOperator(task_id="e", texts=dicts, model="bge", dimensions=3, text_column="body").execute(context())
+        == expected
+    )
+    with pytest.raises(BasetenValidationError, match=r"texts\[1\] has no 'body'"):
+        EmbeddingsOperator(task_id="e", texts=[{"body": "a"}, {"b": 1}], model="bge", text_column="body").execute(
+            context()
+        )
+    with pytest.raises(ValueError, match="text_column"):
+        EmbeddingsOperator(task_id="e", texts=dicts, text_column="")

@@ -304,3 +304,152 @@ def test_operator_on_kill_gives_the_setting_back_mid_batch(
     finally:
         emulator.set_predict_latency(0)
         hook.close()
+
+
+# -- hostile review (issue 16r) ------------------------------------------------------------------------
+def test_a_max_replica_changed_by_hand_meanwhile_is_left_alone(emulator: Any, hook: Any, tmp_path: Path) -> None:
+    """Someone raises max_replica by hand mid-batch (min_replica untouched): the restore gives back only
+    min_replica, and the hand-set max_replica stays (was: overwritten with the baseline's 1)."""
+    store = FileStore(tmp_path / "vars.json")
+    s = scaler(hook, store, "run/a", 2)
+    s.acquire()
+    assert settings(hook) == (2, 2)
+    hook.update_autoscaling_settings(deployment_id=DEP, max_replica=10)  # an operator's own change
+    s.release()
+    assert settings(hook) == (0, 10)
+
+
+def test_a_min_replica_changed_by_hand_still_gives_back_the_max_replica_it_raised(
+    emulator: Any, hook: Any, tmp_path: Path
+) -> None:
+    """min_replica changed by hand is left alone; the max_replica the lease raised (and nobody touched) is
+    lowered again, but never below the hand-set min_replica (Baseten refuses min > max)."""
+    store = FileStore(tmp_path / "vars.json")
+    s = scaler(hook, store, "run/a", 4)
+    s.acquire()
+    hook.update_autoscaling_settings(deployment_id=DEP, min_replica=2)
+    s.release()
+    assert settings(hook) == (2, 2)
+
+
+def test_a_restore_answered_502_after_it_was_applied_restores_once(emulator: Any, hook: Any, tmp_path: Path) -> None:
+    """The restore's PATCH is applied by the server, then the client gets a 502: it is sent again (a PATCH of
+    absolute values is idempotent), the settings end at the baseline and the record is gone."""
+    from airflow_provider_baseten.emulator import FaultRule
+
+    store = FileStore(tmp_path / "vars.json")
+    s = scaler(hook, store, "run/a", 3)
+    s.acquire()
+    emulator.set_faults([FaultRule("502", endpoints=[UPDATES], times=1, after=True)])
+    s.release()
+    assert settings(hook) == (0, 1)
+    assert updates(emulator) == 3  # the raise, the restore the client never heard of, and its resend
+    assert store._all() == {}
+
+
+@pytest.mark.parametrize("next_batch", ["the retry", "another batch"])
+def test_a_restore_that_keeps_failing_keeps_the_baseline_for_the_next_batch(
+    emulator: Any, hook: Any, tmp_path: Path, next_batch: str
+) -> None:
+    """Every restore attempt fails (the API is down): the baseline must stay recorded, so the next batch on
+    the deployment (the task's retry, or any other) gives it back (was: the record was deleted before the
+    restore, the next batch took the raised 3 as the baseline and the deployment stayed at 3 for ever)."""
+    from airflow_provider_baseten.emulator import FaultRule
+
+    store = FileStore(tmp_path / "vars.json")
+    s = scaler(hook, store, "dag/run/p/-1", 3)
+    s.acquire()
+    emulator.set_faults([FaultRule("503", endpoints=[UPDATES])])
+    with pytest.raises(Exception):  # noqa: B017 - whatever the transport raises once its retries are spent
+        s.release()
+    emulator.set_faults([])
+    assert settings(hook) == (3, 3)
+    record = json.loads(next(iter(store._all().values())))
+    assert record["baseline"] == {"min_replica": 0, "max_replica": 1}
+    lease, n = ("dag/run/p/-1", 3) if next_batch == "the retry" else ("other/run/p/-1", 2)
+    with scaler(hook, store, lease, n).held():
+        assert settings(hook) == (n, n)
+    assert settings(hook) == (0, 1)
+    assert store._all() == {}
+
+
+def test_a_batch_whose_raise_fails_leaves_nothing_behind(emulator: Any, hook: Any, tmp_path: Path) -> None:
+    """The raise itself fails (refused before the server acted): the batch never runs, the lease is
+    dropped, nothing was changed and nothing is 'restored'; the settings are the deployment's own."""
+    from airflow_provider_baseten.emulator import FaultRule
+
+    store = FileStore(tmp_path / "vars.json")
+    emulator.set_faults([FaultRule("503", endpoints=[UPDATES])])
+    ran = False
+    with pytest.raises(Exception), scaler(hook, store, "run/a", 3).held():  # noqa: B017
+        ran = True
+    emulator.set_faults([])
+    assert not ran
+    assert settings(hook) == (0, 1)
+    assert store._all() == {}
+
+
+def test_a_sigkill_between_dropping_the_lease_and_restoring_is_repaired_by_the_next_batch(
+    emulator: Any, hook: Any, tmp_path: Path
+) -> None:
+    """The last lease is dropped from the record, then the worker is SIGKILLed before its restore is sent:
+    the baseline stays recorded and the next batch (a different task) converges, then restores it."""
+    store_path = tmp_path / "vars.json"
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD_RELEASE, str(store_path), _settings_json(emulator)],
+        cwd=str(Path(__file__).resolve().parents[2]),
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL
+    assert settings(hook) == (4, 4)  # raised, never restored
+    assert updates(emulator) == 1
+    record = json.loads(next(iter(FileStore(store_path)._all().values())))
+    assert record == {"baseline": {"min_replica": 0, "max_replica": 1}, "leases": {}}
+    with scaler(hook, FileStore(store_path), "other/run/p/-1", 2).held():
+        assert settings(hook) == (2, 2)  # the killed release's 4 is not kept
+    assert settings(hook) == (0, 1)
+    assert FileStore(store_path)._all() == {}
+    assert updates(emulator) == 3  # the raise, the next batch's convergence, its restore
+
+
+_CHILD_RELEASE = """
+import json, os, signal, sys
+from pathlib import Path
+sys.path.insert(0, ".")
+from airflow_provider_baseten._transport import Settings
+from airflow_provider_baseten.hooks.baseten import BasetenHook
+from tests.integration.test_scale_for_batch import FileStore, scaler
+hook = BasetenHook(settings=Settings(**json.loads(sys.argv[2])))
+s = scaler(hook, FileStore(Path(sys.argv[1])), "dag/run/predict/3", 4)
+s.acquire()
+hook.update_autoscaling_settings = lambda **kw: os.kill(os.getpid(), signal.SIGKILL)  # killed as it restores
+s.release()
+"""
+
+
+def test_a_batch_starting_as_the_last_one_ends_records_the_true_baseline(
+    emulator: Any, hook: Any, tmp_path: Path
+) -> None:
+    """B starts while A, the last lease, ends: A restores and deletes the record between B's first look at
+    the deployment and B's lease being written. B must record the deployment's own 0, not A's 3 (was: B read
+    the settings first, so the baseline became 3 and the deployment stayed at 3 after both batches)."""
+    store = FileStore(tmp_path / "vars.json")
+    a = scaler(hook, store, "run/a", 3)
+    a.acquire()
+    assert settings(hook) == (3, 3)
+
+    class EndsAOnFirstRead(FileStore):
+        first = True
+
+        def get(self, key: str) -> str | None:
+            if self.first:
+                self.first = False
+                a.release()  # A's release runs to the end right here
+            return super().get(key)
+
+    b = scaler(hook, EndsAOnFirstRead(tmp_path / "vars.json"), "run/b", 2)
+    with b.held():
+        assert settings(hook) == (2, 2)
+    assert settings(hook) == (0, 1)
+    assert store._all() == {}
