@@ -33,6 +33,7 @@ EXTRA_FIELDS = {
     "model_apis_url": "Model APIs URL",
     "auth_scheme": "Auth scheme",
     "url_format": "LowCodeAPI URL format",
+    "upload_endpoint_url": "Model upload endpoint URL",
 }
 PLAYWRIGHT_DIR = ROOT / "build" / "ui-check" / "node_modules"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

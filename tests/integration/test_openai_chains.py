@@ -550,24 +550,31 @@ def test_embeddings_operator_reads_the_text_column_of_a_parquet_file(
     write_records(only, [{"body": f"doc {i}"} for i in range(5)])
     expected = [emu_openai.embed(f"doc {i}", 3) for i in range(5)]
 
-    unnamed = EmbeddingsOperator(task_id="e", texts=str(rows), model="bge", dimensions=3)
+    unnamed = EmbeddingsOperator(task_id="e", texts=str(rows), model="bge", model_apis=True, dimensions=3)
     with pytest.raises(BasetenValidationError, match=r"columns \['id', 'body'\].*text_column="):
         unnamed.execute(context())
-    wrong = EmbeddingsOperator(task_id="e", texts=str(rows), model="bge", text_column="text")
+    wrong = EmbeddingsOperator(task_id="e", texts=str(rows), model="bge", model_apis=True, text_column="text")
     with pytest.raises(BasetenValidationError, match="text_column"):
         wrong.execute(context())
     assert emulator.counters()["requests"] == {}  # nothing sent
-    named = EmbeddingsOperator(task_id="e", texts=str(rows), model="bge", dimensions=3, text_column="body")
+    named = EmbeddingsOperator(
+        task_id="e", texts=str(rows), model="bge", model_apis=True, dimensions=3, text_column="body"
+    )
     assert named.execute(context()) == expected
-    assert EmbeddingsOperator(task_id="e", texts=str(only), model="bge", dimensions=3).execute(context()) == expected
+    assert (
+        EmbeddingsOperator(task_id="e", texts=str(only), model="bge", model_apis=True, dimensions=3).execute(context())
+        == expected
+    )
     dicts = [{"body": f"doc {i}"} for i in range(5)]
     assert (
-        EmbeddingsOperator(task_id="e", texts=dicts, model="bge", dimensions=3, text_column="body").execute(context())
+        EmbeddingsOperator(
+            task_id="e", texts=dicts, model="bge", model_apis=True, dimensions=3, text_column="body"
+        ).execute(context())
         == expected
     )
     with pytest.raises(BasetenValidationError, match=r"texts\[1\] has no 'body'"):
-        EmbeddingsOperator(task_id="e", texts=[{"body": "a"}, {"b": 1}], model="bge", text_column="body").execute(
-            context()
-        )
+        EmbeddingsOperator(
+            task_id="e", texts=[{"body": "a"}, {"b": 1}], model="bge", model_apis=True, text_column="body"
+        ).execute(context())
     with pytest.raises(ValueError, match="text_column"):
         EmbeddingsOperator(task_id="e", texts=dicts, text_column="")
