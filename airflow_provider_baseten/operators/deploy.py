@@ -127,6 +127,10 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
             raise ValueError("Give model_name= or model_id=, not both.")
         if not_found_grace < 0 or not isinstance(error_lines, int) or error_lines < 0:
             raise ValueError("not_found_grace and error_lines must not be negative.")
+        if deploy_timeout_minutes is not None:  # not templated: a bad value fails when the DAG is parsed
+            from airflow_provider_baseten.hooks._deploy import deploy_options
+
+            deploy_options(deploy_timeout_minutes=deploy_timeout_minutes)
         self.config = config
         self.truss_dir = truss_dir
         self.model_name = model_name
@@ -147,6 +151,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def execute(self, context: Context) -> str | None:
         """Deploy (or reconnect to this task's deployment on a retry) and wait if asked; return its id."""
+        self._preflight()
         if self.deploy_dry_run:
             self.hook.deploy_model(self._source(), dry_run=True, **self._target())
             self.log.info("Dry run passed: Baseten accepted the config; nothing was uploaded or created.")
@@ -160,6 +165,43 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         if not isinstance(source, (dict, str)) or not source:
             raise BasetenValidationError("config must be a dict or truss_dir a directory path.", field="config")
         return source
+
+    def _preflight(self) -> None:
+        """Every check that needs no request: bad input fails here, with the fix named, before anything is sent."""
+        from airflow_provider_baseten._upload import check_installed
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+        from airflow_provider_baseten.hooks._deploy import deploy_options
+
+        deploy_options(
+            environment=self.environment,
+            deployment_name=self.deployment_name or None,
+            labels=self.labels,
+            deploy_timeout_minutes=self.deploy_timeout_minutes,
+        )
+        if self.config is None and self._renders_config:
+            return  # the checkpoint operator renders its config later; the rest is checked then
+        source = self._source()
+        if not isinstance(source, dict):
+            from airflow_provider_baseten._archive import read_truss_config
+
+            read_truss_config(source)  # a missing directory or config.yaml
+        if not self.model_id and not self._model_name():
+            raise BasetenValidationError(
+                "Name the model: model_name=, model_id=, or a 'model_name' in the config.", field="model_name"
+            )
+        if not self.deploy_dry_run:
+            check_installed()
+
+    def _model_name(self) -> str | None:
+        """The model's name: ``model_name``, else the config's (a Truss directory's ``config.yaml``)."""
+        from airflow_provider_baseten._archive import read_truss_config
+
+        if self.model_name:
+            return self.model_name
+        source = self._source()
+        config = source if isinstance(source, dict) else read_truss_config(source)[0]
+        name = config.get("model_name") if isinstance(config, dict) else None
+        return str(name) if name else None
 
     def _target(self) -> dict[str, Any]:
         # A templated "" means "not given" (e.g. an unset Variable).
@@ -184,6 +226,8 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         dep = self._made_by_earlier_try(name, unknown)
         if dep is None:
             started = time.time()
+            if store is not None:  # a worker killed from here on leaves this: the retry looks for what it made
+                store.set(_UNKNOWN_CREATE_KEY, {"since": started})
             try:
                 result = self.hook.deploy_model(
                     self._source(),
@@ -194,13 +238,13 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
                     deploy_timeout_minutes=self.deploy_timeout_minutes,
                 )
             except BasetenError as exc:
-                if exc.maybe_created and store is not None:
-                    store.set(_UNKNOWN_CREATE_KEY, {"since": started})
+                if not exc.maybe_created and store is not None:
+                    store.set(_UNKNOWN_CREATE_KEY, {})  # refused: nothing was made
                 raise
             model_id, dep_id = str(result.model_id), str(result.deployment_id)
         else:
             model_id, dep_id = str(dep.model_id), dep.id
-        if unknown and store is not None:
+        if store is not None and (unknown or dep is None):
             store.set(_UNKNOWN_CREATE_KEY, {})
         self._deployment = {"model_id": model_id, "deployment_id": dep_id}
         self._not_found_until = time.time() + self.not_found_grace
@@ -218,7 +262,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
             return None  # a name you chose may be an older deployment's: only look after an ambiguous create
         model_id = self.model_id
         if model_id is None:
-            name_of_model = self.model_name or (self.config or {}).get("model_name")
+            name_of_model = self._model_name()
             found = _pick_model(self.hook.list_models(), name_of_model) if name_of_model else None
             if found is None:
                 return None
@@ -423,6 +467,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
         from airflow_provider_baseten.triggers._poll import wait_inline
         from airflow_provider_baseten.triggers.checkpoint import CheckpointSyncTrigger, checkpoints_ready
 
+        self._preflight()
         job = self.hook.get_training_job(self.training_project_id, self.training_job_id)
         if not checkpoints_ready(job):
             self.log.info(

@@ -1,0 +1,135 @@
+"""Hostile review of the deploy surface (issue 14): each test failed before its fix.
+
+Every count is read on the server (the emulator's request counters and state), never in the client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_baseten.exceptions import BasetenConfigurationError, BasetenValidationError
+from airflow_provider_baseten.operators.deploy import (
+    DeployModelOperator,
+    DeployTrainingCheckpointOperator,
+    run_unique_name,
+)
+from tests.dag_support import StateStore, context
+from tests.integration.conftest import make_hook
+from tests.integration.test_deploy import CONFIG, FAST, conn, counter, deployments, truss_dir
+
+__all__ = ["conn"]  # the fixture
+
+
+def sent(emu: Any) -> int:
+    """Every API request the emulator has counted."""
+    return sum(emu.counters()["requests"].values())
+
+
+class _Killed(BaseException):
+    """The worker dying (SIGKILL): nothing in the task catches it, only the state store survives."""
+
+
+# -- exactly once --------------------------------------------------------------------------------------
+def test_a_truss_dir_deploy_lost_before_it_was_recorded_is_found_on_retry(conn: Any, tmp_path: Path) -> None:
+    """The model's name is in the Truss directory's config.yaml: the retry must look there to find it."""
+    root = truss_dir(tmp_path)
+    ctx = context(task_state_store=StateStore())
+    conn.hook().deploy_model(root, deployment_name=run_unique_name(ctx, "deploy"))
+    dep_id = DeployModelOperator(task_id="deploy", truss_dir=str(root), wait_for_completion=False).execute(ctx)
+    assert [d.id for d in deployments(conn, "truss-model")] == [dep_id]
+    assert counter(conn, "requests", "create_model") == 1
+
+
+def test_a_worker_killed_right_after_a_named_create_does_not_deploy_twice(
+    conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a deployment_name you chose, a kill between the create and the state store write used to make
+    the retry deploy a second time (it only looked after an ambiguous *error*)."""
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+    store = StateStore()
+    real = BasetenHook.deploy_model
+
+    def create_then_die(self: Any, *a: Any, **kw: Any) -> Any:
+        real(self, *a, **kw)
+        raise _Killed
+
+    def attempt() -> Any:
+        op = DeployModelOperator(task_id="d", config=CONFIG, deployment_name="v2", wait_for_completion=False)
+        return op.execute(context(task_state_store=store))
+
+    monkeypatch.setattr(BasetenHook, "deploy_model", create_then_die)
+    with pytest.raises(_Killed):
+        attempt()
+    monkeypatch.setattr(BasetenHook, "deploy_model", real)
+    dep_id = attempt()
+    assert [d.id for d in deployments(conn, "my-finetune")] == [dep_id]
+    assert counter(conn, "requests", "create_model") == 1
+
+
+def test_a_named_deploy_that_failed_cleanly_is_not_looked_for(conn: Any) -> None:
+    """A refused create (400) leaves no marker: the retry does not list deployments for it."""
+    store = StateStore()
+    op = DeployModelOperator(task_id="d", config={"model_name": "m"}, deployment_name="v1", model_id="nope")
+    with pytest.raises(Exception):  # noqa: B017 - any refusal
+        op.execute(context(task_state_store=store))
+    assert not store.data.get("baseten_deploy_create_unknown")
+
+
+# -- bad input: a typed error before any request --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"config": CONFIG, "labels": ["team", "a"]}, "labels"),
+        ({"config": CONFIG, "labels": "team=a"}, "labels"),
+        ({"config": CONFIG, "deployment_name": "  "}, "deployment_name"),
+        ({"config": {"resources": {}}}, "Name the model"),
+        ({"truss_dir": "/nonexistent/truss", "model_name": "m"}, "not a directory"),
+        ({"truss_dir": "TMP", "model_name": "m"}, "config.yaml"),
+        ({"truss_dir": "TMP_NAMELESS"}, "Name the model"),
+    ],
+    ids=["labels-list", "labels-str", "blank-name", "no-model-name", "missing-dir", "no-config-yaml", "nameless-dir"],
+)
+def test_bad_operator_input_is_refused_before_any_request(
+    conn: Any, tmp_path: Path, kwargs: dict[str, Any], match: str
+) -> None:
+    if kwargs.get("truss_dir") == "TMP":
+        kwargs["truss_dir"] = str(tmp_path)
+    elif kwargs.get("truss_dir") == "TMP_NAMELESS":
+        (tmp_path / "config.yaml").write_text("resources:\n  accelerator: A10G\n")
+        kwargs["truss_dir"] = str(tmp_path)
+    before = sent(conn)
+    op = DeployModelOperator(task_id="d", **kwargs, **FAST)
+    with pytest.raises(BasetenValidationError, match=match):
+        op.execute(context(task_state_store=StateStore()))
+    assert sent(conn) == before
+
+
+def test_deploy_timeout_out_of_range_fails_when_the_dag_is_parsed() -> None:
+    for bad in (5, 1441, "30"):
+        with pytest.raises(BasetenValidationError, match="deploy_timeout_minutes"):
+            DeployModelOperator(task_id="d", config=CONFIG, deploy_timeout_minutes=bad)  # type: ignore[arg-type]
+
+
+def test_bad_checkpoint_deploy_input_is_refused_before_any_request(conn: Any) -> None:
+    before = sent(conn)
+    op = DeployTrainingCheckpointOperator(
+        task_id="d", training_project_id="p", training_job_id="j", model_name="m", labels=["x"], **FAST
+    )
+    with pytest.raises(BasetenValidationError, match="labels"):
+        op.execute(context(task_state_store=StateStore()))
+    assert sent(conn) == before
+
+
+# -- the gateway -------------------------------------------------------------------------------------------
+def test_a_deploy_through_lowcodeapi_is_refused_before_sending(conn: Any) -> None:
+    """LowCodeAPI's reference lists none of the deploy routes: say so before anything is sent."""
+    hook = make_hook(conn, gateway="lowcodeapi")
+    before = sent(conn)
+    for dry_run in (True, False):
+        with pytest.raises(BasetenConfigurationError, match="gateway=baseten"):
+            hook.deploy_model(CONFIG, dry_run=dry_run)
+    assert sent(conn) == before
