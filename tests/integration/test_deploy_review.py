@@ -19,6 +19,8 @@ from airflow_provider_baseten.operators.deploy import (
 from tests.dag_support import StateStore, context
 from tests.integration.conftest import make_hook
 from tests.integration.test_deploy import CONFIG, FAST, conn, counter, deployments, truss_dir
+from tests.integration.test_deployment_operators import messages
+from tests.integration.test_deployment_operators import task_log as task_log  # the fixture
 
 __all__ = ["conn"]  # the fixture
 
@@ -133,3 +135,62 @@ def test_a_deploy_through_lowcodeapi_is_refused_before_sending(conn: Any) -> Non
         with pytest.raises(BasetenConfigurationError, match="gateway=baseten"):
             hook.deploy_model(CONFIG, dry_run=dry_run)
     assert sent(conn) == before
+
+
+# -- secrets -----------------------------------------------------------------------------------------------
+def test_the_upload_credentials_never_reach_logs_xcom_or_rendered_fields(
+    conn: Any, task_log: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real Airflow run, with botocore logging at DEBUG (it logs signed headers): the temporary secret key
+    and session token the emulator issued appear nowhere the task leaves text."""
+    import logging
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    from tests.dag_support import run_dag, task_states
+
+    caplog.set_level(logging.DEBUG, logger="botocore")
+    with DAG("t_deploy_secrets", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        DeployModelOperator(task_id="deploy", config=CONFIG, labels={"run": "{{ run_id }}"}, **FAST)
+    run = run_dag(dag)
+    assert task_states(run) == {"deploy": "success"}
+    issued = [slot["creds"] for slot in conn.state.uploads.values()]
+    assert len(issued) == 1
+    secrets = [issued[0]["aws_secret_access_key"], issued[0]["aws_session_token"]]
+    ti = run.get_task_instance("deploy")
+    xcoms = {key: ti.xcom_pull(task_ids="deploy", key=key) for key in ("return_value", "model_id", "deployment_id")}
+    texts = {
+        "task log": messages(task_log) + "\n" + "\n".join(map(str, task_log)),
+        "xcom": repr(xcoms),
+        "rendered": repr(rendered(ti)),
+    }
+    for where, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, where
+
+
+def rendered(ti: Any) -> Any:
+    """The task's rendered template fields, as Airflow stored them for the UI."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        fields = RenderedTaskInstanceFields.get_templated_fields(ti, session=session)
+    assert fields and fields.get("config") and fields.get("labels")
+    return fields
+
+
+def test_a_failed_upload_error_names_no_secret(conn: Any, tmp_path: Path) -> None:
+    from airflow_provider_baseten._upload import upload_archive
+    from airflow_provider_baseten.exceptions import BasetenError
+
+    hook = conn.hook()
+    slot = hook.prepare_model_upload({"config": CONFIG}, name="leak-check")
+    assert slot.creds is not None
+    archive = tmp_path / "a.tgz"
+    archive.write_bytes(b"not a tar")
+    with pytest.raises(BasetenError) as info:
+        upload_archive(archive, slot, conn.upload_url)
+    text = f"{info.value}\n{info.value!r}\n{info.value.__dict__}\n{slot!r}\n{slot}"
+    assert slot.creds.aws_secret_access_key not in text and slot.creds.aws_session_token not in text
