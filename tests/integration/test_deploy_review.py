@@ -194,3 +194,23 @@ def test_a_failed_upload_error_names_no_secret(conn: Any, tmp_path: Path) -> Non
         upload_archive(archive, slot, conn.upload_url)
     text = f"{info.value}\n{info.value!r}\n{info.value.__dict__}\n{slot!r}\n{slot}"
     assert slot.creds.aws_secret_access_key not in text and slot.creds.aws_session_token not in text
+
+
+# -- the checkpoint operator ------------------------------------------------------------------------------
+def test_an_unknown_checkpoint_id_names_the_ones_there_and_deploys_nothing(conn: Any) -> None:
+    from tests.integration.test_deploy import JOB, PROJECT
+
+    conn.set_time_scale(200)
+    job = conn.hook().create_training_job(PROJECT, JOB)
+    op = DeployTrainingCheckpointOperator(
+        task_id="d",
+        training_project_id=PROJECT,
+        training_job_id=job.id,
+        model_name="ckpt-model",
+        checkpoint_id="checkpoint-9",
+        **FAST,
+    )
+    with pytest.raises(BasetenValidationError, match=r"checkpoint-9.*'checkpoint-1', 'checkpoint-2'"):
+        op.execute(context(task_state_store=StateStore()))
+    assert conn.state.uploads == {} and deployments(conn, "ckpt-model") == []
+    assert counter(conn, "requests", "prepare_model_upload:slot") == 0
