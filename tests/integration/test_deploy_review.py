@@ -214,3 +214,37 @@ def test_an_unknown_checkpoint_id_names_the_ones_there_and_deploys_nothing(conn:
         op.execute(context(task_state_store=StateStore()))
     assert conn.state.uploads == {} and deployments(conn, "ckpt-model") == []
     assert counter(conn, "requests", "prepare_model_upload:slot") == 0
+
+
+# -- a new user -------------------------------------------------------------------------------------------
+def test_the_connection_the_emulator_cli_prints_deploys_to_the_emulator_not_to_aws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Started from the command line, the emulator printed a connection without ``upload_endpoint_url``:
+    a deploy then sent the archive to the real AWS bucket. Its printed connection must deploy as is."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    import httpx
+
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+    cmd = [sys.executable, "-m", "airflow_provider_baseten.emulator", "--port", "0", "--api-key", "k-123"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
+        printed = re.search(r"AIRFLOW_CONN_BASETEN_DEFAULT='(.*)'", lines[2])
+        assert printed, lines
+        conn = json.loads(printed.group(1))
+        conn["password"] = "k-123"
+        monkeypatch.setenv("AIRFLOW_CONN_BASETEN_DEFAULT", json.dumps(conn))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        result = BasetenHook("baseten_default").deploy_model(CONFIG)
+        counters = httpx.get(conn["host"] + "/__admin/counters").json()
+        assert counters["submissions"]["model_archive_upload"] == 1  # the archive reached the emulator
+        assert counters["submissions"]["deployment"] == 1 and result.deployment_id
+    finally:
+        proc.terminate()
+        proc.wait(10)
