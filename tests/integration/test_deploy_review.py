@@ -248,3 +248,24 @@ def test_the_connection_the_emulator_cli_prints_deploys_to_the_emulator_not_to_a
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_an_upload_put_that_fails_is_put_again_and_committed_once(conn: Any) -> None:
+    """S3 PUT is idempotent: a PUT refused before storing, then one stored but answered 502, are both sent
+    again (botocore's retries, the file rewound); the archive is committed once, as one deployment."""
+    from airflow_provider_baseten.emulator.config import FaultRule
+
+    conn.set_faults(
+        [
+            FaultRule("503", endpoints=["s3_put_object"], times=1),
+            FaultRule("502", endpoints=["s3_put_object"], times=1, after=True),
+        ]
+    )
+    result = conn.hook().deploy_model(CONFIG)
+    faults = conn.counters()["faults"]
+    assert faults["s3_put_object:503"] == 1 and faults["s3_put_object:502+after"] == 1
+    assert counter(conn, "submissions", "model_archive_upload") == 2  # the 502-after PUT and the last one
+    slot = conn.state.uploads[result.s3_key]
+    assert slot["uploaded"] and slot["size"] == result.uploaded_bytes and slot["files"] == ["config.yaml"]
+    assert counter(conn, "requests", "create_model") == 1
+    assert [d.id for d in deployments(conn, "my-finetune")] == [result.deployment_id]
