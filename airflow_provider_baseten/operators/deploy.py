@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 NOT_FOUND = "NOT_FOUND"
 #: Statuses of a deployment that has been built and deployed: a retry does not deploy again.
 DEPLOYED_STATES = frozenset({"ACTIVE", "SCALED_TO_ZERO", "WAKING_UP"})
-# Task state store key: an earlier try's create failed ambiguously ({"since": epoch}).
+# Task state store key: a try started a create and has not stored the ids yet ({"since": epoch}; {} once stored).
 _UNKNOWN_CREATE_KEY = "baseten_deploy_create_unknown"
 
 
@@ -215,10 +215,10 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         """Deploy; push the ids and URLs at once. Returns ``{model_id, deployment_id}``.
 
         First looks for the deployment an earlier try made but could not record (a worker killed after the
-        create, or a create whose answer was lost): by this run's unique name, or, for a name you chose, only
-        after an ambiguous failure and only among deployments created since.
+        create, or a create whose answer was lost): by this run's unique name, or, for a name you chose,
+        only when an earlier try started a create without storing the ids (killed, or failed), and only among
+        deployments created since.
         """
-        from airflow_provider_baseten.exceptions import BasetenError
 
         store = context.get("task_state_store")
         unknown = store.get(_UNKNOWN_CREATE_KEY) if store is not None else None
@@ -226,26 +226,21 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         dep = self._made_by_earlier_try(name, unknown)
         if dep is None:
             started = time.time()
-            if store is not None:  # a worker killed from here on leaves this: the retry looks for what it made
+            if store is not None:
+                # Until the ids are stored (see poll_until_complete), a retry looks for what this try made: a
+                # worker killed mid-create, or any failure (even one that looks clean) leaves the marker.
                 store.set(_UNKNOWN_CREATE_KEY, {"since": started})
-            try:
-                result = self.hook.deploy_model(
-                    self._source(),
-                    **self._target(),
-                    environment=self.environment,
-                    deployment_name=name,
-                    labels=self.labels,
-                    deploy_timeout_minutes=self.deploy_timeout_minutes,
-                )
-            except BasetenError as exc:
-                if not exc.maybe_created and store is not None:
-                    store.set(_UNKNOWN_CREATE_KEY, {})  # refused: nothing was made
-                raise
+            result = self.hook.deploy_model(
+                self._source(),
+                **self._target(),
+                environment=self.environment,
+                deployment_name=name,
+                labels=self.labels,
+                deploy_timeout_minutes=self.deploy_timeout_minutes,
+            )
             model_id, dep_id = str(result.model_id), str(result.deployment_id)
         else:
             model_id, dep_id = str(dep.model_id), dep.id
-        if store is not None and (unknown or dep is None):
-            store.set(_UNKNOWN_CREATE_KEY, {})
         self._deployment = {"model_id": model_id, "deployment_id": dep_id}
         self._not_found_until = time.time() + self.not_found_grace
         self._push(context)
@@ -259,7 +254,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         from airflow_provider_baseten.models import DEPLOYMENT_FAILED_STATES
 
         if self.deployment_name and not unknown:
-            return None  # a name you chose may be an older deployment's: only look after an ambiguous create
+            return None  # a name you chose may be an older deployment's: only look after an unrecorded create
         model_id = self.model_id
         if model_id is None:
             name_of_model = self._model_name()
@@ -313,6 +308,9 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
     def poll_until_complete(self, external_id: Any, context: Context) -> str:  # type: ignore[override]
         """Wait for ACTIVE if ``wait_for_completion`` (deferring when ``deferrable``); return the id."""
         model_id, dep_id = deployment_ref(external_id)
+        store = context.get("task_state_store")
+        if store is not None and store.get(_UNKNOWN_CREATE_KEY):
+            store.set(_UNKNOWN_CREATE_KEY, {})  # the ids are stored now: no retry needs to look by name
         if self._deployment is None:  # reconnecting: an earlier try of this task made the deployment
             self.log.info("Reconnected to deployment %s of model %s from an earlier try.", dep_id, model_id)
             self._deployment = {"model_id": model_id, "deployment_id": dep_id}

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten.exceptions import BasetenConfigurationError, BasetenValidationError
+from airflow_provider_baseten.emulator.config import FaultRule
+from airflow_provider_baseten.exceptions import BasetenConfigurationError, BasetenError, BasetenValidationError
 from airflow_provider_baseten.operators.deploy import (
     DeployModelOperator,
     DeployTrainingCheckpointOperator,
@@ -72,13 +73,19 @@ def test_a_worker_killed_right_after_a_named_create_does_not_deploy_twice(
     assert counter(conn, "requests", "create_model") == 1
 
 
-def test_a_named_deploy_that_failed_cleanly_is_not_looked_for(conn: Any) -> None:
-    """A refused create (400) leaves no marker: the retry does not list deployments for it."""
+def test_the_create_marker_outlives_a_failure_and_goes_once_the_ids_are_stored(conn: Any) -> None:
+    """Any failed try leaves the marker (a refusal may hide a create that acted); a stored id clears it."""
     store = StateStore()
-    op = DeployModelOperator(task_id="d", config={"model_name": "m"}, deployment_name="v1", model_id="nope")
-    with pytest.raises(Exception):  # noqa: B017 - any refusal
+    conn.set_faults([FaultRule("500", endpoints=["create_model"], times=1)])
+    op = DeployModelOperator(task_id="d", config=CONFIG, deployment_name="v1", wait_for_completion=False)
+    with pytest.raises(BasetenError):
         op.execute(context(task_state_store=store))
-    assert not store.data.get("baseten_deploy_create_unknown")
+    assert store.data["baseten_deploy_create_unknown"]["since"] > 0
+    conn.clear_faults()
+    dep_id = op.execute(context(task_state_store=store))
+    assert store.data["baseten_deploy_create_unknown"] == {}
+    assert store.data["baseten_model_deployment"]["deployment_id"] == dep_id
+    assert [d.id for d in deployments(conn, "my-finetune")] == [dep_id]
 
 
 # -- bad input: a typed error before any request --------------------------------------------------------
@@ -253,8 +260,6 @@ def test_the_connection_the_emulator_cli_prints_deploys_to_the_emulator_not_to_a
 def test_an_upload_put_that_fails_is_put_again_and_committed_once(conn: Any) -> None:
     """S3 PUT is idempotent: a PUT refused before storing, then one stored but answered 502, are both sent
     again (botocore's retries, the file rewound); the archive is committed once, as one deployment."""
-    from airflow_provider_baseten.emulator.config import FaultRule
-
     conn.set_faults(
         [
             FaultRule("503", endpoints=["s3_put_object"], times=1),
