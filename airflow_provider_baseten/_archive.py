@@ -120,6 +120,24 @@ def _walk(root: Path, patterns: list[str]) -> Iterator[tuple[Path, str]]:
                 yield path, prefix + name
 
 
+def read_truss_config(source: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """The parsed and raw ``config.yaml`` of the Truss directory ``source``.
+
+    A :class:`BasetenValidationError` naming the fix when ``source`` is not a directory or has no valid
+    ``config.yaml`` (reads only the local disk: callers check a Truss directory with it before any request).
+    """
+    root = Path(source)
+    if not root.is_dir():
+        raise BasetenValidationError(
+            f"{str(source)!r} is not a directory: give a Truss directory or a config dict.", field="source"
+        )
+    cfg = root / CONFIG_FILE
+    if not cfg.is_file():
+        raise BasetenValidationError(f"The Truss directory {str(root)!r} has no {CONFIG_FILE}.", field="source")
+    raw = cfg.read_text(encoding="utf-8")
+    return read_config(raw, str(cfg)), raw
+
+
 def build_archive(source: dict[str, Any] | str | os.PathLike[str], *, tmp_dir: str | None = None) -> Archive:
     """Pack ``source`` into a gzip tar in a temporary file.
 
@@ -133,15 +151,7 @@ def build_archive(source: dict[str, Any] | str | os.PathLike[str], *, tmp_dir: s
         root: Path | None = None
     else:
         root = Path(source)
-        if not root.is_dir():
-            raise BasetenValidationError(
-                f"{str(source)!r} is not a directory: give a Truss directory or a config dict.", field="source"
-            )
-        cfg = root / CONFIG_FILE
-        if not cfg.is_file():
-            raise BasetenValidationError(f"The Truss directory {str(root)!r} has no {CONFIG_FILE}.", field="source")
-        raw = cfg.read_text(encoding="utf-8")
-        config = read_config(raw, str(cfg))
+        config, raw = read_truss_config(root)
     fd, name = tempfile.mkstemp(prefix="baseten-model-", suffix=".tgz", dir=tmp_dir)
     archive = Archive(Path(name), config, raw)
     try:

@@ -44,8 +44,11 @@ DOWNLOAD_FOLDER = "/tmp/training_checkpoints"
 SINGLE_CHECKPOINT_TYPES = ("full", "whisper")
 
 
-def _when(checkpoint: Any) -> str:
-    return str(checkpoint.created_at or "")
+def _when(checkpoint: Any) -> float:
+    """When the checkpoint was made, as epoch seconds: times compared, not their text (zones, fractions)."""
+    from airflow_provider_baseten.hooks._api import _created_at
+
+    return _created_at(checkpoint)
 
 
 def select_checkpoints(checkpoints: list[Any], wanted: str | list[str] | None) -> list[Any]:
@@ -60,6 +63,9 @@ def select_checkpoints(checkpoints: list[Any], wanted: str | list[str] | None) -
     names = [wanted] if isinstance(wanted, str) else list(wanted)
     if not names or not all(isinstance(n, str) and n for n in names):
         raise BasetenValidationError(f"checkpoint_id must be 'latest', an id or a list of ids, got {wanted!r}.")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BasetenValidationError(f"checkpoint_id names {twice} more than once.", field="checkpoint_id")
     by_id = {c.checkpoint_id: c for c in checkpoints}
     missing = [n for n in names if n not in by_id]
     if missing:

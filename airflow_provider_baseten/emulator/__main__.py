@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from airflow_provider_baseten.emulator.app import EmulatorCore, create_app
+    from airflow_provider_baseten.emulator.s3 import PREFIX as S3_PREFIX
     from airflow_provider_baseten.emulator.server import bind_socket, uvicorn_config
 
     core = EmulatorCore(config)
@@ -79,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         "conn_type": "baseten",
         "password": "<your --api-key>",
         "host": url,
-        "extra": {"gateway": "baseten", "model_id": model, "inference_url": url + "/model/{model_id}"},
+        "extra": {
+            "gateway": "baseten",
+            "model_id": model,
+            "inference_url": url + "/model/{model_id}",
+            "upload_endpoint_url": url + S3_PREFIX,  # model archives: to the emulator, never to AWS
+        },
     }
     print(f"Baseten emulator listening on {url}", flush=True)
     print(f"  LowCodeAPI gateway: {url}/baseten   admin: {url}/__admin/docs", flush=True)

@@ -22,6 +22,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 PREFIX = "/__s3"
+#: The name a :class:`~airflow_provider_baseten.emulator.config.FaultRule` gives to fail archive uploads
+#: (``FaultRule("503", endpoints=["s3_put_object"])``; only rules that name it: blanket rules leave S3 alone).
+S3_ENDPOINT = "s3_put_object"
+_S3_CODES = {500: "InternalError", 502: "BadGateway", 503: "SlowDown", 504: "GatewayTimeout"}
 _AUTH = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<akid>[A-Z0-9]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/s3/aws4_request,\s*"
     r"SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=(?P<sig>[0-9a-f]{64})$"
@@ -106,6 +110,18 @@ def read_archive(path: str) -> tuple[list[str], dict[str, Any]]:
     return names, config
 
 
+def _fault(core: Any) -> Any:
+    """The fault rule for this upload: only a rule that names :data:`S3_ENDPOINT` (a 5xx kind) fires."""
+    if not any(S3_ENDPOINT in rule.endpoints for rule in core.faults.rules):
+        return None
+    rule = core.faults.pick(S3_ENDPOINT, "s3")
+    if rule is not None and (not rule.kind.isdigit() or int(rule.kind) not in _S3_CODES):
+        raise ValueError(f"S3 uploads take 5xx faults ({sorted(_S3_CODES)}), not {rule.kind!r}.")
+    if rule is not None:
+        core.state.counters["faults"][f"{S3_ENDPOINT}:{rule.kind}{'+after' if rule.after else ''}"] += 1
+    return rule
+
+
 def put_object(core: Any) -> Any:
     """The ``PUT /__s3/{bucket}/{key:path}`` endpoint of ``core`` (an ``EmulatorCore``; not imported: the app
     imports this module)."""
@@ -116,6 +132,7 @@ def put_object(core: Any) -> Any:
         slot = core.state.upload_slot(bucket, key)
         if slot is None:
             return S3Error(403, "AccessDenied", f"No upload was prepared for s3://{bucket}/{key}.").response()
+        fault = _fault(core)
         fd, path = tempfile.mkstemp(prefix="emulator-upload-", suffix=".tar")
         try:
             digest, size = hashlib.sha256(), 0
@@ -124,9 +141,13 @@ def put_object(core: Any) -> Any:
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
+            if fault is not None and not fault.after:  # the upload broke off: nothing is stored
+                raise S3Error(int(fault.kind), _S3_CODES[int(fault.kind)], "Injected fault before storing.")
             verify_signature(request, slot, digest.hexdigest())
             names, config = read_archive(path)
             core.state.receive_upload(key, size, names, config)
+            if fault is not None:  # stored, but the client is told it failed: it must PUT again, safely
+                raise S3Error(int(fault.kind), _S3_CODES[int(fault.kind)], "Injected fault after storing.")
         except S3Error as exc:
             return exc.response()
         finally:

@@ -28,24 +28,34 @@ if TYPE_CHECKING:
 DEPLOY_TIMEOUT_MINUTES = (10, 1440)
 
 
-def deployment_payload(
-    config: dict[str, Any],
+def deployment_payload(config: dict[str, Any], *, raw_config: str | None = None, **options: Any) -> dict[str, Any]:
+    """Baseten's ``DeploymentArchivePayloadV1``, checked before anything is sent.
+
+    :param options: ``environment``, ``deployment_name``, ``labels``, ``deploy_timeout_minutes``,
+        ``preserve_env_instance_type`` (see :func:`deploy_options`).
+    """
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if not isinstance(config, dict) or not config:
+        raise BasetenValidationError("config must be a non-empty dict (the parsed config.yaml).", field="config")
+    body: dict[str, Any] = {"config": config}
+    if raw_config is not None:
+        body["raw_config"] = str(raw_config)
+    return {**body, **deploy_options(**options)}
+
+
+def deploy_options(
     *,
-    raw_config: str | None = None,
     environment: str | None = None,
     deployment_name: str | None = None,
     labels: dict[str, Any] | None = None,
     deploy_timeout_minutes: int | None = None,
     preserve_env_instance_type: bool = True,
 ) -> dict[str, Any]:
-    """Baseten's ``DeploymentArchivePayloadV1``, checked before anything is sent."""
+    """The options of a ``DeploymentArchivePayloadV1`` (all but the config), checked without any request."""
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
-    if not isinstance(config, dict) or not config:
-        raise BasetenValidationError("config must be a non-empty dict (the parsed config.yaml).", field="config")
-    body: dict[str, Any] = {"config": config, "preserve_env_instance_type": bool(preserve_env_instance_type)}
-    if raw_config is not None:
-        body["raw_config"] = str(raw_config)
+    body: dict[str, Any] = {"preserve_env_instance_type": bool(preserve_env_instance_type)}
     if environment is not None:
         body["environment_name"] = _v("environment", environment)
     if deployment_name is not None:
@@ -54,7 +64,9 @@ def deployment_payload(
         body["deployment_name"] = deployment_name
     if labels is not None:
         if not isinstance(labels, dict) or not all(isinstance(k, str) for k in labels):
-            raise BasetenValidationError(f"labels must be a dict with string keys, got {labels!r}.", field="labels")
+            raise BasetenValidationError(
+                f"labels must be a dict with string keys, e.g. {{'team': 'ml'}}; got {labels!r}."[:300], field="labels"
+            )
         body["labels"] = dict(labels)
     if deploy_timeout_minutes is not None:
         lo, hi = DEPLOY_TIMEOUT_MINUTES
@@ -294,8 +306,13 @@ class _DeployApi(_DeploymentApi):
     def _deploy_plan(self, a: dict[str, Any]) -> dict[str, Any]:
         """Check :meth:`deploy_model`'s arguments ``a`` before anything is packed or sent."""
         from airflow_provider_baseten._upload import check_installed
-        from airflow_provider_baseten.exceptions import BasetenValidationError
+        from airflow_provider_baseten.exceptions import BasetenConfigurationError, BasetenValidationError
 
+        if self.settings.gateway == "lowcodeapi":
+            raise BasetenConfigurationError(
+                "LowCodeAPI's Baseten reference lists none of the deploy routes (prepare_model_upload, create_model, "
+                "create_model_deployment): deploy through a direct Baseten connection (extra gateway=baseten)."
+            )
         source, model_name, model_id, team_id = a["source"], a["model_name"], a["model_id"], a["team_id"]
         if model_name is not None and model_id is not None:
             raise BasetenValidationError("Give model_name= or model_id=, not both.", field="model_id")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 NOT_FOUND = "NOT_FOUND"
 #: Statuses of a deployment that has been built and deployed: a retry does not deploy again.
 DEPLOYED_STATES = frozenset({"ACTIVE", "SCALED_TO_ZERO", "WAKING_UP"})
-# Task state store key: an earlier try's create failed ambiguously ({"since": epoch}).
+# Task state store key: a try started a create and has not stored the ids yet ({"since": epoch}; {} once stored).
 _UNKNOWN_CREATE_KEY = "baseten_deploy_create_unknown"
 
 
@@ -127,6 +127,10 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
             raise ValueError("Give model_name= or model_id=, not both.")
         if not_found_grace < 0 or not isinstance(error_lines, int) or error_lines < 0:
             raise ValueError("not_found_grace and error_lines must not be negative.")
+        if deploy_timeout_minutes is not None:  # not templated: a bad value fails when the DAG is parsed
+            from airflow_provider_baseten.hooks._deploy import deploy_options
+
+            deploy_options(deploy_timeout_minutes=deploy_timeout_minutes)
         self.config = config
         self.truss_dir = truss_dir
         self.model_name = model_name
@@ -147,6 +151,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def execute(self, context: Context) -> str | None:
         """Deploy (or reconnect to this task's deployment on a retry) and wait if asked; return its id."""
+        self._preflight()
         if self.deploy_dry_run:
             self.hook.deploy_model(self._source(), dry_run=True, **self._target())
             self.log.info("Dry run passed: Baseten accepted the config; nothing was uploaded or created.")
@@ -161,6 +166,43 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
             raise BasetenValidationError("config must be a dict or truss_dir a directory path.", field="config")
         return source
 
+    def _preflight(self) -> None:
+        """Every check that needs no request: bad input fails here, with the fix named, before anything is sent."""
+        from airflow_provider_baseten._upload import check_installed
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+        from airflow_provider_baseten.hooks._deploy import deploy_options
+
+        deploy_options(
+            environment=self.environment,
+            deployment_name=self.deployment_name or None,
+            labels=self.labels,
+            deploy_timeout_minutes=self.deploy_timeout_minutes,
+        )
+        if self.config is None and self._renders_config:
+            return  # the checkpoint operator renders its config later; the rest is checked then
+        source = self._source()
+        if not isinstance(source, dict):
+            from airflow_provider_baseten._archive import read_truss_config
+
+            read_truss_config(source)  # a missing directory or config.yaml
+        if not self.model_id and not self._model_name():
+            raise BasetenValidationError(
+                "Name the model: model_name=, model_id=, or a 'model_name' in the config.", field="model_name"
+            )
+        if not self.deploy_dry_run:
+            check_installed()
+
+    def _model_name(self) -> str | None:
+        """The model's name: ``model_name``, else the config's (a Truss directory's ``config.yaml``)."""
+        from airflow_provider_baseten._archive import read_truss_config
+
+        if self.model_name:
+            return self.model_name
+        source = self._source()
+        config = source if isinstance(source, dict) else read_truss_config(source)[0]
+        name = config.get("model_name") if isinstance(config, dict) else None
+        return str(name) if name else None
+
     def _target(self) -> dict[str, Any]:
         # A templated "" means "not given" (e.g. an unset Variable).
         return {"model_name": self.model_name or None, "model_id": self.model_id or None}
@@ -173,10 +215,10 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         """Deploy; push the ids and URLs at once. Returns ``{model_id, deployment_id}``.
 
         First looks for the deployment an earlier try made but could not record (a worker killed after the
-        create, or a create whose answer was lost): by this run's unique name, or, for a name you chose, only
-        after an ambiguous failure and only among deployments created since.
+        create, or a create whose answer was lost): by this run's unique name, or, for a name you chose,
+        only when an earlier try started a create without storing the ids (killed, or failed), and only among
+        deployments created since.
         """
-        from airflow_provider_baseten.exceptions import BasetenError
 
         store = context.get("task_state_store")
         unknown = store.get(_UNKNOWN_CREATE_KEY) if store is not None else None
@@ -184,24 +226,21 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         dep = self._made_by_earlier_try(name, unknown)
         if dep is None:
             started = time.time()
-            try:
-                result = self.hook.deploy_model(
-                    self._source(),
-                    **self._target(),
-                    environment=self.environment,
-                    deployment_name=name,
-                    labels=self.labels,
-                    deploy_timeout_minutes=self.deploy_timeout_minutes,
-                )
-            except BasetenError as exc:
-                if exc.maybe_created and store is not None:
-                    store.set(_UNKNOWN_CREATE_KEY, {"since": started})
-                raise
+            if store is not None:
+                # Until the ids are stored (see poll_until_complete), a retry looks for what this try made: a
+                # worker killed mid-create, or any failure (even one that looks clean) leaves the marker.
+                store.set(_UNKNOWN_CREATE_KEY, {"since": started})
+            result = self.hook.deploy_model(
+                self._source(),
+                **self._target(),
+                environment=self.environment,
+                deployment_name=name,
+                labels=self.labels,
+                deploy_timeout_minutes=self.deploy_timeout_minutes,
+            )
             model_id, dep_id = str(result.model_id), str(result.deployment_id)
         else:
             model_id, dep_id = str(dep.model_id), dep.id
-        if unknown and store is not None:
-            store.set(_UNKNOWN_CREATE_KEY, {})
         self._deployment = {"model_id": model_id, "deployment_id": dep_id}
         self._not_found_until = time.time() + self.not_found_grace
         self._push(context)
@@ -215,10 +254,10 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         from airflow_provider_baseten.models import DEPLOYMENT_FAILED_STATES
 
         if self.deployment_name and not unknown:
-            return None  # a name you chose may be an older deployment's: only look after an ambiguous create
+            return None  # a name you chose may be an older deployment's: only look after an unrecorded create
         model_id = self.model_id
         if model_id is None:
-            name_of_model = self.model_name or (self.config or {}).get("model_name")
+            name_of_model = self._model_name()
             found = _pick_model(self.hook.list_models(), name_of_model) if name_of_model else None
             if found is None:
                 return None
@@ -269,6 +308,9 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
     def poll_until_complete(self, external_id: Any, context: Context) -> str:  # type: ignore[override]
         """Wait for ACTIVE if ``wait_for_completion`` (deferring when ``deferrable``); return the id."""
         model_id, dep_id = deployment_ref(external_id)
+        store = context.get("task_state_store")
+        if store is not None and store.get(_UNKNOWN_CREATE_KEY):
+            store.set(_UNKNOWN_CREATE_KEY, {})  # the ids are stored now: no retry needs to look by name
         if self._deployment is None:  # reconnecting: an earlier try of this task made the deployment
             self.log.info("Reconnected to deployment %s of model %s from an earlier try.", dep_id, model_id)
             self._deployment = {"model_id": model_id, "deployment_id": dep_id}
@@ -422,6 +464,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
         from airflow_provider_baseten.triggers._poll import wait_inline
         from airflow_provider_baseten.triggers.checkpoint import CheckpointSyncTrigger, checkpoints_ready
 
+        self._preflight()
         job = self.hook.get_training_job(self.training_project_id, self.training_job_id)
         if not checkpoints_ready(job):
             self.log.info(

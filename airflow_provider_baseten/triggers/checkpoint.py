@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 #: The job-level ``checkpoint_sync_status`` that allows a deploy.
 SYNCED = "COMPLETED"
+#: Job-level sync statuses still on their way (``None``: not started yet, e.g. right after the job ended).
+SYNCING = frozenset({None, "SYNCING"})
 
 
 def checkpoints_ready(job: Any) -> bool:
@@ -50,4 +52,9 @@ class CheckpointSyncTrigger(BasetenPollTrigger):
         if status in TRAINING_FAILED_STATES:
             why = f": {job.error_message}" if job.error_message else ""
             return event("failed", f"Training job {job.id} ended {status}{why}", job_status=status, **self._ids())
+        sync = job.checkpoint_sync_status
+        if status == "TRAINING_JOB_COMPLETED" and sync not in SYNCING:
+            # Baseten documents only SYNCING and COMPLETED: any other value will not turn into COMPLETED.
+            message = f"Training job {job.id} completed, but its checkpoint sync ended {sync}: nothing to deploy."
+            return event("failed", message, job_status=status, **self._ids())
         return None

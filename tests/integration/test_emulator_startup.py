@@ -133,3 +133,4 @@ def test_docs_cli_connection_example_is_valid_json() -> None:
     assert block
     conn = json.loads(block.group(1))
     assert conn["extra"]["inference_url"].endswith("/model/{model_id}") and conn["conn_type"] == "baseten"
+    assert conn["extra"]["upload_endpoint_url"] == conn["host"] + "/__s3"  # a deploy must not go to AWS
