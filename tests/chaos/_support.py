@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -133,4 +136,31 @@ def until(what: str, check: Callable[[], Any], timeout: float, components: list[
     raise AssertionError(
         f"timed out after {timeout:.0f}s waiting for {what}:\n"
         + "\n".join(f"--- {c.name}\n{c.tail(25)}" for c in components)
+    )
+
+
+def start_batch_child(
+    emu: BasetenEmulator, src: Path, output: str, total: int, concurrency: int, **extra: Any
+) -> subprocess.Popen[str]:
+    """Run ``tests.chaos._batch_child`` on ``src`` against ``emu`` in its own process (to be SIGKILLed);
+    ``extra`` goes into its spec (e.g. ``kind="embed", batch_size=8``)."""
+    root = Path(__file__).resolve().parents[2]
+    spec = {
+        "api_key": emu.api_key,
+        "url": emu.url,
+        "inference_url": emu.inference_url,
+        "model_id": emu.model_id,
+        "inputs": str(src),
+        "output": output,
+        "total": total,
+        "max_concurrency": concurrency,
+        **extra,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.chaos._batch_child", json.dumps(spec)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
     )

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from airflow_provider_baseten.emulator import app as emulator_app
 from airflow_provider_baseten.emulator.server import BasetenEmulator
-from tests.chaos._support import read_jsonl
+from tests.chaos._support import read_jsonl, start_batch_child
 from tests.chaos.report import Row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,27 +56,6 @@ class _ModelCounter:
     def new_run(self) -> _Run:
         self.run = _Run()
         return self.run
-
-
-def _start(emu: BasetenEmulator, src: Path, output: str, total: int, concurrency: int) -> subprocess.Popen[str]:
-    spec = {
-        "api_key": emu.api_key,
-        "url": emu.url,
-        "inference_url": emu.inference_url,
-        "model_id": emu.model_id,
-        "inputs": str(src),
-        "output": output,
-        "total": total,
-        "max_concurrency": concurrency,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.chaos._batch_child", json.dumps(spec)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
 
 
 def _kill_after(proc: subprocess.Popen[str], counter: _Run, answered: int, timeout: float = 60) -> int:
@@ -130,14 +108,14 @@ def _case(
 
     # Run 1: killed mid-batch. The output file is never written during a run, so nothing to damage.
     run1 = model.new_run()
-    answered = _kill_after(_start(emu, src, str(out), n, concurrency), run1, kill_first_at)
+    answered = _kill_after(start_batch_child(emu, src, str(out), n, concurrency), run1, kill_first_at)
     assert not out.exists() and journal.exists()
     journalled = sum(1 for line in journal.read_bytes().splitlines()[1:] if b'"output"' in line)
     assert journalled >= answered - len(failing) - concurrency  # everything answered is kept, but what was in flight
 
     # Run 2: resume to the end. The model's errors are recorded, each tried exactly twice.
     counter = model.new_run()
-    summary2 = _finish(_start(emu, src, str(out), n, concurrency))
+    summary2 = _finish(start_batch_child(emu, src, str(out), n, concurrency))
     resent1 = _lost(run1, counter.sent)
     lines = read_jsonl(out)
     assert [r["index"] for r in lines] == list(range(n))
@@ -152,14 +130,14 @@ def _case(
     before = out.read_bytes()
     emu.set_predict_latency(0.05)  # slow enough that the kill lands mid-redo
     run3 = model.new_run()
-    answered3 = _kill_after(_start(emu, src, str(out), n, concurrency), run3, len(failing) // 2)
+    answered3 = _kill_after(start_batch_child(emu, src, str(out), n, concurrency), run3, len(failing) // 2)
     assert out.read_bytes() == before  # the file is exactly what it was: nothing it held was at risk
     assert set(run3.sent) <= failing  # only the failed items were redone
 
     # Run 4: resume again, to the end.
     emu.set_predict_latency(0.004)
     counter = model.new_run()
-    summary4 = _finish(_start(emu, src, str(out), n, concurrency))
+    summary4 = _finish(start_batch_child(emu, src, str(out), n, concurrency))
     resent3 = _lost(run3, counter.sent)
     steps.append(f"kill 2 (redoing {len(failing)} failures) after {answered3} answers: {resent3} re-sent")
     assert resent3 <= concurrency

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,7 +20,7 @@ import pytest
 
 from airflow_provider_baseten.emulator.handlers import openai as emu_openai
 from airflow_provider_baseten.emulator.server import BasetenEmulator
-from tests.chaos._support import read_jsonl
+from tests.chaos._support import read_jsonl, start_batch_child
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,29 +47,6 @@ class _Texts:
         return self.sent, self.ok
 
 
-def _start(emu: BasetenEmulator, src: Path, out: Path, n: int, concurrency: int, batch: int) -> subprocess.Popen[str]:
-    spec = {
-        "kind": "embed",
-        "api_key": emu.api_key,
-        "url": emu.url,
-        "inference_url": emu.inference_url,
-        "model_id": emu.model_id,
-        "inputs": str(src),
-        "output": str(out),
-        "total": n,
-        "max_concurrency": concurrency,
-        "batch_size": batch,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.chaos._batch_child", json.dumps(spec)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
 def test_kill_9_mid_embed_batch_then_resume(
     emulator: BasetenEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -85,7 +60,7 @@ def test_kill_9_mid_embed_batch_then_resume(
 
     # Run 1: SIGKILL once the embedder has answered 1,000 texts (an event at the server, not a sleep).
     _, ok1 = counter.new_run()
-    proc = _start(emulator, src, out, n, concurrency, batch)
+    proc = start_batch_child(emulator, src, str(out), n, concurrency, kind="embed", batch_size=batch)
     deadline = time.monotonic() + 120
     while sum(ok1.values()) < 1000:
         assert proc.poll() is None, f"the batch ended before the kill:\n{proc.communicate()[1][-2000:]}"
@@ -99,7 +74,7 @@ def test_kill_9_mid_embed_batch_then_resume(
     # Run 2: resume to the end.
     emulator.set_predict_latency(0.0)
     sent2, _ = counter.new_run()
-    proc = _start(emulator, src, out, n, concurrency, batch)
+    proc = start_batch_child(emulator, src, str(out), n, concurrency, kind="embed", batch_size=batch)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout.strip().splitlines()[-1])
