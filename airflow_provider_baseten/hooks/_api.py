@@ -237,6 +237,25 @@ def _newest_named(name: str, started: float) -> Callable[[Any, Any], Any]:
     return pick
 
 
+def _name(what: str, name: Any, field: str) -> str:
+    """``name`` if it is a usable name of a ``what`` (a non-empty printable string), else a validation error."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise BasetenValidationError(f"A {what} name must be a non-empty string, got {name!r}.", field=field)
+    return name
+
+
+def _one_named(items: list[Any], name: str, what: str, hint: str) -> Any:
+    """The one item called ``name`` (None if none); several are an error naming their ids and ``hint``."""
+    from airflow_provider_baseten.exceptions import BasetenError
+
+    matches = [item for item in items if item.name == name]
+    if len(matches) > 1:
+        raise BasetenError(f"{len(matches)} {what} are named {name!r} (ids {[m.id for m in matches]}); {hint}")
+    return matches[0] if matches else None
+
+
 def _m() -> Any:  # lazy import keeps DAG parsing cheap
     from airflow_provider_baseten import models
 

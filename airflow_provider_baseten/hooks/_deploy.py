@@ -15,9 +15,20 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_baseten.hooks._api import _api, _Call, _m, _made_since, _params_of, _Reconcile, _twin, _v
+from airflow_provider_baseten.hooks._api import (
+    _api,
+    _Call,
+    _m,
+    _made_since,
+    _name,
+    _one_named,
+    _params_of,
+    _Reconcile,
+    _twin,
+    _v,
+)
 from airflow_provider_baseten.hooks._deployments import _DeploymentApi
 
 if TYPE_CHECKING:
@@ -82,22 +93,11 @@ def deploy_options(
 
 
 def _model_name(name: Any) -> str:
-    from airflow_provider_baseten.exceptions import BasetenValidationError
-
-    if not isinstance(name, str) or not name.strip() or not name.isprintable():
-        raise BasetenValidationError(f"A model name must be a non-empty string, got {name!r}.", field="model_name")
-    return name
+    return _name("model", name, "model_name")
 
 
 def _pick_model(models: list[Model], name: str) -> Model | None:
-    from airflow_provider_baseten.exceptions import BasetenError
-
-    matches = [m for m in models if m.name == name]
-    if len(matches) > 1:
-        raise BasetenError(
-            f"{len(matches)} models are named {name!r} (ids {[m.id for m in matches]}); pass model_id= instead."
-        )
-    return matches[0] if matches else None
+    return cast("Model | None", _one_named(models, name, "models", "pass model_id= instead."))
 
 
 def _created(model: Model, deployment: Deployment | None) -> CreatedDeployment:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten.hooks._api import (
     _api,
     _Call,
     _m,
+    _name,
     _newest_named,
+    _one_named,
     _Reconcile,
     _twin,
     _v,
@@ -32,23 +34,12 @@ if TYPE_CHECKING:
 
 
 def _project_name(name: Any) -> str:
-    from airflow_provider_baseten.exceptions import BasetenValidationError
-
-    if not isinstance(name, str) or not name.strip() or not name.isprintable():
-        raise BasetenValidationError(f"A training project name must be a non-empty string, got {name!r}.", field="name")
-    return name
+    return _name("training project", name, "name")
 
 
 def _pick_project(projects: list[TrainingProject], name: str) -> TrainingProject | None:
-    from airflow_provider_baseten.exceptions import BasetenError
-
-    matches = [p for p in projects if p.name == name]
-    if len(matches) > 1:
-        raise BasetenError(
-            f"{len(matches)} training projects are named {name!r} (ids {[p.id for p in matches]}); "
-            "pass the id of the one you mean."
-        )
-    return matches[0] if matches else None
+    hint = "pass the id of the one you mean."
+    return cast("TrainingProject | None", _one_named(projects, name, "training projects", hint))
 
 
 class _TrainingApi(_HookCore):
