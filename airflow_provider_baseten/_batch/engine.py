@@ -9,10 +9,12 @@ in input order through a bounded reorder window, so memory stays flat however ma
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import logging
+import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,7 @@ from airflow_provider_baseten._batch.budget import (
     _retryable_item,
     _transient,
 )
+from airflow_provider_baseten._batch.fingerprint import Fingerprint, of_values
 from airflow_provider_baseten._batch.prepared import Route, _direct_send, _Prepared
 from airflow_provider_baseten._batch.sinks import _JsonlSink, _MemorySink, open_sink
 
@@ -135,13 +138,17 @@ async def run_batch(
     max_failures: int | None = None,
     max_error_rate: float | None = None,
     run_factory: Callable[..., _Run] | None = None,
+    input_fingerprint: Fingerprint | None = None,
 ) -> BatchResult:
     """Run ``route`` (a predict call) for every input. See ``BasetenHook.predict_batch``.
 
     ``run_factory`` (default :class:`_Run`) builds the run from the same arguments: a subclass can pack
-    several inputs into one request or read the answers (``_batch.openai``).
+    several inputs into one request or read the answers (``_batch.openai``). ``input_fingerprint``: what
+    the inputs are (:mod:`.fingerprint`), for inputs that are not a list (a file being read); a list's
+    own is taken when there is an ``output_path``.
     """
     log = log or logging.getLogger("airflow_provider_baseten")
+    check_inputs(inputs)
     if on_error not in ON_ERROR:
         raise BasetenValidationError(f"on_error must be 'fail' or 'record', got {on_error!r}.", field="on_error")
     budget = ErrorBudget.resolve(on_error, max_failures, max_error_rate)
@@ -154,7 +161,11 @@ async def run_batch(
     if total == 0:
         raise BasetenValidationError("The batch is empty: give at least one input.", field="inputs")
 
-    sink: _MemorySink | _JsonlSink = open_sink(output_path, resume) if output_path is not None else _MemorySink()
+    if output_path is not None and input_fingerprint is None and isinstance(inputs, (list, tuple)):
+        input_fingerprint = of_values(inputs)
+    sink: _MemorySink | _JsonlSink = (
+        open_sink(output_path, resume, input_fingerprint) if output_path is not None else _MemorySink()
+    )
     result = BatchResult(total=total or 0, output_path=str(output_path) if output_path is not None else None)
     run = (run_factory or _Run)(transport, inputs, sink, result, budget, workers, abort_after_consecutive, adaptive)
     progress = _Progress(total, progress_interval, log)
@@ -163,7 +174,7 @@ async def run_batch(
     quiet_before, transport.quiet_retries = transport.quiet_retries, True
     try:
         prepared = _Prepared(transport, route)  # inside the try: the sink is closed whatever happens
-        await asyncio.gather(*(run.worker(prepared, progress, slot) for slot in range(workers)))
+        await _all_or_none([run.worker(prepared, progress, slot) for slot in range(workers)])
     finally:
         if adaptive is not None:
             adaptive.close()
@@ -340,6 +351,45 @@ class _Run:
             await client.aclose()
 
 
+async def _all_or_none(coroutines: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the workers; when one raises (or the batch is cancelled), cancel and await the others.
+
+    ``asyncio.gather`` alone would return the error and leave the siblings sending (and writing to a sink
+    that is being closed) in the caller's event loop. ``asyncio.TaskGroup`` does this from Python 3.11.
+    """
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def check_inputs(inputs: Any, field: str = "inputs", each: str = "inputs") -> None:
+    """Refuse, before anything is sent, what is not a batch of inputs though it can be iterated.
+
+    A path (``str`` or ``os.PathLike``) or one text would be sent one paid request per character, a dict
+    one per key.
+    """
+    if isinstance(inputs, (str, bytes, os.PathLike)):
+        shown = os.fsdecode(inputs) if not isinstance(inputs, bytes) else repr(inputs)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise BasetenValidationError(
+            f"{field} is one {type(inputs).__name__} ({shown!r}), not a batch of {each}: it would be sent one "
+            "request per character. The hook's batch methods do not open files: to send a JSONL or Parquet "
+            "file's records, pass airflow_provider_baseten.batch_io.read_records(path) (or give the path to the "
+            "operator, which reads it); for one input, call the single-input method.",
+            field=field,
+        )
+    if isinstance(inputs, dict) or not hasattr(inputs, "__iter__"):
+        raise BasetenValidationError(
+            f"{field} must be a list (or another iterable) of {each}, got one {type(inputs).__name__}"
+            f"{' (it would be sent key by key)' if isinstance(inputs, dict) else ''}.",
+            field=field,
+        )
+
+
 def check_concurrency(value: Any) -> int:
     """``value`` if it is a valid fixed ``max_concurrency`` (1-1024), else a :class:`BasetenValidationError`."""
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024:
@@ -361,11 +411,12 @@ def _verdict(result: BatchResult, run: _Run, on_error: str, budget: ErrorBudget,
     )
     aborted = run.aborted
     if aborted is not None and not run.over_budget:
-        raise type(aborted)(
-            f"Batch stopped{run.why}: {aborted.message} {counts}{kept}",
-            status_code=aborted.status_code,
-            error_code=aborted.error_code,
-        )
+        # A copy keeps every field of the error that stopped the batch (request_id, field, maybe_created,
+        # retry_after...); only the message says more. The error itself stays the cause.
+        err = copy.copy(aborted)
+        err.message = f"Batch stopped{run.why}: {aborted.message} {counts}{kept}"
+        err.args = (err.message,)
+        raise err from aborted
     if not result.failures:
         return
     shown = ", ".join(f"{i}: {m}" for i, m in list(sorted(result.failures.items()))[:10])

@@ -9,14 +9,12 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from airflow_provider_baseten._batch.fingerprint import Fingerprint, LineHasher, describe
 from airflow_provider_baseten.exceptions import (
     BasetenValidationError,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 class _MemorySink:
@@ -59,24 +57,27 @@ class _JsonlSink:
     (its predecessor was killed) first does that merge, so what the killed run paid for is kept.
 
     The journal's first line says whether it continues the file (``resume=True``) or replaces it
-    (``resume=False``: the old file stays whole until the new results replace it).
+    (``resume=False``: the old file stays whole until the new results replace it), and the fingerprint of
+    the inputs (:mod:`.fingerprint`), which the merge writes beside the file (:func:`inputs_file`).
+    ``resume=True`` over results recorded for other inputs is refused before anything is sent.
     """
 
     ordered = False  # results are journalled as they complete; the merge puts them in order
 
-    def __init__(self, path: Any, resume: bool) -> None:
+    def __init__(self, path: Any, resume: bool, fingerprint: Fingerprint | None = None) -> None:
         self.path = path
         self.local = _local_path(path)
+        self.journal = _journal_of(path)
         if self.local is not None:
-            self.journal = self.local + ".journal"
+            # A missing folder would fail only when the results are merged, after every request was paid.
+            os.makedirs(os.path.dirname(os.path.abspath(self.local)), exist_ok=True)
         else:
-            digest = hashlib.sha256(str(path).encode()).hexdigest()[:32]
             os.makedirs(journal_dir(), mode=0o700, exist_ok=True)  # outputs are private to this user
-            self.journal = os.path.join(journal_dir(), f"{digest}.journal")
         self._done = bytearray()
         if resume:
+            _check_same_inputs(path, fingerprint)  # before anything is folded, read or sent
             if os.path.exists(self.journal):
-                if _journal_keys(self.journal)[1]:
+                if _journal_header(self.journal).get("replaces"):
                     log.warning(
                         "A killed earlier run of this batch (resume=False) had begun replacing %s; completing what "
                         "it asked: its results replace the file's older lines before this run resumes.",
@@ -93,7 +94,8 @@ class _JsonlSink:
             os.unlink(self.journal)  # a killed run that was replacing the file: start again
         self._fd: int | None = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if os.fstat(self._fd).st_size == 0:
-            os.write(self._fd, b'{"journal":1,"replaces":%s}\n' % (b"false" if resume else b"true"))
+            header = {"journal": 1, "replaces": not resume, "inputs": fingerprint}
+            os.write(self._fd, json.dumps(header, separators=(",", ":")).encode() + b"\n")
 
     def _mark(self, index: int) -> None:
         if index >= len(self._done):
@@ -121,7 +123,10 @@ class _JsonlSink:
 
     def _fold(self) -> None:
         """Merge the journal into the file, in index order, and replace the file atomically."""
-        keys, replaces = _journal_keys(self.journal)
+        keys = _journal_keys(self.journal)
+        header = _journal_header(self.journal)
+        replaces = bool(header.get("replaces"))
+        _record_inputs(self.path, header.get("inputs"))  # first: a kill before the replace leaves the journal
         with open(self.journal, "rb") as jfh:
 
             def from_journal() -> Iterator[tuple[int, bytes, bool]]:
@@ -183,11 +188,11 @@ class _ParquetSink(_JsonlSink):
     few thousand rows, and ``resume=True`` reads the existing Parquet file's indices row group by row group.
     """
 
-    def __init__(self, path: Any, resume: bool) -> None:
+    def __init__(self, path: Any, resume: bool, fingerprint: Fingerprint | None = None) -> None:
         from airflow_provider_baseten._batch.parquet import pyarrow_modules
 
         pyarrow_modules()  # a missing extra fails before any request is sent
-        super().__init__(path, resume)
+        super().__init__(path, resume, fingerprint)
 
     def _old_lines(self, fh: Any) -> Iterator[bytes]:
         from airflow_provider_baseten._batch.parquet import parquet_result_lines
@@ -200,11 +205,11 @@ class _ParquetSink(_JsonlSink):
         return ParquetResultWriter(fh)
 
 
-def open_sink(path: Any, resume: bool) -> _JsonlSink:
+def open_sink(path: Any, resume: bool, fingerprint: Fingerprint | None = None) -> _JsonlSink:
     """The results file sink for ``path``: Parquet when its name ends in ``.parquet``, else JSONL."""
     if str(path).lower().endswith(".parquet"):
-        return _ParquetSink(path, resume)
-    return _JsonlSink(path, resume)
+        return _ParquetSink(path, resume, fingerprint)
+    return _JsonlSink(path, resume, fingerprint)
 
 
 _OFFSET_BITS = 42  # journal offsets up to 4 TiB
@@ -226,26 +231,109 @@ def _scan(line: bytes) -> tuple[int, bool]:
     return -1, False
 
 
-def _journal_keys(journal: str) -> tuple[list[int], bool]:
-    """The journal's records as sortable ints (index << 42 | offset), and whether it replaces the file.
+def _journal_header(journal: str) -> dict[str, Any]:
+    """The journal's first line: ``replaces`` (it replaces the file) and ``inputs`` (their fingerprint)."""
+    with open(journal, "rb") as fh:
+        line = fh.readline()
+    try:
+        header = json.loads(line) if line.startswith(b'{"journal":') else {}
+    except ValueError:
+        header = {}  # a header torn by a kill: nothing was sent after it, and nothing is kept from it
+    return header if isinstance(header, dict) else {}
+
+
+def _journal_keys(journal: str) -> list[int]:
+    """The journal's records as sortable ints (index << 42 | offset), in index order.
 
     Only lines that end in a newline count (each record is written with its newline in one call, so a
     line without one was cut by a crash). Memory: one int per record, not the records.
     """
     keys: list[int] = []
-    replaces = False
     offset = 0
     with open(journal, "rb") as fh:
-        for n, line in enumerate(fh):
-            if n == 0 and line.startswith(b'{"journal":'):
-                replaces = b'"replaces":true' in line
-            elif line.endswith(b"\n"):
+        for line in fh:
+            if line.endswith(b"\n"):
                 index, _ = _scan(line)
                 if index >= 0:
                     keys.append(index << _OFFSET_BITS | offset)
             offset += len(line)
     keys.sort()
-    return keys, replaces
+    return keys
+
+
+# -- which inputs the results belong to -------------------------------------------------------------------
+def inputs_file(path: Any) -> Any:
+    """Where the fingerprint of the inputs of the results file ``path`` is kept: ``<path>.inputs.json``.
+
+    Beside the file rather than in it, so the results stay one record per line (or row) for every reader.
+    """
+    if hasattr(path, "with_name"):
+        return path.with_name(path.name + ".inputs.json")
+    return os.fsdecode(path) + ".inputs.json"
+
+
+def _record_inputs(path: Any, fingerprint: Fingerprint | None) -> None:
+    """Write (or, for inputs that have none, remove) the fingerprint beside the results file."""
+    sidecar = inputs_file(path)
+    if fingerprint is None:
+        if _exists(sidecar):
+            sidecar.unlink() if hasattr(sidecar, "unlink") else os.unlink(sidecar)
+        return
+    with _open(sidecar, "wb") as fh:
+        fh.write(json.dumps({"inputs": fingerprint}, separators=(",", ":")).encode() + b"\n")
+
+
+def _journal_of(path: Any) -> str:
+    """The journal of the results file ``path`` (see :class:`_JsonlSink`)."""
+    local = _local_path(path)
+    if local is not None:
+        return local + ".journal"
+    return os.path.join(journal_dir(), hashlib.sha256(str(path).encode()).hexdigest()[:32] + ".journal")
+
+
+def recorded_inputs(path: Any) -> list[tuple[Fingerprint | None, str]]:
+    """``(fingerprint, where)`` of every earlier result a resume of ``path`` would keep.
+
+    A killed run's journal (folded in first), and the file itself unless that journal replaces it. A
+    fingerprint is ``None`` when the run that wrote it recorded none (an earlier version of the provider).
+    """
+    journal = _journal_of(path)
+    found: list[tuple[Fingerprint | None, str]] = []
+    header = _journal_header(journal) if os.path.exists(journal) else {}
+    if header:
+        found.append((header.get("inputs"), journal))
+    if not header.get("replaces") and _exists(path):
+        sidecar = inputs_file(path)
+        recorded = None
+        if _exists(sidecar):
+            try:
+                with _open(sidecar, "rb") as fh:
+                    recorded = json.loads(fh.read()).get("inputs")
+            except (ValueError, AttributeError):
+                pass  # unreadable: as if an earlier version had written the file
+        found.append((recorded, str(sidecar)))
+    return found
+
+
+def _check_same_inputs(path: Any, fingerprint: Fingerprint | None) -> None:
+    """Refuse ``resume=True`` over results of other inputs, before anything is kept or sent."""
+    for earlier, where in recorded_inputs(path):
+        if earlier is None:
+            log.info("Resuming %s: %s records no fingerprint of its inputs (an earlier version wrote it).", path, where)
+        elif fingerprint is None:
+            log.warning(
+                "Resuming %s without checking that its results belong to these inputs: they are an iterator, "
+                "which cannot be fingerprinted before sending. Pass a list to have them checked.",
+                path,
+            )
+        elif earlier != fingerprint:
+            raise BasetenValidationError(
+                f"resume=True would keep results in {path} that belong to other inputs: they were written for "
+                f"[{describe(earlier)}] (recorded in {where}), these inputs are [{describe(fingerprint)}]. "
+                "Nothing was sent. Write to a new output_path, or pass resume=False to send every input again "
+                "and replace the file.",
+                field="resume",
+            )
 
 
 def _write_merged(out: Any, old: Iterator[tuple[int, bytes, bool]], new: Iterator[tuple[int, bytes, bool]]) -> None:
@@ -343,6 +431,14 @@ def jsonl_lines(path: Any) -> Iterator[tuple[bytes, Any]]:
 def validate_jsonl(path: Any) -> int:
     """Check every line of a JSONL file before anything is sent; return the number of inputs."""
     return sum(1 for _ in read_jsonl(path))
+
+
+def fingerprint_jsonl(path: Any) -> Fingerprint:
+    """Check every line of a JSONL file (as :func:`validate_jsonl`) and fingerprint it in the same pass."""
+    hasher = LineHasher()
+    for line, _ in jsonl_lines(path):
+        hasher.add(line)
+    return hasher.result()
 
 
 # -- engine --------------------------------------------------------------------------------------------

@@ -66,10 +66,13 @@ class _InferenceApi(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        input_fingerprint: dict[str, Any] | None = None,
     ) -> BatchResult:
         """Predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
 
-        :param inputs: Any iterable of inputs (a list, a generator reading JSONL, ...).
+        :param inputs: Any iterable of inputs (a list, ``batch_io.read_records(path)``, ...). A path or a
+            string is refused before anything is sent (it would be sent character by character): the
+            operators read files, the hook does not.
         :param max_concurrency: Requests in flight at once (1-1024); each worker has its own connection.
             ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while
             latency holds (doubling per round trip at first, then one per round trip) and backs off to 90%
@@ -87,7 +90,13 @@ class _InferenceApi(_HookCore):
             arrive and merged into the file when the batch ends (an atomic replace): a ``kill -9`` at any
             moment loses only the requests in flight, and never what the file held before. A name ending in
             ``.parquet`` writes Parquet (the journal stays JSONL; the final merge writes the Parquet file).
-        :param resume: With ``output_path``: keep the lines already there and skip those indices.
+        :param resume: With ``output_path``: keep the lines already there and skip those indices. Refused
+            (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were
+            written for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the
+            file (``<output_path>.inputs.json``) and in its journal. Results of inputs given as an iterator
+            are not checked (a warning says so) unless ``input_fingerprint`` is given.
+        :param input_fingerprint: What the inputs are, for the resume check, when they are not a list (the
+            operators pass a file's); a list's own is taken when it is not given.
         :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many
             items failed.
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and
@@ -113,6 +122,7 @@ class _InferenceApi(_HookCore):
             log=log or self.log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            input_fingerprint=input_fingerprint,
         )
 
     @_params_of(predict_batch)

@@ -61,16 +61,10 @@ def check_packing(batch_size: Any, max_chars_per_request: Any) -> None:
 
 
 def _many(inputs: Any, field: str, each: str) -> None:
-    """Refuse one input given where a batch is expected: a ``str`` would be sent character by character,
-    a ``dict`` key by key."""
-    from airflow_provider_baseten.exceptions import BasetenValidationError
+    """Refuse one input (a path, a text, a dict) given where a batch is expected, before anything is sent."""
+    from airflow_provider_baseten._batch.engine import check_inputs
 
-    if isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
-        raise BasetenValidationError(
-            f"{field} must be a list (or another iterable) of {each}, got one {type(inputs).__name__}: "
-            f"wrap a single input in a list.",
-            field=field,
-        )
+    check_inputs(inputs, field, each)
 
 
 class _OpenAIApi(_HookCore):
@@ -430,6 +424,7 @@ class _OpenAIApi(_HookCore):
         dimensions: int | None = None,
         encoding_format: str | None = None,
         user: str | None = None,
+        input_fingerprint: dict[str, Any] | None = None,
     ) -> BatchResult:
         """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
@@ -447,6 +442,8 @@ class _OpenAIApi(_HookCore):
         :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
         :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
         :param user: OpenAI's end-user id, sent in every request.
+        :param input_fingerprint: What the inputs are, for ``resume=True`` to check that ``output_path``
+            holds their results (the operators pass a file's); a list's own is taken when it is not given.
         """
         from airflow_provider_baseten._batch import run_batch_sync
 
@@ -485,6 +482,7 @@ class _OpenAIApi(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        input_fingerprint: dict[str, Any] | None = None,
     ) -> BatchResult:
         """One chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
         guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
@@ -495,6 +493,8 @@ class _OpenAIApi(_HookCore):
             (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
         :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's
             own fields win.
+        :param input_fingerprint: What the inputs are, for ``resume=True`` to check that ``output_path``
+            holds their results (the operators pass a file's); a list's own is taken when it is not given.
         """
         from airflow_provider_baseten._batch import run_batch_sync
 

@@ -14,10 +14,9 @@ starts), so every try submits every input, as before.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from airflow_provider_baseten._transport import encode_json
+from airflow_provider_baseten._batch.fingerprint import digest_json
 
 CHUNK = 100
 _PREFIX = "baseten_async_ids"
@@ -34,7 +33,7 @@ class SubmitLog:
     def __init__(self, store: Any, inputs: list[Any], options: dict[str, Any]) -> None:
         self.store = store
         self.count = len(inputs)
-        self.fingerprint = hashlib.sha256(encode_json([inputs, options])).hexdigest()[:16]
+        self.fingerprint = digest_json([inputs, options])[0]  # the batch engine's fingerprint
 
     @property
     def durable(self) -> bool:

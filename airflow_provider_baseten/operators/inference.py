@@ -56,6 +56,10 @@ class PredictOperator(BasetenBaseOperator):
         ``.parquet`` writes Parquet (columns ``index``, ``output`` as JSON text, ``error``).
     :param resume: With ``output_path``: keep results already in the file and only run the rest. A task
         killed mid-batch (even ``kill -9``) loses only its requests in flight; the file is never damaged.
+        Results written for other inputs are never kept: ``True`` over them fails before anything is sent.
+        Default (``None``): a retry (``try_number > 1``) resumes when the file holds this task's inputs'
+        results (their fingerprint matches), so a retried task never pays twice; a first try, or a retry
+        whose inputs changed, starts afresh. ``False``: always send every input again.
         The output file is the task's default outlet (its URI as an asset, ``file://`` for a local path;
         ``AssetAlias("baseten:batch_output")`` when the path is templated), with the event extra
         ``{total, succeeded, failed, skipped, model_id}``. Pass ``outlets=[]`` for no event.
@@ -97,7 +101,7 @@ class PredictOperator(BasetenBaseOperator):
         max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
-        resume: bool = False,
+        resume: bool | None = None,
         wake_first: bool = False,
         progress_interval: float = 5.0,
         max_failures: int | None = None,
@@ -140,6 +144,7 @@ class PredictOperator(BasetenBaseOperator):
         self.max_failures = max_failures
         self.max_error_rate = max_error_rate
         self._result: BatchResult | None = None  # the batch's counts, for get_openlineage_facets_on_complete
+        self._input_fingerprint: dict[str, Any] | None = None  # what the batch's inputs are (_batch_inputs)
         self.scale_for_batch = check_min_replica(scale_for_batch)
         self._scale: Any = None
 
@@ -198,12 +203,13 @@ class PredictOperator(BasetenBaseOperator):
             max_concurrency=self.max_concurrency,
             on_error=self.on_error,
             output_path=output,
-            resume=self.resume,
+            resume=self._resume(context, output),
             progress_interval=self.progress_interval,
             log=self.log,
             total=total,
             max_failures=self.max_failures,
             max_error_rate=self.max_error_rate,
+            input_fingerprint=self._input_fingerprint,
         )
         self._result = result
         self.log.info(
@@ -218,6 +224,32 @@ class PredictOperator(BasetenBaseOperator):
             return result.results
         self._emit_output(context, output, result.summary())
         return result.summary()
+
+    def _resume(self, context: Context, output: Any) -> bool:
+        """``resume`` as given, or by default: on a retry, when the file holds results of these same inputs."""
+        if self.resume is not None or output is None:
+            return bool(self.resume)
+        try_number = getattr(context.get("ti"), "try_number", 1)
+        if not isinstance(try_number, int) or try_number <= 1:
+            return False
+        from airflow_provider_baseten._batch.fingerprint import describe
+        from airflow_provider_baseten._batch.sinks import recorded_inputs
+
+        recorded = recorded_inputs(output)
+        same = bool(recorded) and all(fp is not None and fp == self._input_fingerprint for fp, _ in recorded)
+        if same:
+            self.log.info("Try %d: resuming %s, which holds results of these same inputs.", try_number, output)
+        elif recorded:
+            earlier = "; ".join(f"{describe(fp)} in {where}" for fp, where in recorded)
+            self.log.warning(
+                "Try %d: not resuming %s: its results are for other (or unrecorded) inputs (%s; these: %s). "
+                "Sending every input.",
+                try_number,
+                output,
+                earlier,
+                describe(self._input_fingerprint),
+            )
+        return same
 
     def _emit_output(self, context: Context, output: Any, summary: dict[str, Any]) -> None:
         """The output file's asset event (counts only: no data, no signed URL)."""
@@ -255,7 +287,10 @@ class PredictOperator(BasetenBaseOperator):
         )
 
     def _batch_inputs(self) -> tuple[Any, int]:
-        from airflow_provider_baseten._batch import read_jsonl, validate_jsonl
+        """The inputs (a list, or a file's records streamed) and their number; sets ``_input_fingerprint``."""
+        from airflow_provider_baseten._batch import read_jsonl
+        from airflow_provider_baseten._batch.fingerprint import of_file_ends, of_values
+        from airflow_provider_baseten._batch.sinks import fingerprint_jsonl
         from airflow_provider_baseten._transport import encode_json
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
@@ -266,11 +301,15 @@ class PredictOperator(BasetenBaseOperator):
             total = count_records(src)  # from the footer; rows are read one row group at a time
             if total == 0:
                 raise BasetenValidationError(f"{src}: the Parquet file has no rows.", field="model_inputs")
+            if self.output_path:
+                with _open_binary(src) as fh:
+                    self._input_fingerprint = of_file_ends(fh, total)
             self.log.info("Reading %d inputs from %s", total, src)
             return read_records(src), total
         if _is_path(src):
             path = _as_path(src)
-            total = validate_jsonl(path)  # every line checked before any request goes out
+            self._input_fingerprint = fingerprint_jsonl(path)  # every line checked before any request goes out
+            total = self._input_fingerprint["count"]
             if total == 0:
                 raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field="model_inputs")
             self.log.info("Reading %d inputs from %s", total, src)
@@ -285,12 +324,20 @@ class PredictOperator(BasetenBaseOperator):
             raise BasetenValidationError("model_inputs is empty: give at least one input.", field="model_inputs")
         for i, item in enumerate(items):
             encode_json(item, f"model_inputs[{i}]")
+        if self.output_path:
+            self._input_fingerprint = of_values(items)
         return items, len(items)
 
 
 def _is_path(value: Any) -> bool:
     """Whether ``model_inputs`` names a JSONL file (a path string or an ``ObjectStoragePath``)."""
     return isinstance(value, str) or hasattr(value, "open")
+
+
+def _open_binary(value: Any) -> Any:
+    from airflow_provider_baseten._batch.sinks import _open
+
+    return _open(_as_path(value), "rb")
 
 
 def _as_path(value: Any) -> Any:

@@ -122,6 +122,8 @@ class EmbeddingsOperator(_OpenAIOperator):
         inputs, total = super()._batch_inputs()
         if column is None:
             return inputs, total
+        if self._input_fingerprint is not None:  # other texts of the same rows are other inputs
+            self._input_fingerprint = {**self._input_fingerprint, "text_column": column}
         texts = (_column(row, column, i) for i, row in enumerate(inputs))
         return (list(texts) if isinstance(inputs, list) else texts), total  # a list is checked before sending
 
@@ -192,7 +194,8 @@ class RunChainOperator(PredictOperator):
     """Call a chain synchronously: one ``chain_input`` (returns its output) or a batch of ``chain_inputs``.
 
     Each input is the entrypoint's ``run_remote`` arguments by name. To submit asynchronously, use
-    ``AsyncPredictOperator(chain_id=...)``. Every other option is :class:`PredictOperator`'s (no ``wake_first``).
+    ``AsyncPredictOperator(chain_id=...)``. Every other option is :class:`PredictOperator`'s (no ``wake_first``,
+    no ``scale_for_batch``: both act on a model deployment).
 
     :param chain_id: The chain.
     :param environment: ``production`` (default), ``development`` or another environment of the chain.
@@ -204,6 +207,16 @@ class RunChainOperator(PredictOperator):
     def __init__(self, *, chain_id: str, chain_input: Any = _NOTSET, chain_inputs: Any = None, **kwargs: Any) -> None:
         if kwargs.get("wake_first") or kwargs.get("model_id") is not None:
             raise ValueError("RunChainOperator calls a chain: model_id and wake_first do not apply.")
+        if kwargs.get("scale_for_batch") is not None:
+            from airflow_provider_baseten.exceptions import BasetenValidationError
+
+            # The lease scales a model deployment (the connection's model): never the chain's chainlets.
+            raise BasetenValidationError(
+                "RunChainOperator calls a chain: scale_for_batch scales a model deployment and would raise the "
+                "replicas of the connection's model, not the chain's. Drop it; set the chainlets' min_replica "
+                "in the chain's own config instead.",
+                field="scale_for_batch",
+            )
         super().__init__(model_input=chain_input, model_inputs=chain_inputs, **kwargs)
         self.chain_id = chain_id
 
