@@ -368,6 +368,11 @@ class RecreateTrainingJobOperator(_TrainingJobOperator):
             raise ValueError("training_job_id (the job to recreate) is required.")
         self.training_job_id = training_job_id
 
+    def _job_name(self, context: Context) -> str | None:
+        # A recreated job keeps its source's name (its whole configuration): with it, a retry does not take
+        # another task's new job in the same project for this one.
+        return self.hook.get_training_job(self.training_project_id, self.training_job_id).name or None
+
     def _start(self, context: Context) -> Any:
         self.log.info("Recreating training job %s in project %s.", self.training_job_id, self.training_project_id)
         return self.hook.recreate_training_job(self.training_project_id, self.training_job_id)
