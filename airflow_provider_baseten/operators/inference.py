@@ -437,15 +437,11 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             )
         try:
             for i in todo:
-                # Recorded as unknown BEFORE it is sent: a worker killed while the submit is in flight leaves
-                # "?", so a retry does not send it again unasked (the same as an ambiguous failure).
-                ids[i] = UNKNOWN_SUBMIT
-                submit_log.record(ids, i)
                 try:
                     ids[i] = self._submit(inputs[i])
                 except BasetenError as exc:
-                    if not exc.maybe_created:  # it was surely not queued: a retry sends it
-                        ids[i] = None
+                    if exc.maybe_created:  # it may be queued: a retry must not send it again unasked
+                        ids[i] = UNKNOWN_SUBMIT
                         submit_log.record(ids, i)
                     raise
                 self._submitted.append(ids[i])  # type: ignore[arg-type]
