@@ -24,6 +24,7 @@ __all__ = [
     "ROOT",
     "Component",
     "airflow_env",
+    "emulator_airflow",
     "free_port",
     "migrate",
     "start_airflow",
@@ -47,3 +48,20 @@ def airflow_env(home: Path, api_port: int, **extra: str) -> dict[str, str]:
 def migrate(env: dict[str, str]) -> None:
     proc = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def emulator_airflow(tmp: Path, dag_file: Path, connection_json: str, **extra: str) -> tuple[Path, int, dict[str, str]]:
+    """A private Airflow under ``tmp`` (home, migrated DB) whose only DAG file is ``dag_file`` and whose
+    ``baseten_default`` is ``connection_json`` (an emulator's): its home, API port and environment."""
+    import shutil
+
+    home, dags = tmp / "home", tmp / "dags"
+    home.mkdir()
+    dags.mkdir()
+    shutil.copy(dag_file, dags)
+    port = free_port()
+    env = airflow_env(
+        home, port, AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW_CONN_BASETEN_DEFAULT=connection_json, **extra
+    )
+    migrate(env)
+    return home, port, env
