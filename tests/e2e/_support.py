@@ -27,6 +27,7 @@ __all__ = [
     "ROOT",
     "Component",
     "airflow_env",
+    "emulator_airflow",
     "free_port",
     "migrate",
     "private_home",
@@ -78,3 +79,15 @@ def running_airflow(
             c.stop()
     for c in components:
         assert not c.alive()
+
+
+def emulator_airflow(tmp: Path, dag_file: Path, connection_json: str, **extra: str) -> tuple[Path, int, dict[str, str]]:
+    """A private Airflow under ``tmp`` (home, migrated DB) whose only DAG file is ``dag_file`` and whose
+    ``baseten_default`` is ``connection_json`` (an emulator's): its home, API port and environment."""
+    home, dags = private_home(tmp, dag_file)
+    port = free_port()
+    env = airflow_env(
+        home, port, AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW_CONN_BASETEN_DEFAULT=connection_json, **extra
+    )
+    migrate(env)
+    return home, port, env
