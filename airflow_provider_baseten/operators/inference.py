@@ -29,7 +29,7 @@ _NOTSET: Any = object()
 def _push_model_url(context: Context, hook: Any, model_id: str | None) -> None:
     from airflow_provider_baseten.links import model_url
 
-    model = model_id or hook.settings.model_id
+    model = model_id if model_id is not None else hook.settings.model_id  # the hook's rule: "" is not "default"
     if model:
         context["ti"].xcom_push(key=xcom.MODEL_URL, value=model_url(model))
 
@@ -175,7 +175,7 @@ class PredictOperator(BasetenBaseOperator):
         output = _as_path(self.output_path) if self.output_path else None
         if self.scale_for_batch is None:
             return self._run_batch(context, hook, inputs, total, output)
-        from airflow_provider_baseten.operators._base import task_start
+        from airflow_provider_baseten._tasks import task_start
         from airflow_provider_baseten.operators._scale import ScaleForBatch, lease_id
 
         limit = self.execution_timeout.total_seconds() if self.execution_timeout else None
