@@ -36,7 +36,7 @@ test-oldest:  ## the same suite on the oldest supported Airflow
 	$(MAKE) test VENV=.venv-oldest AIRFLOW_VERSION=$(OLDEST_AIRFLOW) TYPECHECK=0
 
 demo: $(VENV)/.stamp  ## run every example DAG against a local emulator
-	$(VENV)/bin/python -m airflow_provider_baseten.demo
+	$(VENV)/bin/python -m dev.demo
 
 bench: $(VENV)/.stamp  ## batch throughput vs baseten-performance-client, and import cost
 	$(UV) -e '.[test,bench]'

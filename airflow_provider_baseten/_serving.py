@@ -60,30 +60,47 @@ def select_checkpoints(checkpoints: list[Any], wanted: str | list[str] | None) -
         raise BasetenValidationError("The training job has no checkpoints to deploy.", field="checkpoint_id")
     if wanted is None or wanted == "latest":
         return [max(checkpoints, key=_when)]
+    chosen = _named(checkpoints, _checkpoint_names(wanted))
+    _check_together(chosen)
+    return chosen
+
+
+def _checkpoint_names(wanted: str | list[str]) -> list[str]:
+    """The ids ``checkpoint_id`` names: non-empty strings, each once."""
     names = [wanted] if isinstance(wanted, str) else list(wanted)
     if not names or not all(isinstance(n, str) and n for n in names):
         raise BasetenValidationError(f"checkpoint_id must be 'latest', an id or a list of ids, got {wanted!r}.")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise BasetenValidationError(f"checkpoint_id names {twice} more than once.", field="checkpoint_id")
+    return names
+
+
+def _named(checkpoints: list[Any], names: list[str]) -> list[Any]:
+    """The checkpoints with these ids, in the order named; an error naming the ones the job lacks."""
     by_id = {c.checkpoint_id: c for c in checkpoints}
     missing = [n for n in names if n not in by_id]
     if missing:
         raise BasetenValidationError(
             f"No checkpoint {missing} in this job; it has {sorted(by_id)}.", field="checkpoint_id"
         )
-    chosen = [by_id[n] for n in names]
+    return [by_id[n] for n in names]
+
+
+def _check_together(chosen: list[Any]) -> None:
+    """Several checkpoints deploy together only as LoRA adapters of one base model."""
+    if len(chosen) < 2:
+        return
     kinds = {str(c.checkpoint_type or "").lower() for c in chosen}
-    if len(chosen) > 1 and kinds & set(SINGLE_CHECKPOINT_TYPES):
+    if kinds & set(SINGLE_CHECKPOINT_TYPES):
         raise BasetenValidationError(
             f"A {'/'.join(sorted(kinds))} checkpoint deploys alone; got {len(chosen)} checkpoints.",
             field="checkpoint_id",
         )
-    if len(chosen) > 1 and (len(kinds) > 1 or len({c.base_model for c in chosen}) > 1):
+    if len(kinds) > 1 or len({c.base_model for c in chosen}) > 1:
         raise BasetenValidationError(
             "LoRA checkpoints deployed together must be LoRA on the same base model.", field="checkpoint_id"
         )
-    return chosen
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Every trigger fires exactly one event. ``status`` and ``message`` are always there; the other keys
 depend on the trigger (listed per key below). Operators and sensors check an event with
-:func:`~airflow_provider_baseten.operators._base.validate_event` before they use it.
+:func:`~airflow_provider_baseten._tasks.validate_event` before they use it.
 """
 
 from __future__ import annotations

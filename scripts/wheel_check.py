@@ -48,8 +48,15 @@ def main(dags: Path) -> None:
         f"project URLs {sorted(urls)}",
     )
 
-    from airflow_provider_baseten.demo import airflow_cmd, airflow_env, run_dag, run_states, tail, write_inputs
+    files = [str(f) for f in metadata.files(PACKAGE) or []]
+    dev_only = [f for f in files if f.startswith("dev/") or f.endswith(("/demo.py", "/_local_airflow.py"))]
+    check(not dev_only, f"the wheel holds no dev-only tools (dev/, demo, local-Airflow harness): {dev_only}")
+
+    # The demo's helpers are dev-only (the repository's dev/, not in the wheel). The repository goes at the
+    # END of sys.path, so airflow_provider_baseten still comes from the venv's site-packages.
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
     from airflow_provider_baseten.emulator import BasetenEmulator
+    from dev.demo import airflow_cmd, airflow_env, run_dag, run_states, tail, write_inputs
 
     shown = subprocess.run(
         [airflow_cmd(), "providers", "get", PACKAGE, "--full", "-o", "json"],

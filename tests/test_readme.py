@@ -41,7 +41,7 @@ def test_readme_python_example_runs(index: int, emulator: Any, monkeypatch: pyte
 
 def test_the_demo_output_shown_names_every_example_dag() -> None:
     """The ``make demo`` transcripts in the README list every DAG the demo runs, and their count."""
-    from airflow_provider_baseten.demo import DAGS
+    from dev.demo import DAGS
 
     text = README.read_text()
     transcripts = re.findall(r"```console\n\$ [^\n]*make demo\n(.*?)```", text, re.S)

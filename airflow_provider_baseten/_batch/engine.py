@@ -154,12 +154,7 @@ async def run_batch(
     budget = ErrorBudget.resolve(on_error, max_failures, max_error_rate)
     adaptive = AdaptiveLimit() if max_concurrency == AUTO else None
     workers = AUTO_CEILING if adaptive is not None else check_concurrency(max_concurrency)
-    if resume and output_path is None:
-        raise BasetenValidationError("resume=True needs output_path (it skips lines already there).", field="resume")
-    if total is None and isinstance(inputs, Sized):
-        total = len(inputs)
-    if total == 0:
-        raise BasetenValidationError("The batch is empty: give at least one input.", field="inputs")
+    total = _checked_total(inputs, total, resume, output_path)
 
     if output_path is not None and input_fingerprint is None and isinstance(inputs, (list, tuple)):
         input_fingerprint = of_values(inputs)
@@ -170,6 +165,36 @@ async def run_batch(
     run = (run_factory or _Run)(transport, inputs, sink, result, budget, workers, abort_after_consecutive, adaptive)
     progress = _Progress(total, progress_interval, log)
     started = time.monotonic()
+    await _run_workers(transport, route, run, progress, workers, log)
+    result.elapsed = time.monotonic() - started
+    progress.report(final=True)
+    if total is None:
+        result.total = run.inputs_seen()
+    result.not_attempted = max(0, result.total - result.succeeded - result.failed - result.skipped)
+    if isinstance(sink, _MemorySink):
+        result.results = sink.items + [None] * (result.total - len(sink.items))
+    _verdict(result, run, on_error, budget, log)
+    return result
+
+
+def _checked_total(inputs: Iterable[Any], total: int | None, resume: bool, output_path: Any) -> int | None:
+    """The batch's size when it is known (given, or the inputs' length); refuses an empty batch and a
+    resume with nowhere to resume from."""
+    if resume and output_path is None:
+        raise BasetenValidationError("resume=True needs output_path (it skips lines already there).", field="resume")
+    if total is None and isinstance(inputs, Sized):
+        total = len(inputs)
+    if total == 0:
+        raise BasetenValidationError("The batch is empty: give at least one input.", field="inputs")
+    return total
+
+
+async def _run_workers(
+    transport: Transport, route: Route, run: _Run, progress: _Progress, workers: int, log: Any
+) -> None:
+    """Run every worker to the end; whatever happens, flush and close the sink, count the retries into the
+    result, and give the transport back its retry logging."""
+    adaptive = run.adaptive
     retries_before = transport.retry_counts.copy()
     quiet_before, transport.quiet_retries = transport.quiet_retries, True
     try:
@@ -181,16 +206,7 @@ async def run_batch(
             log.info("Batch predict max_concurrency='auto': %s", adaptive.summary())
         run.flush()  # keep what finished even if we stop early, then close the file
         transport.quiet_retries = quiet_before
-        result.retries = dict(transport.retry_counts - retries_before)
-    result.elapsed = time.monotonic() - started
-    progress.report(final=True)
-    if total is None:
-        result.total = run.inputs_seen()
-    result.not_attempted = max(0, result.total - result.succeeded - result.failed - result.skipped)
-    if isinstance(sink, _MemorySink):
-        result.results = sink.items + [None] * (result.total - len(sink.items))
-    _verdict(result, run, on_error, budget, log)
-    return result
+        run.result.retries = dict(transport.retry_counts - retries_before)
 
 
 class _Run:

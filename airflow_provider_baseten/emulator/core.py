@@ -12,6 +12,7 @@ import re
 import string
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_baseten._routes import RATE_LIMITS
@@ -323,28 +324,12 @@ class StateCore:
         start, end = self._window(query, 1800)
         limit = self._int_query(query, "limit", 1, 1000) or 500
         direction = query.get("direction") or "asc"
-        level = query.get("min_level")
-        if direction not in ("asc", "desc") or (level is not None and level not in LOG_LEVELS):
+        if direction not in ("asc", "desc"):
             raise ApiError(422, "direction must be asc or desc; min_level DEBUG, INFO, WARNING or ERROR")
-        includes, excludes = _as_list(query.get("includes")), _as_list(query.get("excludes"))
-        if len(includes) > 8 or len(excludes) > 8:
-            raise ApiError(422, "includes and excludes take at most 8 substrings each")
-        try:
-            pattern = re.compile(query["search_pattern"]) if query.get("search_pattern") else None
-        except re.error:
-            raise ApiError(400, "search_pattern is not a valid regular expression") from None
+        keep = _log_filter(query)
         now_ns = int(self.clock.now() * 1e9)
-        lines = [
-            e
-            for e in entries
-            if e[0] <= now_ns  # only what has been written by now
-            and start <= e[0] // 1_000_000 <= end
-            and (level is None or (e[1] in LOG_LEVELS and LOG_LEVELS.index(e[1]) >= LOG_LEVELS.index(level)))
-            and (not query.get("replica") or e[2] == query["replica"])
-            and all(x in e[3] for x in includes)
-            and not any(x in e[3] for x in excludes)
-            and (pattern is None or pattern.search(e[3]))
-        ]
+        # Only what has been written by now, in the window, and matching the query's filters.
+        lines = [e for e in entries if e[0] <= now_ns and start <= e[0] // 1_000_000 <= end and keep(e)]
         lines.sort(key=lambda e: e[0])  # stable: lines of one nanosecond keep the order they were written in
         if direction == "desc":
             lines.reverse()
@@ -379,6 +364,34 @@ class StateCore:
     def webhooks(self) -> Counter[str]:
         """Webhook deliveries: ``delivered``, ``failed``."""
         return self._counters["webhooks"]
+
+
+def _log_filter(query: dict[str, Any]) -> Callable[[tuple[int, str | None, str | None, str]], bool]:
+    """Whether a log entry ``(ns, level, replica, message)`` passes the query's level, replica, substring and
+    pattern filters (each checked first: a bad one is the API's 422 or 400)."""
+    level = query.get("min_level")
+    if level is not None and level not in LOG_LEVELS:
+        raise ApiError(422, "direction must be asc or desc; min_level DEBUG, INFO, WARNING or ERROR")
+    includes, excludes = _as_list(query.get("includes")), _as_list(query.get("excludes"))
+    if len(includes) > 8 or len(excludes) > 8:
+        raise ApiError(422, "includes and excludes take at most 8 substrings each")
+    try:
+        pattern = re.compile(query["search_pattern"]) if query.get("search_pattern") else None
+    except re.error:
+        raise ApiError(400, "search_pattern is not a valid regular expression") from None
+    replica = query.get("replica")
+    least = LOG_LEVELS.index(level) if level is not None else 0
+
+    def keep(e: tuple[int, str | None, str | None, str]) -> bool:
+        return (
+            (level is None or (e[1] in LOG_LEVELS and LOG_LEVELS.index(e[1]) >= least))
+            and (not replica or e[2] == replica)
+            and all(x in e[3] for x in includes)
+            and not any(x in e[3] for x in excludes)
+            and (pattern is None or pattern.search(e[3]) is not None)
+        )
+
+    return keep
 
 
 def _as_list(value: Any) -> list[str]:

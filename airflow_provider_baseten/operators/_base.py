@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_baseten.events import EVENT_STATUSES, BasetenTriggerEvent
+from airflow_provider_baseten._tasks import (
+    deadline,
+    default_deferrable,
+    defer_backstop,
+    log_deadline,
+    log_failure_details,
+    raise_for_event,
+    retry_left,
+    validate_event,
+)
+from airflow_provider_baseten.events import BasetenTriggerEvent
 
 T = TypeVar("T")
 
@@ -20,13 +28,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_baseten.hooks.baseten import BasetenHook
     from airflow_provider_baseten.triggers.baseten import BasetenPollTrigger
-
-
-def default_deferrable() -> bool:
-    """``[operators] default_deferrable`` from Airflow's config (False when unset)."""
-    from airflow.providers.common.compat.sdk import conf
-
-    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
 def renamed_param(owner: str, new: str, new_value: T, old: str, old_value: T, unset: object = None) -> T:
@@ -46,108 +47,6 @@ def renamed_param(owner: str, new: str, new_value: T, old: str, old_value: T, un
         stacklevel=3,
     )
     return old_value
-
-
-def validate_event(event: object, required: Sequence[str] = ()) -> BasetenTriggerEvent:
-    """Check a trigger event before using it; a malformed one fails the task with a clear message."""
-    from airflow_provider_baseten.exceptions import BasetenError
-
-    if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-        raise BasetenError(f"Malformed trigger event (expected {{'status': ..., 'message': ...}}): {event!r}"[:500])
-    missing = [k for k in required if k not in event]
-    if missing:
-        raise BasetenError(f"Trigger event lacks {missing}: {event!r}"[:500])
-    return cast("BasetenTriggerEvent", event)
-
-
-def task_start(context: Context | None) -> float:
-    """Epoch seconds when this try of the task started (``ti.start_date``; now when it is unknown)."""
-    ti = context.get("ti") if context else None
-    start = getattr(ti, "start_date", None)
-    return start.timestamp() if isinstance(start, datetime) else time.time()
-
-
-def execution_margin(execution_timeout: float) -> float:
-    """How much earlier than ``execution_timeout`` the trigger's deadline fires: enough for the undo to run
-    before Airflow's own alarm interrupts an inline wait (that path calls ``on_kill``, not our timeout)."""
-    return min(5.0, 0.1 * execution_timeout)
-
-
-def deadline(context: Context | None, timeout: float | None, execution_timeout: timedelta | None) -> float | None:
-    """The one absolute deadline of a wait: min(start + ``timeout``, start + ``execution_timeout``).
-
-    ``start`` is when this try started (``ti.start_date``), so the deadline does not move when the task
-    defers, resumes, or when the triggerer restarts; ``None`` when neither limit is set.
-    """
-    start = task_start(context)
-    limits = []
-    if timeout is not None:  # 0 is a deadline (now), not "no deadline"
-        limits.append(start + float(timeout))
-    if execution_timeout:
-        seconds = execution_timeout.total_seconds()
-        limits.append(start + seconds - execution_margin(seconds))
-    return min(limits) if limits else None
-
-
-def defer_backstop(end_time: float | None) -> timedelta | None:
-    """The framework's deferral timeout: ``None`` without a deadline, else well past the trigger's own.
-
-    Airflow's deferral timeout fails the task without ``execute_complete`` or ``on_kill``
-    (apache/airflow#61467), so it must never win against the trigger's ``timeout`` event. It is only a
-    backstop for a trigger that cannot fire: deadline + 2 x ``[scheduler] trigger_timeout_check_interval``
-    + 60 s.
-    """
-    if end_time is None:
-        return None
-    from airflow.providers.common.compat.sdk import conf
-
-    check = conf.getfloat("scheduler", "trigger_timeout_check_interval", fallback=15.0)
-    return timedelta(seconds=max(0.0, end_time - time.time()) + 2 * check + 60.0)
-
-
-def log_deadline(log: Any, end_time: float | None) -> None:
-    """Say when the wait will give up (the time the trigger fires its ``timeout`` event)."""
-    if end_time is not None:
-        from datetime import timezone
-
-        when = datetime.fromtimestamp(end_time, tz=timezone.utc).isoformat()
-        log.info("Deadline: %s (in %.1f s; timeout / execution_timeout).", when, end_time - time.time())
-
-
-def retry_left(context: Context | None, retries: int | None) -> bool:
-    """Whether Airflow will retry this task if this try fails (``try_number <= max_tries``).
-
-    Outside a task run (no ``try_number``/``max_tries``), the task's ``retries`` decide.
-    """
-    ti = context.get("ti") if context else None
-    try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
-    if isinstance(try_number, int) and isinstance(max_tries, int):
-        return try_number <= max_tries
-    return bool(retries)
-
-
-def raise_for_event(event: BasetenTriggerEvent) -> None:
-    """Fail the task unless the event says success."""
-    from airflow_provider_baseten.exceptions import BasetenRemoteStateError, BasetenTimeoutError
-
-    status = event["status"]
-    if status == "success":
-        return
-    message = str(event.get("message") or status)
-    if status == "timeout":
-        raise BasetenTimeoutError(message)
-    raise BasetenRemoteStateError(
-        message, state=str(event.get("job_status") or event.get("deployment_status") or status)
-    )
-
-
-def log_failure_details(log: Any, event: Mapping[str, Any]) -> None:
-    """Write what a failed remote wait found to the task log: the last ERROR lines of the remote logs."""
-    if event.get("status") == "success":
-        return
-    lines = event.get("error_lines") or []
-    if lines:
-        log.error("Last %d ERROR line(s) of the remote logs:\n%s", len(lines), "\n".join(str(x) for x in lines))
 
 
 class BasetenBaseOperator(BaseOperator):

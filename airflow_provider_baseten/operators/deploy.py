@@ -342,7 +342,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         return _lineage.environment_lineage(active.get("model_id"), active.get("deployment_id"), self.environment)
 
     def _push(self, context: Context) -> None:
-        from airflow_provider_baseten.operators.deployment import push_deployment
+        from airflow_provider_baseten._tasks import push_deployment
 
         assert self._deployment is not None
         model_id, dep_id = self._deployment["model_id"], self._deployment["deployment_id"]
@@ -436,7 +436,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
 
     def execute(self, context: Context) -> str | None:
         """Wait for the checkpoints to sync (deferring when ``deferrable``), then deploy."""
-        from airflow_provider_baseten.operators._base import defer_backstop
+        from airflow_provider_baseten._tasks import defer_backstop
         from airflow_provider_baseten.triggers._poll import wait_inline
         from airflow_provider_baseten.triggers.checkpoint import CheckpointSyncTrigger, checkpoints_ready
 
@@ -463,7 +463,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
 
     def execute_synced(self, context: Context, event: dict[str, Any] | None = None) -> str | None:
         """Resume once the checkpoints are synced (or the job failed): deploy, or fail."""
-        from airflow_provider_baseten.operators._base import raise_for_event, validate_event
+        from airflow_provider_baseten._tasks import raise_for_event, validate_event
 
         checked = validate_event(event)
         raise_for_event(checked)
@@ -483,7 +483,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
         project = self.hook.get_training_project(pid)
         ids = [c.checkpoint_id for c in chosen]
         if not self.model_name and not self.model_id:  # neither given: the connection's model
-            from airflow_provider_baseten.operators.deployment import resolve_model
+            from airflow_provider_baseten._tasks import resolve_model
 
             self.model_id = resolve_model(self.hook, None)
         name = self.model_name or self.hook.get_model(self.model_id).name or str(self.model_id)

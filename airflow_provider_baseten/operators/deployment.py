@@ -11,37 +11,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import _lineage, xcom
+from airflow_provider_baseten._tasks import push_deployment, resolve_model
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from airflow_provider_baseten.hooks.baseten import BasetenHook
-
-
-def resolve_model(hook: BasetenHook, model_id: str | None) -> str:
-    """``model_id``, else the connection's default model; a clear error when there is neither."""
-    from airflow_provider_baseten.exceptions import BasetenValidationError
-
-    model = model_id or hook.settings.model_id
-    if not model:
-        raise BasetenValidationError(
-            "No model_id given and the connection has no default model_id (extra 'model_id').", field="model_id"
-        )
-    return str(model)
-
-
-def push_deployment(context: Context, model_id: str, deployment_id: str | None) -> None:
-    """Push the model URL and, when known, the deployment id and URL (read by the extra links)."""
-    from airflow_provider_baseten.links import deployment_url, model_url
-
-    ti = context["ti"]
-    ti.xcom_push(key=xcom.MODEL_URL, value=model_url(model_id))
-    if deployment_id:
-        ti.xcom_push(key=xcom.DEPLOYMENT_ID, value=deployment_id)
-        ti.xcom_push(key=xcom.DEPLOYMENT_URL, value=deployment_url(model_id, deployment_id))
 
 
 _UNSET: Any = object()

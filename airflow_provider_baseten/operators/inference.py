@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from airflow_provider_baseten.batch import BatchResult
+    from airflow_provider_baseten.operators._submit_log import SubmitLog
 
 _NOTSET: Any = object()
 
@@ -29,7 +30,7 @@ _NOTSET: Any = object()
 def _push_model_url(context: Context, hook: Any, model_id: str | None) -> None:
     from airflow_provider_baseten.links import model_url
 
-    model = model_id or hook.settings.model_id
+    model = model_id if model_id is not None else hook.settings.model_id  # the hook's rule: "" is not "default"
     if model:
         context["ti"].xcom_push(key=xcom.MODEL_URL, value=model_url(model))
 
@@ -175,7 +176,7 @@ class PredictOperator(BasetenBaseOperator):
         output = _as_path(self.output_path) if self.output_path else None
         if self.scale_for_batch is None:
             return self._run_batch(context, hook, inputs, total, output)
-        from airflow_provider_baseten.operators._base import task_start
+        from airflow_provider_baseten._tasks import task_start
         from airflow_provider_baseten.operators._scale import ScaleForBatch, lease_id
 
         limit = self.execution_timeout.total_seconds() if self.execution_timeout else None
@@ -456,8 +457,27 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     # -- ResumableJobMixin -----------------------------------------------------------------------------
     def submit_job(self, context: Context) -> JsonValue:
         """Validate every input, then submit each input that has no live request yet; push the ids to XCom."""
-        from airflow_provider_baseten.exceptions import BasetenError, BasetenValidationError
         from airflow_provider_baseten.operators._submit_log import SubmitLog
+
+        inputs = self._checked_inputs()
+        submit_log = SubmitLog(context.get("task_state_store"), inputs, self._fingerprint())
+        submit_log.start()
+        ids = self._still_useful(submit_log.load())
+        self._submitted = [r for r in ids if r and r != UNKNOWN_SUBMIT]
+        todo = [i for i, rid in enumerate(ids) if rid is None]
+        if len(todo) < len(inputs):
+            self.log.info(
+                "%d of %d input(s) already have a request from an earlier try.", len(inputs) - len(todo), len(inputs)
+            )
+        self._submit_each(context, inputs, ids, todo, submit_log)
+        final: list[JsonValue] = [r for r in ids if r and r != UNKNOWN_SUBMIT]
+        self.log.info("Submitted %d async request(s): %s", len(todo), [ids[i] for i in todo][:20])
+        context["ti"].xcom_push(key=xcom.REQUEST_IDS, value=final)
+        return final
+
+    def _checked_inputs(self) -> list[dict[str, Any]]:
+        """The inputs, each a dict, with every option checked: all before the first request goes out."""
+        from airflow_provider_baseten.exceptions import BasetenValidationError
 
         inputs = self._inputs()
         if not inputs:
@@ -473,15 +493,15 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
                 "No webhook_endpoint: Baseten never returns async outputs by polling, so the outputs of these "
                 "requests are delivered nowhere unless the model stores them itself."
             )
-        submit_log = SubmitLog(context.get("task_state_store"), inputs, self._fingerprint())
-        submit_log.start()
-        ids = self._still_useful(submit_log.load())
-        self._submitted = [r for r in ids if r and r != UNKNOWN_SUBMIT]
-        todo = [i for i, rid in enumerate(ids) if rid is None]
-        if len(todo) < len(inputs):
-            self.log.info(
-                "%d of %d input(s) already have a request from an earlier try.", len(inputs) - len(todo), len(inputs)
-            )
+        return inputs
+
+    def _submit_each(
+        self, context: Context, inputs: list[Any], ids: list[str | None], todo: list[int], submit_log: SubmitLog
+    ) -> None:
+        """Submit the inputs at ``todo``, recording each id as it arrives; on a failure, push the ids so far
+        and say in the error which inputs have a request."""
+        from airflow_provider_baseten.exceptions import BasetenError
+
         try:
             for i in todo:
                 try:
@@ -500,10 +520,6 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             exc.message = f"{exc.message} {len(done)} of {len(inputs)} input(s) have a request: {done[:20]}.{kept}"
             exc.args = (exc.message,)
             raise
-        final: list[JsonValue] = [r for r in ids if r and r != UNKNOWN_SUBMIT]
-        self.log.info("Submitted %d async request(s): %s", len(todo), [ids[i] for i in todo][:20])
-        context["ti"].xcom_push(key=xcom.REQUEST_IDS, value=final)
-        return final
 
     def _submit(self, item: dict[str, Any]) -> str:
         """Submit one input to the model (``async_predict``) or the chain (``async_run_chain``)."""

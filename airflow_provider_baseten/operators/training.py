@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 
 from airflow_provider_baseten import _lineage, xcom
+from airflow_provider_baseten._tasks import log_training_failure, push_training_job
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
 from airflow_provider_baseten.operators._durable import CreateMarker, made_by_earlier_try, run_unique_name
 
 if TYPE_CHECKING:
-    import logging
-
     from airflow.sdk import Context
     from pydantic import JsonValue
 
@@ -48,29 +47,6 @@ def job_ref(external_id: Any) -> tuple[str, str]:
             f"'project_id/job_id', got {external_id!r}."[:300]
         )
     return str(pid), str(jid)
-
-
-def push_training_job(context: Context, training_project_id: str, training_job_id: str) -> None:
-    """Push the job's ids and UI URL to XCom (the URL is read by :class:`BasetenTrainingJobLink`)."""
-    from airflow_provider_baseten.links import training_job_url
-
-    ti = context["ti"]
-    ti.xcom_push(key=xcom.TRAINING_PROJECT_ID, value=training_project_id)
-    ti.xcom_push(key=xcom.TRAINING_JOB_ID, value=training_job_id)
-    ti.xcom_push(key=xcom.TRAINING_JOB_URL, value=training_job_url(training_project_id, training_job_id))
-
-
-def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) -> None:
-    """Write a failed job's ``error_message`` and its last log lines (``log_tail``) to the task log."""
-    if event.get("status") == "success":
-        return
-    job = event.get("training_job_id")
-    log.error("%s", event.get("message") or f"Training job {job} did not complete.")
-    if event.get("error_message"):
-        log.error("Training job %s error_message: %s", job, event["error_message"])
-    tail = event.get("log_tail") or []
-    if tail:
-        log.error("Last %d log line(s) of training job %s:\n%s", len(tail), job, "\n".join(str(x) for x in tail))
 
 
 # Task state store key of the create marker (operators/_durable.py); the name is kept for retries in flight.

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
-from airflow_provider_baseten.events import BasetenTriggerEvent
-from airflow_provider_baseten.operators._base import (
+from airflow_provider_baseten._tasks import (
     deadline,
     default_deferrable,
     defer_backstop,
@@ -17,6 +16,7 @@ from airflow_provider_baseten.operators._base import (
     raise_for_event,
     validate_event,
 )
+from airflow_provider_baseten.events import BasetenTriggerEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, PokeReturnValue

@@ -80,7 +80,7 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
 
     def make_trigger(self, context: Context, end_time: float | None) -> DeploymentStatusTrigger:
         """Resolve the model and deployment, push the links' XComs, and build the trigger."""
-        from airflow_provider_baseten.operators.deployment import push_deployment, resolve_model
+        from airflow_provider_baseten._tasks import push_deployment, resolve_model
         from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
 
         hook = self._hook()

@@ -56,7 +56,7 @@ class TrainingJobSensor(BasetenTriggerSensor):
         self.log_tail = log_tail
 
     def make_trigger(self, context: Context, end_time: float | None) -> TrainingJobTrigger:
-        from airflow_provider_baseten.operators.training import push_training_job
+        from airflow_provider_baseten._tasks import push_training_job
         from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
 
         pid, jid = str(self.training_project_id), str(self.training_job_id)
@@ -71,7 +71,7 @@ class TrainingJobSensor(BasetenTriggerSensor):
         )
 
     def finish(self, event: BasetenTriggerEvent) -> str | None:
-        from airflow_provider_baseten.operators.training import log_training_failure
+        from airflow_provider_baseten._tasks import log_training_failure
 
         log_training_failure(self.log, event)
         super().finish(event)

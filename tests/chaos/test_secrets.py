@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airflow_provider_baseten.demo import WebhookReceiver, write_inputs
 from airflow_provider_baseten.emulator import BasetenEmulator
+from dev.demo import WebhookReceiver, write_inputs
 from tests.chaos._support import until
 from tests.chaos.report import Row
 from tests.e2e._support import Component, airflow_env, free_port, migrate, start_airflow

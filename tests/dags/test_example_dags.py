@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten.demo import WebhookReceiver, write_inputs
+from dev.demo import WebhookReceiver, write_inputs
 from tests.dag_support import run_dag, task_states
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"

@@ -1,6 +1,6 @@
 """Start real Airflow components as subprocesses, each in its own process group, and always stop them.
 
-The machinery lives in :mod:`airflow_provider_baseten._local_airflow` (``make demo`` uses it too).
+The machinery lives in :mod:`dev.local_airflow` (``make demo`` uses it too).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from airflow_provider_baseten._local_airflow import (
+from dev.local_airflow import (
     AIRFLOW,
     Component,
     free_port,

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_baseten._local_airflow import answer_approval
 from airflow_provider_baseten.emulator import BasetenEmulator
 from airflow_provider_baseten.emulator.config import Durations
+from dev.local_airflow import answer_approval
 from tests.e2e._support import Component, airflow_env, free_port, migrate, start_airflow
 
 pytestmark = pytest.mark.airflow_e2e

@@ -33,8 +33,8 @@ import psutil
 import pytest
 
 from airflow_provider_baseten.batch_io import read_records
-from airflow_provider_baseten.demo import write_inputs
 from airflow_provider_baseten.emulator import BasetenEmulator
+from dev.demo import write_inputs
 from tests.e2e._support import ROOT, Component, airflow_env, free_port, migrate, start_airflow
 
 pytestmark = pytest.mark.airflow_e2e

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG
 
+from airflow_provider_baseten._tasks import deadline, defer_backstop, retry_left
 from airflow_provider_baseten.exceptions import BasetenTimeoutError
-from airflow_provider_baseten.operators._base import deadline, defer_backstop, retry_left
 from airflow_provider_baseten.operators.deployment import PromoteDeploymentOperator
 from airflow_provider_baseten.operators.inference import AsyncPredictOperator
 from airflow_provider_baseten.operators.training import CreateTrainingJobOperator

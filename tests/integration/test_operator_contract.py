@@ -17,8 +17,9 @@ from airflow.sdk import DAG
 
 import airflow_provider_baseten
 from airflow_provider_baseten import events, xcom
+from airflow_provider_baseten._tasks import validate_event
 from airflow_provider_baseten.exceptions import BasetenError
-from airflow_provider_baseten.operators._base import BasetenWaitingOperator, validate_event
+from airflow_provider_baseten.operators._base import BasetenWaitingOperator
 from airflow_provider_baseten.operators.deployment import (
     ActivateDeploymentOperator,
     DeactivateDeploymentOperator,

@@ -182,3 +182,27 @@ def test_retry_policy_is_validated():
     assert info.value.field == "max_attempts"
     with pytest.raises(BasetenValidationError):
         RetryPolicy(total_timeout=0)
+
+
+@pytest.mark.parametrize("default", ["conn-model", None])
+@pytest.mark.parametrize("given", [None, "", "m-given"])
+def test_operators_and_sensors_pick_the_model_by_the_hooks_rule(given: str | None, default: str | None):
+    """``resolve_model`` (what operators and sensors use) and the hook answer the same question alike: only
+    ``None`` falls back to the connection's model_id; an explicit ``""`` is an error naming model_id."""
+    from airflow_provider_baseten._tasks import resolve_model
+
+    rec = Recorder(lambda r: httpx.Response(200, json={"environments": []}))
+    hook = make_hook(rec, model_id=default)
+    try:
+        hook.list_environments(model_id=given)
+        by_hook: str | None = rec.requests[0].url.path.split("/")[3]  # /v1/models/{model_id}/environments
+    except BasetenValidationError as exc:
+        assert exc.field == "model_id" and rec.count == 0
+        by_hook = None
+    try:
+        ours: str | None = resolve_model(hook, given)
+    except BasetenValidationError as exc:
+        assert exc.field == "model_id"
+        ours = None
+    assert ours == by_hook
+    assert ours == ((given if given is not None else default) or None)

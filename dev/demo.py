@@ -1,6 +1,6 @@
 """``make demo``: run every example DAG against a local Baseten emulator, then print what happened.
 
-``python -m airflow_provider_baseten.demo``
+``python -m dev.demo``
 
 1. starts the emulator on 127.0.0.1 (a fast clock: training jobs and promotions take seconds, not hours);
 2. makes a temporary ``AIRFLOW_HOME`` with SQLite and migrates it;
@@ -172,7 +172,7 @@ def run_with_approval(dag_id: str, env: dict[str, str], logs: Path) -> tuple[boo
     """
     import httpx
 
-    from airflow_provider_baseten._local_airflow import answer_approval, free_port, server_env, start_airflow
+    from dev.local_airflow import answer_approval, free_port, server_env, start_airflow
 
     start = time.monotonic()
     port = free_port()

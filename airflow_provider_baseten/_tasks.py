@@ -1,0 +1,182 @@
+"""What operators and sensors share (both import it; neither imports the other): one absolute deadline per
+wait, trigger-event checks, and the XCom pushes and task-log lines a task and a sensor of the same object make.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from airflow_provider_baseten import xcom
+from airflow_provider_baseten.events import EVENT_STATUSES, BasetenTriggerEvent
+
+if TYPE_CHECKING:
+    import logging
+
+    from airflow.sdk import Context
+
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable`` from Airflow's config (False when unset)."""
+    from airflow.providers.common.compat.sdk import conf
+
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def validate_event(event: object, required: Sequence[str] = ()) -> BasetenTriggerEvent:
+    """Check a trigger event before using it; a malformed one fails the task with a clear message."""
+    from airflow_provider_baseten.exceptions import BasetenError
+
+    if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
+        raise BasetenError(f"Malformed trigger event (expected {{'status': ..., 'message': ...}}): {event!r}"[:500])
+    missing = [k for k in required if k not in event]
+    if missing:
+        raise BasetenError(f"Trigger event lacks {missing}: {event!r}"[:500])
+    return cast("BasetenTriggerEvent", event)
+
+
+def task_start(context: Context | None) -> float:
+    """Epoch seconds when this try of the task started (``ti.start_date``; now when it is unknown)."""
+    ti = context.get("ti") if context else None
+    start = getattr(ti, "start_date", None)
+    return start.timestamp() if isinstance(start, datetime) else time.time()
+
+
+def execution_margin(execution_timeout: float) -> float:
+    """How much earlier than ``execution_timeout`` the trigger's deadline fires: enough for the undo to run
+    before Airflow's own alarm interrupts an inline wait (that path calls ``on_kill``, not our timeout)."""
+    return min(5.0, 0.1 * execution_timeout)
+
+
+def deadline(context: Context | None, timeout: float | None, execution_timeout: timedelta | None) -> float | None:
+    """The one absolute deadline of a wait: min(start + ``timeout``, start + ``execution_timeout``).
+
+    ``start`` is when this try started (``ti.start_date``), so the deadline does not move when the task
+    defers, resumes, or when the triggerer restarts; ``None`` when neither limit is set.
+    """
+    start = task_start(context)
+    limits = []
+    if timeout is not None:  # 0 is a deadline (now), not "no deadline"
+        limits.append(start + float(timeout))
+    if execution_timeout:
+        seconds = execution_timeout.total_seconds()
+        limits.append(start + seconds - execution_margin(seconds))
+    return min(limits) if limits else None
+
+
+def defer_backstop(end_time: float | None) -> timedelta | None:
+    """The framework's deferral timeout: ``None`` without a deadline, else well past the trigger's own.
+
+    Airflow's deferral timeout fails the task without ``execute_complete`` or ``on_kill``
+    (apache/airflow#61467), so it must never win against the trigger's ``timeout`` event. It is only a
+    backstop for a trigger that cannot fire: deadline + 2 x ``[scheduler] trigger_timeout_check_interval``
+    + 60 s.
+    """
+    if end_time is None:
+        return None
+    from airflow.providers.common.compat.sdk import conf
+
+    check = conf.getfloat("scheduler", "trigger_timeout_check_interval", fallback=15.0)
+    return timedelta(seconds=max(0.0, end_time - time.time()) + 2 * check + 60.0)
+
+
+def log_deadline(log: Any, end_time: float | None) -> None:
+    """Say when the wait will give up (the time the trigger fires its ``timeout`` event)."""
+    if end_time is not None:
+        from datetime import timezone
+
+        when = datetime.fromtimestamp(end_time, tz=timezone.utc).isoformat()
+        log.info("Deadline: %s (in %.1f s; timeout / execution_timeout).", when, end_time - time.time())
+
+
+def retry_left(context: Context | None, retries: int | None) -> bool:
+    """Whether Airflow will retry this task if this try fails (``try_number <= max_tries``).
+
+    Outside a task run (no ``try_number``/``max_tries``), the task's ``retries`` decide.
+    """
+    ti = context.get("ti") if context else None
+    try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+    if isinstance(try_number, int) and isinstance(max_tries, int):
+        return try_number <= max_tries
+    return bool(retries)
+
+
+def raise_for_event(event: BasetenTriggerEvent) -> None:
+    """Fail the task unless the event says success."""
+    from airflow_provider_baseten.exceptions import BasetenRemoteStateError, BasetenTimeoutError
+
+    status = event["status"]
+    if status == "success":
+        return
+    message = str(event.get("message") or status)
+    if status == "timeout":
+        raise BasetenTimeoutError(message)
+    raise BasetenRemoteStateError(
+        message, state=str(event.get("job_status") or event.get("deployment_status") or status)
+    )
+
+
+def log_failure_details(log: Any, event: Mapping[str, Any]) -> None:
+    """Write what a failed remote wait found to the task log: the last ERROR lines of the remote logs."""
+    if event.get("status") == "success":
+        return
+    lines = event.get("error_lines") or []
+    if lines:
+        log.error("Last %d ERROR line(s) of the remote logs:\n%s", len(lines), "\n".join(str(x) for x in lines))
+
+
+# -- training jobs and deployments: what a task and a sensor push and log ------------------------------
+def push_training_job(context: Context, training_project_id: str, training_job_id: str) -> None:
+    """Push the job's ids and UI URL to XCom (the URL is read by :class:`BasetenTrainingJobLink`)."""
+    from airflow_provider_baseten.links import training_job_url
+
+    ti = context["ti"]
+    ti.xcom_push(key=xcom.TRAINING_PROJECT_ID, value=training_project_id)
+    ti.xcom_push(key=xcom.TRAINING_JOB_ID, value=training_job_id)
+    ti.xcom_push(key=xcom.TRAINING_JOB_URL, value=training_job_url(training_project_id, training_job_id))
+
+
+def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) -> None:
+    """Write a failed job's ``error_message`` and its last log lines (``log_tail``) to the task log."""
+    if event.get("status") == "success":
+        return
+    job = event.get("training_job_id")
+    log.error("%s", event.get("message") or f"Training job {job} did not complete.")
+    if event.get("error_message"):
+        log.error("Training job %s error_message: %s", job, event["error_message"])
+    tail = event.get("log_tail") or []
+    if tail:
+        log.error("Last %d log line(s) of training job %s:\n%s", len(tail), job, "\n".join(str(x) for x in tail))
+
+
+def resolve_model(hook: BasetenHook, model_id: str | None) -> str:
+    """``model_id``, else (only when it is ``None``) the connection's default model.
+
+    The hook's rule for the same question: an explicit ``""`` (e.g. a template that rendered empty) is an
+    error, not "use the default", so a task never silently acts on another model than the one it named.
+    """
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    model = model_id if model_id is not None else hook.settings.model_id
+    if not model:
+        given = "model_id is empty" if model_id is not None else "No model_id given"
+        raise BasetenValidationError(
+            f"{given} and the connection has no default model_id (extra 'model_id'): pass model_id=.",
+            field="model_id",
+        )
+    return str(model)
+
+
+def push_deployment(context: Context, model_id: str, deployment_id: str | None) -> None:
+    """Push the model URL and, when known, the deployment id and URL (read by the extra links)."""
+    from airflow_provider_baseten.links import deployment_url, model_url
+
+    ti = context["ti"]
+    ti.xcom_push(key=xcom.MODEL_URL, value=model_url(model_id))
+    if deployment_id:
+        ti.xcom_push(key=xcom.DEPLOYMENT_ID, value=deployment_id)
+        ti.xcom_push(key=xcom.DEPLOYMENT_URL, value=deployment_url(model_id, deployment_id))
