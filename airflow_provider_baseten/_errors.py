@@ -194,6 +194,8 @@ def error_from_response(
         "body_snippet": snippet,
     }
     said = f": {detail}" if detail else (f": {snippet}" if snippet else "")
+    if said.endswith(".") and not said.endswith("..."):  # Baseten's sentence ends where ours goes on: one period
+        said = said[:-1]
     if status in (401, 403):
         what = "LowCodeAPI api_token" if gateway else "API key"
         return BasetenAuthError(

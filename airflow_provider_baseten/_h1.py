@@ -40,6 +40,7 @@ class _Protocol(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._started = False
+        self._until_close = False  # the answer's body has no length and no chunks: it ends when the server closes
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -56,6 +57,11 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._started and self._until_close and exc is None:
+            # A close-delimited body (HTTP/1.1 allows it): the server's close is its end, not a failure.
+            # httptools cannot be told the stream ended, so the message is completed here.
+            self.on_message_complete()
+            return
         if self._started:
             what = "Server disconnected before the response was complete."
         else:
@@ -65,7 +71,15 @@ class _Protocol(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._started = True
+        self._until_close = False
         self._headers, self._body = [], []
+
+    def on_headers_complete(self) -> None:
+        framed = any(
+            n == b"content-length" or (n == b"transfer-encoding" and b"chunked" in v.lower())
+            for n, v in ((name.lower(), value) for name, value in self._headers)
+        )
+        self._until_close = not framed
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
@@ -75,7 +89,7 @@ class _Protocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._started = False
-        keep_alive = self._parser.should_keep_alive()
+        keep_alive = self._parser.should_keep_alive() and not self.closed
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result((self._parser.get_status_code(), self._headers, b"".join(self._body), keep_alive))
 

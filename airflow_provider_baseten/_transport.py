@@ -19,6 +19,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +93,7 @@ __all__ = [
     "model_failed",
     "reset_format_memory",
     "shared_ssl_context",
+    "until",
     "validate_id",
 ]
 
@@ -102,6 +105,24 @@ SEND = -1.0
 Answer = httpx.Response | httpx.HTTPError | None
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: The absolute deadline (epoch seconds) the requests sent in this context must end by: set by :func:`until`.
+_DEADLINE: ContextVar[float | None] = ContextVar("baseten_deadline", default=None)
+
+
+@contextmanager
+def until(deadline: float | None) -> Iterator[None]:
+    """Bound every request sent inside the block (in this task, and tasks it starts) by ``deadline``.
+
+    Each attempt's timeouts are cut to the time left, no retry is scheduled past it, and once it has passed
+    nothing more is sent (a :class:`BasetenTimeoutError` instead). A trigger sets it around each check so a
+    slow answer or a retry sequence cannot outlive the wait's deadline. ``None``: no bound.
+    """
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 # Endpoints that create something. Once such a request may have taken effect, repeating it could create a
@@ -412,11 +433,20 @@ class Transport:
         started = time.monotonic()
         attempt = 0
         limiter = limiter_for(self.settings.api_key, ep.name)
+        deadline = _DEADLINE.get()
+        timeouts = dict(req.extensions.get("timeout") or httpx.Timeout(None).as_dict())
         while True:
             attempt += 1
             wait = _pace(limiter, ep)
             if wait:
                 yield wait
+            if deadline is not None:
+                left = deadline - time.time()
+                if left <= 0:
+                    where = f"{req.method} {redact(_path_only(req.url))}"
+                    return Outcome(error=BasetenTimeoutError(f"The wait's deadline passed before {where} was sent."))
+                # This attempt may take only the time left: cut each timeout to it.
+                req.extensions["timeout"] = {k: left if v is None else min(v, left) for k, v in timeouts.items()}
             t0 = time.monotonic()
             answer = yield SEND
             if isinstance(answer, httpx.Response):
@@ -424,7 +454,7 @@ class Transport:
             else:
                 assert answer is not None, "a sender answers SEND with the response or the error"
                 out = self._from_exception(ep, req, answer)
-            delay = self._next_delay(ep, out, attempt, started)
+            delay = self._next_delay(ep, out, attempt, started, deadline)
             if delay is None:
                 return out
             yield delay
@@ -481,7 +511,9 @@ class Transport:
                 step = _advance(steps, response)
         return step
 
-    def _next_delay(self, ep: Endpoint, out: Outcome, attempt: int, started: float) -> float | None:
+    def _next_delay(
+        self, ep: Endpoint, out: Outcome, attempt: int, started: float, deadline: float | None = None
+    ) -> float | None:
         if not out.retry:
             return None
         policy = self.settings.retry
@@ -491,6 +523,8 @@ class Transport:
             return None
         delay = policy.delay(attempt, out.retry_after if out.retry_after is not None else cold_start_wait(out.error))
         if time.monotonic() - started + delay > policy.total_timeout:
+            return None
+        if deadline is not None and time.time() + delay >= deadline:  # the retry could not finish in time
             return None
         err = out.error
         self.retry_counts[retry_kind(err)] += 1

@@ -9,8 +9,6 @@ the worker died before the ids were stored.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -21,6 +19,7 @@ from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
 from airflow_provider_baseten.operators._base import BasetenWaitingOperator
+from airflow_provider_baseten.operators._durable import CreateMarker, made_by_earlier_try, run_unique_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,8 +30,9 @@ if TYPE_CHECKING:
 NOT_FOUND = "NOT_FOUND"
 #: Statuses of a deployment that has been built and deployed: a retry does not deploy again.
 DEPLOYED_STATES = frozenset({"ACTIVE", "SCALED_TO_ZERO", "WAKING_UP"})
-# Task state store key: a try started a create and has not stored the ids yet ({"since": epoch}; {} once stored).
+# Task state store key of the create marker (operators/_durable.py); the name is kept for retries in flight.
 _UNKNOWN_CREATE_KEY = "baseten_deploy_create_unknown"
+__all__ = ["DeployModelOperator", "DeployTrainingCheckpointOperator", "deployment_ref", "run_unique_name"]
 
 
 def deployment_ref(external_id: Any) -> tuple[str, str]:
@@ -40,14 +40,6 @@ def deployment_ref(external_id: Any) -> tuple[str, str]:
     if isinstance(external_id, dict) and external_id.get("model_id") and external_id.get("deployment_id"):
         return str(external_id["model_id"]), str(external_id["deployment_id"])
     raise ValueError(f"A deployment reference is {{'model_id': ..., 'deployment_id': ...}}, got {external_id!r}."[:300])
-
-
-def run_unique_name(context: Context, prefix: str) -> str:
-    """A deployment name unique to this task run (the same on every try): ``<prefix>-<8 hex>``."""
-    ti = context.get("ti")
-    parts = [getattr(ti, k, "") for k in ("dag_id", "task_id", "run_id", "map_index")]
-    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:8]
-    return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', prefix)[:40]}-{digest}"
 
 
 class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
@@ -220,16 +212,13 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         deployments created since.
         """
 
-        store = context.get("task_state_store")
-        unknown = store.get(_UNKNOWN_CREATE_KEY) if store is not None else None
+        marker = CreateMarker(context, _UNKNOWN_CREATE_KEY)
         name = self._name(context)
-        dep = self._made_by_earlier_try(name, unknown)
+        dep = self._made_by_earlier_try(name, marker.earlier())
         if dep is None:
-            started = time.time()
-            if store is not None:
-                # Until the ids are stored (see poll_until_complete), a retry looks for what this try made: a
-                # worker killed mid-create, or any failure (even one that looks clean) leaves the marker.
-                store.set(_UNKNOWN_CREATE_KEY, {"since": started})
+            # Until the ids are stored (see poll_until_complete), a retry looks for what this try made: a
+            # worker killed mid-create, or any failure (even one that looks clean) leaves the marker.
+            marker.start()
             result = self.hook.deploy_model(
                 self._source(),
                 **self._target(),
@@ -246,12 +235,10 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         self._push(context)
         return dict(self._deployment)
 
-    def _made_by_earlier_try(self, name: str, unknown: Any) -> Deployment | None:
-        """The one live deployment named ``name`` that an earlier try of this run made, if any."""
-        from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError
-        from airflow_provider_baseten.hooks._api import RECONCILE_CLOCK_SKEW, _created_at
+    def _made_by_earlier_try(self, name: str, unknown: dict[str, Any] | None) -> Deployment | None:
+        """The one live (or deployed) deployment named ``name`` that an earlier try of this run made, if any."""
+        from airflow_provider_baseten.exceptions import BasetenNotFoundError
         from airflow_provider_baseten.hooks._deploy import _pick_model
-        from airflow_provider_baseten.models import DEPLOYMENT_FAILED_STATES
 
         if self.deployment_name and not unknown:
             return None  # a name you chose may be an older deployment's: only look after an unrecorded create
@@ -266,22 +253,13 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
             deps = self.hook.list_deployments(model_id)
         except BasetenNotFoundError:
             return None
-        since = float(unknown.get("since", 0)) - RECONCILE_CLOCK_SKEW if unknown else float("-inf")
-        mine = [
-            d for d in deps if d.name == name and d.status not in DEPLOYMENT_FAILED_STATES and _created_at(d) >= since
-        ]
-        if len(mine) > 1:
-            raise BasetenError(
-                f"{len(mine)} live deployments of model {model_id} are named {name!r} ({[d.id for d in mine]}); "
-                "not deploying another. Delete the ones you do not want, then clear this task."
-            )
-        if mine:
-            self.log.warning(
-                "Deployment %s (%s) was made by an earlier try of this task: reconnecting to it.", mine[0].id, name
-            )
-            mine[0].model_id = mine[0].model_id or model_id
-            return mine[0]
-        return None
+        # The run-unique name finds it even without a marker (before Airflow 3.3, or ids stored then lost).
+        dep: Deployment | None = made_by_earlier_try(
+            self, deps, unknown or {}, name=name, status=lambda d: d.status or "UNKNOWN", what="Deployment"
+        )
+        if dep is not None:
+            dep.model_id = dep.model_id or model_id
+        return dep
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         """The stored deployment's status (``NOT_FOUND`` if it is gone, so a new one is deployed)."""
@@ -308,9 +286,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
     def poll_until_complete(self, external_id: Any, context: Context) -> str:  # type: ignore[override]
         """Wait for ACTIVE if ``wait_for_completion`` (deferring when ``deferrable``); return the id."""
         model_id, dep_id = deployment_ref(external_id)
-        store = context.get("task_state_store")
-        if store is not None and store.get(_UNKNOWN_CREATE_KEY):
-            store.set(_UNKNOWN_CREATE_KEY, {})  # the ids are stored now: no retry needs to look by name
+        CreateMarker(context, _UNKNOWN_CREATE_KEY).clear()  # the mixin has stored the ids by now
         if self._deployment is None:  # reconnecting: an earlier try of this task made the deployment
             self.log.info("Reconnected to deployment %s of model %s from an earlier try.", dep_id, model_id)
             self._deployment = {"model_id": model_id, "deployment_id": dep_id}

@@ -524,9 +524,20 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         return [self.model_input] if self.model_input is not None else list(self.model_inputs or [])
 
     def _still_useful(self, ids: list[str | None]) -> list[str | None]:
-        """Forget the ids of an earlier try whose request failed (so their inputs are submitted again)."""
+        """Forget the ids of an earlier try whose request failed (so their inputs are submitted again).
+
+        Each status check takes its turn from the model's status budget, the one the triggers and sensors
+        polling it share (``[baseten] status_budget_rps``): a retry of thousands of inputs stays under it.
+        """
+        import asyncio
+
+        from airflow_provider_baseten._conf import status_budget_rps
+        from airflow_provider_baseten._ratelimit import STATUS_BUDGET_RPS, status_budget
         from airflow_provider_baseten.exceptions import BasetenNotFoundError
 
+        budget = status_budget(
+            self.baseten_conn_id, self.chain_id or self.model_id, status_budget_rps(STATUS_BUDGET_RPS)
+        )
         bad = {"FAILED", "EXPIRED", "CANCELED"} | ({"WEBHOOK_FAILED"} if self.fail_on_webhook_failed else set())
         for i, rid in enumerate(ids):
             if rid is None:
@@ -542,6 +553,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
                         i,
                     )
                 continue
+            asyncio.run(budget.turn())
             try:
                 status = self.hook.get_async_request(rid, **self._where()).status
             except BasetenNotFoundError:

@@ -17,6 +17,7 @@ from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
+from airflow_provider_baseten.operators._durable import CreateMarker, made_by_earlier_try, run_unique_name
 
 if TYPE_CHECKING:
     import logging
@@ -72,7 +73,7 @@ def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) 
         log.error("Last %d log line(s) of training job %s:\n%s", len(tail), job, "\n".join(str(x) for x in tail))
 
 
-# Task state store key: an earlier try's create failed ambiguously ({"since": epoch, "before": [job ids]}).
+# Task state store key of the create marker (operators/_durable.py); the name is kept for retries in flight.
 _UNKNOWN_CREATE_KEY = "baseten_training_create_unknown"
 
 
@@ -124,60 +125,39 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
     def submit_job(self, context: Context) -> JsonValue:
         """Start the job; push its ids and URL at once. Returns ``{training_project_id, training_job_id}``.
 
-        A create that failed ambiguously (it may have made the job) is recorded in the task state store
-        (Airflow 3.3+). The retry then looks for the job that create made (in the project, not there
-        before, created since) and reconnects to it; only when there is none does it create one.
+        On Airflow 3.3+ a marker goes to the task state store before the create (see
+        :mod:`~airflow_provider_baseten.operators._durable`): a retry of a try killed mid-create, or whose
+        create failed ambiguously, reconnects to the job that create made (in the project, not there before,
+        created since, with this run's job name) instead of creating one more.
         """
-        import time
-
-        from airflow_provider_baseten.exceptions import BasetenError
-
-        store = context.get("task_state_store")
-        unknown = store.get(_UNKNOWN_CREATE_KEY) if store is not None else None
-        job = self._made_by_earlier_try(unknown)
+        marker = CreateMarker(context, _UNKNOWN_CREATE_KEY)
+        earlier = marker.earlier()
+        job = self._made_by_earlier_try(earlier, context) if earlier else None
         if job is None:
-            before: list[JsonValue] = (
-                [j.id for j in self.hook.list_training_jobs(self.training_project_id)] if store is not None else []
-            )
-            started = time.time()
-            try:
-                job = self._start(context)
-            except BasetenError as exc:
-                if exc.maybe_created and store is not None:
-                    store.set(_UNKNOWN_CREATE_KEY, {"since": started, "before": before})
-                raise
-        if unknown and store is not None:
-            store.set(_UNKNOWN_CREATE_KEY, {})  # settled: a later resubmit must not match this job again
+            if marker.store is not None:
+                marker.start([j.id for j in self.hook.list_training_jobs(self.training_project_id)])
+            job = self._start(context)
         pid = job.training_project_id or self.training_project_id
         self._job = {"training_project_id": pid, "training_job_id": job.id}
         self.log.info("Started training job %s in project %s (status %s).", job.id, pid, job.current_status)
         push_training_job(context, pid, job.id)
         return dict(self._job)
 
-    def _made_by_earlier_try(self, unknown: Any) -> Any:
-        """The job an earlier try's ambiguous create made, if exactly one new job is there; else ``None``."""
-        from airflow_provider_baseten.hooks._api import _made_since
-
-        if not unknown:
-            return None
-        jobs = self.hook.list_training_jobs(self.training_project_id)
-        new = _made_since(jobs, set(unknown.get("before", [])), float(unknown.get("since", 0)))
-        if len(new) == 1:
-            self.log.warning(
-                "An earlier try's create failed ambiguously; it did make training job %s: reconnecting to it.",
-                new[0].id,
-            )
-            return new[0]
-        if new:
-            from airflow_provider_baseten.exceptions import BasetenError
-
-            raise BasetenError(
-                f"An earlier try's create failed ambiguously and {len(new)} new jobs have appeared in project "
-                f"{self.training_project_id} since ({[j.id for j in new][:10]}); not creating another. Stop the "
-                "ones you do not want, then clear this task."
-            )
-        self.log.warning("An earlier try's create failed ambiguously, but it made no job: creating one now.")
+    def _job_name(self, context: Context) -> str | None:
+        """The name the new job gets (``None``: whatever Baseten gives it); a retry looks for it by this name."""
         return None
+
+    def _made_by_earlier_try(self, earlier: dict[str, Any], context: Context) -> Any:
+        """The job an earlier try's unrecorded create made, if it made one; else ``None``."""
+        jobs = self.hook.list_training_jobs(self.training_project_id)
+        return made_by_earlier_try(
+            self,
+            jobs,
+            earlier,
+            name=self._job_name(context),
+            status=lambda j: j.current_status or "UNKNOWN",
+            what="Training job",
+        )
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         """The stored job's ``current_status`` (``NOT_FOUND`` if it is gone, so a new one is started)."""
@@ -202,6 +182,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def poll_until_complete(self, external_id: Any, context: Context) -> str:  # type: ignore[override]
         """Wait for the job if ``wait_for_completion`` (deferring when ``deferrable``); return its id."""
+        CreateMarker(context, _UNKNOWN_CREATE_KEY).clear()  # the mixin has stored the ids by now
         pid, jid = job_ref(external_id)
         if self._job is None:  # reconnecting: an earlier try of this task started the job
             self.log.info("Reconnected to training job %s in project %s from an earlier try.", jid, pid)
@@ -293,7 +274,8 @@ class CreateTrainingJobOperator(_TrainingJobOperator):
     :param image: ``{"base_image": ..., "docker_auth": ...}``.
     :param compute: ``{"accelerator": {"accelerator": "H100", "count": 2}, "node_count": 1, ...}``.
     :param runtime: ``{"start_commands": [...], "environment_variables": {...}, ...}``.
-    :param name: The job's name.
+    :param name: The job's name (default: the task id plus a hash of the run, unique per run: a retry of a
+        try killed mid-create finds the job by it).
     :param wait_for_completion: Wait until the job ends (default True). COMPLETED succeeds; FAILED,
         DEPLOY_FAILED, STOPPED and EXPIRED fail the task, after logging the job's ``error_message`` and
         its last ``log_tail`` log lines. Unknown statuses are logged and waited on.
@@ -357,8 +339,11 @@ class CreateTrainingJobOperator(_TrainingJobOperator):
                 raise BasetenValidationError(f"{key} must be a dict (see CreateTrainingJobV1).", field=key)
         return body
 
+    def _job_name(self, context: Context) -> str | None:
+        return str(self.body().get("name") or "") or run_unique_name(context, self.task_id)
+
     def _start(self, context: Context) -> Any:
-        return self.hook.create_training_job(self.training_project_id, self.body())
+        return self.hook.create_training_job(self.training_project_id, {**self.body(), "name": self._job_name(context)})
 
 
 class RecreateTrainingJobOperator(_TrainingJobOperator):
@@ -382,6 +367,11 @@ class RecreateTrainingJobOperator(_TrainingJobOperator):
         if not training_job_id:
             raise ValueError("training_job_id (the job to recreate) is required.")
         self.training_job_id = training_job_id
+
+    def _job_name(self, context: Context) -> str | None:
+        # A recreated job keeps its source's name (its whole configuration): with it, a retry does not take
+        # another task's new job in the same project for this one.
+        return self.hook.get_training_job(self.training_project_id, self.training_job_id).name or None
 
     def _start(self, context: Context) -> Any:
         self.log.info("Recreating training job %s in project %s.", self.training_job_id, self.training_project_id)

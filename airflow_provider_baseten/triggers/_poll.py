@@ -13,10 +13,25 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_baseten._transport import until
 from airflow_provider_baseten.events import BasetenTriggerEvent, EventStatus
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+#: How long a trigger started again past its deadline may take for its one status check.
+LATE_CHECK_SECONDS = 10.0
+#: How long the undo at the deadline (``cancel_on_timeout``) may take. Well inside the slack of Airflow's
+#: deferral timeout (``defer_backstop``: 60 s + 2 scheduler checks past the deadline), which must never win.
+UNDO_SECONDS = 30.0
+
+
+def _out_of_time(exc: Exception, ends: float) -> bool:
+    """Whether ``exc`` is the check running into its time limit ``ends`` (``wait_for``'s, or a request's
+    timeout cut to the time left), rather than a failure of its own."""
+    from airflow_provider_baseten.exceptions import BasetenTimeoutError
+
+    return isinstance(exc, (asyncio.TimeoutError, BasetenTimeoutError)) and time.time() >= ends - 0.05
 
 
 def event(status: EventStatus, message: str, **ids: Any) -> BasetenTriggerEvent:
@@ -96,42 +111,72 @@ class BasetenPollTrigger(BaseTrigger):
         yield TriggerEvent(await self.wait())  # type: ignore[no-untyped-call]
 
     async def wait(self) -> BasetenTriggerEvent:
-        """Poll until terminal and return the event (shared by :meth:`run` and :func:`wait_inline`)."""
+        """Poll until terminal and return the event (shared by :meth:`run` and :func:`wait_inline`).
+
+        The deadline bounds each check, not only the pauses between them: a check still running at the
+        deadline (a slow answer, a retry sequence, thousands of ids) is cancelled where it is, and each of
+        its requests may take only the time left (:func:`~airflow_provider_baseten._transport.until`).
+        So the ``timeout`` event, and the undo before it, come at the deadline, long before Airflow's own
+        deferral timeout (``defer_backstop``), which would fail the task without either.
+        """
+        hook = self._hook()
+        try:
+            late_start = self.end_time is not None and time.time() >= self.end_time
+            while True:
+                # Started again past the deadline (a triggerer restart): one short check first, since the
+                # work may have ended meanwhile (its outcome beats a timeout), then time out.
+                bound = self._time_left() if not late_start else LATE_CHECK_SECONDS
+                late_start = False
+                if bound is not None and bound <= 0:
+                    return await self._timed_out(hook)
+                ends = None if bound is None else time.time() + bound
+                try:
+                    with until(ends):
+                        result = await asyncio.wait_for(self.check(hook), bound)
+                except Exception as exc:  # one event, always: a crash must not leave the task deferred
+                    if ends is not None and _out_of_time(exc, ends):
+                        return await self._timed_out(hook)
+                    return self._error(exc)
+                if result is not None:
+                    return result
+                left = self._time_left()
+                if left is not None and left <= 0:
+                    return await self._timed_out(hook)
+                await asyncio.sleep(self.poll_interval if left is None else min(self.poll_interval, left))
+        finally:
+            await hook.aclose()
+
+    def _time_left(self) -> float | None:
+        return None if self.end_time is None else self.end_time - time.time()
+
+    def _error(self, exc: Exception) -> BasetenTriggerEvent:
         from airflow_provider_baseten._redact import redact
         from airflow_provider_baseten.exceptions import BasetenError
 
-        hook = self._hook()
-        try:
-            while True:
-                try:
-                    result = await self.check(hook)
-                except BasetenError as exc:
-                    return event("error", str(exc), **self._ids())
-                except Exception as exc:  # one event, always: a crash must not leave the task deferred
-                    return event("error", redact(f"{type(exc).__name__}: {exc}"), **self._ids())
-                if result is not None:
-                    return result
-                if self.end_time is not None and time.time() >= self.end_time:
-                    return await self._timed_out(hook)
-                delay = self.poll_interval
-                if self.end_time is not None:
-                    delay = max(0.0, min(delay, self.end_time - time.time()))
-                await asyncio.sleep(delay)
-        finally:
-            await hook.aclose()
+        if isinstance(exc, BasetenError):
+            return event("error", str(exc), **self._ids())
+        return event("error", redact(f"{type(exc).__name__}: {exc}"), **self._ids())
 
     def _describe(self) -> str:
         return type(self).__name__
 
     async def _timed_out(self, hook: BasetenHook) -> BasetenTriggerEvent:
-        """The ``timeout`` event, after undoing the task's own work when ``cancel_on_timeout``."""
+        """The ``timeout`` event, after undoing the task's own work when ``cancel_on_timeout``.
+
+        The undo gets at most :data:`UNDO_SECONDS`: the event must reach Airflow before its deferral
+        timeout. An undo cut short says so, and the event's ids (and an async wait's ``states``) tell what
+        is left.
+        """
         message = f"Timed out waiting: {self._describe()}."
         undone = False
         if self.cancel_on_timeout:
             try:
-                await self.kill(hook)
+                with until(time.time() + UNDO_SECONDS):
+                    await asyncio.wait_for(self.kill(hook), UNDO_SECONDS)
                 undone = True
                 message += " Stopped what this task started (cancel_on_timeout)."
+            except asyncio.TimeoutError:
+                message += f" Could not finish stopping what this task started within {UNDO_SECONDS:.0f} s."
             except Exception as exc:  # the timeout still fires: say the undo failed
                 from airflow_provider_baseten._redact import redact
 

@@ -147,13 +147,18 @@ class AsyncPredictTrigger(BasetenPollTrigger):
         )
 
     async def kill(self, hook: BasetenHook) -> None:
-        """Cancel the still-queued requests this task submitted (never anyone else's)."""
+        """Cancel the still-queued requests this task submitted (never anyone else's).
+
+        Each one cancelled is marked ``CANCELED`` in the event's ``states``: an undo cut short by its time
+        limit leaves the others' states as they were, so the event tells which are left.
+        """
         budget = status_budget(self.conn_id, self.chain_id or self.model_id, self.max_status_rps)
         for rid in self.submitted_ids:
             if rid in self.request_ids and self._states.get(rid) not in ASYNC_TERMINAL_STATES:
                 try:
                     await budget.turn()
-                    await hook.acancel_async_request(rid, **self._target())
+                    if (await hook.acancel_async_request(rid, **self._target())).canceled:
+                        self._states[rid] = "CANCELED"
                 except Exception as exc:  # keep cancelling the others
                     self.log.warning("Could not cancel async request %s: %s", rid, exc)
 

@@ -70,15 +70,21 @@ def test_auto_grows_while_latency_holds(emulator: BasetenEmulator) -> None:
     assert capacity["rejected"] == 0 and capacity["peak_inflight"] >= 32  # it started at 8
 
 
+def _keep_first(out: Path, n: int) -> None:
+    """Keep only the first ``n`` result lines of ``out``."""
+    out.write_text("".join(out.read_text().splitlines(keepends=True)[:n]))
+
+
 def test_auto_keeps_per_item_errors_and_resumes(emulator: BasetenEmulator, tmp_path: Path) -> None:
     emulator.set_predict_capacity(5)
     emulator.set_predict_latency(0.01)
     out = tmp_path / "out.jsonl"
     inputs = [{"i": i, "fail": i % 50 == 7, "status": 422} for i in range(300)]
     first = make_hook(emulator).predict_batch(
-        inputs[:200], max_concurrency="auto", on_error="record", output_path=out, max_error_rate=0.1
+        inputs, max_concurrency="auto", on_error="record", output_path=out, max_error_rate=0.1
     )
-    assert first.failed == 4 and sorted(first.failures) == [7, 57, 107, 157]
+    assert first.failed == 6 and sorted(first.failures) == [7, 57, 107, 157, 207, 257]
+    _keep_first(out, 200)  # as if the run had stopped after 200 results (resume is for the same inputs)
     before = len(_predicts(emulator))
     second = make_hook(emulator).predict_batch(
         inputs, max_concurrency="auto", on_error="record", output_path=out, resume=True, max_error_rate=0.1
@@ -136,15 +142,17 @@ def test_an_outage_still_stops_an_auto_batch_early_keeping_what_succeeded(
 
     out = tmp_path / "out.jsonl"
     hook = make_hook(emulator)
-    first = hook.predict_batch([{"i": i} for i in range(100)], max_concurrency="auto", output_path=out)
-    assert first.succeeded == 100
+    inputs = [{"i": i} for i in range(1000)]
+    first = hook.predict_batch(inputs, max_concurrency="auto", output_path=out)
+    assert first.succeeded == 1000
+    _keep_first(out, 100)  # as if the run had stopped after 100 results (resume is for the same inputs)
     emulator.set_faults([FaultRule("503", rate=1.0, endpoints=["production_predict"])])
     before = len(_predicts(emulator))
     with pytest.raises(BasetenServerError, match="Batch stopped") as info:
-        hook.predict_batch([{"i": i} for i in range(2000)], max_concurrency="auto", output_path=out, resume=True)
+        hook.predict_batch(inputs, max_concurrency="auto", output_path=out, resume=True)
     sent = len(_predicts(emulator)) - before
     assert "rerun with resume=True" in str(info.value)
-    assert sent < 600  # the circuit breaker stopped it: not 2,000 items x 4 attempts x 3 rounds
+    assert sent < 600  # the circuit breaker stopped it: not 900 items x 4 attempts x 3 rounds
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["index"] for line in lines if "output" in line] == list(range(100))  # what succeeded is kept
     assert all("error" in line for line in lines if line["index"] >= 100)

@@ -174,3 +174,43 @@ def test_a_prebuilt_batch_head_writes_the_same_request_and_reads_the_whole_answe
 
     _run(main())
     assert len(seen) == 2 and seen[0] == seen[1]
+
+
+def test_a_close_delimited_answer_is_read_whole_not_retried() -> None:
+    """HTTP/1.1 without Content-Length or chunks: the body ends when the server closes. It was read as a
+    RemoteProtocolError and retried as an outage (issue 21 §6); now it is the answer, sent once."""
+    from airflow_provider_baseten._routes import endpoint
+    from airflow_provider_baseten._transport import Settings, Transport
+
+    requests = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await _read_request(reader)
+        requests += 1
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"id": "dep1", ')
+        await writer.drain()
+        writer.write(b'"status": "ACTIVE"}')  # the body arrives in two pieces, then the close ends it
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server, url = await _serve(handler)
+        async with httpx.AsyncClient(transport=_h1.H1Transport()) as client:
+            for _ in range(2):  # and the next request reconnects
+                r = await client.get(url + "/v1/models/m/deployments/dep1")
+                assert r.status_code == 200 and r.json() == {"id": "dep1", "status": "ACTIVE"}
+        # Through the provider's transport, on a batch worker's client (this lean path): one request, no retry.
+        transport = Transport(Settings(api_key="k", management_url=url))
+        ep = endpoint("get_deployment")
+        req = transport.build(ep, {"model_id": "m", "deployment_id": "dep1"})
+        client = transport.new_async_client()
+        try:
+            out = await transport.asend_with_retries(client, ep, req)
+        finally:
+            await client.aclose()
+        assert out.error is None and out.value == {"id": "dep1", "status": "ACTIVE"}, out
+        server.close()
+
+    _run(main())
+    assert requests == 3  # counted on the server: nothing retried
