@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar, cast
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_baseten.hooks._api import (
-    _Call,
-    _v,
-)
+from airflow_provider_baseten.hooks._api import _Batch, _Call, _exchange, _v
 
 if TYPE_CHECKING:
     import httpx
 
+    from airflow_provider_baseten._batch import BatchResult
     from airflow_provider_baseten._transport import RetryPolicy, Settings, Timeouts, Transport
 
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _warned_gateway_model: set[str] = set()
 
@@ -106,6 +108,67 @@ class _HookCore(BaseHook):
             self._transport = self._make_transport(settings)
         return self._transport
 
+    def _send(self, build: Callable[Concatenate[_HookCore, P], _Call[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Build a call with ``build(self, *args, **kwargs)`` and send it; the answer, parsed.
+
+        The transport (and so the connection's settings) exists before the builder runs: builders route by them.
+        """
+        transport = self.get_transport()
+        steps = _exchange(self, build(self, *args, **kwargs))
+        try:
+            call = next(steps)
+            while True:
+                try:
+                    answer = _request(transport, call)
+                except Exception as exc:
+                    call = steps.throw(exc)  # a create's failure may lead to a lookup of what it made
+                else:
+                    call = steps.send(answer)
+        except StopIteration as done:  # the generator returned: the answer
+            return cast("T", done.value)
+
+    async def _asend(
+        self, build: Callable[Concatenate[_HookCore, P], _Call[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """The async :meth:`_send`: the same steps (:func:`~airflow_provider_baseten.hooks._api._exchange`)."""
+        transport = await self.aget_transport()
+        steps = _exchange(self, build(self, *args, **kwargs))
+        try:
+            call = next(steps)
+            while True:
+                try:
+                    answer = await _arequest(transport, call)
+                except Exception as exc:
+                    call = steps.throw(exc)  # a create's failure may lead to a lookup of what it made
+                else:
+                    call = steps.send(answer)
+        except StopIteration as done:  # the generator returned: the answer
+            return cast("T", done.value)
+
+    def _run_batch(
+        self, build: Callable[Concatenate[_HookCore, P], _Batch], /, *args: P.args, **kwargs: P.kwargs
+    ) -> BatchResult:
+        """Build a batch with ``build(self, *args, **kwargs)`` and run it (on its own event loop)."""
+        from airflow_provider_baseten._batch import run_batch_sync
+
+        transport = self.get_transport()
+        batch = build(self, *args, **kwargs)
+        return run_batch_sync(
+            transport, batch.route, batch.inputs, **{**batch.options, "log": batch.options.get("log") or self.log}
+        )
+
+    async def _arun_batch(
+        self, build: Callable[Concatenate[_HookCore, P], _Batch], /, *args: P.args, **kwargs: P.kwargs
+    ) -> BatchResult:
+        """The async :meth:`_run_batch` (on the caller's event loop)."""
+        from airflow_provider_baseten._batch import run_batch
+
+        transport = await self.aget_transport()
+        batch = build(self, *args, **kwargs)
+        return await run_batch(
+            transport, batch.route, batch.inputs, **{**batch.options, "log": batch.options.get("log") or self.log}
+        )
+
     def close(self) -> None:
         """Close the pooled sync client."""
         if self._transport is not None:
@@ -195,3 +258,15 @@ class _HookCore(BaseHook):
             # The gateway reference has /production/wake but reaches production predict via /environments.
             return _Call(f"production_{action}", model_id=model)
         return _Call(f"environment_{action}", {"env_name": env}, model_id=model)
+
+
+def _request(transport: Transport, call: _Call[Any]) -> Any:
+    return transport.request(
+        call.name, call.params, query=call.query, body=call.body, model_id=call.model_id, parse=call.parse
+    )
+
+
+async def _arequest(transport: Transport, call: _Call[Any]) -> Any:
+    return await transport.arequest(
+        call.name, call.params, query=call.query, body=call.body, model_id=call.model_id, parse=call.parse
+    )

@@ -18,18 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten.hooks._api import (
-    _api,
     _Call,
     _m,
     _made_since,
     _name,
     _one_named,
-    _params_of,
     _Reconcile,
-    _twin,
     _v,
 )
-from airflow_provider_baseten.hooks._deployments import _DeploymentApi
+from airflow_provider_baseten.hooks._core import _HookCore
+from airflow_provider_baseten.hooks._deployments import list_deployments, list_models
 
 if TYPE_CHECKING:
     from airflow_provider_baseten._archive import Archive
@@ -106,119 +104,120 @@ def _created(model: Model, deployment: Deployment | None) -> CreatedDeployment:
     return created
 
 
-class _DeployApi(_DeploymentApi):
-    """Deploy methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
+# -- Builders: what each endpoint sends. BasetenHook's methods (hooks/_endpoints.py, generated) send them. --
 
-    @_api
-    def prepare_model_upload(
-        self,
-        /,
-        deployment: dict[str, Any],
-        *,
-        name: str | None = None,
-        model_id: str | None = None,
-        team_id: str | None = None,
-        dry_run: bool = False,
-    ) -> _Call[ModelUpload]:
-        """Validate a deployment payload and get temporary S3 credentials and a key to upload its archive to.
 
-        :param deployment: Baseten's ``DeploymentArchivePayloadV1`` (see :func:`deployment_payload`).
-        :param name: A new model's name; or ``model_id``: another deployment of an existing model (exactly one).
-        :param team_id: The new model's team (only with ``name``).
-        :param dry_run: Validate only: no credentials, bucket or key come back.
-        """
-        from airflow_provider_baseten.exceptions import BasetenValidationError
+def prepare_model_upload(
+    hook: _HookCore,
+    /,
+    deployment: dict[str, Any],
+    *,
+    name: str | None = None,
+    model_id: str | None = None,
+    team_id: str | None = None,
+    dry_run: bool = False,
+) -> _Call[ModelUpload]:
+    """Validate a deployment payload and get temporary S3 credentials and a key to upload its archive to.
 
-        if (name is None) == (model_id is None):
-            raise BasetenValidationError(
-                f"Give exactly one of name= (a new model) or model_id= (a new deployment of it); got name={name!r}, "
-                f"model_id={model_id!r}.",
-                field="name",
-            )
-        if team_id is not None and name is None:
-            raise BasetenValidationError("team_id= only goes with name= (a new model).", field="team_id")
-        if not isinstance(deployment, dict) or not isinstance(deployment.get("config"), dict):
-            raise BasetenValidationError("deployment must be a dict with a 'config' dict.", field="deployment")
-        body: dict[str, Any] = {"deployment": deployment, "dry_run": bool(dry_run)}
-        if name is not None:
-            body["name"] = _model_name(name)
-        if model_id is not None:
-            body["model_id"] = _v("model_id", model_id)
-        if team_id is not None:
-            body["team_id"] = _v("team_id", team_id)
-        m = _m()
-        return _Call(
-            "prepare_model_upload", body=body, parse=lambda d: m.parse(m.ModelUpload, d, "prepare_model_upload")
+    :param deployment: Baseten's ``DeploymentArchivePayloadV1`` (see :func:`deployment_payload`).
+    :param name: A new model's name; or ``model_id``: another deployment of an existing model (exactly one).
+    :param team_id: The new model's team (only with ``name``).
+    :param dry_run: Validate only: no credentials, bucket or key come back.
+    """
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if (name is None) == (model_id is None):
+        raise BasetenValidationError(
+            f"Give exactly one of name= (a new model) or model_id= (a new deployment of it); got name={name!r}, "
+            f"model_id={model_id!r}.",
+            field="name",
         )
+    if team_id is not None and name is None:
+        raise BasetenValidationError("team_id= only goes with name= (a new model).", field="team_id")
+    if not isinstance(deployment, dict) or not isinstance(deployment.get("config"), dict):
+        raise BasetenValidationError("deployment must be a dict with a 'config' dict.", field="deployment")
+    body: dict[str, Any] = {"deployment": deployment, "dry_run": bool(dry_run)}
+    if name is not None:
+        body["name"] = _model_name(name)
+    if model_id is not None:
+        body["model_id"] = _v("model_id", model_id)
+    if team_id is not None:
+        body["team_id"] = _v("team_id", team_id)
+    m = _m()
+    return _Call("prepare_model_upload", body=body, parse=lambda d: m.parse(m.ModelUpload, d, "prepare_model_upload"))
 
-    aprepare_model_upload = _twin(prepare_model_upload)
 
-    @_api
-    def create_model(
-        self, /, name: str, s3_key: str | None, deployment: dict[str, Any], *, disable_archive_download: bool = False
-    ) -> _Call[CreatedDeployment]:
-        """Create a model from an uploaded archive (its first deployment starts building).
+def create_model(
+    hook: _HookCore,
+    /,
+    name: str,
+    s3_key: str | None,
+    deployment: dict[str, Any],
+    *,
+    disable_archive_download: bool = False,
+) -> _Call[CreatedDeployment]:
+    """Create a model from an uploaded archive (its first deployment starts building).
 
-        Not idempotent: after an ambiguous failure (a 502 once the model may exist) the model is looked up by
-        ``name`` among those that were not there before, and used instead of creating a second one. Such a
-        reconciled answer has ``deployment=None`` (:meth:`deploy_model` then looks the deployment up).
-        """
-        m = _m()
-        name = _model_name(name)
-        models = type(self).list_models.__wrapped__(self)
+    Not idempotent: after an ambiguous failure (a 502 once the model may exist) the model is looked up by
+    ``name`` among those that were not there before, and used instead of creating a second one. Such a
+    reconciled answer has ``deployment=None`` (:meth:`deploy_model` then looks the deployment up).
+    """
+    m = _m()
+    name = _model_name(name)
+    models = list_models(hook)
+    started = time.time()
+
+    def pick(found: list[Any], before: list[Any]) -> Any:
+        mine = [x for x in _made_since(found, {b.id for b in before}, started) if x.name == name]
+        return _created(mine[0], None) if len(mine) == 1 else None
+
+    source = {
+        "kind": "model_archive",
+        "name": name,
+        "s3_key": s3_key,
+        "deployment": deployment,
+        "disable_archive_download": bool(disable_archive_download),
+    }
+    return _Call(
+        "create_model",
+        body={"source": source},
+        parse=lambda d: m.parse(m.CreatedDeployment, d, "create_model"),
+        reconcile=_Reconcile(models, models, pick, f"model named {name!r}"),
+    )
+
+
+def create_model_deployment(
+    hook: _HookCore, /, s3_key: str | None, deployment: dict[str, Any], *, model_id: str | None = None
+) -> _Call[CreatedDeployment]:
+    """Add a deployment to an existing model from an uploaded archive (it starts building).
+
+    Not idempotent: with a ``deployment_name`` in ``deployment``, an ambiguous failure is reconciled by
+    finding the new deployment of that name (not there before the call); without one, it is raised.
+    """
+    m = _m()
+    model = hook._model(model_id)
+    name = deployment.get("deployment_name") if isinstance(deployment, dict) else None
+    reconcile = None
+    if isinstance(name, str) and name:
+        deps = list_deployments(hook, model)
         started = time.time()
 
         def pick(found: list[Any], before: list[Any]) -> Any:
             mine = [x for x in _made_since(found, {b.id for b in before}, started) if x.name == name]
-            return _created(mine[0], None) if len(mine) == 1 else None
+            return _created(m.Model(id=model), mine[0]) if len(mine) == 1 else None
 
-        source = {
-            "kind": "model_archive",
-            "name": name,
-            "s3_key": s3_key,
-            "deployment": deployment,
-            "disable_archive_download": bool(disable_archive_download),
-        }
-        return _Call(
-            "create_model",
-            body={"source": source},
-            parse=lambda d: m.parse(m.CreatedDeployment, d, "create_model"),
-            reconcile=_Reconcile(models, models, pick, f"model named {name!r}"),
-        )
+        reconcile = _Reconcile(deps, deps, pick, f"deployment named {name!r}")
+    return _Call(
+        "create_model_deployment",
+        {"model_id": model},
+        body={"source": {"kind": "model_archive", "s3_key": s3_key, "deployment": deployment}},
+        parse=lambda d: m.parse(m.CreatedDeployment, d, "create_model_deployment"),
+        reconcile=reconcile,
+    )
 
-    acreate_model = _twin(create_model)
 
-    @_api
-    def create_model_deployment(
-        self, /, s3_key: str | None, deployment: dict[str, Any], *, model_id: str | None = None
-    ) -> _Call[CreatedDeployment]:
-        """Add a deployment to an existing model from an uploaded archive (it starts building).
-
-        Not idempotent: with a ``deployment_name`` in ``deployment``, an ambiguous failure is reconciled by
-        finding the new deployment of that name (not there before the call); without one, it is raised.
-        """
-        m = _m()
-        model = self._model(model_id)
-        name = deployment.get("deployment_name") if isinstance(deployment, dict) else None
-        reconcile = None
-        if isinstance(name, str) and name:
-            deps = type(self).list_deployments.__wrapped__(self, model)
-            started = time.time()
-
-            def pick(found: list[Any], before: list[Any]) -> Any:
-                mine = [x for x in _made_since(found, {b.id for b in before}, started) if x.name == name]
-                return _created(m.Model(id=model), mine[0]) if len(mine) == 1 else None
-
-            reconcile = _Reconcile(deps, deps, pick, f"deployment named {name!r}")
-        return _Call(
-            "create_model_deployment",
-            {"model_id": model},
-            body={"source": {"kind": "model_archive", "s3_key": s3_key, "deployment": deployment}},
-            parse=lambda d: m.parse(m.CreatedDeployment, d, "create_model_deployment"),
-            reconcile=reconcile,
-        )
-
-    acreate_model_deployment = _twin(create_model_deployment)
+class _DeployApi(_HookCore):
+    """Deploy methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
 
     # -- the whole deploy -------------------------------------------------------------------------------
     def deploy_model(
@@ -259,44 +258,57 @@ class _DeployApi(_DeploymentApi):
         plan = self._deploy_plan(a)
         with build_archive(source) as archive:
             payload = self._payload(archive, a)
-            target = self._deploy_target(plan, archive.config, self.list_models() if plan["find"] else [])
-            upload = self.prepare_model_upload(payload, dry_run=dry_run, **target)
+            target = self._deploy_target(plan, archive.config, self._send(list_models) if plan["find"] else [])
+            upload = self._send(prepare_model_upload, payload, dry_run=dry_run, **target)
             if dry_run:
                 return self._dry(target)
             sent = self._upload(archive, upload)
             if "model_id" in target:
-                created = self.create_model_deployment(upload.s3_key, payload, model_id=target["model_id"])
+                created = self._send(create_model_deployment, upload.s3_key, payload, model_id=target["model_id"])
             else:
-                created = self.create_model(target["name"], upload.s3_key, payload)
+                created = self._send(create_model, target["name"], upload.s3_key, payload)
             if created.deployment is None:
-                created = _created(created.model, self._newest_deployment(self.list_deployments(created.model.id)))
+                created = _created(
+                    created.model, self._newest_deployment(self._send(list_deployments, created.model.id))
+                )
         return self._result(created, sent, upload.s3_key)
 
-    @_params_of(deploy_model)
-    async def adeploy_model(self, source: Any, /, **kwargs: Any) -> DeployResult:
-        """Async twin of :meth:`deploy_model` (same arguments, awaitable; packing and upload run in a thread)."""
-        import inspect
-
+    async def adeploy_model(
+        self,
+        /,
+        source: dict[str, Any] | str | os.PathLike[str],
+        *,
+        model_name: str | None = None,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_name: str | None = None,
+        labels: dict[str, Any] | None = None,
+        deploy_timeout_minutes: int | None = None,
+        dry_run: bool = False,
+        team_id: str | None = None,
+        preserve_env_instance_type: bool = True,
+    ) -> DeployResult:
+        """Async :meth:`deploy_model` (the same arguments, awaitable; packing and upload run in a thread)."""
         from airflow_provider_baseten._archive import build_archive
 
-        a = inspect.signature(_DeployApi.deploy_model).bind(self, source, **kwargs)
-        a.apply_defaults()
-        args = {k: v for k, v in a.arguments.items() if k != "self"}
+        args = {k: v for k, v in locals().items() if k not in ("self", "build_archive")}
         plan = self._deploy_plan(args)
         archive = await asyncio.to_thread(build_archive, source)
         try:
             payload = self._payload(archive, args)
-            target = self._deploy_target(plan, archive.config, await self.alist_models() if plan["find"] else [])
-            upload = await self.aprepare_model_upload(payload, dry_run=args["dry_run"], **target)
+            target = self._deploy_target(plan, archive.config, await self._asend(list_models) if plan["find"] else [])
+            upload = await self._asend(prepare_model_upload, payload, dry_run=args["dry_run"], **target)
             if args["dry_run"]:
                 return self._dry(target)
             sent = await asyncio.to_thread(self._upload, archive, upload)
             if "model_id" in target:
-                created = await self.acreate_model_deployment(upload.s3_key, payload, model_id=target["model_id"])
+                created = await self._asend(
+                    create_model_deployment, upload.s3_key, payload, model_id=target["model_id"]
+                )
             else:
-                created = await self.acreate_model(target["name"], upload.s3_key, payload)
+                created = await self._asend(create_model, target["name"], upload.s3_key, payload)
             if created.deployment is None:
-                deps = await self.alist_deployments(created.model.id)
+                deps = await self._asend(list_deployments, created.model.id)
                 created = _created(created.model, self._newest_deployment(deps))
         finally:
             archive.close()

@@ -6,11 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.hooks._api import (
-    _api,
     _Call,
     _m,
-    _params_of,
-    _twin,
     _v,
 )
 from airflow_provider_baseten.hooks._core import _HookCore
@@ -96,239 +93,265 @@ def _log_query(
     return query
 
 
+# -- Builders: what each endpoint sends. BasetenHook's methods (hooks/_endpoints.py, generated) send them. --
+
+
+def list_models(hook: _HookCore, /) -> _Call[list[Model]]:
+    """All models in the workspace."""
+    m = _m()
+    return _Call("list_models", parse=lambda d: m.parse_list(m.Model, d, "models", "list_models"))
+
+
+def get_model(hook: _HookCore, /, model_id: str | None = None) -> _Call[Model]:
+    """One model (default: the connection's ``model_id``)."""
+    m = _m()
+    return _Call("get_model", {"model_id": hook._model(model_id)}, parse=lambda d: m.parse(m.Model, d, "get_model"))
+
+
+def delete_model(hook: _HookCore, /, model_id: str) -> _Call[Tombstone]:
+    """Delete a model and all its deployments. The id must be given explicitly."""
+    m = _m()
+    return _Call(
+        "delete_model", {"model_id": _v("model_id", model_id)}, parse=lambda d: m.parse(m.Tombstone, d, "delete")
+    )
+
+
+def list_chains(hook: _HookCore, /) -> _Call[list[Chain]]:
+    """All chains in the workspace."""
+    m = _m()
+    return _Call("list_chains", parse=lambda d: m.parse_list(m.Chain, d, "chains", "list_chains"))
+
+
+def get_chain(hook: _HookCore, /, chain_id: str) -> _Call[Chain]:
+    """One chain."""
+    m = _m()
+    return _Call("get_chain", {"chain_id": chain_id}, parse=lambda d: m.parse(m.Chain, d, "get_chain"))
+
+
+def delete_chain(hook: _HookCore, /, chain_id: str) -> _Call[Tombstone]:
+    """Delete a chain."""
+    m = _m()
+    return _Call("delete_chain", {"chain_id": chain_id}, parse=lambda d: m.parse(m.Tombstone, d, "delete"))
+
+
+def list_deployments(hook: _HookCore, /, model_id: str | None = None) -> _Call[list[Deployment]]:
+    """All deployments of a model."""
+    m = _m()
+    return _Call(
+        "list_deployments",
+        {"model_id": hook._model(model_id)},
+        parse=lambda d: m.parse_list(m.Deployment, d, "deployments", "list_deployments"),
+    )
+
+
+def get_deployment(hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None) -> _Call[Deployment]:
+    """One deployment; ``deployment_id`` may be ``"production"`` or ``"development"``."""
+    m = _m()
+    params = {"model_id": hook._model(model_id)}
+    if deployment_id in ("production", "development"):
+        name = f"get_{deployment_id}_deployment"
+    else:
+        name, params["deployment_id"] = "get_deployment", _v("deployment_id", deployment_id)
+    return _Call(name, params, parse=lambda d: m.parse(m.Deployment, d, "get_deployment"))
+
+
+def delete_deployment(hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None) -> _Call[Tombstone]:
+    """Delete a deployment (Baseten refuses to delete the production deployment)."""
+    m = _m()
+    return _Call(
+        "delete_deployment",
+        {"model_id": hook._model(model_id), "deployment_id": _v("deployment_id", deployment_id)},
+        parse=lambda d: m.parse(m.Tombstone, d, "delete_deployment"),
+    )
+
+
+def _deployment_call(
+    hook: _HookCore, /, verb: str, deployment_id: str, model_id: str | None
+) -> _Call[ActivationResult]:
+    m = _m()
+    params = {"model_id": hook._model(model_id)}
+    if deployment_id == "development":
+        name = f"{verb}_development_deployment"
+    else:
+        name, params["deployment_id"] = f"{verb}_deployment", _v("deployment_id", deployment_id)
+    return _Call(name, params, parse=lambda d: m.parse(m.ActivationResult, d or {}, verb))
+
+
+def activate_deployment(
+    hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None
+) -> _Call[ActivationResult]:
+    """Activate a deployment (``"development"`` for the development deployment)."""
+    return _deployment_call(hook, "activate", deployment_id, model_id)
+
+
+def deactivate_deployment(
+    hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None
+) -> _Call[ActivationResult]:
+    """Deactivate a deployment (``"development"`` for the development deployment)."""
+    return _deployment_call(hook, "deactivate", deployment_id, model_id)
+
+
+def update_autoscaling_settings(
+    hook: _HookCore,
+    /,
+    settings: dict[str, Any] | None = None,
+    *,
+    model_id: str | None = None,
+    deployment_id: str | None = None,
+    environment: str | None = None,
+    **fields: Any,
+) -> _Call[StatusMessage]:
+    """Change autoscaling of a deployment or an environment; only the fields given change.
+
+    Settings come as a dict and/or keywords (``min_replica=0, max_replica=4``) and are range-checked
+    first. Returns ``{status: ACCEPTED|QUEUED|UNCHANGED, message}``.
+    """
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    m = _m()
+    values = {**(settings or {}), **fields}
+    if not values:
+        raise BasetenValidationError("Give at least one autoscaling setting to change.", field="settings")
+    body = m.options(m.AutoscalingSettingsUpdate, values).body()
+    model = hook._model(model_id)
+    parse = lambda d: m.parse(m.StatusMessage, d, "update_autoscaling_settings")  # noqa: E731
+    if (deployment_id is None) == (environment is None):
+        raise BasetenValidationError(
+            "Give exactly one of deployment_id or environment for update_autoscaling_settings.",
+            field="deployment_id",
+        )
+    if environment is not None:
+        params = {"model_id": model, "env_name": _v("environment", environment)}
+        return _Call("update_environment", params, body={"autoscaling_settings": body}, parse=parse)
+    if deployment_id == "development":
+        return _Call("update_development_autoscaling_settings", {"model_id": model}, body=body, parse=parse)
+    params = {"model_id": model, "deployment_id": _v("deployment_id", deployment_id)}
+    return _Call("update_deployment_autoscaling_settings", params, body=body, parse=parse)
+
+
+def retry_deployment(
+    hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None
+) -> _Call[RetryDeploymentResult]:
+    """Retry a failed deployment (an id, ``"production"`` or ``"development"``).
+
+    Returns ``retried`` and, when Baseten did not retry, its ``reason``. Baseten allows 10 retries a
+    minute per API key; calls are paced to stay under that.
+    """
+    m = _m()
+    params = {"model_id": hook._model(model_id)}
+    if deployment_id in ("production", "development"):
+        name = f"retry_{deployment_id}_deployment"
+    else:
+        name, params["deployment_id"] = "retry_deployment", _v("deployment_id", deployment_id)
+    return _Call(name, params, parse=lambda d: m.parse(m.RetryDeploymentResult, d, "retry_deployment"))
+
+
+def get_deployment_logs(
+    hook: _HookCore,
+    /,
+    deployment_id: str,
+    *,
+    model_id: str | None = None,
+    start_epoch_millis: int | None = None,
+    end_epoch_millis: int | None = None,
+    min_level: str | None = None,
+    limit: int | None = None,
+    direction: str | None = None,
+    **filters: Any,
+) -> _Call[list[LogLine]]:
+    """One page of a deployment's logs (:meth:`iter_deployment_logs` pages through a whole window).
+
+    :param start_epoch_millis: Window start (Baseten's default: 30 minutes before the end; at most 7 days).
+    :param end_epoch_millis: Window end (default: now).
+    :param min_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``; lines without a level are then dropped.
+    :param limit: Lines per page, 1-1000 (Baseten's default 500).
+    :param direction: ``asc`` or ``desc``.
+    :param filters: ``replica``, ``request_id``, ``component``, ``search_pattern`` (RE2), ``includes`` and
+        ``excludes`` (up to 8 substrings each).
+    """
+    m = _m()
+    query = _log_query(start_epoch_millis, end_epoch_millis, min_level, limit, direction, filters)
+    return _Call(
+        "get_deployment_logs",
+        {"model_id": hook._model(model_id), "deployment_id": _v("deployment_id", deployment_id)},
+        query=query,
+        parse=lambda d: m.parse_list(m.LogLine, d, "logs", "get_deployment_logs"),
+    )
+
+
+def get_environment_logs(
+    hook: _HookCore,
+    /,
+    environment: str,
+    *,
+    model_id: str | None = None,
+    start_epoch_millis: int | None = None,
+    end_epoch_millis: int | None = None,
+    min_level: str | None = None,
+    limit: int | None = None,
+    direction: str | None = None,
+    **filters: Any,
+) -> _Call[list[LogLine]]:
+    """One page of the logs of every deployment active on ``environment`` in the window.
+
+    Takes the same window and filters as :meth:`get_deployment_logs`.
+    """
+    m = _m()
+    query = _log_query(start_epoch_millis, end_epoch_millis, min_level, limit, direction, filters)
+    return _Call(
+        "get_environment_logs",
+        {"model_id": hook._model(model_id), "env_name": _v("environment", environment)},
+        query=query,
+        parse=lambda d: m.parse_list(m.LogLine, d, "logs", "get_environment_logs"),
+    )
+
+
+def get_deployment_metrics(
+    hook: _HookCore,
+    /,
+    deployment_id: str,
+    *,
+    model_id: str | None = None,
+    mode: str | None = None,
+    start_epoch_millis: int | None = None,
+    end_epoch_millis: int | None = None,
+    metrics: list[str] | None = None,
+) -> _Call[DeploymentMetrics]:
+    """A deployment's metrics: ``mode`` ``CURRENT`` (a snapshot now; no window), ``SUMMARY`` or ``SERIES``.
+
+    :param metrics: Metric names (default: Baseten's ``baseten_replicas_active``,
+        ``baseten_inference_requests_total``, ``baseten_end_to_end_response_time_seconds``).
+    """
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    m = _m()
+    if mode is not None and mode not in ("CURRENT", "SUMMARY", "SERIES"):
+        raise BasetenValidationError(f"mode must be CURRENT, SUMMARY or SERIES, got {mode!r}.", field="mode")
+    if mode in (None, "CURRENT") and (start_epoch_millis is not None or end_epoch_millis is not None):
+        raise BasetenValidationError(
+            "mode CURRENT (the default) is a snapshot: give no start/end, or use mode SUMMARY or SERIES.",
+            field="mode",
+        )
+    _window(start_epoch_millis, end_epoch_millis)
+    if metrics is not None and (
+        isinstance(metrics, str) or not all(isinstance(x, str) and x for x in metrics) or not metrics
+    ):
+        raise BasetenValidationError("metrics must be a non-empty list of metric names.", field="metrics")
+    return _Call(
+        "get_deployment_metrics",
+        {"model_id": hook._model(model_id), "deployment_id": _v("deployment_id", deployment_id)},
+        query={
+            "mode": mode,
+            "start_epoch_millis": start_epoch_millis,
+            "end_epoch_millis": end_epoch_millis,
+            "metrics": list(metrics) if metrics is not None else None,
+        },
+        parse=lambda d: m.parse(m.DeploymentMetrics, d, "get_deployment_metrics"),
+    )
+
+
 class _DeploymentApi(_HookCore):
     """Model and deployment methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
-
-    @_api
-    def list_models(self) -> _Call[list[Model]]:
-        """All models in the workspace."""
-        m = _m()
-        return _Call("list_models", parse=lambda d: m.parse_list(m.Model, d, "models", "list_models"))
-
-    alist_models = _twin(list_models)
-
-    @_api
-    def get_model(self, model_id: str | None = None) -> _Call[Model]:
-        """One model (default: the connection's ``model_id``)."""
-        m = _m()
-        return _Call("get_model", {"model_id": self._model(model_id)}, parse=lambda d: m.parse(m.Model, d, "get_model"))
-
-    aget_model = _twin(get_model)
-
-    @_api
-    def delete_model(self, model_id: str) -> _Call[Tombstone]:
-        """Delete a model and all its deployments. The id must be given explicitly."""
-        m = _m()
-        return _Call(
-            "delete_model", {"model_id": _v("model_id", model_id)}, parse=lambda d: m.parse(m.Tombstone, d, "delete")
-        )
-
-    adelete_model = _twin(delete_model)
-
-    @_api
-    def list_chains(self) -> _Call[list[Chain]]:
-        """All chains in the workspace."""
-        m = _m()
-        return _Call("list_chains", parse=lambda d: m.parse_list(m.Chain, d, "chains", "list_chains"))
-
-    alist_chains = _twin(list_chains)
-
-    @_api
-    def get_chain(self, chain_id: str) -> _Call[Chain]:
-        """One chain."""
-        m = _m()
-        return _Call("get_chain", {"chain_id": chain_id}, parse=lambda d: m.parse(m.Chain, d, "get_chain"))
-
-    aget_chain = _twin(get_chain)
-
-    @_api
-    def delete_chain(self, chain_id: str) -> _Call[Tombstone]:
-        """Delete a chain."""
-        m = _m()
-        return _Call("delete_chain", {"chain_id": chain_id}, parse=lambda d: m.parse(m.Tombstone, d, "delete"))
-
-    adelete_chain = _twin(delete_chain)
-
-    @_api
-    def list_deployments(self, model_id: str | None = None) -> _Call[list[Deployment]]:
-        """All deployments of a model."""
-        m = _m()
-        return _Call(
-            "list_deployments",
-            {"model_id": self._model(model_id)},
-            parse=lambda d: m.parse_list(m.Deployment, d, "deployments", "list_deployments"),
-        )
-
-    alist_deployments = _twin(list_deployments)
-
-    @_api
-    def get_deployment(self, deployment_id: str, *, model_id: str | None = None) -> _Call[Deployment]:
-        """One deployment; ``deployment_id`` may be ``"production"`` or ``"development"``."""
-        m = _m()
-        params = {"model_id": self._model(model_id)}
-        if deployment_id in ("production", "development"):
-            name = f"get_{deployment_id}_deployment"
-        else:
-            name, params["deployment_id"] = "get_deployment", _v("deployment_id", deployment_id)
-        return _Call(name, params, parse=lambda d: m.parse(m.Deployment, d, "get_deployment"))
-
-    aget_deployment = _twin(get_deployment)
-
-    @_api
-    def delete_deployment(self, deployment_id: str, *, model_id: str | None = None) -> _Call[Tombstone]:
-        """Delete a deployment (Baseten refuses to delete the production deployment)."""
-        m = _m()
-        return _Call(
-            "delete_deployment",
-            {"model_id": self._model(model_id), "deployment_id": _v("deployment_id", deployment_id)},
-            parse=lambda d: m.parse(m.Tombstone, d, "delete_deployment"),
-        )
-
-    adelete_deployment = _twin(delete_deployment)
-
-    def _deployment_call(self, verb: str, deployment_id: str, model_id: str | None) -> _Call[ActivationResult]:
-        m = _m()
-        params = {"model_id": self._model(model_id)}
-        if deployment_id == "development":
-            name = f"{verb}_development_deployment"
-        else:
-            name, params["deployment_id"] = f"{verb}_deployment", _v("deployment_id", deployment_id)
-        return _Call(name, params, parse=lambda d: m.parse(m.ActivationResult, d or {}, verb))
-
-    @_api
-    def activate_deployment(self, deployment_id: str, *, model_id: str | None = None) -> _Call[ActivationResult]:
-        """Activate a deployment (``"development"`` for the development deployment)."""
-        return self._deployment_call("activate", deployment_id, model_id)
-
-    aactivate_deployment = _twin(activate_deployment)
-
-    @_api
-    def deactivate_deployment(self, deployment_id: str, *, model_id: str | None = None) -> _Call[ActivationResult]:
-        """Deactivate a deployment (``"development"`` for the development deployment)."""
-        return self._deployment_call("deactivate", deployment_id, model_id)
-
-    adeactivate_deployment = _twin(deactivate_deployment)
-
-    @_api
-    def update_autoscaling_settings(
-        self,
-        /,
-        settings: dict[str, Any] | None = None,
-        *,
-        model_id: str | None = None,
-        deployment_id: str | None = None,
-        environment: str | None = None,
-        **fields: Any,
-    ) -> _Call[StatusMessage]:
-        """Change autoscaling of a deployment or an environment; only the fields given change.
-
-        Settings come as a dict and/or keywords (``min_replica=0, max_replica=4``) and are range-checked
-        first. Returns ``{status: ACCEPTED|QUEUED|UNCHANGED, message}``.
-        """
-        from airflow_provider_baseten.exceptions import BasetenValidationError
-
-        m = _m()
-        values = {**(settings or {}), **fields}
-        if not values:
-            raise BasetenValidationError("Give at least one autoscaling setting to change.", field="settings")
-        body = m.options(m.AutoscalingSettingsUpdate, values).body()
-        model = self._model(model_id)
-        parse = lambda d: m.parse(m.StatusMessage, d, "update_autoscaling_settings")  # noqa: E731
-        if (deployment_id is None) == (environment is None):
-            raise BasetenValidationError(
-                "Give exactly one of deployment_id or environment for update_autoscaling_settings.",
-                field="deployment_id",
-            )
-        if environment is not None:
-            params = {"model_id": model, "env_name": _v("environment", environment)}
-            return _Call("update_environment", params, body={"autoscaling_settings": body}, parse=parse)
-        if deployment_id == "development":
-            return _Call("update_development_autoscaling_settings", {"model_id": model}, body=body, parse=parse)
-        params = {"model_id": model, "deployment_id": _v("deployment_id", deployment_id)}
-        return _Call("update_deployment_autoscaling_settings", params, body=body, parse=parse)
-
-    aupdate_autoscaling_settings = _twin(update_autoscaling_settings)
-
-    @_api
-    def retry_deployment(self, deployment_id: str, *, model_id: str | None = None) -> _Call[RetryDeploymentResult]:
-        """Retry a failed deployment (an id, ``"production"`` or ``"development"``).
-
-        Returns ``retried`` and, when Baseten did not retry, its ``reason``. Baseten allows 10 retries a
-        minute per API key; calls are paced to stay under that.
-        """
-        m = _m()
-        params = {"model_id": self._model(model_id)}
-        if deployment_id in ("production", "development"):
-            name = f"retry_{deployment_id}_deployment"
-        else:
-            name, params["deployment_id"] = "retry_deployment", _v("deployment_id", deployment_id)
-        return _Call(name, params, parse=lambda d: m.parse(m.RetryDeploymentResult, d, "retry_deployment"))
-
-    aretry_deployment = _twin(retry_deployment)
-
-    @_api
-    def get_deployment_logs(
-        self,
-        /,
-        deployment_id: str,
-        *,
-        model_id: str | None = None,
-        start_epoch_millis: int | None = None,
-        end_epoch_millis: int | None = None,
-        min_level: str | None = None,
-        limit: int | None = None,
-        direction: str | None = None,
-        **filters: Any,
-    ) -> _Call[list[LogLine]]:
-        """One page of a deployment's logs (:meth:`iter_deployment_logs` pages through a whole window).
-
-        :param start_epoch_millis: Window start (Baseten's default: 30 minutes before the end; at most 7 days).
-        :param end_epoch_millis: Window end (default: now).
-        :param min_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``; lines without a level are then dropped.
-        :param limit: Lines per page, 1-1000 (Baseten's default 500).
-        :param direction: ``asc`` or ``desc``.
-        :param filters: ``replica``, ``request_id``, ``component``, ``search_pattern`` (RE2), ``includes`` and
-            ``excludes`` (up to 8 substrings each).
-        """
-        m = _m()
-        query = _log_query(start_epoch_millis, end_epoch_millis, min_level, limit, direction, filters)
-        return _Call(
-            "get_deployment_logs",
-            {"model_id": self._model(model_id), "deployment_id": _v("deployment_id", deployment_id)},
-            query=query,
-            parse=lambda d: m.parse_list(m.LogLine, d, "logs", "get_deployment_logs"),
-        )
-
-    aget_deployment_logs = _twin(get_deployment_logs)
-
-    @_api
-    def get_environment_logs(
-        self,
-        /,
-        environment: str,
-        *,
-        model_id: str | None = None,
-        start_epoch_millis: int | None = None,
-        end_epoch_millis: int | None = None,
-        min_level: str | None = None,
-        limit: int | None = None,
-        direction: str | None = None,
-        **filters: Any,
-    ) -> _Call[list[LogLine]]:
-        """One page of the logs of every deployment active on ``environment`` in the window.
-
-        Takes the same window and filters as :meth:`get_deployment_logs`.
-        """
-        m = _m()
-        query = _log_query(start_epoch_millis, end_epoch_millis, min_level, limit, direction, filters)
-        return _Call(
-            "get_environment_logs",
-            {"model_id": self._model(model_id), "env_name": _v("environment", environment)},
-            query=query,
-            parse=lambda d: m.parse_list(m.LogLine, d, "logs", "get_environment_logs"),
-        )
-
-    aget_environment_logs = _twin(get_environment_logs)
 
     def iter_deployment_logs(
         self,
@@ -356,69 +379,32 @@ class _DeploymentApi(_HookCore):
         pager = LogPager(start_epoch_millis, end_epoch_millis, limit, page_size, self.log)
         _log_query(start_epoch_millis, end_epoch_millis, min_level, page_size, None, filters)  # fail before sending
         while not pager.done:
-            page = self.get_deployment_logs(
-                deployment_id, model_id=model_id, min_level=min_level, **pager.query(), **filters
+            page = self._send(
+                get_deployment_logs, deployment_id, model_id=model_id, min_level=min_level, **pager.query(), **filters
             )
             yield from pager.accept(page)
 
-    @_params_of(iter_deployment_logs)
-    async def aiter_deployment_logs(self, deployment_id: str, **kwargs: Any) -> AsyncIterator[LogLine]:
-        """Async twin of :meth:`iter_deployment_logs` (same arguments; an async iterator)."""
-        from airflow_provider_baseten._logs import LogPager
-
-        window = {k: kwargs.pop(k, None) for k in ("start_epoch_millis", "end_epoch_millis", "limit")}
-        page_size = kwargs.pop("page_size", 500)
-        pager = LogPager(window["start_epoch_millis"], window["end_epoch_millis"], window["limit"], page_size, self.log)
-        filters = {k: v for k, v in kwargs.items() if k not in ("model_id", "min_level")}
-        _log_query(
-            window["start_epoch_millis"], window["end_epoch_millis"], kwargs.get("min_level"), page_size, None, filters
-        )
-        while not pager.done:
-            page = await self.aget_deployment_logs(deployment_id, **kwargs, **pager.query())
-            for line in pager.accept(page):
-                yield line
-
-    @_api
-    def get_deployment_metrics(
+    async def aiter_deployment_logs(
         self,
+        /,
         deployment_id: str,
         *,
         model_id: str | None = None,
-        mode: str | None = None,
         start_epoch_millis: int | None = None,
         end_epoch_millis: int | None = None,
-        metrics: list[str] | None = None,
-    ) -> _Call[DeploymentMetrics]:
-        """A deployment's metrics: ``mode`` ``CURRENT`` (a snapshot now; no window), ``SUMMARY`` or ``SERIES``.
+        min_level: str | None = None,
+        limit: int | None = None,
+        page_size: int = 500,
+        **filters: Any,
+    ) -> AsyncIterator[LogLine]:
+        """Async :meth:`iter_deployment_logs` (the same arguments; an async iterator)."""
+        from airflow_provider_baseten._logs import LogPager
 
-        :param metrics: Metric names (default: Baseten's ``baseten_replicas_active``,
-            ``baseten_inference_requests_total``, ``baseten_end_to_end_response_time_seconds``).
-        """
-        from airflow_provider_baseten.exceptions import BasetenValidationError
-
-        m = _m()
-        if mode is not None and mode not in ("CURRENT", "SUMMARY", "SERIES"):
-            raise BasetenValidationError(f"mode must be CURRENT, SUMMARY or SERIES, got {mode!r}.", field="mode")
-        if mode in (None, "CURRENT") and (start_epoch_millis is not None or end_epoch_millis is not None):
-            raise BasetenValidationError(
-                "mode CURRENT (the default) is a snapshot: give no start/end, or use mode SUMMARY or SERIES.",
-                field="mode",
+        pager = LogPager(start_epoch_millis, end_epoch_millis, limit, page_size, self.log)
+        _log_query(start_epoch_millis, end_epoch_millis, min_level, page_size, None, filters)  # fail before sending
+        while not pager.done:
+            page = await self._asend(
+                get_deployment_logs, deployment_id, model_id=model_id, min_level=min_level, **pager.query(), **filters
             )
-        _window(start_epoch_millis, end_epoch_millis)
-        if metrics is not None and (
-            isinstance(metrics, str) or not all(isinstance(x, str) and x for x in metrics) or not metrics
-        ):
-            raise BasetenValidationError("metrics must be a non-empty list of metric names.", field="metrics")
-        return _Call(
-            "get_deployment_metrics",
-            {"model_id": self._model(model_id), "deployment_id": _v("deployment_id", deployment_id)},
-            query={
-                "mode": mode,
-                "start_epoch_millis": start_epoch_millis,
-                "end_epoch_millis": end_epoch_millis,
-                "metrics": list(metrics) if metrics is not None else None,
-            },
-            parse=lambda d: m.parse(m.DeploymentMetrics, d, "get_deployment_metrics"),
-        )
-
-    aget_deployment_metrics = _twin(get_deployment_metrics)
+            for line in pager.accept(page):
+                yield line

@@ -28,11 +28,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_baseten.hooks._api import _api, _Call, _m, _params_of, _twin, _v
+from airflow_provider_baseten.hooks._api import _Batch, _Call, _m, _v
 from airflow_provider_baseten.hooks._core import _HookCore
 
 if TYPE_CHECKING:
-    from airflow_provider_baseten._batch import BatchResult
+    from typing_extensions import Unpack
+
+    from airflow_provider_baseten._batch.options import BatchOptions
     from airflow_provider_baseten.models import (
         AsyncPredictResult,
         ChatCompletion,
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
         RerankResponse,
     )
 
-#: ``batch_size`` of :meth:`_OpenAIApi.embed_batch`: 1 to 1024 texts per request (the performance client's range).
+#: ``batch_size`` of :meth:`BasetenHook.embed_batch`: 1 to 1024 texts per request (the performance client's range).
 MAX_EMBED_BATCH = 1024
 
 
@@ -67,449 +69,406 @@ def _many(inputs: Any, field: str, each: str) -> None:
     check_inputs(inputs, field, each)
 
 
-class _OpenAIApi(_HookCore):
-    """OpenAI-compatible and chain methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
+# -- Builders: what each endpoint sends. BasetenHook's methods (hooks/_endpoints.py, generated) send them. --
 
-    def _on_model_apis(
-        self,
-        model: str | None,
-        model_apis: bool | None,
-        model_id: str | None,
-        environment: str | None,
-        deployment_id: str | None,
-    ) -> bool:
-        """Whether a call goes to Model APIs (the rule in this module's docstring); refuses an ambiguous one."""
-        from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        if model_apis is not None and not isinstance(model_apis, bool):
+def _on_model_apis(
+    hook: _HookCore,
+    /,
+    model: str | None,
+    model_apis: bool | None,
+    model_id: str | None,
+    environment: str | None,
+    deployment_id: str | None,
+) -> bool:
+    """Whether a call goes to Model APIs (the rule in this module's docstring); refuses an ambiguous one."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if model_apis is not None and not isinstance(model_apis, bool):
+        raise BasetenValidationError(f"model_apis must be True, False or None, got {model_apis!r}.", field="model_apis")
+    given = [
+        k
+        for k, v in (("model_id", model_id), ("environment", environment), ("deployment_id", deployment_id))
+        if v is not None
+    ]
+    if model_apis:
+        if given:
             raise BasetenValidationError(
-                f"model_apis must be True, False or None, got {model_apis!r}.", field="model_apis"
+                f"model_apis=True sends the call to Baseten's shared Model APIs, which have no "
+                f"{'/'.join(given)}: drop {', '.join(f'{k}=' for k in given)} or pass model_apis=False to "
+                "call your deployment.",
+                field="model_apis",
             )
-        given = [
-            k
-            for k, v in (("model_id", model_id), ("environment", environment), ("deployment_id", deployment_id))
-            if v is not None
-        ]
-        if model_apis:
-            if given:
-                raise BasetenValidationError(
-                    f"model_apis=True sends the call to Baseten's shared Model APIs, which have no "
-                    f"{'/'.join(given)}: drop {', '.join(f'{k}=' for k in given)} or pass model_apis=False to "
-                    "call your deployment.",
-                    field="model_apis",
-                )
-            if not model:
-                raise BasetenValidationError(
-                    "model_apis=True needs model= (the Model APIs model's name, e.g. 'deepseek-ai/DeepSeek-V4-Pro').",
-                    field="model",
-                )
-            return True
-        if model_apis is False or given or model is None:
-            return False
-        default = self._transport.settings.model_id if self._transport else None
-        if not default:
-            return True  # no model of the connection's that model= could name
+        if not model:
+            raise BasetenValidationError(
+                "model_apis=True needs model= (the Model APIs model's name, e.g. 'deepseek-ai/DeepSeek-V4-Pro').",
+                field="model",
+            )
+        return True
+    if model_apis is False or given or model is None:
+        return False
+    default = hook._transport.settings.model_id if hook._transport else None
+    if not default:
+        return True  # no model of the connection's that model= could name
+    raise BasetenValidationError(
+        f"model={model!r} alone is ambiguous on this connection, whose default model_id is {default!r}: "
+        f"pass environment= (e.g. environment='production') or deployment_id= (or model_apis=False) to call "
+        f"that model's deployment with {model!r} as its served model name, or model_apis=True (or use a "
+        f"connection without a model_id) to call Baseten's shared Model APIs model {model!r}. Nothing was sent.",
+        field="model_apis",
+    )
+
+
+def _sync_call(
+    hook: _HookCore,
+    /,
+    route: str,
+    model: str | None,
+    model_id: str | None,
+    environment: str | None,
+    deployment_id: str | None,
+    model_apis: bool | None = None,
+) -> _Call[Any]:
+    """The call for ``route`` (``v1/embeddings``...) on Model APIs or a deployment's ``/sync`` passthrough."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    hook._direct_only(f"/sync/{route}")
+    if not isinstance(route, str) or not route.strip("/"):
+        raise BasetenValidationError(f"route must be a non-empty path such as 'v1/embeddings', got {route!r}.")
+    route = route.strip("/")
+    if any(c in route for c in ("?", "#", "\\", " ")) or ".." in route.split("/") or "//" in route:
+        raise BasetenValidationError(f"route {route[:60]!r} is not a plain path (e.g. 'v1/embeddings').")
+    if _on_model_apis(hook, model, model_apis, model_id, environment, deployment_id):
+        return _Call("model_apis_request", {"route": route.removeprefix("v1/")})
+    if environment is not None and deployment_id is not None:
         raise BasetenValidationError(
-            f"model={model!r} alone is ambiguous on this connection, whose default model_id is {default!r}: "
-            f"pass environment= (e.g. environment='production') or deployment_id= (or model_apis=False) to call "
-            f"that model's deployment with {model!r} as its served model name, or model_apis=True (or use a "
-            f"connection without a model_id) to call Baseten's shared Model APIs model {model!r}. Nothing was sent.",
-            field="model_apis",
+            f"Give environment or deployment_id, not both (got environment={environment!r}, "
+            f"deployment_id={deployment_id!r}).",
+            field="deployment_id",
         )
+    model_host = hook._model(model_id)
+    if deployment_id is not None:
+        params = {"deployment_id": _v("deployment_id", deployment_id), "route": route}
+        return _Call("deployment_sync", params, model_id=model_host)
+    env = _v("environment", environment) if environment is not None else "production"
+    if env == "development":
+        return _Call("development_sync", {"route": route}, model_id=model_host)
+    return _Call("environment_sync", {"env_name": env, "route": route}, model_id=model_host)
 
-    def _sync_call(
-        self,
-        route: str,
-        model: str | None,
-        model_id: str | None,
-        environment: str | None,
-        deployment_id: str | None,
-        model_apis: bool | None = None,
-    ) -> _Call[Any]:
-        """The call for ``route`` (``v1/embeddings``...) on Model APIs or a deployment's ``/sync`` passthrough."""
-        from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        self._direct_only(f"/sync/{route}")
-        if not isinstance(route, str) or not route.strip("/"):
-            raise BasetenValidationError(f"route must be a non-empty path such as 'v1/embeddings', got {route!r}.")
-        route = route.strip("/")
-        if any(c in route for c in ("?", "#", "\\", " ")) or ".." in route.split("/") or "//" in route:
-            raise BasetenValidationError(f"route {route[:60]!r} is not a plain path (e.g. 'v1/embeddings').")
-        if self._on_model_apis(model, model_apis, model_id, environment, deployment_id):
-            return _Call("model_apis_request", {"route": route.removeprefix("v1/")})
-        if environment is not None and deployment_id is not None:
-            raise BasetenValidationError(
-                f"Give environment or deployment_id, not both (got environment={environment!r}, "
-                f"deployment_id={deployment_id!r}).",
-                field="deployment_id",
-            )
-        model_host = self._model(model_id)
-        if deployment_id is not None:
-            params = {"deployment_id": _v("deployment_id", deployment_id), "route": route}
-            return _Call("deployment_sync", params, model_id=model_host)
-        env = _v("environment", environment) if environment is not None else "production"
-        if env == "development":
-            return _Call("development_sync", {"route": route}, model_id=model_host)
-        return _Call("environment_sync", {"env_name": env, "route": route}, model_id=model_host)
+def sync_request(
+    hook: _HookCore,
+    /,
+    route: str,
+    body: Any,
+    *,
+    model_id: str | None = None,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    model_apis: bool | None = None,
+) -> _Call[Any]:
+    """POST ``body`` to a deployment's ``/sync/{route}`` passthrough and return its JSON answer as is.
 
-    @_api
-    def sync_request(
-        self,
-        route: str,
-        body: Any,
-        *,
-        model_id: str | None = None,
-        environment: str | None = None,
-        deployment_id: str | None = None,
-        model_apis: bool | None = None,
-    ) -> _Call[Any]:
-        """POST ``body`` to a deployment's ``/sync/{route}`` passthrough and return its JSON answer as is.
+    Baseten forwards ``/sync/{route}`` to ``/{route}`` in the model's container (``v1/chat/completions``,
+    ``rerank``, a custom server's own routes). Safe to repeat: sync inference creates nothing.
 
-        Baseten forwards ``/sync/{route}`` to ``/{route}`` in the model's container (``v1/chat/completions``,
-        ``rerank``, a custom server's own routes). Safe to repeat: sync inference creates nothing.
+    :param route: The container path, e.g. ``"v1/completions"`` (no leading slash needed).
+    :param body: The JSON body.
+    :param model_apis: ``True``: POST to Baseten's Model APIs instead (``route`` ``"v1/completions"`` goes to
+        ``{model_apis_url}/completions``; ``body`` must name its ``model``). Otherwise the deployment.
+    """
+    from airflow_provider_baseten._transport import encode_json
 
-        :param route: The container path, e.g. ``"v1/completions"`` (no leading slash needed).
-        :param body: The JSON body.
-        :param model_apis: ``True``: POST to Baseten's Model APIs instead (``route`` ``"v1/completions"`` goes to
-            ``{model_apis_url}/completions``; ``body`` must name its ``model``). Otherwise the deployment.
-        """
-        from airflow_provider_baseten._transport import encode_json
+    encode_json(body, "body")
+    named = body.get("model") if model_apis is True and isinstance(body, dict) else None
+    call = _sync_call(
+        hook, route, named, model_id, environment, deployment_id, False if model_apis is None else model_apis
+    )
+    call.body = body
+    return call
 
-        encode_json(body, "body")
-        named = body.get("model") if model_apis is True and isinstance(body, dict) else None
-        call = self._sync_call(
-            route, named, model_id, environment, deployment_id, False if model_apis is None else model_apis
+
+def embeddings(
+    hook: _HookCore,
+    /,
+    input: str | list[str],
+    *,
+    model: str | None = None,
+    model_id: str | None = None,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    model_apis: bool | None = None,
+    encoding_format: str | None = None,
+    dimensions: int | None = None,
+    user: str | None = None,
+) -> _Call[EmbeddingsResponse]:
+    """Embed one text or a list of texts (OpenAI ``/v1/embeddings``); ``.vectors()`` keeps input order.
+
+    :param model: On Model APIs: the model there. On a deployment: the served model name.
+    :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
+        docstring (``model=`` alone on a connection with a default ``model_id`` is refused, not guessed).
+    :param encoding_format: ``"float"`` (default) or ``"base64"``.
+    """
+    m = _m()
+    body = {"input": input, "model": model, "encoding_format": encoding_format, "dimensions": dimensions}
+    body = {k: v for k, v in {**body, "user": user}.items() if v is not None}
+    m.options(m.EmbeddingsRequest, body)
+    call = _sync_call(hook, "v1/embeddings", model, model_id, environment, deployment_id, model_apis)
+    call.body = body
+    call.parse = lambda d: m.parse(m.EmbeddingsResponse, d, "embeddings")
+    return call
+
+
+def chat_completions(
+    hook: _HookCore,
+    /,
+    messages: list[dict[str, Any]],
+    *,
+    model: str | None = None,
+    model_id: str | None = None,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    model_apis: bool | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    options: dict[str, Any] | None = None,
+) -> _Call[ChatCompletion]:
+    """One chat completion (OpenAI ``/v1/chat/completions``); the reply is ``.text``, tokens in ``.usage``.
+
+    :param messages: ``[{"role": "user", "content": "..."}, ...]``.
+    :param model: On Model APIs: the model there. On a deployment: the served model name.
+    :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`.
+    :param options: Other OpenAI fields sent as they are (``top_p``, ``stop``, ``seed``...). ``stream`` is
+        refused: the provider reads whole answers.
+    """
+    m = _m()
+    given = {"model": model, "max_tokens": max_tokens, "temperature": temperature}
+    body = {**(options or {}), "messages": messages, **{k: v for k, v in given.items() if v is not None}}
+    body = {k: v for k, v in body.items() if v is not None}  # an argument left None keeps options' value
+    m.options(m.ChatCompletionRequest, body)
+    call = _sync_call(hook, "v1/chat/completions", model, model_id, environment, deployment_id, model_apis)
+    call.body = body
+    call.parse = lambda d: m.parse(m.ChatCompletion, d, "chat_completions")
+    return call
+
+
+def rerank(
+    hook: _HookCore,
+    /,
+    query: str,
+    texts: list[str],
+    *,
+    model: str | None = None,
+    model_id: str | None = None,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    model_apis: bool | None = None,
+    raw_scores: bool = False,
+    return_text: bool = False,
+    truncate: bool = False,
+    truncation_direction: str = "Right",
+) -> _Call[RerankResponse]:
+    """Score ``texts`` against ``query`` (BEI ``/rerank``); ``.data`` holds ``{index, score, text?}``.
+
+    :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`.
+    """
+    m = _m()
+    body: dict[str, Any] = {"query": query, "texts": texts, "raw_scores": raw_scores, "return_text": return_text}
+    body.update({"truncate": truncate, "truncation_direction": truncation_direction})
+    if model is not None:
+        body["model"] = model
+    m.options(m.RerankRequest, body)
+    call = _sync_call(hook, "rerank", model, model_id, environment, deployment_id, model_apis)
+    call.body = body
+    call.parse = lambda d: m.parse(m.RerankResponse, d, "rerank")
+    return call
+
+
+def _chain_call(
+    hook: _HookCore, /, action: str, chain_id: str, environment: str | None, deployment_id: str | None
+) -> _Call[Any]:
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    hook._direct_only(f"Chain {action}")
+    chain = _v("chain_id", chain_id)
+    if environment is not None and deployment_id is not None:
+        raise BasetenValidationError("Give environment or deployment_id, not both.", field="deployment_id")
+    if deployment_id is not None:
+        params = {"deployment_id": _v("deployment_id", deployment_id)}
+        return _Call(f"chain_deployment_{action}", params, model_id=chain)
+    env = _v("environment", environment) if environment is not None else "production"
+    if env in ("production", "development"):
+        return _Call(f"chain_{env}_{action}", model_id=chain)
+    return _Call(f"chain_environment_{action}", {"env_name": env}, model_id=chain)
+
+
+def _chain_input(input: Any) -> None:
+    from airflow_provider_baseten._transport import encode_json
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if not isinstance(input, dict):
+        raise BasetenValidationError(
+            "A chain's input must be a dict keyed by its entrypoint's run_remote argument names, got "
+            f"{type(input).__name__}.",
+            field="input",
         )
-        call.body = body
-        return call
+    encode_json(input, "input")
 
-    async_request = _twin(sync_request)
 
-    @_api
-    def embeddings(
-        self,
-        input: str | list[str],
-        *,
-        model: str | None = None,
-        model_id: str | None = None,
-        environment: str | None = None,
-        deployment_id: str | None = None,
-        model_apis: bool | None = None,
-        encoding_format: str | None = None,
-        dimensions: int | None = None,
-        user: str | None = None,
-    ) -> _Call[EmbeddingsResponse]:
-        """Embed one text or a list of texts (OpenAI ``/v1/embeddings``); ``.vectors()`` keeps input order.
+def run_chain(
+    hook: _HookCore,
+    /,
+    input: dict[str, Any],
+    *,
+    chain_id: str,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+) -> _Call[Any]:
+    """Call a chain synchronously (``run_remote``) and return its output as it answered.
 
-        :param model: On Model APIs: the model there. On a deployment: the served model name.
-        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
-            docstring (``model=`` alone on a connection with a default ``model_id`` is refused, not guessed).
-        :param encoding_format: ``"float"`` (default) or ``"base64"``.
-        """
-        m = _m()
-        body = {"input": input, "model": model, "encoding_format": encoding_format, "dimensions": dimensions}
-        body = {k: v for k, v in {**body, "user": user}.items() if v is not None}
-        m.options(m.EmbeddingsRequest, body)
-        call = self._sync_call("v1/embeddings", model, model_id, environment, deployment_id, model_apis)
-        call.body = body
-        call.parse = lambda d: m.parse(m.EmbeddingsResponse, d, "embeddings")
-        return call
+    :param input: The entrypoint's ``run_remote`` arguments by name, e.g. ``{"names": ["a", "b"]}``.
+    """
+    _chain_input(input)
+    call = _chain_call(hook, "run_remote", chain_id, environment, deployment_id)
+    call.body = input
+    return call
 
-    aembeddings = _twin(embeddings)
 
-    @_api
-    def chat_completions(
-        self,
-        messages: list[dict[str, Any]],
-        *,
-        model: str | None = None,
-        model_id: str | None = None,
-        environment: str | None = None,
-        deployment_id: str | None = None,
-        model_apis: bool | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        options: dict[str, Any] | None = None,
-    ) -> _Call[ChatCompletion]:
-        """One chat completion (OpenAI ``/v1/chat/completions``); the reply is ``.text``, tokens in ``.usage``.
+def async_run_chain(
+    hook: _HookCore,
+    /,
+    input: dict[str, Any],
+    *,
+    chain_id: str,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+) -> _Call[AsyncPredictResult]:
+    """Submit a chain asynchronously (``async_run_remote``); returns the ``request_id``.
 
-        :param messages: ``[{"role": "user", "content": "..."}, ...]``.
-        :param model: On Model APIs: the model there. On a deployment: the served model name.
-        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`.
-        :param options: Other OpenAI fields sent as they are (``top_p``, ``stop``, ``seed``...). ``stream`` is
-            refused: the provider reads whole answers.
-        """
-        m = _m()
-        given = {"model": model, "max_tokens": max_tokens, "temperature": temperature}
-        body = {**(options or {}), "messages": messages, **{k: v for k, v in given.items() if v is not None}}
-        body = {k: v for k, v in body.items() if v is not None}  # an argument left None keeps options' value
-        m.options(m.ChatCompletionRequest, body)
-        call = self._sync_call("v1/chat/completions", model, model_id, environment, deployment_id, model_apis)
-        call.body = body
-        call.parse = lambda d: m.parse(m.ChatCompletion, d, "chat_completions")
-        return call
+    Follow it with ``get_async_request(request_id, chain_id=...)`` / ``cancel_async_request`` or
+    ``AsyncPredictSensor(chain_id=...)``. Not idempotent: never sent twice when its outcome is unknown.
+    The body is the bare argument object, as Baseten's inference spec has it.
+    """
+    m = _m()
+    _chain_input(input)
+    call = _chain_call(hook, "async_run_remote", chain_id, environment, deployment_id)
+    call.body = input
+    call.parse = lambda d: m.parse(m.AsyncPredictResult, d, "async_run_remote")
+    return call
 
-    achat_completions = _twin(chat_completions)
 
-    @_api
-    def rerank(
-        self,
-        query: str,
-        texts: list[str],
-        *,
-        model: str | None = None,
-        model_id: str | None = None,
-        environment: str | None = None,
-        deployment_id: str | None = None,
-        model_apis: bool | None = None,
-        raw_scores: bool = False,
-        return_text: bool = False,
-        truncate: bool = False,
-        truncation_direction: str = "Right",
-    ) -> _Call[RerankResponse]:
-        """Score ``texts`` against ``query`` (BEI ``/rerank``); ``.data`` holds ``{index, score, text?}``.
+# -- batches: one request per input (chains, chat) or per packed group of texts (embeddings) ------------------
 
-        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`.
-        """
-        m = _m()
-        body: dict[str, Any] = {"query": query, "texts": texts, "raw_scores": raw_scores, "return_text": return_text}
-        body.update({"truncate": truncate, "truncation_direction": truncation_direction})
-        if model is not None:
-            body["model"] = model
-        m.options(m.RerankRequest, body)
-        call = self._sync_call("rerank", model, model_id, environment, deployment_id, model_apis)
-        call.body = body
-        call.parse = lambda d: m.parse(m.RerankResponse, d, "rerank")
-        return call
 
-    arerank = _twin(rerank)
+def run_chain_batch(
+    hook: _HookCore,
+    /,
+    inputs: Iterable[dict[str, Any]],
+    *,
+    chain_id: str,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    **options: Unpack[BatchOptions],
+) -> _Batch:
+    """Call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
+    (:class:`~airflow_provider_baseten.batch.BatchOptions`)."""
+    import functools
 
-    # -- chains ----------------------------------------------------------------------------------------
-    def _chain_call(self, action: str, chain_id: str, environment: str | None, deployment_id: str | None) -> _Call[Any]:
-        from airflow_provider_baseten.exceptions import BasetenValidationError
+    from airflow_provider_baseten._batch.openai import CheckedRun
 
-        self._direct_only(f"Chain {action}")
-        chain = _v("chain_id", chain_id)
-        if environment is not None and deployment_id is not None:
-            raise BasetenValidationError("Give environment or deployment_id, not both.", field="deployment_id")
-        if deployment_id is not None:
-            params = {"deployment_id": _v("deployment_id", deployment_id)}
-            return _Call(f"chain_deployment_{action}", params, model_id=chain)
-        env = _v("environment", environment) if environment is not None else "production"
-        if env in ("production", "development"):
-            return _Call(f"chain_{env}_{action}", model_id=chain)
-        return _Call(f"chain_environment_{action}", {"env_name": env}, model_id=chain)
+    _many(inputs, "inputs", "dicts (each chain input)")
+    route = _chain_call(hook, "run_remote", chain_id, environment, deployment_id)
+    run_factory = functools.partial(CheckedRun, check=_chain_input)  # a non-dict fails unsent
+    return _Batch(route, inputs, {**options, "run_factory": run_factory})
 
-    @staticmethod
-    def _chain_input(input: Any) -> None:
-        from airflow_provider_baseten._transport import encode_json
-        from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        if not isinstance(input, dict):
-            raise BasetenValidationError(
-                "A chain's input must be a dict keyed by its entrypoint's run_remote argument names, got "
-                f"{type(input).__name__}.",
-                field="input",
-            )
-        encode_json(input, "input")
+def embed_batch(
+    hook: _HookCore,
+    /,
+    texts: Iterable[str],
+    *,
+    model_id: str | None = None,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    model_apis: bool | None = None,
+    model: str | None = None,
+    batch_size: int = 32,
+    max_chars_per_request: int | None = None,
+    dimensions: int | None = None,
+    encoding_format: str | None = None,
+    user: str | None = None,
+    **options: Unpack[BatchOptions],
+) -> _Batch:
+    """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
-    @_api
-    def run_chain(
-        self, input: dict[str, Any], *, chain_id: str, environment: str | None = None, deployment_id: str | None = None
-    ) -> _Call[Any]:
-        """Call a chain synchronously (``run_remote``) and return its output as it answered.
+    ``.results`` holds one vector per text, in input order (or ``{"index", "error"}`` with
+    ``on_error="record"``); ``output_path`` gets one JSONL line per text. A request that fails fails each of its
+    texts; counts, ``failures``, the error budget, progress and ``resume`` are per text, with the same guarantees
+    as :meth:`predict_batch`. ``.usage`` sums the answers' token usage.
 
-        :param input: The entrypoint's ``run_remote`` arguments by name, e.g. ``{"names": ["a", "b"]}``.
-        """
-        self._chain_input(input)
-        call = self._chain_call("run_remote", chain_id, environment, deployment_id)
-        call.body = input
-        return call
+    :param model: On Model APIs: the model there. On a deployment: the served model name.
+    :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
+        (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+    :param batch_size: Texts per request (1-1024).
+    :param max_chars_per_request: Also start a new request before this many characters (a longer text goes
+        alone).
+    :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
+    :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
+    :param user: OpenAI's end-user id, sent in every request.
+    :param options: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,
+        ``output_path``, ``resume``, the error budget, ...).
+    """
+    import functools
 
-    arun_chain = _twin(run_chain)
+    from airflow_provider_baseten._batch.openai import EmbedRun
 
-    @_api
-    def async_run_chain(
-        self, input: dict[str, Any], *, chain_id: str, environment: str | None = None, deployment_id: str | None = None
-    ) -> _Call[AsyncPredictResult]:
-        """Submit a chain asynchronously (``async_run_remote``); returns the ``request_id``.
+    _many(texts, "texts", "strings")
+    route = _sync_call(hook, "v1/embeddings", model, model_id, environment, deployment_id, model_apis)
+    check_packing(batch_size, max_chars_per_request)
+    fields = {"encoding_format": encoding_format, "dimensions": dimensions, "user": user}
+    extra = {k: v for k, v in fields.items() if v is not None}
+    _m().options(_m().EmbeddingsRequest, {"input": ["x"], **extra})  # a bad field fails before any request
+    run_factory = functools.partial(
+        EmbedRun, batch_size=batch_size, max_chars=max_chars_per_request, model=model, extra=extra
+    )
+    return _Batch(route, texts, {**options, "run_factory": run_factory})
 
-        Follow it with ``get_async_request(request_id, chain_id=...)`` / ``cancel_async_request`` or
-        ``AsyncPredictSensor(chain_id=...)``. Not idempotent: never sent twice when its outcome is unknown.
-        The body is the bare argument object, as Baseten's inference spec has it.
-        """
-        m = _m()
-        self._chain_input(input)
-        call = self._chain_call("async_run_remote", chain_id, environment, deployment_id)
-        call.body = input
-        call.parse = lambda d: m.parse(m.AsyncPredictResult, d, "async_run_remote")
-        return call
 
-    aasync_run_chain = _twin(async_run_chain)
+def chat_completions_batch(
+    hook: _HookCore,
+    /,
+    requests: Iterable[dict[str, Any]],
+    *,
+    model_id: str | None = None,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    model_apis: bool | None = None,
+    model: str | None = None,
+    options: dict[str, Any] | None = None,
+    **batch: Unpack[BatchOptions],
+) -> _Batch:
+    """One chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
+    guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
 
-    def run_chain_batch(
-        self,
-        inputs: Iterable[dict[str, Any]],
-        *,
-        chain_id: str,
-        environment: str | None = None,
-        deployment_id: str | None = None,
-        **batch: Any,
-    ) -> BatchResult:
-        """Call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
-        (``max_concurrency``, ``on_error``, ``output_path``, ``resume``, the error budget...)."""
-        import functools
+    :param model: On Model APIs: the model there. On a deployment: the served model name. An item's own
+        ``model`` wins in its body (the route is chosen once, from the arguments).
+    :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
+        (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+    :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's own
+        fields win.
+    :param batch: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,
+        ``output_path``, ``resume``, the error budget, ...).
+    """
+    import functools
 
-        from airflow_provider_baseten._batch import run_batch_sync
-        from airflow_provider_baseten._batch.openai import CheckedRun
+    from airflow_provider_baseten._batch.openai import ChatRun
+    from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        _many(inputs, "inputs", "dicts (each chain input)")
-        transport = self.get_transport()
-        route = self._chain_call("run_remote", chain_id, environment, deployment_id)
-        batch.setdefault("log", self.log)
-        batch["run_factory"] = functools.partial(CheckedRun, check=self._chain_input)  # a non-dict fails unsent
-        return run_batch_sync(transport, route, inputs, **batch)
-
-    # -- batches ---------------------------------------------------------------------------------------
-    def _openai_batch_args(self, kind: str, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """(route, run_batch keyword arguments) for an OpenAI batch; checks arguments before any request."""
-        import functools
-
-        from airflow_provider_baseten._batch.openai import ChatRun, EmbedRun
-        from airflow_provider_baseten.exceptions import BasetenValidationError
-
-        model = kwargs.pop("model", None)
-        where = [kwargs.pop(k, None) for k in ("model_id", "environment", "deployment_id", "model_apis")]
-        route = self._sync_call(f"v1/{kind}", model, *where)
-        kwargs.setdefault("log", self.log)
-        if kind == "chat/completions":
-            options = kwargs.pop("options", None)
-            if options is not None and not isinstance(options, dict):
-                raise BasetenValidationError(f"options must be a dict, got {type(options).__name__}.", field="options")
-            probe = {**(options or {}), "messages": [{"role": "user", "content": "x"}]}
-            _m().options(_m().ChatCompletionRequest, probe)  # shared by every request: checked once, up front
-            kwargs["run_factory"] = functools.partial(ChatRun, model=model, extra=options)
-            return route, kwargs
-        batch_size = kwargs.pop("batch_size", 32)
-        max_chars = kwargs.pop("max_chars_per_request", None)
-        check_packing(batch_size, max_chars)
-        fields = ("encoding_format", "dimensions", "user")
-        extra = {k: v for k in fields if (v := kwargs.pop(k, None)) is not None}
-        _m().options(_m().EmbeddingsRequest, {"input": ["x"], **extra})  # a bad field fails before any request
-        kwargs["run_factory"] = functools.partial(
-            EmbedRun, batch_size=batch_size, max_chars=max_chars, model=model, extra=extra
-        )
-        return route, kwargs
-
-    def embed_batch(
-        self,
-        texts: Iterable[str],
-        *,
-        model_id: str | None = None,
-        environment: str | None = None,
-        deployment_id: str | None = None,
-        model_apis: bool | None = None,
-        model: str | None = None,
-        batch_size: int = 32,
-        max_chars_per_request: int | None = None,
-        max_concurrency: int = 32,
-        on_error: str = "fail",
-        output_path: Any = None,
-        resume: bool = False,
-        progress_interval: float = 5.0,
-        total: int | None = None,
-        log: Any = None,
-        max_failures: int | None = None,
-        max_error_rate: float | None = None,
-        dimensions: int | None = None,
-        encoding_format: str | None = None,
-        user: str | None = None,
-        input_fingerprint: dict[str, Any] | None = None,
-    ) -> BatchResult:
-        """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
-
-        ``.results`` holds one vector per text, in input order (or ``{"index", "error"}`` with
-        ``on_error="record"``); ``output_path`` gets one JSONL line per text. A request that fails fails each
-        of its texts; counts, ``failures``, the error budget, progress and ``resume`` are per text, with the
-        same guarantees as :meth:`predict_batch`. ``.usage`` sums the answers' token usage.
-
-        :param model: On Model APIs: the model there. On a deployment: the served model name.
-        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
-        :param batch_size: Texts per request (1-1024).
-        :param max_chars_per_request: Also start a new request before this many characters (a longer text
-            goes alone).
-        :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
-        :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
-        :param user: OpenAI's end-user id, sent in every request.
-        :param input_fingerprint: What the inputs are, for ``resume=True`` to check that ``output_path``
-            holds their results (the operators pass a file's); a list's own is taken when it is not given.
-        """
-        from airflow_provider_baseten._batch import run_batch_sync
-
-        _many(texts, "texts", "strings")
-        transport = self.get_transport()
-        kwargs = {k: v for k, v in locals().items() if k not in ("self", "texts", "transport", "run_batch_sync")}
-        route, kwargs = self._openai_batch_args("embeddings", kwargs)
-        return run_batch_sync(transport, route, texts, **kwargs)
-
-    @_params_of(embed_batch)
-    async def aembed_batch(self, texts: Iterable[str], **kwargs: Any) -> BatchResult:
-        """Async twin of :meth:`embed_batch` (same arguments)."""
-        from airflow_provider_baseten._batch import run_batch
-
-        _many(texts, "texts", "strings")
-        transport = await self.aget_transport()
-        route, kwargs = self._openai_batch_args("embeddings", kwargs)
-        return await run_batch(transport, route, texts, **kwargs)
-
-    def chat_completions_batch(
-        self,
-        requests: Iterable[dict[str, Any]],
-        *,
-        model_id: str | None = None,
-        environment: str | None = None,
-        deployment_id: str | None = None,
-        model_apis: bool | None = None,
-        model: str | None = None,
-        options: dict[str, Any] | None = None,
-        max_concurrency: int = 32,
-        on_error: str = "fail",
-        output_path: Any = None,
-        resume: bool = False,
-        progress_interval: float = 5.0,
-        total: int | None = None,
-        log: Any = None,
-        max_failures: int | None = None,
-        max_error_rate: float | None = None,
-        input_fingerprint: dict[str, Any] | None = None,
-    ) -> BatchResult:
-        """One chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
-        guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
-
-        :param model: On Model APIs: the model there. On a deployment: the served model name. An item's own
-            ``model`` wins in its body (the route is chosen once, from the arguments).
-        :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
-        :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's
-            own fields win.
-        :param input_fingerprint: What the inputs are, for ``resume=True`` to check that ``output_path``
-            holds their results (the operators pass a file's); a list's own is taken when it is not given.
-        """
-        from airflow_provider_baseten._batch import run_batch_sync
-
-        _many(requests, "requests", "chat request dicts")
-        transport = self.get_transport()
-        kwargs = {k: v for k, v in locals().items() if k not in ("self", "requests", "transport", "run_batch_sync")}
-        route, kwargs = self._openai_batch_args("chat/completions", kwargs)
-        return run_batch_sync(transport, route, requests, **kwargs)
-
-    @_params_of(chat_completions_batch)
-    async def achat_completions_batch(self, requests: Iterable[dict[str, Any]], **kwargs: Any) -> BatchResult:
-        """Async twin of :meth:`chat_completions_batch` (same arguments)."""
-        from airflow_provider_baseten._batch import run_batch
-
-        _many(requests, "requests", "chat request dicts")
-        transport = await self.aget_transport()
-        route, kwargs = self._openai_batch_args("chat/completions", kwargs)
-        return await run_batch(transport, route, requests, **kwargs)
+    _many(requests, "requests", "chat request dicts")
+    route = _sync_call(hook, "v1/chat/completions", model, model_id, environment, deployment_id, model_apis)
+    if options is not None and not isinstance(options, dict):
+        raise BasetenValidationError(f"options must be a dict, got {type(options).__name__}.", field="options")
+    probe = {**(options or {}), "messages": [{"role": "user", "content": "x"}]}
+    _m().options(_m().ChatCompletionRequest, probe)  # shared by every request: checked once, up front
+    run_factory = functools.partial(ChatRun, model=model, extra=options)
+    return _Batch(route, requests, {**batch, "run_factory": run_factory})

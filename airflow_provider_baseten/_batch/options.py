@@ -1,0 +1,58 @@
+"""The options every batch takes, defined once.
+
+``BasetenHook.predict_batch``, ``embed_batch``, ``chat_completions_batch`` and ``run_chain_batch`` (and their
+async twins) take these as keyword arguments (``**options: Unpack[BatchOptions]``), so a type checker checks each
+name and type, and their defaults live in one place: :func:`~airflow_provider_baseten._batch.engine.run_batch`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+
+class BatchOptions(TypedDict, total=False):
+    """Keyword options of every batch method (all optional).
+
+    :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
+        ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
+        (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
+        on a 429 or 503 (AIMD), between 4 and 512.
+    :param on_error: ``"fail"`` (default) attempts every item then raises :class:`BasetenBatchError` naming the
+        failed indices; ``"record"`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
+        retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to three retry
+        sequences before it counts as failed; a run of such failures (an outage) stops the batch early, keeping
+        what succeeded. A model's own error (a 4xx, or a 500 Baseten marks as the model's) is tried at most twice
+        and is not an outage. If the first 10 completed items all fail with the same error that every input
+        would get (401/403, 404 model or deployment not found, 400/413/422), the batch stops early and raises it.
+    :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
+        instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
+        when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
+        and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
+        folders are created.
+    :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
+        (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
+        for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
+        (``<output_path>.inputs.json``) and in its journal. Inputs given as an iterator are not checked (a
+        warning says so) unless ``input_fingerprint`` is given.
+    :param input_fingerprint: What the inputs are, for the resume check, when they are not a list (the operators
+        pass a file's); a list's own is taken when it is not given.
+    :param progress_interval: Seconds between progress log lines (default 5).
+    :param total: The number of inputs, when they have no ``len()`` (for progress and ETA).
+    :param log: The logger for progress and failures (default: the hook's).
+    :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many items
+        failed.
+    :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
+        limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
+        failures at WARNING.
+    """
+
+    max_concurrency: int | Literal["auto"]
+    on_error: str
+    output_path: Any
+    resume: bool
+    input_fingerprint: dict[str, Any] | None
+    progress_interval: float
+    total: int | None
+    log: Any
+    max_failures: int | None
+    max_error_rate: float | None
