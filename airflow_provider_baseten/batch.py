@@ -1,9 +1,9 @@
-"""Public batch types: what ``BasetenHook.predict_batch`` (and the batch operators) return.
+"""Public batch types: what ``BasetenHook.predict_batch`` (and the batch operators) take and return.
 
-The engine itself is private (``airflow_provider_baseten._batch``, whose import path keeps working); this
-module is the stable public home of its result type::
+The engine itself is internal (``airflow_provider_baseten.client.batch``); this module is the stable public home
+of its options and result types::
 
-    from airflow_provider_baseten.batch import BatchResult
+    from airflow_provider_baseten.batch import BatchOptions, BatchResult
 
 Batch input and output files (JSONL or Parquet) and sharding live in :mod:`airflow_provider_baseten.batch_io`
 and are re-exported here.
@@ -11,7 +11,6 @@ and are re-exported here.
 
 from __future__ import annotations
 
-from airflow_provider_baseten._batch import BatchResult
 from airflow_provider_baseten.batch_io import (
     MissingExtraError,
     Shard,
@@ -22,8 +21,11 @@ from airflow_provider_baseten.batch_io import (
     split_input,
     write_records,
 )
+from airflow_provider_baseten.client.batch import BatchResult
+from airflow_provider_baseten.client.batch.options import BatchOptions
 
 __all__ = [
+    "BatchOptions",
     "BatchResult",
     "MissingExtraError",
     "Shard",

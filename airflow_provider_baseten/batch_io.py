@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_provider_baseten._batch.parquet import (
+from airflow_provider_baseten.client.batch.parquet import (
     PARQUET_INSTALL_HINT,
     MissingExtraError,
     ParquetResultWriter,
@@ -35,7 +35,7 @@ from airflow_provider_baseten._batch.parquet import (
     parquet_result_lines,
     pyarrow_modules,
 )
-from airflow_provider_baseten._batch.sinks import _exists, _open, jsonl_lines, read_jsonl
+from airflow_provider_baseten.client.batch.sinks import _exists, _open, jsonl_lines, read_jsonl
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 __all__ = [

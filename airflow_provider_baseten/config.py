@@ -8,11 +8,11 @@
     hook = BasetenHook("baseten_default", timeouts=Timeouts(predict_read=300), retry=RetryPolicy(max_attempts=3))
 
 The classes live in the private transport module; this module is their stable public home (the old
-``airflow_provider_baseten._transport`` import path keeps working). Importing it loads httpx.
+``airflow_provider_baseten.client.transport`` import path keeps working). Importing it loads httpx.
 """
 
 from __future__ import annotations
 
-from airflow_provider_baseten._transport import Gateway, RetryPolicy, Settings, Timeouts
+from airflow_provider_baseten.client.transport import Gateway, RetryPolicy, Settings, Timeouts
 
 __all__ = ["Gateway", "RetryPolicy", "Settings", "Timeouts"]

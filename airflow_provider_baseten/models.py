@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from airflow_provider_baseten._redact import redact
+from airflow_provider_baseten.client.redact import redact
 from airflow_provider_baseten.exceptions import BasetenResponseError, BasetenValidationError
 
 
@@ -609,7 +609,7 @@ class UploadCredentials(_Response):
     @field_validator("aws_secret_access_key", "aws_session_token")
     @classmethod
     def _mask(cls, value: str) -> str:
-        from airflow_provider_baseten._redact import register_secret
+        from airflow_provider_baseten.client.redact import register_secret
 
         register_secret(value)  # kept out of logs and error messages from now on
         return value
@@ -823,3 +823,14 @@ __all__ = [
     "UploadCredentials",
     "WebhookStatus",
 ]
+
+
+def created_epoch(obj: Any) -> float:
+    """``obj.created_at`` as epoch seconds (``-inf`` when unreadable); a timestamp without a zone is UTC."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(str(obj.created_at).replace("Z", "+00:00"))
+    except ValueError:
+        return float("-inf")
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()

@@ -18,8 +18,8 @@ from run import API_KEY, MODEL_ID, inference_url, serve
 
 
 def main() -> None:
-    from airflow_provider_baseten._batch import read_jsonl
-    from airflow_provider_baseten._transport import RetryPolicy, Settings
+    from airflow_provider_baseten.client.batch import read_jsonl
+    from airflow_provider_baseten.client.transport import RetryPolicy, Settings
     from airflow_provider_baseten.exceptions import BasetenBatchError
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 

@@ -103,7 +103,7 @@ def check(outputs: list[Any], inputs: list[dict[str, Any]], who: str) -> None:
 
 # -- the clients ---------------------------------------------------------------------------------------
 def make_hook(port: int) -> Any:
-    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.client.transport import Settings
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
     return BasetenHook(settings=Settings(api_key=API_KEY, model_id=MODEL_ID, inference_url=inference_url(port)))
@@ -389,8 +389,8 @@ def print_auto(rows: list[dict[str, Any]], verdict: dict[str, Any], n: int, capa
 # -- memory --------------------------------------------------------------------------------------------
 def memory_child(port: int, in_path: str, out_path: str, n: int) -> None:
     """Runs in a fresh interpreter: one file-to-file batch; prints peak RSS as JSON."""
-    from airflow_provider_baseten._batch import read_jsonl
-    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.client.batch import read_jsonl
+    from airflow_provider_baseten.client.transport import Settings
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
     logging.getLogger().setLevel(logging.WARNING)

@@ -26,7 +26,7 @@ def main(n: int) -> None:
         found = re.search(r"http://127\.0\.0\.1:\d+", emu.stdout.readline())
         assert found, "the emulator did not start"
         url = found.group(0)
-        from airflow_provider_baseten._transport import Settings
+        from airflow_provider_baseten.client.transport import Settings
         from airflow_provider_baseten.hooks.baseten import BasetenHook
 
         settings = Settings(

@@ -155,7 +155,7 @@ def render() -> str:
                     raise SystemExit(f"{area}.{fn.name}: cannot find where {name!r} comes from")
     wanted.pop("airflow_provider_baseten.hooks._api", None)  # _Call is unwrapped
     wanted.pop("airflow_provider_baseten.hooks._core", None)
-    wanted.setdefault("airflow_provider_baseten._batch", set()).add("BatchResult")
+    wanted.setdefault("airflow_provider_baseten.client.batch", set()).add("BatchResult")
     imports = "\n".join(f"    from {mod} import {', '.join(sorted(names))}" for mod, names in sorted(wanted.items()))
     text = HEADER.format(areas=", ".join(f"{a}.py" for a in AREAS), modules=", ".join(AREAS), imports=imports)
     return text + "\n" + "\n".join(methods)

@@ -25,7 +25,7 @@ SPECS = Path(__file__).parent / "specs"
 @pytest.fixture(autouse=True)
 def _fresh_redaction_registry() -> Iterator[None]:
     """Each test starts with no registered secrets, so a key is masked only if this test's code registered it."""
-    from airflow_provider_baseten import _redact
+    from airflow_provider_baseten.client import redact as _redact
 
     with _redact._lock:
         _redact._secrets.clear()

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Body, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from airflow_provider_baseten._routes import ENDPOINTS, Endpoint
+from airflow_provider_baseten.client.routes import ENDPOINTS, Endpoint
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig, FaultRule
 from airflow_provider_baseten.emulator.faults import FaultInjector, FaultMiddleware

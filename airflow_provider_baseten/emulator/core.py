@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_baseten._routes import RATE_LIMITS
+from airflow_provider_baseten.client.routes import RATE_LIMITS
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.objects import (

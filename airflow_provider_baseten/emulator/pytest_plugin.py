@@ -38,8 +38,8 @@ def emulator_session() -> Iterator[BasetenEmulator]:
 @pytest.fixture
 def emulator(emulator_session: BasetenEmulator) -> Iterator[BasetenEmulator]:
     """The session's emulator, reset to its seed state (and LowCodeAPI format memory forgotten)."""
-    from airflow_provider_baseten._ratelimit import reset_rate_limits
-    from airflow_provider_baseten._transport import reset_format_memory
+    from airflow_provider_baseten.client.ratelimit import reset_rate_limits
+    from airflow_provider_baseten.client.transport import reset_format_memory
 
     emulator_session.reset()
     reset_format_memory()
@@ -52,8 +52,8 @@ def emulator(emulator_session: BasetenEmulator) -> Iterator[BasetenEmulator]:
 @pytest.fixture
 def emulator_factory() -> Iterator[Callable[..., BasetenEmulator]]:
     """Start extra emulators with their own config: ``emulator_factory(time_scale=0, faults=[...])``."""
-    from airflow_provider_baseten._ratelimit import reset_rate_limits
-    from airflow_provider_baseten._transport import reset_format_memory
+    from airflow_provider_baseten.client.ratelimit import reset_rate_limits
+    from airflow_provider_baseten.client.transport import reset_format_memory
     from airflow_provider_baseten.emulator.server import BasetenEmulator
 
     started: list[BasetenEmulator] = []

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 from airflow_provider_baseten.emulator.config import EmulatorConfig, FaultRule
 
 if TYPE_CHECKING:
-    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.client.transport import Settings
     from airflow_provider_baseten.emulator.app import EmulatorCore
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
@@ -221,7 +221,7 @@ class BasetenEmulator:
         **kw: Any,
     ) -> Settings:
         """Transport :class:`~airflow_provider_baseten.config.Settings` for this emulator."""
-        from airflow_provider_baseten._transport import Settings
+        from airflow_provider_baseten.client.transport import Settings
 
         kw.setdefault("upload_endpoint_url", self.upload_url)
         return Settings(

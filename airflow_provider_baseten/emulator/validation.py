@@ -28,7 +28,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from airflow_provider_baseten._routes import ENDPOINTS, Endpoint
+from airflow_provider_baseten.client.routes import ENDPOINTS, Endpoint
 from airflow_provider_baseten.emulator.state import ApiError
 
 _PARAM = re.compile(r"\{[^}]+\}")

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.routing import Match, Route
 
-from airflow_provider_baseten._routes import Endpoint
+from airflow_provider_baseten.client.routes import Endpoint
 
 #: An ASGI connection scope.
 Scope = MutableMapping[str, Any]

@@ -126,14 +126,10 @@ RECONCILE_CLOCK_SKEW = 120.0
 
 
 def _created_at(obj: Any) -> float:
-    """``obj.created_at`` as epoch seconds (``-inf`` when unreadable); a timestamp without a zone is UTC."""
-    from datetime import datetime, timezone
+    """``obj.created_at`` as epoch seconds (:func:`~airflow_provider_baseten.models.created_epoch`)."""
+    from airflow_provider_baseten.models import created_epoch
 
-    try:
-        when = datetime.fromisoformat(str(obj.created_at).replace("Z", "+00:00"))
-    except ValueError:
-        return float("-inf")
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    return created_epoch(obj)
 
 
 def _made_since(objs: list[Any], before_ids: set[str], started: float) -> list[Any]:
@@ -188,6 +184,6 @@ def _wrapped(key: str, model: str, where: str) -> Callable[[Any], Any]:
 
 
 def _v(name: str, value: Any) -> str:
-    from airflow_provider_baseten._transport import validate_id
+    from airflow_provider_baseten.client.transport import validate_id
 
     return validate_id(name, value)

@@ -12,8 +12,8 @@ from airflow_provider_baseten.hooks._api import _Batch, _Call, _exchange, _v
 if TYPE_CHECKING:
     import httpx
 
-    from airflow_provider_baseten._batch import BatchResult
-    from airflow_provider_baseten._transport import RetryPolicy, Settings, Timeouts, Transport
+    from airflow_provider_baseten.client.batch import BatchResult
+    from airflow_provider_baseten.client.transport import RetryPolicy, Settings, Timeouts, Transport
 
 
 P = ParamSpec("P")
@@ -63,7 +63,7 @@ class _HookCore(BaseHook):
         return kw
 
     def _make_transport(self, settings: Settings) -> Transport:
-        from airflow_provider_baseten._transport import Transport
+        from airflow_provider_baseten.client.transport import Transport
 
         return Transport(settings, transport=self._http_transport, async_transport=self._async_http_transport)
 
@@ -77,7 +77,7 @@ class _HookCore(BaseHook):
         if self._transport is None:
             settings = self._settings
             if settings is None:
-                from airflow_provider_baseten._transport import Settings
+                from airflow_provider_baseten.client.transport import Settings
 
                 conn = self.get_connection(self.baseten_conn_id)
                 settings = Settings.from_extra(
@@ -93,8 +93,8 @@ class _HookCore(BaseHook):
             if settings is None:
                 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
-                from airflow_provider_baseten._redact import aregister_secret
-                from airflow_provider_baseten._transport import Settings
+                from airflow_provider_baseten.client.redact import aregister_secret
+                from airflow_provider_baseten.client.transport import Settings
 
                 conn = await get_async_connection(self.baseten_conn_id, self)
                 extra = await get_async_extra_dejson(conn)
@@ -102,7 +102,7 @@ class _HookCore(BaseHook):
                     api_key=conn.password, host=conn.host, extra=extra, register_key=False, **self._settings_kwargs()
                 )
                 await aregister_secret(settings.api_key)  # the sync mask_secret would block the loop
-            from airflow_provider_baseten._transport import ashared_ssl_context
+            from airflow_provider_baseten.client.transport import ashared_ssl_context
 
             await ashared_ssl_context()  # so the async client does not build one on the loop
             self._transport = self._make_transport(settings)
@@ -149,7 +149,7 @@ class _HookCore(BaseHook):
         self, build: Callable[Concatenate[_HookCore, P], _Batch], /, *args: P.args, **kwargs: P.kwargs
     ) -> BatchResult:
         """Build a batch with ``build(self, *args, **kwargs)`` and run it (on its own event loop)."""
-        from airflow_provider_baseten._batch import run_batch_sync
+        from airflow_provider_baseten.client.batch import run_batch_sync
 
         transport = self.get_transport()
         batch = build(self, *args, **kwargs)
@@ -161,7 +161,7 @@ class _HookCore(BaseHook):
         self, build: Callable[Concatenate[_HookCore, P], _Batch], /, *args: P.args, **kwargs: P.kwargs
     ) -> BatchResult:
         """The async :meth:`_run_batch` (on the caller's event loop)."""
-        from airflow_provider_baseten._batch import run_batch
+        from airflow_provider_baseten.client.batch import run_batch
 
         transport = await self.aget_transport()
         batch = build(self, *args, **kwargs)

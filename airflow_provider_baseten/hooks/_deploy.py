@@ -30,7 +30,7 @@ from airflow_provider_baseten.hooks._core import _HookCore
 from airflow_provider_baseten.hooks._deployments import list_deployments, list_models
 
 if TYPE_CHECKING:
-    from airflow_provider_baseten._archive import Archive
+    from airflow_provider_baseten.client.archive import Archive
     from airflow_provider_baseten.models import CreatedDeployment, Deployment, DeployResult, Model, ModelUpload
 
 #: Baseten's bounds for ``deploy_timeout_minutes`` (``DeploymentArchivePayloadV1``).
@@ -252,7 +252,7 @@ class _DeployApi(_HookCore):
         Wait for ACTIVE with :class:`~airflow_provider_baseten.operators.deploy.DeployModelOperator` or
         ``DeploymentStatusTrigger``. Needs the ``[deploy]`` extra to upload (not for a dry run).
         """
-        from airflow_provider_baseten._archive import build_archive
+        from airflow_provider_baseten.client.archive import build_archive
 
         a = {k: v for k, v in locals().items() if k not in ("self", "build_archive")}
         plan = self._deploy_plan(a)
@@ -289,7 +289,7 @@ class _DeployApi(_HookCore):
         preserve_env_instance_type: bool = True,
     ) -> DeployResult:
         """Async :meth:`deploy_model` (the same arguments, awaitable; packing and upload run in a thread)."""
-        from airflow_provider_baseten._archive import build_archive
+        from airflow_provider_baseten.client.archive import build_archive
 
         args = {k: v for k, v in locals().items() if k not in ("self", "build_archive")}
         plan = self._deploy_plan(args)
@@ -317,7 +317,7 @@ class _DeployApi(_HookCore):
     # -- the steps both twins share ---------------------------------------------------------------------
     def _deploy_plan(self, a: dict[str, Any]) -> dict[str, Any]:
         """Check :meth:`deploy_model`'s arguments ``a`` before anything is packed or sent."""
-        from airflow_provider_baseten._upload import check_installed
+        from airflow_provider_baseten.client.upload import check_installed
         from airflow_provider_baseten.exceptions import BasetenConfigurationError, BasetenValidationError
 
         if self.settings.gateway == "lowcodeapi":
@@ -374,7 +374,7 @@ class _DeployApi(_HookCore):
         return {"name": name, **({"team_id": plan["team_id"]} if plan["team_id"] else {})}
 
     def _upload(self, archive: Archive, upload: ModelUpload) -> int:
-        from airflow_provider_baseten._upload import upload_archive
+        from airflow_provider_baseten.client.upload import upload_archive
 
         if not upload.s3_key:
             self.log.info("Baseten builds this model from its config alone (no s3_key): nothing to upload.")

@@ -374,7 +374,7 @@ class _DeploymentApi(_HookCore):
         ``page_size`` is the lines asked per request (1-1000). For an old or failed deployment, start the
         window at its ``created_at``.
         """
-        from airflow_provider_baseten._logs import LogPager
+        from airflow_provider_baseten.client.logs import LogPager
 
         pager = LogPager(start_epoch_millis, end_epoch_millis, limit, page_size, self.log)
         _log_query(start_epoch_millis, end_epoch_millis, min_level, page_size, None, filters)  # fail before sending
@@ -398,7 +398,7 @@ class _DeploymentApi(_HookCore):
         **filters: Any,
     ) -> AsyncIterator[LogLine]:
         """Async :meth:`iter_deployment_logs` (the same arguments; an async iterator)."""
-        from airflow_provider_baseten._logs import LogPager
+        from airflow_provider_baseten.client.logs import LogPager
 
         pager = LogPager(start_epoch_millis, end_epoch_millis, limit, page_size, self.log)
         _log_query(start_epoch_millis, end_epoch_millis, min_level, page_size, None, filters)  # fail before sending

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import Unpack
 
-    from airflow_provider_baseten._batch import BatchResult
-    from airflow_provider_baseten._batch.options import BatchOptions
+    from airflow_provider_baseten.client.batch import BatchResult
+    from airflow_provider_baseten.client.batch.options import BatchOptions
     from airflow_provider_baseten.models import (
         ActivationResult,
         ApiKey,

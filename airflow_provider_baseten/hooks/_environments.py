@@ -244,7 +244,7 @@ def list_secrets(hook: _HookCore, /) -> _Call[list[Secret]]:
 
 def upsert_secret(hook: _HookCore, /, name: str, value: str) -> _Call[Secret]:
     """Create or update a workspace secret. The value is masked in Airflow's logs."""
-    from airflow_provider_baseten._redact import register_secret
+    from airflow_provider_baseten.client.redact import register_secret
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
     m = _m()
@@ -268,7 +268,7 @@ def create_api_key(
     hook: _HookCore, /, type: str = "WORKSPACE_INVOKE", *, name: str | None = None, model_ids: list[str] | None = None
 ) -> _Call[CreatedApiKey]:
     """Create an API key. The plaintext is returned once; it is masked in logs at once."""
-    from airflow_provider_baseten._redact import register_secret
+    from airflow_provider_baseten.client.redact import register_secret
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
     m = _m()

@@ -16,7 +16,7 @@ from airflow_provider_baseten.hooks._core import _HookCore
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from airflow_provider_baseten._batch.options import BatchOptions
+    from airflow_provider_baseten.client.batch.options import BatchOptions
     from airflow_provider_baseten.models import (
         AsyncCancelResult,
         AsyncPredictResult,
@@ -41,7 +41,7 @@ def predict(
 
     :param input: The model input, sent as the JSON body (must be JSON-serialisable).
     """
-    from airflow_provider_baseten._transport import encode_json
+    from airflow_provider_baseten.client.transport import encode_json
 
     encode_json(input, "input")
     call = hook._inference("predict", model_id, environment, deployment_id)
@@ -67,7 +67,7 @@ def async_predict(
     Options are checked against Baseten's ranges (priority 0-2, queue time 10-259200 s, retry config)
     and the payload against the 256 KiB limit before anything is sent.
     """
-    from airflow_provider_baseten._transport import encode_json
+    from airflow_provider_baseten.client.transport import encode_json
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
     m = _m()

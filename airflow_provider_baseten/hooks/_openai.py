@@ -34,7 +34,7 @@ from airflow_provider_baseten.hooks._core import _HookCore
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from airflow_provider_baseten._batch.options import BatchOptions
+    from airflow_provider_baseten.client.batch.options import BatchOptions
     from airflow_provider_baseten.models import (
         AsyncPredictResult,
         ChatCompletion,
@@ -64,7 +64,7 @@ def check_packing(batch_size: Any, max_chars_per_request: Any) -> None:
 
 def _many(inputs: Any, field: str, each: str) -> None:
     """Refuse one input (a path, a text, a dict) given where a batch is expected, before anything is sent."""
-    from airflow_provider_baseten._batch.engine import check_inputs
+    from airflow_provider_baseten.client.batch.engine import check_inputs
 
     check_inputs(inputs, field, each)
 
@@ -177,7 +177,7 @@ def sync_request(
     :param model_apis: ``True``: POST to Baseten's Model APIs instead (``route`` ``"v1/completions"`` goes to
         ``{model_apis_url}/completions``; ``body`` must name its ``model``). Otherwise the deployment.
     """
-    from airflow_provider_baseten._transport import encode_json
+    from airflow_provider_baseten.client.transport import encode_json
 
     encode_json(body, "body")
     named = body.get("model") if model_apis is True and isinstance(body, dict) else None
@@ -303,7 +303,7 @@ def _chain_call(
 
 
 def _chain_input(input: Any) -> None:
-    from airflow_provider_baseten._transport import encode_json
+    from airflow_provider_baseten.client.transport import encode_json
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
     if not isinstance(input, dict):
@@ -374,7 +374,7 @@ def run_chain_batch(
     (:class:`~airflow_provider_baseten.batch.BatchOptions`)."""
     import functools
 
-    from airflow_provider_baseten._batch.openai import CheckedRun
+    from airflow_provider_baseten.client.batch.openai import CheckedRun
 
     _many(inputs, "inputs", "dicts (each chain input)")
     route = _chain_call(hook, "run_remote", chain_id, environment, deployment_id)
@@ -420,7 +420,7 @@ def embed_batch(
     """
     import functools
 
-    from airflow_provider_baseten._batch.openai import EmbedRun
+    from airflow_provider_baseten.client.batch.openai import EmbedRun
 
     _many(texts, "texts", "strings")
     route = _sync_call(hook, "v1/embeddings", model, model_id, environment, deployment_id, model_apis)
@@ -461,7 +461,7 @@ def chat_completions_batch(
     """
     import functools
 
-    from airflow_provider_baseten._batch.openai import ChatRun
+    from airflow_provider_baseten.client.batch.openai import ChatRun
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
     _many(requests, "requests", "chat request dicts")

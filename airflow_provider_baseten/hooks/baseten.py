@@ -64,7 +64,7 @@ class BasetenHook(_Endpoints, _DeployApi, _DeploymentApi, _TrainingApi):
         except BasetenError as exc:
             return False, str(exc)
         except Exception as exc:  # the UI wants a message, not a traceback
-            from airflow_provider_baseten._redact import redact
+            from airflow_provider_baseten.client.redact import redact
 
             return False, redact(f"{type(exc).__name__}: {exc}")
         where = "LowCodeAPI" if settings.gateway == "lowcodeapi" else "Baseten"

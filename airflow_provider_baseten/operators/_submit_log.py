@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_baseten._batch.fingerprint import digest_json
+from airflow_provider_baseten.client.batch.fingerprint import digest_json
 
 CHUNK = 100
 _PREFIX = "baseten_async_ids"

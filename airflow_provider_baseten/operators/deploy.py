@@ -160,7 +160,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def _preflight(self) -> None:
         """Every check that needs no request: bad input fails here, with the fix named, before anything is sent."""
-        from airflow_provider_baseten._upload import check_installed
+        from airflow_provider_baseten.client.upload import check_installed
         from airflow_provider_baseten.exceptions import BasetenValidationError
         from airflow_provider_baseten.hooks._deploy import deploy_options
 
@@ -174,7 +174,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
             return  # the checkpoint operator renders its config later; the rest is checked then
         source = self._source()
         if not isinstance(source, dict):
-            from airflow_provider_baseten._archive import read_truss_config
+            from airflow_provider_baseten.client.archive import read_truss_config
 
             read_truss_config(source)  # a missing directory or config.yaml
         if not self.model_id and not self._model_name():
@@ -186,7 +186,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def _model_name(self) -> str | None:
         """The model's name: ``model_name``, else the config's (a Truss directory's ``config.yaml``)."""
-        from airflow_provider_baseten._archive import read_truss_config
+        from airflow_provider_baseten.client.archive import read_truss_config
 
         if self.model_name:
             return self.model_name
@@ -366,7 +366,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
        ``COMPLETED``; a failed, stopped or expired job fails the task.
     2. Picks the checkpoint: the latest by ``created_at`` (default), or ``checkpoint_id`` (an id, or a list of
        LoRA ids on one base model); FULL and WHISPER checkpoints deploy alone.
-    3. Renders ``config.yaml`` for ``route`` (see :mod:`airflow_provider_baseten._serving` for the defaults):
+    3. Renders ``config.yaml`` for ``route`` (see :mod:`airflow_provider_baseten.client.serving` for the defaults):
        ``engine_builder`` (Engine-Builder-LLM ``checkpoint_repository`` with ``source: BASETEN_TRAINING``) or
        ``vllm`` (a vLLM server with ``training_checkpoints``). ``config_overrides`` is deep-merged into it;
        ``config_template`` replaces it (with ``{model_name}``, ``{project_name}``, ``{job_id}``,
@@ -415,7 +415,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
         config_template: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_baseten._serving import ROUTES
+        from airflow_provider_baseten.client.serving import ROUTES
 
         if "config" in kwargs or "truss_dir" in kwargs:
             raise ValueError(
@@ -476,7 +476,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
 
     def render(self, context: Context | None = None) -> dict[str, Any]:
         """Pick the checkpoint(s) and render the serving config (pushing ``checkpoint_id`` when in a task)."""
-        from airflow_provider_baseten._serving import render_config, select_checkpoints
+        from airflow_provider_baseten.client.serving import render_config, select_checkpoints
 
         pid, jid = self.training_project_id, self.training_job_id
         chosen = select_checkpoints(self.hook.get_training_job_checkpoints(pid, jid), self.checkpoint_id)

@@ -112,8 +112,8 @@ class PredictOperator(BasetenBaseOperator):
         scale_for_batch: int | None = None,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_baseten._batch import AUTO, ErrorBudget, check_concurrency
         from airflow_provider_baseten.assets import OUTPUT_ALIAS, default_outlets, output_asset
+        from airflow_provider_baseten.client.batch import AUTO, ErrorBudget, check_concurrency
         from airflow_provider_baseten.operators._scale import check_min_replica
 
         if output_path is not None:
@@ -233,8 +233,8 @@ class PredictOperator(BasetenBaseOperator):
         try_number = getattr(context.get("ti"), "try_number", 1)
         if not isinstance(try_number, int) or try_number <= 1:
             return False
-        from airflow_provider_baseten._batch.fingerprint import describe
-        from airflow_provider_baseten._batch.sinks import recorded_inputs
+        from airflow_provider_baseten.client.batch.fingerprint import describe
+        from airflow_provider_baseten.client.batch.sinks import recorded_inputs
 
         recorded = recorded_inputs(output)
         same = bool(recorded) and all(fp is not None and fp == self._input_fingerprint for fp, _ in recorded)
@@ -289,10 +289,10 @@ class PredictOperator(BasetenBaseOperator):
 
     def _batch_inputs(self) -> tuple[Any, int]:
         """The inputs (a list, or a file's records streamed) and their number; sets ``_input_fingerprint``."""
-        from airflow_provider_baseten._batch import read_jsonl
-        from airflow_provider_baseten._batch.fingerprint import of_file_ends, of_values
-        from airflow_provider_baseten._batch.sinks import fingerprint_jsonl
-        from airflow_provider_baseten._transport import encode_json
+        from airflow_provider_baseten.client.batch import read_jsonl
+        from airflow_provider_baseten.client.batch.fingerprint import of_file_ends, of_values
+        from airflow_provider_baseten.client.batch.sinks import fingerprint_jsonl
+        from airflow_provider_baseten.client.transport import encode_json
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
         src = self.model_inputs
@@ -336,7 +336,7 @@ def _is_path(value: Any) -> bool:
 
 
 def _open_binary(value: Any) -> Any:
-    from airflow_provider_baseten._batch.sinks import _open
+    from airflow_provider_baseten.client.batch.sinks import _open
 
     return _open(_as_path(value), "rb")
 
@@ -548,7 +548,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         import asyncio
 
         from airflow_provider_baseten._conf import status_budget_rps
-        from airflow_provider_baseten._ratelimit import STATUS_BUDGET_RPS, status_budget
+        from airflow_provider_baseten.client.ratelimit import STATUS_BUDGET_RPS, status_budget
         from airflow_provider_baseten.exceptions import BasetenNotFoundError
 
         budget = status_budget(
@@ -589,7 +589,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     def _check_options(self, inputs: list[dict[str, Any]]) -> None:
         """Every input and option is checked before the first request goes out."""
         from airflow_provider_baseten import models as m
-        from airflow_provider_baseten._transport import encode_json
+        from airflow_provider_baseten.client.transport import encode_json
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
         opts = m.options(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_baseten._transport import until
+from airflow_provider_baseten.client.transport import until
 from airflow_provider_baseten.events import BasetenTriggerEvent, EventStatus
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class BasetenPollTrigger(BaseTrigger):
 
         The deadline bounds each check, not only the pauses between them: a check still running at the
         deadline (a slow answer, a retry sequence, thousands of ids) is cancelled where it is, and each of
-        its requests may take only the time left (:func:`~airflow_provider_baseten._transport.until`).
+        its requests may take only the time left (:func:`~airflow_provider_baseten.client.transport.until`).
         So the ``timeout`` event, and the undo before it, come at the deadline, long before Airflow's own
         deferral timeout (``defer_backstop``), which would fail the task without either.
         """
@@ -150,7 +150,7 @@ class BasetenPollTrigger(BaseTrigger):
         return None if self.end_time is None else self.end_time - time.time()
 
     def _error(self, exc: Exception) -> BasetenTriggerEvent:
-        from airflow_provider_baseten._redact import redact
+        from airflow_provider_baseten.client.redact import redact
         from airflow_provider_baseten.exceptions import BasetenError
 
         if isinstance(exc, BasetenError):
@@ -178,7 +178,7 @@ class BasetenPollTrigger(BaseTrigger):
             except asyncio.TimeoutError:
                 message += f" Could not finish stopping what this task started within {UNDO_SECONDS:.0f} s."
             except Exception as exc:  # the timeout still fires: say the undo failed
-                from airflow_provider_baseten._redact import redact
+                from airflow_provider_baseten.client.redact import redact
 
                 message += redact(f" Could not stop what this task started: {exc}")
         return event("timeout", message, undone=undone, **self._ids())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_baseten._logs import deployment_error_tail, format_lines
+from airflow_provider_baseten.client.logs import error_window, format_lines
 from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError
 from airflow_provider_baseten.models import (
     ASYNC_STATUS_UNKNOWN,
@@ -27,7 +27,7 @@ from airflow_provider_baseten.models import (
 if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-from airflow_provider_baseten._ratelimit import STATUS_BUDGET_RPS, StatusBudget, status_budget
+from airflow_provider_baseten.client.ratelimit import STATUS_BUDGET_RPS, StatusBudget, status_budget
 from airflow_provider_baseten.events import EVENT_STATUSES, BasetenTriggerEvent
 from airflow_provider_baseten.triggers._poll import BasetenPollTrigger, check_once, event, wait_inline
 
@@ -417,3 +417,31 @@ class TrainingJobTrigger(BasetenPollTrigger):
     async def kill(self, hook: BasetenHook) -> None:
         """Stop the job (the operator sets ``cancel_on_kill`` only for a job it started)."""
         await hook.astop_training_job(self.training_project_id, self.training_job_id)
+
+
+async def deployment_error_tail(
+    hook: BasetenHook, model_id: str, deployment_id: str, created_at: str | None = None, count: int = 20
+) -> list[str]:
+    """The last ``count`` ERROR lines of a deployment's logs, oldest first, formatted for a task log.
+
+    Never raises: a failure to read the logs becomes one line saying so (the failure matters more).
+    """
+    if count <= 0:
+        return []
+    try:
+        lines = [
+            line
+            async for line in hook.aiter_deployment_logs(
+                deployment_id,
+                model_id=model_id,
+                min_level="ERROR",
+                start_epoch_millis=error_window(created_at),
+                limit=count,
+                page_size=min(1000, max(count, 100)),
+            )
+        ]
+    except Exception as exc:  # the caller is already reporting a failure: never raise here
+        from airflow_provider_baseten.client.redact import redact
+
+        return [f"(could not fetch the deployment's logs: {redact(str(exc))[:300]})"]
+    return format_lines(lines)

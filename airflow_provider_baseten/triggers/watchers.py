@@ -33,7 +33,7 @@ Where the cursor lives:
   triggerer ran is not reported. A warning says so once.
 
 Polling: every ``poll_interval`` seconds (default 30), one list/get call, taking its turn from the
-process-wide status budget of the model or project (:func:`~airflow_provider_baseten._ratelimit.status_budget`,
+process-wide status budget of the model or project (:func:`~airflow_provider_baseten.client.ratelimit.status_budget`,
 ``max_status_rps``: by default ``[baseten] status_budget_rps``, the budget the other triggers use).
 A watcher compares snapshots, not histories: a change undone between two polls (production A -> B -> A)
 is not seen and fires nothing; poll more often if such flaps matter.
@@ -51,8 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_baseten._ratelimit import STATUS_BUDGET_RPS, status_budget
 from airflow_provider_baseten.assets import _check_id
+from airflow_provider_baseten.client.ratelimit import STATUS_BUDGET_RPS, status_budget
 from airflow_provider_baseten.models import TRAINING_TERMINAL_STATES
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import json
 import logging
 import sys
 
-from airflow_provider_baseten._batch import read_jsonl
-from airflow_provider_baseten._transport import RetryPolicy, Settings
+from airflow_provider_baseten.client.batch import read_jsonl
+from airflow_provider_baseten.client.transport import RetryPolicy, Settings
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_baseten._transport import RetryPolicy
+from airflow_provider_baseten.client.transport import RetryPolicy
 from airflow_provider_baseten.emulator import FaultRule
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.hooks.baseten import BasetenHook

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_baseten._transport import Timeouts
+from airflow_provider_baseten.client.transport import Timeouts
 from airflow_provider_baseten.emulator.config import FaultRule
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.exceptions import BasetenError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_baseten._transport import RetryPolicy
+from airflow_provider_baseten.client.transport import RetryPolicy
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from tests.chaos._support import FAST_POLICY, batch_faults, check_ordered_once, hook_for, read_jsonl, timed
 from tests.chaos.report import Row

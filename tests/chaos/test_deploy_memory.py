@@ -23,7 +23,7 @@ SIZE_MB = int(os.environ.get("BASETEN_DEPLOY_MEMORY_MB", "300"))
 CHILD = textwrap.dedent(
     """
     import json, resource, sys
-    from airflow_provider_baseten._settings import Settings
+    from airflow_provider_baseten.client.settings import Settings
     from airflow_provider_baseten.hooks.baseten import BasetenHook
     settings = Settings(**json.loads(sys.argv[2]))
     hook = BasetenHook(settings=settings)

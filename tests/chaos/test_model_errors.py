@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten._batch import DEFAULT_RECORD_ERROR_RATE, EARLY_STOP_AFTER
-from airflow_provider_baseten._transport import MODEL_ERROR_ATTEMPTS, RetryPolicy
+from airflow_provider_baseten.client.batch import DEFAULT_RECORD_ERROR_RATE, EARLY_STOP_AFTER
+from airflow_provider_baseten.client.transport import MODEL_ERROR_ATTEMPTS, RetryPolicy
 from airflow_provider_baseten.emulator import FaultRule
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.exceptions import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_baseten._transport import RetryPolicy
+from airflow_provider_baseten.client.transport import RetryPolicy
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.exceptions import BasetenServerError
 from airflow_provider_baseten.operators.inference import PredictOperator

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_baseten._transport import RetryPolicy, Settings
+from airflow_provider_baseten.client.transport import RetryPolicy, Settings
 from airflow_provider_baseten.exceptions import BasetenError
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 from tests.chaos.report import Row

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten._transport import RetryPolicy
+from airflow_provider_baseten.client.transport import RetryPolicy
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 

@@ -91,7 +91,7 @@ def test_a_killed_runs_journal_for_other_inputs_is_refused(
     hook.predict_batch([{"i": i} for i in range(4)], output_path=out)
     out.rename(tmp_path / "kept.jsonl")
     # What a kill -9 leaves: a journal (header and two results) and no merged file.
-    from airflow_provider_baseten._batch.sinks import _JsonlSink
+    from airflow_provider_baseten.client.batch.sinks import _JsonlSink
 
     sink = _JsonlSink(out, resume=False, fingerprint={"count": 4, "size": 1, "sha256": "0" * 16})
     sink.put(0, {"old": 0}, None)

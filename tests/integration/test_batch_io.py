@@ -198,7 +198,7 @@ def _read_text(path: str) -> str:
 
 def test_a_killed_parquet_run_keeps_what_it_paid_for(tmp_path: Path) -> None:
     """The journal of a killed run (never closed) is merged into the Parquet file by the next run."""
-    from airflow_provider_baseten._batch.sinks import open_sink
+    from airflow_provider_baseten.client.batch.sinks import open_sink
 
     out = tmp_path / "out.parquet"
     first = open_sink(out, resume=False)
@@ -306,7 +306,7 @@ def test_outputs_round_trip_json_exactly_through_parquet(tmp_path: Path) -> None
     src = tmp_path / "in.jsonl"
     write_records(str(src), [{"i": i} for i in range(len(values))])
     shards = split_input(str(src), tmp_path / "s", rows_per_shard=3, output_format="parquet")
-    from airflow_provider_baseten._batch.sinks import open_sink
+    from airflow_provider_baseten.client.batch.sinks import open_sink
 
     for s in shards:  # written as predict_batch writes them: the Parquet sink
         sink = open_sink(Path(s.output_path), resume=False)
@@ -324,7 +324,7 @@ def test_outputs_round_trip_json_exactly_through_parquet(tmp_path: Path) -> None
 _KILLED_MERGE = """
 import os, signal, sys
 from pathlib import Path
-from airflow_provider_baseten._batch import parquet, sinks
+from airflow_provider_baseten.client.batch import parquet, sinks
 out, where = Path(sys.argv[1]), sys.argv[2]
 sink = sinks.open_sink(out, resume=True)
 for i in range(5000):
@@ -352,7 +352,7 @@ def test_a_sigkill_mid_merge_never_damages_the_parquet_file(tmp_path: Path, wher
     import subprocess
     import sys
 
-    from airflow_provider_baseten._batch.sinks import open_sink
+    from airflow_provider_baseten.client.batch.sinks import open_sink
 
     out = tmp_path / "out.parquet"
     first = open_sink(out, resume=False)

@@ -14,7 +14,7 @@ import pytest
 import structlog
 from airflow.sdk import DAG
 
-from airflow_provider_baseten._transport import RetryPolicy, Transport
+from airflow_provider_baseten.client.transport import RetryPolicy, Transport
 from airflow_provider_baseten.emulator.config import FaultRule
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.emulator.state import FAILURE_LOGS

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten._transport import RetryPolicy, until
+from airflow_provider_baseten.client.transport import RetryPolicy, until
 from airflow_provider_baseten.emulator.config import FaultRule
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.exceptions import BasetenError, BasetenTimeoutError

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from airflow.sdk import DAG, AssetAlias
 
-from airflow_provider_baseten._transport import NOT_IDEMPOTENT
+from airflow_provider_baseten.client.transport import NOT_IDEMPOTENT
 from airflow_provider_baseten.emulator.config import Durations, FaultRule
 from airflow_provider_baseten.exceptions import (
     BasetenConfigurationError,
@@ -172,7 +172,7 @@ def _tar(files: dict[str, bytes]) -> bytes:
 
 
 def test_the_upload_must_be_sigv4_signed_with_the_issued_credentials(conn: Any, tmp_path: Path) -> None:
-    from airflow_provider_baseten._upload import upload_archive
+    from airflow_provider_baseten.client.upload import upload_archive
 
     hook = conn.hook()
     slot = hook.prepare_model_upload({"config": CONFIG}, name="sig-check")
@@ -219,7 +219,7 @@ def test_no_s3_key_means_no_upload(conn: Any, monkeypatch: pytest.MonkeyPatch) -
     """Baseten builds some configs without an archive (s3_key null): the hook skips the upload."""
     hook = conn.hook()
     uploads: list[Any] = []
-    monkeypatch.setattr("airflow_provider_baseten._upload.upload_archive", lambda *a: uploads.append(a) or 1)
+    monkeypatch.setattr("airflow_provider_baseten.client.upload.upload_archive", lambda *a: uploads.append(a) or 1)
     archive_less = ModelUpload(s3_key=None)
     assert hook._upload(None, archive_less) == 0  # type: ignore[arg-type]
     assert uploads == []

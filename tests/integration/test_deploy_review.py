@@ -190,7 +190,7 @@ def rendered(ti: Any) -> Any:
 
 
 def test_a_failed_upload_error_names_no_secret(conn: Any, tmp_path: Path) -> None:
-    from airflow_provider_baseten._upload import upload_archive
+    from airflow_provider_baseten.client.upload import upload_archive
     from airflow_provider_baseten.exceptions import BasetenError
 
     hook = conn.hook()

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten._routes import ENDPOINTS
-from airflow_provider_baseten._transport import NOT_IDEMPOTENT, Timeouts
+from airflow_provider_baseten.client.routes import ENDPOINTS
+from airflow_provider_baseten.client.transport import NOT_IDEMPOTENT, Timeouts
 from airflow_provider_baseten.emulator.config import FaultRule
 from airflow_provider_baseten.exceptions import BasetenError
 from tests.integration.conftest import make_hook

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten._routes import ENDPOINTS
+from airflow_provider_baseten.client.routes import ENDPOINTS
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.emulator.validation import find_operation, is_uri, load_spec
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_baseten._transport import RetryPolicy, Settings
+from airflow_provider_baseten.client.transport import RetryPolicy, Settings
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 from tests.conftest import SPECS
 

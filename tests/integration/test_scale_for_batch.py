@@ -200,7 +200,7 @@ _CHILD = """
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, ".")
-from airflow_provider_baseten._transport import Settings
+from airflow_provider_baseten.client.transport import Settings
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 from tests.integration.test_scale_for_batch import FileStore, scaler
 hook = BasetenHook(settings=Settings(**json.loads(sys.argv[3])))
@@ -417,7 +417,7 @@ _CHILD_RELEASE = """
 import json, os, signal, sys
 from pathlib import Path
 sys.path.insert(0, ".")
-from airflow_provider_baseten._transport import Settings
+from airflow_provider_baseten.client.transport import Settings
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 from tests.integration.test_scale_for_batch import FileStore, scaler
 hook = BasetenHook(settings=Settings(**json.loads(sys.argv[2])))

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from airflow_provider_baseten._routes import ENDPOINTS, Endpoint, endpoint
+from airflow_provider_baseten.client.routes import ENDPOINTS, Endpoint, endpoint
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from tests.conftest import SPECS
 

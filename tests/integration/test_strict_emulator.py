@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_baseten._routes import endpoint
+from airflow_provider_baseten.client.routes import endpoint
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 
 JOB = {"training_project_id": "proj1234", "training_job_id": "JOB"}  # JOB: filled with a real job id
@@ -253,7 +253,7 @@ def test_specs_ship_inside_the_package() -> None:
 
 
 def test_a_route_the_specs_do_not_describe_is_served_leniently() -> None:
-    from airflow_provider_baseten._routes import Endpoint
+    from airflow_provider_baseten.client.routes import Endpoint
     from airflow_provider_baseten.emulator.validation import SpecValidator
 
     gateway_only = Endpoint("made_up", "POST", "/v1/not_in_the_spec", "management", None)

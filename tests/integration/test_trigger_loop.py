@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_baseten._transport import Settings
+from airflow_provider_baseten.client.transport import Settings
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 from airflow_provider_baseten.triggers.baseten import (
     AsyncPredictTrigger,

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_baseten._transport import RetryPolicy, Settings, Transport
+from airflow_provider_baseten.client.transport import RetryPolicy, Settings, Transport
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 
 # Random per run, so no test passes because a fixed key happens to be hard-coded somewhere.
@@ -74,7 +74,7 @@ class Case:
 
 def direct_only(name: str) -> bool:
     """Endpoints LowCodeAPI has no route for: the hook refuses them through the gateway before sending."""
-    from airflow_provider_baseten._routes import endpoint
+    from airflow_provider_baseten.client.routes import endpoint
 
     ep = endpoint(name)
     return ep.surface in ("chain", "model_apis") or name.endswith("_sync")

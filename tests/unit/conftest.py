@@ -17,8 +17,8 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 @pytest.fixture(autouse=True)
 def _fresh_format_memory():
     """Each test starts with no remembered LowCodeAPI URL format, and leaves none behind."""
-    from airflow_provider_baseten._ratelimit import reset_rate_limits
-    from airflow_provider_baseten._transport import reset_format_memory
+    from airflow_provider_baseten.client.ratelimit import reset_rate_limits
+    from airflow_provider_baseten.client.transport import reset_format_memory
 
     reset_format_memory()
     reset_rate_limits()

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from airflow_provider_baseten._batch import AdaptiveLimit, check_concurrency
+from airflow_provider_baseten.client.batch import AdaptiveLimit, check_concurrency
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 

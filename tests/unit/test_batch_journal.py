@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten._batch import read_jsonl, validate_jsonl
-from airflow_provider_baseten._batch import sinks as _sinks
-from airflow_provider_baseten._batch.sinks import _JsonlSink
+from airflow_provider_baseten.client.batch import read_jsonl, validate_jsonl
+from airflow_provider_baseten.client.batch import sinks as _sinks
+from airflow_provider_baseten.client.batch.sinks import _JsonlSink
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 

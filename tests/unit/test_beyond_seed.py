@@ -8,9 +8,9 @@ import json
 import httpx
 import pytest
 
-from airflow_provider_baseten import _ratelimit
-from airflow_provider_baseten._logs import LogPager
-from airflow_provider_baseten._routes import ENDPOINTS, RATE_LIMITS, endpoint
+from airflow_provider_baseten.client import ratelimit as _ratelimit
+from airflow_provider_baseten.client.logs import LogPager
+from airflow_provider_baseten.client.routes import ENDPOINTS, RATE_LIMITS, endpoint
 from airflow_provider_baseten.exceptions import (
     BasetenError,
     BasetenGatewayUnsupportedError,
@@ -184,8 +184,8 @@ def test_pager_keeps_only_the_boundary_keys() -> None:
 
 
 def test_error_lines_are_redacted_before_they_reach_an_event() -> None:
-    from airflow_provider_baseten._logs import format_lines
-    from airflow_provider_baseten._redact import register_secret
+    from airflow_provider_baseten.client.logs import format_lines
+    from airflow_provider_baseten.client.redact import register_secret
 
     register_secret("hf-secret-9d8c7b6a5f4e")
     lines = format_lines([_line(2, 0), LogLine(timestamp="1", message="token=hf-secret-9d8c7b6a5f4e", level="ERROR")])

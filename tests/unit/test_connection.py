@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from airflow_provider_baseten import get_provider_info
-from airflow_provider_baseten._transport import DIRECT_INFERENCE_URL, LOWCODEAPI_URL, Settings
+from airflow_provider_baseten.client.transport import DIRECT_INFERENCE_URL, LOWCODEAPI_URL, Settings
 from airflow_provider_baseten.exceptions import BasetenConfigurationError, BasetenValidationError
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 from tests.unit._support import KEY, Recorder, make_hook
@@ -218,7 +218,7 @@ def test_hook_class_attributes():
 
 
 def test_chain_and_model_apis_urls_come_from_the_extra_and_are_checked():
-    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.client.transport import Settings
     from airflow_provider_baseten.exceptions import BasetenConfigurationError
 
     s = Settings.from_extra(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_baseten._archive import build_archive, is_ignored
-from airflow_provider_baseten._serving import merge, render_config, select_checkpoints
+from airflow_provider_baseten.client.archive import build_archive, is_ignored
+from airflow_provider_baseten.client.serving import merge, render_config, select_checkpoints
 from airflow_provider_baseten.exceptions import BasetenValidationError
 from airflow_provider_baseten.models import TrainingCheckpoint
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten._serving import select_checkpoints
+from airflow_provider_baseten.client.serving import select_checkpoints
 from airflow_provider_baseten.exceptions import BasetenValidationError
 from tests.unit.test_deploy_parts import ckpt
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from airflow_provider_baseten import __version__
-from airflow_provider_baseten._routes import ENDPOINTS, endpoint
+from airflow_provider_baseten.client.routes import ENDPOINTS, endpoint
 from tests.unit._reference import EXPECTED_COUNTS, Row, rows
 from tests.unit._support import (
     CASES,
@@ -173,7 +173,7 @@ def test_lowcodeapi_inference_needs_no_model_id():
 
 
 def test_direct_inference_url_template_and_host_override():
-    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.client.transport import Settings
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
     rec = Recorder(

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from airflow_provider_baseten import _h1
+from airflow_provider_baseten.client import h1 as _h1
 
 pytestmark = pytest.mark.skipif(not _h1.AVAILABLE, reason="httptools not installed")
 
@@ -179,8 +179,8 @@ def test_a_prebuilt_batch_head_writes_the_same_request_and_reads_the_whole_answe
 def test_a_close_delimited_answer_is_read_whole_not_retried() -> None:
     """HTTP/1.1 without Content-Length or chunks: the body ends when the server closes. It was read as a
     RemoteProtocolError and retried as an outage (issue 21 §6); now it is the answer, sent once."""
-    from airflow_provider_baseten._routes import endpoint
-    from airflow_provider_baseten._transport import Settings, Transport
+    from airflow_provider_baseten.client.routes import endpoint
+    from airflow_provider_baseten.client.transport import Settings, Transport
 
     requests = 0
 

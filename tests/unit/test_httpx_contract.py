@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from airflow_provider_baseten._batch.prepared import _direct_send
+from airflow_provider_baseten.client.batch.prepared import _direct_send
 
 
 def _ok(request: httpx.Request) -> httpx.Response:

@@ -19,16 +19,6 @@ PACKAGE = Path(airflow_provider_baseten.__file__).parent
 _HOOKS = "airflow_provider_baseten.hooks"
 KNOWN: dict[frozenset[str], str] = {
     frozenset({f"{_HOOKS}._api", f"{_HOOKS}._core"}): "type only: _api's builders and _exchange take a _HookCore",
-    frozenset(
-        {
-            "airflow_provider_baseten._logs",
-            f"{_HOOKS}.baseten",
-            f"{_HOOKS}._deployments",
-            f"{_HOOKS}._training",
-            f"{_HOOKS}._deploy",
-            f"{_HOOKS}._endpoints",
-        }
-    ): "_logs names BasetenHook for types only; the hook's modules import _logs lazily",
 }
 
 

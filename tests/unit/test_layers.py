@@ -14,7 +14,9 @@ from tests.unit.test_import_cycles import PACKAGE, imports_of, module_names
 P = "airflow_provider_baseten"
 
 # (importer layer, forbidden layer, import-time only?): every import counts unless the third item says so.
+CLIENT_MAY_NOT_IMPORT = ("hooks", "triggers", "operators", "sensors", "_tasks", "emulator", "assets", "_lineage")
 RULES = [
+    *((f"{P}.client", f"{P}.{layer}", False) for layer in CLIENT_MAY_NOT_IMPORT),
     (f"{P}.sensors", f"{P}.operators", False),
     (f"{P}.triggers", f"{P}.operators", False),
     (f"{P}.triggers", f"{P}.sensors", False),
@@ -74,3 +76,44 @@ def test_the_check_finds_each_kind_of_forbidden_import(tmp_path: Path) -> None:
         "pkg.sensors.typed -> pkg.operators",
         "pkg.sensors.typed -> pkg.operators.a",
     ]
+
+
+def test_the_client_core_runs_without_airflow(tmp_path: Path) -> None:
+    """Every client module imports, and a request is sent and answered, with ``airflow`` unimportable."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_airflow.py"
+    script.write_text(
+        """
+import importlib, pkgutil, sys
+
+class NoAirflow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "airflow" or name.startswith("airflow."):
+            raise ImportError(f"{name} is blocked: the client core must not need Airflow")
+        return None
+
+sys.meta_path.insert(0, NoAirflow())
+import httpx
+import airflow_provider_baseten.client as client
+
+for info in pkgutil.walk_packages(client.__path__, "airflow_provider_baseten.client."):
+    importlib.import_module(info.name)
+from airflow_provider_baseten.client.settings import Settings
+from airflow_provider_baseten.client.transport import Transport
+
+seen = []
+def answer(request):
+    seen.append(str(request.url))
+    return httpx.Response(200, json={"models": []})
+
+settings = Settings.from_extra(api_key="k-not-a-secret", host=None, extra={}, register_key=False)
+transport = Transport(settings, transport=httpx.MockTransport(answer))
+assert transport.request("list_models", {}) == {"models": []}, seen
+assert not any(m == "airflow" or m.startswith("airflow.") for m in sys.modules)
+print("ok", len(seen))
+"""
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert run.returncode == 0 and run.stdout.startswith("ok 1"), run.stdout + run.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from airflow_provider_baseten._transport import MODEL_ERROR_ATTEMPTS, model_failed
+from airflow_provider_baseten.client.transport import MODEL_ERROR_ATTEMPTS, model_failed
 from airflow_provider_baseten.exceptions import BasetenModelError, BasetenServerError, BasetenValidationError
 from tests.unit._support import Recorder, make_hook
 from tests.unit.test_retries import MODES, run

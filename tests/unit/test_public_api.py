@@ -1,4 +1,4 @@
-"""Public types come from public modules with ``__all__``; the old (private) import paths keep working."""
+"""Public types come from public modules with ``__all__``, and are the very objects of the client core."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ import pytest
 
 from tests.unit._surface import hook_method_pairs
 
-# public module -> {name: the private module it has always been importable from}
+# public module -> {name: the internal module that defines it}
 PUBLIC = {
     "airflow_provider_baseten.config": {
-        "Settings": "airflow_provider_baseten._transport",
-        "RetryPolicy": "airflow_provider_baseten._transport",
-        "Timeouts": "airflow_provider_baseten._transport",
-        "Gateway": "airflow_provider_baseten._transport",
+        "Settings": "airflow_provider_baseten.client.transport",
+        "RetryPolicy": "airflow_provider_baseten.client.transport",
+        "Timeouts": "airflow_provider_baseten.client.transport",
+        "Gateway": "airflow_provider_baseten.client.transport",
     },
     "airflow_provider_baseten.batch": {
-        "BatchResult": "airflow_provider_baseten._batch",
+        "BatchResult": "airflow_provider_baseten.client.batch",
+        "BatchOptions": "airflow_provider_baseten.client.batch.options",
         **{
             name: "airflow_provider_baseten.batch_io"
             for name in (

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from airflow_provider_baseten._transport import RetryPolicy, Transport
+from airflow_provider_baseten.client.transport import RetryPolicy, Transport
 from airflow_provider_baseten.exceptions import BasetenError, BasetenGatewayUnsupportedError
 from tests.unit._support import CASES, KEY, MODEL, NEW_KEY, Case, Recorder, direct_only, make_hook, settings
 
@@ -217,7 +217,7 @@ def test_the_gateway_key_travels_only_in_the_query():
 
 
 def test_config_errors_do_not_echo_the_key():
-    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.client.transport import Settings
 
     with pytest.raises(BasetenError) as info:
         Settings.from_extra(api_key=KEY, host=f"https://x/?api_token={KEY}", extra={"inference_url": f"ftp://{KEY}"})
@@ -240,7 +240,7 @@ def test_keys_are_handed_to_airflows_secrets_masker(monkeypatch):
     masked: list[str] = []
     monkeypatch.setattr(airflow.sdk.log, "mask_secret", masked.append)
     conn_key, created_key = f"sk-{uuid.uuid4().hex}", f"bt-{uuid.uuid4().hex}"
-    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.client.transport import Settings
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
     s = Settings.from_extra(api_key=conn_key, host=None, extra={})
@@ -255,7 +255,7 @@ def test_aregister_secret_masks_without_the_blocking_call(monkeypatch: pytest.Mo
     from airflow.sdk import log as sdk_log
     from airflow.sdk._shared.secrets_masker import _secrets_masker
 
-    from airflow_provider_baseten._redact import aregister_secret, redact
+    from airflow_provider_baseten.client.redact import aregister_secret, redact
 
     def blocking(*_: object, **__: object) -> None:
         raise AssertionError("the sync mask_secret blocks the triggerer's event loop")
@@ -270,8 +270,8 @@ def test_a_directly_built_settings_key_is_masked() -> None:
     """``Settings(api_key=...)`` built in code (no connection) still keeps the key out of errors and logs."""
     import secrets
 
-    from airflow_provider_baseten._redact import redact
-    from airflow_provider_baseten._transport import Settings
+    from airflow_provider_baseten.client.redact import redact
+    from airflow_provider_baseten.client.transport import Settings
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
     key = f"sk-direct-{secrets.token_hex(12)}"

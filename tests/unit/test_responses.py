@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from airflow_provider_baseten._transport import RetryPolicy
+from airflow_provider_baseten.client.transport import RetryPolicy
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
     BasetenError,

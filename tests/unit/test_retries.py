@@ -12,8 +12,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from airflow_provider_baseten import _settings, _transport
-from airflow_provider_baseten._transport import RetryPolicy, Settings
+from airflow_provider_baseten.client import settings as _settings
+from airflow_provider_baseten.client import transport as _transport
+from airflow_provider_baseten.client.transport import RetryPolicy, Settings
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
     BasetenNotFoundError,

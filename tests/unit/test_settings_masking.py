@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from airflow_provider_baseten._redact import redact
-from airflow_provider_baseten._settings import Settings
+from airflow_provider_baseten.client.redact import redact
+from airflow_provider_baseten.client.settings import Settings
 
 
 def _key() -> str:

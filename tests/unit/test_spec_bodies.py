@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten._routes import ENDPOINTS, Endpoint
+from airflow_provider_baseten.client.routes import ENDPOINTS, Endpoint
 from tests.conftest import SPECS
 from tests.unit._support import CASES, Recorder, answer, main_request, make_hook
 

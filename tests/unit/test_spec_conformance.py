@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from airflow_provider_baseten._routes import ENDPOINTS
+from airflow_provider_baseten.client.routes import ENDPOINTS
 from airflow_provider_baseten.exceptions import BasetenError
 from tests.unit._support import CASES, DEP, ENV, PROJ, Case, Recorder, _c, answer, body_of, main_request, make_hook
 from tests.unit.test_spec_bodies import NOT_IN_SPEC

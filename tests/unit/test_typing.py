@@ -40,7 +40,7 @@ SNIPPETS = {
             reveal_type(hook.get_training_job("p", "j"))  # R: airflow_provider_baseten.models.TrainingJob
             reveal_type(hook.get_model("m"))  # R: airflow_provider_baseten.models.Model
             reveal_type(await hook.alist_deployments())  # R: list[airflow_provider_baseten.models.Deployment]
-            reveal_type(hook.predict_batch([1, 2]))  # R: airflow_provider_baseten._batch.engine.BatchResult
+            reveal_type(hook.predict_batch([1, 2]))  # R: airflow_provider_baseten.client.batch.engine.BatchResult
             reveal_type(hook.aget_model)  # R: def (model_id: str | None =) -> typing.Coroutine[Any, Any, airflow_provider_baseten.models.Model]
     """,
     "wrong_argument_type": """

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_baseten._transport import RetryPolicy
+from airflow_provider_baseten.client.transport import RetryPolicy
 from airflow_provider_baseten.exceptions import BasetenValidationError
 from tests.unit._support import DEP, JOB, KEY, PROJ, Recorder, make_hook
 

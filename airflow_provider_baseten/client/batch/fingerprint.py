@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from airflow_provider_baseten._transport import encode_json
+from airflow_provider_baseten.client.transport import encode_json
 
 Fingerprint = dict[str, Any]
 

@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from airflow_provider_baseten._batch.adaptive import AUTO, AdaptiveLimit
-from airflow_provider_baseten._batch.budget import DEFAULT_RECORD_ERROR_RATE, EARLY_STOP_AFTER, ErrorBudget
-from airflow_provider_baseten._batch.engine import BatchResult, check_concurrency, run_batch, run_batch_sync
-from airflow_provider_baseten._batch.sinks import journal_dir, read_jsonl, validate_jsonl
+from airflow_provider_baseten.client.batch.adaptive import AUTO, AdaptiveLimit
+from airflow_provider_baseten.client.batch.budget import DEFAULT_RECORD_ERROR_RATE, EARLY_STOP_AFTER, ErrorBudget
+from airflow_provider_baseten.client.batch.engine import BatchResult, check_concurrency, run_batch, run_batch_sync
+from airflow_provider_baseten.client.batch.sinks import journal_dir, read_jsonl, validate_jsonl
 
 __all__ = [
     "AUTO",

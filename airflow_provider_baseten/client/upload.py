@@ -69,7 +69,7 @@ def upload_archive(path: Path, upload: ModelUpload, endpoint_url: str | None = N
         with path.open("rb") as body:
             client.put_object(Bucket=upload.s3_bucket, Key=upload.s3_key, Body=body, ContentType="application/gzip")
     except Exception as exc:  # botocore's errors name the bucket and key, never the secret
-        from airflow_provider_baseten._redact import redact
+        from airflow_provider_baseten.client.redact import redact
 
         raise BasetenError(redact(f"Uploading the model archive ({size} bytes) failed: {exc}")[:800]) from None
     finally:

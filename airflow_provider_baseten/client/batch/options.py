@@ -2,7 +2,7 @@
 
 ``BasetenHook.predict_batch``, ``embed_batch``, ``chat_completions_batch`` and ``run_chain_batch`` (and their
 async twins) take these as keyword arguments (``**options: Unpack[BatchOptions]``), so a type checker checks each
-name and type, and their defaults live in one place: :func:`~airflow_provider_baseten._batch.engine.run_batch`.
+name and type, and their defaults live in one place: :func:`~airflow_provider_baseten.client.batch.engine.run_batch`.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airflow_provider_baseten._redact import aregister_secret, redact, register_secret
-from airflow_provider_baseten._routes import Endpoint
+from airflow_provider_baseten.client.redact import aregister_secret, redact, register_secret
+from airflow_provider_baseten.client.routes import Endpoint
 from airflow_provider_baseten.exceptions import (
     BasetenConfigurationError,
     BasetenValidationError,
@@ -127,7 +127,7 @@ class Settings:
         """Validate a connection's fields and build settings. Raises :class:`BasetenConfigurationError`.
 
         ``register_key=False`` leaves masking the key to the caller (the async path masks it with
-        :func:`~airflow_provider_baseten._redact.aregister_secret`, which does not block the event loop).
+        :func:`~airflow_provider_baseten.client.redact.aregister_secret`, which does not block the event loop).
         """
         if not api_key or not str(api_key).strip():
             raise BasetenConfigurationError(
@@ -204,10 +204,10 @@ _masking: set[asyncio.Task[None]] = set()
 
 
 def mask_api_key(api_key: str) -> None:
-    """Register ``api_key`` with :func:`~airflow_provider_baseten._redact.redact` and Airflow's masker.
+    """Register ``api_key`` with :func:`~airflow_provider_baseten.client.redact.redact` and Airflow's masker.
 
-    Off an event loop: :func:`~airflow_provider_baseten._redact.register_secret`, at once. On one (settings
-    built inside a trigger): :func:`~airflow_provider_baseten._redact.aregister_secret` as a task on that
+    Off an event loop: :func:`~airflow_provider_baseten.client.redact.register_secret`, at once. On one (settings
+    built inside a trigger): :func:`~airflow_provider_baseten.client.redact.aregister_secret` as a task on that
     loop, because the sync masker's round trip to the supervisor would block every other trigger; the key
     is masked from the loop's next step on.
     """

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_baseten._batch.engine import BatchResult, _Progress, _Run
+from airflow_provider_baseten.client.batch.engine import BatchResult, _Progress, _Run
 from airflow_provider_baseten.exceptions import BasetenAuthError, BasetenError, BasetenValidationError
 
 if TYPE_CHECKING:
-    from airflow_provider_baseten._batch.budget import ErrorBudget
-    from airflow_provider_baseten._batch.sinks import _JsonlSink, _MemorySink
-    from airflow_provider_baseten._transport import Transport
+    from airflow_provider_baseten.client.batch.budget import ErrorBudget
+    from airflow_provider_baseten.client.batch.sinks import _JsonlSink, _MemorySink
+    from airflow_provider_baseten.client.transport import Transport
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -205,7 +205,7 @@ class EmbedRun(_OpenAIRun):
                 by_index[d.get("index")] = d["embedding"]
             ok = ok and len(by_index) == len(item) and all(i in by_index for i in range(len(item)))
         if not ok:
-            from airflow_provider_baseten._redact import redact
+            from airflow_provider_baseten.client.redact import redact
             from airflow_provider_baseten.exceptions import BasetenResponseError
 
             raise BasetenResponseError(
@@ -254,7 +254,7 @@ def _usage(answer: dict[str, Any]) -> Any:
 
 
 def _transient(exc: BasetenError) -> bool:
-    from airflow_provider_baseten._batch.budget import _transient as transient
+    from airflow_provider_baseten.client.batch.budget import _transient as transient
 
     return transient(exc)
 

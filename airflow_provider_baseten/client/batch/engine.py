@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_baseten._errors import retry_kind
+from airflow_provider_baseten.client.errors import retry_kind
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
     BasetenBatchError,
@@ -28,18 +28,18 @@ from airflow_provider_baseten.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_baseten._transport import Transport
+    from airflow_provider_baseten.client.transport import Transport
 
-from airflow_provider_baseten._batch.adaptive import AUTO, AUTO_CEILING, AdaptiveLimit
-from airflow_provider_baseten._batch.budget import (
+from airflow_provider_baseten.client.batch.adaptive import AUTO, AUTO_CEILING, AdaptiveLimit
+from airflow_provider_baseten.client.batch.budget import (
     ErrorBudget,
     _FirstFailures,
     _retryable_item,
     _transient,
 )
-from airflow_provider_baseten._batch.fingerprint import Fingerprint, of_values
-from airflow_provider_baseten._batch.prepared import Route, _direct_send, _Prepared
-from airflow_provider_baseten._batch.sinks import _JsonlSink, _MemorySink, open_sink
+from airflow_provider_baseten.client.batch.fingerprint import Fingerprint, of_values
+from airflow_provider_baseten.client.batch.prepared import Route, _direct_send, _Prepared
+from airflow_provider_baseten.client.batch.sinks import _JsonlSink, _MemorySink, open_sink
 
 ON_ERROR = ("fail", "record")
 # An item whose retries ran out on a transient error (5xx, timeout, dropped connection, 429) while the rest

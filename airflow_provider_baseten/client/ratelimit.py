@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 
-from airflow_provider_baseten._routes import RATE_LIMITS
+from airflow_provider_baseten.client.routes import RATE_LIMITS
 
 #: Added to each window: Baseten's clock and ours do not start the minute at the same instant.
 MARGIN = 1.0

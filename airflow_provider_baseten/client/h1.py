@@ -139,7 +139,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         context = None
         if scheme == b"https":
             if self._ssl is None:
-                from airflow_provider_baseten._clients import shared_ssl_context
+                from airflow_provider_baseten.client.http import shared_ssl_context
 
                 self._ssl = shared_ssl_context()
             context = self._ssl

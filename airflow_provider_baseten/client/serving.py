@@ -46,9 +46,9 @@ SINGLE_CHECKPOINT_TYPES = ("full", "whisper")
 
 def _when(checkpoint: Any) -> float:
     """When the checkpoint was made, as epoch seconds: times compared, not their text (zones, fractions)."""
-    from airflow_provider_baseten.hooks._api import _created_at
+    from airflow_provider_baseten.models import created_epoch
 
-    return _created_at(checkpoint)
+    return created_epoch(checkpoint)
 
 
 def select_checkpoints(checkpoints: list[Any], wanted: str | list[str] | None) -> list[Any]:

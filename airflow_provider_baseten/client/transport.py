@@ -6,7 +6,7 @@ retry loop without I/O (the sync and async senders only carry out its steps), ``
 reads the answer, and :class:`RetryPolicy` decides whether and how long to wait.
 
 Settings and input checks live in :mod:`._settings`, the meaning of error answers in :mod:`._errors`; this
-module re-exports their names (``__all__``) so ``from airflow_provider_baseten._transport import Settings``
+module re-exports their names (``__all__``) so ``from airflow_provider_baseten.client.transport import Settings``
 keeps working. (Over 500 lines on purpose: what is left is one class, the sync and async twins of one
 retry loop with the building and reading they share; splitting it would pull the twins apart.)
 """
@@ -26,8 +26,7 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_baseten._clients import ashared_ssl_context, shared_ssl_context, user_agent
-from airflow_provider_baseten._errors import (
+from airflow_provider_baseten.client.errors import (
     COLD_START_WAIT,
     MODEL_ERROR_ATTEMPTS,
     MODEL_ERROR_CODES,
@@ -43,10 +42,11 @@ from airflow_provider_baseten._errors import (
     retry_kind,
     snippet_of,
 )
-from airflow_provider_baseten._ratelimit import WindowLimiter, limiter_for
-from airflow_provider_baseten._redact import install_log_filters, redact
-from airflow_provider_baseten._routes import Endpoint, endpoint
-from airflow_provider_baseten._settings import (
+from airflow_provider_baseten.client.http import ashared_ssl_context, shared_ssl_context, user_agent
+from airflow_provider_baseten.client.ratelimit import WindowLimiter, limiter_for
+from airflow_provider_baseten.client.redact import install_log_filters, redact
+from airflow_provider_baseten.client.routes import Endpoint, endpoint
+from airflow_provider_baseten.client.settings import (
     DIRECT_INFERENCE_URL,
     DIRECT_MANAGEMENT_URL,
     LOWCODEAPI_URL,
@@ -257,7 +257,7 @@ class Transport:
         ssl_context = shared_ssl_context()
         transport = self._mock_async_transport
         if transport is None and max_connections == 1:
-            from airflow_provider_baseten import _h1
+            from airflow_provider_baseten.client import h1 as _h1
 
             if _h1.AVAILABLE:  # a worker's single connection: the lean HTTP/1.1 path (see _h1)
                 transport = _h1.H1Transport(ssl_context)

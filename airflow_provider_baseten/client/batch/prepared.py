@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from airflow_provider_baseten._h1 import RAW, raw_head
-from airflow_provider_baseten._transport import encode_json
+from airflow_provider_baseten.client.h1 import RAW, raw_head
+from airflow_provider_baseten.client.transport import encode_json
 from airflow_provider_baseten.exceptions import (
     BasetenError,
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_baseten._transport import Transport
+    from airflow_provider_baseten.client.transport import Transport
 
 
 class Route(Protocol):
@@ -30,7 +30,7 @@ class _Prepared:
     """A predict request built once and re-used with a new body per item (no per-item URL parsing)."""
 
     def __init__(self, transport: Transport, route: Route) -> None:
-        from airflow_provider_baseten._routes import endpoint
+        from airflow_provider_baseten.client.routes import endpoint
 
         self.transport = transport
         self.route = route

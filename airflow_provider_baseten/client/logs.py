@@ -14,7 +14,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_baseten.hooks.baseten import BasetenHook
     from airflow_provider_baseten.models import LogLine
 
 DEFAULT_WINDOW_MS = 30 * 60 * 1000  # Baseten's window when no start is given
@@ -89,7 +88,7 @@ class LogPager:
         return new
 
 
-def _error_window(created_at: str | None) -> int | None:
+def error_window(created_at: str | None) -> int | None:
     """Epoch ms to start an error search at: the deployment's creation, if within Baseten's 7 days."""
     from datetime import datetime
 
@@ -102,36 +101,8 @@ def _error_window(created_at: str | None) -> int | None:
     return start if time.time() * 1000 - start < MAX_WINDOW_MS - 60_000 else None
 
 
-async def deployment_error_tail(
-    hook: BasetenHook, model_id: str, deployment_id: str, created_at: str | None = None, count: int = 20
-) -> list[str]:
-    """The last ``count`` ERROR lines of a deployment's logs, oldest first, formatted for a task log.
-
-    Never raises: a failure to read the logs becomes one line saying so (the failure matters more).
-    """
-    if count <= 0:
-        return []
-    try:
-        lines = [
-            line
-            async for line in hook.aiter_deployment_logs(
-                deployment_id,
-                model_id=model_id,
-                min_level="ERROR",
-                start_epoch_millis=_error_window(created_at),
-                limit=count,
-                page_size=min(1000, max(count, 100)),
-            )
-        ]
-    except Exception as exc:  # the caller is already reporting a failure: never raise here
-        from airflow_provider_baseten._redact import redact
-
-        return [f"(could not fetch the deployment's logs: {redact(str(exc))[:300]})"]
-    return format_lines(lines)
-
-
 def format_lines(newest_first: list[LogLine]) -> list[str]:
     """Log lines oldest first, formatted and redacted (a model may log a secret; the event is stored)."""
-    from airflow_provider_baseten._redact import redact
+    from airflow_provider_baseten.client.redact import redact
 
     return [redact(line.format())[:2000] for line in reversed(newest_first)]

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from airflow_provider_baseten._batch.fingerprint import Fingerprint, LineHasher, describe
+from airflow_provider_baseten.client.batch.fingerprint import Fingerprint, LineHasher, describe
 from airflow_provider_baseten.exceptions import (
     BasetenValidationError,
 )
@@ -189,18 +189,18 @@ class _ParquetSink(_JsonlSink):
     """
 
     def __init__(self, path: Any, resume: bool, fingerprint: Fingerprint | None = None) -> None:
-        from airflow_provider_baseten._batch.parquet import pyarrow_modules
+        from airflow_provider_baseten.client.batch.parquet import pyarrow_modules
 
         pyarrow_modules()  # a missing extra fails before any request is sent
         super().__init__(path, resume, fingerprint)
 
     def _old_lines(self, fh: Any) -> Iterator[bytes]:
-        from airflow_provider_baseten._batch.parquet import parquet_result_lines
+        from airflow_provider_baseten.client.batch.parquet import parquet_result_lines
 
         return parquet_result_lines(fh)
 
     def _writer(self, fh: Any) -> Any:
-        from airflow_provider_baseten._batch.parquet import ParquetResultWriter
+        from airflow_provider_baseten.client.batch.parquet import ParquetResultWriter
 
         return ParquetResultWriter(fh)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_baseten._redact import redact
-from airflow_provider_baseten._routes import Endpoint
+from airflow_provider_baseten.client.redact import redact
+from airflow_provider_baseten.client.routes import Endpoint
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
     BasetenError,
