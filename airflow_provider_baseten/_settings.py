@@ -140,7 +140,7 @@ class Settings:
         """
         if name in self.unset_urls:
             raise BasetenConfigurationError(
-                f"The connection's host {self.base_url} is on this machine (an emulator or a local proxy), but "
+                f"The connection's host {redact(self.base_url)} is on this machine (an emulator or a local proxy), but "
                 f"its extra has no {name}, so this call would go to Baseten's cloud ({CLOUD_URL_DEFAULTS[name]}) "
                 f"with this connection's key. Nothing was sent. Set {name} in the connection extra "
                 "(`python -m airflow_provider_baseten.emulator` prints a complete connection).",
