@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import random
 from contextvars import ContextVar
@@ -35,6 +36,13 @@ DIRECT_CHAIN_URL = "https://chain-{chain_id}.api.baseten.co"
 MODEL_APIS_URL = "https://inference.baseten.co/v1"
 
 LOWCODEAPI_URL = "https://api.lowcodeapi.com/baseten"
+
+#: The URL extras that default to a host in Baseten's cloud, with that default.
+CLOUD_URL_DEFAULTS: dict[str, str] = {
+    "inference_url": DIRECT_INFERENCE_URL,
+    "chain_url": DIRECT_CHAIN_URL,
+    "model_apis_url": MODEL_APIS_URL,
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,10 @@ class Settings:
     upload_endpoint_url: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: The URL extras (names in :data:`CLOUD_URL_DEFAULTS`) that a connection on a local host left unset. A
+    #: call that needs one is refused by :meth:`url_template` instead of going to Baseten's cloud with what
+    #: is most likely an emulator's key. Set by :meth:`from_extra`.
+    unset_urls: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not _caller_masks_key.get():
@@ -119,6 +131,23 @@ class Settings:
     def base_url(self) -> str:
         """The management (direct) or gateway (LowCodeAPI) base URL."""
         return self.gateway_url if self.gateway == "lowcodeapi" else self.management_url
+
+    def url_template(self, name: str) -> str:
+        """The URL template called ``name`` (``inference_url``, ``chain_url`` or ``model_apis_url``).
+
+        Raises :class:`BasetenConfigurationError` (nothing is sent) when the connection's host is local and
+        this URL was not set: the default is in Baseten's cloud, and this connection's key is not for it.
+        """
+        if name in self.unset_urls:
+            raise BasetenConfigurationError(
+                f"The connection's host {redact(self.base_url)} is on this machine (an emulator or a local proxy), but "
+                f"its extra has no {name}, so this call would go to Baseten's cloud ({CLOUD_URL_DEFAULTS[name]}) "
+                f"with this connection's key. Nothing was sent. Set {name} in the connection extra "
+                "(`python -m airflow_provider_baseten.emulator` prints a complete connection).",
+                field=name,
+            )
+        url: str = getattr(self, name)
+        return url
 
     @classmethod
     def from_extra(
@@ -170,6 +199,8 @@ class Settings:
         model_apis_url = str(extra.get("model_apis_url") or MODEL_APIS_URL)
         _check_url(model_apis_url, "model_apis_url")
         base = _normalise_host(host) if host else None
+        # A local host means an emulator (or a local proxy): never fill in Baseten's cloud hosts for it.
+        unset = frozenset(n for n in CLOUD_URL_DEFAULTS if not extra.get(n)) if base and is_local(base) else frozenset()
         upload_endpoint_url = extra.get("upload_endpoint_url") or None
         if upload_endpoint_url is not None:
             upload_endpoint_url = str(upload_endpoint_url).rstrip("/")
@@ -191,6 +222,7 @@ class Settings:
                 url_format=url_format,  # type: ignore[arg-type]
                 model_id=model_id,
                 upload_endpoint_url=upload_endpoint_url,
+                unset_urls=unset,
                 **kw,
             )
         finally:
@@ -227,6 +259,20 @@ def _normalise_host(host: str) -> str:
         host = "https://" + host
     _check_url(host, "host")
     return host
+
+
+def is_local(url: str) -> bool:
+    """Whether ``url``'s host is this machine: ``localhost``, a loopback address (127.0.0.0/8, ``::1``) or the
+    unspecified address (``0.0.0.0``, ``::``; connecting to it reaches this machine)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
+    return any(a.is_loopback or a.is_unspecified for a in (addr, mapped) if a is not None)
 
 
 def _check_url(url: str, field_name: str) -> None:

@@ -316,13 +316,13 @@ class Transport:
                         "No model_id: pass model_id= or set model_id in the connection extra.",
                         field="model_id",
                     )
-                base = s.inference_url.replace("{model_id}", model_id)
+                base = s.url_template("inference_url").replace("{model_id}", model_id)
             elif ep.surface == "chain":
                 if not model_id:
                     raise BasetenValidationError("No chain_id: pass chain_id=.", field="chain_id")
-                base = s.chain_url.replace("{chain_id}", model_id)
+                base = s.url_template("chain_url").replace("{chain_id}", model_id)
             elif ep.surface == "model_apis":
-                base = s.model_apis_url
+                base = s.url_template("model_apis_url")
             else:
                 base = s.management_url
             url = base.rstrip("/") + ep.direct_path(params)

@@ -99,9 +99,7 @@ class BasetenEmulator:
 
         if self._server is not None:
             return self
-        sock = bind_socket(self.host, self._port)
-        self._port = sock.getsockname()[1]
-        self.core.set_base_url(self.url)
+        sock = self.bind()
         self._server = uvicorn.Server(uvicorn_config(self.app))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="baseten-emulator", daemon=True
@@ -113,6 +111,19 @@ class BasetenEmulator:
                 raise RuntimeError("The Baseten emulator did not start")
             time.sleep(0.01)
         return self
+
+    def bind(self) -> socket.socket:
+        """Listen on ``host:port`` (``0``: a free port) and fix :attr:`url`; :meth:`start` serves the socket."""
+        sock = bind_socket(self.host, self._port)
+        self._port = sock.getsockname()[1]
+        self.core.set_base_url(self.url)
+        return sock
+
+    def serve_forever(self, sock: socket.socket, log_level: str = "warning") -> None:
+        """Serve ``sock`` (from :meth:`bind`) in this thread until interrupted: the command line's way."""
+        import uvicorn
+
+        uvicorn.Server(uvicorn_config(self.app, log_level=log_level)).run(sockets=[sock])
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving and wait for the thread."""

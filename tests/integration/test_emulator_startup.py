@@ -134,3 +134,7 @@ def test_docs_cli_connection_example_is_valid_json() -> None:
     conn = json.loads(block.group(1))
     assert conn["extra"]["inference_url"].endswith("/model/{model_id}") and conn["conn_type"] == "baseten"
     assert conn["extra"]["upload_endpoint_url"] == conn["host"] + "/__s3"  # a deploy must not go to AWS
+    # The same keys the CLI prints, every URL on the emulator: nothing falls back to Baseten's cloud.
+    with BasetenEmulator(port=int(conn["host"].rsplit(":", 1)[1])) as emu:
+        printed = emu.connection()
+    assert conn["extra"] == printed["extra"] and conn["host"] == printed["host"]
