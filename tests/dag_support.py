@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +15,41 @@ _migrated = False
 
 
 def ensure_db() -> None:
-    """Migrate the test AIRFLOW_HOME's SQLite DB once per session (a subprocess keeps our process clean)."""
+    """Migrate the test AIRFLOW_HOME's SQLite DB once per session (a subprocess keeps our process clean).
+
+    Under pytest-xdist each worker has a DB of its own (tests/conftest.py): the first worker to need one
+    migrates it into the controller's home and the others copy that file, as a migration costs 5-15 s of CPU.
+    """
     global _migrated
     if _migrated:
         return
     home = Path(os.environ["AIRFLOW_HOME"])
     marker = home / ".migrated"
     if not marker.exists():
-        airflow = Path(sys.executable).parent / "airflow"
-        subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+        shared = os.environ.get("BASETEN_TEST_HOME_MADE")  # the pytest-xdist controller's home
+        db = home / "airflow.db"
+        if os.environ.get("PYTEST_XDIST_WORKER") and shared and _conn() == f"sqlite:///{db}":
+            template = Path(shared) / "migrated.db"
+            with open(Path(shared) / "migrated.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes; the other workers wait here
+                if not template.exists():
+                    _migrate(f"sqlite:///{template}.part")
+                    os.replace(f"{template}.part", template)
+            shutil.copyfile(template, db)
+        else:
+            _migrate(_conn())
         marker.touch()
     _migrated = True
+
+
+def _conn() -> str:
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+def _migrate(conn: str) -> None:
+    airflow = Path(sys.executable).parent / "airflow"
+    env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn}
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=env)
 
 
 def sync_dag(dag: Any) -> None:
