@@ -18,7 +18,7 @@ if os.environ.get("PYTEST_XDIST_WORKER") and _made:
     for name in ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__DAGS_FOLDER"):
         if _made in os.environ.get(name, ""):
             del os.environ[name]
-elif "AIRFLOW_HOME" not in os.environ:  # tests/dag_support.py keeps the migrated DB workers copy here
+elif "AIRFLOW_HOME" not in os.environ:
     os.environ["BASETEN_TEST_HOME_MADE"] = str(_HOME)
 os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import importlib.metadata
 import inspect
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +18,50 @@ _migrated = False
 
 
 def ensure_db() -> None:
-    """Migrate the test AIRFLOW_HOME's SQLite DB once per session (a subprocess keeps our process clean).
+    """Give the test AIRFLOW_HOME a migrated SQLite DB once per session (a subprocess keeps our process clean).
 
-    Under pytest-xdist each worker has a DB of its own (tests/conftest.py): the first worker to need one
-    migrates it into the controller's home and the others copy that file, as a migration costs 5-15 s of CPU.
+    A migration costs 5-15 s of CPU, so the migrated file is kept in the virtualenv, one per set of installed
+    Airflow distributions (the schema's only inputs), and copied: make test's two pytest-xdist workers, each
+    with a DB of its own (tests/conftest.py), and later runs all start from it. A DB set outside the test
+    home (another URL in AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) is migrated in place.
     """
     global _migrated
     if _migrated:
         return
     home = Path(os.environ["AIRFLOW_HOME"])
     marker = home / ".migrated"
+    db = home / "airflow.db"
+    conn = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     if not marker.exists():
-        shared = os.environ.get("BASETEN_TEST_HOME_MADE")  # the pytest-xdist controller's home
-        db = home / "airflow.db"
-        if os.environ.get("PYTEST_XDIST_WORKER") and shared and _conn() == f"sqlite:///{db}":
-            template = Path(shared) / "migrated.db"
-            with open(Path(shared) / "migrated.lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes; the other workers wait here
-                if not template.exists():
-                    _migrate(f"sqlite:///{template}.part")
-                    os.replace(f"{template}.part", template)
-            shutil.copyfile(template, db)
+        if conn == f"sqlite:///{db}":
+            shutil.copyfile(_migrated_template(), db)
         else:
-            _migrate(_conn())
+            _migrate(conn)
         marker.touch()
     _migrated = True
 
 
-def _conn() -> str:
-    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+def _migrated_template() -> Path:
+    """The migrated DB kept for these Airflow distributions, made by the first process that needs it."""
+    keep = Path(sys.prefix) if os.access(sys.prefix, os.W_OK) else Path(tempfile.gettempdir())  # the virtualenv
+    template = keep / f"baseten-test-airflow-{_schema_key()}.db"
+    with open(template.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process migrates; the others wait here, then copy its file
+        if not template.exists():
+            Path(f"{template}.part").unlink(missing_ok=True)  # left by a run killed mid-migration
+            _migrate(f"sqlite:///{template}.part")
+            os.replace(f"{template}.part", template)
+    return template
+
+
+def _schema_key() -> str:
+    """What the migrated schema depends on: the installed Airflow distributions and their versions."""
+    names = sorted(
+        f"{d.metadata['Name']}=={d.version}"
+        for d in importlib.metadata.distributions()
+        if d.metadata["Name"].lower().startswith("apache-airflow")
+    )
+    return hashlib.sha256(" ".join(names).encode()).hexdigest()[:16]
 
 
 def _migrate(conn: str) -> None:
