@@ -7,6 +7,9 @@ AIRFLOW_VERSION ?=
 NEWEST_AIRFLOW_SPEC ?= apache-airflow>=3.3,<3.4
 OLDEST_AIRFLOW ?= 3.1.8
 PYTEST_ARGS ?=
+# make test runs pytest on this many pytest-xdist workers (0: in one process). --dist loadfile keeps each file's
+# tests in one worker, so module-scoped fixtures (test_typing's mypy run, test_fuzz's schema) run once.
+PYTEST_WORKERS ?= 2
 UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
 # What make test type-checks: the whole package, mypy --strict (settings in pyproject's [tool.mypy]).
 MYPY_PATHS ?= airflow_provider_baseten
@@ -27,7 +30,7 @@ test: $(VENV)/.stamp  ## unit, emulator-integration and DAG tests (newest Airflo
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(if $(filter 1,$(TYPECHECK)),$(VENV)/bin/mypy --strict $(MYPY_PATHS))
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not chaos and not airflow_e2e" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile -m "not chaos and not airflow_e2e" $(PYTEST_ARGS)
 
 typecheck: $(VENV)/.stamp  ## mypy --strict on the whole package (make test runs it too)
 	$(VENV)/bin/mypy --strict airflow_provider_baseten
@@ -51,8 +54,8 @@ prism: $(VENV)/.stamp  ## every hook call against Stoplight Prism serving Basete
 ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian's chromium if missing)
 	bash scripts/ui-check.sh
 
-e2e: $(VENV)/.stamp  ## example DAGs, deadlines (timeouts, retries, a SIGKILLed triggerer), the approval gate and asset watchers in a real Airflow
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py tests/e2e/test_asset_watch.py tests/e2e/test_approval.py -s $(PYTEST_ARGS)
+e2e: $(VENV)/.stamp  ## example DAGs, deadlines (timeouts, retries, a SIGKILLed triggerer), the approval gate, asset watchers, OpenLineage events and the airflow CLI in a real Airflow
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py tests/e2e/test_asset_watch.py tests/e2e/test_approval.py tests/integration/test_lineage_airflow.py tests/integration/test_config_section.py -s $(PYTEST_ARGS)
 
 wheel-check: $(VENV)/.stamp  ## build the wheel from HEAD, pip install it into a fresh venv, run the emulator and a DAG from it
 	UV=$(VENV)/bin/uv AIRFLOW_SPEC="$(NEWEST_AIRFLOW_SPEC)" bash scripts/wheel-check.sh

@@ -10,6 +10,16 @@ from pathlib import Path
 import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="baseten-airflow-home-"))
+# make test runs pytest-xdist workers, which inherit the environment set below in the controller. Each worker
+# takes a home of its own instead: one SQLite file per process, as two processes writing one file hit "database
+# is locked". A setting made outside pytest is kept: only what points into the controller's home is replaced.
+_made = os.environ.get("BASETEN_TEST_HOME_MADE")
+if os.environ.get("PYTEST_XDIST_WORKER") and _made:
+    for name in ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__DAGS_FOLDER"):
+        if _made in os.environ.get(name, ""):
+            del os.environ[name]
+elif "AIRFLOW_HOME" not in os.environ:
+    os.environ["BASETEN_TEST_HOME_MADE"] = str(_HOME)
 os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import importlib.metadata
 import inspect
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +18,56 @@ _migrated = False
 
 
 def ensure_db() -> None:
-    """Migrate the test AIRFLOW_HOME's SQLite DB once per session (a subprocess keeps our process clean)."""
+    """Give the test AIRFLOW_HOME a migrated SQLite DB once per session (a subprocess keeps our process clean).
+
+    A migration costs 5-15 s of CPU, so the migrated file is kept in the virtualenv, one per set of installed
+    Airflow distributions (the schema's only inputs), and copied: make test's two pytest-xdist workers, each
+    with a DB of its own (tests/conftest.py), and later runs all start from it. A DB set outside the test
+    home (another URL in AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) is migrated in place.
+    """
     global _migrated
     if _migrated:
         return
     home = Path(os.environ["AIRFLOW_HOME"])
     marker = home / ".migrated"
+    db = home / "airflow.db"
+    conn = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     if not marker.exists():
-        airflow = Path(sys.executable).parent / "airflow"
-        subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+        if conn == f"sqlite:///{db}":
+            shutil.copyfile(_migrated_template(), db)
+        else:
+            _migrate(conn)
         marker.touch()
     _migrated = True
+
+
+def _migrated_template() -> Path:
+    """The migrated DB kept for these Airflow distributions, made by the first process that needs it."""
+    keep = Path(sys.prefix) if os.access(sys.prefix, os.W_OK) else Path(tempfile.gettempdir())  # the virtualenv
+    template = keep / f"baseten-test-airflow-{_schema_key()}.db"
+    with open(template.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process migrates; the others wait here, then copy its file
+        if not template.exists():
+            Path(f"{template}.part").unlink(missing_ok=True)  # left by a run killed mid-migration
+            _migrate(f"sqlite:///{template}.part")
+            os.replace(f"{template}.part", template)
+    return template
+
+
+def _schema_key() -> str:
+    """What the migrated schema depends on: the installed Airflow distributions and their versions."""
+    names = sorted(
+        f"{d.metadata['Name']}=={d.version}"
+        for d in importlib.metadata.distributions()
+        if d.metadata["Name"].lower().startswith("apache-airflow")
+    )
+    return hashlib.sha256(" ".join(names).encode()).hexdigest()[:16]
+
+
+def _migrate(conn: str) -> None:
+    airflow = Path(sys.executable).parent / "airflow"
+    env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn}
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=env)
 
 
 def sync_dag(dag: Any) -> None:

@@ -119,6 +119,7 @@ def _airflow_cli(*args: str, **env: str) -> str:
     return proc.stdout.strip().splitlines()[-1]  # the answer; log lines (if any) come before it
 
 
+@pytest.mark.airflow_e2e  # the airflow CLI, a process of its own (5-10 s): make e2e
 def test_airflow_cli_shows_the_connection_type_asset_uris_and_config() -> None:
     """``airflow providers get airflow-provider-baseten --full -o json``: what Airflow registered."""
     import json
@@ -132,6 +133,7 @@ def test_airflow_cli_shows_the_connection_type_asset_uris_and_config() -> None:
     assert shown.get("asset-uris") == ours.get("asset-uris")
 
 
+@pytest.mark.airflow_e2e  # the airflow CLI, a process of its own (5-10 s): make e2e
 def test_airflow_cli_reads_the_option_from_the_environment() -> None:
     out = _airflow_cli("config", "get-value", "baseten", "poll_interval", AIRFLOW__BASETEN__POLL_INTERVAL="3")
     assert out.strip() == "3"

@@ -21,6 +21,9 @@ from tests.integration._lineage_run import MODEL, PROJECT, ROWS
 
 pytest.importorskip("airflow.providers.openlineage")
 
+# Two Airflow processes, about 10 s each: run by make e2e (and CI), not by the fast make test.
+pytestmark = pytest.mark.airflow_e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
