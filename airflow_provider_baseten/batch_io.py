@@ -36,6 +36,7 @@ from airflow_provider_baseten.client.batch.parquet import (
     pyarrow_modules,
 )
 from airflow_provider_baseten.client.batch.sinks import _exists, _open, jsonl_lines, read_jsonl
+from airflow_provider_baseten.client.checks import int_in
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 __all__ = [
@@ -261,9 +262,10 @@ def split_input(
     """
     if (rows_per_shard is None) == (bytes_per_shard is None):
         raise BasetenValidationError("Give exactly one of rows_per_shard or bytes_per_shard.", field="rows_per_shard")
-    limit = rows_per_shard if rows_per_shard is not None else bytes_per_shard
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise BasetenValidationError(f"The shard size must be a positive integer, got {limit!r}.", field="shard size")
+    if rows_per_shard is not None:
+        limit = int_in("rows_per_shard", rows_per_shard, 1)
+    else:
+        limit = int_in("bytes_per_shard", bytes_per_shard, 1)
     out_ext = {None: ".jsonl", "jsonl": ".jsonl", "parquet": ".parquet"}.get(output_format)
     if out_ext is None:
         raise BasetenValidationError(

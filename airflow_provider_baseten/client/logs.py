@@ -32,12 +32,10 @@ class LogPager:
     """
 
     def __init__(self, start: int | None, end: int | None, limit: int | None, page_size: int, log: Any = None) -> None:
-        from airflow_provider_baseten.exceptions import BasetenValidationError
+        from airflow_provider_baseten.client.checks import int_in, optional_int_in
 
-        if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 1000:
-            raise BasetenValidationError(f"page_size must be 1-1000, got {page_size!r}.", field="page_size")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            raise BasetenValidationError(f"limit must be a positive integer, got {limit!r}.", field="limit")
+        int_in("page_size", page_size, 1, 1000)
+        optional_int_in("limit", limit, 1)
         self.start, self.end, self.remaining, self.page_size = start, end, limit, page_size
         self.log = log or logging.getLogger("airflow_provider_baseten")
         self.seen: set[_Key] = set()

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from airflow_provider_baseten.client.checks import int_in
 from airflow_provider_baseten.hooks._api import (
     _Call,
     _m,
@@ -78,15 +79,9 @@ def deploy_options(
             )
         body["labels"] = dict(labels)
     if deploy_timeout_minutes is not None:
-        lo, hi = DEPLOY_TIMEOUT_MINUTES
-        if isinstance(deploy_timeout_minutes, bool) or not isinstance(deploy_timeout_minutes, int):
-            raise BasetenValidationError("deploy_timeout_minutes must be an integer.", field="deploy_timeout_minutes")
-        if not lo <= deploy_timeout_minutes <= hi:
-            raise BasetenValidationError(
-                f"deploy_timeout_minutes must be between {lo} and {hi}, got {deploy_timeout_minutes}.",
-                field="deploy_timeout_minutes",
-            )
-        body["deploy_timeout_minutes"] = deploy_timeout_minutes
+        body["deploy_timeout_minutes"] = int_in(
+            "deploy_timeout_minutes", deploy_timeout_minutes, *DEPLOY_TIMEOUT_MINUTES
+        )
     return body
 
 

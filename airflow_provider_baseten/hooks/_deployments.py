@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_baseten.client.checks import optional_int_in
 from airflow_provider_baseten.hooks._api import (
     _Call,
     _m,
@@ -36,9 +37,8 @@ def _window(start: int | None, end: int | None) -> None:
     """Check an epoch-millisecond window: integers, start before end, at most Baseten's 7 days."""
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
-    for name, value in (("start_epoch_millis", start), ("end_epoch_millis", end)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise BasetenValidationError(f"{name} must be epoch milliseconds (an integer), got {value!r}.", field=name)
+    optional_int_in("start_epoch_millis", start, 0, what="epoch milliseconds (an integer)")
+    optional_int_in("end_epoch_millis", end, 0, what="epoch milliseconds (an integer)")
     if start is not None and end is not None:
         if start > end:
             raise BasetenValidationError(
@@ -63,8 +63,7 @@ def _log_query(
     _window(start, end)
     if min_level is not None and min_level not in m.LOG_LEVELS:
         raise BasetenValidationError(f"min_level must be one of {m.LOG_LEVELS}, got {min_level!r}.", field="min_level")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000):
-        raise BasetenValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}.", field="limit")
+    optional_int_in("limit", limit, 1, 1000)
     if direction is not None and direction not in ("asc", "desc"):
         raise BasetenValidationError(f"direction must be 'asc' or 'desc', got {direction!r}.", field="direction")
     unknown = set(filters) - _LOG_FILTERS

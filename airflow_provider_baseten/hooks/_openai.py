@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_baseten.client.checks import flag, int_in, optional_int_in
 from airflow_provider_baseten.hooks._api import _Batch, _Call, _m, _v
 from airflow_provider_baseten.hooks._core import _HookCore
 
@@ -48,18 +49,8 @@ MAX_EMBED_BATCH = 1024
 
 def check_packing(batch_size: Any, max_chars_per_request: Any) -> None:
     """Check ``embed_batch``'s packing arguments (:class:`BasetenValidationError`, a ``ValueError``)."""
-    from airflow_provider_baseten.exceptions import BasetenValidationError
-
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_EMBED_BATCH:
-        raise BasetenValidationError(
-            f"batch_size must be an integer from 1 to {MAX_EMBED_BATCH}, got {batch_size!r}.", field="batch_size"
-        )
-    chars = max_chars_per_request
-    if chars is not None and (not isinstance(chars, int) or isinstance(chars, bool) or chars < 1):
-        raise BasetenValidationError(
-            f"max_chars_per_request must be a positive integer or None, got {chars!r}.",
-            field="max_chars_per_request",
-        )
+    int_in("batch_size", batch_size, 1, MAX_EMBED_BATCH)
+    optional_int_in("max_chars_per_request", max_chars_per_request, 1)
 
 
 def _many(inputs: Any, field: str, each: str) -> None:
@@ -84,8 +75,7 @@ def _on_model_apis(
     """Whether a call goes to Model APIs (the rule in this module's docstring); refuses an ambiguous one."""
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
-    if model_apis is not None and not isinstance(model_apis, bool):
-        raise BasetenValidationError(f"model_apis must be True, False or None, got {model_apis!r}.", field="model_apis")
+    flag("model_apis", model_apis, none_ok=True)
     given = [
         k
         for k, v in (("model_id", model_id), ("environment", environment), ("deployment_id", deployment_id))

@@ -19,6 +19,7 @@ from airflow_provider_baseten._tasks import (
     retry_left,
     validate_event,
 )
+from airflow_provider_baseten.client.checks import positive_number
 from airflow_provider_baseten.events import BasetenTriggerEvent
 
 T = TypeVar("T")
@@ -114,9 +115,7 @@ class BasetenWaitingOperator(BasetenBaseOperator):
             from airflow_provider_baseten._conf import poll_interval
 
             interval = poll_interval(self.default_poke_interval)  # [baseten] poll_interval, else the class's
-        if interval <= 0:
-            raise ValueError(f"poke_interval must be positive, got {interval!r}")
-        self.poke_interval: float = interval
+        self.poke_interval: float = positive_number("poke_interval", interval)
         self.timeout = timeout
         self.cancel_on_kill = cancel_on_kill
         self.cancel_on_timeout = cancel_on_timeout

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from airflow_provider_baseten.client.checks import optional_int_in
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 LEASE_TTL = 24 * 3600.0  # seconds a lease lives when its task has no execution_timeout
@@ -77,14 +78,7 @@ class VariableStore:
 
 def check_min_replica(value: Any) -> int | None:
     """``scale_for_batch`` as given to an operator: ``None`` or a ``min_replica`` from 1 to 100."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
-        raise BasetenValidationError(
-            f"scale_for_batch must be a min_replica count from 1 to 100 (or None), got {value!r}.",
-            field="scale_for_batch",
-        )
-    return value
+    return optional_int_in("scale_for_batch", value, 1, 100, what="a min_replica count")
 
 
 class LeaseBook:

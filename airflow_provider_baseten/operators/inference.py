@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from pydantic import JsonValue
 
-    from airflow_provider_baseten.batch import BatchResult
+    from airflow_provider_baseten.batch import BatchOptions, BatchResult
     from airflow_provider_baseten.operators._submit_log import SubmitLog
 
 _NOTSET: Any = object()
@@ -113,7 +113,8 @@ class PredictOperator(BasetenBaseOperator):
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten.assets import OUTPUT_ALIAS, default_outlets, output_asset
-        from airflow_provider_baseten.client.batch import AUTO, ErrorBudget, check_concurrency
+        from airflow_provider_baseten.client.batch.options import check_batch_options
+        from airflow_provider_baseten.client.checks import flag
         from airflow_provider_baseten.operators._scale import check_min_replica
 
         if output_path is not None:
@@ -125,10 +126,6 @@ class PredictOperator(BasetenBaseOperator):
             raise ValueError(
                 "PredictOperator needs exactly one of model_input= (one prediction) or model_inputs= (a batch)."
             )
-        if on_error not in ("fail", "record"):
-            raise ValueError(f"on_error must be 'fail' or 'record', got {on_error!r}")
-        if max_concurrency != AUTO:
-            check_concurrency(max_concurrency)  # a BasetenValidationError (a ValueError) before any request
         self.model_input = None if model_input is _NOTSET else model_input
         self.single = model_input is not _NOTSET
         self.model_inputs = model_inputs
@@ -141,9 +138,10 @@ class PredictOperator(BasetenBaseOperator):
         self.resume = resume
         self.wake_first = wake_first
         self.progress_interval = progress_interval
-        ErrorBudget.resolve(on_error, max_failures, max_error_rate)  # a bad budget fails at parse time
         self.max_failures = max_failures
         self.max_error_rate = max_error_rate
+        flag("resume", resume, none_ok=True)  # None: decided per try (see _resume)
+        check_batch_options(self._batch_options())  # the hook's check, when the DAG is parsed
         self._result: BatchResult | None = None  # the batch's counts, for get_openlineage_facets_on_complete
         self._input_fingerprint: dict[str, Any] | None = None  # what the batch's inputs are (_batch_inputs)
         self.scale_for_batch = check_min_replica(scale_for_batch)
@@ -197,19 +195,29 @@ class PredictOperator(BasetenBaseOperator):
         if self._scale is not None:
             self._scale.release()
 
+    def _batch_options(self) -> BatchOptions:
+        """The batch options given to this operator, as every batch method of the hook takes them.
+
+        ``output_path`` (templated, and opened as a path at run time) and ``resume`` (decided per try) are
+        added by :meth:`_run_batch`.
+        """
+        return {
+            "max_concurrency": self.max_concurrency,
+            "on_error": self.on_error,
+            "progress_interval": self.progress_interval,
+            "max_failures": self.max_failures,
+            "max_error_rate": self.max_error_rate,
+        }
+
     def _run_batch(self, context: Context, hook: Any, inputs: Any, total: int, output: Any) -> Any:
         result = self._many(
             hook,
             inputs,
-            max_concurrency=self.max_concurrency,
-            on_error=self.on_error,
+            **self._batch_options(),
             output_path=output,
             resume=self._resume(context, output),
-            progress_interval=self.progress_interval,
             log=self.log,
             total=total,
-            max_failures=self.max_failures,
-            max_error_rate=self.max_error_rate,
             input_fingerprint=self._input_fingerprint,
         )
         self._result = result

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_baseten.client.checks import flag
 from airflow_provider_baseten.hooks._openai import check_packing
 from airflow_provider_baseten.operators.inference import _NOTSET, PredictOperator
 
@@ -25,8 +26,7 @@ class _OpenAIOperator(PredictOperator):
 
     def _set_route(self, model: str | None, model_apis: bool | None) -> None:
         """Keep ``model`` / ``model_apis``; what cannot go together fails when the DAG is parsed."""
-        if model_apis is not None and not isinstance(model_apis, bool):
-            raise ValueError(f"model_apis must be True, False or None, got {model_apis!r}")
+        flag("model_apis", model_apis, none_ok=True)
         if model_apis:
             given = [k for k, v in self._target().items() if v is not None]
             given += [k for k in ("wake_first", "scale_for_batch") if getattr(self, k)]

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_baseten.assets import _check_id
+from airflow_provider_baseten.client.checks import positive_number
 from airflow_provider_baseten.client.ratelimit import STATUS_BUDGET_RPS, status_budget
 from airflow_provider_baseten.models import TRAINING_TERMINAL_STATES
 
@@ -89,13 +90,15 @@ class WatcherTrigger(BaseEventTrigger):
         super().__init__()  # type: ignore[no-untyped-call]
         if not conn_id:
             raise ValueError("conn_id is required.")
-        if not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
-            raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}.")
-        if max_status_rps is not None and (not isinstance(max_status_rps, (int, float)) or not max_status_rps > 0):
-            raise ValueError(f"max_status_rps must be a positive number of calls per second, got {max_status_rps!r}.")
+        self.poll_interval = positive_number("poll_interval", poll_interval, what="a positive number of seconds")
+        if max_status_rps is None:
+            max_status_rps = status_budget_rps(STATUS_BUDGET_RPS)
+        else:
+            max_status_rps = positive_number(
+                "max_status_rps", max_status_rps, what="a positive number of calls per second", also="None"
+            )
         self.conn_id = conn_id
-        self.poll_interval = float(poll_interval)
-        self.max_status_rps = float(status_budget_rps(STATUS_BUDGET_RPS) if max_status_rps is None else max_status_rps)
+        self.max_status_rps = float(max_status_rps)
         self._warned_memory = False
 
     # -- what subclasses define -------------------------------------------------------------------------

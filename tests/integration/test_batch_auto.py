@@ -18,7 +18,7 @@ from airflow.sdk import DAG
 from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.exceptions import BasetenValidationError
 from airflow_provider_baseten.operators.inference import PredictOperator
-from tests.dag_support import run_dag, task_states
+from tests.dag_support import context, run_dag, task_states
 from tests.integration.conftest import make_hook
 
 
@@ -156,3 +156,39 @@ def test_an_outage_still_stops_an_auto_batch_early_keeping_what_succeeded(
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["index"] for line in lines if "output" in line] == list(range(100))  # what succeeded is kept
     assert all("error" in line for line in lines if line["index"] >= 100)
+
+
+def _batch_operators() -> list[type[PredictOperator]]:
+    """Every batch operator: ``PredictOperator`` and its subclasses (they take its batch options)."""
+    import airflow_provider_baseten.operators.openai  # noqa: F401  (registers the subclasses)
+
+    found, todo = [], [PredictOperator]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return [c for c in found if not c.__name__.startswith("_")]
+
+
+def test_every_batch_operator_accepts_auto(emulator: BasetenEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``max_concurrency="auto"`` is accepted by each batch operator and runs its batch (counted on the server)."""
+    from airflow_provider_baseten.operators.openai import ChatCompletionsOperator, EmbeddingsOperator, RunChainOperator
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    batches: dict[type[PredictOperator], dict[str, Any]] = {
+        PredictOperator: {"model_inputs": [{"i": i} for i in range(20)]},
+        EmbeddingsOperator: {"texts": [f"t{i}" for i in range(20)], "batch_size": 4, "environment": "production"},
+        ChatCompletionsOperator: {
+            "requests": [{"messages": [{"role": "user", "content": "a"}]}] * 3,
+            "model": "l",
+            "model_apis": True,
+        },
+        RunChainOperator: {"chain_inputs": [{"n": i} for i in range(5)], "chain_id": "chain123"},
+    }
+    assert set(batches) == set(_batch_operators())  # a new batch operator must be added here
+    for cls, args in batches.items():
+        cls(task_id=cls.__name__, max_concurrency="auto", **args).execute(context())
+    served = emulator.counters()["requests"]
+    assert served["production_predict"] == 20 and served["environment_sync"] == 5  # 20 texts, 4 per request
+    assert served["chain_production_run_remote"] == 5 and served["model_apis_request"] == 3

@@ -163,10 +163,10 @@ def test_both_interval_names_at_once_is_an_error() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1.5])
 def test_a_non_positive_interval_is_an_error_under_either_name(bad: float) -> None:
-    with pytest.raises(ValueError, match="poke_interval must be positive"):
+    with pytest.raises(ValueError, match="poke_interval must be a positive number"):
         WakeDeploymentOperator(task_id="t", poke_interval=bad)
     with (
-        pytest.raises(ValueError, match="poke_interval must be positive"),
+        pytest.raises(ValueError, match="poke_interval must be a positive number"),
         pytest.warns(AirflowProviderDeprecationWarning),
     ):
         WakeDeploymentOperator(task_id="t", check_interval=bad)

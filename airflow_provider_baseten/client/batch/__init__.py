@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from airflow_provider_baseten.client.batch.adaptive import AUTO, AdaptiveLimit
 from airflow_provider_baseten.client.batch.budget import DEFAULT_RECORD_ERROR_RATE, EARLY_STOP_AFTER, ErrorBudget
-from airflow_provider_baseten.client.batch.engine import BatchResult, check_concurrency, run_batch, run_batch_sync
+from airflow_provider_baseten.client.batch.engine import BatchResult, run_batch, run_batch_sync
+from airflow_provider_baseten.client.batch.options import check_batch_options, check_concurrency
 from airflow_provider_baseten.client.batch.sinks import journal_dir, read_jsonl, validate_jsonl
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "AdaptiveLimit",
     "BatchResult",
     "ErrorBudget",
+    "check_batch_options",
     "check_concurrency",
     "journal_dir",
     "read_jsonl",

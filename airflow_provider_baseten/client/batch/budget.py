@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_baseten.client.checks import optional_int_in, optional_number_in
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
     BasetenError,
@@ -61,25 +62,12 @@ class ErrorBudget:
         there only decides when to stop early. ``on_error="record"`` with neither limit given allows
         ``DEFAULT_RECORD_ERROR_RATE`` (10%): pass ``max_error_rate=1.0`` to accept any number of failures.
         """
-        if max_failures is not None and (
-            isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0
-        ):
-            raise BasetenValidationError(
-                f"max_failures must be a whole number >= 0 (or None), got {max_failures!r}.", field="max_failures"
-            )
-        if max_error_rate is not None and (
-            isinstance(max_error_rate, bool)
-            or not isinstance(max_error_rate, (int, float))
-            or not 0.0 <= max_error_rate <= 1.0
-        ):
-            raise BasetenValidationError(
-                f"max_error_rate must be a number from 0.0 to 1.0 (or None), got {max_error_rate!r}.",
-                field="max_error_rate",
-            )
+        max_failures = optional_int_in("max_failures", max_failures, 0)
+        max_error_rate = optional_number_in("max_error_rate", max_error_rate, 0.0, 1.0)
         explicit = max_failures is not None or max_error_rate is not None
         if on_error == "record" and not explicit:
             max_error_rate = DEFAULT_RECORD_ERROR_RATE
-        return cls(max_failures, None if max_error_rate is None else float(max_error_rate), explicit)
+        return cls(max_failures, max_error_rate, explicit)
 
     def exceeded(self, failed: int, total: int | None) -> bool:
         """Whether ``failed`` failures already break the budget (``total``: the batch size, if known)."""

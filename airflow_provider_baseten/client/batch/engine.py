@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_baseten.client.errors import retry_kind
 from airflow_provider_baseten.exceptions import (
@@ -38,10 +38,16 @@ from airflow_provider_baseten.client.batch.budget import (
     _transient,
 )
 from airflow_provider_baseten.client.batch.fingerprint import Fingerprint, of_values
+from airflow_provider_baseten.client.batch.options import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_PROGRESS_INTERVAL,
+    ON_ERROR,
+    check_batch_options,
+    check_concurrency,
+)
 from airflow_provider_baseten.client.batch.prepared import Route, _direct_send, _Prepared
 from airflow_provider_baseten.client.batch.sinks import _JsonlSink, _MemorySink, open_sink
 
-ON_ERROR = ("fail", "record")
 # An item whose retries ran out on a transient error (5xx, timeout, dropped connection, 429) while the rest
 # of the batch is being served gets this many retry sequences in all before it counts as failed: at a high
 # but survivable fault rate (18% of attempts) one sequence of six attempts loses about one item in 30,000,
@@ -127,11 +133,11 @@ async def run_batch(
     route: Route,
     inputs: Iterable[Any],
     *,
-    max_concurrency: int | str = 32,
-    on_error: str = "fail",
+    max_concurrency: int | Literal["auto"] = DEFAULT_MAX_CONCURRENCY,
+    on_error: str = ON_ERROR[0],
     output_path: Any = None,
     resume: bool = False,
-    progress_interval: float = 5.0,
+    progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
     total: int | None = None,
     abort_after_consecutive: int | None = None,
     log: Any = None,
@@ -149,8 +155,17 @@ async def run_batch(
     """
     log = log or logging.getLogger("airflow_provider_baseten")
     check_inputs(inputs)
-    if on_error not in ON_ERROR:
-        raise BasetenValidationError(f"on_error must be 'fail' or 'record', got {on_error!r}.", field="on_error")
+    check_batch_options(
+        {
+            "max_concurrency": max_concurrency,
+            "on_error": on_error,
+            "resume": resume,
+            "progress_interval": progress_interval,
+            "total": total,
+            "max_failures": max_failures,
+            "max_error_rate": max_error_rate,
+        }
+    )
     budget = ErrorBudget.resolve(on_error, max_failures, max_error_rate)
     adaptive = AdaptiveLimit() if max_concurrency == AUTO else None
     workers = AUTO_CEILING if adaptive is not None else check_concurrency(max_concurrency)
@@ -314,8 +329,15 @@ class _Run:
             self.consecutive = 0
             self.watch.passed()
             return
-        result.failed += 1
-        result.failures[index] = error if error is not None else str(exc)
+        self.count_failed([index], exc, error if error is not None else str(exc))
+
+    def count_failed(self, indices: list[int], exc: BasetenError, message: str) -> None:
+        """Fail the items at ``indices`` (one input, or the texts one embeddings request carried); stop the
+        batch on a refused key, an outage, a repeated error or an exceeded budget."""
+        result = self.result
+        result.failed += len(indices)
+        for i in indices:
+            result.failures[i] = message
         if isinstance(exc, BasetenAuthError):
             self.aborted = exc
         elif _transient(exc):
@@ -404,15 +426,6 @@ def check_inputs(inputs: Any, field: str = "inputs", each: str = "inputs") -> No
             f"{' (it would be sent key by key)' if isinstance(inputs, dict) else ''}.",
             field=field,
         )
-
-
-def check_concurrency(value: Any) -> int:
-    """``value`` if it is a valid fixed ``max_concurrency`` (1-1024), else a :class:`BasetenValidationError`."""
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024:
-        return value
-    raise BasetenValidationError(
-        f"max_concurrency must be an integer from 1 to 1024 or 'auto', got {value!r}.", field="max_concurrency"
-    )
 
 
 def _verdict(result: BatchResult, run: _Run, on_error: str, budget: ErrorBudget, log: Any) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.client.batch.engine import BatchResult, _Progress, _Run
-from airflow_provider_baseten.exceptions import BasetenAuthError, BasetenError, BasetenValidationError
+from airflow_provider_baseten.client.checks import is_int
+from airflow_provider_baseten.exceptions import BasetenError, BasetenValidationError
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.client.batch.budget import ErrorBudget
@@ -68,7 +69,7 @@ class _OpenAIRun(CheckedRun):
         assert total is not None
         for key in USAGE_KEYS:
             value = usage.get(key) if isinstance(usage, dict) else getattr(usage, key, 0)
-            total[key] += value if isinstance(value, int) and not isinstance(value, bool) else 0
+            total[key] += value if is_int(value) else 0
 
     def read(self, item: Any, answer: Any) -> Any:
         """Check one answer (raise ``BasetenResponseError`` on a bad shape) and return what the results keep."""
@@ -227,21 +228,6 @@ class EmbedRun(_OpenAIRun):
             return
         self.count_failed(texts, exc, error if error is not None else str(exc))
 
-    def count_failed(self, texts: list[int], exc: BasetenError, message: str) -> None:
-        """Fail ``texts``; stop the batch on a refused key, an outage, a repeated error or the budget."""
-        result = self.result
-        result.failed += len(texts)
-        for i in texts:
-            result.failures[i] = message
-        if isinstance(exc, BasetenAuthError):
-            self.aborted = exc
-        elif _transient(exc):
-            self.unavailable(exc)
-        if self.watch.failed(exc) and not self.aborted:
-            self.aborted, self.why = exc, self.watch.why()
-        if self.budget.exceeded(result.failed, result.total or None) and not self.aborted:
-            self.over_budget, self.aborted = True, exc
-
     async def worker(self, prepared: Any, progress: _Progress, slot: int = 0) -> None:
         """The engine's worker, with progress counted in texts."""
         self.progress = progress
@@ -251,12 +237,6 @@ class EmbedRun(_OpenAIRun):
 def _usage(answer: dict[str, Any]) -> Any:
     usage = answer.get("usage")
     return usage if isinstance(usage, dict) else None
-
-
-def _transient(exc: BasetenError) -> bool:
-    from airflow_provider_baseten.client.batch.budget import _transient as transient
-
-    return transient(exc)
 
 
 class _TextProgress:

@@ -1,13 +1,27 @@
-"""The options every batch takes, defined once.
+"""The options every batch takes, defined once: their names and types (:class:`BatchOptions`), their defaults
+and their checks (:func:`check_batch_options`).
 
 ``BasetenHook.predict_batch``, ``embed_batch``, ``chat_completions_batch`` and ``run_chain_batch`` (and their
 async twins) take these as keyword arguments (``**options: Unpack[BatchOptions]``), so a type checker checks each
-name and type, and their defaults live in one place: :func:`~airflow_provider_baseten.client.batch.engine.run_batch`.
+name and type; :func:`~airflow_provider_baseten.client.batch.engine.run_batch` and the batch operators
+(``PredictOperator`` and its subclasses) check them with :func:`check_batch_options`, the operators when the DAG
+is parsed, so a bad option fails the same way, with the same message, wherever it is given.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
+
+from airflow_provider_baseten.client.batch.adaptive import AUTO
+from airflow_provider_baseten.client.batch.budget import ErrorBudget
+from airflow_provider_baseten.client.checks import flag, int_in, number_in, one_of, optional_int_in
+
+#: ``max_concurrency`` when none is given.
+DEFAULT_MAX_CONCURRENCY = 32
+#: ``progress_interval`` (seconds) when none is given.
+DEFAULT_PROGRESS_INTERVAL = 5.0
+#: The values of ``on_error``; the first is the default.
+ON_ERROR = ("fail", "record")
 
 
 class BatchOptions(TypedDict, total=False):
@@ -56,3 +70,26 @@ class BatchOptions(TypedDict, total=False):
     log: Any
     max_failures: int | None
     max_error_rate: float | None
+
+
+def check_concurrency(value: Any) -> int:
+    """``value`` if it is a valid fixed ``max_concurrency`` (1-1024), else a :class:`BasetenValidationError`."""
+    return int_in("max_concurrency", value, 1, 1024, also=repr(AUTO))
+
+
+def check_batch_options(options: BatchOptions) -> BatchOptions:
+    """Check each option given (a :class:`BasetenValidationError` naming it), before anything is sent.
+
+    Returns ``options``. ``output_path``, ``log`` and ``input_fingerprint`` are not checked here: the sink
+    checks the path when it opens it.
+    """
+    if options.get("max_concurrency", AUTO) != AUTO:
+        check_concurrency(options["max_concurrency"])
+    on_error = one_of("on_error", options.get("on_error", ON_ERROR[0]), ON_ERROR)
+    ErrorBudget.resolve(on_error, options.get("max_failures"), options.get("max_error_rate"))
+    if "resume" in options:
+        flag("resume", options["resume"])
+    if "progress_interval" in options:
+        number_in("progress_interval", options["progress_interval"], 0)
+    optional_int_in("total", options.get("total"), 0)
+    return options
