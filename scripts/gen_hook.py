@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -108,16 +109,35 @@ def _method(area: str, fn: ast.FunctionDef) -> str:
         kwarg=args.kwarg,
         defaults=args.defaults,
     )
+    batch_options = _batch_options() if _unpacks_batch_options(fn) else []
+    if batch_options:  # ``**options: Unpack[BatchOptions]``: each option as a keyword, so help() shows them
+        params.kwarg = None
+        params.kwonlyargs = [
+            *params.kwonlyargs,
+            *(ast.arg(n, ast.parse(t, mode="eval").body) for n, t, _ in batch_options),
+        ]
+        params.kw_defaults = [*params.kw_defaults, *(ast.parse(d, mode="eval").body for _, _, d in batch_options)]
     signature = ast.unparse(params)
     positional = [a.arg for a in args.args]
     passed = positional + ([f"*{args.vararg.arg}"] if args.vararg else [])
     passed += [f"{a.arg}={a.arg}" for a in args.kwonlyargs]
-    passed += [f"**{args.kwarg.arg}"] if args.kwarg else []
+    if batch_options:
+        passed += [f"{n}={n}" for n, _, _ in batch_options]
+    elif args.kwarg:
+        passed.append(f"**{args.kwarg.arg}")
     call = ", ".join([f"{area}.{fn.name}", *passed])
     batch = ast.unparse(fn.returns) == "_Batch"  # a batch: run_batch sends each input (hooks/_core.py)
     returns = "BatchResult" if batch else ast.unparse(fn.returns)[len("_Call[") : -1]
     send, asend = ("_run_batch", "_arun_batch") if batch else ("_send", "_asend")
     doc = ast.get_docstring(fn, clean=True) or f"Send ``{fn.name}``."
+    if batch_options and fn.args.kwarg:  # the options' own :param lines instead of the one for **options
+        doc = re.sub(
+            rf":param {fn.args.kwarg.arg}:.*?(?=\n:param |\n:returns|\Z)",
+            _batch_options_doc(),
+            doc,
+            count=1,
+            flags=re.S,
+        )
     first, _, rest = doc.partition("\n")
     body = _indent(doc)
     adoc = _indent(f"Async :meth:`{fn.name}`: {first[0].lower() + first[1:]}{chr(10) + rest if rest else ''}")
@@ -129,6 +149,36 @@ def _method(area: str, fn: ast.FunctionDef) -> str:
         f"        {adoc}\n"
         f"        return await self.{asend}({call})\n"
     )
+
+
+def _unpacks_batch_options(fn: ast.FunctionDef) -> bool:
+    kwarg = fn.args.kwarg
+    return (
+        kwarg is not None and kwarg.annotation is not None and ast.unparse(kwarg.annotation) == "Unpack[BatchOptions]"
+    )
+
+
+def _batch_options() -> list[tuple[str, str, str]]:
+    """``(name, annotation, default)`` of each batch option: the names and types of ``BatchOptions``, the defaults of
+    ``run_batch`` (one home each), in ``BatchOptions``' order."""
+    import inspect
+
+    sys.path.insert(0, str(ROOT))
+    from airflow_provider_baseten.client.batch.engine import run_batch
+
+    defaults = inspect.signature(run_batch).parameters
+    tree = ast.parse((ROOT / "airflow_provider_baseten" / "client" / "batch" / "options.py").read_text())
+    typed = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "BatchOptions")
+    fields = [n for n in typed.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+    return [(f.target.id, ast.unparse(f.annotation), repr(defaults[f.target.id].default)) for f in fields]  # type: ignore[union-attr]
+
+
+def _batch_options_doc() -> str:
+    """The ``:param ...:`` lines of ``BatchOptions``' docstring."""
+    tree = ast.parse((ROOT / "airflow_provider_baseten" / "client" / "batch" / "options.py").read_text())
+    typed = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "BatchOptions")
+    doc = ast.get_docstring(typed, clean=True) or ""
+    return doc[doc.index(":param ") :].rstrip()
 
 
 def _indent(doc: str) -> str:
@@ -156,6 +206,11 @@ def render() -> str:
     wanted.pop("airflow_provider_baseten.hooks._api", None)  # _Call is unwrapped
     wanted.pop("airflow_provider_baseten.hooks._core", None)
     wanted.setdefault("airflow_provider_baseten.client.batch", set()).add("BatchResult")
+    wanted.setdefault("typing", set()).update({"Any", "Literal"})  # the batch options' annotations
+    for module in list(wanted):  # Unpack[BatchOptions] is spelled out as keywords
+        wanted[module] -= {"Unpack", "BatchOptions"}
+        if not wanted[module]:
+            del wanted[module]
     imports = "\n".join(f"    from {mod} import {', '.join(sorted(names))}" for mod, names in sorted(wanted.items()))
     text = HEADER.format(areas=", ".join(f"{a}.py" for a in AREAS), modules=", ".join(AREAS), imports=imports)
     return text + "\n" + "\n".join(methods)

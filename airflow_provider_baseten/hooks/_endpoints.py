@@ -18,12 +18,9 @@ from airflow_provider_baseten.hooks._core import _HookCore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from typing import Any
-
-    from typing_extensions import Unpack
+    from typing import Any, Literal
 
     from airflow_provider_baseten.client.batch import BatchResult
-    from airflow_provider_baseten.client.batch.options import BatchOptions
     from airflow_provider_baseten.models import (
         ActivationResult,
         ApiKey,
@@ -226,15 +223,53 @@ class _Endpoints(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
-        **options: Unpack[BatchOptions],
+        max_concurrency: int | Literal["auto"] = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        input_fingerprint: dict[str, Any] | None = None,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
     ) -> BatchResult:
         """Predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
 
         :param inputs: Any iterable of inputs (a list, ``batch_io.read_records(path)``, ...). A path or a string is
             refused before anything is sent (it would be sent character by character): the operators read files,
             the hook does not.
-        :param options: :class:`~airflow_provider_baseten.batch.BatchOptions`: ``max_concurrency`` (or ``"auto"``),
-            ``on_error``, ``output_path``, ``resume``, the error budget (``max_failures``, ``max_error_rate``), ...
+        :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
+            ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
+            (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
+            on a 429 or 503 (AIMD), between 4 and 512.
+        :param on_error: ``"fail"`` (default) attempts every item then raises :class:`BasetenBatchError` naming the
+            failed indices; ``"record"`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
+            retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to three retry
+            sequences before it counts as failed; a run of such failures (an outage) stops the batch early, keeping
+            what succeeded. A model's own error (a 4xx, or a 500 Baseten marks as the model's) is tried at most twice
+            and is not an outage. If the first 10 completed items all fail with the same error that every input
+            would get (401/403, 404 model or deployment not found, 400/413/422), the batch stops early and raises it.
+        :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
+            instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
+            when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
+            folders are created.
+        :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
+            (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
+            for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
+            (``<output_path>.inputs.json``) and in its journal. Inputs given as an iterator are not checked (a
+            warning says so) unless ``input_fingerprint`` is given.
+        :param input_fingerprint: What the inputs are, for the resume check, when they are not a list (the operators
+            pass a file's); a list's own is taken when it is not given.
+        :param progress_interval: Seconds between progress log lines (default 5).
+        :param total: The number of inputs, when they have no ``len()`` (for progress and ETA).
+        :param log: The logger for progress and failures (default: the hook's).
+        :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many items
+            failed.
+        :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
+            limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
+            failures at WARNING.
         :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         return self._run_batch(
@@ -243,7 +278,16 @@ class _Endpoints(_HookCore):
             model_id=model_id,
             environment=environment,
             deployment_id=deployment_id,
-            **options,
+            max_concurrency=max_concurrency,
+            on_error=on_error,
+            output_path=output_path,
+            resume=resume,
+            input_fingerprint=input_fingerprint,
+            progress_interval=progress_interval,
+            total=total,
+            log=log,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
         )
 
     async def apredict_batch(
@@ -253,15 +297,53 @@ class _Endpoints(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
-        **options: Unpack[BatchOptions],
+        max_concurrency: int | Literal["auto"] = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        input_fingerprint: dict[str, Any] | None = None,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
     ) -> BatchResult:
         """Async :meth:`predict_batch`: predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
 
         :param inputs: Any iterable of inputs (a list, ``batch_io.read_records(path)``, ...). A path or a string is
             refused before anything is sent (it would be sent character by character): the operators read files,
             the hook does not.
-        :param options: :class:`~airflow_provider_baseten.batch.BatchOptions`: ``max_concurrency`` (or ``"auto"``),
-            ``on_error``, ``output_path``, ``resume``, the error budget (``max_failures``, ``max_error_rate``), ...
+        :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
+            ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
+            (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
+            on a 429 or 503 (AIMD), between 4 and 512.
+        :param on_error: ``"fail"`` (default) attempts every item then raises :class:`BasetenBatchError` naming the
+            failed indices; ``"record"`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
+            retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to three retry
+            sequences before it counts as failed; a run of such failures (an outage) stops the batch early, keeping
+            what succeeded. A model's own error (a 4xx, or a 500 Baseten marks as the model's) is tried at most twice
+            and is not an outage. If the first 10 completed items all fail with the same error that every input
+            would get (401/403, 404 model or deployment not found, 400/413/422), the batch stops early and raises it.
+        :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
+            instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
+            when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
+            folders are created.
+        :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
+            (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
+            for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
+            (``<output_path>.inputs.json``) and in its journal. Inputs given as an iterator are not checked (a
+            warning says so) unless ``input_fingerprint`` is given.
+        :param input_fingerprint: What the inputs are, for the resume check, when they are not a list (the operators
+            pass a file's); a list's own is taken when it is not given.
+        :param progress_interval: Seconds between progress log lines (default 5).
+        :param total: The number of inputs, when they have no ``len()`` (for progress and ETA).
+        :param log: The logger for progress and failures (default: the hook's).
+        :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many items
+            failed.
+        :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
+            limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
+            failures at WARNING.
         :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         return await self._arun_batch(
@@ -270,7 +352,16 @@ class _Endpoints(_HookCore):
             model_id=model_id,
             environment=environment,
             deployment_id=deployment_id,
-            **options,
+            max_concurrency=max_concurrency,
+            on_error=on_error,
+            output_path=output_path,
+            resume=resume,
+            input_fingerprint=input_fingerprint,
+            progress_interval=progress_interval,
+            total=total,
+            log=log,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
         )
 
     # -- openai -------------------------------------------------------------------------------------------------
@@ -592,7 +683,16 @@ class _Endpoints(_HookCore):
         chain_id: str,
         environment: str | None = None,
         deployment_id: str | None = None,
-        **options: Unpack[BatchOptions],
+        max_concurrency: int | Literal["auto"] = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        input_fingerprint: dict[str, Any] | None = None,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
     ) -> BatchResult:
         """Call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
         (:class:`~airflow_provider_baseten.batch.BatchOptions`).
@@ -603,7 +703,16 @@ class _Endpoints(_HookCore):
             chain_id=chain_id,
             environment=environment,
             deployment_id=deployment_id,
-            **options,
+            max_concurrency=max_concurrency,
+            on_error=on_error,
+            output_path=output_path,
+            resume=resume,
+            input_fingerprint=input_fingerprint,
+            progress_interval=progress_interval,
+            total=total,
+            log=log,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
         )
 
     async def arun_chain_batch(
@@ -613,7 +722,16 @@ class _Endpoints(_HookCore):
         chain_id: str,
         environment: str | None = None,
         deployment_id: str | None = None,
-        **options: Unpack[BatchOptions],
+        max_concurrency: int | Literal["auto"] = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        input_fingerprint: dict[str, Any] | None = None,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
     ) -> BatchResult:
         """Async :meth:`run_chain_batch`: call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
         (:class:`~airflow_provider_baseten.batch.BatchOptions`).
@@ -624,7 +742,16 @@ class _Endpoints(_HookCore):
             chain_id=chain_id,
             environment=environment,
             deployment_id=deployment_id,
-            **options,
+            max_concurrency=max_concurrency,
+            on_error=on_error,
+            output_path=output_path,
+            resume=resume,
+            input_fingerprint=input_fingerprint,
+            progress_interval=progress_interval,
+            total=total,
+            log=log,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
         )
 
     def embed_batch(
@@ -641,7 +768,16 @@ class _Endpoints(_HookCore):
         dimensions: int | None = None,
         encoding_format: str | None = None,
         user: str | None = None,
-        **options: Unpack[BatchOptions],
+        max_concurrency: int | Literal["auto"] = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        input_fingerprint: dict[str, Any] | None = None,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
     ) -> BatchResult:
         """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
@@ -659,8 +795,37 @@ class _Endpoints(_HookCore):
         :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
         :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
         :param user: OpenAI's end-user id, sent in every request.
-        :param options: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,
-            ``output_path``, ``resume``, the error budget, ...).
+        :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
+            ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
+            (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
+            on a 429 or 503 (AIMD), between 4 and 512.
+        :param on_error: ``"fail"`` (default) attempts every item then raises :class:`BasetenBatchError` naming the
+            failed indices; ``"record"`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
+            retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to three retry
+            sequences before it counts as failed; a run of such failures (an outage) stops the batch early, keeping
+            what succeeded. A model's own error (a 4xx, or a 500 Baseten marks as the model's) is tried at most twice
+            and is not an outage. If the first 10 completed items all fail with the same error that every input
+            would get (401/403, 404 model or deployment not found, 400/413/422), the batch stops early and raises it.
+        :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
+            instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
+            when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
+            folders are created.
+        :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
+            (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
+            for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
+            (``<output_path>.inputs.json``) and in its journal. Inputs given as an iterator are not checked (a
+            warning says so) unless ``input_fingerprint`` is given.
+        :param input_fingerprint: What the inputs are, for the resume check, when they are not a list (the operators
+            pass a file's); a list's own is taken when it is not given.
+        :param progress_interval: Seconds between progress log lines (default 5).
+        :param total: The number of inputs, when they have no ``len()`` (for progress and ETA).
+        :param log: The logger for progress and failures (default: the hook's).
+        :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many items
+            failed.
+        :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
+            limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
+            failures at WARNING.
         """
         return self._run_batch(
             _openai.embed_batch,
@@ -675,7 +840,16 @@ class _Endpoints(_HookCore):
             dimensions=dimensions,
             encoding_format=encoding_format,
             user=user,
-            **options,
+            max_concurrency=max_concurrency,
+            on_error=on_error,
+            output_path=output_path,
+            resume=resume,
+            input_fingerprint=input_fingerprint,
+            progress_interval=progress_interval,
+            total=total,
+            log=log,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
         )
 
     async def aembed_batch(
@@ -692,7 +866,16 @@ class _Endpoints(_HookCore):
         dimensions: int | None = None,
         encoding_format: str | None = None,
         user: str | None = None,
-        **options: Unpack[BatchOptions],
+        max_concurrency: int | Literal["auto"] = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        input_fingerprint: dict[str, Any] | None = None,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
     ) -> BatchResult:
         """Async :meth:`embed_batch`: embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
@@ -710,8 +893,37 @@ class _Endpoints(_HookCore):
         :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
         :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
         :param user: OpenAI's end-user id, sent in every request.
-        :param options: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,
-            ``output_path``, ``resume``, the error budget, ...).
+        :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
+            ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
+            (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
+            on a 429 or 503 (AIMD), between 4 and 512.
+        :param on_error: ``"fail"`` (default) attempts every item then raises :class:`BasetenBatchError` naming the
+            failed indices; ``"record"`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
+            retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to three retry
+            sequences before it counts as failed; a run of such failures (an outage) stops the batch early, keeping
+            what succeeded. A model's own error (a 4xx, or a 500 Baseten marks as the model's) is tried at most twice
+            and is not an outage. If the first 10 completed items all fail with the same error that every input
+            would get (401/403, 404 model or deployment not found, 400/413/422), the batch stops early and raises it.
+        :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
+            instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
+            when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
+            folders are created.
+        :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
+            (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
+            for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
+            (``<output_path>.inputs.json``) and in its journal. Inputs given as an iterator are not checked (a
+            warning says so) unless ``input_fingerprint`` is given.
+        :param input_fingerprint: What the inputs are, for the resume check, when they are not a list (the operators
+            pass a file's); a list's own is taken when it is not given.
+        :param progress_interval: Seconds between progress log lines (default 5).
+        :param total: The number of inputs, when they have no ``len()`` (for progress and ETA).
+        :param log: The logger for progress and failures (default: the hook's).
+        :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many items
+            failed.
+        :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
+            limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
+            failures at WARNING.
         """
         return await self._arun_batch(
             _openai.embed_batch,
@@ -726,7 +938,16 @@ class _Endpoints(_HookCore):
             dimensions=dimensions,
             encoding_format=encoding_format,
             user=user,
-            **options,
+            max_concurrency=max_concurrency,
+            on_error=on_error,
+            output_path=output_path,
+            resume=resume,
+            input_fingerprint=input_fingerprint,
+            progress_interval=progress_interval,
+            total=total,
+            log=log,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
         )
 
     def chat_completions_batch(
@@ -739,7 +960,16 @@ class _Endpoints(_HookCore):
         model_apis: bool | None = None,
         model: str | None = None,
         options: dict[str, Any] | None = None,
-        **batch: Unpack[BatchOptions],
+        max_concurrency: int | Literal["auto"] = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        input_fingerprint: dict[str, Any] | None = None,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
     ) -> BatchResult:
         """One chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
         guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
@@ -750,8 +980,37 @@ class _Endpoints(_HookCore):
             (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
         :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's own
             fields win.
-        :param batch: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,
-            ``output_path``, ``resume``, the error budget, ...).
+        :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
+            ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
+            (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
+            on a 429 or 503 (AIMD), between 4 and 512.
+        :param on_error: ``"fail"`` (default) attempts every item then raises :class:`BasetenBatchError` naming the
+            failed indices; ``"record"`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
+            retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to three retry
+            sequences before it counts as failed; a run of such failures (an outage) stops the batch early, keeping
+            what succeeded. A model's own error (a 4xx, or a 500 Baseten marks as the model's) is tried at most twice
+            and is not an outage. If the first 10 completed items all fail with the same error that every input
+            would get (401/403, 404 model or deployment not found, 400/413/422), the batch stops early and raises it.
+        :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
+            instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
+            when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
+            folders are created.
+        :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
+            (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
+            for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
+            (``<output_path>.inputs.json``) and in its journal. Inputs given as an iterator are not checked (a
+            warning says so) unless ``input_fingerprint`` is given.
+        :param input_fingerprint: What the inputs are, for the resume check, when they are not a list (the operators
+            pass a file's); a list's own is taken when it is not given.
+        :param progress_interval: Seconds between progress log lines (default 5).
+        :param total: The number of inputs, when they have no ``len()`` (for progress and ETA).
+        :param log: The logger for progress and failures (default: the hook's).
+        :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many items
+            failed.
+        :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
+            limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
+            failures at WARNING.
         """
         return self._run_batch(
             _openai.chat_completions_batch,
@@ -762,7 +1021,16 @@ class _Endpoints(_HookCore):
             model_apis=model_apis,
             model=model,
             options=options,
-            **batch,
+            max_concurrency=max_concurrency,
+            on_error=on_error,
+            output_path=output_path,
+            resume=resume,
+            input_fingerprint=input_fingerprint,
+            progress_interval=progress_interval,
+            total=total,
+            log=log,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
         )
 
     async def achat_completions_batch(
@@ -775,7 +1043,16 @@ class _Endpoints(_HookCore):
         model_apis: bool | None = None,
         model: str | None = None,
         options: dict[str, Any] | None = None,
-        **batch: Unpack[BatchOptions],
+        max_concurrency: int | Literal["auto"] = 32,
+        on_error: str = "fail",
+        output_path: Any = None,
+        resume: bool = False,
+        input_fingerprint: dict[str, Any] | None = None,
+        progress_interval: float = 5.0,
+        total: int | None = None,
+        log: Any = None,
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
     ) -> BatchResult:
         """Async :meth:`chat_completions_batch`: one chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
         guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
@@ -786,8 +1063,37 @@ class _Endpoints(_HookCore):
             (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
         :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's own
             fields win.
-        :param batch: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,
-            ``output_path``, ``resume``, the error budget, ...).
+        :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
+            ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
+            (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
+            on a 429 or 503 (AIMD), between 4 and 512.
+        :param on_error: ``"fail"`` (default) attempts every item then raises :class:`BasetenBatchError` naming the
+            failed indices; ``"record"`` keeps ``{"index", "error"}`` entries in the results instead. An item whose
+            retries run out on a transient error (5xx, 429, timeout, dropped connection) is given up to three retry
+            sequences before it counts as failed; a run of such failures (an outage) stops the batch early, keeping
+            what succeeded. A model's own error (a 4xx, or a 500 Baseten marks as the model's) is tried at most twice
+            and is not an outage. If the first 10 completed items all fail with the same error that every input
+            would get (401/403, 404 model or deployment not found, 400/413/422), the batch stops early and raises it.
+        :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
+            instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
+            when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
+            folders are created.
+        :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
+            (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
+            for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
+            (``<output_path>.inputs.json``) and in its journal. Inputs given as an iterator are not checked (a
+            warning says so) unless ``input_fingerprint`` is given.
+        :param input_fingerprint: What the inputs are, for the resume check, when they are not a list (the operators
+            pass a file's); a list's own is taken when it is not given.
+        :param progress_interval: Seconds between progress log lines (default 5).
+        :param total: The number of inputs, when they have no ``len()`` (for progress and ETA).
+        :param log: The logger for progress and failures (default: the hook's).
+        :param max_failures: Error budget: fail (and stop as soon as it is certain) when more than this many items
+            failed.
+        :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
+            limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
+            failures at WARNING.
         """
         return await self._arun_batch(
             _openai.chat_completions_batch,
@@ -798,7 +1104,16 @@ class _Endpoints(_HookCore):
             model_apis=model_apis,
             model=model,
             options=options,
-            **batch,
+            max_concurrency=max_concurrency,
+            on_error=on_error,
+            output_path=output_path,
+            resume=resume,
+            input_fingerprint=input_fingerprint,
+            progress_interval=progress_interval,
+            total=total,
+            log=log,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
         )
 
     # -- deployments --------------------------------------------------------------------------------------------
