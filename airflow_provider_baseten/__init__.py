@@ -88,15 +88,11 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "conn-fields": {
-                    "gateway": {
-                        "label": "Gateway",
-                        "description": "Reach Baseten directly (baseten) or through the LowCodeAPI gateway.",
-                        "schema": {
-                            "type": ["string", "null"],
-                            "enum": ["baseten", "lowcodeapi"],
-                            "default": "baseten",
-                        },
-                    },
+                    "gateway": _choice(
+                        "Gateway",
+                        "Reach Baseten directly (baseten) or through the LowCodeAPI gateway.",
+                        ["baseten", "lowcodeapi"],
+                    ),
                     "model_id": {
                         "label": "Default model ID",
                         "description": "Used when an operator does not name a model.",
@@ -123,31 +119,27 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Baseten's shared Model APIs (OpenAI format), used by calls with model_apis=True.",
                         "schema": {"type": ["string", "null"], "default": "https://inference.baseten.co/v1"},
                     },
-                    "auth_scheme": {
-                        "label": "Auth scheme",
-                        "description": "Authorization header scheme for the direct API.",
-                        "schema": {
-                            "type": ["string", "null"],
-                            "enum": ["Bearer", "Api-Key"],
-                            "default": "Bearer",
-                        },
-                    },
+                    "auth_scheme": _choice(
+                        "Auth scheme", "Authorization header scheme for the direct API.", ["Bearer", "Api-Key"]
+                    ),
                     "upload_endpoint_url": {
                         "label": "Model upload endpoint URL",
                         "description": "S3-compatible endpoint for model archive uploads (tests, private endpoints). "
                         "Empty: AWS S3, as Baseten hands it out.",
                         "schema": {"type": ["string", "null"]},
                     },
-                    "url_format": {
-                        "label": "LowCodeAPI URL format",
-                        "description": "auto tries the new format and falls back to the old one on 404.",
-                        "schema": {
-                            "type": ["string", "null"],
-                            "enum": ["auto", "new", "old"],
-                            "default": "auto",
-                        },
-                    },
+                    "url_format": _choice(
+                        "LowCodeAPI URL format",
+                        "auto tries the new format and falls back to the old one on 404.",
+                        ["auto", "new", "old"],
+                    ),
                 },
             }
         ],
     }
+
+
+def _choice(label: str, description: str, choices: list[str]) -> dict[str, Any]:
+    """A connection-form field that is one of ``choices`` (the first is the default)."""
+    schema = {"type": ["string", "null"], "enum": choices, "default": choices[0]}
+    return {"label": label, "description": description, "schema": schema}

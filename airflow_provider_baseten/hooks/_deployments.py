@@ -245,6 +245,12 @@ def retry_deployment(
     return _Call(name, params, parse=lambda d: m.parse(m.RetryDeploymentResult, d, "retry_deployment"))
 
 
+def _log_page(name: str, params: dict[str, str], query: dict[str, Any]) -> _Call[list[LogLine]]:
+    """One page of a deployment's or an environment's logs (``name`` and ``params`` say which)."""
+    m = _m()
+    return _Call(name, params, query=query, parse=lambda d: m.parse_list(m.LogLine, d, "logs", name))
+
+
 def get_deployment_logs(
     hook: _HookCore,
     /,
@@ -268,14 +274,9 @@ def get_deployment_logs(
     :param filters: ``replica``, ``request_id``, ``component``, ``search_pattern`` (RE2), ``includes`` and
         ``excludes`` (up to 8 substrings each).
     """
-    m = _m()
     query = _log_query(start_epoch_millis, end_epoch_millis, min_level, limit, direction, filters)
-    return _Call(
-        "get_deployment_logs",
-        {"model_id": hook._model(model_id), "deployment_id": _v("deployment_id", deployment_id)},
-        query=query,
-        parse=lambda d: m.parse_list(m.LogLine, d, "logs", "get_deployment_logs"),
-    )
+    params = {"model_id": hook._model(model_id), "deployment_id": _v("deployment_id", deployment_id)}
+    return _log_page("get_deployment_logs", params, query)
 
 
 def get_environment_logs(
@@ -295,14 +296,9 @@ def get_environment_logs(
 
     Takes the same window and filters as :meth:`get_deployment_logs`.
     """
-    m = _m()
     query = _log_query(start_epoch_millis, end_epoch_millis, min_level, limit, direction, filters)
-    return _Call(
-        "get_environment_logs",
-        {"model_id": hook._model(model_id), "env_name": _v("environment", environment)},
-        query=query,
-        parse=lambda d: m.parse_list(m.LogLine, d, "logs", "get_environment_logs"),
-    )
+    params = {"model_id": hook._model(model_id), "env_name": _v("environment", environment)}
+    return _log_page("get_environment_logs", params, query)
 
 
 def get_deployment_metrics(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_baseten.hooks._api import (
     _Batch,
@@ -14,6 +14,7 @@ from airflow_provider_baseten.hooks._api import (
 from airflow_provider_baseten.hooks._core import _HookCore
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from typing_extensions import Unpack
 
     from airflow_provider_baseten.client.batch.options import BatchOptions
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
         AsyncRequest,
     )
 
+
+M = TypeVar("M", bound="BaseModel")
 
 # -- Builders: what each endpoint sends. BasetenHook's methods (hooks/_endpoints.py, generated) send them. --
 
@@ -98,16 +101,24 @@ def async_predict(
     return call
 
 
-def _async_request_target(hook: _HookCore, /, name: str, model_id: str | None, chain_id: str | None) -> _Call[Any]:
-    """A model's async request (model host, or LowCodeAPI) or, with ``chain_id``, a chain's (chain host)."""
+def _async_request(
+    hook: _HookCore, /, name: str, request_id: str, model_id: str | None, chain_id: str | None, model: type[M]
+) -> _Call[M]:
+    """A call about a model's async request (model host, or LowCodeAPI) or, with ``chain_id``, a chain's
+    (chain host), its answer read as ``model``."""
+    m = _m()
     if chain_id is None:
-        return _Call(name, model_id=hook._inference_model(model_id))
-    from airflow_provider_baseten.exceptions import BasetenValidationError
+        call: _Call[M] = _Call(name, model_id=hook._inference_model(model_id))
+    else:
+        from airflow_provider_baseten.exceptions import BasetenValidationError
 
-    if model_id is not None:
-        raise BasetenValidationError("Give model_id or chain_id, not both.", field="chain_id")
-    hook._direct_only(f"{name} for a chain")
-    return _Call(f"chain_{name}", model_id=_v("chain_id", chain_id))
+        if model_id is not None:
+            raise BasetenValidationError("Give model_id or chain_id, not both.", field="chain_id")
+        hook._direct_only(f"{name} for a chain")
+        call = _Call(f"chain_{name}", model_id=_v("chain_id", chain_id))
+    call.params = {"request_id": request_id}
+    call.parse = lambda d: m.parse(model, d, name)
+    return call
 
 
 def get_async_request(
@@ -117,11 +128,7 @@ def get_async_request(
 
     :param chain_id: For a chain's request (``async_run_chain``): asked on the chain's host.
     """
-    m = _m()
-    call = _async_request_target(hook, "get_async_request", model_id, chain_id)
-    call.params = {"request_id": request_id}
-    call.parse = lambda d: m.parse(m.AsyncRequest, d, "get_async_request")
-    return call
+    return _async_request(hook, "get_async_request", request_id, model_id, chain_id, _m().AsyncRequest)
 
 
 def cancel_async_request(
@@ -131,11 +138,7 @@ def cancel_async_request(
 
     :param chain_id: For a chain's request (``async_run_chain``): asked on the chain's host.
     """
-    m = _m()
-    call = _async_request_target(hook, "cancel_async_request", model_id, chain_id)
-    call.params = {"request_id": request_id}
-    call.parse = lambda d: m.parse(m.AsyncCancelResult, d, "cancel_async_request")
-    return call
+    return _async_request(hook, "cancel_async_request", request_id, model_id, chain_id, _m().AsyncCancelResult)
 
 
 def get_async_queue_status(
