@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from airflow_provider_baseten.client.routes import BY_TARGET
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.core import StateCore
@@ -38,6 +39,10 @@ from airflow_provider_baseten.emulator.objects import (
     iso,
     model_output,
 )
+
+# The model inference rows answered per target (a queued request, queue status, a wake), read back from the
+# hook's own lookup table so the two can never disagree on a name.
+_BY_TARGET = {name: key for key, name in BY_TARGET.items() if key[0] in ("async_predict", "async_queue_status", "wake")}
 
 
 class EmulatorState(
@@ -138,11 +143,10 @@ class EmulatorState(
         """Answer endpoint ``name`` (sync predict excluded: see :meth:`predict_target`). Returns (status, JSON)."""
         with self.lock:
             self._rate_limit(name)
-            for action in ("async_predict", "async_queue_status", "wake"):
-                if name.endswith("_" + action):
-                    target = name[: -len(action) - 1]
-                    act: Callable[..., tuple[int, Any]] = getattr(self, "_" + action)
-                    return act(target, params, body, model_id)
+            if name in _BY_TARGET:
+                action, target = _BY_TARGET[name]
+                act: Callable[..., tuple[int, Any]] = getattr(self, "_" + action)
+                return act(target, params, body, model_id)
             handler: Callable[..., tuple[int, Any]] = getattr(self, "_h_" + name)
             return handler(params, query, body, model_id)
 

@@ -102,12 +102,13 @@ def _async_request_target(hook: _HookCore, /, name: str, model_id: str | None, c
     """A model's async request (model host, or LowCodeAPI) or, with ``chain_id``, a chain's (chain host)."""
     if chain_id is None:
         return _Call(name, model_id=hook._inference_model(model_id))
+    from airflow_provider_baseten.client.routes import CHAIN_TWIN
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
     if model_id is not None:
         raise BasetenValidationError("Give model_id or chain_id, not both.", field="chain_id")
     hook._direct_only(f"{name} for a chain")
-    return _Call(f"chain_{name}", model_id=_v("chain_id", chain_id))
+    return _Call(CHAIN_TWIN[name], model_id=_v("chain_id", chain_id))
 
 
 def get_async_request(
