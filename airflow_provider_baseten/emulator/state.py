@@ -40,9 +40,10 @@ from airflow_provider_baseten.emulator.objects import (
     model_output,
 )
 
-# The model inference rows answered per target (a queued request, queue status, a wake), read back from the
-# hook's own lookup table so the two can never disagree on a name.
+# The rows answered per target, read back from the hook's own lookup table so the two never disagree on a
+# name: a model's queued request, queue status and wake, and a chain's run_remote and async_run_remote.
 _BY_TARGET = {name: key for key, name in BY_TARGET.items() if key[0] in ("async_predict", "async_queue_status", "wake")}
+_CHAIN_RUNS = {name: key for key, name in BY_TARGET.items() if key[0] in ("run_remote", "async_run_remote")}
 
 
 class EmulatorState(
@@ -147,6 +148,9 @@ class EmulatorState(
                 action, target = _BY_TARGET[name]
                 act: Callable[..., tuple[int, Any]] = getattr(self, "_" + action)
                 return act(target, params, body, model_id)
+            if name in _CHAIN_RUNS:
+                action, target = _CHAIN_RUNS[name]
+                return self.chain_run(target, action, params, body, model_id)
             handler: Callable[..., tuple[int, Any]] = getattr(self, "_h_" + name)
             return handler(params, query, body, model_id)
 
