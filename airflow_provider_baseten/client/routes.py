@@ -67,6 +67,8 @@ class Endpoint:
         deactivate, cancel_promotion, recreate ..., and a strict server answers 415 to one.
     :param repeat: Whether a request that may have taken effect may be sent again (:data:`Repeat`).
     :param rate_limit: Baseten's per-key limit below its general 100/s, if any.
+    :param long_read: The answer may wait for a cold start or a long inference (predict, sync, chain runs,
+        Model APIs): its read timeout is :attr:`Timeouts.predict_read` instead of ``management_read``.
     """
 
     name: str
@@ -78,6 +80,7 @@ class Endpoint:
     body: bool = False
     repeat: Repeat | None = None
     rate_limit: RateLimit | None = None
+    long_read: bool = False
 
     @property
     def creates(self) -> bool:
@@ -149,12 +152,12 @@ _RETRY = RateLimit("retry", 10, 60.0)
 ENDPOINTS: tuple[Endpoint, ...] = (
     # Inference: the 14 rows of the gateway reference ... Sync inference and wake create nothing; an async
     # predict queues a new request each time it is sent.
-    _ep("environment_predict", "POST", "/environments/{env_name}/predict", "inference", "inference", body=True, repeat="safe"),
-    _ep("development_predict", "POST", "/development/predict", "inference", "inference", body=True, repeat="safe"),
-    _ep("deployment_predict", "POST", "/deployment/{deployment_id}/predict", "inference", "inference", body=True, repeat="safe"),
-    _ep("environment_async_predict", "POST", "/environments/{env_name}/async_predict", "inference", "inference", body=True, repeat="creates"),
-    _ep("development_async_predict", "POST", "/development/async_predict", "inference", "inference", body=True, repeat="creates"),
-    _ep("deployment_async_predict", "POST", "/deployment/{deployment_id}/async_predict", "inference", "inference", body=True, repeat="creates"),
+    _ep("environment_predict", "POST", "/environments/{env_name}/predict", "inference", "inference", body=True, repeat="safe", long_read=True),
+    _ep("development_predict", "POST", "/development/predict", "inference", "inference", body=True, repeat="safe", long_read=True),
+    _ep("deployment_predict", "POST", "/deployment/{deployment_id}/predict", "inference", "inference", body=True, repeat="safe", long_read=True),
+    _ep("environment_async_predict", "POST", "/environments/{env_name}/async_predict", "inference", "inference", body=True, repeat="creates", long_read=True),
+    _ep("development_async_predict", "POST", "/development/async_predict", "inference", "inference", body=True, repeat="creates", long_read=True),
+    _ep("deployment_async_predict", "POST", "/deployment/{deployment_id}/async_predict", "inference", "inference", body=True, repeat="creates", long_read=True),
     _ep("get_async_request", "GET", "/async_request/{request_id}", "inference", "inference"),
     _ep("cancel_async_request", "DELETE", "/async_request/{request_id}", "inference", "inference", repeat="safe"),
     _ep("environment_async_queue_status", "GET", "/environments/{env_name}/async_queue_status", "inference", "inference"),
@@ -164,28 +167,28 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("development_wake", "POST", "/development/wake", "inference", "inference", repeat="safe"),
     _ep("deployment_wake", "POST", "/deployment/{deployment_id}/wake", "inference", "inference", repeat="safe"),
     # ... and the direct API's production/environment shortcuts the reference does not list.
-    _ep("production_predict", "POST", "/production/predict", "inference", None, body=True, repeat="safe"),
-    _ep("production_async_predict", "POST", "/production/async_predict", "inference", None, body=True, repeat="creates"),
+    _ep("production_predict", "POST", "/production/predict", "inference", None, body=True, repeat="safe", long_read=True),
+    _ep("production_async_predict", "POST", "/production/async_predict", "inference", None, body=True, repeat="creates", long_read=True),
     _ep("production_async_queue_status", "GET", "/production/async_queue_status", "inference", None),
     _ep("environment_wake", "POST", "/environments/{env_name}/wake", "inference", None, repeat="safe"),
     # OpenAI-compatible and other passthrough routes (``/sync/v1/embeddings`` -> the container's
     # ``/v1/embeddings``); production is the ``production`` environment. Not in Baseten's spec nor the gateway's.
     # Sync inference and Model APIs completions or embeddings create nothing.
-    _ep("environment_sync", "POST", "/environments/{env_name}/sync/{route:path}", "inference", None, body=True, repeat="safe"),
-    _ep("development_sync", "POST", "/development/sync/{route:path}", "inference", None, body=True, repeat="safe"),
-    _ep("deployment_sync", "POST", "/deployment/{deployment_id}/sync/{route:path}", "inference", None, body=True, repeat="safe"),
+    _ep("environment_sync", "POST", "/environments/{env_name}/sync/{route:path}", "inference", None, body=True, repeat="safe", long_read=True),
+    _ep("development_sync", "POST", "/development/sync/{route:path}", "inference", None, body=True, repeat="safe", long_read=True),
+    _ep("deployment_sync", "POST", "/deployment/{deployment_id}/sync/{route:path}", "inference", None, body=True, repeat="safe", long_read=True),
     # Baseten's shared Model APIs (OpenAI format; base ``https://inference.baseten.co/v1``).
-    _ep("model_apis_request", "POST", "/{route:path}", "model_apis", None, body=True, repeat="safe"),
+    _ep("model_apis_request", "POST", "/{route:path}", "model_apis", None, body=True, repeat="safe", long_read=True),
     # Chains, on the chain host (Baseten's inference spec; not in the gateway reference). A sync chain call
     # creates nothing (as sync predict); an async one queues a new request each time.
-    _ep("chain_production_run_remote", "POST", "/production/run_remote", "chain", None, body=True, repeat="safe"),
-    _ep("chain_production_async_run_remote", "POST", "/production/async_run_remote", "chain", None, body=True, repeat="creates"),
-    _ep("chain_development_run_remote", "POST", "/development/run_remote", "chain", None, body=True, repeat="safe"),
-    _ep("chain_development_async_run_remote", "POST", "/development/async_run_remote", "chain", None, body=True, repeat="creates"),
-    _ep("chain_environment_run_remote", "POST", "/environments/{env_name}/run_remote", "chain", None, body=True, repeat="safe"),
-    _ep("chain_environment_async_run_remote", "POST", "/environments/{env_name}/async_run_remote", "chain", None, body=True, repeat="creates"),
-    _ep("chain_deployment_run_remote", "POST", "/deployment/{deployment_id}/run_remote", "chain", None, body=True, repeat="safe"),
-    _ep("chain_deployment_async_run_remote", "POST", "/deployment/{deployment_id}/async_run_remote", "chain", None, body=True, repeat="creates"),
+    _ep("chain_production_run_remote", "POST", "/production/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
+    _ep("chain_production_async_run_remote", "POST", "/production/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
+    _ep("chain_development_run_remote", "POST", "/development/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
+    _ep("chain_development_async_run_remote", "POST", "/development/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
+    _ep("chain_environment_run_remote", "POST", "/environments/{env_name}/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
+    _ep("chain_environment_async_run_remote", "POST", "/environments/{env_name}/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
+    _ep("chain_deployment_run_remote", "POST", "/deployment/{deployment_id}/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
+    _ep("chain_deployment_async_run_remote", "POST", "/deployment/{deployment_id}/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
     _ep("chain_get_async_request", "GET", "/async_request/{request_id}", "chain", None),
     _ep("chain_cancel_async_request", "DELETE", "/async_request/{request_id}", "chain", None, repeat="safe"),
     # Models (deleting twice deletes one object; the second answers 404)

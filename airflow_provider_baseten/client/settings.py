@@ -83,9 +83,8 @@ class Timeouts:
     predict_read: float = 1260.0
 
     def for_endpoint(self, ep: Endpoint) -> httpx.Timeout:
-        """The httpx timeout for ``ep``: long reads for predict, short for everything else."""
-        long = ep.name.endswith(("_predict", "_sync", "_run_remote")) or ep.surface == "model_apis"
-        read = self.predict_read if long else self.management_read
+        """The httpx timeout for ``ep``: long reads where its row says so (predict...), short elsewhere."""
+        read = self.predict_read if ep.long_read else self.management_read
         return httpx.Timeout(connect=self.connect, read=read, write=max(read, 60.0), pool=self.connect + read)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from airflow.sdk import BaseHook
 
@@ -29,7 +29,6 @@ class _HookCore(BaseHook):
     default_conn_name = "baseten_default"
     conn_type = "baseten"
     hook_name = "Baseten"
-    _inference_actions: ClassVar[tuple[str, ...]] = ("predict", "async_predict", "async_queue_status", "wake")
 
     def __init__(
         self,

@@ -108,3 +108,14 @@ def test_no_endpoint_name_is_built_from_an_f_string(layer: str) -> None:
             if isinstance(node, ast.JoinedStr) and (names := _names_an_endpoint(node)):
                 built.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)} -> {names[:3]}")
     assert not built, "write the name out (a row, or routes.BY_TARGET):\n" + "\n".join(built)
+
+
+@pytest.mark.parametrize(("long_read", "read"), [(False, 60.0), (True, 1260.0)])
+def test_the_read_timeout_follows_the_rows_long_read(
+    monkeypatch: pytest.MonkeyPatch, long_read: bool, read: float
+) -> None:
+    assert routes.endpoint("production_predict").long_read and routes.endpoint("model_apis_request").long_read
+    _swap(monkeypatch, "list_models", long_read=long_read)
+    rec = Recorder(lambda r: httpx.Response(200, json={"models": []}))
+    make_hook(rec).get_transport().request("list_models")
+    assert rec.requests[0].extensions["timeout"]["read"] == read
