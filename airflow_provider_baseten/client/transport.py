@@ -306,11 +306,8 @@ class Transport:
             headers["Authorization"] = f"{s.auth_scheme} {s.api_key}"
         # No body and no Content-Type unless the call has one: Baseten's spec defines no request body for
         # wake, activate, deactivate, cancel_promotion, recreate ..., and a strict server answers 415 to one.
-        content = None
-        if body is not None:
-            if not ep.body:
-                raise BasetenValidationError(f"{ep.name} takes no request body; do not pass one.", field="body")
-            content = encode_json(body)
+        content = _content(ep, body)
+        if content is not None:
             headers["Content-Type"] = "application/json"
         q = {k: [_query_value(x) for x in v] if isinstance(v, list) else _query_value(v) for k, v in q.items()}
         timeout = s.timeouts.for_endpoint(ep)
@@ -608,6 +605,15 @@ def _pace(limiter: WindowLimiter | None, ep: Endpoint) -> float:
     if wait > 0:
         log.info("Baseten allows %d %s per minute per key; waiting %.1fs for a slot", limiter.limit, ep.name, wait)
     return max(0.0, wait)
+
+
+def _content(ep: Endpoint, body: Any) -> bytes | None:
+    """``body`` as JSON, or ``None`` when there is none; a body for a row without one is refused before sending."""
+    if body is None:
+        return None
+    if not ep.body:
+        raise BasetenValidationError(f"{ep.name} takes no request body; do not pass one.", field="body")
+    return encode_json(body)
 
 
 def _query_value(v: Any) -> str:
