@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 
-from airflow_provider_baseten.client.routes import RATE_LIMITS
+from airflow_provider_baseten.client.routes import RateLimit
 
 #: Added to each window: Baseten's clock and ours do not start the minute at the same instant.
 MARGIN = 1.0
@@ -57,17 +57,18 @@ _limiters: dict[tuple[str, str], WindowLimiter] = {}
 _lock = threading.Lock()
 
 
-def limiter_for(api_key: str, endpoint_name: str) -> WindowLimiter | None:
-    """The process-wide limiter of ``endpoint_name``'s bucket for this API key (``None``: not limited)."""
-    rule = RATE_LIMITS.get(endpoint_name)
+def limiter_for(api_key: str, rule: RateLimit | None) -> WindowLimiter | None:
+    """The process-wide limiter of ``rule``'s bucket (an endpoint row's ``rate_limit``) for this API key.
+
+    ``None``: the endpoint has no limit of its own.
+    """
     if rule is None:
         return None
-    bucket, limit, per = rule
-    key = (hashlib.sha256(api_key.encode()).hexdigest()[:16], bucket)  # never keep the key itself
+    key = (hashlib.sha256(api_key.encode()).hexdigest()[:16], rule.bucket)  # never keep the key itself
     with _lock:
         limiter = _limiters.get(key)
         if limiter is None:
-            limiter = _limiters[key] = WindowLimiter(limit, per)
+            limiter = _limiters[key] = WindowLimiter(rule.limit, rule.per)
         return limiter
 
 

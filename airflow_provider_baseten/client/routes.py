@@ -25,9 +25,36 @@ Surface = Literal["inference", "management", "chain", "model_apis"]
 _PARAM = re.compile(r"\{([a-z_]+)(?::path)?\}")
 
 
+#: Whether a request that may already have taken effect may be sent again (after a timeout, a dropped
+#: connection, a 500/502/504):
+#:
+#: * ``creates``: each request makes a new object (a second GPU job, a second queued prediction). The transport
+#:   retries it only when the attempt provably did nothing (a connect error before sending, a 429, a 503 that
+#:   shows no sign of work); otherwise the error is marked ``maybe_created`` and the hook reconciles (finds the
+#:   object by name) where the API allows it.
+#: * ``upsert``: a create-or-update by name: one object however often it is sent.
+#: * ``safe``: sending it twice has the effect of once (it creates nothing, or its state change converges).
+#:
+#: ``None`` only for ``GET`` rows (a read is always safe); every other row must say which it is.
+Repeat = Literal["creates", "upsert", "safe"]
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """One of Baseten's per-key rate limits: at most ``limit`` requests in any ``per`` seconds.
+
+    :param bucket: The endpoints whose rows hold the same bucket share one budget (Baseten counts
+        ``deployments/{development|production|id}/activate`` as one endpoint).
+    """
+
+    bucket: str
+    limit: int
+    per: float
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """One Baseten endpoint.
+    """One Baseten endpoint: every fact the transport, the hook, the emulator and the tests need about it.
 
     :param name: Stable identifier, used by the hook, the emulator and the tests.
     :param method: HTTP method.
@@ -36,8 +63,12 @@ class Endpoint:
     :param category: The gateway reference's table this row belongs to (``None``: direct API only).
     :param gateway_path: Where LowCodeAPI documents a different path; path params absent from it are
         sent as query parameters.
-    :param upsert: A create that is idempotent by name (Baseten updates the object of that name instead of
-        making a second one), so resending it after an ambiguous failure is safe.
+    :param body: Whether the request takes a JSON body. Baseten's spec defines none for wake, activate,
+        deactivate, cancel_promotion, recreate ..., and a strict server answers 415 to one.
+    :param repeat: Whether a request that may have taken effect may be sent again (:data:`Repeat`).
+    :param rate_limit: Baseten's per-key limit below its general 100/s, if any.
+    :param long_read: The answer may wait for a cold start or a long inference (predict, sync, chain runs,
+        Model APIs): its read timeout is :attr:`Timeouts.predict_read` instead of ``management_read``.
     """
 
     name: str
@@ -46,7 +77,21 @@ class Endpoint:
     surface: Surface
     category: str | None
     gateway_path: str | None = None
-    upsert: bool = False
+    body: bool = False
+    repeat: Repeat | None = None
+    rate_limit: RateLimit | None = None
+    long_read: bool = False
+
+    @property
+    def creates(self) -> bool:
+        """Each request makes a new object: never repeated once it may have taken effect."""
+        return self.repeat == "creates"
+
+    @property
+    def upsert(self) -> bool:
+        """A create that is idempotent by name (Baseten updates the object of that name instead of making a
+        second one), so resending it after an ambiguous failure is safe."""
+        return self.repeat == "upsert"
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -94,182 +139,135 @@ _E = _M + "/environments"
 _T = "/v1/training_projects/{training_project_id}/jobs"
 _J = _T + "/{training_job_id}"
 
+# Baseten's per-key limits below the general 100/s (docs.baseten.co/reference/management-api/rate-limits).
+# Environment activate/deactivate are not in Baseten's table; they share the deployment buckets, the safe guess.
+_ACTIVATE = RateLimit("activate", 20, 60.0)
+_DEACTIVATE = RateLimit("deactivate", 20, 60.0)
+_RETRY = RateLimit("retry", 10, 60.0)
+
+# Why each write may or may not be repeated is said once per group below; ``body=True`` where Baseten's spec
+# defines a request body (tests/unit/test_spec_bodies.py checks every row against the spec).
+# One line per endpoint, so a row reads (and diffs) as one fact set.
+# fmt: off
 ENDPOINTS: tuple[Endpoint, ...] = (
-    # Inference: the 14 rows of the gateway reference ...
-    _ep("environment_predict", "POST", "/environments/{env_name}/predict", "inference", "inference"),
-    _ep("development_predict", "POST", "/development/predict", "inference", "inference"),
-    _ep("deployment_predict", "POST", "/deployment/{deployment_id}/predict", "inference", "inference"),
-    _ep(
-        "environment_async_predict",
-        "POST",
-        "/environments/{env_name}/async_predict",
-        "inference",
-        "inference",
-    ),
-    _ep("development_async_predict", "POST", "/development/async_predict", "inference", "inference"),
-    _ep(
-        "deployment_async_predict",
-        "POST",
-        "/deployment/{deployment_id}/async_predict",
-        "inference",
-        "inference",
-    ),
+    # Inference: the 14 rows of the gateway reference ... Sync inference and wake create nothing; an async
+    # predict queues a new request each time it is sent.
+    _ep("environment_predict", "POST", "/environments/{env_name}/predict", "inference", "inference", body=True, repeat="safe", long_read=True),
+    _ep("development_predict", "POST", "/development/predict", "inference", "inference", body=True, repeat="safe", long_read=True),
+    _ep("deployment_predict", "POST", "/deployment/{deployment_id}/predict", "inference", "inference", body=True, repeat="safe", long_read=True),
+    _ep("environment_async_predict", "POST", "/environments/{env_name}/async_predict", "inference", "inference", body=True, repeat="creates", long_read=True),
+    _ep("development_async_predict", "POST", "/development/async_predict", "inference", "inference", body=True, repeat="creates", long_read=True),
+    _ep("deployment_async_predict", "POST", "/deployment/{deployment_id}/async_predict", "inference", "inference", body=True, repeat="creates", long_read=True),
     _ep("get_async_request", "GET", "/async_request/{request_id}", "inference", "inference"),
-    _ep("cancel_async_request", "DELETE", "/async_request/{request_id}", "inference", "inference"),
-    _ep(
-        "environment_async_queue_status",
-        "GET",
-        "/environments/{env_name}/async_queue_status",
-        "inference",
-        "inference",
-    ),
+    _ep("cancel_async_request", "DELETE", "/async_request/{request_id}", "inference", "inference", repeat="safe"),
+    _ep("environment_async_queue_status", "GET", "/environments/{env_name}/async_queue_status", "inference", "inference"),
     _ep("development_async_queue_status", "GET", "/development/async_queue_status", "inference", "inference"),
-    _ep(
-        "deployment_async_queue_status",
-        "GET",
-        "/deployment/{deployment_id}/async_queue_status",
-        "inference",
-        "inference",
-    ),
-    _ep("production_wake", "POST", "/production/wake", "inference", "inference"),
-    _ep("development_wake", "POST", "/development/wake", "inference", "inference"),
-    _ep("deployment_wake", "POST", "/deployment/{deployment_id}/wake", "inference", "inference"),
+    _ep("deployment_async_queue_status", "GET", "/deployment/{deployment_id}/async_queue_status", "inference", "inference"),
+    _ep("production_wake", "POST", "/production/wake", "inference", "inference", repeat="safe"),
+    _ep("development_wake", "POST", "/development/wake", "inference", "inference", repeat="safe"),
+    _ep("deployment_wake", "POST", "/deployment/{deployment_id}/wake", "inference", "inference", repeat="safe"),
     # ... and the direct API's production/environment shortcuts the reference does not list.
-    _ep("production_predict", "POST", "/production/predict", "inference", None),
-    _ep("production_async_predict", "POST", "/production/async_predict", "inference", None),
+    _ep("production_predict", "POST", "/production/predict", "inference", None, body=True, repeat="safe", long_read=True),
+    _ep("production_async_predict", "POST", "/production/async_predict", "inference", None, body=True, repeat="creates", long_read=True),
     _ep("production_async_queue_status", "GET", "/production/async_queue_status", "inference", None),
-    _ep("environment_wake", "POST", "/environments/{env_name}/wake", "inference", None),
+    _ep("environment_wake", "POST", "/environments/{env_name}/wake", "inference", None, repeat="safe"),
     # OpenAI-compatible and other passthrough routes (``/sync/v1/embeddings`` -> the container's
     # ``/v1/embeddings``); production is the ``production`` environment. Not in Baseten's spec nor the gateway's.
-    _ep("environment_sync", "POST", "/environments/{env_name}/sync/{route:path}", "inference", None),
-    _ep("development_sync", "POST", "/development/sync/{route:path}", "inference", None),
-    _ep("deployment_sync", "POST", "/deployment/{deployment_id}/sync/{route:path}", "inference", None),
+    # Sync inference and Model APIs completions or embeddings create nothing.
+    _ep("environment_sync", "POST", "/environments/{env_name}/sync/{route:path}", "inference", None, body=True, repeat="safe", long_read=True),
+    _ep("development_sync", "POST", "/development/sync/{route:path}", "inference", None, body=True, repeat="safe", long_read=True),
+    _ep("deployment_sync", "POST", "/deployment/{deployment_id}/sync/{route:path}", "inference", None, body=True, repeat="safe", long_read=True),
     # Baseten's shared Model APIs (OpenAI format; base ``https://inference.baseten.co/v1``).
-    _ep("model_apis_request", "POST", "/{route:path}", "model_apis", None),
-    # Chains, on the chain host (Baseten's inference spec; not in the gateway reference).
-    *(
-        _ep(f"chain_{target}_{action}", "POST", f"{prefix}/{action}", "chain", None)
-        for target, prefix in (
-            ("production", "/production"),
-            ("development", "/development"),
-            ("environment", "/environments/{env_name}"),
-            ("deployment", "/deployment/{deployment_id}"),
-        )
-        for action in ("run_remote", "async_run_remote")
-    ),
+    _ep("model_apis_request", "POST", "/{route:path}", "model_apis", None, body=True, repeat="safe", long_read=True),
+    # Chains, on the chain host (Baseten's inference spec; not in the gateway reference). A sync chain call
+    # creates nothing (as sync predict); an async one queues a new request each time.
+    _ep("chain_production_run_remote", "POST", "/production/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
+    _ep("chain_production_async_run_remote", "POST", "/production/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
+    _ep("chain_development_run_remote", "POST", "/development/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
+    _ep("chain_development_async_run_remote", "POST", "/development/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
+    _ep("chain_environment_run_remote", "POST", "/environments/{env_name}/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
+    _ep("chain_environment_async_run_remote", "POST", "/environments/{env_name}/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
+    _ep("chain_deployment_run_remote", "POST", "/deployment/{deployment_id}/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
+    _ep("chain_deployment_async_run_remote", "POST", "/deployment/{deployment_id}/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
     _ep("chain_get_async_request", "GET", "/async_request/{request_id}", "chain", None),
-    _ep("chain_cancel_async_request", "DELETE", "/async_request/{request_id}", "chain", None),
-    # Models
+    _ep("chain_cancel_async_request", "DELETE", "/async_request/{request_id}", "chain", None, repeat="safe"),
+    # Models (deleting twice deletes one object; the second answers 404)
     _ep("list_models", "GET", "/v1/models", "management", "models"),
     _ep("get_model", "GET", _M, "management", "models"),
-    _ep("delete_model", "DELETE", _M, "management", "models"),
+    _ep("delete_model", "DELETE", _M, "management", "models", repeat="safe"),
     # Chains
     _ep("list_chains", "GET", "/v1/chains", "management", "chains"),
     _ep("get_chain", "GET", "/v1/chains/{chain_id}", "management", "chains"),
-    _ep("delete_chain", "DELETE", "/v1/chains/{chain_id}", "management", "chains"),
-    # Deployments (the reference's deactivate rows repeat /activate: a slip; the real path is /deactivate)
-    _ep("activate_environment", "POST", _E + "/{env_name}/activate", "management", "deployments"),
-    _ep("activate_development_deployment", "POST", _D + "/development/activate", "management", "deployments"),
-    _ep("activate_deployment", "POST", _D + "/{deployment_id}/activate", "management", "deployments"),
-    _ep("deactivate_environment", "POST", _E + "/{env_name}/deactivate", "management", "deployments"),
-    _ep(
-        "deactivate_development_deployment",
-        "POST",
-        _D + "/development/deactivate",
-        "management",
-        "deployments",
-    ),
-    _ep("deactivate_deployment", "POST", _D + "/{deployment_id}/deactivate", "management", "deployments"),
-    _ep("promote_to_environment", "POST", _E + "/{env_name}/promote", "management", "deployments"),
-    _ep("cancel_promotion", "POST", _E + "/{env_name}/cancel_promotion", "management", "deployments"),
-    _ep("promote_development_deployment", "POST", _D + "/development/promote", "management", "deployments"),
-    _ep("promote_deployment", "POST", _D + "/{deployment_id}/promote", "management", "deployments"),
-    _ep(
-        "update_development_autoscaling_settings",
-        "PATCH",
-        _D + "/development/autoscaling_settings",
-        "management",
-        "deployments",
-    ),
-    _ep(
-        "update_deployment_autoscaling_settings",
-        "PATCH",
-        _D + "/{deployment_id}/autoscaling_settings",
-        "management",
-        "deployments",
-    ),
+    _ep("delete_chain", "DELETE", "/v1/chains/{chain_id}", "management", "chains", repeat="safe"),
+    # Deployments (the reference's deactivate rows repeat /activate: a slip; the real path is /deactivate).
+    # Activate, deactivate, promote and autoscaling updates are state changes that converge; promoting the
+    # deployment that already serves, or cancelling a promotion twice, changes nothing.
+    _ep("activate_environment", "POST", _E + "/{env_name}/activate", "management", "deployments", repeat="safe", rate_limit=_ACTIVATE),
+    _ep("activate_development_deployment", "POST", _D + "/development/activate", "management", "deployments", repeat="safe", rate_limit=_ACTIVATE),
+    _ep("activate_deployment", "POST", _D + "/{deployment_id}/activate", "management", "deployments", repeat="safe", rate_limit=_ACTIVATE),
+    _ep("deactivate_environment", "POST", _E + "/{env_name}/deactivate", "management", "deployments", repeat="safe", rate_limit=_DEACTIVATE),
+    _ep("deactivate_development_deployment", "POST", _D + "/development/deactivate", "management", "deployments", repeat="safe", rate_limit=_DEACTIVATE),
+    _ep("deactivate_deployment", "POST", _D + "/{deployment_id}/deactivate", "management", "deployments", repeat="safe", rate_limit=_DEACTIVATE),
+    _ep("promote_to_environment", "POST", _E + "/{env_name}/promote", "management", "deployments", body=True, repeat="safe"),
+    _ep("cancel_promotion", "POST", _E + "/{env_name}/cancel_promotion", "management", "deployments", repeat="safe"),
+    _ep("promote_development_deployment", "POST", _D + "/development/promote", "management", "deployments", body=True, repeat="safe"),
+    _ep("promote_deployment", "POST", _D + "/{deployment_id}/promote", "management", "deployments", body=True, repeat="safe"),
+    _ep("update_development_autoscaling_settings", "PATCH", _D + "/development/autoscaling_settings", "management", "deployments", body=True, repeat="safe"),
+    _ep("update_deployment_autoscaling_settings", "PATCH", _D + "/{deployment_id}/autoscaling_settings", "management", "deployments", body=True, repeat="safe"),
     _ep("list_deployments", "GET", _D, "management", "deployments"),
     _ep("get_production_deployment", "GET", _D + "/production", "management", "deployments"),
     _ep("get_development_deployment", "GET", _D + "/development", "management", "deployments"),
     _ep("get_deployment", "GET", _D + "/{deployment_id}", "management", "deployments"),
-    _ep("delete_deployment", "DELETE", _D + "/{deployment_id}", "management", "deployments"),
-    # Environments
-    _ep("create_environment", "POST", _E, "management", "environments"),
+    _ep("delete_deployment", "DELETE", _D + "/{deployment_id}", "management", "deployments", repeat="safe"),
+    # Environments (a second create of the same name would fail or make a second: reconciled by name instead)
+    _ep("create_environment", "POST", _E, "management", "environments", body=True, repeat="creates"),
     _ep("list_environments", "GET", _E, "management", "environments"),
     _ep("get_environment", "GET", _E + "/{env_name}", "management", "environments"),
-    _ep("update_environment", "PATCH", _E + "/{env_name}", "management", "environments"),
-    # Secrets
+    _ep("update_environment", "PATCH", _E + "/{env_name}", "management", "environments", body=True, repeat="safe"),
+    # Secrets (an upsert by name: sending it twice leaves one secret with the same value)
     _ep("list_secrets", "GET", "/v1/secrets", "management", "secrets"),
-    _ep("upsert_secret", "POST", "/v1/secrets", "management", "secrets"),
-    # API keys (LowCodeAPI deletes with ?prefix=, the direct API with a path segment)
+    _ep("upsert_secret", "POST", "/v1/secrets", "management", "secrets", body=True, repeat="upsert"),
+    # API keys (LowCodeAPI deletes with ?prefix=, the direct API with a path segment; each create is a new key)
     _ep("list_api_keys", "GET", "/v1/api_keys", "management", "api_keys"),
-    _ep("create_api_key", "POST", "/v1/api_keys", "management", "api_keys"),
-    _ep(
-        "delete_api_key",
-        "DELETE",
-        "/v1/api_keys/{prefix}",
-        "management",
-        "api_keys",
-        gateway_path="/v1/api_keys",
-    ),
-    # Training
+    _ep("create_api_key", "POST", "/v1/api_keys", "management", "api_keys", body=True, repeat="creates"),
+    _ep("delete_api_key", "DELETE", "/v1/api_keys/{prefix}", "management", "api_keys", gateway_path="/v1/api_keys", repeat="safe"),
+    # Training (search is a read; stopping a stopped job changes nothing; each (re)create starts a GPU job)
     _ep("list_training_jobs", "GET", _T, "management", "training"),
     _ep("get_training_job", "GET", _J, "management", "training"),
-    _ep("search_training_jobs", "POST", "/v1/training_jobs/search", "management", "training"),
-    _ep("stop_training_job", "POST", _J + "/stop", "management", "training"),
-    _ep("recreate_training_job", "POST", _J + "/recreate", "management", "training"),
+    _ep("search_training_jobs", "POST", "/v1/training_jobs/search", "management", "training", body=True, repeat="safe"),
+    _ep("stop_training_job", "POST", _J + "/stop", "management", "training", body=True, repeat="safe"),
+    _ep("recreate_training_job", "POST", _J + "/recreate", "management", "training", repeat="creates"),
     _ep("get_training_job_checkpoints", "GET", _J + "/checkpoints", "management", "training"),
     _ep("get_training_job_checkpoint_files", "GET", _J + "/checkpoint_files", "management", "training"),
     _ep("get_training_job_logs", "GET", _J + "/logs", "management", "training"),
     _ep("get_training_job_metrics", "GET", _J + "/metrics", "management", "training"),
     _ep("download_training_job", "GET", _J + "/download", "management", "training"),
     # From Baseten's spec (not in the gateway reference): create a job in a training project.
-    _ep("create_training_job", "POST", _T, "management", None),
+    _ep("create_training_job", "POST", _T, "management", None, body=True, repeat="creates"),
     # Beyond the gateway reference (direct API; through LowCodeAPI only in the new format, if it has them).
     _ep("list_training_projects", "GET", "/v1/training_projects", "management", None),
     _ep("get_training_project", "GET", "/v1/training_projects/{training_project_id}", "management", None),
-    _ep("create_training_project", "POST", "/v1/training_projects", "management", None, upsert=True),
-    *(
-        _ep(f"{action}_promotion", "POST", _E + f"/{{env_name}}/{action}_promotion", "management", None)
-        for action in ("pause", "resume", "force_cancel", "force_roll_forward")
-    ),
-    _ep("retry_production_deployment", "POST", _D + "/production/retry", "management", None),
-    _ep("retry_development_deployment", "POST", _D + "/development/retry", "management", None),
-    _ep("retry_deployment", "POST", _D + "/{deployment_id}/retry", "management", None),
+    _ep("create_training_project", "POST", "/v1/training_projects", "management", None, body=True, repeat="upsert"),
+    # Promotion signals: pausing a paused promotion, resuming a running one, cancelling twice or rolling
+    # forward twice each act on one promotion.
+    _ep("pause_promotion", "POST", _E + "/{env_name}/pause_promotion", "management", None, repeat="safe"),
+    _ep("resume_promotion", "POST", _E + "/{env_name}/resume_promotion", "management", None, repeat="safe"),
+    _ep("force_cancel_promotion", "POST", _E + "/{env_name}/force_cancel_promotion", "management", None, repeat="safe"),
+    _ep("force_roll_forward_promotion", "POST", _E + "/{env_name}/force_roll_forward_promotion", "management", None, repeat="safe"),
+    # A second retry of a deployment being rebuilt answers retried: false.
+    _ep("retry_production_deployment", "POST", _D + "/production/retry", "management", None, repeat="safe", rate_limit=_RETRY),
+    _ep("retry_development_deployment", "POST", _D + "/development/retry", "management", None, repeat="safe", rate_limit=_RETRY),
+    _ep("retry_deployment", "POST", _D + "/{deployment_id}/retry", "management", None, repeat="safe", rate_limit=_RETRY),
     _ep("get_deployment_logs", "GET", _D + "/{deployment_id}/logs", "management", None),
     _ep("get_environment_logs", "GET", _E + "/{env_name}/logs", "management", None),
     _ep("get_deployment_metrics", "GET", _D + "/{deployment_id}/metrics", "management", None),
     # Deploying over REST: an upload slot (credentials + S3 key), then the commit of a new model or deployment.
-    _ep("prepare_model_upload", "POST", "/v1/prepare_model_upload", "management", None),
-    _ep("create_model", "POST", "/v1/models", "management", None),
-    _ep("create_model_deployment", "POST", _D, "management", None),
+    # The slot builds nothing (only the commit does), so it may be asked for again; each commit builds anew.
+    _ep("prepare_model_upload", "POST", "/v1/prepare_model_upload", "management", None, body=True, repeat="safe"),
+    _ep("create_model", "POST", "/v1/models", "management", None, body=True, repeat="creates"),
+    _ep("create_model_deployment", "POST", _D, "management", None, body=True, repeat="creates"),
 )
-
-#: Baseten's per-key rate limits below the general 100/s (docs.baseten.co/reference/management-api/rate-limits):
-#: endpoint name -> (bucket, requests, per seconds). The endpoints of one bucket share its budget (Baseten
-#: counts ``deployments/{development|production|id}/activate`` as one endpoint). Environment
-#: activate/deactivate are not in Baseten's table; they share the deployment buckets here, the safe guess.
-RATE_LIMITS: dict[str, tuple[str, int, float]] = {
-    **{
-        f"{verb}_{target}": (verb, 20, 60.0)
-        for verb in ("activate", "deactivate")
-        for target in ("deployment", "development_deployment", "environment")
-    },
-    **{
-        name: ("retry", 10, 60.0)
-        for name in ("retry_deployment", "retry_production_deployment", "retry_development_deployment")
-    },
-}
+# fmt: on
 
 BY_NAME: dict[str, Endpoint] = {e.name: e for e in ENDPOINTS}
 
@@ -277,3 +275,55 @@ BY_NAME: dict[str, Endpoint] = {e.name: e for e in ENDPOINTS}
 def endpoint(name: str) -> Endpoint:
     """The endpoint called ``name``; ``KeyError`` if there is none."""
     return BY_NAME[name]
+
+
+# -- names chosen by target -------------------------------------------------------------------------------
+# Some calls go to one of several rows depending on their target: a deployment id, the development
+# deployment, production, or a named environment. The hook looks the row's name up here instead of building it
+# with an f-string, so every name it can send is written out once and tests/unit/test_route_table.py proves
+# that each names a row.
+
+#: (action, target) -> endpoint name. ``target`` is ``deployment`` (an id), ``development``, ``production``
+#: or ``environment`` (a named one); chain actions (``run_remote``...) go to the chain host.
+BY_TARGET: dict[tuple[str, str], str] = {
+    ("predict", "deployment"): "deployment_predict",
+    ("predict", "development"): "development_predict",
+    ("predict", "production"): "production_predict",
+    ("predict", "environment"): "environment_predict",
+    ("async_predict", "deployment"): "deployment_async_predict",
+    ("async_predict", "development"): "development_async_predict",
+    ("async_predict", "production"): "production_async_predict",
+    ("async_predict", "environment"): "environment_async_predict",
+    ("async_queue_status", "deployment"): "deployment_async_queue_status",
+    ("async_queue_status", "development"): "development_async_queue_status",
+    ("async_queue_status", "production"): "production_async_queue_status",
+    ("async_queue_status", "environment"): "environment_async_queue_status",
+    ("wake", "deployment"): "deployment_wake",
+    ("wake", "development"): "development_wake",
+    ("wake", "production"): "production_wake",
+    ("wake", "environment"): "environment_wake",
+    ("run_remote", "deployment"): "chain_deployment_run_remote",
+    ("run_remote", "development"): "chain_development_run_remote",
+    ("run_remote", "production"): "chain_production_run_remote",
+    ("run_remote", "environment"): "chain_environment_run_remote",
+    ("async_run_remote", "deployment"): "chain_deployment_async_run_remote",
+    ("async_run_remote", "development"): "chain_development_async_run_remote",
+    ("async_run_remote", "production"): "chain_production_async_run_remote",
+    ("async_run_remote", "environment"): "chain_environment_async_run_remote",
+    ("get_deployment", "deployment"): "get_deployment",
+    ("get_deployment", "development"): "get_development_deployment",
+    ("get_deployment", "production"): "get_production_deployment",
+    ("retry_deployment", "deployment"): "retry_deployment",
+    ("retry_deployment", "development"): "retry_development_deployment",
+    ("retry_deployment", "production"): "retry_production_deployment",
+    ("activate_deployment", "deployment"): "activate_deployment",
+    ("activate_deployment", "development"): "activate_development_deployment",
+    ("deactivate_deployment", "deployment"): "deactivate_deployment",
+    ("deactivate_deployment", "development"): "deactivate_development_deployment",
+}
+
+#: A model's async-request endpoint -> its chain twin (same path, on the chain host).
+CHAIN_TWIN: dict[str, str] = {
+    "get_async_request": "chain_get_async_request",
+    "cancel_async_request": "chain_cancel_async_request",
+}

@@ -11,7 +11,7 @@ import json
 import random
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -83,9 +83,8 @@ class Timeouts:
     predict_read: float = 1260.0
 
     def for_endpoint(self, ep: Endpoint) -> httpx.Timeout:
-        """The httpx timeout for ``ep``: long reads for predict, short for everything else."""
-        long = ep.name.endswith(("_predict", "_sync", "_run_remote")) or ep.surface == "model_apis"
-        read = self.predict_read if long else self.management_read
+        """The httpx timeout for ``ep``: long reads where its row says so (predict...), short elsewhere."""
+        read = self.predict_read if ep.long_read else self.management_read
         return httpx.Timeout(connect=self.connect, read=read, write=max(read, 60.0), pool=self.connect + read)
 
 
@@ -158,75 +157,121 @@ class Settings:
         ``register_key=False`` leaves masking the key to the caller (the async path masks it with
         :func:`~airflow_provider_baseten.client.redact.aregister_secret`, which does not block the event loop).
         """
-        if not api_key or not str(api_key).strip():
-            raise BasetenConfigurationError(
-                "The Baseten connection has no API key. Put your Baseten API key (or LowCodeAPI api_token) "
-                "in the connection's password field ('API Key' in the UI).",
-                field="password",
-            )
-        api_key = str(api_key).strip()
+        api_key = _api_key(api_key)
         if register_key:
             register_secret(api_key)
         # Extra is user-typed JSON: a number or boolean where a string belongs is a config error, not a crash.
-        gateway = str(extra.get("gateway") or "baseten").strip().lower()
-        if gateway not in ("baseten", "lowcodeapi"):
-            raise BasetenConfigurationError(
-                f"Unknown gateway {gateway!r} in the connection extra. Use 'baseten' (direct) or 'lowcodeapi'.",
-                field="gateway",
-            )
-        scheme = str(extra.get("auth_scheme") or "Bearer").strip()
-        schemes = {"bearer": "Bearer", "api-key": "Api-Key", "apikey": "Api-Key"}
-        if scheme.lower() not in schemes:
-            raise BasetenConfigurationError(
-                f"Unknown auth_scheme {scheme!r}. Use 'Bearer' (default) or 'Api-Key'.", field="auth_scheme"
-            )
-        url_format = str(extra.get("url_format") or "auto").strip().lower()
-        if url_format not in ("auto", "new", "old"):
-            raise BasetenConfigurationError(
-                f"Unknown url_format {url_format!r}. Use 'auto' (default), 'new' or 'old'.",
-                field="url_format",
-            )
-        inference_url = str(extra.get("inference_url") or DIRECT_INFERENCE_URL)
-        _check_url(inference_url.replace("{model_id}", "m"), "inference_url")
-        if "{" in inference_url.replace("{model_id}", ""):
-            raise BasetenConfigurationError(
-                f"inference_url {inference_url!r} has a placeholder other than {{model_id}}. Use only {{model_id}}, "
-                "e.g. https://model-{model_id}.api.baseten.co",
-                field="inference_url",
-            )
-        chain_url = str(extra.get("chain_url") or DIRECT_CHAIN_URL)
-        _check_url(chain_url.replace("{chain_id}", "c"), "chain_url")
-        model_apis_url = str(extra.get("model_apis_url") or MODEL_APIS_URL)
-        _check_url(model_apis_url, "model_apis_url")
+        # Checked in this order, so a connection with several mistakes is told about the same one first.
+        gateway = _gateway(extra)
+        auth_scheme = _auth_scheme(extra)
+        url_format = _url_format(extra)
+        inference_url, chain_url, model_apis_url = _url_templates(extra)
         base = _normalise_host(host) if host else None
-        # A local host means an emulator (or a local proxy): never fill in Baseten's cloud hosts for it.
-        unset = frozenset(n for n in CLOUD_URL_DEFAULTS if not extra.get(n)) if base and is_local(base) else frozenset()
-        upload_endpoint_url = extra.get("upload_endpoint_url") or None
-        if upload_endpoint_url is not None:
-            upload_endpoint_url = str(upload_endpoint_url).rstrip("/")
-            _check_url(upload_endpoint_url, "upload_endpoint_url")
-        model_id = extra.get("model_id") or None
-        if model_id is not None:
-            validate_id("model_id", model_id)
+        unset_urls = _unset_urls(base, extra)
+        upload_endpoint_url = _upload_endpoint_url(extra)
+        model_id = _model_id(extra)
         token = _caller_masks_key.set(True)  # masked above, or by the caller (register_key=False)
         try:
             return cls(
                 api_key=api_key,
-                gateway=gateway,  # type: ignore[arg-type]
+                gateway=gateway,
                 management_url=base if base and gateway == "baseten" else DIRECT_MANAGEMENT_URL,
                 gateway_url=base if base and gateway == "lowcodeapi" else LOWCODEAPI_URL,
-                inference_url=inference_url.rstrip("/"),
-                chain_url=chain_url.rstrip("/"),
-                model_apis_url=model_apis_url.rstrip("/"),
-                auth_scheme=schemes[scheme.lower()],  # type: ignore[arg-type]
-                url_format=url_format,  # type: ignore[arg-type]
+                inference_url=inference_url,
+                chain_url=chain_url,
+                model_apis_url=model_apis_url,
+                auth_scheme=auth_scheme,
+                url_format=url_format,
                 model_id=model_id,
                 upload_endpoint_url=upload_endpoint_url,
-                unset_urls=unset,
+                unset_urls=unset_urls,
                 **kw,
             )
         finally:
             _caller_masks_key.reset(token)
+
+
+# -- the connection's fields, one check each (Settings.from_extra) ------------------------------------------
+def _api_key(api_key: str | None) -> str:
+    if not api_key or not str(api_key).strip():
+        raise BasetenConfigurationError(
+            "The Baseten connection has no API key. Put your Baseten API key (or LowCodeAPI api_token) "
+            "in the connection's password field ('API Key' in the UI).",
+            field="password",
+        )
+    return str(api_key).strip()
+
+
+def _gateway(extra: dict[str, Any]) -> Gateway:
+    gateway = str(extra.get("gateway") or "baseten").strip().lower()
+    if gateway not in ("baseten", "lowcodeapi"):
+        raise BasetenConfigurationError(
+            f"Unknown gateway {gateway!r} in the connection extra. Use 'baseten' (direct) or 'lowcodeapi'.",
+            field="gateway",
+        )
+    return cast(Gateway, gateway)
+
+
+_AUTH_SCHEMES: dict[str, Literal["Bearer", "Api-Key"]] = {"bearer": "Bearer", "api-key": "Api-Key", "apikey": "Api-Key"}
+
+
+def _auth_scheme(extra: dict[str, Any]) -> Literal["Bearer", "Api-Key"]:
+    scheme = str(extra.get("auth_scheme") or "Bearer").strip()
+    if scheme.lower() not in _AUTH_SCHEMES:
+        raise BasetenConfigurationError(
+            f"Unknown auth_scheme {scheme!r}. Use 'Bearer' (default) or 'Api-Key'.", field="auth_scheme"
+        )
+    return _AUTH_SCHEMES[scheme.lower()]
+
+
+def _url_format(extra: dict[str, Any]) -> Literal["auto", "new", "old"]:
+    url_format = str(extra.get("url_format") or "auto").strip().lower()
+    if url_format not in ("auto", "new", "old"):
+        raise BasetenConfigurationError(
+            f"Unknown url_format {url_format!r}. Use 'auto' (default), 'new' or 'old'.",
+            field="url_format",
+        )
+    return cast(Literal["auto", "new", "old"], url_format)
+
+
+def _url_templates(extra: dict[str, Any]) -> tuple[str, str, str]:
+    """The inference, chain and Model APIs URL templates, checked, without a trailing slash."""
+    inference_url = str(extra.get("inference_url") or DIRECT_INFERENCE_URL)
+    _check_url(inference_url.replace("{model_id}", "m"), "inference_url")
+    if "{" in inference_url.replace("{model_id}", ""):
+        raise BasetenConfigurationError(
+            f"inference_url {inference_url!r} has a placeholder other than {{model_id}}. Use only {{model_id}}, "
+            "e.g. https://model-{model_id}.api.baseten.co",
+            field="inference_url",
+        )
+    chain_url = str(extra.get("chain_url") or DIRECT_CHAIN_URL)
+    _check_url(chain_url.replace("{chain_id}", "c"), "chain_url")
+    model_apis_url = str(extra.get("model_apis_url") or MODEL_APIS_URL)
+    _check_url(model_apis_url, "model_apis_url")
+    return inference_url.rstrip("/"), chain_url.rstrip("/"), model_apis_url.rstrip("/")
+
+
+def _unset_urls(base: str | None, extra: dict[str, Any]) -> frozenset[str]:
+    """A local host means an emulator (or a local proxy): never fill in Baseten's cloud hosts for it."""
+    if base and is_local(base):
+        return frozenset(n for n in CLOUD_URL_DEFAULTS if not extra.get(n))
+    return frozenset()
+
+
+def _upload_endpoint_url(extra: dict[str, Any]) -> str | None:
+    url = extra.get("upload_endpoint_url") or None
+    if url is None:
+        return None
+    url = str(url).rstrip("/")
+    _check_url(url, "upload_endpoint_url")
+    return url
+
+
+def _model_id(extra: dict[str, Any]) -> str | None:
+    model_id = extra.get("model_id") or None
+    if model_id is not None:
+        validate_id("model_id", model_id)
+    return model_id
 
 
 # Set while ``from_extra`` builds settings whose key is already masked, or masked by its caller.

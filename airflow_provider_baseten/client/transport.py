@@ -75,7 +75,6 @@ __all__ = [
     "LOWCODEAPI_URL",
     "MODEL_ERROR_ATTEMPTS",
     "MODEL_ERROR_CODES",
-    "NOT_IDEMPOTENT",
     "RETRY_STATUSES",
     "SNIPPET_CHARS",
     "Gateway",
@@ -123,28 +122,6 @@ def until(deadline: float | None) -> Iterator[None]:
         yield
     finally:
         _DEADLINE.reset(token)
-
-
-# Endpoints that create something. Once such a request may have taken effect, repeating it could create a
-# second one (a second GPU job, a second queued prediction). They are retried only when the attempt
-# provably did nothing: a connect error before sending, a 429, or a 503 whose body shows no sign of work.
-# After a 500, 502 or 504, a read timeout or a connection dropped after sending, the error is marked
-# ``maybe_created`` and the hook reconciles (looks the object up by name) where the API allows it.
-NOT_IDEMPOTENT = frozenset(
-    {
-        "environment_async_predict",
-        "development_async_predict",
-        "deployment_async_predict",
-        "production_async_predict",
-        "create_training_job",
-        "recreate_training_job",
-        "create_api_key",
-        "create_environment",
-        *(f"chain_{t}_async_run_remote" for t in ("production", "development", "environment", "deployment")),
-        "create_model",
-        "create_model_deployment",
-    }
-)
 
 
 # LowCodeAPI: which URL format each endpoint answered to, per process ("remember which worked").
@@ -329,9 +306,8 @@ class Transport:
             headers["Authorization"] = f"{s.auth_scheme} {s.api_key}"
         # No body and no Content-Type unless the call has one: Baseten's spec defines no request body for
         # wake, activate, deactivate, cancel_promotion, recreate ..., and a strict server answers 415 to one.
-        content = None
-        if body is not None:
-            content = encode_json(body)
+        content = _content(ep, body)
+        if content is not None:
             headers["Content-Type"] = "application/json"
         q = {k: [_query_value(x) for x in v] if isinstance(v, list) else _query_value(v) for k, v in q.items()}
         timeout = s.timeouts.for_endpoint(ep)
@@ -432,7 +408,7 @@ class Transport:
         """
         started = time.monotonic()
         attempt = 0
-        limiter = limiter_for(self.settings.api_key, ep.name)
+        limiter = limiter_for(self.settings.api_key, ep.rate_limit)
         deadline = _DEADLINE.get()
         timeouts = dict(req.extensions.get("timeout") or httpx.Timeout(None).as_dict())
         while True:
@@ -542,7 +518,7 @@ class Transport:
     def _from_exception(self, ep: Endpoint, req: httpx.Request, exc: httpx.HTTPError) -> Outcome:
         where = f"{req.method} {redact(_path_only(req.url))}"
         unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-        may_retry = unsent or ep.name not in NOT_IDEMPOTENT
+        may_retry = unsent or not ep.creates
         detail = redact(str(exc)) or type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
             err: BasetenError = BasetenTimeoutError(f"Baseten did not answer in time: {where} ({type(exc).__name__}).")
@@ -567,7 +543,7 @@ class Transport:
                 status, body, response.text, request_id, gateway=gateway, where=ep.name, headers=response.headers
             )
             retry = status in RETRY_STATUSES
-            if retry and ep.name in NOT_IDEMPOTENT and not provably_not_done(status, body):
+            if retry and ep.creates and not provably_not_done(status, body):
                 retry = False
                 mark_maybe_created(err, ep.name)
             retry_after = retry_after_of(response, body) if retry else None
@@ -589,7 +565,7 @@ class Transport:
                 body_snippet=snippet_of(response.text),
             )
             # A damaged answer to an idempotent call is worth another try; a create must not be repeated.
-            if ep.name in NOT_IDEMPOTENT:
+            if ep.creates:
                 mark_maybe_created(err, ep.name)
                 return Outcome(error=err)
             return Outcome(error=err, retry=True)
@@ -629,6 +605,15 @@ def _pace(limiter: WindowLimiter | None, ep: Endpoint) -> float:
     if wait > 0:
         log.info("Baseten allows %d %s per minute per key; waiting %.1fs for a slot", limiter.limit, ep.name, wait)
     return max(0.0, wait)
+
+
+def _content(ep: Endpoint, body: Any) -> bytes | None:
+    """``body`` as JSON, or ``None`` when there is none; a body for a row without one is refused before sending."""
+    if body is None:
+        return None
+    if not ep.body:
+        raise BasetenValidationError(f"{ep.name} takes no request body; do not pass one.", field="body")
+    return encode_json(body)
 
 
 def _query_value(v: Any) -> str:

@@ -233,7 +233,7 @@ async def _read_body(core: EmulatorCore, request: Request, ep: Endpoint, kind: s
         skip = {"api_token", *ep.params} if kind != "direct" else ()
         query = {k: qp.getlist(k) for k in qp if k not in skip}
         return rules.check(params, query, request.headers.get("content-type"), raw)
-    if ep.method not in ("POST", "PATCH", "PUT") or not raw.strip():
+    if not ep.body or not raw.strip():  # the row says whether the endpoint takes a body
         return None
     try:
         return json.loads(raw)

@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_baseten.client.routes import RATE_LIMITS
+from airflow_provider_baseten.client.routes import endpoint
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.objects import (
@@ -284,12 +284,12 @@ class StateCore:
     # -- rate limits ---------------------------------------------------------------------------------
     def _rate_limit(self, name: str) -> None:
         """Baseten's per-key endpoint limits (activate/deactivate 20/min, retry 10/min), on the emulated clock."""
-        rule = RATE_LIMITS.get(name)
+        rule = endpoint(name).rate_limit
         if rule is None or not self.config.rate_limits:
             return
-        bucket, limit, per = rule
+        limit, per = rule.limit, rule.per
         now = self.clock.now()
-        window = self.rate_windows.setdefault(bucket, deque())
+        window = self.rate_windows.setdefault(rule.bucket, deque())
         while window and window[0] <= now - per:
             window.popleft()
         if len(window) >= limit:

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from airflow_provider_baseten.client.routes import BY_TARGET
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.core import StateCore
@@ -38,6 +39,11 @@ from airflow_provider_baseten.emulator.objects import (
     iso,
     model_output,
 )
+
+# The rows answered per target, read back from the hook's own lookup table so the two never disagree on a
+# name: a model's queued request, queue status and wake, and a chain's run_remote and async_run_remote.
+_BY_TARGET = {name: key for key, name in BY_TARGET.items() if key[0] in ("async_predict", "async_queue_status", "wake")}
+_CHAIN_RUNS = {name: key for key, name in BY_TARGET.items() if key[0] in ("run_remote", "async_run_remote")}
 
 
 class EmulatorState(
@@ -138,11 +144,13 @@ class EmulatorState(
         """Answer endpoint ``name`` (sync predict excluded: see :meth:`predict_target`). Returns (status, JSON)."""
         with self.lock:
             self._rate_limit(name)
-            for action in ("async_predict", "async_queue_status", "wake"):
-                if name.endswith("_" + action):
-                    target = name[: -len(action) - 1]
-                    act: Callable[..., tuple[int, Any]] = getattr(self, "_" + action)
-                    return act(target, params, body, model_id)
+            if name in _BY_TARGET:
+                action, target = _BY_TARGET[name]
+                act: Callable[..., tuple[int, Any]] = getattr(self, "_" + action)
+                return act(target, params, body, model_id)
+            if name in _CHAIN_RUNS:
+                action, target = _CHAIN_RUNS[name]
+                return self.chain_run(target, action, params, body, model_id)
             handler: Callable[..., tuple[int, Any]] = getattr(self, "_h_" + name)
             return handler(params, query, body, model_id)
 

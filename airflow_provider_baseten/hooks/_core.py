@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from airflow.sdk import BaseHook
 
@@ -29,7 +29,6 @@ class _HookCore(BaseHook):
     default_conn_name = "baseten_default"
     conn_type = "baseten"
     hook_name = "Baseten"
-    _inference_actions: ClassVar[tuple[str, ...]] = ("predict", "async_predict", "async_queue_status", "wake")
 
     def __init__(
         self,
@@ -239,6 +238,7 @@ class _HookCore(BaseHook):
         self, action: str, model_id: str | None, environment: str | None, deployment_id: str | None
     ) -> _Call[Any]:
         """Route an inference action to the deployment, development, production or environment endpoint."""
+        from airflow_provider_baseten.client.routes import BY_TARGET
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
         if environment is not None and deployment_id is not None:
@@ -250,14 +250,15 @@ class _HookCore(BaseHook):
         # LowCodeAPI routes by token, not by model host; the direct API needs a model id.
         model = self._inference_model(model_id)
         if deployment_id is not None:
-            return _Call(f"deployment_{action}", {"deployment_id": _v("deployment_id", deployment_id)}, model_id=model)
+            params = {"deployment_id": _v("deployment_id", deployment_id)}
+            return _Call(BY_TARGET[action, "deployment"], params, model_id=model)
         env = _v("environment", environment) if environment is not None else "production"
         if env == "development":
-            return _Call(f"development_{action}", model_id=model)
+            return _Call(BY_TARGET[action, "development"], model_id=model)
         if env == "production" and (action == "wake" or not self._gateway):
             # The gateway reference has /production/wake but reaches production predict via /environments.
-            return _Call(f"production_{action}", model_id=model)
-        return _Call(f"environment_{action}", {"env_name": env}, model_id=model)
+            return _Call(BY_TARGET[action, "production"], model_id=model)
+        return _Call(BY_TARGET[action, "environment"], {"env_name": env}, model_id=model)
 
 
 def _request(transport: Transport, call: _Call[Any]) -> Any:

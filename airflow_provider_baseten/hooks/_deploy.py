@@ -5,8 +5,8 @@ hands out temporary AWS credentials and an S3 key, the archive (a gzip tar of a 
 ``config.yaml``) is uploaded there, then ``POST /v1/models`` (a new model) or
 ``POST /v1/models/{model_id}/deployments`` (a new deployment of an existing model) commits it.
 
-The two commits are not idempotent (each makes a deployment that builds on a GPU): they are in
-``NOT_IDEMPOTENT`` and reconcile an ambiguous failure by name (the model's, or the ``deployment_name``).
+The two commits are not idempotent (each makes a deployment that builds on a GPU): their rows say
+``repeat="creates"`` and an ambiguous failure is reconciled by name (the model's, or the ``deployment_name``).
 """
 
 from __future__ import annotations

@@ -145,10 +145,12 @@ def list_deployments(hook: _HookCore, /, model_id: str | None = None) -> _Call[l
 
 def get_deployment(hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None) -> _Call[Deployment]:
     """One deployment; ``deployment_id`` may be ``"production"`` or ``"development"``."""
+    from airflow_provider_baseten.client.routes import BY_TARGET
+
     m = _m()
     params = {"model_id": hook._model(model_id)}
     if deployment_id in ("production", "development"):
-        name = f"get_{deployment_id}_deployment"
+        name = BY_TARGET["get_deployment", deployment_id]
     else:
         name, params["deployment_id"] = "get_deployment", _v("deployment_id", deployment_id)
     return _Call(name, params, parse=lambda d: m.parse(m.Deployment, d, "get_deployment"))
@@ -165,29 +167,32 @@ def delete_deployment(hook: _HookCore, /, deployment_id: str, *, model_id: str |
 
 
 def _deployment_call(
-    hook: _HookCore, /, verb: str, deployment_id: str, model_id: str | None
+    hook: _HookCore, /, action: str, deployment_id: str, model_id: str | None
 ) -> _Call[ActivationResult]:
+    """``action`` (``activate_deployment`` or ``deactivate_deployment``) on a deployment id or ``"development"``."""
+    from airflow_provider_baseten.client.routes import BY_TARGET
+
     m = _m()
     params = {"model_id": hook._model(model_id)}
     if deployment_id == "development":
-        name = f"{verb}_development_deployment"
+        name = BY_TARGET[action, "development"]
     else:
-        name, params["deployment_id"] = f"{verb}_deployment", _v("deployment_id", deployment_id)
-    return _Call(name, params, parse=lambda d: m.parse(m.ActivationResult, d or {}, verb))
+        name, params["deployment_id"] = BY_TARGET[action, "deployment"], _v("deployment_id", deployment_id)
+    return _Call(name, params, parse=lambda d: m.parse(m.ActivationResult, d or {}, action))
 
 
 def activate_deployment(
     hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None
 ) -> _Call[ActivationResult]:
     """Activate a deployment (``"development"`` for the development deployment)."""
-    return _deployment_call(hook, "activate", deployment_id, model_id)
+    return _deployment_call(hook, "activate_deployment", deployment_id, model_id)
 
 
 def deactivate_deployment(
     hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None
 ) -> _Call[ActivationResult]:
     """Deactivate a deployment (``"development"`` for the development deployment)."""
-    return _deployment_call(hook, "deactivate", deployment_id, model_id)
+    return _deployment_call(hook, "deactivate_deployment", deployment_id, model_id)
 
 
 def update_autoscaling_settings(
@@ -236,10 +241,12 @@ def retry_deployment(
     Returns ``retried`` and, when Baseten did not retry, its ``reason``. Baseten allows 10 retries a
     minute per API key; calls are paced to stay under that.
     """
+    from airflow_provider_baseten.client.routes import BY_TARGET
+
     m = _m()
     params = {"model_id": hook._model(model_id)}
     if deployment_id in ("production", "development"):
-        name = f"retry_{deployment_id}_deployment"
+        name = BY_TARGET["retry_deployment", deployment_id]
     else:
         name, params["deployment_id"] = "retry_deployment", _v("deployment_id", deployment_id)
     return _Call(name, params, parse=lambda d: m.parse(m.RetryDeploymentResult, d, "retry_deployment"))

@@ -199,12 +199,12 @@ def cancel_promotion(
     )
 
 
-def _signal(hook: _HookCore, /, action: str, environment: str, model_id: str | None) -> _Call[SignalResult]:
+def _signal(hook: _HookCore, /, name: str, environment: str, model_id: str | None) -> _Call[SignalResult]:
     m = _m()
     return _Call(
-        f"{action}_promotion",
+        name,
         {"model_id": hook._model(model_id), "env_name": _v("environment", environment)},
-        parse=lambda d: m.parse(m.SignalResult, d, f"{action}_promotion"),
+        parse=lambda d: m.parse(m.SignalResult, d, name),
     )
 
 
@@ -212,28 +212,28 @@ def pause_promotion(
     hook: _HookCore, /, environment: str = "production", *, model_id: str | None = None
 ) -> _Call[SignalResult]:
     """Pause the rolling promotion into ``environment`` after its current step (status ``PAUSED``)."""
-    return _signal(hook, "pause", environment, model_id)
+    return _signal(hook, "pause_promotion", environment, model_id)
 
 
 def resume_promotion(
     hook: _HookCore, /, environment: str = "production", *, model_id: str | None = None
 ) -> _Call[SignalResult]:
     """Resume a paused promotion into ``environment`` where it stopped."""
-    return _signal(hook, "resume", environment, model_id)
+    return _signal(hook, "resume_promotion", environment, model_id)
 
 
 def force_cancel_promotion(
     hook: _HookCore, /, environment: str = "production", *, model_id: str | None = None
 ) -> _Call[SignalResult]:
     """Stop the promotion into ``environment`` at once and roll back to the previous deployment."""
-    return _signal(hook, "force_cancel", environment, model_id)
+    return _signal(hook, "force_cancel_promotion", environment, model_id)
 
 
 def force_roll_forward_promotion(
     hook: _HookCore, /, environment: str = "production", *, model_id: str | None = None
 ) -> _Call[SignalResult]:
     """Finish the promotion into ``environment`` at once: all traffic to the new deployment."""
-    return _signal(hook, "force_roll_forward", environment, model_id)
+    return _signal(hook, "force_roll_forward_promotion", environment, model_id)
 
 
 def list_secrets(hook: _HookCore, /) -> _Call[list[Secret]]:

@@ -110,12 +110,13 @@ def _async_request(
     if chain_id is None:
         call: _Call[M] = _Call(name, model_id=hook._inference_model(model_id))
     else:
+        from airflow_provider_baseten.client.routes import CHAIN_TWIN
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
         if model_id is not None:
             raise BasetenValidationError("Give model_id or chain_id, not both.", field="chain_id")
         hook._direct_only(f"{name} for a chain")
-        call = _Call(f"chain_{name}", model_id=_v("chain_id", chain_id))
+        call = _Call(CHAIN_TWIN[name], model_id=_v("chain_id", chain_id))
     call.params = {"request_id": request_id}
     call.parse = lambda d: m.parse(model, d, name)
     return call

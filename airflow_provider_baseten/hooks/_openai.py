@@ -277,6 +277,7 @@ def rerank(
 def _chain_call(
     hook: _HookCore, /, action: str, chain_id: str, environment: str | None, deployment_id: str | None
 ) -> _Call[Any]:
+    from airflow_provider_baseten.client.routes import BY_TARGET
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
     hook._direct_only(f"Chain {action}")
@@ -285,11 +286,11 @@ def _chain_call(
         raise BasetenValidationError("Give environment or deployment_id, not both.", field="deployment_id")
     if deployment_id is not None:
         params = {"deployment_id": _v("deployment_id", deployment_id)}
-        return _Call(f"chain_deployment_{action}", params, model_id=chain)
+        return _Call(BY_TARGET[action, "deployment"], params, model_id=chain)
     env = _v("environment", environment) if environment is not None else "production"
     if env in ("production", "development"):
-        return _Call(f"chain_{env}_{action}", model_id=chain)
-    return _Call(f"chain_environment_{action}", {"env_name": env}, model_id=chain)
+        return _Call(BY_TARGET[action, env], model_id=chain)
+    return _Call(BY_TARGET[action, "environment"], {"env_name": env}, model_id=chain)
 
 
 def _chain_input(input: Any) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from airflow.sdk import DAG, AssetAlias
 
-from airflow_provider_baseten.client.transport import NOT_IDEMPOTENT
+from airflow_provider_baseten.client import routes
 from airflow_provider_baseten.emulator.config import Durations, FaultRule
 from airflow_provider_baseten.exceptions import (
     BasetenConfigurationError,
@@ -156,8 +156,8 @@ def test_a_missing_deploy_extra_names_the_install_command(conn: Any, monkeypatch
 
 
 def test_creates_are_classified_not_idempotent() -> None:
-    assert {"create_model", "create_model_deployment"} <= NOT_IDEMPOTENT
-    assert "prepare_model_upload" not in NOT_IDEMPOTENT
+    assert routes.endpoint("create_model").creates and routes.endpoint("create_model_deployment").creates
+    assert routes.endpoint("prepare_model_upload").repeat == "safe"
 
 
 # -- the upload's signature --------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_baseten.client.routes import ENDPOINTS
-from airflow_provider_baseten.client.transport import NOT_IDEMPOTENT, Timeouts
+from airflow_provider_baseten.client.transport import Timeouts
 from airflow_provider_baseten.emulator.config import FaultRule
 from airflow_provider_baseten.exceptions import BasetenError
 from tests.integration.conftest import make_hook
@@ -22,34 +21,6 @@ from tests.integration.conftest import make_hook
 PROJECT = "proj1234"
 JOB = {"image": {"base_image": "pytorch:2.3"}, "compute": {"cpu_count": 4}}
 AMBIGUOUS = ["502", "drop"]  # every fault x every create: tests/chaos/test_ambiguous_creates.py
-# POST endpoints that may be sent again after an ambiguous failure, and why. Every other POST must be in
-# NOT_IDEMPOTENT: a new create endpoint that is in neither fails test_every_post_endpoint_is_classified.
-SAFE_TO_REPEAT = {
-    **{
-        f"{t}_sync": "sync inference (/sync passthrough) creates nothing"
-        for t in ("environment", "development", "deployment")
-    },
-    "model_apis_request": "a Model APIs completion or embedding creates nothing",
-    **{
-        f"chain_{t}_run_remote": "a sync chain call creates nothing (as sync predict)"
-        for t in ("production", "development", "environment", "deployment")
-    },
-    "upsert_secret": "an upsert by name: sending it twice leaves one secret with the same value",
-    "stop_training_job": "stopping a stopped job changes nothing",
-    "search_training_jobs": "a read",
-    "cancel_promotion": "cancelling twice cancels one promotion",
-    "promote_deployment": "promoting the deployment that already serves is a no-op",
-    "promote_development_deployment": "as promote_deployment",
-    "promote_to_environment": "as promote_deployment",
-    "pause_promotion": "pausing a paused promotion changes nothing",
-    "resume_promotion": "resuming a running promotion changes nothing",
-    "force_cancel_promotion": "as cancel_promotion",
-    "force_roll_forward_promotion": "rolling a promotion forward twice finishes one promotion",
-    "retry_deployment": "a second retry of a deployment being rebuilt answers retried: false",
-    "retry_development_deployment": "as retry_deployment",
-    "retry_production_deployment": "as retry_deployment",
-    "prepare_model_upload": "hands out an upload slot; nothing is built until create_model(_deployment) commits it",
-}
 
 
 def _jobs(emu: Any, name: str | None = None) -> list[Any]:
@@ -192,17 +163,6 @@ def test_secret_upsert_is_repeated_and_leaves_one_secret(emulator: Any) -> None:
     assert emulator.counters()["requests"]["upsert_secret"] == 2
     with emulator.state.lock:
         assert [s for s in emulator.state.secrets if s == "hf_token"] == ["hf_token"]
-
-
-def test_every_post_endpoint_is_classified() -> None:
-    """A new POST endpoint must say whether it may be repeated: NOT_IDEMPOTENT, or SAFE_TO_REPEAT with a reason."""
-    posts = {ep.name for ep in ENDPOINTS if ep.method == "POST"}
-    predicts = {n for n in posts if n.endswith("_predict") and not n.endswith("async_predict")}
-    wakes = {n for n in posts if n.endswith("wake") or "activate" in n}  # state changes that converge
-    upserts = {ep.name for ep in ENDPOINTS if ep.upsert}  # create-or-update by name: one object however often
-    unclassified = posts - NOT_IDEMPOTENT - set(SAFE_TO_REPEAT) - predicts - wakes - upserts
-    assert not unclassified, f"classify these POST endpoints as creates or safe to repeat: {sorted(unclassified)}"
-    assert not (NOT_IDEMPOTENT & (set(SAFE_TO_REPEAT) | upserts))
 
 
 @pytest.mark.parametrize(("after", "jobs"), [(True, 1), (False, 1)])

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_baseten.client import ratelimit as _ratelimit
 from airflow_provider_baseten.client.logs import LogPager
-from airflow_provider_baseten.client.routes import ENDPOINTS, RATE_LIMITS, endpoint
+from airflow_provider_baseten.client.routes import ENDPOINTS, endpoint
 from airflow_provider_baseten.exceptions import (
     BasetenError,
     BasetenGatewayUnsupportedError,
@@ -49,9 +49,10 @@ def _spec_has_body(ep_name: str) -> bool:
     raise AssertionError(f"{ep_name} is not in Baseten's spec")
 
 
-def test_create_training_project_is_the_only_upsert_and_not_rate_limited() -> None:
-    assert [ep.name for ep in ENDPOINTS if ep.upsert] == ["create_training_project"]
-    assert set(RATE_LIMITS) >= {"activate_deployment", "deactivate_environment", "retry_deployment"}
+def test_the_upserts_are_by_name_and_the_limited_endpoints_are_rate_limited() -> None:
+    assert [ep.name for ep in ENDPOINTS if ep.upsert] == ["upsert_secret", "create_training_project"]
+    limited = {ep.name for ep in ENDPOINTS if ep.rate_limit}
+    assert limited >= {"activate_deployment", "deactivate_environment", "retry_deployment"}
 
 
 BAD_CALLS = [

@@ -66,6 +66,13 @@ def test_every_endpoint_is_in_the_spec_or_says_why_not():
     assert all(reason.strip() for reason in NOT_IN_SPEC.values())
 
 
+@pytest.mark.parametrize("ep", ENDPOINTS, ids=lambda ep: ep.name)
+def test_each_rows_body_flag_is_the_specs(ep: Endpoint) -> None:
+    """The row's ``body`` (what the transport and the emulator read) says what Baseten's spec says."""
+    takes_body = True if ep.name in NOT_IN_SPEC else spec_request_body(ep) is not None
+    assert ep.body == takes_body, f"{ep.name}: set body={takes_body} on its row"
+
+
 def test_the_spec_has_bodiless_posts_so_this_check_is_not_vacuous():
     bodiless = {ep.name for ep in IN_SPEC if ep.method == "POST" and spec_request_body(ep) is None}
     assert {"production_wake", "activate_deployment", "cancel_promotion", "recreate_training_job"} <= bodiless

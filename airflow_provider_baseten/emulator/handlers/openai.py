@@ -153,7 +153,9 @@ class ChainHandlers(StateCore):
             raise ApiError(404, f"Environment {params['env_name']} not found", "model_does_not_exist")
         return chain["id"], dep
 
-    def chain_run(self, target: str, action: str, params: dict[str, str], body: Any, chain_id: str | None) -> Any:
+    def chain_run(
+        self, target: str, action: str, params: dict[str, str], body: Any, chain_id: str | None
+    ) -> tuple[int, Any]:
         """``run_remote`` (echo) or ``async_run_remote`` (queued like a model's async request)."""
         chain, dep = self._chain_target(target, params, chain_id)
         if action == "run_remote":
@@ -192,15 +194,3 @@ class ChainHandlers(StateCore):
     def _h_chain_cancel_async_request(self, params: dict[str, str], query: Any, body: Any, chain_id: str | None) -> Any:
         self._chain_request(params, chain_id)
         return self._h_cancel_async_request(params, query, body, chain_id)  # type: ignore[attr-defined]
-
-
-def _chain_handler(target: str, action: str) -> Any:
-    def handle(self: ChainHandlers, params: dict[str, str], query: Any, body: Any, chain_id: str | None) -> Any:
-        return self.chain_run(target, action, params, body, chain_id)
-
-    return handle
-
-
-for _target in ("production", "development", "environment", "deployment"):
-    for _action in ("run_remote", "async_run_remote"):
-        setattr(ChainHandlers, f"_h_chain_{_target}_{_action}", _chain_handler(_target, _action))
