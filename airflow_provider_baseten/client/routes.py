@@ -302,6 +302,9 @@ BY_TARGET: dict[tuple[str, str], str] = {
     ("wake", "development"): "development_wake",
     ("wake", "production"): "production_wake",
     ("wake", "environment"): "environment_wake",
+    ("sync", "deployment"): "deployment_sync",  # no production_sync: production is an environment there
+    ("sync", "development"): "development_sync",
+    ("sync", "environment"): "environment_sync",
     ("run_remote", "deployment"): "chain_deployment_run_remote",
     ("run_remote", "development"): "chain_development_run_remote",
     ("run_remote", "production"): "chain_production_run_remote",

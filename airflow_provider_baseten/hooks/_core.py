@@ -239,26 +239,33 @@ class _HookCore(BaseHook):
     ) -> _Call[Any]:
         """Route an inference action to the deployment, development, production or environment endpoint."""
         from airflow_provider_baseten.client.routes import BY_TARGET
-        from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        if environment is not None and deployment_id is not None:
-            raise BasetenValidationError(
-                f"Give environment or deployment_id, not both (got environment={environment!r}, "
-                f"deployment_id={deployment_id!r}).",
-                field="deployment_id",
-            )
+        target, params = inference_target(environment, deployment_id)
         # LowCodeAPI routes by token, not by model host; the direct API needs a model id.
         model = self._inference_model(model_id)
-        if deployment_id is not None:
-            params = {"deployment_id": _v("deployment_id", deployment_id)}
-            return _Call(BY_TARGET[action, "deployment"], params, model_id=model)
-        env = _v("environment", environment) if environment is not None else "production"
-        if env == "development":
-            return _Call(BY_TARGET[action, "development"], model_id=model)
-        if env == "production" and (action == "wake" or not self._gateway):
+        if target == "production" and action != "wake" and self._gateway:
             # The gateway reference has /production/wake but reaches production predict via /environments.
-            return _Call(BY_TARGET[action, "production"], model_id=model)
-        return _Call(BY_TARGET[action, "environment"], {"env_name": env}, model_id=model)
+            target, params = "environment", {"env_name": "production"}
+        return _Call(BY_TARGET[action, target], params, model_id=model)
+
+
+def inference_target(environment: str | None, deployment_id: str | None) -> tuple[str, dict[str, str]]:
+    """``(target, path params)`` of an inference call: ``deployment`` (with ``deployment_id``), ``development``,
+    ``production`` (the default) or ``environment`` (``env_name``). One rule for every inference route."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if environment is not None and deployment_id is not None:
+        raise BasetenValidationError(
+            f"Give environment or deployment_id, not both (got environment={environment!r}, "
+            f"deployment_id={deployment_id!r}).",
+            field="deployment_id",
+        )
+    if deployment_id is not None:
+        return "deployment", {"deployment_id": _v("deployment_id", deployment_id)}
+    env = _v("environment", environment) if environment is not None else "production"
+    if env in ("development", "production"):
+        return env, {}
+    return "environment", {"env_name": env}
 
 
 def _request(transport: Transport, call: _Call[Any]) -> Any:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.client.checks import flag, int_in, optional_int_in
 from airflow_provider_baseten.hooks._api import _Batch, _Call, _m, _v
-from airflow_provider_baseten.hooks._core import _HookCore
+from airflow_provider_baseten.hooks._core import _HookCore, inference_target
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -130,20 +130,13 @@ def _sync_call(
         raise BasetenValidationError(f"route {route[:60]!r} is not a plain path (e.g. 'v1/embeddings').")
     if _on_model_apis(hook, model, model_apis, model_id, environment, deployment_id):
         return _Call("model_apis_request", {"route": route.removeprefix("v1/")})
-    if environment is not None and deployment_id is not None:
-        raise BasetenValidationError(
-            f"Give environment or deployment_id, not both (got environment={environment!r}, "
-            f"deployment_id={deployment_id!r}).",
-            field="deployment_id",
-        )
+    from airflow_provider_baseten.client.routes import BY_TARGET
+
+    target, params = inference_target(environment, deployment_id)
     model_host = hook._model(model_id)
-    if deployment_id is not None:
-        params = {"deployment_id": _v("deployment_id", deployment_id), "route": route}
-        return _Call("deployment_sync", params, model_id=model_host)
-    env = _v("environment", environment) if environment is not None else "production"
-    if env == "development":
-        return _Call("development_sync", {"route": route}, model_id=model_host)
-    return _Call("environment_sync", {"env_name": env, "route": route}, model_id=model_host)
+    if target == "production":  # there is no /production/sync: production is an environment here
+        target, params = "environment", {"env_name": "production"}
+    return _Call(BY_TARGET["sync", target], {**params, "route": route}, model_id=model_host)
 
 
 def sync_request(
