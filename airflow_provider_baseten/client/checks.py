@@ -106,3 +106,17 @@ def one_of(name: str, value: T, choices: Collection[T]) -> T:
     listed = list(choices)
     must = " or ".join(map(repr, listed)) if len(listed) <= 2 else f"one of {listed}"
     raise _refuse(name, value, must, "")
+
+
+#: ``batch_size`` of ``BasetenHook.embed_batch``: 1 to 1024 texts per request (the performance client's range).
+MAX_EMBED_BATCH = 1024
+
+
+def check_packing(batch_size: Any, max_chars_per_request: Any) -> None:
+    """Check ``embed_batch``'s packing arguments (:class:`BasetenValidationError`, a ``ValueError``).
+
+    Here rather than in ``hooks/_openai.py`` because ``EmbedOperator`` checks them when the DAG is parsed, and
+    importing the hook module there would add the hook's import time to every parse.
+    """
+    int_in("batch_size", batch_size, 1, MAX_EMBED_BATCH)
+    optional_int_in("max_chars_per_request", max_chars_per_request, 1)

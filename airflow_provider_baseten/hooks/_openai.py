@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_baseten.client.checks import flag, int_in, optional_int_in
+from airflow_provider_baseten.client.checks import check_packing, flag
 from airflow_provider_baseten.hooks._api import _Batch, _Call, _m, _v
 from airflow_provider_baseten.hooks._core import _HookCore, inference_target
 
@@ -42,15 +42,6 @@ if TYPE_CHECKING:
         EmbeddingsResponse,
         RerankResponse,
     )
-
-#: ``batch_size`` of :meth:`BasetenHook.embed_batch`: 1 to 1024 texts per request (the performance client's range).
-MAX_EMBED_BATCH = 1024
-
-
-def check_packing(batch_size: Any, max_chars_per_request: Any) -> None:
-    """Check ``embed_batch``'s packing arguments (:class:`BasetenValidationError`, a ``ValueError``)."""
-    int_in("batch_size", batch_size, 1, MAX_EMBED_BATCH)
-    optional_int_in("max_chars_per_request", max_chars_per_request, 1)
 
 
 def _many(inputs: Any, field: str, each: str) -> None:

@@ -13,12 +13,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.providers.common.compat.sdk import ResumableJobMixin
-
 from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
-from airflow_provider_baseten.operators._base import BasetenWaitingOperator
+from airflow_provider_baseten.operators._base import BasetenWaitingOperator, ResumableJobMixin
 from airflow_provider_baseten.operators._durable import CreateMarker, made_by_earlier_try, run_unique_name
 
 if TYPE_CHECKING:

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from airflow.providers.common.compat.sdk import ResumableJobMixin
-
 from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
-from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator, renamed_param
+from airflow_provider_baseten.operators._base import (
+    BasetenBaseOperator,
+    BasetenWaitingOperator,
+    ResumableJobMixin,
+    renamed_param,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

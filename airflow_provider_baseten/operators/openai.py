@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_baseten.client.checks import flag
-from airflow_provider_baseten.hooks._openai import check_packing
+from airflow_provider_baseten.client.checks import check_packing, flag
 from airflow_provider_baseten.operators.inference import _NOTSET, PredictOperator
 
 

@@ -11,13 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.providers.common.compat.sdk import ResumableJobMixin
-
 from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten._tasks import log_training_failure, push_training_job
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
-from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
+from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator, ResumableJobMixin
 from airflow_provider_baseten.operators._durable import CreateMarker, made_by_earlier_try, run_unique_name
 
 if TYPE_CHECKING:
