@@ -6,6 +6,10 @@ AIRFLOW_VERSION ?=
 # constraint file resolves a structlog that 3.1.0 cannot import).
 NEWEST_AIRFLOW_SPEC ?= apache-airflow>=3.3,<3.4
 OLDEST_AIRFLOW ?= 3.1.8
+# What the oldest Airflow needs of its dependencies that an unpinned install no longer gives it (Airflow's own
+# constraint files pin these): cryptography 51 made MultiFernet an object Airflow 3.1's crypto.get_fernet cannot
+# set is_encrypted on, so every connection read with a Fernet key (unit-test mode has one) fails.
+OLDEST_PINS ?= "cryptography<51"
 PYTEST_ARGS ?=
 # make test runs pytest on this many pytest-xdist workers (0: in one process). --dist loadfile keeps each file's
 # tests in one worker, so module-scoped fixtures (test_typing's mypy run, test_fuzz's schema) run once.
@@ -23,7 +27,7 @@ TYPECHECK ?= 1
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(UV) -e '.[test]' "$(if $(AIRFLOW_VERSION),apache-airflow==$(AIRFLOW_VERSION),$(NEWEST_AIRFLOW_SPEC))"
+	$(UV) -e '.[test]' "$(if $(AIRFLOW_VERSION),apache-airflow==$(AIRFLOW_VERSION),$(NEWEST_AIRFLOW_SPEC))" $(if $(AIRFLOW_VERSION),$(OLDEST_PINS))
 	touch $@
 
 test: $(VENV)/.stamp  ## unit, emulator-integration and DAG tests (newest Airflow)
