@@ -81,9 +81,16 @@ def test_kill_9_mid_embed_batch_then_resume(
 
     resent = sum(1 for t in answered if sent2[t])  # paid for in run 1, sent again in run 2
     assert resent <= concurrency * batch, resent
-    assert max(sent2.values()) == 1 and set(sent2) | answered == set(texts)  # every text, none twice in run 2
+    # Every text, none twice in run 2. The counter counts a text when the embedder answers it, so a request the
+    # killed child had in flight may still be answered after run 2's count began: such texts (at most the
+    # in-flight requests' worth, none that run 1 had answered) show twice, once from the dead child, once resent.
+    twice = [t for t, count in sent2.items() if count > 1]
+    assert len(twice) <= concurrency * batch and not set(twice) & answered, twice
+    assert max(sent2.values()) <= 2 and set(sent2) | answered == set(texts)
     assert summary["skipped"] >= len(answered) - concurrency * batch
     lines = read_jsonl(out)
     assert [rec["index"] for rec in lines] == list(range(n))
     assert [rec["output"] for rec in lines] == [emu_openai.embed(t) for t in texts]
-    assert summary["usage"]["prompt_tokens"] == 2 * sum(sent2.values())
+    assert summary["usage"]["prompt_tokens"] == 2 * (
+        sum(sent2.values()) - len(twice)
+    )  # the dead child's are not run 2's
