@@ -23,20 +23,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from airflow_provider_baseten import get_provider_info
 from tests.connection_form import declared_labels, write_sidecar
 from tests.e2e._support import ROOT, Component, airflow_env, free_port, migrate, wait_http
 
 pytestmark = pytest.mark.airflow_e2e
 
+#: Field name -> label, as the provider declares them (``conn-fields``); Airflow must serve exactly these.
 EXTRA_FIELDS = {
-    "gateway": "Gateway",
-    "model_id": "Default model ID",
-    "inference_url": "Inference URL template",
-    "chain_url": "Chain URL template",
-    "model_apis_url": "Model APIs URL",
-    "auth_scheme": "Auth scheme",
-    "url_format": "LowCodeAPI URL format",
-    "upload_endpoint_url": "Model upload endpoint URL",
+    name: field["label"] for name, field in get_provider_info()["connection-types"][0]["conn-fields"].items()
 }
 PLAYWRIGHT_DIR = ROOT / "build" / "ui-check" / "node_modules"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
