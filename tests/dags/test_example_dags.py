@@ -47,6 +47,7 @@ def env(emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
         monkeypatch.setenv(key, value)
     emulator.set_time_scale(200)
     monkeypatch.setenv("BASETEN_EXAMPLE_POLL_SECONDS", "0.2")  # read when the DAG file is parsed
+    monkeypatch.setenv("BASETEN_EXAMPLE_MODEL_ID", emulator.model_id)  # the assets example watches it
     write_inputs(tmp_path / "input.jsonl", 300)
     variables = {
         "baseten_batch_input": str(tmp_path / "input.jsonl"),
