@@ -1,4 +1,5 @@
-# Markers (Sphinx exampleinclude): howto_asset_watcher, howto_asset_producer, howto_asset_consumer
+# Markers (Sphinx exampleinclude): howto_asset_watcher, howto_operator_predict_candidate, howto_asset_producer,
+# howto_asset_consumer
 """Assets: promote every new deployment that passes a smoke test, and re-score when production changes.
 
 Two DAGs, linked by Baseten assets (``baseten://model/{model_id}/...``):
@@ -81,12 +82,14 @@ with DAG(
 
     deployment_id = candidate()
 
+    # [START howto_operator_predict_candidate]
     smoke_test = PredictOperator(
         task_id="smoke_test",
         model_id=MODEL_ID,
         deployment_id=deployment_id,  # this deployment, not what production serves
         model_inputs=REFERENCE_INPUTS,
     )
+    # [END howto_operator_predict_candidate]
 
     # [START howto_asset_producer]
     promote = PromoteDeploymentOperator(
