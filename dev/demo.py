@@ -286,7 +286,7 @@ def main() -> int:
                 "baseten_sharded_work_dir": str(data / "sharded"),
                 "baseten_shard_rows": str(SHARD_ROWS),
             }
-            env = airflow_env(home, emu.connection_json(gateway), variables)
+            env = airflow_env(home, emu.connection_json(gateway=gateway), variables)
             where = emu.gateway_url if gateway == "lowcodeapi" else emu.url
             print(f"Baseten emulator ({gateway} API) on {where}; Airflow home {home}")
             migrate = subprocess.run(
