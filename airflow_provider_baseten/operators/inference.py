@@ -30,12 +30,14 @@ if TYPE_CHECKING:
 _NOTSET: Any = object()
 
 
-def _push_model_url(context: Context, hook: Any, model_id: str | None) -> None:
-    from airflow_provider_baseten.links import model_url
+def _push_model_url(context: Context, hook: Any, model_id: str | None, log: Any = None) -> None:
+    from airflow_provider_baseten.links import log_link, model_url
 
     model = model_id if model_id is not None else hook.settings.model_id  # the hook's rule: "" is not "default"
     if model:
         context["ti"].xcom_push(key=xcom.MODEL_URL, value=model_url(model))
+        if log is not None:
+            log_link(log, f"the async requests' model {model}", model_url(model))
 
 
 class PredictOperator(BasetenBaseOperator):
@@ -450,8 +452,8 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def execute(self, context: Context) -> list[str]:
         """Submit (or reconnect), push the ids, and wait if asked. Returns the request ids."""
-        if self.chain_id is None:
-            _push_model_url(context, self.hook, self.model_id)
+        if self.chain_id is None:  # its requests run on the model (Baseten's UI has no page per request)
+            _push_model_url(context, self.hook, self.model_id, log=self.log)
         return cast("list[str]", self.execute_resumable(context))
 
     def _options(self) -> dict[str, Any]:
