@@ -130,14 +130,22 @@ def log_failure_details(log: Any, event: Mapping[str, Any]) -> None:
 
 
 # -- training jobs and deployments: what a task and a sensor push and log ------------------------------
-def push_training_job(context: Context, training_project_id: str, training_job_id: str) -> None:
-    """Push the job's ids and UI URL to XCom (the URL is read by :class:`BasetenTrainingJobLink`)."""
-    from airflow_provider_baseten.links import training_job_url
+def push_training_job(
+    context: Context, training_project_id: str, training_job_id: str, *, log: logging.Logger | Any = None
+) -> None:
+    """Push the job's ids and UI URL to XCom (the URL is read by :class:`BasetenTrainingJobLink`).
 
+    With ``log`` (a task that started the job, or reconnected to it), the URL is also written to the task log.
+    """
+    from airflow_provider_baseten.links import log_link, training_job_url
+
+    url = training_job_url(training_project_id, training_job_id)
     ti = context["ti"]
     ti.xcom_push(key=xcom.TRAINING_PROJECT_ID, value=training_project_id)
     ti.xcom_push(key=xcom.TRAINING_JOB_ID, value=training_job_id)
-    ti.xcom_push(key=xcom.TRAINING_JOB_URL, value=training_job_url(training_project_id, training_job_id))
+    ti.xcom_push(key=xcom.TRAINING_JOB_URL, value=url)
+    if log is not None:
+        log_link(log, f"training job {training_job_id}", url)
 
 
 def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) -> None:
@@ -171,12 +179,25 @@ def resolve_model(hook: BasetenHook, model_id: str | None) -> str:
     return str(model)
 
 
-def push_deployment(context: Context, model_id: str, deployment_id: str | None) -> None:
-    """Push the model URL and, when known, the deployment id and URL (read by the extra links)."""
-    from airflow_provider_baseten.links import deployment_url, model_url
+def push_deployment(
+    context: Context, model_id: str, deployment_id: str | None, *, log: logging.Logger | Any = None
+) -> None:
+    """Push the model URL and, when known, the deployment id and URL (read by the extra links).
+
+    With ``log`` (a task that created or promoted the deployment), the deployment's URL (else the model's) is
+    also written to the task log.
+    """
+    from airflow_provider_baseten.links import deployment_url, log_link, model_url
 
     ti = context["ti"]
     ti.xcom_push(key=xcom.MODEL_URL, value=model_url(model_id))
     if deployment_id:
         ti.xcom_push(key=xcom.DEPLOYMENT_ID, value=deployment_id)
         ti.xcom_push(key=xcom.DEPLOYMENT_URL, value=deployment_url(model_id, deployment_id))
+    if log is not None:
+        what, url = (
+            (f"deployment {deployment_id} of model {model_id}", deployment_url(model_id, deployment_id))
+            if deployment_id
+            else (f"model {model_id}", model_url(model_id))
+        )
+        log_link(log, what, url)

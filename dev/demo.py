@@ -592,11 +592,11 @@ def main() -> int:
                 "baseten_chain_id": next(iter(emu.state.chains)),
                 "baseten_candidate_deployment_id": demo.candidate,
             }
-            env = airflow_env(home, emu.connection_json(gateway), variables)
+            env = airflow_env(home, emu.connection_json(gateway=gateway), variables)
             env["BASETEN_EXAMPLE_MODEL_ID"] = emu.model_id  # the assets example's model, read at parse time
             # Lane A's Airflow parses only its DAG: no other example (nor the assets example's watcher) runs there.
             shutil.copy(dags_folder() / f"{APPROVAL_DAG}.py", approval_dags)
-            env_a = airflow_env(home_a, emu_a.connection_json(gateway), variables, dags=approval_dags)
+            env_a = airflow_env(home_a, emu_a.connection_json(gateway=gateway), variables, dags=approval_dags)
             where = emu.gateway_url if gateway == "lowcodeapi" else emu.url
             print(f"Baseten emulators ({gateway} API) on {where} and {emu_a.url}; Airflow home {home}")
             migrate = subprocess.run(

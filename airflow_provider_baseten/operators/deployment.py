@@ -178,7 +178,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
             self._target_id = target_id
             self.log.info("Promotion of deployment %s into %s started.", target_id, env_name)
 
-        push_deployment(context, model, target_id)
+        push_deployment(context, model, target_id, log=self.log)
         if not self.wait_for_completion:
             self._emit(context, model, target_id, previous, serving=False)
             return target_id

@@ -30,12 +30,14 @@ if TYPE_CHECKING:
 _NOTSET: Any = object()
 
 
-def _push_model_url(context: Context, hook: Any, model_id: str | None) -> None:
-    from airflow_provider_baseten.links import model_url
+def _push_model_url(context: Context, hook: Any, model_id: str | None, log: Any = None) -> None:
+    from airflow_provider_baseten.links import log_link, model_url
 
     model = model_id if model_id is not None else hook.settings.model_id  # the hook's rule: "" is not "default"
     if model:
         context["ti"].xcom_push(key=xcom.MODEL_URL, value=model_url(model))
+        if log is not None:
+            log_link(log, f"the async requests' model {model}", model_url(model))
 
 
 class PredictOperator(BasetenBaseOperator):
@@ -64,9 +66,14 @@ class PredictOperator(BasetenBaseOperator):
         Default (``None``): a retry (``try_number > 1``) resumes when the file holds this task's inputs'
         results (their fingerprint matches), so a retried task never pays twice; a first try, or a retry
         whose inputs changed, starts afresh. ``False``: always send every input again.
-        The output file is the task's default outlet (its URI as an asset, ``file://`` for a local path;
-        ``AssetAlias("baseten:batch_output")`` when the path is templated), with the event extra
-        ``{total, succeeded, failed, skipped, model_id}``. Pass ``outlets=[]`` for no event.
+        The output is the task's default outlet, one asset per path as written, so repeated runs never add
+        assets: a fixed path is its file's asset (its URI, ``file://`` for a local path); a templated path
+        (``/data/out/{{ ds }}.jsonl``) is one asset for the pattern (:func:`~airflow_provider_baseten.assets.
+        output_asset` of the template), each run's file an event on it. The event extra is ``{total,
+        succeeded, failed, skipped, model_id, path}`` (``path``: the file written, without credentials or
+        query). A path known only at run time (an ``XComArg``) has no default outlet. Pass ``outlets=[]`` for
+        no event, or ``outlets=[AssetAlias("baseten:batch_output")]`` for one asset per rendered path (the
+        old default: ``airflow assets list`` then grows by one every run).
     :param max_failures: Error budget: the task fails, stopping the batch as soon as that is certain, when
         more than this many items failed.
     :param max_error_rate: Error budget as a share of all items (0.0-1.0). Default with
@@ -115,14 +122,15 @@ class PredictOperator(BasetenBaseOperator):
         scale_for_batch: int | None = None,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_baseten.assets import OUTPUT_ALIAS, default_outlets, output_asset
+        from airflow_provider_baseten.assets import default_output_outlets
         from airflow_provider_baseten.client.batch.options import check_batch_options
         from airflow_provider_baseten.client.checks import flag
         from airflow_provider_baseten.operators._scale import check_min_replica
 
-        if output_path is not None:
-            default_outlets(kwargs, (output_path,), output_asset, OUTPUT_ALIAS)
+        default_output_outlets(kwargs, output_path)
         super().__init__(**kwargs)
+        # The path as written (before rendering): a templated one names the output's pattern asset.
+        self._output_pattern = output_path if isinstance(output_path, str) and "{{" in output_path else None
         model_input = renamed_param("PredictOperator", "model_input", model_input, "input", input, unset=_NOTSET)
         model_inputs = renamed_param("PredictOperator", "model_inputs", model_inputs, "inputs", inputs)
         if (model_input is _NOTSET) == (model_inputs is None):
@@ -264,12 +272,23 @@ class PredictOperator(BasetenBaseOperator):
         return same
 
     def _emit_output(self, context: Context, output: Any, summary: dict[str, Any]) -> None:
-        """The output file's asset event (counts only: no data, no signed URL)."""
+        """The output's asset event: counts and the file's path (no data, no credentials, no signed URL).
+
+        On the path pattern's asset when the task declares it (the default for a templated path), else on the
+        file's own asset (a fixed path, or through an ``AssetAlias`` the user opted in to).
+        """
+        from airflow_provider_baseten._lineage import file_uri
         from airflow_provider_baseten.assets import emit_asset_event, output_asset
 
         keys = ("total", "succeeded", "failed", "skipped")
         extra = {**{k: summary.get(k) for k in keys}, "model_id": self.model_id or self.hook.settings.model_id}
-        emit_asset_event(context, output_asset(output), extra)
+        extra["path"] = file_uri(output)
+        asset = output_asset(output)
+        if self._output_pattern is not None:
+            pattern = output_asset(self._output_pattern)
+            if any(getattr(outlet, "uri", None) == pattern.uri for outlet in self.outlets or []):
+                asset = pattern
+        emit_asset_event(context, asset, extra)
 
     def _calls_a_model(self) -> bool:
         """Whether the calls go to a model, whose page is then the task's link (not to a chain or Model APIs)."""
@@ -450,8 +469,8 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def execute(self, context: Context) -> list[str]:
         """Submit (or reconnect), push the ids, and wait if asked. Returns the request ids."""
-        if self.chain_id is None:
-            _push_model_url(context, self.hook, self.model_id)
+        if self.chain_id is None:  # its requests run on the model (Baseten's UI has no page per request)
+            _push_model_url(context, self.hook, self.model_id, log=self.log)
         return cast("list[str]", self.execute_resumable(context))
 
     def _options(self) -> dict[str, Any]:
