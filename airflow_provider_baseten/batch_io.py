@@ -47,6 +47,7 @@ __all__ = [
     "is_parquet",
     "merge_outputs",
     "parquet_columns",
+    "parquet_schema",
     "read_records",
     "read_results",
     "split_input",
@@ -126,9 +127,14 @@ def count_records(path: Any) -> int:
 
 def parquet_columns(path: Any) -> list[str]:
     """The column names of a Parquet file, from its footer (no row is read)."""
+    return list(parquet_schema(path).names)
+
+
+def parquet_schema(path: Any) -> Any:
+    """The ``pyarrow.Schema`` of a Parquet file, from its footer (no row is read)."""
     pyarrow_modules()
     with _open(as_path(path), "rb") as fh:
-        return list(_parquet_file(path, fh).schema_arrow.names)
+        return _parquet_file(path, fh).schema_arrow
 
 
 def write_records(path: Any, records: Iterable[Any], *, schema: Any = None) -> int:
