@@ -254,8 +254,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -338,8 +338,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -838,8 +838,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -951,8 +951,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -1049,8 +1049,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -1142,8 +1142,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file

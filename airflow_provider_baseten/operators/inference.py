@@ -57,7 +57,8 @@ class PredictOperator(BasetenBaseOperator):
         errors. ``record``: succeed, with ``{"index", "error"}`` in place of each failed output.
     :param output_path: Write JSONL results (``{"index", "output"}`` or ``{"index", "error"}``, input
         order) here instead of XCom; the task returns a summary. For large batches. A name ending in
-        ``.parquet`` writes Parquet (columns ``index``, ``output`` as JSON text, ``error``).
+        ``.parquet`` writes Parquet: columns ``index``, the ``passthrough_columns``, ``output`` (JSON text; for
+        ``EmbeddingsOperator`` a ``list<float>`` vector column) and ``error``.
     :param resume: With ``output_path``: keep results already in the file and only run the rest. A task
         killed mid-batch (even ``kill -9``) loses only its requests in flight; the file is never damaged.
         Results written for other inputs are never kept: ``True`` over them fails before anything is sent.

@@ -294,3 +294,33 @@ def test_passthrough_through_operators_in_a_dag(emulator: BasetenEmulator, monke
     assert chat[0]["id"] == "q1" and chat[0]["output"]["choices"][0]["message"]["content"] == "echo: hi"
     chain = run.get_task_instance("chain").xcom_pull(task_ids="chain")
     assert chain == [{"index": 0, "output": chain[0]["output"], "id": 7}] and chain[0]["output"]["output"] == {"n": 1}
+
+
+def test_merging_shards_keeps_the_vector_column_and_the_ids(
+    emulator: BasetenEmulator, hook: Any, tmp_path: Path
+) -> None:
+    """Was: a Parquet merge of embedding shards wrote JSON text, and refused shards with passthrough columns."""
+    from airflow_provider_baseten.batch_io import merge_outputs, split_input
+
+    src = tmp_path / "rows.parquet"
+    write_records(src, _rows(25))
+    shards = split_input(src, tmp_path / "shards", rows_per_shard=10, output_format="parquet")
+    for shard in shards:
+        from airflow_provider_baseten.batch_io import read_records
+
+        hook.embed_batch(
+            read_records(shard.path),
+            text_column="body",
+            passthrough_columns=["id"],
+            output_path=shard.output_path,
+            model="m",
+            model_apis=True,
+        )
+    merged = tmp_path / "all.parquet"
+    assert merge_outputs(shards, merged) == 25
+    table = pq.read_table(merged)
+    assert table.schema.names == ["index", "id", "output", "error"]
+    assert table.schema.field("output").type == pa.list_(pa.float32())
+    assert table.column("index").to_pylist() == list(range(25))
+    assert table.column("id").to_pylist() == [f"doc-{i}" for i in range(25)]
+    assert table.column("output").to_pylist() == [_as_float32(emu_openai.embed(f"text {i}")) for i in range(25)]
