@@ -324,3 +324,25 @@ def test_merging_shards_keeps_the_vector_column_and_the_ids(
     assert table.column("index").to_pylist() == list(range(25))
     assert table.column("id").to_pylist() == [f"doc-{i}" for i in range(25)]
     assert table.column("output").to_pylist() == [_as_float32(emu_openai.embed(f"text {i}")) for i in range(25)]
+
+
+@pytest.mark.parametrize("out_fmt", ["jsonl", "parquet"])
+def test_passthrough_ids_after_a_killed_run(emulator: BasetenEmulator, hook: Any, tmp_path: Path, out_fmt: str) -> None:
+    """A run killed mid-batch leaves only its journal (results with their ids); the resume folds it in first,
+    sends only the rest, and every id stays beside its own output."""
+    from airflow_provider_baseten.client.batch.fingerprint import of_values
+    from airflow_provider_baseten.client.batch.sinks import open_sink
+
+    rows = _rows(30)
+    out = tmp_path / f"out.{out_fmt}"
+    killed = open_sink(out, resume=False, fingerprint=of_values(rows), carried=["id"])
+    killed.carry = {i: {"id": rows[i]["id"]} for i in (0, 2, 1, 5)}
+    for i in (0, 2, 1, 5):  # answered out of order, then SIGKILL: never closed
+        killed.put(i, {"output": rows[i]}, None)
+    assert not out.exists()
+    result = hook.predict_batch(rows, output_path=out, resume=True, passthrough_columns=["id"])
+    assert (result.skipped, result.succeeded) == (4, 26)
+    assert _sent(emulator, "production_predict") == 26
+    records = list(read_results(out))
+    assert [r["id"] for r in records] == [f"doc-{i}" for i in range(30)]
+    assert [r["output"]["output"]["id"] for r in records] == [f"doc-{i}" for i in range(30)]
