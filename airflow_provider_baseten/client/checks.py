@@ -145,8 +145,11 @@ NAMED_TARGETS = ("production", "development")
 
 
 def is_template(value: object) -> bool:
-    """Whether ``value`` is a Jinja template not rendered yet (checked after rendering, at execute)."""
-    return isinstance(value, str) and "{{" in value
+    """Whether ``value`` is known only at run time: a Jinja template not rendered yet, or an ``XComArg`` (any
+    value Airflow resolves when the task runs). Such a value is checked after rendering, at execute."""
+    if isinstance(value, str):
+        return "{{" in value
+    return callable(getattr(value, "resolve", None))  # XComArg and the SDK's other ResolveMixin values
 
 
 def check_target(

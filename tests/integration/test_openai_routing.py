@@ -226,7 +226,7 @@ def test_the_same_dag_routes_the_same_on_every_connection(
     """``model=`` alone is refused when the DAG is parsed, whatever the connection; ``model_apis=True`` goes to
     Model APIs on both direct connections (it went there before only on one without a ``model_id``), and the
     gateway, which has no Model APIs route, says so with a typed error before sending anything."""
-    conn = emulator.connection("lowcodeapi" if connection == "lowcodeapi" else "baseten")
+    conn = emulator.connection(gateway="lowcodeapi" if connection == "lowcodeapi" else "baseten")
     if connection == "direct-no-model-id":
         conn["extra"].pop("model_id")
     monkeypatch.setenv("AIRFLOW_CONN_BASETEN_DEFAULT", json.dumps(conn))

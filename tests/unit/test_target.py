@@ -72,6 +72,21 @@ def test_templates_wait_for_rendering_but_not_for_both() -> None:
         check_target("{{ params.env }}", "abcd1234", who="T", templates_ok=True)
 
 
+def test_an_xcomarg_target_waits_for_the_run() -> None:
+    """An upstream task's output (e.g. a deployment it created) is known only when the task runs."""
+    from airflow.sdk import DAG, task
+
+    @task
+    def pick() -> str:
+        return "abcd1234"
+
+    with DAG("t_xcom_target", schedule=None):
+        dep = pick()
+        wake = WakeDeploymentOperator(task_id="wake", deployment_id=dep)
+        promote = PromoteDeploymentOperator(task_id="promote", deployment_id=dep)
+    assert wake.deployment_id is dep and promote.deployment_id is dep
+
+
 def _build(cls: type, **kwargs: Any) -> Any:
     extra: dict[str, Any] = {
         PredictOperator: {"model_input": {"x": 1}},
