@@ -201,3 +201,32 @@ def push_deployment(
             else (f"model {model_id}", model_url(model_id))
         )
         log_link(log, what, url)
+
+
+def rendered_target(task: Any) -> dict[str, str | None]:
+    """Check a task's ``environment`` / ``deployment_id`` once templates are rendered; store and return them.
+
+    The one target rule (:func:`~airflow_provider_baseten.client.checks.check_target`) ran when the task was
+    built, leaving ``{{ ... }}`` values unchecked: this is the same check on what they rendered to.
+    """
+    from airflow_provider_baseten.client.checks import check_target
+
+    task.environment, task.deployment_id = check_target(task.environment, task.deployment_id, who=type(task).__name__)
+    return {"environment": task.environment, "deployment_id": task.deployment_id}
+
+
+def deployment_behind(
+    hook: BasetenHook, model_id: str, environment: str | None, deployment_id: str | None
+) -> str | None:
+    """The id of the deployment a checked target addresses (``None``: an environment that serves none yet).
+
+    ``deployment_id`` is itself; the production environment (the default) and the development deployment are
+    asked by name; a custom environment is asked for the deployment it currently serves.
+    """
+    if deployment_id is not None:
+        return deployment_id
+    env = environment if environment is not None else "production"
+    if env in ("production", "development"):
+        return hook.get_deployment(env, model_id=model_id).id
+    current = hook.get_environment(env, model_id=model_id).current_deployment
+    return current.id if current else None
