@@ -119,19 +119,23 @@ def test_a_poking_sensor_stops_at_execution_timeout_with_the_sensor_timeout(conn
 
 def test_in_a_dag_an_operator_timeout_is_retried_and_a_sensor_timeout_is_not(conn: Any) -> None:
     """The same deadline, two retry rules, as the base classes' docstrings say: the operator's
-    BasetenTimeoutError is retried per ``retries``; the sensor's BasetenSensorTimeout fails at once, and
-    ``soft_fail`` skips it."""
+    BasetenTimeoutError is retried per ``retries``; the sensor's BasetenSensorTimeout fails at once, whether
+    ``timeout`` or ``execution_timeout`` set the deadline (before: a poking sensor's ``execution_timeout`` was
+    Airflow's AirflowTaskTimeout, and retried), and ``soft_fail`` skips it."""
     conn.hook().deactivate_deployment("dep3stag")
     conn.set_time_scale(0)  # activating it never ends: DEPLOYING
-    retry = {"retries": 1, "retry_delay": timedelta(seconds=0), "timeout": 0.5, "poke_interval": 0.1}
+    retry = {"retries": 1, "retry_delay": timedelta(seconds=0), "poke_interval": 0.1}
     with DAG("t_deadline_model_retries", schedule=None, start_date=START) as dag:
-        ActivateDeploymentOperator(task_id="op", deployment_id="dep3stag", **retry)
-        DeploymentStatusSensor(task_id="sensor", deployment_id="dep3stag", **retry)
-        DeploymentStatusSensor(task_id="soft", deployment_id="dep3stag", soft_fail=True, **retry)
+        ActivateDeploymentOperator(task_id="op", deployment_id="dep3stag", timeout=0.5, **retry)
+        DeploymentStatusSensor(task_id="sensor", deployment_id="dep3stag", timeout=0.5, **retry)
+        DeploymentStatusSensor(
+            task_id="sensor_exec", deployment_id="dep3stag", execution_timeout=timedelta(seconds=1), **retry
+        )
+        DeploymentStatusSensor(task_id="soft", deployment_id="dep3stag", soft_fail=True, timeout=0.5, **retry)
     run = run_dag(dag)
-    assert task_states(run) == {"op": "failed", "sensor": "failed", "soft": "skipped"}
+    assert task_states(run) == {"op": "failed", "sensor": "failed", "sensor_exec": "failed", "soft": "skipped"}
     tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
-    assert tries["op"] == 2 and tries["sensor"] == 1, tries  # the operator was retried once, the sensor not
+    assert tries == {"op": 2, "sensor": 1, "sensor_exec": 1, "soft": 1}, tries  # only the operator was retried
     assert conn.counters()["requests"]["activate_deployment"] == 2  # one per try of the operator
 
 
