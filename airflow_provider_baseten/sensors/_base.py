@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
-try:  # Airflow >= 3.2; not from common.compat.sdk, whose import adds ~2 ms to every DAG parse
+try:  # where the Task SDK defines it; not from common.compat.sdk, whose import adds ~2 ms to every DAG parse
     from airflow.sdk.exceptions import AirflowSensorTimeout
-except ImportError:  # Airflow 3.1
+except ImportError:  # older Airflow 3.x: airflow.exceptions (the class the SDK sensor raises there)
     from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 from airflow_provider_baseten._tasks import (
