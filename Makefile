@@ -22,7 +22,7 @@ MYPY_PATHS ?= airflow_provider_baseten
 # airflow.sdk.types, an untyped ResumableJobMixin stand-in).
 TYPECHECK ?= 1
 
-.PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e e2e-celery wheel-check lint format clean
+.PHONY: test test-oldest typecheck docs demo bench chaos prism ui-check e2e e2e-celery wheel-check lint format clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ typecheck: $(VENV)/.stamp  ## mypy --strict on the whole package (make test runs
 
 test-oldest:  ## the same suite on the oldest supported Airflow
 	$(MAKE) test VENV=.venv-oldest AIRFLOW_VERSION=$(OLDEST_AIRFLOW) TYPECHECK=0
+
+# The docs extra goes into the same virtualenv, once (its own stamp, so make test's install is untouched).
+$(VENV)/.docs-stamp: $(VENV)/.stamp pyproject.toml
+	$(UV) -e '.[test,docs]' "$(if $(AIRFLOW_VERSION),apache-airflow==$(AIRFLOW_VERSION),$(NEWEST_AIRFLOW_SPEC))"
+	touch $@
+
+docs: $(VENV)/.docs-stamp  ## the Sphinx site in build/docs (warnings are errors, references checked, links checked offline)
+	$(VENV)/bin/sphinx-build -E -W --keep-going -n -q -b html docs build/docs
+	$(VENV)/bin/python scripts/check_links.py
 
 demo: $(VENV)/.stamp  ## run every example DAG against a local emulator
 	$(VENV)/bin/python -m dev.demo
