@@ -65,6 +65,7 @@ with DAG(
             print("WARNING: no baseten_webhook_url Variable: the outputs of these requests will be dropped.")
         return url
 
+    # [START howto_operator_async_predict]
     submit = AsyncPredictOperator(
         task_id="submit",
         model_inputs=build_inputs(),
@@ -74,7 +75,9 @@ with DAG(
         max_time_in_queue_seconds=3600,
         wait_for_completion=False,  # the sensor below waits, deferred
     )
+    # [END howto_operator_async_predict]
 
+    # [START howto_sensor_async_predict]
     wait_for_results = AsyncPredictSensor(
         task_id="wait_for_results",
         request_ids=submit.output,  # the ids, from XCom
@@ -82,6 +85,7 @@ with DAG(
         poke_interval=POLL_SECONDS,
         timeout=2 * 3600,
     )
+    # [END howto_sensor_async_predict]
 
     @task
     def report(states: dict[str, str]) -> dict[str, int]:

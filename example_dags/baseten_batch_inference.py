@@ -69,6 +69,7 @@ with DAG(
 
     expected = check_inputs(INPUT, OUTPUT_DIR)
 
+    # [START howto_operator_wake_deployment]
     # Wake the production deployment and wait (deferred, when the triggerer is available) until ACTIVE.
     wake = WakeDeploymentOperator(
         task_id="wake_deployment",
@@ -76,7 +77,9 @@ with DAG(
         poke_interval=POLL_SECONDS,
         timeout=20 * 60,
     )
+    # [END howto_operator_wake_deployment]
 
+    # [START howto_operator_predict]
     predict = PredictOperator(
         task_id="predict",
         model_inputs=INPUT,  # a JSONL path (or ObjectStoragePath URI): streamed, every line checked first
@@ -88,6 +91,7 @@ with DAG(
         progress_interval=5.0,
         execution_timeout=timedelta(hours=2),
     )
+    # [END howto_operator_predict]
 
     @task
     def check_counts(summary: dict, expected: int) -> dict:

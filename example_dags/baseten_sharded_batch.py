@@ -86,6 +86,7 @@ with DAG(
 
     shards = split(INPUT, RUN_DIR, SHARD_ROWS)
 
+    # [START howto_operator_predict_sharded]
     predict = PredictOperator.partial(
         task_id="predict",
         environment="production",
@@ -98,6 +99,7 @@ with DAG(
         progress_interval=5.0,
         execution_timeout=timedelta(hours=2),
     ).expand_kwargs(shards.map(shard_kwargs))
+    # [END howto_operator_predict_sharded]
 
     @task
     def merge(shards: list[dict[str, Any]], run_dir: str) -> dict[str, Any]:

@@ -112,6 +112,7 @@ with DAG(
             return "recreate_training_job"
         return "create_training_job"
 
+    # [START howto_operator_create_training_job]
     create = CreateTrainingJobOperator(
         task_id="create_training_job",
         training_project_id=PROJECT,
@@ -124,13 +125,17 @@ with DAG(
         },
         wait_for_completion=False,  # the sensor below waits, deferred
     )
+    # [END howto_operator_create_training_job]
+    # [START howto_operator_recreate_training_job]
     recreate = RecreateTrainingJobOperator(
         task_id="recreate_training_job",
         training_project_id=PROJECT,
         training_job_id="{{ var.value.get('baseten_recreate_training_job_id', '') }}",
         wait_for_completion=False,
     )
+    # [END howto_operator_recreate_training_job]
 
+    # [START howto_sensor_training_job]
     wait_for_training = TrainingJobSensor(
         task_id="wait_for_training",
         training_project_id=PROJECT,
@@ -140,7 +145,9 @@ with DAG(
         timeout=12 * 3600,
         trigger_rule="none_failed_min_one_success",  # one of the two branches ran
     )
+    # [END howto_sensor_training_job]
 
+    # [START howto_operator_deploy_training_checkpoint]
     deploy_checkpoint = DeployTrainingCheckpointOperator(
         task_id="deploy_checkpoint",
         training_project_id=PROJECT,
@@ -153,7 +160,9 @@ with DAG(
         poke_interval=POLL_SECONDS,
         timeout=2 * 3600,
     )
+    # [END howto_operator_deploy_training_checkpoint]
 
+    # [START howto_operator_predict_deployment]
     smoke_test = PredictOperator(
         task_id="smoke_test",
         model_inputs=SMOKE_PROMPTS,
@@ -163,6 +172,7 @@ with DAG(
         max_error_rate=1.0,  # failed prompts are judged below, not here
         max_concurrency=4,
     )
+    # [END howto_operator_predict_deployment]
 
     @task.branch
     def judge_quality(outputs: list) -> str:
@@ -185,6 +195,7 @@ with DAG(
     # approval would skip it.
     skip_approval = EmptyOperator(task_id="skip_approval")
 
+    # [START howto_approval_gate]
     approve = ApprovalOperator(
         task_id="approve_promotion",
         subject="Promote the fine-tuned deployment to production?",
@@ -195,7 +206,9 @@ with DAG(
         defaults="Reject",  # what a timeout chooses
         response_timeout=timedelta(minutes=APPROVAL_MINUTES),
     )
+    # [END howto_approval_gate]
 
+    # [START howto_operator_promote_deployment]
     promote = PromoteDeploymentOperator(
         task_id="promote_candidate",
         deployment_id=DEPLOYMENT_ID,
@@ -207,13 +220,16 @@ with DAG(
         timeout=3600,
         trigger_rule="none_failed_min_one_success",  # approved, or the gate skipped the approval
     )
+    # [END howto_operator_promote_deployment]
 
+    # [START howto_operator_update_autoscaling]
     set_autoscaling = UpdateAutoscalingOperator(
         task_id="set_autoscaling",
         model_id=MODEL_ID,
         environment="production",
         autoscaling_settings={"min_replica": 1, "max_replica": 4, "concurrency_target": 8, "scale_down_delay": 600},
     )
+    # [END howto_operator_update_autoscaling]
 
     @task
     def reject_candidate(deployment_id: str) -> None:
