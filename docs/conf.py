@@ -49,8 +49,14 @@ nitpick_ignore_regex = [
     # emulator's parts (by emulator).
     (r"py:.*", r"airflow_provider_baseten\.(client|batch_io|emulator\.(state|app|core|objects|wire|clock))(\..*)?"),
     # Type aliases and names of other packages that annotations show unqualified.
-    (r"py:class", r"Any|Self|Callable|Iterator|AsyncIterator|Iterable|AsyncIterable|Sequence|Mapping|Awaitable|Literal|NoneType|Path|Context|Enum|StrEnum|BaseModel|BaseOperator|BaseSensorOperator|BaseTrigger|BaseEventTrigger|BaseHook|BaseOperatorLink|TriggerEvent|ObjectStoragePath|Asset|AssetAlias|Connection|TaskInstanceKey|PokeReturnValue|JsonValue|Snapshot|Endpoint|Transport|Gateway|T"),
-    (r"py:(func|meth|data|attr)", r"mask_api_key|deadline|check|until|CLOUD_URL_DEFAULTS|deployment_payload|poke_interval|model_inputs?"),
+    (
+        r"py:class",
+        r"Any|Self|Callable|Iterator|AsyncIterator|Iterable|AsyncIterable|Sequence|Mapping|Awaitable|Literal|NoneType|Path|Context|Enum|StrEnum|BaseModel|BaseOperator|BaseSensorOperator|BaseTrigger|BaseEventTrigger|BaseHook|BaseOperatorLink|TriggerEvent|ObjectStoragePath|Asset|AssetAlias|Connection|TaskInstanceKey|PokeReturnValue|JsonValue|Snapshot|Endpoint|Transport|Gateway|T",
+    ),
+    (
+        r"py:(func|meth|data|attr)",
+        r"mask_api_key|deadline|check|until|CLOUD_URL_DEFAULTS|deployment_payload|poke_interval|model_inputs?",
+    ),
 ]
 
 
@@ -64,7 +70,9 @@ def _resolve_short_names(app, env, node, contnode):  # type: ignore[no-untyped-d
         return None
     name = node["reftarget"].lstrip("~")
     domain = env.get_domain("py")
-    matches = [full for full in domain.objects if full.startswith("airflow_provider_baseten.") and full.endswith("." + name)]
+    matches = [
+        full for full in domain.objects if full.startswith("airflow_provider_baseten.") and full.endswith("." + name)
+    ]
     if len({domain.objects[m].node_id for m in matches}) != 1:
         return None
     node["reftarget"] = matches[0]

@@ -58,9 +58,11 @@ class ExampleInclude(SphinxDirective):
             raise self.error(f"exampleinclude: nothing between {start!r} and {end!r} in {self.arguments[0]}")
         block = nodes.literal_block(code, code, language=self.options.get("language", "python"))
         self.set_source_info(block)
-        shown = str(file.relative_to(Path(self.env.srcdir).parent)) if file.is_relative_to(
-            Path(self.env.srcdir).parent
-        ) else file.name
+        shown = (
+            str(file.relative_to(Path(self.env.srcdir).parent))
+            if file.is_relative_to(Path(self.env.srcdir).parent)
+            else file.name
+        )
         caption = nodes.caption(shown, "", nodes.literal(shown, shown))
         container = nodes.container("", caption, block, classes=["literal-block-wrapper"], literal_block=True)
         return [container]
