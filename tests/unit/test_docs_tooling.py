@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -83,3 +84,19 @@ def test_the_link_check_finds_a_broken_link_anchor_and_code_path() -> None:
         check_links.check_code_path("tests/unit/test_docs_tooling.py", "::test_the_readme_and_docs_links_resolve")
         is None
     )
+
+
+def test_every_exampleinclude_in_the_docs_finds_its_markers() -> None:
+    """What ``make docs`` would fail on, checked in ``make test`` too: a marker renamed in an example DAG."""
+    ext = _load("exampleinclude", ROOT / "docs" / "_ext" / "exampleinclude.py")
+    found = 0
+    for page in (ROOT / "docs").rglob("*.md"):
+        for path, start, end in re.findall(
+            r"```\{exampleinclude\} (\S+)\n(?::\w+: .*\n)*?:start-after: \"(.*)\"\n:end-before: \"(.*)\"",
+            page.read_text(),
+        ):
+            lines = (ROOT / "docs" / path.lstrip("/")).resolve().read_text().splitlines()
+            first, last = ext._marker_line(lines, start), ext._marker_line(lines, end)
+            assert first is not None and last is not None and first < last, (page, path, start)
+            found += 1
+    assert found >= 10
