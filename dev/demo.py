@@ -2,15 +2,19 @@
 
 ``python -m dev.demo``
 
-1. starts the emulator on 127.0.0.1 (a fast clock: training jobs and promotions take seconds, not hours);
-2. makes a temporary ``AIRFLOW_HOME`` with SQLite and migrates it;
+1. starts two emulators on 127.0.0.1 (a fast clock: training jobs and promotions take seconds, not hours);
+2. makes a temporary ``AIRFLOW_HOME`` with SQLite, migrates it, and copies the DB for the second lane;
 3. points ``AIRFLOW_CONN_BASETEN_DEFAULT`` at the emulator: the direct API, or the LowCodeAPI gateway with
-   ``BASETEN_DEMO_GATEWAY=lowcodeapi``;
-4. writes a 5,000-line input JSONL and starts a local webhook receiver for the async DAG;
-5. runs each example DAG with ``airflow dags test`` and checks that every run succeeded; the train-then-promote
-   DAG, whose approval gate waits for a person, runs in a real local Airflow instead (api-server,
-   dag-processor, scheduler, triggerer on 127.0.0.1) and the demo approves it through Airflow's REST API;
-6. prints a short summary, stops everything, and exits non-zero on any failure.
+   ``BASETEN_DEMO_GATEWAY=lowcodeapi`` (then the examples whose routes the gateway lacks are skipped);
+4. writes a 5,000-line input JSONL, a Parquet table of documents, and starts a local webhook receiver;
+5. runs the examples in two lanes at once. Lane A: the train-then-promote DAG, whose approval gate waits for
+   a person, in a real local Airflow (api-server, dag-processor, scheduler, triggerer on 127.0.0.1) that the
+   demo approves through Airflow's REST API. Lane B: every other example with ``airflow dags test``, one
+   after the other. The assets example's two DAGs run that way too: the producer by hand (it promotes the
+   deployment the Variable names: no watcher runs without a scheduler and triggerer; ``make e2e`` runs the
+   real watcher), then the consumer, which reads the producer's event through ``inlet_events``;
+6. checks what each example made, on the emulator and in its outputs (not only that it succeeded), prints a
+   line per example (result, time, what was checked), stops everything, and exits non-zero on any failure.
 
 Nothing listens beyond 127.0.0.1 and everything it starts stops when it ends. ``BASETEN_DEMO_KEEP=1`` keeps
 the temporary folder (logs, outputs, the SQLite DB) for a look afterwards.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import sqlite3
 import subprocess
@@ -36,7 +41,15 @@ DAGS = (
     "baseten_train_then_promote",
     "baseten_async_inference",
     "baseten_sharded_batch",
+    "baseten_openai_batches",
+    "baseten_chains",
+    "baseten_deploy",
+    "baseten_promote_new_deployment",  # the assets example: the producer, run by hand ...
+    "baseten_on_new_production",  # ... then the consumer, reading the producer's event
 )
+#: Examples whose routes (OpenAI-compatible, chains, deploy) the LowCodeAPI gateway does not have.
+DIRECT_ONLY = frozenset({"baseten_openai_batches", "baseten_chains", "baseten_deploy"})
+DOCUMENTS = 500  # rows of the OpenAI batches DAG's Parquet input
 SHARD_ROWS = 1000  # the sharded DAG splits the same 5,000 inputs into 5 mapped predict tasks
 BATCH_SIZE = 5000
 ASYNC_BATCH_SIZE = 20
@@ -109,7 +122,9 @@ def dags_folder() -> Path:
     return folder
 
 
-def airflow_env(home: Path, connection_json: str, variables: dict[str, str]) -> dict[str, str]:
+def airflow_env(
+    home: Path, connection_json: str, variables: dict[str, str], dags: Path | None = None
+) -> dict[str, str]:
     """The environment of every Airflow command: a private home, SQLite, the connection and Variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
     # Each `airflow` command imports thousands of modules: without cached bytecode (uv installs none, and
@@ -118,7 +133,7 @@ def airflow_env(home: Path, connection_json: str, variables: dict[str, str]) -> 
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags or dags_folder()),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -139,29 +154,103 @@ def write_inputs(path: Path, n: int) -> None:
             fh.write(json.dumps({"text": f"review {i}: the delivery was quick and the product works"}) + "\n")
 
 
+def write_documents(path: Path, n: int) -> None:
+    """A Parquet table of ``n`` documents (columns ``id``, ``text``), the OpenAI batches DAG's input."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [f"document {i}: the delivery was quick and the product works as described" for i in range(n)]
+    pq.write_table(pa.table({"id": [f"doc-{i:05d}" for i in range(n)], "text": texts}), path)
+
+
 def airflow_cmd() -> str:
     return str(Path(sys.executable).parent / "airflow")
 
 
-def run_dag(dag_id: str, env: dict[str, str], logs: Path) -> tuple[bool, float, Path]:
-    """``airflow dags test DAG_ID``, output to a log file; (succeeded, seconds, log)."""
-    log = logs / f"{dag_id}.log"
-    start = time.monotonic()
-    with log.open("w") as fh:
-        try:
-            proc = subprocess.run(
-                [airflow_cmd(), "dags", "test", dag_id],
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                timeout=DAG_TIMEOUT,
-                check=False,
-            )
-            ok = proc.returncode == 0
-        except subprocess.TimeoutExpired:
-            fh.write(f"\n[demo] timed out after {DAG_TIMEOUT:.0f} s\n")
-            ok = False
-    return ok, time.monotonic() - start, log
+class DagRunner:
+    """One Airflow process that runs ``airflow dags test DAG_ID`` for each DAG id it is sent, in turn.
+
+    Each ``airflow`` command spends most of its time importing Airflow (several seconds, more on a busy
+    machine); one process for a whole lane pays that once. It reads a DAG id a line on stdin, writes that
+    DAG's output to ``<logs>/<dag_id>.log``, and answers one JSON line ``{"ok", "seconds"}`` on stdout.
+    """
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.logs = logs
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dev.demo", "--serve-dags-test", str(logs)],
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(logs / "dag-runner.log").open("w"),
+            text=True,
+        )
+
+    def run(self, dag_id: str) -> tuple[bool, float, Path]:
+        """Run ``dag_id``; (succeeded, seconds, log). A DAG that outlasts ``DAG_TIMEOUT`` stops the runner."""
+        log = self.logs / f"{dag_id}.log"
+        start = time.monotonic()
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if self.proc.poll() is not None:
+            return False, 0.0, self.logs / "dag-runner.log"
+        self.proc.stdin.write(dag_id + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], DAG_TIMEOUT + 60)  # + the first import
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            with log.open("a") as fh:
+                fh.write(f"\n[demo] no answer from the DAG runner within {DAG_TIMEOUT + 60:.0f} s\n")
+            self.close()
+            return False, time.monotonic() - start, log
+        answer = json.loads(line)
+        return bool(answer["ok"]), float(answer["seconds"]), log
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def serve_dags_test(logs: Path) -> int:
+    """The :class:`DagRunner` process: ``airflow dags test`` for each DAG id read from stdin."""
+    from airflow.cli import cli_parser
+    from airflow.configuration import write_default_airflow_configuration_if_needed
+
+    write_default_airflow_configuration_if_needed()
+    parser = cli_parser.get_parser()
+    answers = os.fdopen(os.dup(1), "w")  # the protocol; fds 1 and 2 go to each DAG's log
+    for line in sys.stdin:
+        dag_id = line.strip()
+        start = time.monotonic()
+        with (logs / f"{dag_id}.log").open("w") as log:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            saved = os.dup(1), os.dup(2)
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                args = parser.parse_args(["dags", "test", dag_id])
+                args.func(args)
+                ok = True
+            except BaseException as exc:  # SystemExit("DagRun failed") included: one DAG, not the lane
+                print(f"[demo] {type(exc).__name__}: {exc}", file=sys.stderr)
+                ok = False
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                for fd in saved:
+                    os.close(fd)
+        answers.write(json.dumps({"ok": ok, "seconds": round(time.monotonic() - start, 3)}) + "\n")
+        answers.flush()
+    return 0
 
 
 def run_with_approval(dag_id: str, env: dict[str, str], logs: Path) -> tuple[bool, float, Path]:
@@ -260,6 +349,210 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+class CheckFailed(Exception):
+    """An example DAG succeeded, but what it made is not what it should be."""
+
+
+def expect(ok: bool, message: str) -> None:
+    if not ok:
+        raise CheckFailed(message)
+
+
+class Lane:
+    """What one lane of DAG runs uses: an emulator, a metadata DB, the Airflow environment."""
+
+    def __init__(self, emu: Any, env: dict[str, str], logs: Path) -> None:
+        self.emu, self.env, self.logs = emu, env, logs
+        self.db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+        self.delta: dict[str, int] = {}  # the emulator's request counts of the last DAG run in this lane
+        self.runner: DagRunner | None = None
+
+    def requests(self) -> dict[str, int]:
+        return dict(self.emu.counters()["requests"])
+
+
+class Demo:
+    """Runs the examples in two lanes at once, each with its own emulator and metadata DB.
+
+    Lane A: the train-then-promote DAG in a real local Airflow (its approval is answered through the REST
+    API) on a real-time emulator. Lane B, meanwhile: every other example, one ``airflow dags test`` after the
+    other, on a fast emulator. Running them side by side keeps ``make demo`` near the time of lane A alone.
+    """
+
+    def __init__(self, gateway: Literal["baseten", "lowcodeapi"], data: Path, receiver: WebhookReceiver) -> None:
+        self.gateway, self.data, self.receiver = gateway, data, receiver
+        self.results: dict[str, tuple[str, float, str]] = {}  # dag id -> (result, seconds, what was checked)
+        self.candidate = ""  # the deployment the assets example promotes
+        self._print_lock = threading.Lock()
+
+    def record(self, dag_id: str, result: str, seconds: float, checked: str) -> None:
+        self.results[dag_id] = (result, seconds, checked)
+        with self._print_lock:
+            print(f"    ran {dag_id}: {result} in {seconds:.1f} s", flush=True)
+
+    def run(self, lane: Lane, dag_id: str) -> None:
+        """Run one example, then check what it made; record the outcome."""
+        if self.gateway == "lowcodeapi" and dag_id in DIRECT_ONLY:
+            self.record(dag_id, "skipped", 0.0, "the LowCodeAPI gateway has none of its routes")
+            return
+        before = lane.requests()
+        if dag_id == APPROVAL_DAG:
+            ok, seconds, log = run_with_approval(dag_id, lane.env, lane.logs)
+        else:
+            assert lane.runner is not None
+            ok, seconds, log = lane.runner.run(dag_id)
+        after = lane.requests()
+        lane.delta = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+        state, tasks = run_states(lane.db, dag_id)
+        not_ok = {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
+        if not (ok and state == "success" and not not_ok):
+            self.record(dag_id, "FAILED", seconds, f"run state {state}, tasks not ok: {not_ok}")
+            with self._print_lock:
+                print(f"    last lines of {log}:\n{tail(log)}", file=sys.stderr)
+            return
+        try:
+            checked = CHECKS[dag_id](self, lane)
+        except CheckFailed as exc:
+            self.record(dag_id, "FAILED", seconds, f"check failed: {exc}")
+            return
+        self.record(dag_id, "success", seconds, checked)
+
+
+def check_batch(demo: Demo, lane: Lane) -> str:
+    report = xcom(lane.db, "baseten_batch_inference", "check_counts") or {}
+    lines = Path(report.get("output_path", "/nonexistent")).read_text().splitlines() if report else []
+    sent = lane.delta.get("production_predict", 0)
+    expect(len(lines) == BATCH_SIZE and report.get("errors") == 0, f"{len(lines)} result lines, report {report}")
+    expect(sent == BATCH_SIZE, f"the emulator answered {sent} predictions, not {BATCH_SIZE}")
+    return f"{len(lines):,} result lines in input order, 0 errors, {sent:,} predictions counted by the emulator"
+
+
+def check_train(demo: Demo, lane: Lane) -> str:
+    db, dag = lane.db, APPROVAL_DAG
+    job_id = xcom(db, dag, "create_training_job", "training_job_id")
+    status = str(xcom(db, dag, "wait_for_training") or "unknown").removeprefix("TRAINING_JOB_")
+    deployed, model = xcom(db, dag, "deploy_checkpoint"), xcom(db, dag, "deploy_checkpoint", "model_id")
+    checkpoint = xcom(db, dag, "deploy_checkpoint", "checkpoint_id")
+    promoted = xcom(db, dag, "promote_candidate")
+    expect(status == "COMPLETED" and bool(deployed) and promoted == deployed, f"job {status}, promoted {promoted}")
+    serving = lane.emu.hook().get_deployment("production", model_id=model).id
+    expect(serving == promoted, f"production of {model} serves {serving}, not the promoted {promoted}")
+    autoscaling = (xcom(db, dag, "set_autoscaling") or {}).get("status", "?")
+    promotes = sum(n for k, n in lane.delta.items() if k.startswith("promote"))
+    return (
+        f"training job {job_id} {status}; {checkpoint} deployed as {deployed}; approved through the REST API; "
+        f"production of {model} serves it ({promotes} promote call, autoscaling {autoscaling})"
+    )
+
+
+def check_async(demo: Demo, lane: Lane) -> str:
+    states = xcom(lane.db, "baseten_async_inference", "report") or {}
+    # Webhooks are delivered as the requests finish; give the last ones a moment.
+    deadline = time.monotonic() + 10
+    while demo.receiver.count() < ASYNC_BATCH_SIZE and time.monotonic() < deadline:
+        time.sleep(0.1)
+    expect(states == {"SUCCEEDED": ASYNC_BATCH_SIZE}, f"final states {states}")
+    expect(demo.receiver.count() == ASYNC_BATCH_SIZE, f"{demo.receiver.count()} of {ASYNC_BATCH_SIZE} webhooks")
+    failed = lane.emu.counters()["webhooks"].get("failed", 0)
+    return f"{ASYNC_BATCH_SIZE} async requests SUCCEEDED, {demo.receiver.count()} webhooks received ({failed} failed)"
+
+
+def check_sharded(demo: Demo, lane: Lane) -> str:
+    report = xcom(lane.db, "baseten_sharded_batch", "check_counts") or {}
+    sent = lane.delta.get("production_predict", 0)
+    expect(report.get("predictions") == BATCH_SIZE and report.get("errors") == 0, f"report {report}")
+    expect(sent == BATCH_SIZE, f"the emulator answered {sent} predictions: an input was sent twice or not at all")
+    return f"{BATCH_SIZE:,} predictions in {report['shards']} mapped shards merged in order, each input sent once"
+
+
+def check_openai(demo: Demo, lane: Lane) -> str:
+    import pyarrow.parquet as pq
+
+    report = xcom(lane.db, "baseten_openai_batches", "check_outputs") or {}
+    embedded = xcom(lane.db, "baseten_openai_batches", "embed") or {}
+    table = pq.read_table(embedded["output_path"])
+    first = json.loads(table.column("output")[0].as_py())  # the output column (JSON text) holds the vector
+    expect(table.num_rows == DOCUMENTS and table.column("error").null_count == DOCUMENTS, "embeddings rows")
+    expect(isinstance(first, list) and all(isinstance(x, float) for x in first), f"not a vector: {first!r}")
+    chats = lane.delta.get("model_apis_request", 0)
+    embeds = lane.delta.get("environment_sync", 0)
+    expect(report.get("summaries", {}).get("rows") == DOCUMENTS and chats == DOCUMENTS, f"{chats} chat requests")
+    expect(embeds == -(-DOCUMENTS // 64), f"{embeds} embeddings requests for {DOCUMENTS} texts, 64 a request")
+    return (
+        f"{DOCUMENTS} embeddings ({len(first)}-d, {embeds} requests) and {DOCUMENTS} Model APIs chat completions "
+        f"written to Parquet, one row per document in order, 0 errors"
+    )
+
+
+def check_chains(demo: Demo, lane: Lane) -> str:
+    one = xcom(lane.db, "baseten_chains", "ask") or {}
+    many = xcom(lane.db, "baseten_chains", "ask_many") or []
+    states = xcom(lane.db, "baseten_chains", "wait_for_async") or {}
+    expect(one.get("output") == {"question": "What is a chain?"}, f"ask returned {one}")
+    expect(len(many) == 3 and len(states) == 3 and set(states.values()) == {"SUCCEEDED"}, f"{many} {states}")
+    sync, queued = (
+        lane.delta.get("chain_production_run_remote", 0),
+        lane.delta.get("chain_production_async_run_remote", 0),
+    )
+    expect((sync, queued) == (4, 3), f"the emulator saw {sync} run_remote and {queued} async_run_remote calls")
+    return f"{sync} run_remote calls answered in order; {queued} async_run_remote calls SUCCEEDED (waited deferred)"
+
+
+def check_deploy(demo: Demo, lane: Lane) -> str:
+    report = xcom(lane.db, "baseten_deploy", "report") or {}
+    hook = lane.emu.hook()
+    found = {}
+    for name, key in (("airflow-example-embedder", "config"), ("airflow-example-hello", "truss")):
+        (model,) = [m for m in hook.list_models() if m.name == name]
+        found[key] = hook.get_deployment(report.get(key, "?"), model_id=model.id).status
+    expect(found == {"config": "ACTIVE", "truss": "ACTIVE"}, f"deployments on the emulator: {found}")
+    expect(report["answer"].get("deployment_id") == report["truss"], f"answered by {report['answer']}")
+    return (
+        f"config -> {report['config']}, Truss dir -> {report['truss']}, both ACTIVE on the emulator; "
+        "the Truss deployment answered the predict"
+    )
+
+
+def check_producer(demo: Demo, lane: Lane) -> str:
+    candidate = xcom(lane.db, "baseten_promote_new_deployment", "candidate")
+    serving = lane.emu.hook().get_deployment("production", model_id=lane.emu.model_id).id
+    expect(candidate == demo.candidate == serving, f"promoted {candidate}; production serves {serving}")
+    events = asset_events(lane.db, f"baseten://model/{lane.emu.model_id}/environments/production")
+    expect(len(events) == 1 and events[0].get("deployment_id") == candidate, f"asset events {events}")
+    return f"{candidate} smoke-tested and promoted; 1 asset event on production (run by hand: no watcher here)"
+
+
+def check_consumer(demo: Demo, lane: Lane) -> str:
+    seen = xcom(lane.db, "baseten_on_new_production", "new_production")
+    outputs = xcom(lane.db, "baseten_on_new_production", "rescore") or []
+    expect(seen == demo.candidate, f"the consumer read {seen} from the asset event, not {demo.candidate}")
+    expect(outputs and all(o["deployment_id"] == seen for o in outputs), f"rescored on {outputs}")
+    return f"read {seen} from the producer's event (inlet_events); {len(outputs)} inputs re-scored on it"
+
+
+def asset_events(db: Path, uri: str) -> list[dict[str, Any]]:
+    """The extras of the asset events recorded for ``uri``, oldest first."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = ? ORDER BY e.id",
+            (uri,),
+        ).fetchall()
+    return [json.loads(r[0]) if isinstance(r[0], (str, bytes)) else r[0] for r in rows]
+
+
+CHECKS = {
+    "baseten_batch_inference": check_batch,
+    "baseten_train_then_promote": check_train,
+    "baseten_async_inference": check_async,
+    "baseten_sharded_batch": check_sharded,
+    "baseten_openai_batches": check_openai,
+    "baseten_chains": check_chains,
+    "baseten_deploy": check_deploy,
+    "baseten_promote_new_deployment": check_producer,
+    "baseten_on_new_production": check_consumer,
+}
+
+
 def main() -> int:
     from airflow_provider_baseten.emulator import BasetenEmulator
 
@@ -270,13 +563,22 @@ def main() -> int:
     gateway: Literal["baseten", "lowcodeapi"] = "lowcodeapi" if chosen == "lowcodeapi" else "baseten"
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="baseten-demo-"))
-    home, data, logs = work / "airflow", work / "data", work / "logs"
-    for d in (home, data / "output", logs):
+    home, home_a, data, logs = work / "airflow", work / "airflow-approval", work / "data", work / "logs"
+    approval_dags = work / "approval-dags"
+    for d in (home, home_a, approval_dags, data / "output", logs):
         d.mkdir(parents=True)
-    failures: list[str] = []
+    demo: Demo | None = None
     try:
-        with BasetenEmulator(api_key=API_KEY, time_scale=TIME_SCALE) as emu, WebhookReceiver() as receiver:
+        with (
+            BasetenEmulator(api_key=API_KEY, time_scale=TIME_SCALE) as emu,
+            BasetenEmulator(api_key=API_KEY, time_scale=TIME_SCALE) as emu_a,
+            WebhookReceiver() as receiver,
+        ):
             write_inputs(data / "input.jsonl", BATCH_SIZE)
+            write_documents(data / "documents.parquet", DOCUMENTS)
+            demo = Demo(gateway, data, receiver)
+            # The assets example's producer, run by hand, promotes this new deployment (it becomes ACTIVE).
+            demo.candidate = emu.create_deployment(emu.model_id, name="candidate")["id"]
             variables = {
                 "baseten_batch_input": str(data / "input.jsonl"),
                 "baseten_batch_output_dir": str(data / "output"),
@@ -285,101 +587,59 @@ def main() -> int:
                 "baseten_async_batch_size": str(ASYNC_BATCH_SIZE),
                 "baseten_sharded_work_dir": str(data / "sharded"),
                 "baseten_shard_rows": str(SHARD_ROWS),
+                "baseten_documents": str(data / "documents.parquet"),
+                "baseten_openai_output_dir": str(data / "openai"),
+                "baseten_chain_id": next(iter(emu.state.chains)),
+                "baseten_candidate_deployment_id": demo.candidate,
             }
             env = airflow_env(home, emu.connection_json(gateway), variables)
+            env["BASETEN_EXAMPLE_MODEL_ID"] = emu.model_id  # the assets example's model, read at parse time
+            # Lane A's Airflow parses only its DAG: no other example (nor the assets example's watcher) runs there.
+            shutil.copy(dags_folder() / f"{APPROVAL_DAG}.py", approval_dags)
+            env_a = airflow_env(home_a, emu_a.connection_json(gateway), variables, dags=approval_dags)
             where = emu.gateway_url if gateway == "lowcodeapi" else emu.url
-            print(f"Baseten emulator ({gateway} API) on {where}; Airflow home {home}")
+            print(f"Baseten emulators ({gateway} API) on {where} and {emu_a.url}; Airflow home {home}")
             migrate = subprocess.run(
                 [airflow_cmd(), "db", "migrate"], env=env, capture_output=True, text=True, check=False
             )
             if migrate.returncode != 0:
                 print(migrate.stdout[-3000:], migrate.stderr[-3000:], sep="\n", file=sys.stderr)
                 return 1
-            db = home / "airflow.db"
-            for dag_id in DAGS:
-                if dag_id == APPROVAL_DAG:
-                    real_airflow_pace(emu)
-                    ok, seconds, log = run_with_approval(dag_id, env, logs)
-                    emu.set_time_scale(TIME_SCALE)
-                else:
-                    ok, seconds, log = run_dag(dag_id, env, logs)
-                state, tasks = run_states(db, dag_id)
-                not_ok = {t: s for t, s in tasks.items() if s not in ("success", "skipped")}
-                ok = ok and state == "success" and not not_ok
-                print(f"  {dag_id:<28} {'success' if ok else 'FAILED':<8} {seconds:5.1f} s")
-                if not ok:
-                    failures.append(dag_id)
-                    print(f"    run state {state}, tasks not ok: {not_ok}; last lines of {log}:", file=sys.stderr)
-                    print(tail(log), file=sys.stderr)
-            # Webhooks are delivered as the requests finish; give the last ones a moment.
-            deadline = time.monotonic() + 10
-            while receiver.count() < ASYNC_BATCH_SIZE and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if "baseten_async_inference" not in failures and receiver.count() < ASYNC_BATCH_SIZE:
-                failures.append(f"webhooks ({receiver.count()} of {ASYNC_BATCH_SIZE} received)")
-            summary = _summary(db, emu, receiver, gateway)
+            shutil.copy(home / "airflow.db", home_a / "airflow.db")  # one migration for both lanes
+            lane_b = Lane(emu, env, logs)
+            lane_a = Lane(emu_a, env_a, logs)
+            real_airflow_pace(emu_a)
+            approval = threading.Thread(target=demo.run, args=(lane_a, APPROVAL_DAG), name="lane-a")
+            approval.start()
+            lane_b.runner = DagRunner(env, logs)
+            try:
+                for dag_id in DAGS:
+                    if dag_id != APPROVAL_DAG:
+                        demo.run(lane_b, dag_id)
+            finally:
+                lane_b.runner.close()
+                approval.join()
     finally:
         if os.environ.get("BASETEN_DEMO_KEEP"):
             print(f"Kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print()
-    print(summary)
     elapsed = time.monotonic() - started
+    print(f"\n[{gateway}] each example, what ran and what was checked (on the emulator and in the outputs):")
+    results = demo.results if demo is not None else {}
+    for dag_id in DAGS:
+        result, seconds, checked = results.get(dag_id, ("FAILED", 0.0, "did not run"))
+        print(f"  {dag_id:<32} {result:<8} {seconds:5.1f} s  {checked}")
+    failures = [d for d in DAGS if results.get(d, ("FAILED",))[0] == "FAILED"]
     if failures:
         print(f"\nFAILED: {', '.join(failures)} ({elapsed:.0f} s)", file=sys.stderr)
         return 1
-    print(f"\nAll {len(DAGS)} example DAGs succeeded in {elapsed:.0f} s.")
+    ran = sum(1 for d in DAGS if results[d][0] == "success")
+    print(f"\nAll {ran} example DAGs succeeded in {elapsed:.0f} s.")
     return 0
 
 
-def _summary(db: Path, emu: Any, receiver: WebhookReceiver, gateway: str) -> str:
-    """One short paragraph a person can read: what each DAG did, from XCom and the emulator's state."""
-    parts = []
-    batch = xcom(db, "baseten_batch_inference", "check_counts") or {}
-    if batch:
-        parts.append(
-            f"{batch['predictions']:,} predictions in {batch['elapsed_seconds']:.1f} s, {batch['errors']} errors"
-        )
-    job_id = xcom(db, "baseten_train_then_promote", "create_training_job", "training_job_id")
-    job_status = xcom(db, "baseten_train_then_promote", "wait_for_training")
-    project = xcom(db, "baseten_train_then_promote", "training_project")
-    if job_id:
-        status = str(job_status or "unknown").removeprefix("TRAINING_JOB_")
-        parts.append(
-            f"training job {job_id} {status}" + (f" in project {DEMO_PROJECT!r} ({project})" if project else "")
-        )
-    deployed = xcom(db, "baseten_train_then_promote", "deploy_checkpoint")
-    model = xcom(db, "baseten_train_then_promote", "deploy_checkpoint", "model_id")
-    checkpoint = xcom(db, "baseten_train_then_promote", "deploy_checkpoint", "checkpoint_id")
-    if deployed:
-        parts.append(f"checkpoint {checkpoint} deployed as {deployed} of model {model}")
-    promoted = xcom(db, "baseten_train_then_promote", "promote_candidate")
-    if promoted and model:
-        serving = emu.hook().get_deployment("production", model_id=model)
-        where = "promoted to production" if serving.id == promoted else f"promoted, but production is {serving.id}"
-        autoscaling = xcom(db, "baseten_train_then_promote", "set_autoscaling") or {}
-        promotes = sum(n for k, n in emu.counters()["requests"].items() if k.startswith("promote"))
-        parts.append(
-            f"approved through the REST API, {where} ({promotes} promote call, autoscaling "
-            f"{autoscaling.get('status', '?')})"
-        )
-    states = xcom(db, "baseten_async_inference", "report") or {}
-    if states:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-        webhooks = f"{receiver.count()} webhooks received"
-        failed = emu.counters()["webhooks"].get("failed", 0)
-        if failed:
-            webhooks += f" ({failed} deliveries failed)"
-        parts.append(f"{sum(states.values())} async requests: {counts}; {webhooks}")
-    sharded = xcom(db, "baseten_sharded_batch", "check_counts") or {}
-    if sharded:
-        parts.append(
-            f"{sharded['predictions']:,} predictions in {sharded['shards']} mapped shards merged in order, "
-            f"{sharded['errors']} errors"
-        )
-    return f"[{gateway}] " + "; ".join(parts) + "."
-
-
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve-dags-test"]:
+        sys.exit(serve_dags_test(Path(sys.argv[2])))
     sys.exit(main())

@@ -7,12 +7,14 @@ set ``AIRFLOW_CONN_BASETEN_DEFAULT`` and ``AIRFLOW_VAR_*`` exactly as ``make dem
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dev.demo import WebhookReceiver, write_inputs
+from dev.demo import WebhookReceiver, asset_events, write_documents, write_inputs
 from tests.dag_support import run_dag, task_states
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
@@ -21,6 +23,11 @@ DAG_IDS = {
     "baseten_train_then_promote",
     "baseten_async_inference",
     "baseten_sharded_batch",
+    "baseten_openai_batches",
+    "baseten_chains",
+    "baseten_deploy",
+    "baseten_promote_new_deployment",
+    "baseten_on_new_production",
 }
 
 
@@ -47,7 +54,9 @@ def env(emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
         monkeypatch.setenv(key, value)
     emulator.set_time_scale(200)
     monkeypatch.setenv("BASETEN_EXAMPLE_POLL_SECONDS", "0.2")  # read when the DAG file is parsed
+    monkeypatch.setenv("BASETEN_EXAMPLE_MODEL_ID", emulator.model_id)  # the assets example watches it
     write_inputs(tmp_path / "input.jsonl", 300)
+    write_documents(tmp_path / "documents.parquet", 100)
     variables = {
         "baseten_batch_input": str(tmp_path / "input.jsonl"),
         "baseten_batch_output_dir": str(tmp_path / "out"),
@@ -55,6 +64,9 @@ def env(emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
         "baseten_async_batch_size": "5",
         "baseten_sharded_work_dir": str(tmp_path / "sharded"),
         "baseten_shard_rows": "120",
+        "baseten_documents": str(tmp_path / "documents.parquet"),
+        "baseten_openai_output_dir": str(tmp_path / "openai"),
+        "baseten_chain_id": next(iter(emulator.state.chains)),
     }
     for name, value in variables.items():
         monkeypatch.setenv(f"AIRFLOW_VAR_{name.upper()}", value)
@@ -207,3 +219,97 @@ def test_a_sharded_retry_sends_only_what_the_shard_lacks(
     merged = [json.loads(line) for line in Path(xcom(run, "merge")["output_path"]).read_text().splitlines()]
     assert [r["index"] for r in merged] == list(range(300))
     assert [r["output"] for r in merged[120:170]] == [f"kept from an earlier try {i}" for i in range(50)]
+
+
+def test_openai_batches_write_one_parquet_row_per_document(env: dict[str, Any], emulator: Any) -> None:
+    import pyarrow.parquet as pq
+
+    from airflow_provider_baseten.emulator.handlers.openai import embed
+
+    run = run_dag(load("baseten_openai_batches"))
+    assert set(task_states(run).values()) == {"success"}, task_states(run)
+    texts = pq.read_table(env["baseten_documents"]).column("text").to_pylist()
+    vectors = pq.read_table(xcom(run, "embed")["output_path"])
+    assert vectors.column("index").to_pylist() == list(range(100))
+    assert [json.loads(v) for v in vectors.column("output").to_pylist()] == [embed(t) for t in texts]
+    assert vectors.column("error").null_count == 100  # no row failed
+    chats = pq.read_table(xcom(run, "summarise")["output_path"]).column("output").to_pylist()
+    answers = [json.loads(c)["choices"][0]["message"]["content"] for c in chats]
+    assert answers == [f"echo: {t}" for t in texts]  # the emulated LLM echoes the user's text, in input order
+    requests = emulator.counters()["requests"]
+    assert requests["model_apis_request"] == 100  # the chat batch went to Model APIs (model_apis=True)
+    assert requests["environment_sync"] == 2  # 100 texts, 64 a request, to the production deployment
+    assert xcom(run, "check_outputs")["summaries"]["rows"] == 100
+
+
+def test_chains_run_sync_in_order_and_async_deferred(env: dict[str, Any], emulator: Any) -> None:
+    emulator.set_time_scale(2000)
+    run = run_dag(load("baseten_chains"))
+    assert set(task_states(run).values()) == {"success"}, task_states(run)
+    assert xcom(run, "ask")["output"] == {"question": "What is a chain?"}
+    questions = [r["output"]["question"] for r in xcom(run, "ask_many")]
+    assert questions == ["What does Airflow schedule?", "What does Baseten serve?", "Where do async outputs go?"]
+    ids = xcom(run, "submit_async")
+    assert xcom(run, "wait_for_async") == dict.fromkeys(ids, "SUCCEEDED") and len(ids) == 3
+    requests = emulator.counters()["requests"]
+    assert (requests["chain_production_run_remote"], requests["chain_production_async_run_remote"]) == (4, 3)
+    chain = env["baseten_chain_id"]
+    assert all(r["path"].startswith(f"/chain/{chain}/") for r in emulator.requests() if "chain" in r["endpoint"])
+
+
+def test_deploy_makes_active_deployments_from_a_config_and_the_truss_dir(env: dict[str, Any], emulator: Any) -> None:
+    run = run_dag(load("baseten_deploy"))
+    assert set(task_states(run).values()) == {"success"}, task_states(run)
+    report = xcom(run, "report")
+    with emulator.state.lock:
+        models = {m.name: m for m in emulator.state.models.values()}
+        made = {
+            name: [(d.id, d.status) for d in models[name].deployments.values()]
+            for name in ("airflow-example-embedder", "airflow-example-hello")
+        }
+    assert made == {
+        "airflow-example-embedder": [(report["config"], "ACTIVE")],
+        "airflow-example-hello": [(report["truss"], "ACTIVE")],
+    }
+    shipped = sorted(f for slot in emulator.state.uploads.values() for f in slot["files"])
+    assert shipped == ["config.yaml", "config.yaml", "model/model.py"]  # the config; the Truss dir
+    assert report["answer"]["deployment_id"] == report["truss"]  # the predict reached the new deployment
+
+
+def test_assets_producer_event_reaches_the_consumer(env: dict[str, Any], emulator: Any, monkeypatch: Any) -> None:
+    """The producer, run by hand, promotes and emits; the consumer reads that event (``inlet_events``)."""
+    candidate = emulator.create_deployment(emulator.model_id, name="candidate")["id"]
+    monkeypatch.setenv("AIRFLOW_VAR_BASETEN_CANDIDATE_DEPLOYMENT_ID", candidate)
+    producer = run_dag(load("baseten_promote_new_deployment"))
+    assert set(task_states(producer).values()) == {"success"}, task_states(producer)
+    assert emulator.hook().get_deployment("production").id == candidate
+    uri = f"baseten://model/{emulator.model_id}/environments/production"
+    db = Path(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
+    (event,) = [e for e in asset_events(db, uri) if e.get("deployment_id") == candidate]
+    assert event["previous_deployment_id"] == "dep1prod" and event["serving"] is True
+    consumer = run_dag(load("baseten_on_new_production"))
+    assert set(task_states(consumer).values()) == {"success"}, task_states(consumer)
+    assert xcom(consumer, "new_production") == candidate
+    assert {o["deployment_id"] for o in xcom(consumer, "rescore")} == {candidate}
+
+
+def test_every_operator_and_sensor_use_is_between_howto_markers() -> None:
+    """The docs include the examples by ``# [START howto_...]`` / ``# [END howto_...]``: balanced, unique,
+    around every provider operator and sensor, and listed in the file's first comment (new files)."""
+    for path in sorted(EXAMPLES.glob("*.py")):
+        lines = path.read_text().splitlines()
+        starts = [ln.split("[START ")[1].rstrip("]") for ln in lines if "# [START howto_" in ln]
+        ends = [ln.split("[END ")[1].rstrip("]") for ln in lines if "# [END howto_" in ln]
+        assert starts == ends and len(set(starts)) == len(starts), path.name
+        inside = None
+        for ln in lines:
+            if "# [START howto_" in ln:
+                inside = ln
+            elif "# [END howto_" in ln:
+                inside = None
+            elif re.search(r"= \w+(Operator|Sensor)(\.partial)?\(", ln) and "airflow.providers" not in ln:
+                provider_class = re.search(r"(\w+)(Operator|Sensor)", ln)
+                assert provider_class and (inside or provider_class.group(1) == "Empty"), f"{path.name}: {ln}"
+        if lines[0].startswith("# Markers"):
+            header = " ".join(ln for ln in lines[:3] if ln.startswith("#"))
+            assert all(name in header for name in starts), path.name
