@@ -14,23 +14,29 @@ SECTION = "baseten"
 POLL_INTERVAL = "poll_interval"
 STATUS_BUDGET_RPS = "status_budget_rps"
 
-#: The ``config`` entry of the provider info (schema: Airflow's ``provider_info.schema.json``).
+#: The ``config`` entry of the provider info (schema: Airflow's ``provider_info.schema.json``). Every option
+#: carries ``description``, ``version_added``, ``type``, ``example`` and ``default``; descriptions are
+#: wrapped (``\n``) because ``airflow config list`` prints each line as a ``#`` comment, as it does
+#: Airflow's own options. ``airflow config list --section baseten --defaults --show-values`` shows them all.
 CONFIG: dict[str, Any] = {
     SECTION: {
-        "description": "Defaults of the Baseten provider. An argument given to an operator, sensor or trigger wins.",
+        "description": "Defaults of the Baseten provider (airflow-provider-baseten).\n"
+        "An argument given to an operator, sensor or trigger always wins over these.",
         "options": {
             POLL_INTERVAL: {
-                "description": "Seconds between status checks of the provider's waiting operators (promote, "
-                "activate, wake, async predict, training) when the task gives no poke_interval. Unset: each "
-                "operator's own default (10 s; 30 s for training jobs).",
+                "description": "Seconds between status checks of the provider's waiting operators (promote,\n"
+                "activate, deactivate, wake, deploy, async predict, training jobs) when a task gives\n"
+                "no poke_interval.\n"
+                "Unset (the default): each operator keeps its own default_poke_interval, given in\n"
+                "its docs.",
                 "version_added": "0.1.0",
                 "type": "float",
                 "example": "30",
                 "default": None,
             },
             STATUS_BUDGET_RPS: {
-                "description": "Async status and cancel calls per second, per model and connection, shared by "
-                "every trigger and sensor in one process (Baseten allows 20 per model).",
+                "description": "Async status and cancel calls per second, per model and connection, shared\n"
+                "by every trigger and sensor in one process (Baseten allows 20 per model).",
                 "version_added": "0.1.0",
                 "type": "float",
                 "example": "10",

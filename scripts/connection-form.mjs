@@ -3,7 +3,11 @@
 //
 //   node scripts/connection-form.mjs BASE_URL SCREENSHOT.png
 //
-// Prints {"labels": [...], "text": "...", "inputs": [...]} on stdout; exits non-zero on any failure.
+// Writes SCREENSHOT.png (the "Extra Fields" section open) and SCREENSHOT-standard.png ("Standard Fields" open),
+// each cropped to the dialog, and prints on stdout
+//   {"standard": [...], "standardInputs": [...], "extra": [...], "text": "..."}
+// where "standard" and "extra" are the field labels that lie wholly inside the matching screenshot.
+// Exits non-zero on any failure.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,7 +28,9 @@ const profile = mkdtempSync(join(tmpdir(), "baseten-ui-check-"));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: executable,
   headless: true,
-  viewport: { width: 1280, height: 1150 },
+  // Tall enough that the whole dialog, every field of the larger section open, fits without scrolling:
+  // the screenshot is cropped to the dialog, so the unused height costs nothing.
+  viewport: { width: 1280, height: 2400 },
   args: [
     "--headless",
     "--no-sandbox",
@@ -50,9 +56,29 @@ try {
   await type.fill("Baseten");
   await page.getByRole("option", { name: "Baseten", exact: true }).click();
   // The form groups fields in an accordion that opens one section at a time: "Standard Fields" (host
-  // and the API key; open first) and "Extra Fields" (ours). Record what each shows; screenshot both.
-  const visibleLabels = async () =>
-    (await dialog.locator("label:visible").allInnerTexts()).map((l) => l.replace(/\s*\*\s*$/, "").trim());
+  // and the API key; open first) and "Extra Fields" (ours). Screenshot the dialog with each open, and
+  // record which labels the screenshot holds: visible, and wholly inside the dialog and the viewport.
+  const labelsInShot = async () => {
+    const box = await dialog.boundingBox();
+    const view = page.viewportSize();
+    return dialog.locator("label:visible").evaluateAll(
+      (els, [box, view]) =>
+        els
+          .filter((e) => {
+            const r = e.getBoundingClientRect();
+            const inside = (lo, hi, a, b) => a >= lo - 1 && b <= hi + 1;
+            return (
+              r.width > 0 &&
+              inside(box.x, box.x + box.width, r.left, r.right) &&
+              inside(box.y, box.y + box.height, r.top, r.bottom) &&
+              inside(0, view.width, r.left, r.right) &&
+              inside(0, view.height, r.top, r.bottom)
+            );
+          })
+          .map((e) => e.innerText.replace(/\s*\*\s*$/, "").trim()),
+      [box, view],
+    );
+  };
   const open = async (name) => {
     const trigger = dialog.getByRole("button", { name, exact: true });
     if ((await trigger.getAttribute("aria-expanded")) !== "true") await trigger.click();
@@ -62,15 +88,15 @@ try {
   };
   await open("Standard Fields");
   await dialog.getByText("API Key", { exact: true }).waitFor();
-  const standard = await visibleLabels();
+  const standard = await labelsInShot();
   const standardInputs = await dialog.locator("input:visible").evaluateAll((els) =>
     els.map((e) => ({ name: e.getAttribute("name"), placeholder: e.getAttribute("placeholder") })),
   );
-  await page.screenshot({ path: shot.replace(/\.png$/, "-standard.png") });
+  await dialog.screenshot({ path: shot.replace(/\.png$/, "-standard.png") });
   await open("Extra Fields");
   await dialog.getByText("LowCodeAPI URL format", { exact: true }).waitFor();
-  const extra = await visibleLabels();
-  await page.screenshot({ path: shot });
+  const extra = await labelsInShot();
+  await dialog.screenshot({ path: shot });
   console.log(JSON.stringify({ standard, standardInputs, extra, text: await dialog.innerText() }));
 } finally {
   await context.close();

@@ -3,7 +3,9 @@
 #
 # Installs what the browser test needs when it is missing, then runs tests/e2e/test_connection_form.py,
 # which starts `airflow api-server` on 127.0.0.1, checks the form metadata, and drives Debian's chromium
-# with playwright-core to screenshot "Add Connection" with Baseten selected (docs/connection-form.png).
+# with playwright-core to screenshot "Add Connection" with Baseten selected (docs/connection-form.png and
+# docs/connection-form-standard.png, each with a docs/*.fields.json sidecar of the labels it shows, which
+# `make test` compares with what the provider declares).
 #
 # Why playwright-core (npm) rather than Selenium: it drives the system chromium over the DevTools
 # protocol, so there is no chromedriver to install and keep at chromium's exact version, it downloads
@@ -46,3 +48,4 @@ echo "== $("$CHROMIUM" --version 2>/dev/null | tail -1), node $(node --version),
 BASETEN_UI_CHECK=1 BASETEN_UI_SCREENSHOT=docs/connection-form.png CHROMIUM="$CHROMIUM" \
   "$PYTHON" -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_connection_form.py
 echo "== screenshots: docs/connection-form.png (extra fields), docs/connection-form-standard.png (API key)"
+echo "   and their sidecars docs/connection-form.fields.json, docs/connection-form-standard.fields.json: commit all four"

@@ -3,7 +3,9 @@
 1. The API server's form metadata (``/ui/connections/hook_meta``, what the UI renders the form from) lists
    ``baseten`` with our extra fields, relabelled "API Key" and hidden login/schema/port.
 2. Headless Chromium (Debian's ``chromium``, driven by ``playwright-core``: scripts/connection-form.mjs)
-   opens "Add Connection", picks Baseten, screenshots the form, and the fields are on the page.
+   opens "Add Connection", picks Baseten, and screenshots the dialog with each section open; every field
+   the provider declares is inside its screenshot. Next to each PNG goes a sidecar ``*.fields.json`` with
+   the labels seen, which ``make test`` compares with the declarations (tests/connection_form.py).
 
 The browser half needs node, chromium and playwright-core; ``scripts/ui-check.sh`` installs them and sets
 ``BASETEN_UI_CHECK=1``, which turns a missing tool into a failure instead of a skip.
@@ -21,19 +23,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from airflow_provider_baseten import get_provider_info
+from tests.connection_form import declared_labels, write_sidecar
 from tests.e2e._support import ROOT, Component, airflow_env, free_port, migrate, wait_http
 
 pytestmark = pytest.mark.airflow_e2e
 
+#: Field name -> label, as the provider declares them (``conn-fields``); Airflow must serve exactly these.
 EXTRA_FIELDS = {
-    "gateway": "Gateway",
-    "model_id": "Default model ID",
-    "inference_url": "Inference URL template",
-    "chain_url": "Chain URL template",
-    "model_apis_url": "Model APIs URL",
-    "auth_scheme": "Auth scheme",
-    "url_format": "LowCodeAPI URL format",
-    "upload_endpoint_url": "Model upload endpoint URL",
+    name: field["label"] for name, field in get_provider_info()["connection-types"][0]["conn-fields"].items()
 }
 PLAYWRIGHT_DIR = ROOT / "build" / "ui-check" / "node_modules"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -119,6 +117,10 @@ def test_add_connection_form_in_headless_chromium(api_server: str, tmp_path: Pat
     # "Extra Fields": ours, with their labels, defaults and help texts.
     assert set(EXTRA_FIELDS.values()) <= set(page["extra"])
     assert "Reach Baseten directly (baseten) or through the LowCodeAPI gateway." in page["text"]
-    for image in (shot, shot.with_name(shot.stem + "-standard.png")):
+    # Each screenshot holds every field declared for it, in order, wholly inside the picture; its sidecar
+    # records what it shows (make test checks the committed ones against the declarations).
+    for image, section in ((shot, "extra"), (shot.with_name(shot.stem + "-standard.png"), "standard")):
+        assert page[section] == declared_labels(section), (image, page[section])
         data = image.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, image
+        write_sidecar(image, page[section])

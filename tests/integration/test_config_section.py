@@ -30,6 +30,28 @@ def test_provider_info_declares_the_section() -> None:
     assert float(section["options"]["status_budget_rps"]["default"]) == STATUS_BUDGET_RPS
 
 
+def test_every_option_is_declared_as_airflows_schema_asks() -> None:
+    """Each option has what ``airflow config list`` prints: a description, type, example and default, valid
+    against Airflow's own provider-info schema. Covers every declared option, present and future."""
+    import importlib.resources
+    import json
+
+    import jsonschema
+
+    schema = json.loads(importlib.resources.files("airflow").joinpath("provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+    options = CONFIG[SECTION]["options"]
+    assert options
+    for name, option in options.items():
+        assert {"description", "version_added", "type", "example", "default"} <= set(option), name
+        assert option["description"].strip() and option["example"] is not None, name
+        # The CLI prints each line as a comment, as for Airflow's own options: wrapped, not one 230-char line.
+        long_lines = [line for line in option["description"].splitlines() if len(f"# {line}") > 100]
+        assert not long_lines, (name, long_lines)
+        if option["default"] is None:  # printed as `# name = `: the description must say what unset means
+            assert "Unset (the default)" in option["description"], name
+
+
 def test_airflow_conf_knows_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     """Airflow >= 3.2 loads provider sections lazily in every process; 3.1 only in its CLI and components
     (see the CLI test below). Either way the code's fallback is the declared default."""
@@ -105,7 +127,8 @@ def test_status_budget_config_paces_the_status_calls_the_server_sees(
     assert _peak_per_second(times) <= 5 + 1, _peak_per_second(times)  # one window may straddle two slots
 
 
-def _airflow_cli(*args: str, **env: str) -> str:
+def _airflow_cli_output(*args: str, **env: str) -> str:
+    """The whole stdout of ``airflow *args`` (this virtualenv's), which must succeed."""
     import os
     import subprocess
     import sys
@@ -116,7 +139,11 @@ def _airflow_cli(*args: str, **env: str) -> str:
         [str(airflow), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.strip().splitlines()[-1]  # the answer; log lines (if any) come before it
+    return proc.stdout
+
+
+def _airflow_cli(*args: str, **env: str) -> str:
+    return _airflow_cli_output(*args, **env).strip().splitlines()[-1]  # the answer; log lines come before it
 
 
 @pytest.mark.airflow_e2e  # the airflow CLI, a process of its own (5-10 s): make e2e
@@ -138,3 +165,29 @@ def test_airflow_cli_reads_the_option_from_the_environment() -> None:
     out = _airflow_cli("config", "get-value", "baseten", "poll_interval", AIRFLOW__BASETEN__POLL_INTERVAL="3")
     assert out.strip() == "3"
     assert float(_airflow_cli("config", "get-value", "baseten", "status_budget_rps").strip()) == STATUS_BUDGET_RPS
+
+
+@pytest.mark.airflow_e2e  # the airflow CLI, a process of its own (3-10 s): make e2e
+def test_airflow_config_list_shows_each_options_description_and_default(tmp_path: Any) -> None:
+    """``airflow config list --section baseten --defaults --show-values`` (Airflow hides values and
+    descriptions without these flags, for every section): for EVERY declared option, its whole description,
+    its example, its environment variable and its default, in the option's own block."""
+    out = _airflow_cli_output(
+        "config", "list", "--section", SECTION, "--defaults", "--show-values", "--color", "off",
+        AIRFLOW_HOME=str(tmp_path),
+    )  # fmt: skip
+    assert f"[{SECTION}]\n" in out, out[:2000]
+    blocks = out[out.index(f"[{SECTION}]\n") :].split("\n\n")  # log lines (if any) come before it
+    for line in CONFIG[SECTION]["description"].splitlines():
+        assert f"# {line}" in blocks[0].splitlines(), (line, out[:2000])
+    options = CONFIG[SECTION]["options"]
+    assert options
+    for name, option in options.items():
+        default = "" if option["default"] is None else str(option["default"])
+        (block,) = [b for b in blocks if f"# {name} = " in b.splitlines()[-1] + " "]
+        lines = block.strip().splitlines()
+        assert lines[-1].rstrip() == f"# {name} = {default}".rstrip(), block
+        for line in option["description"].splitlines():
+            assert f"# {line}" in lines, (name, line, block)
+        assert f"# Example: {name} = {option['example']}" in lines, block
+        assert f"# Variable: AIRFLOW__{SECTION.upper()}__{name.upper()}" in lines, block
