@@ -49,7 +49,7 @@ $(VENV)/.docs-stamp: $(VENV)/.stamp pyproject.toml
 
 docs: $(VENV)/.docs-stamp  ## the Sphinx site in build/docs (warnings are errors, references checked, links checked offline)
 	$(VENV)/bin/sphinx-build -E -W --keep-going -n -q -b html docs build/docs
-	$(VENV)/bin/python scripts/check_links.py
+	$(VENV)/bin/python scripts/check_links.py --list-external
 
 demo: $(VENV)/.stamp  ## run every example DAG against a local emulator
 	$(VENV)/bin/python -m dev.demo
