@@ -17,7 +17,7 @@ from airflow_provider_baseten.hooks import _deploy, _deployments, _environments,
 from airflow_provider_baseten.hooks._core import _HookCore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from typing import Any, Literal
 
     from airflow_provider_baseten.client.batch import BatchResult
@@ -233,6 +233,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
 
@@ -253,8 +254,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -270,6 +271,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         return self._run_batch(
@@ -288,6 +297,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     async def apredict_batch(
@@ -307,6 +317,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Async :meth:`predict_batch`: predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
 
@@ -327,8 +338,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -344,6 +355,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         return await self._arun_batch(
@@ -362,6 +381,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     # -- openai -------------------------------------------------------------------------------------------------
@@ -693,6 +713,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
         (:class:`~airflow_provider_baseten.batch.BatchOptions`).
@@ -713,6 +734,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     async def arun_chain_batch(
@@ -732,6 +754,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Async :meth:`run_chain_batch`: call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
         (:class:`~airflow_provider_baseten.batch.BatchOptions`).
@@ -752,6 +775,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     def embed_batch(
@@ -768,6 +792,7 @@ class _Endpoints(_HookCore):
         dimensions: int | None = None,
         encoding_format: str | None = None,
         user: str | None = None,
+        text_column: str | None = None,
         max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
@@ -778,6 +803,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
@@ -795,6 +821,9 @@ class _Endpoints(_HookCore):
         :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
         :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
         :param user: OpenAI's end-user id, sent in every request.
+        :param text_column: Each input is a row (a dict) and its text is this key's value (a row without it fails
+            alone, unsent); with ``passthrough_columns`` (e.g. ``["id"]``) the row's other keys go to its result.
+            An ``output_path`` ending in ``.parquet`` holds the vectors as a ``list<float>`` (float32) column.
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
             ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
             (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
@@ -809,8 +838,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -826,6 +855,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         """
         return self._run_batch(
             _openai.embed_batch,
@@ -840,6 +877,7 @@ class _Endpoints(_HookCore):
             dimensions=dimensions,
             encoding_format=encoding_format,
             user=user,
+            text_column=text_column,
             max_concurrency=max_concurrency,
             on_error=on_error,
             output_path=output_path,
@@ -850,6 +888,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     async def aembed_batch(
@@ -866,6 +905,7 @@ class _Endpoints(_HookCore):
         dimensions: int | None = None,
         encoding_format: str | None = None,
         user: str | None = None,
+        text_column: str | None = None,
         max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
@@ -876,6 +916,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Async :meth:`embed_batch`: embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
@@ -893,6 +934,9 @@ class _Endpoints(_HookCore):
         :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
         :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
         :param user: OpenAI's end-user id, sent in every request.
+        :param text_column: Each input is a row (a dict) and its text is this key's value (a row without it fails
+            alone, unsent); with ``passthrough_columns`` (e.g. ``["id"]``) the row's other keys go to its result.
+            An ``output_path`` ending in ``.parquet`` holds the vectors as a ``list<float>`` (float32) column.
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
             ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
             (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
@@ -907,8 +951,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -924,6 +968,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         """
         return await self._arun_batch(
             _openai.embed_batch,
@@ -938,6 +990,7 @@ class _Endpoints(_HookCore):
             dimensions=dimensions,
             encoding_format=encoding_format,
             user=user,
+            text_column=text_column,
             max_concurrency=max_concurrency,
             on_error=on_error,
             output_path=output_path,
@@ -948,6 +1001,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     def chat_completions_batch(
@@ -970,6 +1024,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """One chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
         guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
@@ -994,8 +1049,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -1011,6 +1066,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         """
         return self._run_batch(
             _openai.chat_completions_batch,
@@ -1031,6 +1094,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     async def achat_completions_batch(
@@ -1053,6 +1117,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Async :meth:`chat_completions_batch`: one chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
         guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
@@ -1077,8 +1142,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -1094,6 +1159,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         """
         return await self._arun_batch(
             _openai.chat_completions_batch,
@@ -1114,6 +1187,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     # -- deployments --------------------------------------------------------------------------------------------

@@ -349,11 +349,11 @@ def run_chain_batch(
     (:class:`~airflow_provider_baseten.batch.BatchOptions`)."""
     import functools
 
-    from airflow_provider_baseten.client.batch.openai import CheckedRun
+    from airflow_provider_baseten.client.batch.openai import ChainRun
 
     _many(inputs, "inputs", "dicts (each chain input)")
     route = _chain_call(hook, "run_remote", chain_id, environment, deployment_id)
-    run_factory = functools.partial(CheckedRun, check=_chain_input)  # a non-dict fails unsent
+    run_factory = functools.partial(ChainRun, check=_chain_input)  # a non-dict fails unsent
     return _Batch(route, inputs, {**options, "run_factory": run_factory})
 
 
@@ -372,6 +372,7 @@ def embed_batch(
     dimensions: int | None = None,
     encoding_format: str | None = None,
     user: str | None = None,
+    text_column: str | None = None,
     **options: Unpack[BatchOptions],
 ) -> _Batch:
     """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
@@ -390,6 +391,9 @@ def embed_batch(
     :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
     :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
     :param user: OpenAI's end-user id, sent in every request.
+    :param text_column: Each input is a row (a dict) and its text is this key's value (a row without it fails
+        alone, unsent); with ``passthrough_columns`` (e.g. ``["id"]``) the row's other keys go to its result.
+        An ``output_path`` ending in ``.parquet`` holds the vectors as a ``list<float>`` (float32) column.
     :param options: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,
         ``output_path``, ``resume``, the error budget, ...).
     """
@@ -403,10 +407,19 @@ def embed_batch(
     fields = {"encoding_format": encoding_format, "dimensions": dimensions, "user": user}
     extra = {k: v for k, v in fields.items() if v is not None}
     _m().options(_m().EmbeddingsRequest, {"input": ["x"], **extra})  # a bad field fails before any request
+    if text_column is not None and (not isinstance(text_column, str) or not text_column):
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        raise BasetenValidationError(f"text_column must be a key name, got {text_column!r}.", field="text_column")
     run_factory = functools.partial(
-        EmbedRun, batch_size=batch_size, max_chars=max_chars_per_request, model=model, extra=extra
+        EmbedRun,
+        batch_size=batch_size,
+        max_chars=max_chars_per_request,
+        model=model,
+        extra=extra,
+        text_column=text_column,
     )
-    return _Batch(route, texts, {**options, "run_factory": run_factory})
+    return _Batch(route, texts, {**options, "run_factory": run_factory, "vectors": True})
 
 
 def chat_completions_batch(

@@ -57,7 +57,8 @@ class PredictOperator(BasetenBaseOperator):
         errors. ``record``: succeed, with ``{"index", "error"}`` in place of each failed output.
     :param output_path: Write JSONL results (``{"index", "output"}`` or ``{"index", "error"}``, input
         order) here instead of XCom; the task returns a summary. For large batches. A name ending in
-        ``.parquet`` writes Parquet (columns ``index``, ``output`` as JSON text, ``error``).
+        ``.parquet`` writes Parquet: columns ``index``, the ``passthrough_columns``, ``output`` (JSON text; for
+        ``EmbeddingsOperator`` a ``list<float>`` vector column) and ``error``.
     :param resume: With ``output_path``: keep results already in the file and only run the rest. A task
         killed mid-batch (even ``kill -9``) loses only its requests in flight; the file is never damaged.
         Results written for other inputs are never kept: ``True`` over them fails before anything is sent.
@@ -74,6 +75,12 @@ class PredictOperator(BasetenBaseOperator):
         and logs the failed items at WARNING.
     :param wake_first: Wake the deployment before the batch (saves the first requests a cold start).
     :param progress_interval: Seconds between progress log lines (done/total, rate, ETA, errors).
+    :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result row, so the output can
+        be joined back to the inputs: JSONL keys, Parquet columns, or (without ``output_path``) keys of each
+        result dict, which is then ``{"index", "output"|"error", <columns>}``. Each input must be a dict (a
+        Parquet row, a JSONL object) holding them; one that lacks a column fails the task before any request,
+        naming the column and the row (a Parquet file's schema, a JSONL file's lines and a list are all checked
+        first). See ``BatchOptions``.
     :param scale_for_batch: A ``min_replica`` to hold the deployment at while the batch runs (it is woken
         too), restored afterwards on success, failure and kill. Overlapping batches on one deployment share
         it through leases: ``min_replica`` is the largest any running batch asked for, and the last one out
@@ -113,6 +120,7 @@ class PredictOperator(BasetenBaseOperator):
         input: Any = _NOTSET,
         inputs: Any = None,
         scale_for_batch: int | None = None,
+        passthrough_columns: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten.assets import OUTPUT_ALIAS, default_outlets, output_asset
@@ -143,6 +151,7 @@ class PredictOperator(BasetenBaseOperator):
         self.progress_interval = progress_interval
         self.max_failures = max_failures
         self.max_error_rate = max_error_rate
+        self.passthrough_columns = passthrough_columns
         flag("resume", resume, none_ok=True)  # None: decided per try (see _resume)
         check_batch_options(self._batch_options())  # the hook's check, when the DAG is parsed
         self._result: BatchResult | None = None  # the batch's counts, for get_openlineage_facets_on_complete
@@ -210,6 +219,7 @@ class PredictOperator(BasetenBaseOperator):
             "progress_interval": self.progress_interval,
             "max_failures": self.max_failures,
             "max_error_rate": self.max_error_rate,
+            "passthrough_columns": self.passthrough_columns,
         }
 
     def _run_batch(self, context: Context, hook: Any, inputs: Any, total: int, output: Any) -> Any:
@@ -225,8 +235,9 @@ class PredictOperator(BasetenBaseOperator):
         )
         self._result = result
         self.log.info(
-            "%d predictions: %d succeeded, %d failed, %d skipped (resume) in %.1fs",
+            "%d %s: %d succeeded, %d failed, %d skipped (resume) in %.1fs",
             result.total,
+            result.unit,
             result.succeeded,
             result.failed,
             result.skipped,
@@ -313,6 +324,8 @@ class PredictOperator(BasetenBaseOperator):
             total = count_records(src)  # from the footer; rows are read one row group at a time
             if total == 0:
                 raise BasetenValidationError(f"{src}: the Parquet file has no rows.", field="model_inputs")
+            if self.passthrough_columns:
+                _check_parquet_passthrough(src, list(self.passthrough_columns))
             if self.output_path:
                 with _open_binary(src) as fh:
                     self._input_fingerprint = of_file_ends(fh, total)
@@ -320,7 +333,8 @@ class PredictOperator(BasetenBaseOperator):
             return read_records(src), total
         if _is_path(src):
             path = _as_path(src)
-            self._input_fingerprint = fingerprint_jsonl(path)  # every line checked before any request goes out
+            # every line checked (and its passthrough columns) before any request goes out
+            self._input_fingerprint = fingerprint_jsonl(path, list(self.passthrough_columns or ()))
             total = self._input_fingerprint["count"]
             if total == 0:
                 raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field="model_inputs")
@@ -339,6 +353,32 @@ class PredictOperator(BasetenBaseOperator):
         if self.output_path:
             self._input_fingerprint = of_values(items)
         return items, len(items)
+
+
+def _check_parquet_passthrough(src: Any, columns: list[str]) -> None:
+    """Refuse, from the Parquet file's schema (no row read), passthrough columns it lacks or cannot carry."""
+    from airflow_provider_baseten.batch_io import parquet_schema
+    from airflow_provider_baseten.client.batch.parquet import pyarrow_modules
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    pa, _ = pyarrow_modules()
+    schema = parquet_schema(src)
+    for column in columns:
+        if column not in schema.names:
+            raise BasetenValidationError(
+                f"passthrough_columns: {src} has no column {column!r}, so input 0 (and every row) lacks it; its "
+                f"columns are {schema.names}.",
+                field="passthrough_columns",
+            )
+        kind = schema.field(column).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)) and not (
+            pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+        ):
+            raise BasetenValidationError(
+                f"passthrough_columns: column {column!r} of {src} is {kind}; results carry numbers, booleans and "
+                "strings. Cast it in the input (e.g. to string).",
+                field="passthrough_columns",
+            )
 
 
 def _is_path(value: Any) -> bool:

@@ -99,6 +99,7 @@ class EmbeddingsOperator(_OpenAIOperator):
         self.max_chars_per_request = max_chars_per_request
         self.dimensions = dimensions
         self.text_column = text_column
+        self._rows_column: str | None = None  # with passthrough_columns: the hook reads each row's text
 
     def _batch_inputs(self) -> tuple[Any, int]:
         """The texts: a Parquet file's (or dict rows') ``text_column``, checked against the file's columns first."""
@@ -124,6 +125,11 @@ class EmbeddingsOperator(_OpenAIOperator):
         if self._input_fingerprint is not None:  # other texts of the same rows are other inputs
             self._input_fingerprint = {**self._input_fingerprint, "text_column": column}
         texts = (_column(row, column, i) for i, row in enumerate(inputs))
+        if self.passthrough_columns:  # the rows go to the hook, which takes each one's text and columns
+            if isinstance(inputs, list):
+                list(texts)  # a list is checked before sending
+            self._rows_column = column
+            return inputs, total
         return (list(texts) if isinstance(inputs, list) else texts), total  # a list is checked before sending
 
     def _one(self, hook: Any) -> Any:
@@ -136,8 +142,10 @@ class EmbeddingsOperator(_OpenAIOperator):
         return answer.vectors()[0]
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
-        packing = {"batch_size": self.batch_size, "max_chars_per_request": self.max_chars_per_request}
+        packing: dict[str, Any] = {"batch_size": self.batch_size, "max_chars_per_request": self.max_chars_per_request}
         packing["dimensions"] = self.dimensions
+        if self._rows_column is not None:
+            packing["text_column"] = self._rows_column
         return hook.embed_batch(inputs, model=self.model, **self._route(), **packing, **batch)
 
 
