@@ -130,14 +130,22 @@ def log_failure_details(log: Any, event: Mapping[str, Any]) -> None:
 
 
 # -- training jobs and deployments: what a task and a sensor push and log ------------------------------
-def push_training_job(context: Context, training_project_id: str, training_job_id: str) -> None:
-    """Push the job's ids and UI URL to XCom (the URL is read by :class:`BasetenTrainingJobLink`)."""
-    from airflow_provider_baseten.links import training_job_url
+def push_training_job(
+    context: Context, training_project_id: str, training_job_id: str, *, log: logging.Logger | Any = None
+) -> None:
+    """Push the job's ids and UI URL to XCom (the URL is read by :class:`BasetenTrainingJobLink`).
 
+    With ``log`` (a task that started the job, or reconnected to it), the URL is also written to the task log.
+    """
+    from airflow_provider_baseten.links import log_link, training_job_url
+
+    url = training_job_url(training_project_id, training_job_id)
     ti = context["ti"]
     ti.xcom_push(key=xcom.TRAINING_PROJECT_ID, value=training_project_id)
     ti.xcom_push(key=xcom.TRAINING_JOB_ID, value=training_job_id)
-    ti.xcom_push(key=xcom.TRAINING_JOB_URL, value=training_job_url(training_project_id, training_job_id))
+    ti.xcom_push(key=xcom.TRAINING_JOB_URL, value=url)
+    if log is not None:
+        log_link(log, f"training job {training_job_id}", url)
 
 
 def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) -> None:
@@ -171,12 +179,54 @@ def resolve_model(hook: BasetenHook, model_id: str | None) -> str:
     return str(model)
 
 
-def push_deployment(context: Context, model_id: str, deployment_id: str | None) -> None:
-    """Push the model URL and, when known, the deployment id and URL (read by the extra links)."""
-    from airflow_provider_baseten.links import deployment_url, model_url
+def push_deployment(
+    context: Context, model_id: str, deployment_id: str | None, *, log: logging.Logger | Any = None
+) -> None:
+    """Push the model URL and, when known, the deployment id and URL (read by the extra links).
+
+    With ``log`` (a task that created or promoted the deployment), the deployment's URL (else the model's) is
+    also written to the task log.
+    """
+    from airflow_provider_baseten.links import deployment_url, log_link, model_url
 
     ti = context["ti"]
     ti.xcom_push(key=xcom.MODEL_URL, value=model_url(model_id))
     if deployment_id:
         ti.xcom_push(key=xcom.DEPLOYMENT_ID, value=deployment_id)
         ti.xcom_push(key=xcom.DEPLOYMENT_URL, value=deployment_url(model_id, deployment_id))
+    if log is not None:
+        what, url = (
+            (f"deployment {deployment_id} of model {model_id}", deployment_url(model_id, deployment_id))
+            if deployment_id
+            else (f"model {model_id}", model_url(model_id))
+        )
+        log_link(log, what, url)
+
+
+def rendered_target(task: Any) -> dict[str, str | None]:
+    """Check a task's ``environment`` / ``deployment_id`` once templates are rendered; store and return them.
+
+    The one target rule (:func:`~airflow_provider_baseten.client.checks.check_target`) ran when the task was
+    built, leaving ``{{ ... }}`` values unchecked: this is the same check on what they rendered to.
+    """
+    from airflow_provider_baseten.client.checks import check_target
+
+    task.environment, task.deployment_id = check_target(task.environment, task.deployment_id, who=type(task).__name__)
+    return {"environment": task.environment, "deployment_id": task.deployment_id}
+
+
+def deployment_behind(
+    hook: BasetenHook, model_id: str, environment: str | None, deployment_id: str | None
+) -> str | None:
+    """The id of the deployment a checked target addresses (``None``: an environment that serves none yet).
+
+    ``deployment_id`` is itself; the production environment (the default) and the development deployment are
+    asked by name; a custom environment is asked for the deployment it currently serves.
+    """
+    if deployment_id is not None:
+        return deployment_id
+    env = environment if environment is not None else "production"
+    if env in ("production", "development"):
+        return hook.get_deployment(env, model_id=model_id).id
+    current = hook.get_environment(env, model_id=model_id).current_deployment
+    return current.id if current else None

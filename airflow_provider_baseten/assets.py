@@ -40,6 +40,7 @@ __all__ = [
     "TRAINING_JOB_ALIAS",
     "create_asset",
     "default_outlets",
+    "default_output_outlets",
     "deployment_asset",
     "emit_asset_event",
     "emit_environment_event",
@@ -57,8 +58,11 @@ SCHEME = "baseten"
 ENVIRONMENT_ALIAS = "baseten:environment"
 #: The default outlet of a training job operator (the job id is known only at run time).
 TRAINING_JOB_ALIAS = "baseten:training_job"
-#: The default outlet of a batch predict whose ``output_path`` is templated.
+#: Opt-in (``outlets=[AssetAlias(OUTPUT_ALIAS)]``): one asset per rendered batch output path, as before 0.2.
+#: Not a default: a templated path makes a new asset every run, and ``airflow assets list`` grows for ever.
 OUTPUT_ALIAS = "baseten:batch_output"
+#: The URI scheme of a batch output path pattern (an ``x-`` scheme: Airflow keeps it as written).
+OUTPUT_PATTERN_SCHEME = "x-baseten-output"
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _KINDS = {"model": "model", "training_project": "training_project", "training-project": "training_project"}
@@ -209,13 +213,36 @@ def to_openlineage(asset: Any, lineage_context: Any = None) -> Any:
 
 
 def output_asset(path: Any) -> Asset:
-    """The asset of a batch's output file: its URI (``s3://bucket/key``, ``file:///abs/path.jsonl``)."""
+    """The asset of a batch's output, for the producer's outlet and a consumer's schedule alike.
+
+    A path known at parse time is its file's URI (``s3://bucket/key``, ``file:///abs/path.jsonl``). A
+    templated path (a string with ``{{``) is one asset for the pattern, named by the template as written
+    (``/data/out/{{ ds }}.jsonl``; URI ``x-baseten-output:`` + the template): every run's file is an event on
+    it, and the event's extra ``path`` says which file. A consumer schedules on ``output_asset(<the same
+    template>)`` and reads ``path`` from its triggering event.
+    """
     from airflow.sdk import Asset
 
     from airflow_provider_baseten._lineage import file_uri
 
+    if isinstance(path, str) and "{{" in path:
+        return Asset(name=path, uri=f"{OUTPUT_PATTERN_SCHEME}:{path}", group="asset")
     text = file_uri(path)
     return Asset(uri=text, name=text, group="asset")
+
+
+def default_output_outlets(kwargs: dict[str, Any], output_path: Any) -> None:
+    """A batch's default outlet, unless the user passed ``outlets=``: :func:`output_asset` of ``output_path``.
+
+    One asset per path as written in the DAG (a file, or a templated pattern), so the assets of a DAG stay as
+    many as its tasks however often it runs. A path known only at run time (an ``XComArg``) gets no default
+    outlet: its asset would be new every run. ``outlets=[AssetAlias(OUTPUT_ALIAS)]`` opts in to one asset per
+    rendered path.
+    """
+    if "outlets" in kwargs or output_path is None:
+        return
+    if isinstance(output_path, str) or not is_templated(output_path):  # a str, a path or an ObjectStoragePath
+        kwargs["outlets"] = [output_asset(output_path)]
 
 
 def is_templated(*values: Any) -> bool:

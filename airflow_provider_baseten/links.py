@@ -1,8 +1,11 @@
-"""Extra links from a task to the Baseten UI, read from the ids the task pushed to XCom."""
+"""The Baseten UI URLs of a task's objects: its extra links (read from the ids the task pushed to XCom) and
+its log lines. This module is the one home of those URLs; they always point at Baseten's UI
+(``app.baseten.co``), whichever connection the task used (direct or a LowCodeAPI gateway), and never hold a key.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
@@ -68,3 +71,12 @@ def deployment_url(model_id: str, deployment_id: str) -> str:
 def training_job_url(training_project_id: str, training_job_id: str) -> str:
     """The Baseten UI page of a training job."""
     return f"{BASETEN_APP}/training/{training_project_id}/jobs/{training_job_id}"
+
+
+def log_link(log: Any, what: str, url: str) -> None:
+    """Write where to watch ``what`` on Baseten to the task log at INFO, as the Databricks and EMR operators do.
+
+    Called once per try by each operator that creates or starts something on Baseten (a training job, a
+    deployment, a promotion, async requests), so the log says where to look without opening the extra link.
+    """
+    log.info("View %s on Baseten at %s", what, url)

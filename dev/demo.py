@@ -471,9 +471,11 @@ def check_openai(demo: Demo, lane: Lane) -> str:
     report = xcom(lane.db, "baseten_openai_batches", "check_outputs") or {}
     embedded = xcom(lane.db, "baseten_openai_batches", "embed") or {}
     table = pq.read_table(embedded["output_path"])
-    first = json.loads(table.column("output")[0].as_py())  # the output column (JSON text) holds the vector
+    first = table.column("output")[0].as_py()  # the output column is list<float32>: one vector a row
     expect(table.num_rows == DOCUMENTS and table.column("error").null_count == DOCUMENTS, "embeddings rows")
     expect(isinstance(first, list) and all(isinstance(x, float) for x in first), f"not a vector: {first!r}")
+    ids = pq.read_table(demo.data / "documents.parquet", columns=["id"]).column("id").to_pylist()
+    expect(table.column("id").to_pylist() == ids, "embeddings rows do not carry their document ids in order")
     chats = lane.delta.get("model_apis_request", 0)
     embeds = lane.delta.get("environment_sync", 0)
     expect(report.get("summaries", {}).get("rows") == DOCUMENTS and chats == DOCUMENTS, f"{chats} chat requests")
@@ -592,11 +594,11 @@ def main() -> int:
                 "baseten_chain_id": next(iter(emu.state.chains)),
                 "baseten_candidate_deployment_id": demo.candidate,
             }
-            env = airflow_env(home, emu.connection_json(gateway), variables)
+            env = airflow_env(home, emu.connection_json(gateway=gateway), variables)
             env["BASETEN_EXAMPLE_MODEL_ID"] = emu.model_id  # the assets example's model, read at parse time
             # Lane A's Airflow parses only its DAG: no other example (nor the assets example's watcher) runs there.
             shutil.copy(dags_folder() / f"{APPROVAL_DAG}.py", approval_dags)
-            env_a = airflow_env(home_a, emu_a.connection_json(gateway), variables, dags=approval_dags)
+            env_a = airflow_env(home_a, emu_a.connection_json(gateway=gateway), variables, dags=approval_dags)
             where = emu.gateway_url if gateway == "lowcodeapi" else emu.url
             print(f"Baseten emulators ({gateway} API) on {where} and {emu_a.url}; Airflow home {home}")
             migrate = subprocess.run(

@@ -94,7 +94,7 @@ def main(dags: Path) -> None:
     write_inputs(work / "in.jsonl", ROWS)
     with BasetenEmulator(time_scale=30.0) as emu:
         variables = {"baseten_batch_input": str(work / "in.jsonl"), "baseten_batch_output_dir": str(out)}
-        env = airflow_env(home, emu.connection_json("baseten"), variables)
+        env = airflow_env(home, emu.connection_json(), variables)
         subprocess.run([airflow_cmd(), "db", "migrate"], env=env, capture_output=True, check=True)
         ok, seconds, log = run_dag(DAG_ID, env, logs)
         state, tasks = run_states(home / "airflow.db", DAG_ID)

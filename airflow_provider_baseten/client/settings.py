@@ -1,6 +1,6 @@
 """How to reach Baseten: :class:`Settings` (from an Airflow connection or built directly), :class:`RetryPolicy`,
-:class:`Timeouts`, and the checks on what goes into a URL or a request body (:func:`validate_id`,
-:func:`encode_json`). Nothing here sends a request.
+:class:`Timeouts`, and the check on what goes into a request body (:func:`encode_json`; an id in a URL is
+checked by :func:`~airflow_provider_baseten.client.checks.validate_id`). Nothing here sends a request.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from airflow_provider_baseten.client.checks import validate_id
 from airflow_provider_baseten.client.redact import aregister_secret, redact, register_secret
 from airflow_provider_baseten.client.routes import Endpoint
 from airflow_provider_baseten.exceptions import (
@@ -327,23 +328,6 @@ def _check_url(url: str, field_name: str) -> None:
             f"{field_name} {redact(url)!r} is not a valid http(s) URL, e.g. https://model-{{model_id}}.api.baseten.co",
             field=field_name,
         )
-
-
-_MAX_ID = 128
-
-
-def validate_id(name: str, value: Any) -> str:
-    """Check an id that goes into a URL path. Raises :class:`BasetenValidationError` naming ``name``."""
-    if not isinstance(value, str) or not value.strip():
-        raise BasetenValidationError(f"{name} must be a non-empty string, got {value!r}.", field=name)
-    bad = [c for c in ("/", "?", "#", "..", " ", "\\", "%") if c in value]
-    if bad or len(value) > _MAX_ID or not value.isprintable():
-        why = f"contains {bad[0]!r}" if bad else ("is too long" if len(value) > _MAX_ID else "is not printable")
-        raise BasetenValidationError(
-            f"{name} {value[:40]!r} {why}; Baseten ids are short alphanumeric strings (e.g. 'abcd1234').",
-            field=name,
-        )
-    return value
 
 
 def encode_json(body: Any, field_name: str = "body") -> bytes:

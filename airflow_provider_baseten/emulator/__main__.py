@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = emu.bind()
     # The same connections as BasetenEmulator.connection(): every URL template points here, so no call made
     # with them reaches Baseten's cloud.
-    conns = {conn_id: emu.connection(gateway) for conn_id, gateway in CONNECTIONS.items()}
+    conns = {conn_id: emu.connection(gateway=gateway) for conn_id, gateway in CONNECTIONS.items()}
     if args.env_file:
         try:
             write_env_file(args.env_file, [env_line(i, c) for i, c in conns.items()])

@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
 Gateway = Literal["baseten", "lowcodeapi"]
+#: The ``gateway=`` values every connection helper takes.
+GATEWAYS: tuple[Gateway, ...] = ("baseten", "lowcodeapi")
+
+
+def _checked_gateway(gateway: object) -> Gateway:
+    """``gateway`` if it names one; a ``TypeError`` otherwise (an unknown value would silently mean direct)."""
+    if gateway not in GATEWAYS:
+        raise TypeError(f"gateway={gateway!r}: use gateway='baseten' (direct) or gateway='lowcodeapi'.")
+    return gateway
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -184,15 +193,20 @@ class BasetenEmulator:
 
     def connection(
         self,
-        gateway: Gateway = "baseten",
         *,
+        gateway: Gateway = "baseten",
         model_id: str | None = None,
         url_format: str = "auto",
         auth_scheme: str | None = None,
     ) -> dict[str, Any]:
-        """An Airflow connection (JSON form) for this emulator; ``password`` is the API key."""
+        """An Airflow connection (JSON form) for this emulator; ``password`` is the API key.
+
+        :param gateway: ``"baseten"`` (direct, the default) or ``"lowcodeapi"``; keyword-only in every
+            helper (``connection``, ``connection_json``, ``connection_uri``, ``connection_env``, ``settings``,
+            ``hook``), so no positional argument can silently pick the direct API.
+        """
         extra: dict[str, Any] = {
-            "gateway": gateway,
+            "gateway": _checked_gateway(gateway),
             "model_id": model_id or self.model_id,
             "inference_url": self.inference_url,
             "chain_url": self.chain_url,
@@ -206,26 +220,37 @@ class BasetenEmulator:
         host = self.gateway_url if gateway == "lowcodeapi" else self.url
         return {"conn_type": "baseten", "password": self.api_key, "host": host, "extra": extra}
 
-    def connection_json(self, gateway: Gateway = "baseten", **kw: Any) -> str:
-        """:meth:`connection` as the JSON string ``AIRFLOW_CONN_<ID>`` accepts."""
-        return json.dumps(self.connection(gateway, **kw))
+    def connection_json(self, *, gateway: Gateway = "baseten", **kw: Any) -> str:
+        """:meth:`connection` as the JSON string ``AIRFLOW_CONN_<ID>`` accepts (``gateway=`` keyword-only)."""
+        return json.dumps(self.connection(gateway=gateway, **kw))
 
-    def connection_uri(self, gateway: Gateway = "baseten", **kw: Any) -> str:
+    def connection_uri(self, *, gateway: Gateway = "baseten", **kw: Any) -> str:
         """:meth:`connection` as an Airflow connection URI (the host is a URL, so it is percent-encoded)."""
-        conn = self.connection(gateway, **kw)
+        conn = self.connection(gateway=gateway, **kw)
         query = urlencode({k: v for k, v in conn["extra"].items() if v is not None})
         return f"baseten://:{quote(conn['password'], safe='')}@{quote(conn['host'], safe='')}/?{query}"
 
     def connection_env(
-        self, conn_id: str = "baseten_default", gateway: Gateway = "baseten", **kw: Any
+        self, conn_id: str = "baseten_default", *, gateway: Gateway = "baseten", **kw: Any
     ) -> dict[str, str]:
-        """``{"AIRFLOW_CONN_<ID>": <json>}``, ready for ``os.environ.update`` or ``monkeypatch.setenv``."""
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.connection_json(gateway, **kw)}
+        """``{"AIRFLOW_CONN_<ID>": <json>}``, ready for ``os.environ.update`` or ``monkeypatch.setenv``.
+
+        :param conn_id: The Airflow connection id (the only positional argument of any connection helper).
+        :param gateway: ``"baseten"`` (direct, the default) or ``"lowcodeapi"``, keyword-only. A gateway name
+            given as the connection id (``connection_env("lowcodeapi")``, the argument order of the old
+            ``hook(gateway)``) is a ``TypeError`` rather than a direct connection named ``lowcodeapi``.
+        """
+        if conn_id in GATEWAYS:
+            raise TypeError(
+                f"connection_env({conn_id!r}): the positional argument is the connection id, and {conn_id!r} is a "
+                f"gateway. Write connection_env(conn_id, gateway={conn_id!r})."
+            )
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.connection_json(gateway=gateway, **kw)}
 
     def settings(
         self,
-        gateway: Gateway = "baseten",
         *,
+        gateway: Gateway = "baseten",
         model_id: str | None = None,
         url_format: Literal["auto", "new", "old"] = "auto",
         auth_scheme: Literal["Bearer", "Api-Key"] = "Bearer",
@@ -237,7 +262,7 @@ class BasetenEmulator:
         kw.setdefault("upload_endpoint_url", self.upload_url)
         return Settings(
             api_key=self.api_key,
-            gateway=gateway,
+            gateway=_checked_gateway(gateway),
             management_url=self.url,
             inference_url=self.inference_url,
             chain_url=self.chain_url,
@@ -249,11 +274,15 @@ class BasetenEmulator:
             **kw,
         )
 
-    def hook(self, gateway: Gateway = "baseten", **kw: Any) -> BasetenHook:
-        """A :class:`BasetenHook` talking to this emulator (no Airflow connection needed)."""
+    def hook(self, *, gateway: Gateway = "baseten", **kw: Any) -> BasetenHook:
+        """A :class:`BasetenHook` talking to this emulator (no Airflow connection needed).
+
+        :param gateway: ``"baseten"`` (direct, the default) or ``"lowcodeapi"``, keyword-only
+            (``emu.hook(gateway="lowcodeapi")``); ``kw`` go to :meth:`settings`.
+        """
         from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-        return BasetenHook(settings=self.settings(gateway, **kw))
+        return BasetenHook(settings=self.settings(gateway=gateway, **kw))
 
     # -- control (the same as the /__admin endpoints) ------------------------------------------------
     @property

@@ -251,18 +251,14 @@ class _HookCore(BaseHook):
 
 def inference_target(environment: str | None, deployment_id: str | None) -> tuple[str, dict[str, str]]:
     """``(target, path params)`` of an inference call: ``deployment`` (with ``deployment_id``), ``development``,
-    ``production`` (the default) or ``environment`` (``env_name``). One rule for every inference route."""
-    from airflow_provider_baseten.exceptions import BasetenValidationError
+    ``production`` (the default) or ``environment`` (``env_name``), by the one target rule
+    (:func:`~airflow_provider_baseten.client.checks.check_target`)."""
+    from airflow_provider_baseten.client.checks import check_target
 
-    if environment is not None and deployment_id is not None:
-        raise BasetenValidationError(
-            f"Give environment or deployment_id, not both (got environment={environment!r}, "
-            f"deployment_id={deployment_id!r}).",
-            field="deployment_id",
-        )
+    environment, deployment_id = check_target(environment, deployment_id, who="BasetenHook")
     if deployment_id is not None:
-        return "deployment", {"deployment_id": _v("deployment_id", deployment_id)}
-    env = _v("environment", environment) if environment is not None else "production"
+        return "deployment", {"deployment_id": deployment_id}
+    env = environment if environment is not None else "production"
     if env in ("development", "production"):
         return env, {}
     return "environment", {"env_name": env}

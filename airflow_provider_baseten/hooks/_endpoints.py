@@ -62,34 +62,48 @@ class _Endpoints(_HookCore):
 
     def predict(
         self,
-        input: Any,
+        model_input: Any = ...,
         *,
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        input: Any = ...,
     ) -> Any:
         """Run one synchronous prediction and return the model's output as it answered.
 
-        :param input: The model input, sent as the JSON body (must be JSON-serialisable).
+        :param model_input: The model input, sent as the JSON body (must be JSON-serialisable).
+        :param input: Deprecated old name of ``model_input``.
         """
         return self._send(
-            _inference.predict, input, model_id=model_id, environment=environment, deployment_id=deployment_id
+            _inference.predict,
+            model_input,
+            model_id=model_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            input=input,
         )
 
     async def apredict(
         self,
-        input: Any,
+        model_input: Any = ...,
         *,
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        input: Any = ...,
     ) -> Any:
         """Async :meth:`predict`: run one synchronous prediction and return the model's output as it answered.
 
-        :param input: The model input, sent as the JSON body (must be JSON-serialisable).
+        :param model_input: The model input, sent as the JSON body (must be JSON-serialisable).
+        :param input: Deprecated old name of ``model_input``.
         """
         return await self._asend(
-            _inference.predict, input, model_id=model_id, environment=environment, deployment_id=deployment_id
+            _inference.predict,
+            model_input,
+            model_id=model_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            input=input,
         )
 
     def async_predict(
@@ -463,7 +477,7 @@ class _Endpoints(_HookCore):
 
         :param model: On Model APIs: the model there. On a deployment: the served model name.
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
-            docstring (``model=`` alone on a connection with a default ``model_id`` is refused, not guessed).
+            docstring (``model=`` alone is refused, not guessed).
         :param encoding_format: ``"float"`` (default) or ``"base64"``.
         """
         return self._send(
@@ -496,7 +510,7 @@ class _Endpoints(_HookCore):
 
         :param model: On Model APIs: the model there. On a deployment: the served model name.
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
-            docstring (``model=`` alone on a connection with a default ``model_id`` is refused, not guessed).
+            docstring (``model=`` alone is refused, not guessed).
         :param encoding_format: ``"float"`` (default) or ``"base64"``.
         """
         return await self._asend(
@@ -814,7 +828,7 @@ class _Endpoints(_HookCore):
 
         :param model: On Model APIs: the model there. On a deployment: the served model name.
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+            (``model=`` alone is refused before any request).
         :param batch_size: Texts per request (1-1024).
         :param max_chars_per_request: Also start a new request before this many characters (a longer text goes
             alone).
@@ -927,7 +941,7 @@ class _Endpoints(_HookCore):
 
         :param model: On Model APIs: the model there. On a deployment: the served model name.
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+            (``model=`` alone is refused before any request).
         :param batch_size: Texts per request (1-1024).
         :param max_chars_per_request: Also start a new request before this many characters (a longer text goes
             alone).
@@ -1032,7 +1046,7 @@ class _Endpoints(_HookCore):
         :param model: On Model APIs: the model there. On a deployment: the served model name. An item's own
             ``model`` wins in its body (the route is chosen once, from the arguments).
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+            (``model=`` alone is refused before any request).
         :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's own
             fields win.
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
@@ -1125,7 +1139,7 @@ class _Endpoints(_HookCore):
         :param model: On Model APIs: the model there. On a deployment: the served model name. An item's own
             ``model`` wins in its body (the route is chosen once, from the arguments).
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+            (``model=`` alone is refused before any request).
         :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's own
             fields win.
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.

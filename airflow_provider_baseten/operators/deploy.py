@@ -345,7 +345,7 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         assert self._deployment is not None
         model_id, dep_id = self._deployment["model_id"], self._deployment["deployment_id"]
         context["ti"].xcom_push(key=xcom.MODEL_ID, value=model_id)
-        push_deployment(context, model_id, dep_id)
+        push_deployment(context, model_id, dep_id, log=self.log)
         self.log.info("Deployment %s of model %s: waiting for it to become ACTIVE.", dep_id, model_id)
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:

@@ -29,13 +29,18 @@ if TYPE_CHECKING:
 
 _NOTSET: Any = object()
 
+#: The template fields every predicting operator has besides its inputs.
+PREDICT_FIELDS = ("model_id", "environment", "deployment_id", "output_path", "baseten_conn_id")
 
-def _push_model_url(context: Context, hook: Any, model_id: str | None) -> None:
-    from airflow_provider_baseten.links import model_url
+
+def _push_model_url(context: Context, hook: Any, model_id: str | None, log: Any = None) -> None:
+    from airflow_provider_baseten.links import log_link, model_url
 
     model = model_id if model_id is not None else hook.settings.model_id  # the hook's rule: "" is not "default"
     if model:
         context["ti"].xcom_push(key=xcom.MODEL_URL, value=model_url(model))
+        if log is not None:
+            log_link(log, f"the async requests' model {model}", model_url(model))
 
 
 class PredictOperator(BasetenBaseOperator):
@@ -49,8 +54,10 @@ class PredictOperator(BasetenBaseOperator):
     :param input: Deprecated old name of ``model_input``. :param inputs: Deprecated old name of
         ``model_inputs``.
     :param model_id: The model (default: the connection's ``model_id``).
-    :param environment: ``production`` (default), ``development``, or a custom environment name.
-    :param deployment_id: A specific deployment (do not combine with ``environment``).
+    :param environment: ``"production"`` (the default: the production environment), ``"development"`` (the
+        development deployment), or a custom environment's name.
+    :param deployment_id: One deployment's id (give this or ``environment``, not both).
+        ``deployment_id="production"`` / ``"development"`` is a deprecated alias of ``environment=``.
     :param max_concurrency: Batch requests in flight at once (1-1024), or ``"auto"``: start low, grow while
         latency holds and back off on 429/503 answers (AIMD), up to 512 (see ``BasetenHook.predict_batch``).
     :param on_error: ``fail`` (default): attempt every item, then fail naming the failed indices and their
@@ -65,9 +72,14 @@ class PredictOperator(BasetenBaseOperator):
         Default (``None``): a retry (``try_number > 1``) resumes when the file holds this task's inputs'
         results (their fingerprint matches), so a retried task never pays twice; a first try, or a retry
         whose inputs changed, starts afresh. ``False``: always send every input again.
-        The output file is the task's default outlet (its URI as an asset, ``file://`` for a local path;
-        ``AssetAlias("baseten:batch_output")`` when the path is templated), with the event extra
-        ``{total, succeeded, failed, skipped, model_id}``. Pass ``outlets=[]`` for no event.
+        The output is the task's default outlet, one asset per path as written, so repeated runs never add
+        assets: a fixed path is its file's asset (its URI, ``file://`` for a local path); a templated path
+        (``/data/out/{{ ds }}.jsonl``) is one asset for the pattern (:func:`~airflow_provider_baseten.assets.
+        output_asset` of the template), each run's file an event on it. The event extra is ``{total,
+        succeeded, failed, skipped, model_id, path}`` (``path``: the file written, without credentials or
+        query). A path known only at run time (an ``XComArg``) has no default outlet. Pass ``outlets=[]`` for
+        no event, or ``outlets=[AssetAlias("baseten:batch_output")]`` for one asset per rendered path (the
+        old default: ``airflow assets list`` then grows by one every run).
     :param max_failures: Error budget: the task fails, stopping the batch as soon as that is certain, when
         more than this many items failed.
     :param max_error_rate: Error budget as a share of all items (0.0-1.0). Default with
@@ -88,18 +100,13 @@ class PredictOperator(BasetenBaseOperator):
         :mod:`airflow_provider_baseten.operators._scale` for the exact rule.
     """
 
-    template_fields: Sequence[str] = (
-        "model_input",
-        "model_inputs",
-        "model_id",
-        "environment",
-        "deployment_id",
-        "output_path",
-        "baseten_conn_id",
-    )
+    template_fields: Sequence[str] = ("model_input", "model_inputs", *PREDICT_FIELDS)
     template_fields_renderers = {"model_input": "json", "model_inputs": "json"}
     operator_extra_links = (BasetenModelLink(),)
     ui_color = "#e8f0fe"
+    #: The names the one input and the batch are given, stored and templated under. A subclass that calls them
+    #: otherwise (``text`` / ``texts``) names its own, and aliases ``model_input`` / ``model_inputs`` to them.
+    input_names: tuple[str, str] = ("model_input", "model_inputs")
 
     def __init__(
         self,
@@ -123,26 +130,27 @@ class PredictOperator(BasetenBaseOperator):
         passthrough_columns: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_baseten.assets import OUTPUT_ALIAS, default_outlets, output_asset
+        from airflow_provider_baseten.assets import default_output_outlets
         from airflow_provider_baseten.client.batch.options import check_batch_options
-        from airflow_provider_baseten.client.checks import flag
+        from airflow_provider_baseten.client.checks import check_target, flag
         from airflow_provider_baseten.operators._scale import check_min_replica
 
-        if output_path is not None:
-            default_outlets(kwargs, (output_path,), output_asset, OUTPUT_ALIAS)
+        default_output_outlets(kwargs, output_path)
         super().__init__(**kwargs)
+        # The path as written (before rendering): a templated one names the output's pattern asset.
+        self._output_pattern = output_path if isinstance(output_path, str) and "{{" in output_path else None
         model_input = renamed_param("PredictOperator", "model_input", model_input, "input", input, unset=_NOTSET)
         model_inputs = renamed_param("PredictOperator", "model_inputs", model_inputs, "inputs", inputs)
+        one, many = self.input_names
         if (model_input is _NOTSET) == (model_inputs is None):
-            raise ValueError(
-                "PredictOperator needs exactly one of model_input= (one prediction) or model_inputs= (a batch)."
-            )
-        self.model_input = None if model_input is _NOTSET else model_input
+            raise ValueError(f"{type(self).__name__} needs exactly one of {one}= (one input) or {many}= (a batch).")
+        self.model_input = None if model_input is _NOTSET else model_input  # a subclass stores it as its own name
         self.single = model_input is not _NOTSET
         self.model_inputs = model_inputs
         self.model_id = model_id
-        self.environment = environment
-        self.deployment_id = deployment_id
+        self.environment, self.deployment_id = check_target(
+            environment, deployment_id, who=type(self).__name__, templates_ok=True
+        )
         self.max_concurrency = max_concurrency
         self.on_error = on_error
         self.output_path = output_path
@@ -174,6 +182,9 @@ class PredictOperator(BasetenBaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Predict; return the output (single), the outputs (batch), or a summary (``output_path``)."""
+        from airflow_provider_baseten._tasks import rendered_target
+
+        rendered_target(self)  # before anything is sent
         hook = self.hook
         if self._calls_a_model():
             _push_model_url(context, hook, self.model_id)
@@ -275,12 +286,23 @@ class PredictOperator(BasetenBaseOperator):
         return same
 
     def _emit_output(self, context: Context, output: Any, summary: dict[str, Any]) -> None:
-        """The output file's asset event (counts only: no data, no signed URL)."""
+        """The output's asset event: counts and the file's path (no data, no credentials, no signed URL).
+
+        On the path pattern's asset when the task declares it (the default for a templated path), else on the
+        file's own asset (a fixed path, or through an ``AssetAlias`` the user opted in to).
+        """
+        from airflow_provider_baseten._lineage import file_uri
         from airflow_provider_baseten.assets import emit_asset_event, output_asset
 
         keys = ("total", "succeeded", "failed", "skipped")
         extra = {**{k: summary.get(k) for k in keys}, "model_id": self.model_id or self.hook.settings.model_id}
-        emit_asset_event(context, output_asset(output), extra)
+        extra["path"] = file_uri(output)
+        asset = output_asset(output)
+        if self._output_pattern is not None:
+            pattern = output_asset(self._output_pattern)
+            if any(getattr(outlet, "uri", None) == pattern.uri for outlet in self.outlets or []):
+                asset = pattern
+        emit_asset_event(context, asset, extra)
 
     def _calls_a_model(self) -> bool:
         """Whether the calls go to a model, whose page is then the task's link (not to a chain or Model APIs)."""
@@ -317,13 +339,13 @@ class PredictOperator(BasetenBaseOperator):
         from airflow_provider_baseten.client.transport import encode_json
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        src = self.model_inputs
+        src, many = self.model_inputs, self.input_names[1]
         if _is_path(src) and str(src).lower().endswith(".parquet"):
             from airflow_provider_baseten.batch_io import count_records, read_records
 
             total = count_records(src)  # from the footer; rows are read one row group at a time
             if total == 0:
-                raise BasetenValidationError(f"{src}: the Parquet file has no rows.", field="model_inputs")
+                raise BasetenValidationError(f"{src}: the Parquet file has no rows.", field=many)
             if self.passthrough_columns:
                 _check_parquet_passthrough(src, list(self.passthrough_columns))
             if self.output_path:
@@ -337,19 +359,18 @@ class PredictOperator(BasetenBaseOperator):
             self._input_fingerprint = fingerprint_jsonl(path, list(self.passthrough_columns or ()))
             total = self._input_fingerprint["count"]
             if total == 0:
-                raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field="model_inputs")
+                raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field=many)
             self.log.info("Reading %d inputs from %s", total, src)
             return read_jsonl(path), total
         if isinstance(src, dict) or not hasattr(src, "__iter__"):
             raise BasetenValidationError(
-                f"model_inputs must be a list, an XComArg or a JSONL path, got {type(src).__name__}.",
-                field="model_inputs",
+                f"{many} must be a list, an XComArg or a JSONL path, got {type(src).__name__}.", field=many
             )
         items = list(src)
         if not items:
-            raise BasetenValidationError("model_inputs is empty: give at least one input.", field="model_inputs")
+            raise BasetenValidationError(f"{many} is empty: give at least one input.", field=many)
         for i, item in enumerate(items):
-            encode_json(item, f"model_inputs[{i}]")
+            encode_json(item, f"{many}[{i}]")
         if self.output_path:
             self._input_fingerprint = of_values(items)
         return items, len(items)
@@ -466,6 +487,8 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         chain_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten.client.checks import check_target
+
         super().__init__(wait_for_completion=wait_for_completion, **kwargs)
         if chain_id is not None and (model_id is not None or webhook_endpoint or priority is not None):
             raise ValueError(
@@ -479,8 +502,9 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         self.model_input = model_input
         self.model_inputs = model_inputs
         self.model_id = model_id
-        self.environment = environment
-        self.deployment_id = deployment_id
+        self.environment, self.deployment_id = check_target(
+            environment, deployment_id, who="AsyncPredictOperator", templates_ok=True
+        )
         self.webhook_endpoint = webhook_endpoint
         self.priority = priority
         self.max_time_in_queue_seconds = max_time_in_queue_seconds
@@ -490,8 +514,11 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def execute(self, context: Context) -> list[str]:
         """Submit (or reconnect), push the ids, and wait if asked. Returns the request ids."""
-        if self.chain_id is None:
-            _push_model_url(context, self.hook, self.model_id)
+        from airflow_provider_baseten._tasks import rendered_target
+
+        rendered_target(self)  # before anything is sent
+        if self.chain_id is None:  # its requests run on the model (Baseten's UI has no page per request)
+            _push_model_url(context, self.hook, self.model_id, log=self.log)
         return cast("list[str]", self.execute_resumable(context))
 
     def _options(self) -> dict[str, Any]:
@@ -750,6 +777,11 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
 class WakeDeploymentOperator(BasetenWaitingOperator):
     """Wake a scaled-to-zero deployment and, by default, wait until it is ACTIVE.
 
+    :param model_id: The model (default: the connection's ``model_id``).
+    :param environment: ``"production"`` (the default), ``"development"`` (the development deployment), or a
+        custom environment's name.
+    :param deployment_id: One deployment's id (give this or ``environment``, not both).
+        ``deployment_id="production"`` / ``"development"`` is a deprecated alias of ``environment=``.
     :param wait_for_completion: Wait for ``ACTIVE`` (default True).
     """
 
@@ -765,30 +797,28 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
         deployment_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten.client.checks import check_target
+
         super().__init__(**kwargs)
         self.model_id = model_id
-        self.environment = environment
-        self.deployment_id = deployment_id
+        self.environment, self.deployment_id = check_target(
+            environment, deployment_id, who="WakeDeploymentOperator", templates_ok=True
+        )
 
     def execute(self, context: Context) -> str | None:
         """Wake; return the deployment id (when waiting) after it is ACTIVE."""
+        from airflow_provider_baseten._tasks import deployment_behind, rendered_target
         from airflow_provider_baseten.links import deployment_url
 
+        target = rendered_target(self)  # before anything is sent
         hook = self.hook
-        hook.wake(model_id=self.model_id, environment=self.environment, deployment_id=self.deployment_id)
+        hook.wake(model_id=self.model_id, **target)
         model = self.model_id or hook.settings.model_id
         _push_model_url(context, hook, model)
         self.log.info("Wake requested.")
         if not self.wait_for_completion:
             return None
-        dep_id = self.deployment_id
-        if dep_id is None:
-            env = self.environment or "production"
-            if env in ("production", "development"):
-                dep_id = hook.get_deployment(env, model_id=model).id
-            else:
-                current = hook.get_environment(env, model_id=model).current_deployment
-                dep_id = current.id if current else None
+        dep_id = deployment_behind(hook, str(model), **target)
         if dep_id is None:
             self.log.warning("No deployment behind the target; nothing to wait for.")
             return None

@@ -114,7 +114,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         pid = job.training_project_id or self.training_project_id
         self._job = {"training_project_id": pid, "training_job_id": job.id}
         self.log.info("Started training job %s in project %s (status %s).", job.id, pid, job.current_status)
-        push_training_job(context, pid, job.id)
+        push_training_job(context, pid, job.id, log=self.log)
         return dict(self._job)
 
     def _job_name(self, context: Context) -> str | None:
@@ -161,7 +161,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         if self._job is None:  # reconnecting: an earlier try of this task started the job
             self.log.info("Reconnected to training job %s in project %s from an earlier try.", jid, pid)
             self._job = {"training_project_id": pid, "training_job_id": jid}
-            push_training_job(context, pid, jid)
+            push_training_job(context, pid, jid, log=self.log)
         if self.wait_for_completion:
             return cast("str", self.wait(context, self._trigger(pid, jid, context)))
         return jid
@@ -171,7 +171,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         pid, jid = job_ref(external_id)
         if self._job is None:  # the job had already completed in an earlier try
             self.log.info("Training job %s already completed in an earlier try.", jid)
-            push_training_job(context, pid, jid)
+            push_training_job(context, pid, jid, log=self.log)
             self._emit_completed(context, pid, jid)  # else on_event emitted it (or the task did not wait)
         return jid
 

@@ -113,7 +113,7 @@ def test_a_batch_output_file_is_an_outlet(conn: Any, tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 5
     [(uri, extra)] = events(run)
     assert uri == f"file://{out}"
-    assert extra == {"total": 5, "succeeded": 5, "failed": 0, "skipped": 0, "model_id": MODEL}
+    assert extra == {"total": 5, "succeeded": 5, "failed": 0, "skipped": 0, "model_id": MODEL, "path": f"file://{out}"}
     assert conn.api_key not in json.dumps(extra)
 
 
@@ -170,3 +170,53 @@ def test_a_promotion_answered_502_after_it_committed_emits_one_real_change(conn:
     assert uri == f"baseten://model/{MODEL}/environments/staging"
     assert extra["deployment_id"] == new and extra["previous_deployment_id"] == "dep3stag"
     assert extra["noop"] is False
+
+
+def test_runs_with_different_output_paths_leave_one_asset_and_no_warnings(conn: Any, tmp_path: Path) -> None:
+    """A templated output path is one asset (its pattern), however many runs write files: ``airflow assets
+    list`` stays bounded, and Airflow logs no "AssetModel ... not found" / "inactive AssetModel" warnings."""
+    import structlog
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    template = "{{ params.dir }}/out-{{ run_id }}.jsonl"
+    with DAG("t_asset_batch_pattern", schedule=None, start_date=START, params={"dir": str(tmp_path)}) as dag:
+        op = PredictOperator(task_id="batch", model_id=MODEL, model_inputs=[{"i": 1}, {"i": 2}], output_path=template)
+    assert op.outlets == [assets.output_asset(template)]
+
+    def count() -> int:
+        with create_session() as session:
+            return int(session.scalar(select(func.count()).select_from(AssetModel)) or 0)
+
+    run_dag(dag)  # registers the DAG's assets; the count below is what further runs add
+    before = count()
+    paths = []
+    with structlog.testing.capture_logs() as logged:
+        for _ in range(3):
+            run = run_dag(dag)
+            assert task_states(run) == {"batch": "success"}
+            [(uri, extra)] = events(run)
+            assert uri == f"x-baseten-output:{template}"
+            assert extra["succeeded"] == 2 and extra["path"].startswith(f"file://{tmp_path}/out-")
+            paths.append(extra["path"])
+    assert len(set(paths)) == 3 and len(list(tmp_path.glob("out-*.jsonl"))) == 4  # a new file each run
+    assert count() == before  # ... and no new asset
+    warned = [e["event"] for e in logged if e.get("log_level") == "warning" and "AssetModel" in str(e["event"])]
+    assert warned == []
+
+
+def test_the_old_per_path_asset_is_an_opt_in(conn: Any, tmp_path: Path) -> None:
+    template = "{{ params.dir }}/out-{{ run_id }}.jsonl"
+    with DAG("t_asset_batch_alias", schedule=None, start_date=START, params={"dir": str(tmp_path)}) as dag:
+        PredictOperator(
+            task_id="batch",
+            model_id=MODEL,
+            model_inputs=[{"i": 1}],
+            output_path=template,
+            outlets=[AssetAlias(assets.OUTPUT_ALIAS)],
+        )
+    run = run_dag(dag)
+    [(uri, extra)] = events(run)
+    [written] = tmp_path.glob("out-*.jsonl")
+    assert uri == extra["path"] == f"file://{written}"

@@ -125,7 +125,7 @@ def test_no_webhook_warns_that_outputs_go_nowhere(conn: Any, capsys: pytest.Capt
 
 
 def test_gateway_refuses_an_explicit_model_id_for_inference(emulator: Any) -> None:
-    hook = emulator.hook("lowcodeapi")
+    hook = emulator.hook(gateway="lowcodeapi")
     before = sum(emulator.counters()["requests"].values())
     for call in (
         lambda: hook.predict({"x": 1}, model_id="other123"),
@@ -157,7 +157,7 @@ def test_gateway_connection_model_id_is_warned_about_once(emulator: Any, capsys:
     from airflow_provider_baseten.hooks import baseten
 
     baseten._warned_gateway_model.discard("baseten_default")
-    hook = emulator.hook("lowcodeapi")
+    hook = emulator.hook(gateway="lowcodeapi")
     hook.predict({"x": 1})
     hook.predict({"x": 2})
     assert _warnings(capsys, "routes inference by the api_token") == 1

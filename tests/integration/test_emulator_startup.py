@@ -95,8 +95,8 @@ def test_connection_uri_parses_in_airflow(emulator: BasetenEmulator) -> None:
     from airflow.models.connection import Connection
 
     for gateway in ("baseten", "lowcodeapi"):
-        conn = Connection(conn_id="x", uri=emulator.connection_uri(gateway, url_format="old"))
-        expected = emulator.connection(gateway, url_format="old")
+        conn = Connection(conn_id="x", uri=emulator.connection_uri(gateway=gateway, url_format="old"))
+        expected = emulator.connection(gateway=gateway, url_format="old")
         assert conn.conn_type == "baseten" and conn.password == emulator.api_key
         assert conn.host == expected["host"] and conn.extra_dejson == expected["extra"]
 

@@ -174,13 +174,13 @@ def test_bad_input_is_refused_before_any_request(emulator: BasetenEmulator, hook
 def test_lowcodeapi_has_none_of_these_routes_a_typed_error_says_so(emulator: BasetenEmulator, url_format: str) -> None:
     hook = make_hook(emulator, gateway="lowcodeapi", url_format=url_format)
     calls = [
-        lambda: hook.embeddings("x", model="m"),
+        lambda: hook.embeddings("x", model="m", model_apis=True),
         lambda: hook.chat_completions([{"role": "user", "content": "x"}]),
         lambda: hook.sync_request("v1/x", {}),
         lambda: hook.run_chain({"a": 1}, chain_id=CHAIN),
         lambda: hook.async_run_chain({"a": 1}, chain_id=CHAIN),
         lambda: hook.get_async_request("r" * 32, chain_id=CHAIN),
-        lambda: hook.embed_batch(["a", "b"], model="m"),
+        lambda: hook.embed_batch(["a", "b"], model="m", model_apis=True),
     ]
     for call in calls:
         with pytest.raises(BasetenGatewayUnsupportedError, match="LowCodeAPI gateway"):

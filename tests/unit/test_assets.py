@@ -145,7 +145,8 @@ def test_operators_default_to_the_environment_asset_or_an_alias() -> None:
     batch = PredictOperator(task_id="p1", model_inputs=[{}], output_path="/tmp/out.jsonl")
     assert batch.outlets == [Asset("file:///tmp/out.jsonl")]
     batch_t = PredictOperator(task_id="p2", model_inputs=[{}], output_path="/tmp/{{ ds }}.jsonl")
-    assert batch_t.outlets == [AssetAlias(assets.OUTPUT_ALIAS)]
+    assert batch_t.outlets == [Asset(name="/tmp/{{ ds }}.jsonl", uri="x-baseten-output:/tmp/{{ ds }}.jsonl")]
+    assert batch_t.outlets == [assets.output_asset("/tmp/{{ ds }}.jsonl")]  # the pattern: one asset for all runs
     assert PredictOperator(task_id="p3", model_input={}).outlets == []
 
 
@@ -191,7 +192,7 @@ def test_values_unknown_at_parse_time_make_an_alias() -> None:
             return "/tmp/out.jsonl"
 
         op = PredictOperator(task_id="p", model_inputs=[{}], output_path=where())
-    assert op.outlets == [AssetAlias(assets.OUTPUT_ALIAS)]  # an XComArg is resolved at run time
+    assert op.outlets == []  # an XComArg is known only at run time: its asset would be new every run
     s3 = PredictOperator(task_id="p2", model_inputs=[{}], output_path=ObjectStoragePath("s3://bucket/out.jsonl"))
     assert s3.outlets == [Asset("s3://bucket/out.jsonl")]
     # with a connection id: the same asset a consumer declares as Asset("s3://bucket/out.jsonl")
