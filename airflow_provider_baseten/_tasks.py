@@ -68,6 +68,28 @@ def deadline(context: Context | None, timeout: float | None, execution_timeout: 
     return min(limits) if limits else None
 
 
+def resolve_timeout(timeout: float | timedelta | None) -> float:
+    """A waiting operator's or sensor's ``timeout`` in seconds: ``None`` is ``[baseten] default_timeout``
+    (one day unless set), so no wait is unbounded. Raises :class:`BasetenValidationError` unless it is a
+    finite number of seconds >= 0 (or a ``timedelta``)."""
+    import math
+
+    from airflow_provider_baseten._conf import default_timeout
+    from airflow_provider_baseten.client.checks import number_in
+
+    if timeout is None:
+        return default_timeout()
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    value = number_in("timeout", seconds, 0, what="a number of seconds (or a timedelta)", also="None")
+    if not math.isfinite(value):
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        raise BasetenValidationError(
+            "timeout must be a finite number of seconds; for a longer wait give a larger one.", field="timeout"
+        )
+    return value
+
+
 def defer_backstop(end_time: float | None) -> timedelta | None:
     """The framework's deferral timeout: ``None`` without a deadline, else well past the trigger's own.
 

@@ -10,8 +10,9 @@ each wording the same rule differently. Here it is one function per kind of valu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypedDict, TypeGuard, TypeVar
 
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
@@ -242,3 +243,86 @@ def model_apis_route(
             field="model_apis",
         )
     return False
+
+
+#: The keys of ``hook_params`` (and of the connection extra's ``timeouts`` / ``retry``): for each group
+#: (``timeouts``: ``Timeouts``, ``retry``: ``RetryPolicy``, whose defaults apply to what is not given), its
+#: fields and what each must be: ``"seconds"`` (> 0), ``"seconds or 0"`` (>= 0) or ``"attempts"`` (an
+#: integer >= 1). Written out here, not read from those classes, so an operator checks ``hook_params`` at DAG
+#: parse without importing httpx; ``tests/unit/test_hook_params.py`` keeps the two equal.
+HOOK_PARAM_FIELDS: dict[str, dict[str, str]] = {
+    "timeouts": {"connect": "seconds", "management_read": "seconds", "predict_read": "seconds"},
+    "retry": {
+        "max_attempts": "attempts",
+        "backoff_base": "seconds or 0",
+        "max_backoff": "seconds or 0",
+        "max_retry_after": "seconds or 0",
+        "total_timeout": "seconds",
+    },
+}
+
+
+def _hook_value(name: str, kind: str, value: Any) -> float:
+    if kind == "attempts":
+        return int_in(name, value, 1)
+    low_ok = kind == "seconds or 0"
+    # Finite: the value travels to the triggerer as JSON, which has no infinity.
+    if is_number(value) and math.isfinite(value) and (value > 0 or (low_ok and value == 0)):
+        return float(value)
+    raise _refuse(name, value, "a finite number of seconds " + (">= 0" if low_ok else "> 0"), "")
+
+
+def hook_param_group(group: str, value: Any, where: str = "hook_params") -> dict[str, float]:
+    """One group of hook settings (``timeouts`` or ``retry``): a dict of its fields to numbers, checked.
+
+    ``where`` names where the value came from (``"hook_params"``, or ``"extra"`` for the connection's); the
+    :class:`BasetenValidationError` names the bad key as ``field``, e.g. ``hook_params.timeouts.predict_read``.
+    Returns a plain (JSON-safe) dict of what was given (``None``: ``{}``).
+    """
+    fields = HOOK_PARAM_FIELDS[group]
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _refuse(f"{where}.{group}", value, f"a dict with keys from {sorted(fields)}", "None")
+    unknown = [k for k in value if k not in fields]
+    if unknown:
+        raise BasetenValidationError(
+            f"Unknown key {unknown[0]!r} in {where}.{group}; the keys are {sorted(fields)}.",
+            field=f"{where}.{group}.{unknown[0]}",
+        )
+    return {key: _hook_value(f"{where}.{group}.{key}", fields[key], item) for key, item in value.items()}
+
+
+class HookParams(TypedDict, total=False):
+    """Checked ``hook_params``: the keyword arguments of ``BasetenHook`` they stand for."""
+
+    timeouts: dict[str, float]
+    retry: dict[str, float]
+
+
+def hook_params(value: Any) -> HookParams:
+    """``hook_params`` of an operator, sensor or trigger: ``{"timeouts": {...}, "retry": {...}}``, checked.
+
+    ``timeouts`` keys: ``connect``, ``management_read``, ``predict_read`` (seconds); ``retry`` keys:
+    ``max_attempts``, ``backoff_base``, ``max_backoff``, ``max_retry_after``, ``total_timeout`` (seconds). A key
+    not given keeps the connection extra's value, else the default. Returns a plain (JSON-safe) dict without
+    empty groups; raises :class:`BasetenValidationError` naming the bad key (``field``).
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _refuse("hook_params", value, f"a dict with keys from {sorted(HOOK_PARAM_FIELDS)}", "None")
+    unknown = [k for k in value if k not in HOOK_PARAM_FIELDS]
+    if unknown:
+        raise BasetenValidationError(
+            f"Unknown key {unknown[0]!r} in hook_params; the keys are {sorted(HOOK_PARAM_FIELDS)}, e.g. "
+            "hook_params={'timeouts': {'predict_read': 300}, 'retry': {'max_attempts': 3}}.",
+            field=f"hook_params.{unknown[0]}",
+        )
+    checked = HookParams()
+    timeouts, retry = hook_param_group("timeouts", value.get("timeouts")), hook_param_group("retry", value.get("retry"))
+    if timeouts:
+        checked["timeouts"] = timeouts
+    if retry:
+        checked["retry"] = retry
+    return checked

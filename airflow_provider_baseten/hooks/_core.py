@@ -34,17 +34,20 @@ class _HookCore(BaseHook):
         self,
         baseten_conn_id: str = default_conn_name,
         *,
-        timeouts: Timeouts | None = None,
-        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | dict[str, float] | None = None,
+        retry: RetryPolicy | dict[str, float] | None = None,
         settings: Settings | None = None,
         http_transport: httpx.BaseTransport | None = None,
         async_http_transport: httpx.AsyncBaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten.client.checks import hook_param_group
+
         super().__init__(**kwargs)
         self.baseten_conn_id = baseten_conn_id
-        self._timeouts = timeouts
-        self._retry = retry
+        # A dict (``hook_params``) overrides the connection extra key by key: checked now, before any request.
+        self._timeouts = (hook_param_group("timeouts", timeouts) or None) if isinstance(timeouts, dict) else timeouts
+        self._retry = (hook_param_group("retry", retry) or None) if isinstance(retry, dict) else retry
         self._settings = settings
         self._http_transport = http_transport
         self._async_http_transport = async_http_transport

@@ -218,6 +218,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
                     deployment_id=target_id,
                     poll_interval=self.poke_interval,
                     end_time=self.end_time(context),
+                    hook_params=self.hook_params,
                     cancel_on_kill=self.cancel_on_kill and owned,
                     # A retry does not reconnect to a promotion it did not start: with no durable record of it,
                     # the promotion this try started is cancelled at the deadline (retries or not).

@@ -746,6 +746,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             submitted_ids=submitted or [],
             poll_interval=self.poke_interval,
             end_time=self.end_time(context),
+            hook_params=self.hook_params,
             cancel_on_kill=self.cancel_on_kill,
             # At the deadline: cancel this task's still-queued requests, unless a retry reconnects to them.
             cancel_on_timeout=bool(submitted) and self.undo_on_timeout(context),

@@ -51,7 +51,7 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
         wake: bool = False,
         baseten_conn_id: str = "baseten_default",
         deferrable: bool | None = None,
-        poke_interval: float = 10.0,
+        poke_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten.client.checks import check_target
@@ -72,7 +72,7 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
     def _hook(self) -> BasetenHook:
         from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-        return BasetenHook(self.baseten_conn_id)
+        return BasetenHook(self.baseten_conn_id, **self.hook_params)
 
     def _failed(self) -> list[str]:
         from airflow_provider_baseten.models import DEPLOYMENT_FAILED_STATES
@@ -106,6 +106,7 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
             wake=self.wake,
             poll_interval=self.poke_interval,
             end_time=end_time,
+            hook_params=self.hook_params,
         )
 
     def finish(self, event: BasetenTriggerEvent) -> str | None:
