@@ -22,7 +22,7 @@ MYPY_PATHS ?= airflow_provider_baseten
 # airflow.sdk.types, an untyped ResumableJobMixin stand-in).
 TYPECHECK ?= 1
 
-.PHONY: test test-oldest typecheck demo bench chaos prism ui-check e2e e2e-celery wheel-check lint format clean
+.PHONY: test test-oldest typecheck docs demo bench chaos prism ui-check e2e e2e-celery wheel-check lint format clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ typecheck: $(VENV)/.stamp  ## mypy --strict on the whole package (make test runs
 test-oldest:  ## the same suite on the oldest supported Airflow
 	$(MAKE) test VENV=.venv-oldest AIRFLOW_VERSION=$(OLDEST_AIRFLOW) TYPECHECK=0
 
+# The docs extra goes into the same virtualenv, once (its own stamp, so make test's install is untouched).
+$(VENV)/.docs-stamp: $(VENV)/.stamp pyproject.toml
+	$(UV) -e '.[test,docs]' "$(if $(AIRFLOW_VERSION),apache-airflow==$(AIRFLOW_VERSION),$(NEWEST_AIRFLOW_SPEC))"
+	touch $@
+
+docs: $(VENV)/.docs-stamp  ## the Sphinx site in build/docs (warnings are errors, references checked, links checked offline)
+	$(VENV)/bin/sphinx-build -E -W --keep-going -n -q -b html docs build/docs
+	$(VENV)/bin/python scripts/check_links.py --list-external
+
 demo: $(VENV)/.stamp  ## run every example DAG against a local emulator
 	$(VENV)/bin/python -m dev.demo
 
@@ -60,8 +69,8 @@ prism: $(VENV)/.stamp  ## every hook call against Stoplight Prism serving Basete
 ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian's chromium if missing)
 	bash scripts/ui-check.sh
 
-e2e: $(VENV)/.stamp  ## example DAGs, deadlines (timeouts, retries, a SIGKILLed triggerer), the approval gate, asset watchers, OpenLineage events and the airflow CLI in a real Airflow
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py tests/e2e/test_asset_watch.py tests/e2e/test_approval.py tests/integration/test_lineage_airflow.py tests/integration/test_config_section.py -s $(PYTEST_ARGS)
+e2e: $(VENV)/.stamp  ## example DAGs, the docs' DAG-file examples (dag.test()), deadlines (timeouts, retries, a SIGKILLed triggerer), the approval gate, asset watchers, OpenLineage events and the airflow CLI in a real Airflow
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py tests/e2e/test_asset_watch.py tests/e2e/test_approval.py tests/integration/test_lineage_airflow.py tests/integration/test_config_section.py tests/test_readme.py -s $(PYTEST_ARGS)
 
 wheel-check: $(VENV)/.stamp  ## build the wheel from HEAD, pip install it into a fresh venv, run the emulator and a DAG from it
 	UV=$(VENV)/bin/uv AIRFLOW_SPEC="$(NEWEST_AIRFLOW_SPEC)" bash scripts/wheel-check.sh

@@ -74,8 +74,8 @@ class PredictOperator(BasetenBaseOperator):
         whose inputs changed, starts afresh. ``False``: always send every input again.
         The output is the task's default outlet, one asset per path as written, so repeated runs never add
         assets: a fixed path is its file's asset (its URI, ``file://`` for a local path); a templated path
-        (``/data/out/{{ ds }}.jsonl``) is one asset for the pattern (:func:`~airflow_provider_baseten.assets.
-        output_asset` of the template), each run's file an event on it. The event extra is ``{total,
+        (``/data/out/{{ ds }}.jsonl``) is one asset for the pattern
+        (:func:`~airflow_provider_baseten.assets.output_asset` of the template), each run's file an event on it. The event extra is ``{total,
         succeeded, failed, skipped, model_id, path}`` (``path``: the file written, without credentials or
         query). A path known only at run time (an ``XComArg``) has no default outlet. Pass ``outlets=[]`` for
         no event, or ``outlets=[AssetAlias("baseten:batch_output")]`` for one asset per rendered path (the

@@ -16,20 +16,20 @@ import pytest
 from airflow_provider_baseten.emulator import BasetenEmulator, EmulatorConfig, load_config
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-README = Path(__file__).parents[2] / "README.md"
+TESTING_GUIDE = Path(__file__).parents[2] / "docs" / "guides" / "testing.md"
 
 
 class _Section:
-    """The README's "Test your DAGs without Baseten" section (the emulator's user docs)."""
+    """The testing guide's "The emulator" section (the emulator's user docs)."""
 
     def read_text(self) -> str:
-        text = README.read_text()
-        start = text.index("## Test your DAGs without Baseten")
+        text = TESTING_GUIDE.read_text()
+        start = text.index("## The emulator\n")
         end = text.find("\n## ", start + 3)
         return text[start : end if end != -1 else len(text)]
 
     def __str__(self) -> str:
-        return f"{README}#test-your-dags-without-baseten"
+        return f"{TESTING_GUIDE}#the-emulator"
 
 
 DOCS = _Section()
