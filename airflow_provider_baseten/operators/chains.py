@@ -84,6 +84,8 @@ class PromoteChainOperator(BasetenWaitingOperator):
         self.chain_deployment_id = chain_deployment_id
         self.environment = env
         self.scale_down_previous = scale_down_previous
+        self._owned = False  # this task's promotion (started by this try, or by an earlier one per the marker)
+        self._done = False
 
     @property
     def retry_reconnects(self) -> bool:
@@ -151,6 +153,7 @@ class PromoteChainOperator(BasetenWaitingOperator):
                 )
             owned = True
             self.log.info("Promotion of chain deployment %s into %s started.", target, env_name)
+        self._owned = owned
         if not self.wait_for_completion:
             self._emit(context, target, previous, serving=False)
             return target
@@ -170,6 +173,7 @@ class PromoteChainOperator(BasetenWaitingOperator):
         """Fail unless the deployment serves the environment; clear the retry marker; emit; return its id."""
         from airflow_provider_baseten.operators._durable import CreateMarker
 
+        self._done = True
         if event.get("status") in ("success", "failed"):
             CreateMarker(context, _MARKER).clear()  # it ended: a retry must not take it for its own
         super().on_event(context, event)
@@ -177,6 +181,30 @@ class PromoteChainOperator(BasetenWaitingOperator):
         previous = ti.xcom_pull(task_ids=ti.task_id, key=xcom.PREVIOUS_DEPLOYMENT_ID, map_indexes=ti.map_index)
         self._emit(context, self.chain_deployment_id, previous)
         return self.chain_deployment_id
+
+    def on_kill(self) -> None:
+        """Stop this task's promotion if it is still in progress (``cancel_on_kill``; a non-deferred wait).
+
+        As at a deadline: the candidate is deactivated only while it is still this promotion's candidate and
+        serves no environment; nothing that serves is touched. A deferred wait is stopped by its trigger.
+        """
+        if not (self.cancel_on_kill and self._owned and not self._done):
+            return
+        import asyncio
+
+        from airflow_provider_baseten.triggers.chains import ChainPromotionTrigger
+
+        trigger = ChainPromotionTrigger(
+            conn_id=self.baseten_conn_id,
+            chain_id=self.chain_id,
+            environment=self.environment,
+            chain_deployment_id=self.chain_deployment_id,
+            cancel_on_kill=True,
+        )
+        try:
+            asyncio.run(trigger.undo())
+        except Exception as exc:  # on_kill must not raise
+            self.log.warning("Could not stop the promotion into %s: %s", self.environment, exc)
 
     def _emit(self, context: Context, deployment_id: str, previous: Any, **kw: Any) -> None:
         from airflow_provider_baseten.assets import emit_chain_environment_event

@@ -290,6 +290,26 @@ def test_at_the_deadline_the_task_stops_its_own_promotion(conn: Any) -> None:
     assert env.candidate_deployment is None and env.current_deployment.id == SEEDED  # type: ignore[union-attr]
 
 
+def test_a_kill_stops_only_this_tasks_promotion(conn: Any) -> None:
+    """Killed while waiting inline: the candidate it promoted is deactivated; a promotion it did not start
+    (found in progress) is left alone."""
+    conn.set_time_scale(0)  # the promotions stay in progress
+    mine = new_deployment(conn, status="ACTIVE")
+    op = PromoteChainOperator(task_id="p", chain_id=CHAIN, chain_deployment_id=mine, environment="staging")
+    op._owned = True  # as execute leaves it once its promote call was accepted
+    conn.hook().promote_to_chain_environment(CHAIN, "staging", mine)
+    op.on_kill()
+    assert sent(conn, "deactivate_chain_deployment") == 1
+    assert conn.hook().get_chain_environment(CHAIN, "staging").candidate_deployment is None
+
+    theirs = new_deployment(conn, status="ACTIVE")
+    conn.hook().promote_to_chain_environment(CHAIN, "production", theirs)
+    other = PromoteChainOperator(task_id="q", chain_id=CHAIN, chain_deployment_id=theirs)
+    other.on_kill()  # never owned: nothing is sent
+    assert sent(conn, "deactivate_chain_deployment") == 1
+    assert conn.hook().get_chain_environment(CHAIN, "production").candidate_deployment.id == theirs  # type: ignore[union-attr]
+
+
 def test_promote_chain_refuses_bad_arguments_at_construction() -> None:
     with pytest.raises(BasetenValidationError, match="chain_deployment_id is required"):
         PromoteChainOperator(task_id="p", chain_id=CHAIN, chain_deployment_id="")
