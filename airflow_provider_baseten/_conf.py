@@ -13,6 +13,9 @@ from typing import Any
 SECTION = "baseten"
 POLL_INTERVAL = "poll_interval"
 STATUS_BUDGET_RPS = "status_budget_rps"
+DEFAULT_TIMEOUT = "default_timeout"
+#: ``[baseten] default_timeout`` when unset: one day.
+DEFAULT_TIMEOUT_SECONDS = 86400.0
 
 #: The ``config`` entry of the provider info (schema: Airflow's ``provider_info.schema.json``). Every option
 #: carries ``description``, ``version_added``, ``type``, ``example`` and ``default``; descriptions are
@@ -25,14 +28,25 @@ CONFIG: dict[str, Any] = {
         "options": {
             POLL_INTERVAL: {
                 "description": "Seconds between status checks of the provider's waiting operators (promote,\n"
-                "activate, deactivate, wake, deploy, async predict, training jobs) when a task gives\n"
-                "no poke_interval.\n"
-                "Unset (the default): each operator keeps its own default_poke_interval, given in\n"
-                "its docs.",
+                "activate, deactivate, wake, deploy, async predict, training jobs) and sensors when a\n"
+                "task gives no poke_interval.\n"
+                "Unset (the default): each operator and sensor keeps its own default_poke_interval,\n"
+                "given in its docs.",
                 "version_added": "0.1.0",
                 "type": "float",
                 "example": "30",
                 "default": None,
+            },
+            DEFAULT_TIMEOUT: {
+                "description": "Seconds a waiting operator or sensor of the provider may wait, per try, when\n"
+                "the task gives no timeout (or timeout=None). The deadline of a try is\n"
+                "min(start + timeout, start + execution_timeout). At it the task fails with\n"
+                "BasetenTimeoutError: an operator is retried per its retries; a sensor is not\n"
+                "(BasetenSensorTimeout is an AirflowSensorTimeout; soft_fail skips it).",
+                "version_added": "0.1.0",
+                "type": "float",
+                "example": "3600",
+                "default": "86400",
             },
             STATUS_BUDGET_RPS: {
                 "description": "Async status and cancel calls per second, per model and connection, shared\n"
@@ -73,6 +87,12 @@ def poll_interval(default: float) -> float:
     """The default seconds between status checks: ``[baseten] poll_interval``, else ``default``."""
     value = get_float(POLL_INTERVAL, default)
     return default if value is None else value
+
+
+def default_timeout() -> float:
+    """The default ``timeout`` of the waiting operators and sensors: ``[baseten] default_timeout``, else one day."""
+    value = get_float(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SECONDS)
+    return DEFAULT_TIMEOUT_SECONDS if value is None else value
 
 
 def status_budget_rps(default: float) -> float:

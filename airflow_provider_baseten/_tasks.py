@@ -68,6 +68,28 @@ def deadline(context: Context | None, timeout: float | None, execution_timeout: 
     return min(limits) if limits else None
 
 
+def resolve_timeout(timeout: float | timedelta | None) -> float:
+    """A waiting operator's or sensor's ``timeout`` in seconds: ``None`` is ``[baseten] default_timeout``
+    (one day unless set), so no wait is unbounded. Raises :class:`BasetenValidationError` unless it is a
+    finite number of seconds >= 0 (or a ``timedelta``)."""
+    import math
+
+    from airflow_provider_baseten._conf import default_timeout
+    from airflow_provider_baseten.client.checks import number_in
+
+    if timeout is None:
+        return default_timeout()
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    value = number_in("timeout", seconds, 0, what="a number of seconds (or a timedelta)", also="None")
+    if not math.isfinite(value):
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        raise BasetenValidationError(
+            "timeout must be a finite number of seconds; for a longer wait give a larger one.", field="timeout"
+        )
+    return value
+
+
 def defer_backstop(end_time: float | None) -> timedelta | None:
     """The framework's deferral timeout: ``None`` without a deadline, else well past the trigger's own.
 
@@ -201,3 +223,32 @@ def push_deployment(
             else (f"model {model_id}", model_url(model_id))
         )
         log_link(log, what, url)
+
+
+def rendered_target(task: Any) -> dict[str, str | None]:
+    """Check a task's ``environment`` / ``deployment_id`` once templates are rendered; store and return them.
+
+    The one target rule (:func:`~airflow_provider_baseten.client.checks.check_target`) ran when the task was
+    built, leaving ``{{ ... }}`` values unchecked: this is the same check on what they rendered to.
+    """
+    from airflow_provider_baseten.client.checks import check_target
+
+    task.environment, task.deployment_id = check_target(task.environment, task.deployment_id, who=type(task).__name__)
+    return {"environment": task.environment, "deployment_id": task.deployment_id}
+
+
+def deployment_behind(
+    hook: BasetenHook, model_id: str, environment: str | None, deployment_id: str | None
+) -> str | None:
+    """The id of the deployment a checked target addresses (``None``: an environment that serves none yet).
+
+    ``deployment_id`` is itself; the production environment (the default) and the development deployment are
+    asked by name; a custom environment is asked for the deployment it currently serves.
+    """
+    if deployment_id is not None:
+        return deployment_id
+    env = environment if environment is not None else "production"
+    if env in ("production", "development"):
+        return hook.get_deployment(env, model_id=model_id).id
+    current = hook.get_environment(env, model_id=model_id).current_deployment
+    return current.id if current else None

@@ -7,8 +7,10 @@ opened as an ``ObjectStoragePath``. The format follows the file name: ``.parquet
 else JSONL. Parquet needs the optional extra: ``pip install 'airflow-provider-baseten[parquet]'``.
 
 Results files (what ``predict_batch(output_path=...)`` writes) hold one record per input, in input order:
-JSONL lines ``{"index": i, "output": ...}`` or ``{"index": i, "error": "..."}``; in Parquet the columns
-``index`` (int64), ``output`` (the output as JSON text, null on error) and ``error`` (null on success).
+JSONL lines ``{"index": i, "output": ...}`` or ``{"index": i, "error": "..."}`` (plus any
+``passthrough_columns``); in Parquet the columns ``index`` (int64), the passthrough columns, ``output`` (the
+output as JSON text, or for embeddings a ``list<float>`` vector; null on error) and ``error`` (null on
+success): :func:`airflow_provider_baseten.client.batch.parquet.result_schema`.
 
 Sharding, to spread one batch over many Airflow workers (mapped tasks)::
 
@@ -28,6 +30,8 @@ from typing import Any
 
 from airflow_provider_baseten.client.batch.parquet import (
     PARQUET_INSTALL_HINT,
+    RESULT_COLUMNS,
+    CarriedKinds,
     MissingExtraError,
     ParquetResultWriter,
     ParquetRowWriter,
@@ -47,6 +51,7 @@ __all__ = [
     "is_parquet",
     "merge_outputs",
     "parquet_columns",
+    "parquet_schema",
     "read_records",
     "read_results",
     "split_input",
@@ -126,9 +131,14 @@ def count_records(path: Any) -> int:
 
 def parquet_columns(path: Any) -> list[str]:
     """The column names of a Parquet file, from its footer (no row is read)."""
+    return list(parquet_schema(path).names)
+
+
+def parquet_schema(path: Any) -> Any:
+    """The ``pyarrow.Schema`` of a Parquet file, from its footer (no row is read)."""
     pyarrow_modules()
     with _open(as_path(path), "rb") as fh:
-        return list(_parquet_file(path, fh).schema_arrow.names)
+        return _parquet_file(path, fh).schema_arrow
 
 
 def write_records(path: Any, records: Iterable[Any], *, schema: Any = None) -> int:
@@ -375,6 +385,8 @@ def merge_outputs(shards: Sequence[Shard | Mapping[str, Any]], dest: Any) -> int
     not hold exactly its ``rows`` records, in order, is a :class:`BasetenValidationError` (nothing is
     lost silently). ``dest`` is JSONL or Parquet by its name, whatever the shards' formats; JSONL lines
     are copied byte for byte apart from the index. Streamed; written to ``dest`` + ``.tmp`` and renamed.
+    A Parquet ``dest`` has the first shard's layout: its passthrough columns (typed from every shard's
+    values, read in a first pass) and, when its output is a Parquet ``list<float>`` column, vectors.
     """
     parts = sorted((Shard.from_dict(s) for s in shards), key=lambda s: s.start)
     expected = 0
@@ -389,7 +401,14 @@ def merge_outputs(shards: Sequence[Shard | Mapping[str, Any]], dest: Any) -> int
     dest = as_path(dest)
     total = 0
     with _replacing(dest) as fh:
-        writer: Any = ParquetResultWriter(fh) if is_parquet(dest) else fh
+        writer: Any = fh
+        if is_parquet(dest):
+            columns, vectors = _result_layout(parts[0])
+            kinds = CarriedKinds(columns)
+            if columns:
+                for part in parts:
+                    _copy_shard(part, kinds)
+            writer = ParquetResultWriter(fh, vectors, kinds.types())
         try:
             for part in parts:
                 total += _copy_shard(part, writer)
@@ -400,6 +419,23 @@ def merge_outputs(shards: Sequence[Shard | Mapping[str, Any]], dest: Any) -> int
         if writer is not fh:
             writer.close()
     return total
+
+
+def _result_layout(part: Shard) -> tuple[list[str], bool]:
+    """``(passthrough columns, vectors)`` of a shard's output: the columns beside ``index``, ``output`` and
+    ``error``, and whether its output is a Parquet ``list<float>`` column."""
+    src = as_path(part.output_path)
+    if not _exists(src):
+        return [], False
+    if is_parquet(src):
+        with _open(src, "rb") as fh:
+            schema = _parquet_file(src, fh).schema_arrow
+        columns = [n for n in schema.names if n not in RESULT_COLUMNS]
+        return columns, str(schema.field("output").type) != "string"
+    with _open(src, "rb") as fh:
+        first = fh.readline()
+    record = json.loads(first) if first.strip() else {}
+    return [k for k in record if k not in RESULT_COLUMNS], False
 
 
 def _copy_shard(part: Shard, out: Any) -> int:

@@ -121,7 +121,13 @@ class BasetenModelError(BasetenServerError):
 
 
 class BasetenTimeoutError(BasetenError):
-    """The request timed out (connect, read, or the total retry budget)."""
+    """The request timed out (connect, read, or the total retry budget), or a wait passed its deadline.
+
+    A waiting operator's deadline (``timeout``, default ``[baseten] default_timeout``, or ``execution_timeout``)
+    raises this; Airflow retries it per the task's ``retries``. A sensor's raises its subclass
+    :class:`~airflow_provider_baseten.sensors.base.BasetenSensorTimeout`, which is also Airflow's
+    ``AirflowSensorTimeout`` and so is not retried.
+    """
 
 
 class BasetenTransportError(BasetenError):

@@ -471,9 +471,11 @@ def check_openai(demo: Demo, lane: Lane) -> str:
     report = xcom(lane.db, "baseten_openai_batches", "check_outputs") or {}
     embedded = xcom(lane.db, "baseten_openai_batches", "embed") or {}
     table = pq.read_table(embedded["output_path"])
-    first = json.loads(table.column("output")[0].as_py())  # the output column (JSON text) holds the vector
+    first = table.column("output")[0].as_py()  # the output column is list<float32>: one vector a row
     expect(table.num_rows == DOCUMENTS and table.column("error").null_count == DOCUMENTS, "embeddings rows")
     expect(isinstance(first, list) and all(isinstance(x, float) for x in first), f"not a vector: {first!r}")
+    ids = pq.read_table(demo.data / "documents.parquet", columns=["id"]).column("id").to_pylist()
+    expect(table.column("id").to_pylist() == ids, "embeddings rows do not carry their document ids in order")
     chats = lane.delta.get("model_apis_request", 0)
     embeds = lane.delta.get("environment_sync", 0)
     expect(report.get("summaries", {}).get("rows") == DOCUMENTS and chats == DOCUMENTS, f"{chats} chat requests")

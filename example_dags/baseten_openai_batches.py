@@ -9,7 +9,7 @@ What it shows
 2. ``build_requests`` turns each document into a chat request (``{"messages": [...]}``, one JSON line each).
 3. ``summarise`` (:class:`ChatCompletionsOperator`) sends those requests to Baseten's shared Model APIs
    (``model_apis=True``: no deployment of yours) and writes the completions to a Parquet file.
-4. ``check_outputs`` reads both files back: one row per document, none failed.
+4. ``check_outputs`` reads both files back: one row per document, in order, with its ``id``, none failed.
 
 Both batches have the options of :class:`PredictOperator`: ``max_concurrency``, ``on_error``, the error
 budget, and ``output_path`` + ``resume`` (a retried task sends only what has no result yet). With an
@@ -63,7 +63,8 @@ with DAG(
         environment="production",  # the connection's model; or model_id= / deployment_id=
         batch_size=64,  # texts per request
         max_concurrency=8,
-        output_path=OUTPUT_DIR + "/embeddings-" + DAY + ".parquet",
+        passthrough_columns=["id"],  # carried from each input row to its output row
+        output_path=OUTPUT_DIR + "/embeddings-" + DAY + ".parquet",  # output: a list<float32> vector column
     )
     # [END howto_operator_embeddings]
 
@@ -74,15 +75,15 @@ with DAG(
 
         os.makedirs(output_dir, exist_ok=True)
         path = f"{output_dir}/requests-{day}.jsonl"
-        texts = pq.read_table(documents, columns=["text"]).column("text").to_pylist()
+        rows = pq.read_table(documents, columns=["id", "text"]).to_pylist()
         with open(path, "w", encoding="utf-8") as fh:
-            for text in texts:
+            for row in rows:
                 messages = [
                     {"role": "system", "content": "Summarise the user's text in one sentence."},
-                    {"role": "user", "content": text},
+                    {"role": "user", "content": row["text"]},
                 ]
-                fh.write(json.dumps({"messages": messages}) + "\n")
-        print(f"{len(texts):,} chat requests in {path}")
+                fh.write(json.dumps({"id": row["id"], "messages": messages}) + "\n")
+        print(f"{len(rows):,} chat requests in {path}")
         return path
 
     # [START howto_operator_chat_completions]
@@ -93,6 +94,7 @@ with DAG(
         model=CHAT_MODEL,
         options={"max_tokens": 64, "temperature": 0.2},  # OpenAI fields sent with every request
         max_concurrency=16,
+        passthrough_columns=["id"],  # kept in the output, not sent: a chat request's body has a fixed schema
         output_path=OUTPUT_DIR + "/summaries-" + DAY + ".parquet",
     )
     # [END howto_operator_chat_completions]
@@ -102,15 +104,16 @@ with DAG(
         """Each output has one row per document, in order, and none failed."""
         import pyarrow.parquet as pq
 
-        expected = pq.read_metadata(documents).num_rows
+        ids = pq.read_table(documents, columns=["id"]).column("id").to_pylist()
+        expected = len(ids)
         report = {}
         for name, summary in (("embeddings", embedded), ("summaries", summarised)):
             table = pq.read_table(summary["output_path"])
             failed = table.num_rows - table.column("error").null_count
             if table.num_rows != expected or failed:
                 raise ValueError(f"{name}: {table.num_rows:,} rows for {expected:,} documents, {failed} failed")
-            if table.column("index").to_pylist() != list(range(expected)):
-                raise ValueError(f"{name}: rows out of input order")
+            if table.column("index").to_pylist() != list(range(expected)) or table.column("id").to_pylist() != ids:
+                raise ValueError(f"{name}: rows out of input order, or ids not carried through")
             report[name] = {"rows": table.num_rows, "columns": table.column_names, "usage": summary.get("usage")}
             print(f"{name}: {table.num_rows:,} rows, columns {table.column_names} -> {summary['output_path']}")
         return report

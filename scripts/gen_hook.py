@@ -207,6 +207,7 @@ def render() -> str:
     wanted.pop("airflow_provider_baseten.hooks._core", None)
     wanted.setdefault("airflow_provider_baseten.client.batch", set()).add("BatchResult")
     wanted.setdefault("typing", set()).update({"Any", "Literal"})  # the batch options' annotations
+    wanted.setdefault("collections.abc", set()).add("Sequence")
     for module in list(wanted):  # Unpack[BatchOptions] is spelled out as keywords
         wanted[module] -= {"Unpack", "BatchOptions"}
         if not wanted[module]:

@@ -1,6 +1,6 @@
 """How to reach Baseten: :class:`Settings` (from an Airflow connection or built directly), :class:`RetryPolicy`,
-:class:`Timeouts`, and the checks on what goes into a URL or a request body (:func:`validate_id`,
-:func:`encode_json`). Nothing here sends a request.
+:class:`Timeouts`, and the check on what goes into a request body (:func:`encode_json`; an id in a URL is
+checked by :func:`~airflow_provider_baseten.client.checks.validate_id`). Nothing here sends a request.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import json
 import random
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
 
+from airflow_provider_baseten.client.checks import hook_param_group, validate_id
 from airflow_provider_baseten.client.redact import aregister_secret, redact, register_secret
 from airflow_provider_baseten.client.routes import Endpoint
 from airflow_provider_baseten.exceptions import (
@@ -154,6 +155,10 @@ class Settings:
     ) -> Settings:
         """Validate a connection's fields and build settings. Raises :class:`BasetenConfigurationError`.
 
+        ``timeouts`` and ``retry`` (in ``kw``): a :class:`Timeouts` / :class:`RetryPolicy` is used as it is; a
+        dict (``hook_params``) overrides the connection extra's ``timeouts`` / ``retry`` key by key, and what
+        neither gives keeps the default. So: ``hook_params`` > connection extra > defaults.
+
         ``register_key=False`` leaves masking the key to the caller (the async path masks it with
         :func:`~airflow_provider_baseten.client.redact.aregister_secret`, which does not block the event loop).
         """
@@ -170,6 +175,8 @@ class Settings:
         unset_urls = _unset_urls(base, extra)
         upload_endpoint_url = _upload_endpoint_url(extra)
         model_id = _model_id(extra)
+        timeouts = _merged(Timeouts, "timeouts", extra, kw.pop("timeouts", None))
+        retry = _merged(RetryPolicy, "retry", extra, kw.pop("retry", None))
         token = _caller_masks_key.set(True)  # masked above, or by the caller (register_key=False)
         try:
             return cls(
@@ -185,6 +192,8 @@ class Settings:
                 model_id=model_id,
                 upload_endpoint_url=upload_endpoint_url,
                 unset_urls=unset_urls,
+                timeouts=timeouts,
+                retry=retry,
                 **kw,
             )
         finally:
@@ -274,6 +283,22 @@ def _model_id(extra: dict[str, Any]) -> str | None:
     return model_id
 
 
+_Group = TypeVar("_Group", Timeouts, RetryPolicy)
+
+
+def _merged(cls: type[_Group], group: str, extra: dict[str, Any], override: _Group | dict[str, float] | None) -> _Group:
+    """The connection extra's ``timeouts`` or ``retry`` (e.g. ``{"predict_read": 300}``) under ``override``:
+    an instance of ``cls`` replaces it, a dict (already checked, from ``hook_params``) overrides it key by key."""
+    if override is not None and not isinstance(override, dict):
+        return override
+    try:
+        given = hook_param_group(group, extra.get(group), where="extra")
+    except BasetenValidationError as exc:  # the connection's mistake: say so
+        raise BasetenConfigurationError(f"The Baseten connection: {exc.message}", field=exc.field) from None
+    fields: dict[str, Any] = {**given, **(override or {})}
+    return cls(**fields)
+
+
 # Set while ``from_extra`` builds settings whose key is already masked, or masked by its caller.
 _caller_masks_key: ContextVar[bool] = ContextVar("_caller_masks_key", default=False)
 # Masking tasks started on an event loop, referenced until they finish (the loop keeps only weak ones).
@@ -327,23 +352,6 @@ def _check_url(url: str, field_name: str) -> None:
             f"{field_name} {redact(url)!r} is not a valid http(s) URL, e.g. https://model-{{model_id}}.api.baseten.co",
             field=field_name,
         )
-
-
-_MAX_ID = 128
-
-
-def validate_id(name: str, value: Any) -> str:
-    """Check an id that goes into a URL path. Raises :class:`BasetenValidationError` naming ``name``."""
-    if not isinstance(value, str) or not value.strip():
-        raise BasetenValidationError(f"{name} must be a non-empty string, got {value!r}.", field=name)
-    bad = [c for c in ("/", "?", "#", "..", " ", "\\", "%") if c in value]
-    if bad or len(value) > _MAX_ID or not value.isprintable():
-        why = f"contains {bad[0]!r}" if bad else ("is too long" if len(value) > _MAX_ID else "is not printable")
-        raise BasetenValidationError(
-            f"{name} {value[:40]!r} {why}; Baseten ids are short alphanumeric strings (e.g. 'abcd1234').",
-            field=name,
-        )
-    return value
 
 
 def encode_json(body: Any, field_name: str = "body") -> bytes:

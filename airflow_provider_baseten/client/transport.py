@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_baseten.client.checks import validate_id
 from airflow_provider_baseten.client.errors import (
     COLD_START_WAIT,
     MODEL_ERROR_ATTEMPTS,
@@ -56,7 +57,6 @@ from airflow_provider_baseten.client.settings import (
     Timeouts,
     UrlFormat,
     encode_json,
-    validate_id,
 )
 from airflow_provider_baseten.exceptions import (
     BasetenError,

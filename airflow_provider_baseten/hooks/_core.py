@@ -34,17 +34,20 @@ class _HookCore(BaseHook):
         self,
         baseten_conn_id: str = default_conn_name,
         *,
-        timeouts: Timeouts | None = None,
-        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | dict[str, float] | None = None,
+        retry: RetryPolicy | dict[str, float] | None = None,
         settings: Settings | None = None,
         http_transport: httpx.BaseTransport | None = None,
         async_http_transport: httpx.AsyncBaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten.client.checks import hook_param_group
+
         super().__init__(**kwargs)
         self.baseten_conn_id = baseten_conn_id
-        self._timeouts = timeouts
-        self._retry = retry
+        # A dict (``hook_params``) overrides the connection extra key by key: checked now, before any request.
+        self._timeouts = (hook_param_group("timeouts", timeouts) or None) if isinstance(timeouts, dict) else timeouts
+        self._retry = (hook_param_group("retry", retry) or None) if isinstance(retry, dict) else retry
         self._settings = settings
         self._http_transport = http_transport
         self._async_http_transport = async_http_transport
@@ -251,18 +254,14 @@ class _HookCore(BaseHook):
 
 def inference_target(environment: str | None, deployment_id: str | None) -> tuple[str, dict[str, str]]:
     """``(target, path params)`` of an inference call: ``deployment`` (with ``deployment_id``), ``development``,
-    ``production`` (the default) or ``environment`` (``env_name``). One rule for every inference route."""
-    from airflow_provider_baseten.exceptions import BasetenValidationError
+    ``production`` (the default) or ``environment`` (``env_name``), by the one target rule
+    (:func:`~airflow_provider_baseten.client.checks.check_target`)."""
+    from airflow_provider_baseten.client.checks import check_target
 
-    if environment is not None and deployment_id is not None:
-        raise BasetenValidationError(
-            f"Give environment or deployment_id, not both (got environment={environment!r}, "
-            f"deployment_id={deployment_id!r}).",
-            field="deployment_id",
-        )
+    environment, deployment_id = check_target(environment, deployment_id, who="BasetenHook")
     if deployment_id is not None:
-        return "deployment", {"deployment_id": _v("deployment_id", deployment_id)}
-    env = _v("environment", environment) if environment is not None else "production"
+        return "deployment", {"deployment_id": deployment_id}
+    env = environment if environment is not None else "production"
     if env in ("development", "production"):
         return env, {}
     return "environment", {"env_name": env}

@@ -17,7 +17,7 @@ from airflow_provider_baseten.hooks import _chains, _deploy, _deployments, _envi
 from airflow_provider_baseten.hooks._core import _HookCore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from typing import Any, Literal
 
     from airflow_provider_baseten.client.batch import BatchResult
@@ -66,34 +66,48 @@ class _Endpoints(_HookCore):
 
     def predict(
         self,
-        input: Any,
+        model_input: Any = ...,
         *,
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        input: Any = ...,
     ) -> Any:
         """Run one synchronous prediction and return the model's output as it answered.
 
-        :param input: The model input, sent as the JSON body (must be JSON-serialisable).
+        :param model_input: The model input, sent as the JSON body (must be JSON-serialisable).
+        :param input: Deprecated old name of ``model_input``.
         """
         return self._send(
-            _inference.predict, input, model_id=model_id, environment=environment, deployment_id=deployment_id
+            _inference.predict,
+            model_input,
+            model_id=model_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            input=input,
         )
 
     async def apredict(
         self,
-        input: Any,
+        model_input: Any = ...,
         *,
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        input: Any = ...,
     ) -> Any:
         """Async :meth:`predict`: run one synchronous prediction and return the model's output as it answered.
 
-        :param input: The model input, sent as the JSON body (must be JSON-serialisable).
+        :param model_input: The model input, sent as the JSON body (must be JSON-serialisable).
+        :param input: Deprecated old name of ``model_input``.
         """
         return await self._asend(
-            _inference.predict, input, model_id=model_id, environment=environment, deployment_id=deployment_id
+            _inference.predict,
+            model_input,
+            model_id=model_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            input=input,
         )
 
     def async_predict(
@@ -237,6 +251,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
 
@@ -257,8 +272,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -274,6 +289,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         return self._run_batch(
@@ -292,6 +315,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     async def apredict_batch(
@@ -311,6 +335,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Async :meth:`predict_batch`: predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
 
@@ -331,8 +356,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -348,6 +373,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         return await self._arun_batch(
@@ -366,6 +399,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     # -- openai -------------------------------------------------------------------------------------------------
@@ -447,7 +481,7 @@ class _Endpoints(_HookCore):
 
         :param model: On Model APIs: the model there. On a deployment: the served model name.
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
-            docstring (``model=`` alone on a connection with a default ``model_id`` is refused, not guessed).
+            docstring (``model=`` alone is refused, not guessed).
         :param encoding_format: ``"float"`` (default) or ``"base64"``.
         """
         return self._send(
@@ -480,7 +514,7 @@ class _Endpoints(_HookCore):
 
         :param model: On Model APIs: the model there. On a deployment: the served model name.
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
-            docstring (``model=`` alone on a connection with a default ``model_id`` is refused, not guessed).
+            docstring (``model=`` alone is refused, not guessed).
         :param encoding_format: ``"float"`` (default) or ``"base64"``.
         """
         return await self._asend(
@@ -697,6 +731,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
         (:class:`~airflow_provider_baseten.batch.BatchOptions`).
@@ -717,6 +752,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     async def arun_chain_batch(
@@ -736,6 +772,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Async :meth:`run_chain_batch`: call a chain (``run_remote``) once per input, with :meth:`predict_batch`'s guarantees and options
         (:class:`~airflow_provider_baseten.batch.BatchOptions`).
@@ -756,6 +793,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     def embed_batch(
@@ -772,6 +810,7 @@ class _Endpoints(_HookCore):
         dimensions: int | None = None,
         encoding_format: str | None = None,
         user: str | None = None,
+        text_column: str | None = None,
         max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
@@ -782,6 +821,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
@@ -792,13 +832,16 @@ class _Endpoints(_HookCore):
 
         :param model: On Model APIs: the model there. On a deployment: the served model name.
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+            (``model=`` alone is refused before any request).
         :param batch_size: Texts per request (1-1024).
         :param max_chars_per_request: Also start a new request before this many characters (a longer text goes
             alone).
         :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
         :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
         :param user: OpenAI's end-user id, sent in every request.
+        :param text_column: Each input is a row (a dict) and its text is this key's value (a row without it fails
+            alone, unsent); with ``passthrough_columns`` (e.g. ``["id"]``) the row's other keys go to its result.
+            An ``output_path`` ending in ``.parquet`` holds the vectors as a ``list<float>`` (float32) column.
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
             ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
             (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
@@ -813,8 +856,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -830,6 +873,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         """
         return self._run_batch(
             _openai.embed_batch,
@@ -844,6 +895,7 @@ class _Endpoints(_HookCore):
             dimensions=dimensions,
             encoding_format=encoding_format,
             user=user,
+            text_column=text_column,
             max_concurrency=max_concurrency,
             on_error=on_error,
             output_path=output_path,
@@ -854,6 +906,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     async def aembed_batch(
@@ -870,6 +923,7 @@ class _Endpoints(_HookCore):
         dimensions: int | None = None,
         encoding_format: str | None = None,
         user: str | None = None,
+        text_column: str | None = None,
         max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
@@ -880,6 +934,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Async :meth:`embed_batch`: embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
 
@@ -890,13 +945,16 @@ class _Endpoints(_HookCore):
 
         :param model: On Model APIs: the model there. On a deployment: the served model name.
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+            (``model=`` alone is refused before any request).
         :param batch_size: Texts per request (1-1024).
         :param max_chars_per_request: Also start a new request before this many characters (a longer text goes
             alone).
         :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
         :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
         :param user: OpenAI's end-user id, sent in every request.
+        :param text_column: Each input is a row (a dict) and its text is this key's value (a row without it fails
+            alone, unsent); with ``passthrough_columns`` (e.g. ``["id"]``) the row's other keys go to its result.
+            An ``output_path`` ending in ``.parquet`` holds the vectors as a ``list<float>`` (float32) column.
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
             ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
             (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
@@ -911,8 +969,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -928,6 +986,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         """
         return await self._arun_batch(
             _openai.embed_batch,
@@ -942,6 +1008,7 @@ class _Endpoints(_HookCore):
             dimensions=dimensions,
             encoding_format=encoding_format,
             user=user,
+            text_column=text_column,
             max_concurrency=max_concurrency,
             on_error=on_error,
             output_path=output_path,
@@ -952,6 +1019,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     def chat_completions_batch(
@@ -974,6 +1042,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """One chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
         guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
@@ -981,7 +1050,7 @@ class _Endpoints(_HookCore):
         :param model: On Model APIs: the model there. On a deployment: the served model name. An item's own
             ``model`` wins in its body (the route is chosen once, from the arguments).
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+            (``model=`` alone is refused before any request).
         :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's own
             fields win.
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
@@ -998,8 +1067,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -1015,6 +1084,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         """
         return self._run_batch(
             _openai.chat_completions_batch,
@@ -1035,6 +1112,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     async def achat_completions_batch(
@@ -1057,6 +1135,7 @@ class _Endpoints(_HookCore):
         log: Any = None,
         max_failures: int | None = None,
         max_error_rate: float | None = None,
+        passthrough_columns: Sequence[str] | None = None,
     ) -> BatchResult:
         """Async :meth:`chat_completions_batch`: one chat completion per request dict (``{"messages": [...], ...}``), with :meth:`predict_batch`'s
         guarantees; ``.results`` keeps each whole answer in input order and ``.usage`` sums token usage.
@@ -1064,7 +1143,7 @@ class _Endpoints(_HookCore):
         :param model: On Model APIs: the model there. On a deployment: the served model name. An item's own
             ``model`` wins in its body (the route is chosen once, from the arguments).
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-            (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+            (``model=`` alone is refused before any request).
         :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's own
             fields win.
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
@@ -1081,8 +1160,8 @@ class _Endpoints(_HookCore):
         :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
             instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
             when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-            and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-            folders are created.
+            and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+            ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
         :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
             (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
             for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -1098,6 +1177,14 @@ class _Endpoints(_HookCore):
         :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
             limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
             failures at WARNING.
+        :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+            join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+            A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+            keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+            A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+            before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+            from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+            (``index``, ``output``, ``error``) is refused up front.
         """
         return await self._arun_batch(
             _openai.chat_completions_batch,
@@ -1118,6 +1205,7 @@ class _Endpoints(_HookCore):
             log=log,
             max_failures=max_failures,
             max_error_rate=max_error_rate,
+            passthrough_columns=passthrough_columns,
         )
 
     # -- deployments --------------------------------------------------------------------------------------------

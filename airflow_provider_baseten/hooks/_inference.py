@@ -34,21 +34,42 @@ M = TypeVar("M", bound="BaseModel")
 def predict(
     hook: _HookCore,
     /,
-    input: Any,
+    model_input: Any = ...,
     *,
     model_id: str | None = None,
     environment: str | None = None,
     deployment_id: str | None = None,
+    input: Any = ...,
 ) -> _Call[Any]:
     """Run one synchronous prediction and return the model's output as it answered.
 
-    :param input: The model input, sent as the JSON body (must be JSON-serialisable).
+    :param model_input: The model input, sent as the JSON body (must be JSON-serialisable).
+    :param input: Deprecated old name of ``model_input``.
     """
     from airflow_provider_baseten.client.transport import encode_json
+    from airflow_provider_baseten.exceptions import BasetenValidationError
 
-    encode_json(input, "input")
+    # ``...`` marks "not given" (it is no JSON value, so never a model input).
+    if input is not ...:
+        if model_input is not ...:
+            raise BasetenValidationError(
+                "predict: give model_input= only; input= is its deprecated old name. Got both.", field="input"
+            )
+        import warnings
+
+        from airflow.exceptions import AirflowProviderDeprecationWarning
+
+        warnings.warn(
+            "BasetenHook.predict: the parameter input= is deprecated; use model_input= instead.",
+            AirflowProviderDeprecationWarning,
+            stacklevel=4,  # the caller of BasetenHook.predict (through _send)
+        )
+        model_input = input
+    if model_input is ...:
+        raise BasetenValidationError("predict needs model_input= (the model input).", field="model_input")
+    encode_json(model_input, "model_input")
     call = hook._inference("predict", model_id, environment, deployment_id)
-    call.body = input
+    call.body = model_input
     return call
 
 

@@ -10,11 +10,10 @@ guessed, and an ambiguous call is refused before anything is sent):
   ``https://model-{model_id}.api.baseten.co/environments/{env}/sync/...`` (production by default) or
   ``/deployment/{id}/sync/...``, on the connection's default ``model_id`` unless one is given; ``model`` is
   then only sent in the body (the served model name that vLLM and other OpenAI servers check; BEI accepts any).
-* ``model=`` alone (``model_apis=None``, the default): Model APIs when the connection has **no** default
-  ``model_id``. On a connection **with** one, the call is refused with
-  :class:`~airflow_provider_baseten.exceptions.BasetenValidationError` naming what to pass: it could mean the
-  connection's model (whose served name ``model`` is) or Model APIs, and a wrong guess reaches another
-  model, or bills one.
+* ``model=`` alone (no ``model_id``, ``environment`` or ``deployment_id``, and ``model_apis=None``) is refused
+  with :class:`~airflow_provider_baseten.exceptions.BasetenValidationError` naming what to pass
+  (``model_apis=True`` or ``model_id=``), on every connection: it could mean Model APIs or your deployment, and a
+  route that depended on the connection would make the same DAG reach another model (or bill one) elsewhere.
 * no ``model`` and no target: the connection's model, production environment.
 * chains: ``https://chain-{chain_id}.api.baseten.co`` (connection extra ``chain_url``).
 
@@ -28,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_baseten.client.checks import check_packing, flag
+from airflow_provider_baseten.client.checks import check_packing, model_apis_route
 from airflow_provider_baseten.hooks._api import _Batch, _Call, _m, _v
 from airflow_provider_baseten.hooks._core import _HookCore, inference_target
 
@@ -54,52 +53,6 @@ def _many(inputs: Any, field: str, each: str) -> None:
 # -- Builders: what each endpoint sends. BasetenHook's methods (hooks/_endpoints.py, generated) send them. --
 
 
-def _on_model_apis(
-    hook: _HookCore,
-    /,
-    model: str | None,
-    model_apis: bool | None,
-    model_id: str | None,
-    environment: str | None,
-    deployment_id: str | None,
-) -> bool:
-    """Whether a call goes to Model APIs (the rule in this module's docstring); refuses an ambiguous one."""
-    from airflow_provider_baseten.exceptions import BasetenValidationError
-
-    flag("model_apis", model_apis, none_ok=True)
-    given = [
-        k
-        for k, v in (("model_id", model_id), ("environment", environment), ("deployment_id", deployment_id))
-        if v is not None
-    ]
-    if model_apis:
-        if given:
-            raise BasetenValidationError(
-                f"model_apis=True sends the call to Baseten's shared Model APIs, which have no "
-                f"{'/'.join(given)}: drop {', '.join(f'{k}=' for k in given)} or pass model_apis=False to "
-                "call your deployment.",
-                field="model_apis",
-            )
-        if not model:
-            raise BasetenValidationError(
-                "model_apis=True needs model= (the Model APIs model's name, e.g. 'deepseek-ai/DeepSeek-V4-Pro').",
-                field="model",
-            )
-        return True
-    if model_apis is False or given or model is None:
-        return False
-    default = hook._transport.settings.model_id if hook._transport else None
-    if not default:
-        return True  # no model of the connection's that model= could name
-    raise BasetenValidationError(
-        f"model={model!r} alone is ambiguous on this connection, whose default model_id is {default!r}: "
-        f"pass environment= (e.g. environment='production') or deployment_id= (or model_apis=False) to call "
-        f"that model's deployment with {model!r} as its served model name, or model_apis=True (or use a "
-        f"connection without a model_id) to call Baseten's shared Model APIs model {model!r}. Nothing was sent.",
-        field="model_apis",
-    )
-
-
 def _sync_call(
     hook: _HookCore,
     /,
@@ -113,13 +66,15 @@ def _sync_call(
     """The call for ``route`` (``v1/embeddings``...) on Model APIs or a deployment's ``/sync`` passthrough."""
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
+    # The arguments first: a call that is wrong on every connection says so on every connection.
+    on_model_apis = model_apis_route(model, model_apis, model_id, environment, deployment_id)
     hook._direct_only(f"/sync/{route}")
     if not isinstance(route, str) or not route.strip("/"):
         raise BasetenValidationError(f"route must be a non-empty path such as 'v1/embeddings', got {route!r}.")
     route = route.strip("/")
     if any(c in route for c in ("?", "#", "\\", " ")) or ".." in route.split("/") or "//" in route:
         raise BasetenValidationError(f"route {route[:60]!r} is not a plain path (e.g. 'v1/embeddings').")
-    if _on_model_apis(hook, model, model_apis, model_id, environment, deployment_id):
+    if on_model_apis:
         return _Call("model_apis_request", {"route": route.removeprefix("v1/")})
     from airflow_provider_baseten.client.routes import BY_TARGET
 
@@ -180,7 +135,7 @@ def embeddings(
 
     :param model: On Model APIs: the model there. On a deployment: the served model name.
     :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
-        docstring (``model=`` alone on a connection with a default ``model_id`` is refused, not guessed).
+        docstring (``model=`` alone is refused, not guessed).
     :param encoding_format: ``"float"`` (default) or ``"base64"``.
     """
     m = _m()
@@ -262,19 +217,11 @@ def _chain_call(
     hook: _HookCore, /, action: str, chain_id: str, environment: str | None, deployment_id: str | None
 ) -> _Call[Any]:
     from airflow_provider_baseten.client.routes import BY_TARGET
-    from airflow_provider_baseten.exceptions import BasetenValidationError
 
     hook._direct_only(f"Chain {action}")
     chain = _v("chain_id", chain_id)
-    if environment is not None and deployment_id is not None:
-        raise BasetenValidationError("Give environment or deployment_id, not both.", field="deployment_id")
-    if deployment_id is not None:
-        params = {"deployment_id": _v("deployment_id", deployment_id)}
-        return _Call(BY_TARGET[action, "deployment"], params, model_id=chain)
-    env = _v("environment", environment) if environment is not None else "production"
-    if env in ("production", "development"):
-        return _Call(BY_TARGET[action, env], model_id=chain)
-    return _Call(BY_TARGET[action, "environment"], {"env_name": env}, model_id=chain)
+    target, params = inference_target(environment, deployment_id)  # a chain's targets follow a model's rule
+    return _Call(BY_TARGET[action, target], params, model_id=chain)
 
 
 def _chain_input(input: Any) -> None:
@@ -349,11 +296,11 @@ def run_chain_batch(
     (:class:`~airflow_provider_baseten.batch.BatchOptions`)."""
     import functools
 
-    from airflow_provider_baseten.client.batch.openai import CheckedRun
+    from airflow_provider_baseten.client.batch.openai import ChainRun
 
     _many(inputs, "inputs", "dicts (each chain input)")
     route = _chain_call(hook, "run_remote", chain_id, environment, deployment_id)
-    run_factory = functools.partial(CheckedRun, check=_chain_input)  # a non-dict fails unsent
+    run_factory = functools.partial(ChainRun, check=_chain_input)  # a non-dict fails unsent
     return _Batch(route, inputs, {**options, "run_factory": run_factory})
 
 
@@ -372,6 +319,7 @@ def embed_batch(
     dimensions: int | None = None,
     encoding_format: str | None = None,
     user: str | None = None,
+    text_column: str | None = None,
     **options: Unpack[BatchOptions],
 ) -> _Batch:
     """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
@@ -383,13 +331,16 @@ def embed_batch(
 
     :param model: On Model APIs: the model there. On a deployment: the served model name.
     :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-        (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+        (``model=`` alone is refused before any request).
     :param batch_size: Texts per request (1-1024).
     :param max_chars_per_request: Also start a new request before this many characters (a longer text goes
         alone).
     :param dimensions: Vector length, for models that can shorten theirs; sent in every request.
     :param encoding_format: ``"float"`` (default) or ``"base64"`` (each result is then a base64 string).
     :param user: OpenAI's end-user id, sent in every request.
+    :param text_column: Each input is a row (a dict) and its text is this key's value (a row without it fails
+        alone, unsent); with ``passthrough_columns`` (e.g. ``["id"]``) the row's other keys go to its result.
+        An ``output_path`` ending in ``.parquet`` holds the vectors as a ``list<float>`` (float32) column.
     :param options: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,
         ``output_path``, ``resume``, the error budget, ...).
     """
@@ -403,10 +354,19 @@ def embed_batch(
     fields = {"encoding_format": encoding_format, "dimensions": dimensions, "user": user}
     extra = {k: v for k, v in fields.items() if v is not None}
     _m().options(_m().EmbeddingsRequest, {"input": ["x"], **extra})  # a bad field fails before any request
+    if text_column is not None and (not isinstance(text_column, str) or not text_column):
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        raise BasetenValidationError(f"text_column must be a key name, got {text_column!r}.", field="text_column")
     run_factory = functools.partial(
-        EmbedRun, batch_size=batch_size, max_chars=max_chars_per_request, model=model, extra=extra
+        EmbedRun,
+        batch_size=batch_size,
+        max_chars=max_chars_per_request,
+        model=model,
+        extra=extra,
+        text_column=text_column,
     )
-    return _Batch(route, texts, {**options, "run_factory": run_factory})
+    return _Batch(route, texts, {**options, "run_factory": run_factory, "vectors": True})
 
 
 def chat_completions_batch(
@@ -428,7 +388,7 @@ def chat_completions_batch(
     :param model: On Model APIs: the model there. On a deployment: the served model name. An item's own
         ``model`` wins in its body (the route is chosen once, from the arguments).
     :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`
-        (``model=`` alone on a connection with a default ``model_id`` is refused before any request).
+        (``model=`` alone is refused before any request).
     :param options: OpenAI fields added to every request (``max_tokens``, ``temperature``...); an item's own
         fields win.
     :param batch: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,

@@ -30,8 +30,11 @@ class BasetenHook(_Endpoints, _DeployApi, _DeploymentApi, _TrainingApi):
     """Talk to Baseten from Airflow: inference, deployments, environments, secrets, API keys, training, deploys.
 
     :param baseten_conn_id: The Airflow connection (type ``baseten``). Its password is the API key.
-    :param timeouts: Override connect/read timeouts (:class:`~airflow_provider_baseten.config.Timeouts`).
-    :param retry: Override the retry policy (:class:`~airflow_provider_baseten.config.RetryPolicy`).
+    :param timeouts: Connect/read timeouts: a :class:`~airflow_provider_baseten.config.Timeouts` (used as it
+        is), or a dict of some of its fields (``{"predict_read": 300}``) that overrides the connection extra's
+        ``timeouts`` key by key (precedence: this > the connection extra > the defaults).
+    :param retry: The retry policy: a :class:`~airflow_provider_baseten.config.RetryPolicy`, or a dict of some
+        of its fields (``{"max_attempts": 3, "total_timeout": 120}``), as ``timeouts``.
     :param settings: Use these settings instead of reading a connection (tests, scripts).
     :param http_transport: An httpx transport to send through (``httpx.MockTransport`` in unit tests).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -21,9 +22,11 @@ from airflow_provider_baseten._tasks import (
     log_deadline,
     log_failure_details,
     raise_for_event,
+    resolve_timeout,
     retry_left,
     validate_event,
 )
+from airflow_provider_baseten.client.checks import hook_params as check_hook_params
 from airflow_provider_baseten.client.checks import positive_number
 from airflow_provider_baseten.events import BasetenTriggerEvent
 
@@ -56,18 +59,32 @@ def renamed_param(owner: str, new: str, new_value: T, old: str, old_value: T, un
 
 
 class BasetenBaseOperator(BaseOperator):
-    """Base of the provider's operators: owns the :class:`BasetenHook` for ``baseten_conn_id``."""
+    """Base of the provider's operators: owns the :class:`BasetenHook` for ``baseten_conn_id``.
 
-    def __init__(self, *, baseten_conn_id: str = "baseten_default", **kwargs: Any) -> None:
+    :param baseten_conn_id: The Baseten connection.
+    :param hook_params: The hook's HTTP settings for this task: ``{"timeouts": {...}, "retry": {...}}``.
+        ``timeouts`` keys: ``connect``, ``management_read``, ``predict_read`` (seconds; defaults 10, 60 and
+        1,260); ``retry`` keys: ``max_attempts`` (6), ``backoff_base`` (0.5), ``max_backoff`` (30),
+        ``max_retry_after`` (120) and ``total_timeout`` (900 s, the budget of one call's retries). The
+        connection extra takes the same ``timeouts`` and ``retry`` keys; precedence, key by key:
+        ``hook_params`` > the connection extra > the defaults. Checked when the DAG is parsed (an unknown key
+        or a bad value is a :class:`~airflow_provider_baseten.exceptions.BasetenValidationError` naming it),
+        and carried into this task's triggers, so a deferred wait uses the same settings.
+    """
+
+    def __init__(
+        self, *, baseten_conn_id: str = "baseten_default", hook_params: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.baseten_conn_id = baseten_conn_id
+        self.hook_params = check_hook_params(hook_params)
 
     @cached_property
     def hook(self) -> BasetenHook:
-        """The hook (created on first use, in the worker, never at DAG parse time)."""
+        """The hook (created on first use, in the worker, never at DAG parse time), with ``hook_params``."""
         from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-        return BasetenHook(self.baseten_conn_id)
+        return BasetenHook(self.baseten_conn_id, **self.hook_params)
 
 
 class BasetenWaitingOperator(BasetenBaseOperator):
@@ -79,10 +96,14 @@ class BasetenWaitingOperator(BasetenBaseOperator):
     :param poke_interval: Seconds between status checks (the name the sensors use too; default: the
         ``[baseten] poll_interval`` config option, else per operator, :attr:`default_poke_interval`).
     :param check_interval: Deprecated old name of ``poke_interval``.
-    :param timeout: Seconds this try may run at most, counted from its start; ``None``: as long as
-        ``execution_timeout`` allows. The trigger (or the inline wait) enforces one absolute deadline,
-        min(start + ``timeout``, start + ``execution_timeout``), deferred or not, and then fails the task
-        with :class:`~airflow_provider_baseten.exceptions.BasetenTimeoutError`.
+    :param timeout: Seconds (or a ``timedelta``) this try may wait at most, counted from its start.
+        ``None`` (the default): the ``[baseten] default_timeout`` config option (86,400 s, one day), the same
+        default as the provider's sensors; so a wait is always finite. The trigger (or the inline wait)
+        enforces one absolute deadline per try, min(start + ``timeout``, start + ``execution_timeout``),
+        deferred or not. At it the task fails with
+        :class:`~airflow_provider_baseten.exceptions.BasetenTimeoutError`, which Airflow retries as any
+        failure, per ``retries``: a durable operator's retry reconnects to the work this try started
+        (``cancel_on_timeout`` keeps it for the retry), any other retry starts over with a new deadline.
     :param cancel_on_kill: When the task is killed, undo what *this task* started (never anything else).
     :param cancel_on_timeout: At the deadline, stop or cancel what *this task* started (a training job, a
         promotion, its still-queued async requests) if no retry can pick it up; with a retry left that
@@ -99,7 +120,7 @@ class BasetenWaitingOperator(BasetenBaseOperator):
         wait_for_completion: bool = True,
         deferrable: bool | None = None,
         poke_interval: float | None = None,
-        timeout: float | None = None,
+        timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
         cancel_on_timeout: bool = True,
         check_interval: float | None = None,
@@ -121,7 +142,7 @@ class BasetenWaitingOperator(BasetenBaseOperator):
 
             interval = poll_interval(self.default_poke_interval)  # [baseten] poll_interval, else the class's
         self.poke_interval: float = positive_number("poke_interval", interval)
-        self.timeout = timeout
+        self.timeout: float = resolve_timeout(timeout)
         self.cancel_on_kill = cancel_on_kill
         self.cancel_on_timeout = cancel_on_timeout
 
@@ -194,6 +215,7 @@ class BasetenWaitingOperator(BasetenBaseOperator):
             target_statuses=list(target_statuses),
             poll_interval=self.poke_interval,
             end_time=self.end_time(context),
+            hook_params=self.hook_params,
             **kw,
         )
         return cast("str | None", self.wait(context, trigger))

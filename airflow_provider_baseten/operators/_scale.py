@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from airflow_provider_baseten.client.checks import optional_int_in
+from airflow_provider_baseten.client.checks import check_target, optional_int_in
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 LEASE_TTL = 24 * 3600.0  # seconds a lease lives when its task has no execution_timeout
@@ -164,7 +164,9 @@ class ScaleForBatch:
     ) -> None:
         self.hook = hook
         self.model_id = model_id or hook.settings.model_id
-        self.target = {"environment": environment, "deployment_id": deployment_id}
+        # The one target rule: the operator checked it already, a direct caller gets the same (and its aliases).
+        env, dep = check_target(environment, deployment_id, who="ScaleForBatch")
+        self.target = {"environment": env, "deployment_id": dep}
         self.min_replica = min_replica
         self.lease_id = lease_id
         self.until = until if until is not None else time.time() + LEASE_TTL
@@ -178,16 +180,13 @@ class ScaleForBatch:
         self.released = False
 
     def _resolve(self) -> str:
-        env, dep = self.target["environment"], self.target["deployment_id"]
-        if dep and dep not in ("production", "development"):
-            return str(dep)
-        name = dep or env or "production"
-        if name in ("production", "development"):
-            return str(self.hook.get_deployment(name, model_id=self.model_id).id)
-        current = self.hook.get_environment(name, model_id=self.model_id).current_deployment
-        if current is None:
-            raise BasetenValidationError(f"Environment {name!r} has no deployment to scale.", field="scale_for_batch")
-        return str(current.id)
+        from airflow_provider_baseten._tasks import deployment_behind
+
+        dep = deployment_behind(self.hook, self.model_id, **self.target)
+        if dep is None:
+            env = self.target["environment"]
+            raise BasetenValidationError(f"Environment {env!r} has no deployment to scale.", field="scale_for_batch")
+        return str(dep)
 
     def _current(self) -> tuple[int, int]:
         assert self.deployment is not None

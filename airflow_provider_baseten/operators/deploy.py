@@ -453,6 +453,7 @@ class DeployTrainingCheckpointOperator(DeployModelOperator):
                 training_job_id=self.training_job_id,
                 poll_interval=self.poke_interval,
                 end_time=self.end_time(context),
+                hook_params=self.hook_params,
             )
             if self.deferrable:
                 self.defer(trigger=trigger, method_name="execute_synced", timeout=defer_backstop(trigger.end_time))

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import _lineage, xcom
-from airflow_provider_baseten._tasks import push_deployment, resolve_model
+from airflow_provider_baseten._tasks import deployment_behind, push_deployment, rendered_target, resolve_model
+from airflow_provider_baseten.client.checks import check_target, is_template, validate_id
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenDeploymentLink, BasetenModelLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator
@@ -23,12 +24,13 @@ if TYPE_CHECKING:
 _UNSET: Any = object()
 
 
-def _check_target(deployment_id: str | None, environment: str | None, who: str) -> None:
-    if (deployment_id is None) == (environment is None):
-        raise ValueError(
-            f"{who} needs exactly one of deployment_id= (an id or 'development') or environment= "
-            f"(e.g. 'production', 'staging'); got deployment_id={deployment_id!r}, environment={environment!r}."
-        )
+def _addressed(target: dict[str, str | None]) -> tuple[str, str]:
+    """``("deployment", id)`` or ``("environment", name)``: what the hook's management calls take for a checked
+    target. The development deployment is a deployment there (``"development"`` in place of its id)."""
+    env = target["environment"] or "production"
+    if target["deployment_id"] is not None or env == "development":
+        return "deployment", target["deployment_id"] or env
+    return "environment", env
 
 
 class PromoteDeploymentOperator(BasetenWaitingOperator):
@@ -45,7 +47,9 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
 
     :param deployment_id: The deployment's id, or ``"development"`` for the development deployment.
     :param model_id: The model (default: the connection's ``model_id``).
-    :param environment: ``"production"`` (default) or the name of a custom environment.
+    :param environment: Where to promote it (unlike the other operators', this ``environment`` is the
+        destination): ``"production"`` (default) or the name of a custom environment. ``"development"`` (the
+        development deployment everywhere else) is refused.
     :param scale_down_previous: Scale down the deployment the environment served before (Baseten's
         ``scale_down_previous_production`` / ``scale_down_previous_deployment``). Default True.
     :param preserve_env_instance_type: Keep the environment's instance type. Default True.
@@ -83,11 +87,10 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
 
         default_outlets(kwargs, (model_id, environment or "production"), environment_asset, ENVIRONMENT_ALIAS)
         super().__init__(**kwargs)
-        if not deployment_id:
-            raise ValueError("deployment_id is required: a deployment id, or 'development'.")
         self.deployment_id = deployment_id
         self.model_id = model_id
         self.environment = environment or "production"
+        self._check_names(templates_ok=True)
         self.scale_down_previous = scale_down_previous
         self.preserve_env_instance_type = preserve_env_instance_type
         self._started = False  # True once this task's promote request was accepted
@@ -98,11 +101,31 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         self._served: str | None = None  # the deployment that serves the environment at the end (lineage)
         self._noop = False  # it already served: nothing was promoted
 
+    def _check_names(self, templates_ok: bool = False) -> None:
+        """The target rule's name checks (:func:`~airflow_provider_baseten.client.checks.check_target`), for a
+        promotion's two ends: ``deployment_id`` (an id, or ``"development"``) goes into ``environment``."""
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if not self.deployment_id:
+            raise BasetenValidationError(
+                "deployment_id is required: a deployment id, or 'development'.", field="deployment_id"
+            )
+        for name, value in (("deployment_id", self.deployment_id), ("environment", self.environment)):
+            if not (templates_ok and is_template(value)):
+                validate_id(name, value)
+        if self.environment == "development":
+            raise BasetenValidationError(
+                "PromoteDeploymentOperator: environment='development' names the development deployment, which "
+                "is not an environment to promote into; promote into 'production' or a custom environment.",
+                field="environment",
+            )
+
     def execute(self, context: Context) -> str:
         """Promote (unless already serving), push the id and URL, and wait if asked."""
         from airflow_provider_baseten.exceptions import BasetenValidationError
         from airflow_provider_baseten.models import PROMOTION_ACTIVE_STATES
 
+        self._check_names()  # the rendered values, before anything is sent
         hook = self.hook
         model = self._model = resolve_model(hook, self.model_id)
         env_name = self.environment
@@ -195,6 +218,7 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
                     deployment_id=target_id,
                     poll_interval=self.poke_interval,
                     end_time=self.end_time(context),
+                    hook_params=self.hook_params,
                     cancel_on_kill=self.cancel_on_kill and owned,
                     # A retry does not reconnect to a promotion it did not start: with no durable record of it,
                     # the promotion this try started is cancelled at the deadline (retries or not).
@@ -299,27 +323,25 @@ class _ActivationOperator(BasetenWaitingOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _check_target(deployment_id, environment, type(self).__name__)
-        self.deployment_id = deployment_id
-        self.environment = environment
+        self.environment, self.deployment_id = check_target(
+            environment, deployment_id, who=type(self).__name__, templates_ok=True
+        )
         self.model_id = model_id
 
     def execute(self, context: Context) -> str | None:
         """Send the request, push the deployment's id and URL, and wait if asked; return the deployment id."""
         from airflow_provider_baseten.exceptions import BasetenRemoteStateError
 
+        target = rendered_target(self)  # before anything is sent
         hook = self.hook
         model = resolve_model(hook, self.model_id)
-        if self.environment is not None:
-            what = f"environment {self.environment}"
-            result = getattr(hook, f"{self._verb}_environment")(self.environment, model_id=model)
-        else:
-            what = f"deployment {self.deployment_id}"
-            result = getattr(hook, f"{self._verb}_deployment")(str(self.deployment_id), model_id=model)
+        kind, name = _addressed(target)
+        what = f"{kind} {name}"
+        result = getattr(hook, f"{self._verb}_{kind}")(name, model_id=model)
         if result.success is False:
             raise BasetenRemoteStateError(f"Baseten refused to {self._verb} {what} of model {model}.")
         self.log.info("Requested: %s %s of model %s.", self._verb, what, model)
-        dep_id = self._deployment_behind(model)
+        dep_id = deployment_behind(hook, model, **target)
         push_deployment(context, model, dep_id)
         if not self.wait_for_completion:
             return dep_id
@@ -328,14 +350,6 @@ class _ActivationOperator(BasetenWaitingOperator):
             return None
         failed = None if self._failed_statuses is None else list(self._failed_statuses)
         return self.wait_for_deployment(context, model, dep_id, self._target_statuses, failed_statuses=failed)
-
-    def _deployment_behind(self, model: str) -> str | None:
-        if self.environment is None:
-            if self.deployment_id == "development":
-                return self.hook.get_deployment("development", model_id=model).id
-            return self.deployment_id
-        current = self.hook.get_environment(self.environment, model_id=model).current_deployment
-        return current.id if current else None
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str | None:
         """Fail unless the deployment reached the wanted status; return its id."""
@@ -348,8 +362,10 @@ class ActivateDeploymentOperator(_ActivationOperator):
 
     Pushes ``deployment_id`` and ``baseten_deployment_url`` to XCom; returns the deployment id.
 
-    :param deployment_id: A deployment id, or ``"development"``. Give this or ``environment``.
-    :param environment: An environment name (``"production"``, ``"staging"``, ...).
+    :param environment: ``"production"`` (the default: the production environment), ``"development"`` (the
+        development deployment) or a custom environment's name.
+    :param deployment_id: One deployment's id (give this or ``environment``, not both).
+        ``deployment_id="production"`` / ``"development"`` is a deprecated alias of ``environment=``.
     :param model_id: The model (default: the connection's ``model_id``).
     :param wait_for_completion: Wait until the deployment is ACTIVE (or SCALED_TO_ZERO, which is a healthy,
         idle deployment). Fails fast if it ends BUILD_FAILED, DEPLOY_FAILED, FAILED, UNHEALTHY or
@@ -366,8 +382,10 @@ class DeactivateDeploymentOperator(_ActivationOperator):
     Deactivating stops serving: this is an explicit, user-requested action (no operator in this provider
     ever deactivates anything on its own, e.g. on kill).
 
-    :param deployment_id: A deployment id, or ``"development"``. Give this or ``environment``.
-    :param environment: An environment name.
+    :param environment: ``"production"`` (the default: the production environment), ``"development"`` (the
+        development deployment) or a custom environment's name.
+    :param deployment_id: One deployment's id (give this or ``environment``, not both).
+        ``deployment_id="production"`` / ``"development"`` is a deprecated alias of ``environment=``.
     :param model_id: The model (default: the connection's ``model_id``).
     :param wait_for_completion: Wait until the deployment is INACTIVE. Default True.
     """
@@ -388,8 +406,10 @@ class UpdateAutoscalingOperator(BasetenBaseOperator):
 
     :param autoscaling_settings: The fields to change, e.g. ``{"min_replica": 0, "max_replica": 4}``.
         Templated (rendered values such as ``"4"`` are coerced to integers).
-    :param deployment_id: A deployment id, or ``"development"``. Give this or ``environment``.
-    :param environment: An environment name (the environment's own autoscaling settings change).
+    :param environment: ``"production"`` (the default: the production environment), ``"development"`` (the
+        development deployment) or a custom environment's name.
+    :param deployment_id: One deployment's id (give this or ``environment``, not both).
+        ``deployment_id="production"`` / ``"development"`` is a deprecated alias of ``environment=``.
     :param model_id: The model (default: the connection's ``model_id``).
     """
 
@@ -413,10 +433,10 @@ class UpdateAutoscalingOperator(BasetenBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _check_target(deployment_id, environment, "UpdateAutoscalingOperator")
+        self.environment, self.deployment_id = check_target(
+            environment, deployment_id, who="UpdateAutoscalingOperator", templates_ok=True
+        )
         self.autoscaling_settings = autoscaling_settings
-        self.deployment_id = deployment_id
-        self.environment = environment
         self.model_id = model_id
 
     def validate(self) -> dict[str, Any]:
@@ -434,14 +454,15 @@ class UpdateAutoscalingOperator(BasetenBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, send, log and return ``{"status", "message"}``."""
+        target = rendered_target(self)
         body = self.validate()  # before anything touches the network
         hook = self.hook
         model = resolve_model(hook, self.model_id)
-        what = f"environment {self.environment}" if self.environment else f"deployment {self.deployment_id}"
-        result = hook.update_autoscaling_settings(
-            body, model_id=model, deployment_id=self.deployment_id, environment=self.environment
-        )
-        push_deployment(context, model, self._deployment_behind(model))
+        kind, name = _addressed(target)
+        what = f"{kind} {name}"
+        where = {"environment": name} if kind == "environment" else {"deployment_id": name}
+        result = hook.update_autoscaling_settings(body, model_id=model, **where)
+        push_deployment(context, model, self._deployment_behind(model, target))
         self.log.info(
             "Autoscaling update of %s of model %s: %s%s (sent %s)",
             what,
@@ -452,15 +473,10 @@ class UpdateAutoscalingOperator(BasetenBaseOperator):
         )
         return {"status": result.status, "message": result.message}
 
-    def _deployment_behind(self, model: str) -> str | None:
+    def _deployment_behind(self, model: str, target: dict[str, str | None]) -> str | None:
         """The deployment the settings apply to (for the extra link); ``None`` if it cannot be told."""
-        if self.deployment_id is not None and self.deployment_id != "development":
-            return self.deployment_id
         try:
-            if self.deployment_id == "development":
-                return self.hook.get_deployment("development", model_id=model).id
-            current = self.hook.get_environment(str(self.environment), model_id=model).current_deployment
-            return current.id if current else None
+            return deployment_behind(self.hook, model, **target)
         except Exception as exc:  # only the link needs it: the update itself has succeeded
             self.log.warning("Could not tell which deployment the settings apply to: %s", exc)
             return None

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 _NOTSET: Any = object()
 
+#: The template fields every predicting operator has besides its inputs.
+PREDICT_FIELDS = ("model_id", "environment", "deployment_id", "output_path", "baseten_conn_id")
+
 
 def _push_model_url(context: Context, hook: Any, model_id: str | None, log: Any = None) -> None:
     from airflow_provider_baseten.links import log_link, model_url
@@ -51,15 +54,18 @@ class PredictOperator(BasetenBaseOperator):
     :param input: Deprecated old name of ``model_input``. :param inputs: Deprecated old name of
         ``model_inputs``.
     :param model_id: The model (default: the connection's ``model_id``).
-    :param environment: ``production`` (default), ``development``, or a custom environment name.
-    :param deployment_id: A specific deployment (do not combine with ``environment``).
+    :param environment: ``"production"`` (the default: the production environment), ``"development"`` (the
+        development deployment), or a custom environment's name.
+    :param deployment_id: One deployment's id (give this or ``environment``, not both).
+        ``deployment_id="production"`` / ``"development"`` is a deprecated alias of ``environment=``.
     :param max_concurrency: Batch requests in flight at once (1-1024), or ``"auto"``: start low, grow while
         latency holds and back off on 429/503 answers (AIMD), up to 512 (see ``BasetenHook.predict_batch``).
     :param on_error: ``fail`` (default): attempt every item, then fail naming the failed indices and their
         errors. ``record``: succeed, with ``{"index", "error"}`` in place of each failed output.
     :param output_path: Write JSONL results (``{"index", "output"}`` or ``{"index", "error"}``, input
         order) here instead of XCom; the task returns a summary. For large batches. A name ending in
-        ``.parquet`` writes Parquet (columns ``index``, ``output`` as JSON text, ``error``).
+        ``.parquet`` writes Parquet: columns ``index``, the ``passthrough_columns``, ``output`` (JSON text; for
+        ``EmbeddingsOperator`` a ``list<float>`` vector column) and ``error``.
     :param resume: With ``output_path``: keep results already in the file and only run the rest. A task
         killed mid-batch (even ``kill -9``) loses only its requests in flight; the file is never damaged.
         Results written for other inputs are never kept: ``True`` over them fails before anything is sent.
@@ -81,6 +87,12 @@ class PredictOperator(BasetenBaseOperator):
         and logs the failed items at WARNING.
     :param wake_first: Wake the deployment before the batch (saves the first requests a cold start).
     :param progress_interval: Seconds between progress log lines (done/total, rate, ETA, errors).
+    :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result row, so the output can
+        be joined back to the inputs: JSONL keys, Parquet columns, or (without ``output_path``) keys of each
+        result dict, which is then ``{"index", "output"|"error", <columns>}``. Each input must be a dict (a
+        Parquet row, a JSONL object) holding them; one that lacks a column fails the task before any request,
+        naming the column and the row (a Parquet file's schema, a JSONL file's lines and a list are all checked
+        first). See ``BatchOptions``.
     :param scale_for_batch: A ``min_replica`` to hold the deployment at while the batch runs (it is woken
         too), restored afterwards on success, failure and kill. Overlapping batches on one deployment share
         it through leases: ``min_replica`` is the largest any running batch asked for, and the last one out
@@ -88,18 +100,13 @@ class PredictOperator(BasetenBaseOperator):
         :mod:`airflow_provider_baseten.operators._scale` for the exact rule.
     """
 
-    template_fields: Sequence[str] = (
-        "model_input",
-        "model_inputs",
-        "model_id",
-        "environment",
-        "deployment_id",
-        "output_path",
-        "baseten_conn_id",
-    )
+    template_fields: Sequence[str] = ("model_input", "model_inputs", *PREDICT_FIELDS)
     template_fields_renderers = {"model_input": "json", "model_inputs": "json"}
     operator_extra_links = (BasetenModelLink(),)
     ui_color = "#e8f0fe"
+    #: The names the one input and the batch are given, stored and templated under. A subclass that calls them
+    #: otherwise (``text`` / ``texts``) names its own, and aliases ``model_input`` / ``model_inputs`` to them.
+    input_names: tuple[str, str] = ("model_input", "model_inputs")
 
     def __init__(
         self,
@@ -120,11 +127,12 @@ class PredictOperator(BasetenBaseOperator):
         input: Any = _NOTSET,
         inputs: Any = None,
         scale_for_batch: int | None = None,
+        passthrough_columns: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten.assets import default_output_outlets
         from airflow_provider_baseten.client.batch.options import check_batch_options
-        from airflow_provider_baseten.client.checks import flag
+        from airflow_provider_baseten.client.checks import check_target, flag
         from airflow_provider_baseten.operators._scale import check_min_replica
 
         default_output_outlets(kwargs, output_path)
@@ -133,16 +141,16 @@ class PredictOperator(BasetenBaseOperator):
         self._output_pattern = output_path if isinstance(output_path, str) and "{{" in output_path else None
         model_input = renamed_param("PredictOperator", "model_input", model_input, "input", input, unset=_NOTSET)
         model_inputs = renamed_param("PredictOperator", "model_inputs", model_inputs, "inputs", inputs)
+        one, many = self.input_names
         if (model_input is _NOTSET) == (model_inputs is None):
-            raise ValueError(
-                "PredictOperator needs exactly one of model_input= (one prediction) or model_inputs= (a batch)."
-            )
-        self.model_input = None if model_input is _NOTSET else model_input
+            raise ValueError(f"{type(self).__name__} needs exactly one of {one}= (one input) or {many}= (a batch).")
+        self.model_input = None if model_input is _NOTSET else model_input  # a subclass stores it as its own name
         self.single = model_input is not _NOTSET
         self.model_inputs = model_inputs
         self.model_id = model_id
-        self.environment = environment
-        self.deployment_id = deployment_id
+        self.environment, self.deployment_id = check_target(
+            environment, deployment_id, who=type(self).__name__, templates_ok=True
+        )
         self.max_concurrency = max_concurrency
         self.on_error = on_error
         self.output_path = output_path
@@ -151,6 +159,7 @@ class PredictOperator(BasetenBaseOperator):
         self.progress_interval = progress_interval
         self.max_failures = max_failures
         self.max_error_rate = max_error_rate
+        self.passthrough_columns = passthrough_columns
         flag("resume", resume, none_ok=True)  # None: decided per try (see _resume)
         check_batch_options(self._batch_options())  # the hook's check, when the DAG is parsed
         self._result: BatchResult | None = None  # the batch's counts, for get_openlineage_facets_on_complete
@@ -173,6 +182,9 @@ class PredictOperator(BasetenBaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Predict; return the output (single), the outputs (batch), or a summary (``output_path``)."""
+        from airflow_provider_baseten._tasks import rendered_target
+
+        rendered_target(self)  # before anything is sent
         hook = self.hook
         if self._calls_a_model():
             _push_model_url(context, hook, self.model_id)
@@ -218,6 +230,7 @@ class PredictOperator(BasetenBaseOperator):
             "progress_interval": self.progress_interval,
             "max_failures": self.max_failures,
             "max_error_rate": self.max_error_rate,
+            "passthrough_columns": self.passthrough_columns,
         }
 
     def _run_batch(self, context: Context, hook: Any, inputs: Any, total: int, output: Any) -> Any:
@@ -233,8 +246,9 @@ class PredictOperator(BasetenBaseOperator):
         )
         self._result = result
         self.log.info(
-            "%d predictions: %d succeeded, %d failed, %d skipped (resume) in %.1fs",
+            "%d %s: %d succeeded, %d failed, %d skipped (resume) in %.1fs",
             result.total,
+            result.unit,
             result.succeeded,
             result.failed,
             result.skipped,
@@ -325,13 +339,15 @@ class PredictOperator(BasetenBaseOperator):
         from airflow_provider_baseten.client.transport import encode_json
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        src = self.model_inputs
+        src, many = self.model_inputs, self.input_names[1]
         if _is_path(src) and str(src).lower().endswith(".parquet"):
             from airflow_provider_baseten.batch_io import count_records, read_records
 
             total = count_records(src)  # from the footer; rows are read one row group at a time
             if total == 0:
-                raise BasetenValidationError(f"{src}: the Parquet file has no rows.", field="model_inputs")
+                raise BasetenValidationError(f"{src}: the Parquet file has no rows.", field=many)
+            if self.passthrough_columns:
+                _check_parquet_passthrough(src, list(self.passthrough_columns))
             if self.output_path:
                 with _open_binary(src) as fh:
                     self._input_fingerprint = of_file_ends(fh, total)
@@ -339,25 +355,51 @@ class PredictOperator(BasetenBaseOperator):
             return read_records(src), total
         if _is_path(src):
             path = _as_path(src)
-            self._input_fingerprint = fingerprint_jsonl(path)  # every line checked before any request goes out
+            # every line checked (and its passthrough columns) before any request goes out
+            self._input_fingerprint = fingerprint_jsonl(path, list(self.passthrough_columns or ()))
             total = self._input_fingerprint["count"]
             if total == 0:
-                raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field="model_inputs")
+                raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field=many)
             self.log.info("Reading %d inputs from %s", total, src)
             return read_jsonl(path), total
         if isinstance(src, dict) or not hasattr(src, "__iter__"):
             raise BasetenValidationError(
-                f"model_inputs must be a list, an XComArg or a JSONL path, got {type(src).__name__}.",
-                field="model_inputs",
+                f"{many} must be a list, an XComArg or a JSONL path, got {type(src).__name__}.", field=many
             )
         items = list(src)
         if not items:
-            raise BasetenValidationError("model_inputs is empty: give at least one input.", field="model_inputs")
+            raise BasetenValidationError(f"{many} is empty: give at least one input.", field=many)
         for i, item in enumerate(items):
-            encode_json(item, f"model_inputs[{i}]")
+            encode_json(item, f"{many}[{i}]")
         if self.output_path:
             self._input_fingerprint = of_values(items)
         return items, len(items)
+
+
+def _check_parquet_passthrough(src: Any, columns: list[str]) -> None:
+    """Refuse, from the Parquet file's schema (no row read), passthrough columns it lacks or cannot carry."""
+    from airflow_provider_baseten.batch_io import parquet_schema
+    from airflow_provider_baseten.client.batch.parquet import pyarrow_modules
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    pa, _ = pyarrow_modules()
+    schema = parquet_schema(src)
+    for column in columns:
+        if column not in schema.names:
+            raise BasetenValidationError(
+                f"passthrough_columns: {src} has no column {column!r}, so input 0 (and every row) lacks it; its "
+                f"columns are {schema.names}.",
+                field="passthrough_columns",
+            )
+        kind = schema.field(column).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)) and not (
+            pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+        ):
+            raise BasetenValidationError(
+                f"passthrough_columns: column {column!r} of {src} is {kind}; results carry numbers, booleans and "
+                "strings. Cast it in the input (e.g. to string).",
+                field="passthrough_columns",
+            )
 
 
 def _is_path(value: Any) -> bool:
@@ -445,6 +487,8 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         chain_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten.client.checks import check_target
+
         super().__init__(wait_for_completion=wait_for_completion, **kwargs)
         if chain_id is not None and (model_id is not None or webhook_endpoint or priority is not None):
             raise ValueError(
@@ -458,8 +502,9 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         self.model_input = model_input
         self.model_inputs = model_inputs
         self.model_id = model_id
-        self.environment = environment
-        self.deployment_id = deployment_id
+        self.environment, self.deployment_id = check_target(
+            environment, deployment_id, who="AsyncPredictOperator", templates_ok=True
+        )
         self.webhook_endpoint = webhook_endpoint
         self.priority = priority
         self.max_time_in_queue_seconds = max_time_in_queue_seconds
@@ -469,6 +514,9 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
 
     def execute(self, context: Context) -> list[str]:
         """Submit (or reconnect), push the ids, and wait if asked. Returns the request ids."""
+        from airflow_provider_baseten._tasks import rendered_target
+
+        rendered_target(self)  # before anything is sent
         if self.chain_id is None:  # its requests run on the model (Baseten's UI has no page per request)
             _push_model_url(context, self.hook, self.model_id, log=self.log)
         return cast("list[str]", self.execute_resumable(context))
@@ -698,6 +746,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             submitted_ids=submitted or [],
             poll_interval=self.poke_interval,
             end_time=self.end_time(context),
+            hook_params=self.hook_params,
             cancel_on_kill=self.cancel_on_kill,
             # At the deadline: cancel this task's still-queued requests, unless a retry reconnects to them.
             cancel_on_timeout=bool(submitted) and self.undo_on_timeout(context),
@@ -729,6 +778,11 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
 class WakeDeploymentOperator(BasetenWaitingOperator):
     """Wake a scaled-to-zero deployment and, by default, wait until it is ACTIVE.
 
+    :param model_id: The model (default: the connection's ``model_id``).
+    :param environment: ``"production"`` (the default), ``"development"`` (the development deployment), or a
+        custom environment's name.
+    :param deployment_id: One deployment's id (give this or ``environment``, not both).
+        ``deployment_id="production"`` / ``"development"`` is a deprecated alias of ``environment=``.
     :param wait_for_completion: Wait for ``ACTIVE`` (default True).
     """
 
@@ -744,30 +798,28 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
         deployment_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten.client.checks import check_target
+
         super().__init__(**kwargs)
         self.model_id = model_id
-        self.environment = environment
-        self.deployment_id = deployment_id
+        self.environment, self.deployment_id = check_target(
+            environment, deployment_id, who="WakeDeploymentOperator", templates_ok=True
+        )
 
     def execute(self, context: Context) -> str | None:
         """Wake; return the deployment id (when waiting) after it is ACTIVE."""
+        from airflow_provider_baseten._tasks import deployment_behind, rendered_target
         from airflow_provider_baseten.links import deployment_url
 
+        target = rendered_target(self)  # before anything is sent
         hook = self.hook
-        hook.wake(model_id=self.model_id, environment=self.environment, deployment_id=self.deployment_id)
+        hook.wake(model_id=self.model_id, **target)
         model = self.model_id or hook.settings.model_id
         _push_model_url(context, hook, model)
         self.log.info("Wake requested.")
         if not self.wait_for_completion:
             return None
-        dep_id = self.deployment_id
-        if dep_id is None:
-            env = self.environment or "production"
-            if env in ("production", "development"):
-                dep_id = hook.get_deployment(env, model_id=model).id
-            else:
-                current = hook.get_environment(env, model_id=model).current_deployment
-                dep_id = current.id if current else None
+        dep_id = deployment_behind(hook, str(model), **target)
         if dep_id is None:
             self.log.warning("No deployment behind the target; nothing to wait for.")
             return None

@@ -13,29 +13,58 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_baseten.client.checks import check_packing, flag
-from airflow_provider_baseten.operators.inference import _NOTSET, PredictOperator
+from airflow_provider_baseten.client.checks import check_packing, model_apis_route
+from airflow_provider_baseten.operators.inference import _NOTSET, PREDICT_FIELDS, PredictOperator
 
 
-class _OpenAIOperator(PredictOperator):
+class _NamedInputs(PredictOperator):
+    """A :class:`PredictOperator` whose inputs have names of their own (``input_names``, e.g. ``text`` /
+    ``texts``): stored and templated under them, so the Rendered Template view shows what the author wrote.
+    ``model_input`` / ``model_inputs``, which :class:`PredictOperator`'s code (and a subclass's) reads, are
+    the same values under the generic names."""
+
+    @property
+    def model_input(self) -> Any:
+        """The one input, stored as ``input_names[0]``."""
+        return getattr(self, self.input_names[0])
+
+    @model_input.setter
+    def model_input(self, value: Any) -> None:
+        setattr(self, self.input_names[0], value)
+
+    @property
+    def model_inputs(self) -> Any:
+        """The batch, stored as ``input_names[1]``."""
+        return getattr(self, self.input_names[1])
+
+    @model_inputs.setter
+    def model_inputs(self, value: Any) -> None:
+        setattr(self, self.input_names[1], value)
+
+
+class _OpenAIOperator(_NamedInputs):
     """What the OpenAI-compatible operators share: the route rule of the hook's methods (``model_apis``)."""
 
     model: str | None
     model_apis: bool | None
 
     def _set_route(self, model: str | None, model_apis: bool | None) -> None:
-        """Keep ``model`` / ``model_apis``; what cannot go together fails when the DAG is parsed."""
-        flag("model_apis", model_apis, none_ok=True)
+        """Keep ``model`` / ``model_apis``; what cannot go together fails when the DAG is parsed.
+
+        The hook's rule (:func:`~airflow_provider_baseten.client.checks.model_apis_route`), asked of the
+        arguments alone, so the task routes the same way on every connection.
+        """
+        model_apis_route(model, model_apis, **self._target())
         if model_apis:
-            given = [k for k, v in self._target().items() if v is not None]
-            given += [k for k in ("wake_first", "scale_for_batch") if getattr(self, k)]
+            given = [k for k in ("wake_first", "scale_for_batch") if getattr(self, k)]
             if given:
-                raise ValueError(
+                from airflow_provider_baseten.exceptions import BasetenValidationError
+
+                raise BasetenValidationError(
                     f"model_apis=True calls Baseten's shared Model APIs: {', '.join(given)} (about a deployment of "
-                    "yours) do not apply; drop them or pass model_apis=False."
+                    "yours) do not apply; drop them or pass model_apis=False.",
+                    field="model_apis",
                 )
-            if model is None:
-                raise ValueError("model_apis=True needs model= (the Model APIs model's name).")
         self.model = model
         self.model_apis = model_apis
 
@@ -45,18 +74,16 @@ class _OpenAIOperator(PredictOperator):
 
     def _calls_a_model(self) -> bool:
         """On Model APIs there is no model of yours to link to (nor to report in lineage)."""
-        if self.model_apis is not None:
-            return not self.model_apis
-        return self.model is None or any(v is not None for v in self._target().values())
+        return not self.model_apis
 
 
 class EmbeddingsOperator(_OpenAIOperator):
     """Embed one ``text`` (returns its vector) or many ``texts`` (packed ``batch_size`` per request).
 
     On a model deployment (``model_id`` / ``environment`` / ``deployment_id``, or the connection's model)
-    through its ``/sync/v1/embeddings`` route, or on Baseten's Model APIs with ``model_apis=True`` (or
-    ``model=`` alone on a connection without a default ``model_id``; on one with it, that is refused rather
-    than guessed: see :mod:`airflow_provider_baseten.hooks._openai`). A batch returns
+    through its ``/sync/v1/embeddings`` route, or on Baseten's Model APIs with ``model_apis=True``. ``model=``
+    alone (no target, no ``model_apis``) is refused when the DAG is parsed rather than guessed, on every
+    connection: see :mod:`airflow_provider_baseten.hooks._openai`. A batch returns
     one vector per text in input order (or, with ``output_path``, a summary with the summed token ``usage``).
     Every other option is :class:`PredictOperator`'s.
 
@@ -64,7 +91,7 @@ class EmbeddingsOperator(_OpenAIOperator):
         (a Parquet file, dicts) with ``text_column``.
     :param model: The Model APIs model, or the served model name on a deployment.
     :param model_apis: ``True``: Baseten's Model APIs (``model`` required; no deployment target, ``wake_first``
-        or ``scale_for_batch``); ``False``: the deployment; ``None``: the hook's rule.
+        or ``scale_for_batch``); ``False`` or ``None`` (the default): the deployment.
     :param batch_size: Texts per request (1-1024), checked when the DAG is parsed.
     :param max_chars_per_request: Also start a new request before this many characters (a longer text goes alone).
     :param dimensions: Vector length, for models that can shorten theirs.
@@ -73,7 +100,11 @@ class EmbeddingsOperator(_OpenAIOperator):
         any request, naming the columns.
     """
 
-    template_fields: Sequence[str] = (*PredictOperator.template_fields, "model")
+    template_fields: Sequence[str] = ("text", "texts", *PREDICT_FIELDS, "model")
+    template_fields_renderers = {"text": "json", "texts": "json"}
+    input_names = ("text", "texts")
+    text: Any
+    texts: Any
 
     def __init__(
         self,
@@ -99,6 +130,7 @@ class EmbeddingsOperator(_OpenAIOperator):
         self.max_chars_per_request = max_chars_per_request
         self.dimensions = dimensions
         self.text_column = text_column
+        self._rows_column: str | None = None  # with passthrough_columns: the hook reads each row's text
 
     def _batch_inputs(self) -> tuple[Any, int]:
         """The texts: a Parquet file's (or dict rows') ``text_column``, checked against the file's columns first."""
@@ -107,7 +139,7 @@ class EmbeddingsOperator(_OpenAIOperator):
         from airflow_provider_baseten.operators.inference import _is_path
 
         column = self.text_column
-        src = self.model_inputs
+        src = self.texts
         if _is_path(src) and is_parquet(src):
             columns = parquet_columns(src)
             if column is None and len(columns) == 1:
@@ -124,20 +156,27 @@ class EmbeddingsOperator(_OpenAIOperator):
         if self._input_fingerprint is not None:  # other texts of the same rows are other inputs
             self._input_fingerprint = {**self._input_fingerprint, "text_column": column}
         texts = (_column(row, column, i) for i, row in enumerate(inputs))
+        if self.passthrough_columns:  # the rows go to the hook, which takes each one's text and columns
+            if isinstance(inputs, list):
+                list(texts)  # a list is checked before sending
+            self._rows_column = column
+            return inputs, total
         return (list(texts) if isinstance(inputs, list) else texts), total  # a list is checked before sending
 
     def _one(self, hook: Any) -> Any:
-        if not isinstance(self.model_input, str):  # e.g. an XComArg that pulled a list
+        if not isinstance(self.text, str):  # e.g. an XComArg that pulled a list
             from airflow_provider_baseten.exceptions import BasetenValidationError
 
-            kind = type(self.model_input).__name__
+            kind = type(self.text).__name__
             raise BasetenValidationError(f"text must be one string, got {kind}: give many as texts=.", field="text")
-        answer = hook.embeddings(self.model_input, model=self.model, dimensions=self.dimensions, **self._route())
+        answer = hook.embeddings(self.text, model=self.model, dimensions=self.dimensions, **self._route())
         return answer.vectors()[0]
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
-        packing = {"batch_size": self.batch_size, "max_chars_per_request": self.max_chars_per_request}
+        packing: dict[str, Any] = {"batch_size": self.batch_size, "max_chars_per_request": self.max_chars_per_request}
         packing["dimensions"] = self.dimensions
+        if self._rows_column is not None:
+            packing["text_column"] = self._rows_column
         return hook.embed_batch(inputs, model=self.model, **self._route(), **packing, **batch)
 
 
@@ -160,12 +199,15 @@ class ChatCompletionsOperator(_OpenAIOperator):
 
     :param options: OpenAI fields for every request (``max_tokens``, ``temperature``...).
     :param model: The Model APIs model, or the served model name on a deployment.
-    :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: the hook's rule
+    :param model_apis: ``True``: Baseten's Model APIs; ``False`` or ``None`` (the default): the deployment
         (as :class:`EmbeddingsOperator`).
     """
 
-    template_fields: Sequence[str] = (*PredictOperator.template_fields, "model", "options")
-    template_fields_renderers = {"model_input": "json", "model_inputs": "json", "options": "json"}
+    template_fields: Sequence[str] = ("messages", "requests", *PREDICT_FIELDS, "model", "options")
+    template_fields_renderers = {"messages": "json", "requests": "json", "options": "json"}
+    input_names = ("messages", "requests")
+    messages: Any
+    requests: Any
 
     def __init__(
         self,
@@ -182,14 +224,14 @@ class ChatCompletionsOperator(_OpenAIOperator):
         self.options = options
 
     def _one(self, hook: Any) -> Any:
-        answer = hook.chat_completions(self.model_input, model=self.model, options=self.options, **self._route())
+        answer = hook.chat_completions(self.messages, model=self.model, options=self.options, **self._route())
         return answer.model_dump(exclude_none=True)
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
         return hook.chat_completions_batch(inputs, model=self.model, options=self.options, **self._route(), **batch)
 
 
-class RunChainOperator(PredictOperator):
+class RunChainOperator(_NamedInputs):
     """Call a chain synchronously: one ``chain_input`` (returns its output) or a batch of ``chain_inputs``.
 
     Each input is the entrypoint's ``run_remote`` arguments by name. To submit asynchronously, use
@@ -201,7 +243,11 @@ class RunChainOperator(PredictOperator):
     :param deployment_id: One chain deployment.
     """
 
-    template_fields: Sequence[str] = (*PredictOperator.template_fields, "chain_id")
+    template_fields: Sequence[str] = ("chain_input", "chain_inputs", *PREDICT_FIELDS, "chain_id")
+    template_fields_renderers = {"chain_input": "json", "chain_inputs": "json"}
+    input_names = ("chain_input", "chain_inputs")
+    chain_input: Any
+    chain_inputs: Any
 
     def __init__(self, *, chain_id: str, chain_input: Any = _NOTSET, chain_inputs: Any = None, **kwargs: Any) -> None:
         if kwargs.get("wake_first") or kwargs.get("model_id") is not None:
@@ -227,7 +273,7 @@ class RunChainOperator(PredictOperator):
         return {"chain_id": self.chain_id, "environment": self.environment, "deployment_id": self.deployment_id}
 
     def _one(self, hook: Any) -> Any:
-        return hook.run_chain(self.model_input, **self._where())
+        return hook.run_chain(self.chain_input, **self._where())
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
         return hook.run_chain_batch(inputs, **self._where(), **batch)

@@ -199,6 +199,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             log_tail=self.log_tail,
             poll_interval=self.poke_interval,
             end_time=self.end_time(context),
+            hook_params=self.hook_params,
             cancel_on_kill=self.cancel_on_kill,
             cancel_on_timeout=self.undo_on_timeout(context),  # the job is this task's own
         )

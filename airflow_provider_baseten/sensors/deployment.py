@@ -25,9 +25,10 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
 
     Pushes ``deployment_id`` and ``baseten_deployment_url`` to XCom; returns the deployment's final status.
 
-    :param deployment_id: A deployment id, ``"production"`` or ``"development"``. Default: production.
-    :param environment: Instead of ``deployment_id``: watch the deployment that currently serves this
-        environment (resolved once, when the sensor starts).
+    :param environment: ``"production"`` (the default: the production deployment), ``"development"`` (the
+        development deployment), or a custom environment: the deployment that serves it when the sensor starts.
+    :param deployment_id: One deployment's id (give this or ``environment``, not both).
+        ``deployment_id="production"`` / ``"development"`` is a deprecated alias of ``environment=``.
     :param model_id: The model (default: the connection's ``model_id``).
     :param target_statuses: Statuses that end the wait successfully (default ``["ACTIVE"]``).
     :param failed_statuses: Statuses that fail the task (default: the five failed statuses above).
@@ -50,18 +51,19 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
         wake: bool = False,
         baseten_conn_id: str = "baseten_default",
         deferrable: bool | None = None,
-        poke_interval: float = 10.0,
+        poke_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten.client.checks import check_target
+
         super().__init__(baseten_conn_id=baseten_conn_id, deferrable=deferrable, poke_interval=poke_interval, **kwargs)
-        if deployment_id is not None and environment is not None:
-            raise ValueError("Give deployment_id or environment, not both.")
+        self.environment, self.deployment_id = check_target(
+            environment, deployment_id, who="DeploymentStatusSensor", templates_ok=True
+        )
         if isinstance(target_statuses, str):
             target_statuses = [target_statuses]
         if not target_statuses:
             raise ValueError("target_statuses must name at least one status.")
-        self.deployment_id = deployment_id
-        self.environment = environment
         self.model_id = model_id
         self.target_statuses = [str(s).upper() for s in target_statuses]
         self.failed_statuses = None if failed_statuses is None else [str(s).upper() for s in failed_statuses]
@@ -70,7 +72,7 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
     def _hook(self) -> BasetenHook:
         from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-        return BasetenHook(self.baseten_conn_id)
+        return BasetenHook(self.baseten_conn_id, **self.hook_params)
 
     def _failed(self) -> list[str]:
         from airflow_provider_baseten.models import DEPLOYMENT_FAILED_STATES
@@ -80,24 +82,20 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
 
     def make_trigger(self, context: Context, end_time: float | None) -> DeploymentStatusTrigger:
         """Resolve the model and deployment, push the links' XComs, and build the trigger."""
-        from airflow_provider_baseten._tasks import push_deployment, resolve_model
+        from airflow_provider_baseten._tasks import deployment_behind, push_deployment, rendered_target, resolve_model
         from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
 
+        target = rendered_target(self)  # before anything is sent
         hook = self._hook()
         try:
             model = resolve_model(hook, self.model_id)
-            dep_id = self.deployment_id or "production"
-            if self.environment is not None:
-                current = hook.get_environment(self.environment, model_id=model).current_deployment
-                if current is None:
-                    from airflow_provider_baseten.exceptions import BasetenRemoteStateError
-
-                    raise BasetenRemoteStateError(f"No deployment serves environment {self.environment} of {model}.")
-                dep_id = current.id
-            elif dep_id in ("production", "development"):
-                dep_id = hook.get_deployment(dep_id, model_id=model).id
+            dep_id = deployment_behind(hook, model, **target)
         finally:
             hook.close()
+        if dep_id is None:
+            from airflow_provider_baseten.exceptions import BasetenRemoteStateError
+
+            raise BasetenRemoteStateError(f"No deployment serves environment {self.environment} of {model}.")
         push_deployment(context, model, dep_id)
         return DeploymentStatusTrigger(
             conn_id=self.baseten_conn_id,
@@ -108,6 +106,7 @@ class DeploymentStatusSensor(BasetenTriggerSensor):
             wake=self.wake,
             poll_interval=self.poke_interval,
             end_time=end_time,
+            hook_params=self.hook_params,
         )
 
     def finish(self, event: BasetenTriggerEvent) -> str | None:

@@ -39,7 +39,7 @@ class AsyncPredictSensor(BasetenTriggerSensor):
         model_id: str | None = None,
         chain_id: str | None = None,
         fail_on_webhook_failed: bool = True,
-        poke_interval: float = 10.0,
+        poke_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
@@ -74,6 +74,7 @@ class AsyncPredictSensor(BasetenTriggerSensor):
             fail_on_webhook_failed=self.fail_on_webhook_failed,
             poll_interval=self.poke_interval,
             end_time=end_time,
+            hook_params=self.hook_params,
         )
 
     def finish(self, event: BasetenTriggerEvent) -> dict[str, str]:

@@ -36,6 +36,7 @@ class TrainingJobSensor(BasetenTriggerSensor):
     template_fields: Sequence[str] = ("training_project_id", "training_job_id", "baseten_conn_id")
     operator_extra_links = (BasetenTrainingJobLink(),)
     event_keys = ("training_job_id",)
+    default_poke_interval = 30.0
 
     def __init__(
         self,
@@ -45,7 +46,7 @@ class TrainingJobSensor(BasetenTriggerSensor):
         log_tail: int = 50,
         baseten_conn_id: str = "baseten_default",
         deferrable: bool | None = None,
-        poke_interval: float = 30.0,
+        poke_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(baseten_conn_id=baseten_conn_id, deferrable=deferrable, poke_interval=poke_interval, **kwargs)
@@ -68,6 +69,7 @@ class TrainingJobSensor(BasetenTriggerSensor):
             log_tail=self.log_tail,
             poll_interval=self.poke_interval,
             end_time=end_time,
+            hook_params=self.hook_params,
         )
 
     def finish(self, event: BasetenTriggerEvent) -> str | None:

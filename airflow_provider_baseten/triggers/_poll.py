@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_baseten.client.checks import hook_params as check_hook_params
 from airflow_provider_baseten.client.transport import until
 from airflow_provider_baseten.events import BasetenTriggerEvent, EventStatus
 
@@ -50,6 +51,9 @@ class BasetenPollTrigger(BaseTrigger):
     :param cancel_on_kill: On a user kill, undo what the task started (see :meth:`kill`).
     :param cancel_on_timeout: At the deadline, undo what the task started (:meth:`kill`) before firing the
         ``timeout`` event. The operator sets it only when no retry will reconnect to the work.
+    :param hook_params: The task's ``hook_params`` (``{"timeouts": {...}, "retry": {...}}``, JSON), so the
+        trigger's hook uses the same HTTP settings as the task's (precedence, key by key: ``hook_params`` >
+        the connection extra > the defaults). Serialized with the trigger.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class BasetenPollTrigger(BaseTrigger):
         end_time: float | None = None,
         cancel_on_kill: bool = False,
         cancel_on_timeout: bool = False,
+        hook_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.conn_id = conn_id
@@ -67,6 +72,7 @@ class BasetenPollTrigger(BaseTrigger):
         self.end_time = end_time
         self.cancel_on_kill = cancel_on_kill
         self.cancel_on_timeout = cancel_on_timeout
+        self.hook_params = check_hook_params(hook_params)
         self._hook_obj: BasetenHook | None = None
 
     def _base_kwargs(self) -> dict[str, Any]:
@@ -76,6 +82,7 @@ class BasetenPollTrigger(BaseTrigger):
             "end_time": self.end_time,
             "cancel_on_kill": self.cancel_on_kill,
             "cancel_on_timeout": self.cancel_on_timeout,
+            **({"hook_params": self.hook_params} if self.hook_params else {}),
         }
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -93,7 +100,7 @@ class BasetenPollTrigger(BaseTrigger):
         if self._hook_obj is None:
             from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-            self._hook_obj = BasetenHook(self.conn_id)
+            self._hook_obj = BasetenHook(self.conn_id, **self.hook_params)
         return self._hook_obj
 
     async def check(self, hook: BasetenHook) -> BasetenTriggerEvent | None:
@@ -202,7 +209,7 @@ class BasetenPollTrigger(BaseTrigger):
         """Run :meth:`kill` with a hook of its own (also what an operator's ``on_kill`` calls for an inline wait)."""
         from airflow_provider_baseten.hooks.baseten import BasetenHook
 
-        hook = BasetenHook(self.conn_id)  # its own client: the cancelled wait closes the trigger's
+        hook = BasetenHook(self.conn_id, **self.hook_params)  # its own client: the cancelled wait closes the trigger's
         try:
             await self.kill(hook)
         finally:

@@ -222,18 +222,25 @@ def test_a_sharded_retry_sends_only_what_the_shard_lacks(
 
 
 def test_openai_batches_write_one_parquet_row_per_document(env: dict[str, Any], emulator: Any) -> None:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from airflow_provider_baseten.emulator.handlers.openai import embed
 
     run = run_dag(load("baseten_openai_batches"))
     assert set(task_states(run).values()) == {"success"}, task_states(run)
-    texts = pq.read_table(env["baseten_documents"]).column("text").to_pylist()
+    documents = pq.read_table(env["baseten_documents"])
+    texts, ids = documents.column("text").to_pylist(), documents.column("id").to_pylist()
     vectors = pq.read_table(xcom(run, "embed")["output_path"])
     assert vectors.column("index").to_pylist() == list(range(100))
-    assert [json.loads(v) for v in vectors.column("output").to_pylist()] == [embed(t) for t in texts]
+    assert vectors.column("id").to_pylist() == ids  # passthrough_columns=["id"]
+    assert str(vectors.schema.field("output").type) == "list<element: float>"  # a vector column, not JSON text
+    expected = [pa.array(embed(t), pa.float32()).to_pylist() for t in texts]  # stored as float32
+    assert vectors.column("output").to_pylist() == expected
     assert vectors.column("error").null_count == 100  # no row failed
-    chats = pq.read_table(xcom(run, "summarise")["output_path"]).column("output").to_pylist()
+    summaries = pq.read_table(xcom(run, "summarise")["output_path"])
+    assert summaries.column("id").to_pylist() == ids
+    chats = summaries.column("output").to_pylist()
     answers = [json.loads(c)["choices"][0]["message"]["content"] for c in chats]
     assert answers == [f"echo: {t}" for t in texts]  # the emulated LLM echoes the user's text, in input order
     requests = emulator.counters()["requests"]

@@ -26,7 +26,7 @@ from tests.chaos.test_triggerer_load import _peak_per_second, _status_times
 def test_provider_info_declares_the_section() -> None:
     section = get_provider_info()["config"][SECTION]
     assert section is CONFIG[SECTION]
-    assert set(section["options"]) == {"poll_interval", "status_budget_rps"}
+    assert set(section["options"]) == {"poll_interval", "status_budget_rps", "default_timeout"}
     assert float(section["options"]["status_budget_rps"]["default"]) == STATUS_BUDGET_RPS
 
 

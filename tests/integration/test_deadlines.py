@@ -156,9 +156,10 @@ def test_training_timeout_stops_the_task_job_once(conn: Any, deferrable: bool, l
     job_id = ti.xcom_pull(task_ids="train", key="training_job_id")
     elapsed = (ti.end_date - ti.start_date).total_seconds()
     limit_s = 1.5 if limit == "timeout" else 2 - 0.2  # execution_timeout fires 10% (at most 5 s) early
-    # Not before the deadline; after it, one poll plus the task's exit (dag.test's first task start-up, a few
-    # seconds, counts from start_date too: the precise timing is measured in the real-Airflow test).
-    assert limit_s <= elapsed < limit_s + POLL + 10, elapsed
+    # Not before the deadline; after it, one poll plus the task's exit. dag.test's first task start-up counts
+    # from start_date too, and took 18 s on a loaded 2-core machine, so the upper bound only says "it stopped"
+    # (the job never finishes on its own); the precise timing is measured in the real-Airflow test.
+    assert limit_s <= elapsed < limit_s + POLL + 45, elapsed
     assert stops(conn) == 1  # counted by the emulator: exactly one stop request
     assert job_status(conn, job_id) == "TRAINING_JOB_STOPPED"
     assert conn.counters()["submissions"]["training_job"] == 1

@@ -215,7 +215,7 @@ def test_deactivate_then_activate(conn: Any, deferrable: bool) -> None:
         off_env = DeactivateDeploymentOperator(task_id="off_env", environment="staging", deferrable=deferrable, **FAST)
         on_dep = ActivateDeploymentOperator(task_id="on_dep", deployment_id="dep3stag", deferrable=deferrable, **FAST)
         off_dev = DeactivateDeploymentOperator(
-            task_id="off_dev", deployment_id="development", deferrable=deferrable, **FAST
+            task_id="off_dev", environment="development", deferrable=deferrable, **FAST
         )
         on_env = ActivateDeploymentOperator(task_id="on_env", environment="production", deferrable=deferrable, **FAST)
         off_env >> on_dep >> off_dev >> on_env
@@ -231,11 +231,22 @@ def test_deactivate_then_activate(conn: Any, deferrable: bool) -> None:
     assert counts["deactivate_development_deployment"] == 1 and counts["activate_environment"] == 1
 
 
-def test_activation_needs_exactly_one_target() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
-        ActivateDeploymentOperator(task_id="a")
-    with pytest.raises(ValueError, match="exactly one"):
+def test_activation_refuses_both_targets_when_built() -> None:
+    with pytest.raises(BasetenValidationError, match="not both"):
         DeactivateDeploymentOperator(task_id="d", deployment_id="x", environment="staging")
+    with pytest.raises(BasetenValidationError, match="not both"):
+        UpdateAutoscalingOperator(task_id="u", deployment_id="x", environment="staging", autoscaling_settings={})
+
+
+def test_activation_without_a_target_acts_on_production(conn: Any) -> None:
+    """The one target rule's default, as every operator and sensor has it (it needed a target before)."""
+    with DAG("t_activation_default", schedule=None, start_date=START) as dag:
+        ActivateDeploymentOperator(task_id="on", **FAST)
+    run = run_dag(dag)
+    assert task_states(run) == {"on": "success"}
+    assert xcom(run, "on") == "dep1prod"
+    assert conn.counters()["requests"]["activate_environment"] == 1
+    assert any(r["path"].endswith("/environments/production/activate") for r in conn.requests())
 
 
 # -- autoscaling ----------------------------------------------------------------------------------------
@@ -263,7 +274,7 @@ def test_update_autoscaling_reports_baseten_status(conn: Any, task_log: list[dic
     assert conn.hook().get_environment("staging").autoscaling_settings.scale_down_delay == 120
     assert "UNCHANGED" in messages(task_log)
     UpdateAutoscalingOperator(
-        task_id="dev", deployment_id="development", autoscaling_settings={"max_replica": 2}
+        task_id="dev", environment="development", autoscaling_settings={"max_replica": 2}
     ).execute(context())
     assert "development of model echo1234: ACCEPTED" in messages(task_log)
 

@@ -1,9 +1,10 @@
 """Where an OpenAI-compatible call goes: a deployment or Baseten's shared Model APIs, never a guess.
 
-``model="bge"`` alone on a connection with a default ``model_id`` could mean that model's deployment (whose
-served name is ``bge``) or the Model APIs model ``bge``: a wrong guess reaches another model (or bills one),
-so it is refused before anything is sent. Every route is counted at the emulator (its request log), never in
-the client.
+Model APIs only with ``model_apis=True``. ``model="bge"`` alone could mean a deployment (whose served name is
+``bge``) or the Model APIs model ``bge``: a wrong guess reaches another model (or bills one), so it is refused
+before anything is sent, the same way on every connection (direct, with or without a default ``model_id``, or
+through the LowCodeAPI gateway). Every route is counted at the emulator (its request log), never in the
+client.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from airflow_provider_baseten.links import model_url
 from airflow_provider_baseten.operators.openai import ChatCompletionsOperator, EmbeddingsOperator
 from airflow_provider_baseten.xcom import MODEL_URL
 from tests.dag_support import run_dag, task_states
-from tests.integration.conftest import FAST_RETRY, make_hook
+from tests.integration.conftest import FAST_RETRY, MODES, make_hook
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 CHATS = [{"messages": MESSAGES}, {"messages": [{"role": "user", "content": "again"}]}]
@@ -73,19 +74,35 @@ def _seen(emulator: BasetenEmulator) -> list[tuple[str, str]]:
 
 
 # -- refused before anything is sent -----------------------------------------------------------------------
+#: Every kind of connection: direct with the emulator's default model_id, direct without one, and each
+#: LowCodeAPI gateway format. ``model=`` alone must mean the same on all of them.
+CONNECTIONS = ["direct-no-model-id", *(m[0] for m in MODES)]
+
+
+def _connection_hook(emulator: BasetenEmulator, connection: str) -> BasetenHook:
+    if connection == "direct-no-model-id":
+        return _no_default_model(emulator)
+    _, settings, new_format = next(m for m in MODES if m[0] == connection)
+    emulator.set_gateway_new_format(new_format)
+    return make_hook(emulator, **settings)
+
+
+@pytest.mark.parametrize("connection", CONNECTIONS)
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_model_alone_on_a_connection_with_a_model_id_is_refused_unsent(
-    emulator: BasetenEmulator, hook: Any, method: str
+def test_model_alone_is_refused_unsent_on_every_connection(
+    emulator: BasetenEmulator, method: str, connection: str
 ) -> None:
     call, _, _ = METHODS[method]
+    hook = _connection_hook(emulator, connection)
     with pytest.raises(BasetenValidationError) as refused:
         call(hook, model="bge")
+    hook.close()
     message = str(refused.value)
-    for says in ("ambiguous", repr(emulator.model_id), "environment=", "deployment_id=", "model_apis=True"):
+    for says in ("model='bge' alone", "model_apis=True", "model_id="):
         assert says in message, (says, message)  # what to pass, for either meaning
     assert refused.value.field == "model_apis"
     assert emulator.api_key not in message
-    assert emulator.requests() == []  # nothing reached either host
+    assert emulator.requests() == []  # nothing reached any host
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -154,18 +171,6 @@ def test_each_route_is_reached_as_asked(
         assert result.model == "bge"  # sent in the body: Model APIs' model, or the deployment's served name
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
-def test_model_alone_on_a_connection_without_a_model_id_goes_to_model_apis(
-    emulator: BasetenEmulator, method: str
-) -> None:
-    """Without a default model there is nothing else ``model=`` could name: Model APIs, as documented."""
-    call, route, requests = METHODS[method]
-    hook = _no_default_model(emulator)
-    call(hook, model="bge")
-    assert _seen(emulator) == [("model_apis_request", "/model_apis/v1/" + route.removeprefix("v1/"))] * requests
-    hook.close()
-
-
 def test_sync_request_reaches_model_apis_only_when_asked(emulator: BasetenEmulator, hook: Any) -> None:
     body = {"input": "x", "model": "bge"}
     assert hook.sync_request("v1/embeddings", body, model_apis=True)["model"] == "bge"
@@ -188,11 +193,12 @@ def test_operators_check_model_apis_at_parse_time() -> None:
         ({"model": "bge", "model_apis": True, "scale_for_batch": 1}, "scale_for_batch"),
         ({"model_apis": True}, "needs model="),
         ({"model": "bge", "model_apis": "true"}, "True, False or None"),
+        ({"model": "bge"}, "pass model_apis=True"),  # alone: refused when the DAG is parsed
     ]
     for kwargs, says in cases:
-        with pytest.raises(ValueError, match=says):
+        with pytest.raises(BasetenValidationError, match=says):
             EmbeddingsOperator(task_id="e", texts=["a"], **kwargs)
-        with pytest.raises(ValueError, match=says):
+        with pytest.raises(BasetenValidationError, match=says):
             ChatCompletionsOperator(task_id="c", messages=MESSAGES, **kwargs)
 
 
@@ -200,11 +206,10 @@ def test_operators_route_as_the_hook_does(emulator: BasetenEmulator, monkeypatch
     for key, value in emulator.connection_env().items():
         monkeypatch.setenv(key, value)
     with DAG("t_openai_routing", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
-        EmbeddingsOperator(task_id="ambiguous", text="a", model="bge")  # refused: nothing sent
         EmbeddingsOperator(task_id="served", texts=["a", "b"], model="bge", model_apis=False)
         ChatCompletionsOperator(task_id="apis", messages=MESSAGES, model="llm", model_apis=True)
     run = run_dag(dag)
-    assert task_states(run) == {"ambiguous": "failed", "served": "success", "apis": "success"}
+    assert task_states(run) == {"served": "success", "apis": "success"}
     on_model = f"/model/{emulator.model_id}/environments/production/sync/v1/embeddings"
     assert sorted(_seen(emulator)) == [
         ("environment_sync", on_model),
@@ -214,16 +219,29 @@ def test_operators_route_as_the_hook_does(emulator: BasetenEmulator, monkeypatch
     assert links == {"served": model_url(emulator.model_id), "apis": None}  # Model APIs: no model of yours
 
 
-def test_operator_on_a_connection_without_a_model_id_uses_model_apis(
-    emulator: BasetenEmulator, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("connection", ["direct", "direct-no-model-id", "lowcodeapi"])
+def test_the_same_dag_routes_the_same_on_every_connection(
+    emulator: BasetenEmulator, monkeypatch: pytest.MonkeyPatch, connection: str
 ) -> None:
-    conn = emulator.connection()
-    conn["extra"].pop("model_id")
+    """``model=`` alone is refused when the DAG is parsed, whatever the connection; ``model_apis=True`` goes to
+    Model APIs on both direct connections (it went there before only on one without a ``model_id``), and the
+    gateway, which has no Model APIs route, says so with a typed error before sending anything."""
+    conn = emulator.connection(gateway="lowcodeapi" if connection == "lowcodeapi" else "baseten")
+    if connection == "direct-no-model-id":
+        conn["extra"].pop("model_id")
     monkeypatch.setenv("AIRFLOW_CONN_BASETEN_DEFAULT", json.dumps(conn))
-    with DAG("t_openai_routing_no_model", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
-        EmbeddingsOperator(task_id="apis", text="a", model="bge")
-    assert task_states(run_dag(dag)) == {"apis": "success"}
-    assert _seen(emulator) == [("model_apis_request", "/model_apis/v1/embeddings")]
+    with pytest.raises(BasetenValidationError, match="pass model_apis=True") as refused:
+        EmbeddingsOperator(task_id="alone", text="a", model="bge")
+    assert refused.value.field == "model_apis"
+    with DAG(f"t_openai_routing_{connection}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        EmbeddingsOperator(task_id="apis", text="a", model="bge", model_apis=True)
+    states = task_states(run_dag(dag))
+    if connection == "lowcodeapi":
+        assert states == {"apis": "failed"}
+        assert emulator.requests() == []
+    else:
+        assert states == {"apis": "success"}
+        assert _seen(emulator) == [("model_apis_request", "/model_apis/v1/embeddings")]
 
 
 def test_lineage_names_the_model_only_when_the_task_called_it(

@@ -37,7 +37,10 @@ PUBLIC = {
         "BasetenBaseOperator": "airflow_provider_baseten.operators._base",
         "BasetenWaitingOperator": "airflow_provider_baseten.operators._base",
     },
-    "airflow_provider_baseten.sensors.base": {"BasetenTriggerSensor": "airflow_provider_baseten.sensors._base"},
+    "airflow_provider_baseten.sensors.base": {
+        "BasetenTriggerSensor": "airflow_provider_baseten.sensors._base",
+        "BasetenSensorTimeout": "airflow_provider_baseten.sensors._base",
+    },
 }
 
 

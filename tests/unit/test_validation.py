@@ -80,9 +80,9 @@ CASES: list[tuple[str, str, tuple, dict[str, Any]]] = [
     ("deployment_id", "get_async_queue_status", (), {"environment": "staging", "deployment_id": DEP}),
     ("deployment_id", "wake", (), {"environment": "development", "deployment_id": DEP}),
     # non-JSON input
-    ("input", "predict", ({"when": object()},), {}),
-    ("input", "predict", ({"x": math.nan},), {}),
-    ("input", "predict", ({1, 2, 3},), {}),
+    ("model_input", "predict", ({"when": object()},), {}),
+    ("model_input", "predict", ({"x": math.nan},), {}),
+    ("model_input", "predict", ({1, 2, 3},), {}),
     # other arguments
     ("type", "create_api_key", ("ROOT",), {}),
     ("value", "upsert_secret", ("hf_token", ""), {}),

@@ -14,7 +14,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sized
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,6 +44,7 @@ from airflow_provider_baseten.client.batch.options import (
     ON_ERROR,
     check_batch_options,
     check_concurrency,
+    missing_column,
 )
 from airflow_provider_baseten.client.batch.prepared import Route, _direct_send, _Prepared
 from airflow_provider_baseten.client.batch.sinks import _JsonlSink, _MemorySink, open_sink
@@ -78,6 +79,8 @@ class BatchResult:
     #: Summed token ``usage`` (``prompt_tokens``, ``completion_tokens``, ``total_tokens``) of an
     #: OpenAI-compatible batch (``embed_batch``, ``chat_completions_batch``); ``None`` for ``predict_batch``.
     usage: dict[str, int] | None = None
+    #: What the batch's items are, for logs: ``"inputs"``, ``"texts"``, ``"prompts"``, ``"chain inputs"``.
+    unit: str = "inputs"
 
     def summary(self) -> dict[str, Any]:
         """A small JSON-able summary (what operators push to XCom for file-backed batches)."""
@@ -96,8 +99,17 @@ class BatchResult:
 
 
 class _Progress:
-    def __init__(self, total: int | None, interval: float, log: logging.Logger | Any) -> None:
+    """Progress log lines, counted in the run's own unit: ``120/3000 texts embedded (4.0%)``.
+
+    ``already``: the results a resumed run found in its output; they count as done but not in the rate.
+    """
+
+    def __init__(
+        self, total: int | None, interval: float, log: logging.Logger | Any, run: _Run, already: int = 0
+    ) -> None:
         self.total, self.interval, self.log = total, interval, log
+        self.kind, self.unit, self.verb = run.kind, run.unit, run.verb
+        self.already = already
         self.done = self.errors = 0
         self.started = self._last = time.monotonic()
 
@@ -109,20 +121,33 @@ class _Progress:
             self._last = now
             self.report()
 
+    def resuming(self, where: Any) -> None:
+        """Say what a resumed run keeps, before it sends anything."""
+        if self.already:
+            of = f" of {self.total}" if self.total else ""
+            self.log.info(
+                "Resuming: %d%s %s already done (in %s); sending the rest.", self.already, of, self.unit, where
+            )
+
     def report(self, final: bool = False) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.done / elapsed
+        count = self.already + self.done
         if self.total:
-            eta = (self.total - self.done) / rate if rate else float("inf")
-            where = f"{self.done}/{self.total} ({100 * self.done / self.total:.1f}%)"
+            eta = (self.total - count) / rate if rate else float("inf")
+            where = f"{count}/{self.total} {self.unit} {self.verb} ({100 * count / self.total:.1f}%)"
             tail = "" if final else f", ETA {eta:.0f}s"
         else:
-            where, tail = f"{self.done}", ""
+            where, tail = f"{count} {self.unit} {self.verb}", ""
+        if self.already:
+            where += f", {self.already} already done"
         self.log.info(
-            "Batch predict %s: %s done, %.1f req/s, %d error(s)%s",
+            "Batch %s %s: %s, %.1f %s/s, %d error(s)%s",
+            self.kind,
             "finished" if final else "progress",
             where,
             rate,
+            self.unit,
             self.errors,
             tail,
         )
@@ -145,13 +170,18 @@ async def run_batch(
     max_error_rate: float | None = None,
     run_factory: Callable[..., _Run] | None = None,
     input_fingerprint: Fingerprint | None = None,
+    passthrough_columns: Sequence[str] | None = None,
+    vectors: bool = False,
 ) -> BatchResult:
     """Run ``route`` (a predict call) for every input. See ``BasetenHook.predict_batch``.
 
     ``run_factory`` (default :class:`_Run`) builds the run from the same arguments: a subclass can pack
     several inputs into one request or read the answers (``_batch.openai``). ``input_fingerprint``: what
     the inputs are (:mod:`.fingerprint`), for inputs that are not a list (a file being read); a list's
-    own is taken when there is an ``output_path``.
+    own is taken when there is an ``output_path``. ``passthrough_columns``: see :class:`.options.BatchOptions`;
+    the inputs of a list are checked before anything is sent, those of an iterator as each is taken (a row
+    without a column then fails alone, unsent). ``vectors``: the outputs are embeddings (a ``list<float>``
+    column in Parquet).
     """
     log = log or logging.getLogger("airflow_provider_baseten")
     check_inputs(inputs)
@@ -164,8 +194,15 @@ async def run_batch(
             "total": total,
             "max_failures": max_failures,
             "max_error_rate": max_error_rate,
+            "passthrough_columns": passthrough_columns,
         }
     )
+    carried = list(passthrough_columns or ())
+    if carried and isinstance(inputs, (list, tuple)):
+        for index, item in enumerate(inputs):  # in memory: every row is checked before anything is sent
+            missing = missing_column(item, carried, index)
+            if missing is not None:
+                raise missing
     budget = ErrorBudget.resolve(on_error, max_failures, max_error_rate)
     adaptive = AdaptiveLimit() if max_concurrency == AUTO else None
     workers = AUTO_CEILING if adaptive is not None else check_concurrency(max_concurrency)
@@ -174,11 +211,19 @@ async def run_batch(
     if output_path is not None and input_fingerprint is None and isinstance(inputs, (list, tuple)):
         input_fingerprint = of_values(inputs)
     sink: _MemorySink | _JsonlSink = (
-        open_sink(output_path, resume, input_fingerprint) if output_path is not None else _MemorySink()
+        open_sink(output_path, resume, input_fingerprint, vectors=vectors, carried=carried)
+        if output_path is not None
+        else _MemorySink()
     )
+    if carried:
+        sink.carry = {}
+        inputs = _carry(inputs, carried, sink)
     result = BatchResult(total=total or 0, output_path=str(output_path) if output_path is not None else None)
     run = (run_factory or _Run)(transport, inputs, sink, result, budget, workers, abort_after_consecutive, adaptive)
-    progress = _Progress(total, progress_interval, log)
+    result.unit = run.unit
+    run.carried = carried
+    progress = _Progress(total, progress_interval, log, run, sink.done_count())
+    progress.resuming(output_path)
     started = time.monotonic()
     await _run_workers(transport, route, run, progress, workers, log)
     result.elapsed = time.monotonic() - started
@@ -190,6 +235,33 @@ async def run_batch(
         result.results = sink.items + [None] * (result.total - len(sink.items))
     _verdict(result, run, on_error, budget, log)
     return result
+
+
+class Unsendable:
+    """In place of an input that cannot be sent (it lacks a passthrough column): it fails alone, unsent."""
+
+    def __init__(self, error: BasetenValidationError) -> None:
+        self.error = error
+
+
+def _carry(inputs: Iterable[Any], columns: list[str], sink: _MemorySink | _JsonlSink) -> Iterator[Any]:
+    """The inputs, each one's passthrough values kept in ``sink.carry`` until its result is written.
+
+    Only inputs taken and not yet written are held (the reorder window bounds them), so memory stays flat.
+    An input without a column becomes an :class:`Unsendable`.
+    """
+    carry = sink.carry
+    assert carry is not None
+    for index, item in enumerate(inputs):
+        if sink.done(index):  # resumed: skipped, its row is already in the file
+            yield item
+            continue
+        missing = missing_column(item, columns, index)
+        if missing is not None:
+            yield Unsendable(missing)
+            continue
+        carry[index] = {c: item[c] for c in columns}
+        yield item
 
 
 def _checked_total(inputs: Iterable[Any], total: int | None, resume: bool, output_path: Any) -> int | None:
@@ -218,7 +290,7 @@ async def _run_workers(
     finally:
         if adaptive is not None:
             adaptive.close()
-            log.info("Batch predict max_concurrency='auto': %s", adaptive.summary())
+            log.info("Batch %s max_concurrency='auto': %s", run.kind, adaptive.summary())
         run.flush()  # keep what finished even if we stop early, then close the file
         transport.quiet_retries = quiet_before
         run.result.retries = dict(transport.retry_counts - retries_before)
@@ -230,6 +302,9 @@ class _Run:
     Results pass through a bounded reorder window (``pending``) so the sink sees them in input order and
     memory stays flat; a slow item holds the window and makes the workers wait for room.
     """
+
+    #: What the items are and what the batch does to them, for the logs: "120/3000 inputs predicted".
+    kind, unit, verb = "predict", "inputs", "predicted"
 
     def __init__(
         self,
@@ -262,6 +337,8 @@ class _Run:
         self.why = ""
         self.over_budget = False
         self.watch = _FirstFailures(budget)
+        #: The passthrough columns (copied from each input into its result).
+        self.carried: list[str] = []
         self.room = asyncio.Condition()
 
     def inputs_seen(self) -> int:
@@ -376,7 +453,11 @@ class _Run:
         try:
             while (adaptive is None or await adaptive.admit(slot)) and (got := await self.take()) is not None:
                 index, item = got
-                output, error, exc = await self.attempt(prepared, client, item, send)
+                error: str | None
+                if isinstance(item, Unsendable):
+                    output, error, exc = None, item.error.message, item.error
+                else:
+                    output, error, exc = await self.attempt(prepared, client, item, send)
                 self.finished(index, exc, error)
                 progress.tick(exc is not None)
                 self.emit(index, output, error)
@@ -452,10 +533,10 @@ def _verdict(result: BatchResult, run: _Run, on_error: str, budget: ErrorBudget,
     more = f" (+{len(result.failures) - 10} more)" if len(result.failures) > 10 else ""
     if run.over_budget or budget.exceeded(result.failed, result.total):
         stopped = " The batch stopped once it could no longer meet the budget." if run.over_budget else ""
-        message = f"{result.failed} of {result.total} predictions failed, over the error budget ({budget}).{stopped} "
+        message = f"{result.failed} of {result.total} {result.unit} failed, over the error budget ({budget}).{stopped} "
         message += f"{counts}{kept}"
     elif on_error == "fail":
-        message = f"{result.failed} of {result.total} predictions failed; the other {result.succeeded} succeeded "
+        message = f"{result.failed} of {result.total} {result.unit} failed; the other {result.succeeded} succeeded "
         message += f"and are kept{' in ' + result.output_path if result.output_path else ''}."
     else:
         message = ""
@@ -467,10 +548,11 @@ def _verdict(result: BatchResult, run: _Run, on_error: str, budget: ErrorBudget,
             total=result.total,
         )
     log.warning(
-        '%d of %d predictions failed, within the error budget (%s); each is recorded as {"index", "error"}. '
+        '%d of %d %s failed, within the error budget (%s); each is recorded as {"index", "error"}. '
         "Failed indices: %s%s",
         result.failed,
         result.total,
+        result.unit,
         budget,
         shown,
         more,

@@ -11,10 +11,10 @@ bad item alone and unsent (``run_chain_batch`` uses it for chain inputs that are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_baseten.client.batch.engine import BatchResult, _Progress, _Run
+from airflow_provider_baseten.client.batch.engine import BatchResult, Unsendable, _Progress, _Run
 from airflow_provider_baseten.client.checks import is_int
 from airflow_provider_baseten.exceptions import BasetenError, BasetenValidationError
 
@@ -44,12 +44,24 @@ class CheckedRun(_Run):
         return item
 
     async def attempt(self, prepared: Any, client: Any, item: Any, send: Any) -> tuple[Any, str | None, Any]:
-        """Build the body (a bad item fails alone, unsent), then send it."""
+        """Build the body (a bad item fails alone, unsent), then send it.
+
+        The passthrough columns are not sent: a chat request or a chain's arguments have a schema they are
+        not part of (``predict_batch`` sends its rows whole, as the model's input).
+        """
+        if self.carried and isinstance(item, dict):
+            item = {k: v for k, v in item.items() if k not in self.carried}
         try:
             body = self.body(item)
         except BasetenValidationError as bad_item:
             return None, bad_item.message, bad_item
         return await super().attempt(prepared, client, body, send)
+
+
+class ChainRun(CheckedRun):
+    """One chain call (``run_remote``) per input."""
+
+    kind, unit, verb = "chain", "chain inputs", "run"
 
 
 class _OpenAIRun(CheckedRun):
@@ -89,6 +101,8 @@ class _OpenAIRun(CheckedRun):
 class ChatRun(_OpenAIRun):
     """One chat completion per item; the results keep each whole answer (``choices``, ``usage``...)."""
 
+    kind, unit, verb = "chat completions", "prompts", "completed"
+
     def body(self, item: Any) -> Any:
         """The item (a chat request: ``{"messages": [...], ...}``) with the batch's ``model`` and options."""
         from airflow_provider_baseten.models import ChatCompletionRequest, options
@@ -113,8 +127,11 @@ class EmbedRun(_OpenAIRun):
     """Texts packed ``batch_size`` (and at most ``max_chars`` characters) per request.
 
     The engine sees one item per request (a chunk); :class:`_PerText` turns each chunk's outcome back into
-    one result per text for the sink, and the counts are kept per text.
+    one result per text for the sink, and the counts are kept per text. With ``text_column`` each input is
+    a row (a dict) and its text is that key's value (the other keys can be ``passthrough_columns``).
     """
+
+    kind, unit, verb = "embeddings", "texts", "embedded"
 
     def __init__(
         self,
@@ -131,11 +148,13 @@ class EmbedRun(_OpenAIRun):
         max_chars: int | None,
         model: str | None = None,
         extra: dict[str, Any] | None = None,
+        text_column: str | None = None,
     ) -> None:
         super().__init__(
             transport, (), sink, result, budget, max_concurrency, abort_after, adaptive, model=model, extra=extra
         )
         self.batch_size, self.max_chars = batch_size, max_chars
+        self.text_column = text_column
         self.texts = sink
         self.sink = _PerText(sink, self)  # type: ignore[assignment]  # the sinks' protocol, per request
         self.chunks: dict[int, list[int]] = {}  # chunk (request) index -> its texts' indices, until written
@@ -159,8 +178,14 @@ class EmbedRun(_OpenAIRun):
             if self.texts.done(i):
                 self.result.skipped += 1
                 continue
+            if self.text_column is not None and not isinstance(text, Unsendable):
+                text = self.text_of(text, i)
+            if isinstance(text, Unsendable):
+                self.fail_unsent(i, text.error)
+                continue
             if not isinstance(text, str) or not text:
-                self.fail_unsent(i, text)
+                message = f"Each text must be a non-empty string, got {type(text).__name__} {str(text)[:40]!r}."
+                self.fail_unsent(i, BasetenValidationError(message, field="texts"))
                 continue
             full = len(batch) >= self.batch_size or (self.max_chars is not None and chars + len(text) > self.max_chars)
             if batch and full:
@@ -177,11 +202,18 @@ class EmbedRun(_OpenAIRun):
         self.made += 1
         return batch
 
-    def fail_unsent(self, index: int, text: Any) -> None:
-        """A text that is not a non-empty string: failed and written at once, never sent."""
-        message = f"Each text must be a non-empty string, got {type(text).__name__} {str(text)[:40]!r}."
-        self.count_failed([index], BasetenValidationError(message, field="texts"), message)
-        self.texts.put(index, None, message)
+    def text_of(self, row: Any, index: int) -> Any:
+        """The text of a row (``text_column``), or an :class:`Unsendable` saying it has none."""
+        if isinstance(row, Mapping) and self.text_column in row:
+            return row[self.text_column]
+        return Unsendable(
+            BasetenValidationError(f"texts[{index}] has no {self.text_column!r} (text_column).", field="text_column")
+        )
+
+    def fail_unsent(self, index: int, error: BasetenValidationError) -> None:
+        """A text that cannot be sent (not a non-empty string, or a row without it): failed and written at once."""
+        self.count_failed([index], error, error.message)
+        self.texts.put(index, None, error.message)
         if self.progress is not None:
             self.progress.tick(True)
 

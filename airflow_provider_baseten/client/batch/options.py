@@ -10,11 +10,13 @@ is parsed, so a bad option fails the same way, with the same message, wherever i
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 from airflow_provider_baseten.client.batch.adaptive import AUTO
 from airflow_provider_baseten.client.batch.budget import ErrorBudget
 from airflow_provider_baseten.client.checks import flag, int_in, number_in, one_of, optional_int_in
+from airflow_provider_baseten.exceptions import BasetenValidationError
 
 #: ``max_concurrency`` when none is given.
 DEFAULT_MAX_CONCURRENCY = 32
@@ -41,8 +43,8 @@ class BatchOptions(TypedDict, total=False):
     :param output_path: Write JSONL lines ``{"index", "output"|"error"}`` here (a path or ``ObjectStoragePath``)
         instead of keeping outputs in memory. Results are journalled as they arrive and merged into the file
         when the batch ends (an atomic replace): a ``kill -9`` at any moment loses only the requests in flight,
-        and never what the file held before. A name ending in ``.parquet`` writes Parquet. Missing local
-        folders are created.
+        and never what the file held before. A name ending in ``.parquet`` writes Parquet (embeddings as a
+        ``list<float>`` column; see ``client.batch.parquet.result_schema``). Missing local folders are created.
     :param resume: With ``output_path``: keep the results already there and skip those indices. Refused
         (:class:`BasetenValidationError`, ``field="resume"``, nothing sent) when the file's results were written
         for other inputs: the fingerprint of the inputs (count, size, hash) is kept beside the file
@@ -58,6 +60,14 @@ class BatchOptions(TypedDict, total=False):
     :param max_error_rate: Error budget as a share of all items (0.0-1.0). With ``on_error="record"`` and neither
         limit given, 0.1 (10%); ``1.0`` accepts any failures. Within budget the task succeeds and logs the
         failures at WARNING.
+    :param passthrough_columns: Input columns (e.g. ``["id"]``) copied into each result, so a pipeline can
+        join outputs back to its rows: each input must be a dict (a Parquet row, a JSONL object) holding them.
+        A result then reads ``{"index", "output"|"error", <columns>}``: in the ``output_path`` file (JSONL
+        keys; Parquet columns between ``index`` and ``output``) and, without ``output_path``, in ``results``.
+        A row without one of them is a :class:`BasetenValidationError` naming the column and the row's index,
+        before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
+        from an iterator, that row fails alone, unsent, with that error. A name that is a result field
+        (``index``, ``output``, ``error``) is refused up front.
     """
 
     max_concurrency: int | Literal["auto"]
@@ -70,11 +80,60 @@ class BatchOptions(TypedDict, total=False):
     log: Any
     max_failures: int | None
     max_error_rate: float | None
+    passthrough_columns: Sequence[str] | None
+
+
+#: The fields of every result record, which a passthrough column may not replace.
+RESULT_FIELDS = ("index", "output", "error")
+
+
+def check_passthrough_columns(value: Any) -> list[str]:
+    """``value`` as a list of column names, or a :class:`BasetenValidationError` saying what to fix."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise BasetenValidationError(
+            f"passthrough_columns must be a list of column names (e.g. ['id']), got {type(value).__name__} {value!r}.",
+            field="passthrough_columns",
+        )
+    for name in value:
+        if not isinstance(name, str) or not name:
+            raise BasetenValidationError(
+                f"passthrough_columns holds {name!r}: each must be a column name (a non-empty string).",
+                field="passthrough_columns",
+            )
+        if name in RESULT_FIELDS:
+            raise BasetenValidationError(
+                f"passthrough_columns: {name!r} is a field of every result ({', '.join(RESULT_FIELDS)}); the input "
+                "column would overwrite it. Rename that column in the inputs.",
+                field="passthrough_columns",
+            )
+    if len(set(value)) != len(value):
+        raise BasetenValidationError(f"passthrough_columns names a column twice: {value}.", field="passthrough_columns")
+    return list(value)
 
 
 def check_concurrency(value: Any) -> int:
     """``value`` if it is a valid fixed ``max_concurrency`` (1-1024), else a :class:`BasetenValidationError`."""
     return int_in("max_concurrency", value, 1, 1024, also=repr(AUTO))
+
+
+def missing_column(item: Any, columns: list[str], index: int) -> BasetenValidationError | None:
+    """The error for an input row that lacks one of the ``passthrough_columns`` (``None`` if it has them all)."""
+    if not isinstance(item, Mapping):
+        return BasetenValidationError(
+            f"passthrough_columns {columns} are read from each input row, but input {index} is a "
+            f"{type(item).__name__}, not a dict of columns.",
+            field="passthrough_columns",
+        )
+    for column in columns:
+        if column not in item:
+            return BasetenValidationError(
+                f"passthrough_columns: input {index} has no column {column!r} (it has {sorted(item)[:20]}). "
+                "Give every row that column, or drop it from passthrough_columns.",
+                field="passthrough_columns",
+            )
+    return None
 
 
 def check_batch_options(options: BatchOptions) -> BatchOptions:
@@ -92,4 +151,5 @@ def check_batch_options(options: BatchOptions) -> BatchOptions:
     if "progress_interval" in options:
         number_in("progress_interval", options["progress_interval"], 0)
     optional_int_in("total", options.get("total"), 0)
+    check_passthrough_columns(options.get("passthrough_columns"))
     return options

@@ -8,28 +8,47 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from airflow_provider_baseten.client.batch.fingerprint import Fingerprint, LineHasher, describe
+from airflow_provider_baseten.client.batch.records import result_line
 from airflow_provider_baseten.exceptions import (
     BasetenValidationError,
 )
 
 
 class _MemorySink:
+    """Results kept in a list, in input order.
+
+    Without ``passthrough_columns`` each result is the output itself (``{"index", "error"}`` for a failed
+    item); with them (``carry`` set), each is the record a results file holds:
+    ``{"index", "output"|"error", <passthrough columns>}``.
+    """
+
     ordered = True  # results arrive through the reorder window, in input order
 
     def __init__(self) -> None:
         self.items: list[Any] = []
+        #: ``{index: passthrough values}`` of the inputs taken and not yet written (set by the engine).
+        self.carry: dict[int, dict[str, Any]] | None = None
 
     def put(self, index: int, output: Any, error: str | None) -> None:
         while len(self.items) <= index:
             self.items.append(None)
+        if self.carry is not None:
+            carried = self.carry.pop(index, {})
+            head = {"index": index, "error": error} if error is not None else {"index": index, "output": output}
+            self.items[index] = {**head, **carried}
+            return
         self.items[index] = {"index": index, "error": error} if error is not None else output
 
     def done(self, index: int) -> bool:
         return False
+
+    def done_count(self) -> int:
+        """Results kept from an earlier run: none in memory."""
+        return 0
 
     def close(self) -> None:
         pass
@@ -65,6 +84,8 @@ class _JsonlSink:
     ordered = False  # results are journalled as they complete; the merge puts them in order
 
     def __init__(self, path: Any, resume: bool, fingerprint: Fingerprint | None = None) -> None:
+        #: ``{index: passthrough values}`` of the inputs taken and not yet written (set by the engine).
+        self.carry: dict[int, dict[str, Any]] | None = None
         self.path = path
         self.local = _local_path(path)
         self.journal = _journal_of(path)
@@ -105,9 +126,13 @@ class _JsonlSink:
     def done(self, index: int) -> bool:
         return index < len(self._done) and self._done[index] == 1
 
+    def done_count(self) -> int:
+        """How many results the file already holds (a resume skips them)."""
+        return self._done.count(1)
+
     def put(self, index: int, output: Any, error: str | None) -> None:
-        rec = {"index": index, "error": error} if error is not None else {"index": index, "output": output}
-        data = (json.dumps(rec, separators=(",", ":")) + "\n").encode()
+        carried = self.carry.pop(index, None) if self.carry else None
+        data = result_line(index, output, error, carried)
         fd = self._fd
         if fd is None:
             raise RuntimeError("The results file is closed: nothing more can be written to it.")
@@ -140,6 +165,7 @@ class _JsonlSink:
                     if index >= 0:
                         yield index, line if line.endswith(b"\n") else line + b"\n", ok
 
+            self._prepare(lambda out: self._merge(out, from_journal(), from_file, replaces))
             if self.local is not None:
                 tmp = self.local + ".tmp"
                 with open(tmp, "wb") as out:
@@ -176,6 +202,9 @@ class _JsonlSink:
         """The result lines of the existing output file (a format subclass reads its own)."""
         return iter(fh)
 
+    def _prepare(self, merge: Callable[[Any], None]) -> None:
+        """Before the merge: a format that must know something of every line first reads them with ``merge``."""
+
     def _writer(self, fh: Any) -> Any:
         """What the merged result lines are written to (``write(line)``; optional ``finish()``)."""
         return fh
@@ -184,15 +213,36 @@ class _JsonlSink:
 class _ParquetSink(_JsonlSink):
     """Like :class:`_JsonlSink` (the journal is the same JSONL), but the merged file is Parquet.
 
-    The atomic merge writes the columns ``index``, ``output`` (JSON text) and ``error``, one row group per
-    few thousand rows, and ``resume=True`` reads the existing Parquet file's indices row group by row group.
+    The atomic merge writes the columns of :func:`~.parquet.result_schema` (``index``, the passthrough
+    columns, ``output``: JSON text, or ``list<float>`` for embeddings; ``error``), one row group per few
+    thousand rows, and ``resume=True`` reads the existing Parquet file's indices row group by row group.
+    With passthrough columns the merge reads the lines twice: first for the columns' types (a Parquet
+    file has one type per column, fixed before its first row), then to write them.
     """
 
-    def __init__(self, path: Any, resume: bool, fingerprint: Fingerprint | None = None) -> None:
+    def __init__(
+        self,
+        path: Any,
+        resume: bool,
+        fingerprint: Fingerprint | None = None,
+        vectors: bool = False,
+        carried: Sequence[str] = (),
+    ) -> None:
         from airflow_provider_baseten.client.batch.parquet import pyarrow_modules
 
         pyarrow_modules()  # a missing extra fails before any request is sent
+        self.vectors = vectors
+        self.carried_columns = list(carried)
+        self.carried_types: dict[str, Any] = {}
         super().__init__(path, resume, fingerprint)
+
+    def _prepare(self, merge: Callable[[Any], None]) -> None:
+        from airflow_provider_baseten.client.batch.parquet import CarriedKinds
+
+        if self.carried_columns:
+            kinds = CarriedKinds(self.carried_columns)
+            merge(kinds)
+            self.carried_types = kinds.types()
 
     def _old_lines(self, fh: Any) -> Iterator[bytes]:
         from airflow_provider_baseten.client.batch.parquet import parquet_result_lines
@@ -202,13 +252,24 @@ class _ParquetSink(_JsonlSink):
     def _writer(self, fh: Any) -> Any:
         from airflow_provider_baseten.client.batch.parquet import ParquetResultWriter
 
-        return ParquetResultWriter(fh)
+        return ParquetResultWriter(fh, self.vectors, self.carried_types)
 
 
-def open_sink(path: Any, resume: bool, fingerprint: Fingerprint | None = None) -> _JsonlSink:
-    """The results file sink for ``path``: Parquet when its name ends in ``.parquet``, else JSONL."""
+def open_sink(
+    path: Any,
+    resume: bool,
+    fingerprint: Fingerprint | None = None,
+    *,
+    vectors: bool = False,
+    carried: Sequence[str] = (),
+) -> _JsonlSink:
+    """The results file sink for ``path``: Parquet when its name ends in ``.parquet``, else JSONL.
+
+    :param vectors: The outputs are embeddings (in Parquet a ``list<float>`` column).
+    :param carried: The passthrough columns (in Parquet, columns of their own).
+    """
     if str(path).lower().endswith(".parquet"):
-        return _ParquetSink(path, resume, fingerprint)
+        return _ParquetSink(path, resume, fingerprint, vectors, carried)
     return _JsonlSink(path, resume, fingerprint)
 
 
@@ -433,10 +494,19 @@ def validate_jsonl(path: Any) -> int:
     return sum(1 for _ in read_jsonl(path))
 
 
-def fingerprint_jsonl(path: Any) -> Fingerprint:
-    """Check every line of a JSONL file (as :func:`validate_jsonl`) and fingerprint it in the same pass."""
+def fingerprint_jsonl(path: Any, passthrough_columns: Sequence[str] = ()) -> Fingerprint:
+    """Check every line of a JSONL file (as :func:`validate_jsonl`) and fingerprint it in the same pass.
+
+    With ``passthrough_columns``, a line that is not an object holding them is a
+    :class:`BasetenValidationError` naming the column and the input's index (its line number - 1).
+    """
+    from airflow_provider_baseten.client.batch.options import missing_column
+
+    columns = list(passthrough_columns)
     hasher = LineHasher()
-    for line, _ in jsonl_lines(path):
+    for index, (line, value) in enumerate(jsonl_lines(path)):
+        if columns and (missing := missing_column(value, columns, index)) is not None:
+            raise missing
         hasher.add(line)
     return hasher.result()
 
