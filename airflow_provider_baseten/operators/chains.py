@@ -166,6 +166,7 @@ class PromoteChainOperator(BasetenWaitingOperator):
             end_time=self.end_time(context),
             cancel_on_kill=self.cancel_on_kill and owned,
             cancel_on_timeout=self.undo_on_timeout(context) and owned,
+            hook_params=self.hook_params,
         )
         return cast("str", self.wait(context, trigger))
 
@@ -200,6 +201,7 @@ class PromoteChainOperator(BasetenWaitingOperator):
             environment=self.environment,
             chain_deployment_id=self.chain_deployment_id,
             cancel_on_kill=True,
+            hook_params=self.hook_params,
         )
         try:
             asyncio.run(trigger.undo())

@@ -30,20 +30,10 @@ class ChainDeploymentSensor(BasetenTriggerSensor):
     template_fields: Sequence[str] = ("chain_id", "chain_deployment_id", "baseten_conn_id")
     event_keys = ("chain_deployment_id",)
 
-    def __init__(
-        self,
-        *,
-        chain_id: str,
-        chain_deployment_id: str,
-        error_lines: int = 20,
-        poke_interval: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        from airflow_provider_baseten._conf import poll_interval
+    def __init__(self, *, chain_id: str, chain_deployment_id: str, error_lines: int = 20, **kwargs: Any) -> None:
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        interval = poll_interval(10.0) if poke_interval is None else poke_interval
-        super().__init__(poke_interval=interval, **kwargs)
+        super().__init__(**kwargs)
         for name, value in (("chain_id", chain_id), ("chain_deployment_id", chain_deployment_id)):
             if not value or not isinstance(value, str):
                 raise BasetenValidationError(f"{name} is required (a non-empty string), got {value!r}.", field=name)
@@ -62,6 +52,7 @@ class ChainDeploymentSensor(BasetenTriggerSensor):
             error_lines=self.error_lines,
             poll_interval=self.poke_interval,
             end_time=end_time,
+            hook_params=self.hook_params,
         )
 
     def finish(self, event: BasetenTriggerEvent) -> str | None:

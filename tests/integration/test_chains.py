@@ -310,6 +310,19 @@ def test_a_kill_stops_only_this_tasks_promotion(conn: Any) -> None:
     assert conn.hook().get_chain_environment(CHAIN, "production").candidate_deployment.id == theirs  # type: ignore[union-attr]
 
 
+def test_hook_params_reach_the_chain_triggers(conn: Any) -> None:
+    """The task's hook settings go with its wait into the triggerer (serialized, built again from the kwargs)."""
+    from airflow_provider_baseten.triggers.chains import ChainDeploymentTrigger
+
+    params = {"retry": {"total_timeout": 60.0}}
+    sensor = ChainDeploymentSensor(task_id="w", chain_id=CHAIN, chain_deployment_id=SEEDED, hook_params=params)
+    _, kwargs = sensor.make_trigger(context(), None).serialize()
+    assert ChainDeploymentTrigger(**kwargs).hook_params == params
+    assert PromoteChainOperator(
+        task_id="p", chain_id=CHAIN, chain_deployment_id="d", hook_params=params
+    ).hook_params == (params)
+
+
 def test_promote_chain_refuses_bad_arguments_at_construction() -> None:
     with pytest.raises(BasetenValidationError, match="chain_deployment_id is required"):
         PromoteChainOperator(task_id="p", chain_id=CHAIN, chain_deployment_id="")
