@@ -38,6 +38,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_baseten.operators.deployment",
                     "airflow_provider_baseten.operators.training",
                     "airflow_provider_baseten.operators.deploy",
+                    "airflow_provider_baseten.operators.chains",
                 ],
             }
         ],
@@ -48,6 +49,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_baseten.sensors.inference",
                     "airflow_provider_baseten.sensors.deployment",
                     "airflow_provider_baseten.sensors.training",
+                    "airflow_provider_baseten.sensors.chains",
                 ],
             }
         ],
@@ -58,6 +60,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_baseten.triggers.baseten",
                     "airflow_provider_baseten.triggers.checkpoint",
                     "airflow_provider_baseten.triggers.watchers",
+                    "airflow_provider_baseten.triggers.chains",
                 ],
             }
         ],

@@ -5,6 +5,8 @@ URIs (each id is Baseten's; an environment is its name)::
     baseten://model/{model_id}                                  a model (any of its environments)
     baseten://model/{model_id}/environments/{environment}       what one environment serves
     baseten://model/{model_id}/deployments/{deployment_id}      one deployment
+    baseten://chain/{chain_id}                                  a chain (any of its environments)
+    baseten://chain/{chain_id}/environments/{environment}       what one chain environment serves
     baseten://training_project/{project_id}                     a training project (any of its jobs)
     baseten://training_project/{project_id}/jobs/{job_id}       one training job
 
@@ -34,15 +36,19 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, AssetAlias
 
 __all__ = [
+    "CHAIN_ENVIRONMENT_ALIAS",
     "ENVIRONMENT_ALIAS",
     "OUTPUT_ALIAS",
     "SCHEME",
     "TRAINING_JOB_ALIAS",
+    "chain_environment_asset",
+    "chain_environment_event_extra",
     "create_asset",
     "default_outlets",
     "default_output_outlets",
     "deployment_asset",
     "emit_asset_event",
+    "emit_chain_environment_event",
     "emit_environment_event",
     "environment_asset",
     "environment_event_extra",
@@ -65,12 +71,19 @@ OUTPUT_ALIAS = "baseten:batch_output"
 OUTPUT_PATTERN_SCHEME = "x-baseten-output"
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_KINDS = {"model": "model", "training_project": "training_project", "training-project": "training_project"}
-_CHILDREN = {"model": ("environments", "deployments"), "training_project": ("jobs",)}
+_KINDS = {
+    "model": "model",
+    "chain": "chain",
+    "training_project": "training_project",
+    "training-project": "training_project",
+}
+_CHILDREN = {"model": ("environments", "deployments"), "chain": ("environments",), "training_project": ("jobs",)}
 _EXPECTED = (
-    "expected baseten://model/{model_id}[/environments/{environment} | /deployments/{deployment_id}] or "
-    "baseten://training_project/{project_id}[/jobs/{job_id}]"
+    "expected baseten://model/{model_id}[/environments/{environment} | /deployments/{deployment_id}], "
+    "baseten://chain/{chain_id}[/environments/{environment}] or baseten://training_project/{project_id}[/jobs/{job_id}]"
 )
+#: The default outlet of a chain promotion whose chain or environment is templated (resolved at run time).
+CHAIN_ENVIRONMENT_ALIAS = "baseten:chain_environment"
 
 
 def _check_id(what: str, value: object, where: str = "an asset URI") -> str:
@@ -100,7 +113,7 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     parts = uri.path.split("/")[1:] if uri.path not in ("", "/") else []
     if len(parts) not in (1, 3):
         raise ValueError(f"Malformed Baseten asset URI {uri.geturl()!r}: {_EXPECTED}.")
-    _check_id("model id" if kind == "model" else "training project id", parts[0])
+    _check_id({"model": "model id", "chain": "chain id"}.get(kind, "training project id"), parts[0])
     if len(parts) == 3:
         child, ident = parts[1], parts[2]
         if child not in _CHILDREN[kind]:
@@ -138,6 +151,19 @@ def environment_asset(
     model = _check_id("model id", model_id)
     uri = f"{SCHEME}://model/{model}/environments/{_check_id('environment', environment)}"
     return _asset(uri, extra, "model", watchers)
+
+
+def chain_environment_asset(
+    chain_id: str, environment: str = "production", *, extra: Mapping[str, Any] | None = None, watchers: Any = None
+) -> Asset:
+    """What ``environment`` of a chain serves (``baseten://chain/{chain_id}/environments/{environment}``).
+
+    :class:`~airflow_provider_baseten.operators.chains.PromoteChainOperator` emits an event on it, with the
+    extra of :func:`chain_environment_event_extra`.
+    """
+    chain = _check_id("chain id", chain_id)
+    uri = f"{SCHEME}://chain/{chain}/environments/{_check_id('environment', environment)}"
+    return _asset(uri, extra, "chain", watchers)
 
 
 def deployment_asset(model_id: str, deployment_id: str, *, extra: Mapping[str, Any] | None = None) -> Asset:
@@ -343,4 +369,21 @@ def emit_environment_event(context: Any, *, model_id: str, environment: str, **f
     """
     extra = environment_event_extra(model_id=model_id, environment=environment, **fields)
     emit_asset_event(context, environment_asset(model_id, environment), extra)
+    return extra
+
+
+def chain_environment_event_extra(*, chain_id: str, environment: str, **fields: Any) -> dict[str, Any]:
+    """The event extra of a chain environment asset: a model environment's (:func:`environment_event_extra`:
+    ``deployment_id``, ``previous_deployment_id``, ``environment``, ``promoted_at``, ``noop``, ``serving``) with
+    ``chain_id`` in place of ``model_id``; the deployment ids are chain deployment ids."""
+    extra = environment_event_extra(model_id=chain_id, environment=environment, **fields)
+    extra["chain_id"] = extra.pop("model_id")
+    return extra
+
+
+def emit_chain_environment_event(context: Any, *, chain_id: str, environment: str, **fields: Any) -> dict[str, Any]:
+    """Emit "``environment`` of chain ``chain_id`` now serves ``deployment_id``" from the running task; return
+    the extra (:func:`chain_environment_event_extra`)."""
+    extra = chain_environment_event_extra(chain_id=chain_id, environment=environment, **fields)
+    emit_asset_event(context, chain_environment_asset(chain_id, environment), extra)
     return extra

@@ -47,6 +47,9 @@ class BasetenTriggerEvent(_EventCore, total=False):
     #: ``{request_id: [{"code", "message"}]}`` of the requests that did not succeed.
     errors: dict[str, list[dict[str, Any]]]
     # -- training job trigger -------------------------------------------------------------------------
+    #: A chain wait's chain and chain deployment (``environment`` is then the chain environment).
+    chain_id: str
+    chain_deployment_id: str
     training_project_id: str
     training_job_id: str
     job_status: str

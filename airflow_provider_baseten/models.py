@@ -246,6 +246,66 @@ class Chain(_Response):
     team_name: str | None = None
 
 
+class Chainlet(_Response):
+    """One chainlet of a chain deployment (Baseten's ``ChainletV1``); it runs on a model deployment of its own."""
+
+    id: str
+    name: str | None = None
+    autoscaling_settings: AutoscalingSettings | None = None
+    instance_type_name: str | None = None
+    active_replica_count: int | None = None
+    status: str | None = None
+
+
+class ChainDeployment(_Response):
+    """A deployment of a chain (Baseten's ``ChainDeploymentV1``): its chainlets and their overall ``status``."""
+
+    id: str
+    chain_id: str | None = None
+    created_at: str | None = None
+    environment: str | None = None
+    chainlets: list[Chainlet] = Field(default_factory=list)
+    status: str | None = None
+
+
+class ChainletEnvironmentSettings(_Response):
+    """A chainlet's settings in a chain environment: autoscaling and instance type."""
+
+    chainlet_name: str
+    autoscaling_settings: AutoscalingSettings | None = None
+    instance_type: dict[str, Any] | None = None
+
+
+class ChainEnvironment(_Response):
+    """A chain environment (Baseten's ``ChainEnvironmentV1``).
+
+    A promotion into it is in progress while ``candidate_deployment`` is set; the chain API reports no
+    promotion status of its own (unlike a model environment's ``in_progress_promotion``).
+    """
+
+    name: str
+    chain_id: str | None = None
+    created_at: str | None = None
+    promotion_settings: dict[str, Any] | None = None
+    chainlet_settings: list[ChainletEnvironmentSettings] = Field(default_factory=list)
+    current_deployment: ChainDeployment | None = None
+    candidate_deployment: ChainDeployment | None = None
+
+
+class OkResult(_Response):
+    """An ``{ok}`` answer (a chain environment update)."""
+
+    ok: bool
+
+
+class ChainletInstanceTypeUpdate(_Response):
+    """The answer to a chainlet instance-type update: whether it needed a new deployment, and that deployment."""
+
+    requires_redeployment: bool
+    chain_deployment: ChainDeployment | None = None
+    chainlet_environment_settings: list[ChainletEnvironmentSettings] = Field(default_factory=list)
+
+
 class Tombstone(_Response):
     """The answer to a delete."""
 
@@ -779,6 +839,11 @@ __all__ = [
     "AutoscalingSettings",
     "AutoscalingSettingsUpdate",
     "Chain",
+    "ChainDeployment",
+    "ChainEnvironment",
+    "Chainlet",
+    "ChainletEnvironmentSettings",
+    "ChainletInstanceTypeUpdate",
     "ChatChoice",
     "ChatCompletion",
     "ChatCompletionRequest",
@@ -801,6 +866,7 @@ __all__ = [
     "MetricValueSet",
     "Model",
     "ModelUpload",
+    "OkResult",
     "Promotion",
     "PromotionStatus",
     "RerankRequest",

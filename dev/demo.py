@@ -497,7 +497,14 @@ def check_chains(demo: Demo, lane: Lane) -> str:
         lane.delta.get("chain_production_async_run_remote", 0),
     )
     expect((sync, queued) == (4, 3), f"the emulator saw {sync} run_remote and {queued} async_run_remote calls")
-    return f"{sync} run_remote calls answered in order; {queued} async_run_remote calls SUCCEEDED (waited deferred)"
+    promoted = xcom(lane.db, "baseten_chains", "promote")
+    serving = lane.emu.hook().get_chain_environment(next(iter(lane.emu.state.chains)), "production").current_deployment
+    expect(promoted is not None and serving is not None and serving.id == promoted, f"production serves {serving}")
+    expect(lane.delta.get("promote_to_chain_environment", 0) == 1, "one chain promotion")
+    return (
+        f"{sync} run_remote calls answered in order; {queued} async_run_remote calls SUCCEEDED (waited deferred); "
+        f"chain deployment {promoted} waited ACTIVE, smoke-tested, promoted to production (once) and scaled"
+    )
 
 
 def check_deploy(demo: Demo, lane: Lane) -> str:
@@ -592,6 +599,8 @@ def main() -> int:
                 "baseten_documents": str(data / "documents.parquet"),
                 "baseten_openai_output_dir": str(data / "openai"),
                 "baseten_chain_id": next(iter(emu.state.chains)),
+                # The chains example takes this new chain deployment (it builds, then is ACTIVE) to production.
+                "baseten_chain_deployment_id": emu.state.create_chain_deployment(next(iter(emu.state.chains)))["id"],
                 "baseten_candidate_deployment_id": demo.candidate,
             }
             env = airflow_env(home, emu.connection_json(gateway=gateway), variables)

@@ -1,6 +1,8 @@
 # Markers (Sphinx exampleinclude): howto_operator_run_chain, howto_operator_run_chain_batch,
-# howto_operator_run_chain_async, howto_sensor_run_chain_async
-"""Chains: call a Baseten Chain synchronously, in a batch, and asynchronously (waiting deferred).
+# howto_operator_run_chain_async, howto_sensor_run_chain_async, howto_sensor_chain_deployment,
+# howto_operator_promote_chain, howto_operator_update_chain_autoscaling
+"""Chains: call a Baseten Chain synchronously, in a batch, and asynchronously (waiting deferred); then take a
+new chain deployment to production: wait until it is ACTIVE, smoke-test it, promote it, and scale it.
 
 A chain is called with its entrypoint's ``run_remote`` arguments, by name, as a dict.
 
@@ -14,11 +16,19 @@ What it shows
    ``async_run_remote`` and pushes the request ids at once; ``wait_for_async`` (:class:`AsyncPredictSensor`
    with ``chain_id=``, deferrable) waits in the triggerer until each is done. Baseten returns an async
    call's *status* only: its output goes wherever the chain sends it (e.g. a webhook, or storage).
+4. A new chain deployment (pushed with ``truss chains push``) goes to production: ``wait_active``
+   (:class:`ChainDeploymentSensor`, deferrable) waits until every chainlet is ACTIVE and fails with the
+   failed chainlets' ERROR log lines otherwise; ``smoke`` calls that deployment directly (``deployment_id=``);
+   ``promote`` (:class:`PromoteChainOperator`) promotes it into ``production`` and waits until it serves,
+   emitting ``baseten://chain/{chain_id}/environments/production``; ``scale`` (:class:`UpdateChainAutoscalingOperator`)
+   sets its entrypoint chainlet's autoscaling there.
 
 Configure it
 ------------
 * Connection ``baseten_default`` (type Baseten, direct API): the API key.
 * Variable ``baseten_chain_id`` (or ``AIRFLOW_VAR_BASETEN_CHAIN_ID``): the id of your chain (required).
+* Variable ``baseten_chain_deployment_id``: the chain deployment to take to production (required).
+* ``ENTRYPOINT`` below: the name of your chain's entrypoint chainlet.
 * ``BASETEN_EXAMPLE_POLL_SECONDS`` (environment): seconds between status checks (default 10).
 """
 
@@ -29,12 +39,16 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
 
+from airflow_provider_baseten.operators.chains import PromoteChainOperator, UpdateChainAutoscalingOperator
 from airflow_provider_baseten.operators.inference import AsyncPredictOperator
 from airflow_provider_baseten.operators.openai import RunChainOperator
+from airflow_provider_baseten.sensors.chains import ChainDeploymentSensor
 from airflow_provider_baseten.sensors.inference import AsyncPredictSensor
 
 POLL_SECONDS = float(os.environ.get("BASETEN_EXAMPLE_POLL_SECONDS", "10"))
 CHAIN_ID = "{{ var.value.baseten_chain_id }}"  # a missing Variable fails the task, naming it
+NEW_DEPLOYMENT = "{{ var.value.baseten_chain_deployment_id }}"
+ENTRYPOINT = "Entrypoint"  # your chain's entrypoint chainlet (its class name)
 QUESTIONS = [
     "What does Airflow schedule?",
     "What does Baseten serve?",
@@ -99,3 +113,44 @@ with DAG(
         return {"sync_outputs": 1 + len(many), "async_states": sorted(set(states.values()))}
 
     report(ask.output, ask_many.output, wait_for_async.output)
+
+    # [START howto_sensor_chain_deployment]
+    wait_active = ChainDeploymentSensor(
+        task_id="wait_active",
+        chain_id=CHAIN_ID,
+        chain_deployment_id=NEW_DEPLOYMENT,
+        deferrable=True,
+        poke_interval=POLL_SECONDS,
+        timeout=3600,
+    )
+    # [END howto_sensor_chain_deployment]
+
+    smoke = RunChainOperator(
+        task_id="smoke",
+        chain_id=CHAIN_ID,
+        chain_input={"question": "Are you up?"},
+        deployment_id=NEW_DEPLOYMENT,  # this deployment, before it serves production
+    )
+
+    # [START howto_operator_promote_chain]
+    promote = PromoteChainOperator(
+        task_id="promote",
+        chain_id=CHAIN_ID,
+        chain_deployment_id=NEW_DEPLOYMENT,
+        environment="production",
+        deferrable=True,
+        poke_interval=POLL_SECONDS,
+        timeout=3600,  # at the deadline, with no retry left, the promotion this task started is stopped
+    )
+    # [END howto_operator_promote_chain]
+
+    # [START howto_operator_update_chain_autoscaling]
+    scale = UpdateChainAutoscalingOperator(
+        task_id="scale",
+        chain_id=CHAIN_ID,
+        environment="production",
+        autoscaling_settings={ENTRYPOINT: {"min_replica": 1, "max_replica": 4}},  # per chainlet name
+    )
+    # [END howto_operator_update_chain_autoscaling]
+
+    wait_active >> smoke >> promote >> scale

@@ -138,6 +138,7 @@ _D = _M + "/deployments"
 _E = _M + "/environments"
 _T = "/v1/training_projects/{training_project_id}/jobs"
 _J = _T + "/{training_job_id}"
+_C = "/v1/chains/{chain_id}"
 
 # Baseten's per-key limits below the general 100/s (docs.baseten.co/reference/management-api/rate-limits).
 # Environment activate/deactivate are not in Baseten's table; they share the deployment buckets, the safe guess.
@@ -199,6 +200,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("list_chains", "GET", "/v1/chains", "management", "chains"),
     _ep("get_chain", "GET", "/v1/chains/{chain_id}", "management", "chains"),
     _ep("delete_chain", "DELETE", "/v1/chains/{chain_id}", "management", "chains", repeat="safe"),
+    # Chain deployments and environments (Baseten's spec; not in the gateway reference). Deleting or deactivating
+    # twice, promoting the deployment that already serves, and autoscaling updates converge as the model rows do;
+    # an environment create is reconciled by name; an instance-type update may build and promote a new deployment.
+    _ep("list_chain_deployments", "GET", _C + "/deployments", "management", None),
+    _ep("get_chain_deployment", "GET", _C + "/deployments/{chain_deployment_id}", "management", None),
+    _ep("delete_chain_deployment", "DELETE", _C + "/deployments/{chain_deployment_id}", "management", None, repeat="safe"),
+    _ep("deactivate_chain_deployment", "POST", _C + "/deployments/{chain_deployment_id}/deactivate", "management", None, repeat="safe", rate_limit=_DEACTIVATE),
+    _ep("get_chainlet_logs", "GET", _C + "/deployments/{chain_deployment_id}/chainlets/{chainlet_id}/logs", "management", None),
+    _ep("list_chain_environments", "GET", _C + "/environments", "management", None),
+    _ep("create_chain_environment", "POST", _C + "/environments", "management", None, body=True, repeat="creates"),
+    _ep("get_chain_environment", "GET", _C + "/environments/{env_name}", "management", None),
+    _ep("update_chain_environment", "PATCH", _C + "/environments/{env_name}", "management", None, body=True, repeat="safe"),
+    _ep("promote_to_chain_environment", "POST", _C + "/environments/{env_name}/promote", "management", None, body=True, repeat="safe"),
+    _ep("update_chainlet_autoscaling_settings", "PATCH", _C + "/environments/{env_name}/chainlet_settings/autoscaling_settings", "management", None, body=True, repeat="safe"),
+    _ep("update_chainlet_instance_types", "POST", _C + "/environments/{env_name}/chainlet_settings/instance_types/update", "management", None, body=True, repeat="creates"),
     # Deployments (the reference's deactivate rows repeat /activate: a slip; the real path is /deactivate).
     # Activate, deactivate, promote and autoscaling updates are state changes that converge; promoting the
     # deployment that already serves, or cancelling a promotion twice, changes nothing.

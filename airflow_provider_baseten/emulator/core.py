@@ -26,6 +26,7 @@ from airflow_provider_baseten.emulator.objects import (
     TEAM,
     ApiError,
     AsyncRequest,
+    Chain,
     Deployment,
     Environment,
     Model,
@@ -43,7 +44,7 @@ class StateCore:
     lock: threading.RLock
     rng: random.Random
     models: dict[str, Model]
-    chains: dict[str, dict[str, Any]]
+    chains: dict[str, Chain]
     projects: dict[str, dict[str, Any]]
     jobs: dict[str, TrainingJob]
     secrets: dict[str, dict[str, Any]]

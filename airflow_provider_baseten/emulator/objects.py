@@ -73,7 +73,8 @@ DEFAULT_STATE: dict[str, Any] = {
             ],
         },
     ],
-    "chains": [{"id": "chain123", "name": "rag-chain", "deployments_count": 1}],
+    # One ACTIVE deployment (its id: the chain id + "dep") serving production and staging, also the development one.
+    "chains": [{"id": "chain123", "name": "rag-chain"}],
     "training_projects": [{"id": "proj1234", "name": "fine-tune-demo"}],
     "secrets": [{"name": "hf_access_token"}],
     "api_keys": [{"prefix": "ci000001", "name": "ci", "type": "WORKSPACE_INVOKE"}],
@@ -292,6 +293,59 @@ class Model:
     created: float
     deployments: dict[str, Deployment] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
+
+
+#: The chainlets of an emulated chain deployment, entrypoint first.
+CHAINLETS = ("Entrypoint", "Retriever")
+
+
+@dataclass
+class ChainDeployment:
+    """A chain deployment: one model deployment per chainlet (as Baseten resolves a chainlet), by chainlet name."""
+
+    id: str
+    chain_id: str
+    created: float
+    chainlets: dict[str, Deployment]
+    instance_types: dict[str, str]  # chainlet name -> instance type id
+    is_development: bool = False
+
+    def status(self) -> str:
+        """A failed chainlet's status; ACTIVE when all are; otherwise the first chainlet not ACTIVE yet."""
+        statuses = [c.status for c in self.chainlets.values()]
+        failed = [s for s in statuses if s in (*FAILED_BUILDS, "FAILED", "BUILD_STOPPED")]
+        if failed:
+            return failed[0]
+        return next((s for s in statuses if s != "ACTIVE"), "ACTIVE")
+
+    def refresh(self, now: float) -> None:
+        """Apply every chainlet's timeline up to ``now``."""
+        for chainlet in self.chainlets.values():
+            chainlet.refresh(now)
+
+    def ready_at(self, now: float) -> float | None:
+        """When every chainlet is (or will be) ACTIVE; ``None`` if one will not be."""
+        times = [c.ready_at(now) for c in self.chainlets.values()]
+        return None if any(t is None for t in times) else max(t for t in times if t is not None)
+
+
+@dataclass
+class ChainEnvironment(Environment):
+    """A chain environment: an environment (its current deployment and promotion) with per-chainlet settings
+    (``{chainlet name: {"autoscaling": {...}, "instance_type_id": str}}``)."""
+
+    chainlet_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Chain:
+    """A chain, its deployments and environments."""
+
+    id: str
+    name: str
+    created: float
+    deployments: dict[str, ChainDeployment] = field(default_factory=dict)
+    environments: dict[str, ChainEnvironment] = field(default_factory=dict)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from airflow_provider_baseten.client.routes import BY_TARGET
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.core import StateCore
+from airflow_provider_baseten.emulator.handlers.chains import ChainManagementHandlers
 from airflow_provider_baseten.emulator.handlers.deploy import DeployHandlers
 from airflow_provider_baseten.emulator.handlers.deployments import DeploymentHandlers
 from airflow_provider_baseten.emulator.handlers.inference import InferenceHandlers
@@ -49,6 +50,7 @@ _CHAIN_RUNS = {name: key for key, name in BY_TARGET.items() if key[0] in ("run_r
 class EmulatorState(
     InferenceHandlers,
     ChainHandlers,
+    ChainManagementHandlers,
     DeploymentHandlers,
     DeployHandlers,
     TrainingHandlers,
@@ -110,13 +112,7 @@ class EmulatorState(
             if "production" not in model.environments:
                 model.environments["production"] = Environment("production", model.id, created)
         for c in seed.get("chains", []):
-            self.chains[c["id"]] = {
-                "id": c["id"],
-                "created_at": iso(created),
-                "name": c.get("name", c["id"]),
-                "deployments_count": c.get("deployments_count", 1),
-                "team_name": TEAM,
-            }
+            self._seed_chain(c, created)
         for p in seed.get("training_projects", []):
             self.projects[p["id"]] = {
                 "id": p["id"],
@@ -205,10 +201,20 @@ class EmulatorState(
                         "environments": [self._environment_json(model, e, now) for e in model.environments.values()],
                     }
                 )
+            chains = list(self.chains.values())
+            for chain in chains:
+                self._refresh_chain(chain, now)
             return {
                 "now": iso(now),
                 "models": models,
-                "chains": list(self.chains.values()),
+                "chains": [
+                    {
+                        **self._chain_json(c),
+                        "deployments": [self._chain_dep_json(c, d) for d in c.deployments.values()],
+                        "environments": [self._chain_env_json(c, e) for e in c.environments.values()],
+                    }
+                    for c in chains
+                ],
                 "training_projects": [self._project_json(p, now) for p in self.projects.values()],
                 "training_jobs": [self._job_json(j, now) for j in self.jobs.values()],
                 "secrets": [self._public(s) for s in self.secrets.values()],

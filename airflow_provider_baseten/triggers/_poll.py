@@ -200,12 +200,13 @@ class BasetenPollTrigger(BaseTrigger):
         """
         if not self.cancel_on_kill:
             return
-        undo = asyncio.ensure_future(self._undo())
+        undo = asyncio.ensure_future(self.undo())
         _UNDOING.add(undo)
         undo.add_done_callback(self._undone)
         await asyncio.shield(undo)
 
-    async def _undo(self) -> None:
+    async def undo(self) -> None:
+        """Run :meth:`kill` with a hook of its own (also what an operator's ``on_kill`` calls for an inline wait)."""
         from airflow_provider_baseten.hooks.baseten import BasetenHook
 
         hook = BasetenHook(self.conn_id, **self.hook_params)  # its own client: the cancelled wait closes the trigger's

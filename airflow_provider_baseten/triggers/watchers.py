@@ -230,6 +230,22 @@ class WatcherTrigger(BaseEventTrigger):
             await hook.aclose()
 
 
+def _serving_changes(ids: dict[str, Any], before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:
+    """One payload (``ids`` plus the environment and both deployment ids) per environment of ``after`` that
+    serves another deployment than in ``before``; one that stopped serving anything is not news."""
+    return [
+        {
+            **ids,
+            "environment": name,
+            "deployment_id": dep,
+            "previous_deployment_id": before.get(name),
+            "observed_at": _now(),
+        }
+        for name, dep in sorted(after.items())
+        if dep is not None and dep != before.get(name)
+    ]
+
+
 class EnvironmentChangedTrigger(WatcherTrigger):
     """Fires when ``environment`` of ``model_id`` (or, with ``environment=None``, any of its environments) starts
     serving a different deployment.
@@ -268,18 +284,46 @@ class EnvironmentChangedTrigger(WatcherTrigger):
 
     def changes(self, before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:
         """One payload per environment now serving another deployment."""
-        return [
-            {
-                "kind": "environment_changed",
-                "model_id": self.model_id,
-                "environment": name,
-                "deployment_id": dep,
-                "previous_deployment_id": before.get(name),
-                "observed_at": _now(),
-            }
-            for name, dep in sorted(after.items())
-            if dep is not None and dep != before.get(name)
-        ]
+        return _serving_changes({"kind": "environment_changed", "model_id": self.model_id}, before, after)
+
+
+class ChainEnvironmentChangedTrigger(WatcherTrigger):
+    """Fires when ``environment`` of chain ``chain_id`` (or, with ``environment=None``, any of its environments)
+    starts serving a different chain deployment: :class:`EnvironmentChangedTrigger` for chains.
+
+    Payload: ``{"kind": "chain_environment_changed", "chain_id", "environment", "deployment_id",
+    "previous_deployment_id", "observed_at"}`` (the deployment ids are chain deployment ids).
+
+    :param chain_id: The chain.
+    :param environment: A chain environment name (``"production"``), or ``None`` for every environment.
+    """
+
+    def __init__(self, *, chain_id: str, environment: str | None = "production", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not chain_id:
+            raise ValueError("ChainEnvironmentChangedTrigger needs chain_id.")
+        self.chain_id = _check_id("chain id", chain_id, "a watcher")
+        self.environment = None if environment is None else _check_id("environment", environment, "a watcher")
+
+    def source(self) -> dict[str, Any]:
+        """The chain and environment."""
+        return {"chain_id": self.chain_id, "environment": self.environment}
+
+    def budget_key(self) -> str | None:
+        """The chain's status budget (its management calls share nothing with a model's)."""
+        return f"chain:{self.chain_id}"
+
+    async def snapshot(self, hook: BasetenHook) -> Snapshot:
+        """Environment name -> the id of the chain deployment it serves."""
+        if self.environment is not None:
+            envs = [await hook.aget_chain_environment(self.chain_id, self.environment)]
+        else:
+            envs = await hook.alist_chain_environments(self.chain_id)
+        return {e.name: (e.current_deployment.id if e.current_deployment else None) for e in envs}
+
+    def changes(self, before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:
+        """One payload per environment now serving another chain deployment."""
+        return _serving_changes({"kind": "chain_environment_changed", "chain_id": self.chain_id}, before, after)
 
 
 class DeploymentActiveTrigger(WatcherTrigger):

@@ -249,8 +249,13 @@ def test_openai_batches_write_one_parquet_row_per_document(env: dict[str, Any], 
     assert xcom(run, "check_outputs")["summaries"]["rows"] == 100
 
 
-def test_chains_run_sync_in_order_and_async_deferred(env: dict[str, Any], emulator: Any) -> None:
+def test_chains_run_sync_in_order_and_async_deferred(
+    env: dict[str, Any], emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     emulator.set_time_scale(2000)
+    chain = env["baseten_chain_id"]
+    new = emulator.state.create_chain_deployment(chain)["id"]  # as `truss chains push` makes (BUILDING)
+    monkeypatch.setenv("AIRFLOW_VAR_BASETEN_CHAIN_DEPLOYMENT_ID", new)
     run = run_dag(load("baseten_chains"))
     assert set(task_states(run).values()) == {"success"}, task_states(run)
     assert xcom(run, "ask")["output"] == {"question": "What is a chain?"}
@@ -260,8 +265,19 @@ def test_chains_run_sync_in_order_and_async_deferred(env: dict[str, Any], emulat
     assert xcom(run, "wait_for_async") == dict.fromkeys(ids, "SUCCEEDED") and len(ids) == 3
     requests = emulator.counters()["requests"]
     assert (requests["chain_production_run_remote"], requests["chain_production_async_run_remote"]) == (4, 3)
-    chain = env["baseten_chain_id"]
-    assert all(r["path"].startswith(f"/chain/{chain}/") for r in emulator.requests() if "chain" in r["endpoint"])
+    assert all(
+        r["path"].startswith(f"/chain/{chain}/") for r in emulator.requests() if r["endpoint"].startswith("chain_")
+    )
+    # The new deployment: ACTIVE, smoke-tested on its own route, promoted into production, scaled there.
+    assert xcom(run, "wait_active") == "ACTIVE"
+    assert xcom(run, "smoke")["deployment_id"] == new and requests["chain_deployment_run_remote"] == 1
+    assert xcom(run, "promote") == new and requests["promote_to_chain_environment"] == 1
+    hook = emulator.hook()
+    production = hook.get_chain_environment(chain, "production")
+    assert production.current_deployment is not None and production.current_deployment.id == new
+    entrypoint = next(s for s in production.chainlet_settings if s.chainlet_name == "Entrypoint")
+    assert entrypoint.autoscaling_settings is not None and entrypoint.autoscaling_settings.max_replica == 4
+    assert xcom(run, "scale")["status"] == "ACCEPTED"
 
 
 def test_deploy_makes_active_deployments_from_a_config_and_the_truss_dir(env: dict[str, Any], emulator: Any) -> None:

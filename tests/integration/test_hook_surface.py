@@ -41,6 +41,19 @@ ELSEWHERE = {
     "create_model": "test_deploy.py",
     "create_model_deployment": "test_deploy.py",  # sent by deploy_model(model_id=...)
     "prepare_model_upload": "test_deploy.py",
+    # Chain management: a lifecycle of its own (deployments building, promotions on the clock), direct API only.
+    "list_chain_deployments": "test_chains.py",
+    "get_chain_deployment": "test_chains.py",
+    "delete_chain_deployment": "test_chains.py",
+    "deactivate_chain_deployment": "test_chains.py",
+    "get_chainlet_logs": "test_chains.py",
+    "list_chain_environments": "test_chains.py",
+    "create_chain_environment": "test_chains.py",
+    "get_chain_environment": "test_chains.py",
+    "update_chain_environment": "test_chains.py",
+    "promote_to_chain_environment": "test_chains.py",
+    "update_chainlet_autoscaling_settings": "test_chains.py",
+    "update_chainlet_instance_types": "test_chains.py",
 }
 
 

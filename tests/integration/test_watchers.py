@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_baseten.triggers import watchers
 from airflow_provider_baseten.triggers.watchers import (
+    ChainEnvironmentChangedTrigger,
     DeploymentActiveTrigger,
     EnvironmentChangedTrigger,
     TrainingJobFinishedTrigger,
@@ -427,5 +428,32 @@ def test_one_trigger_row_on_two_assets_keeps_the_cursor_on_both(emu: Any) -> Non
         await second.more_polls(4)
         await second.stop()
         assert first.events and second.events == []
+
+    run(body)
+
+
+def test_chain_environment_watcher_fires_once_per_chain_promotion(emu: Any) -> None:
+    hook = emu.hook()
+    store = Store()
+    new = emu.state.create_chain_deployment("chain123")["id"]
+
+    async def body() -> None:
+        trigger = ChainEnvironmentChangedTrigger(chain_id="chain123", environment="staging", poll_interval=POLL)
+        trigger.asset_state_store = store
+        watching = Running(trigger, emu, "get_chain_environment")
+        await watching.more_polls(3)
+        assert watching.events == [] and list(store.data.values()) == [{"staging": "chain123dep"}]
+        emu.advance(60)  # built
+        await hook.apromote_to_chain_environment("chain123", "staging", new)  # from outside the watcher
+        await watching.more_polls(3)
+        assert watching.events == []  # still the candidate: nothing serves it yet
+        emu.advance(60)
+        await watching.until("one event", lambda: len(watching.events) >= 1)
+        await watching.more_polls(5)
+        await watching.stop()
+        assert [
+            (e["kind"], e["chain_id"], e["environment"], e["deployment_id"], e["previous_deployment_id"])
+            for e in watching.events
+        ] == [("chain_environment_changed", "chain123", "staging", new, "chain123dep")]
 
     run(body)

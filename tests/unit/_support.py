@@ -36,6 +36,8 @@ GATEWAY_BASE = "https://api.lowcodeapi.com/baseten"
 
 DEPLOYMENT = {"id": DEP, "model_id": MODEL, "name": "v1", "status": "ACTIVE", "is_production": True}
 ENVIRONMENT = {"name": ENV, "model_id": MODEL, "current_deployment": DEPLOYMENT}
+CHAIN_DEPLOYMENT = {"id": DEP, "chain_id": CHAIN, "status": "ACTIVE", "chainlets": [{"id": "cl1", "name": "RandInt"}]}
+CHAIN_ENVIRONMENT = {"name": ENV, "chain_id": CHAIN, "current_deployment": CHAIN_DEPLOYMENT}
 TRAINING_JOB = {"id": JOB, "training_project_id": PROJ, "current_status": "TRAINING_JOB_RUNNING"}
 ASYNC_OPTIONS = {
     "webhook_endpoint": "https://example.com/hook",
@@ -86,6 +88,9 @@ def _c(method: str, *args: Any, **kw: Any) -> Case:
 
 
 _M = {"model_id": MODEL}
+_CH = {"chain_id": CHAIN}
+_CHD = {"chain_id": CHAIN, "chain_deployment_id": DEP}
+_CHE = {"chain_id": CHAIN, "env_name": ENV}
 _MD = {"model_id": MODEL, "deployment_id": DEP}
 _ME = {"model_id": MODEL, "env_name": ENV}
 _PJ = {"training_project_id": PROJ, "training_job_id": JOB}
@@ -244,6 +249,82 @@ CASES: dict[str, Case] = {
     "list_chains": _c("list_chains", response={"chains": [{"id": CHAIN}]}),
     "get_chain": _c("get_chain", CHAIN, params={"chain_id": CHAIN}, response={"id": CHAIN}),
     "delete_chain": _c("delete_chain", CHAIN, params={"chain_id": CHAIN}, response={"id": CHAIN, "deleted": True}),
+    # -- chain deployments and environments --
+    "list_chain_deployments": _c(
+        "list_chain_deployments", CHAIN, params=_CH, response={"deployments": [CHAIN_DEPLOYMENT]}
+    ),
+    "get_chain_deployment": _c("get_chain_deployment", CHAIN, DEP, params=_CHD, response=CHAIN_DEPLOYMENT),
+    "delete_chain_deployment": _c(
+        "delete_chain_deployment", CHAIN, DEP, params=_CHD, response={"id": DEP, "deleted": True, "chain_id": CHAIN}
+    ),
+    "deactivate_chain_deployment": _c("deactivate_chain_deployment", CHAIN, DEP, params=_CHD, response=_ACT),
+    "get_chainlet_logs": _c(
+        "get_chainlet_logs",
+        CHAIN,
+        DEP,
+        "cl1",
+        min_level="ERROR",
+        limit=10,
+        params={**_CHD, "chainlet_id": "cl1"},
+        query={"min_level": "ERROR", "limit": "10"},
+        response=_LOGS,
+    ),
+    "list_chain_environments": _c(
+        "list_chain_environments", CHAIN, params=_CH, response={"environments": [CHAIN_ENVIRONMENT]}
+    ),
+    "create_chain_environment": _c(
+        "create_chain_environment",
+        CHAIN,
+        ENV,
+        promotion_settings={"ramp_up_while_promoting": True},
+        chainlet_settings={"RandInt": {"autoscaling_settings": {"min_replica": 1}, "instance_type_id": "2x8"}},
+        params=_CH,
+        body={
+            "name": ENV,
+            "promotion_settings": {"ramp_up_while_promoting": True},
+            "chainlet_settings": [
+                {"chainlet_name": "RandInt", "autoscaling_settings": {"min_replica": 1}, "instance_type_id": "2x8"}
+            ],
+        },
+        response=CHAIN_ENVIRONMENT,
+    ),
+    "get_chain_environment": _c("get_chain_environment", CHAIN, ENV, params=_CHE, response=CHAIN_ENVIRONMENT),
+    "update_chain_environment": _c(
+        "update_chain_environment",
+        CHAIN,
+        ENV,
+        promotion_settings={"rolling_deploy": True},
+        params=_CHE,
+        body={"promotion_settings": {"rolling_deploy": True}},
+        response={"ok": True},
+    ),
+    "promote_to_chain_environment": _c(
+        "promote_to_chain_environment",
+        CHAIN,
+        ENV,
+        DEP,
+        params=_CHE,
+        body={"deployment_id": DEP, "scale_down_previous_deployment": True},
+        response=CHAIN_DEPLOYMENT,
+    ),
+    "update_chainlet_autoscaling_settings": _c(
+        "update_chainlet_autoscaling_settings",
+        CHAIN,
+        ENV,
+        {"RandInt": {"max_replica": 3}},
+        params=_CHE,
+        body={"updates": [{"chainlet_name": "RandInt", "autoscaling_settings": {"max_replica": 3}}]},
+        response={"status": "ACCEPTED", "message": "ok"},
+    ),
+    "update_chainlet_instance_types": _c(
+        "update_chainlet_instance_types",
+        CHAIN,
+        ENV,
+        {"RandInt": "2x8"},
+        params=_CHE,
+        body={"updates": [{"chainlet_name": "RandInt", "instance_type_id": "2x8"}]},
+        response={"requires_redeployment": False, "chain_deployment": None, "chainlet_environment_settings": []},
+    ),
     # -- deployments --
     "activate_environment": _c("activate_environment", ENV, params=_ME, response=_ACT),
     "activate_development_deployment": _c("activate_deployment", "development", params=_M, response=_ACT),

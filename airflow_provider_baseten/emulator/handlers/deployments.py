@@ -37,22 +37,6 @@ class DeploymentHandlers(StateCore):
         del self.models[model.id]
         return 200, {"id": model.id, "deleted": True}
 
-    def _h_list_chains(self, *_: Any) -> Any:
-        return 200, {"chains": list(self.chains.values())}
-
-    def _chain(self, chain_id: str) -> dict[str, Any]:
-        if chain_id not in self.chains:
-            raise ApiError(404, f"Chain {chain_id} not found")
-        return self.chains[chain_id]
-
-    def _h_get_chain(self, params: dict[str, str], *_: Any) -> Any:
-        return 200, self._chain(params["chain_id"])
-
-    def _h_delete_chain(self, params: dict[str, str], *_: Any) -> Any:
-        chain = self._chain(params["chain_id"])
-        del self.chains[chain["id"]]
-        return 200, {"id": chain["id"], "deleted": True}
-
     # -- deployments ---------------------------------------------------------------------------------
     def _h_list_deployments(self, params: dict[str, str], *_: Any) -> Any:
         model = self._model(params["model_id"])

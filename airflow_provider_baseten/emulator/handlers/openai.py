@@ -24,14 +24,7 @@ from airflow_provider_baseten.emulator.objects import ApiError, AsyncRequest
 
 #: Vector length when the request gives no ``dimensions``.
 EMBED_DIM = 8
-#: Chain environments the emulator serves besides production and development (with the one deployment).
-CHAIN_ENVIRONMENTS = ("production", "development", "staging")
 _FAIL = re.compile(r"__fail(?:_(\d{3}))?__")
-
-
-def chain_deployment_id(chain_id: str) -> str:
-    """The id of the one deployment each emulated chain has."""
-    return f"{chain_id}dep"
 
 
 def _maybe_fail(text: Any) -> None:
@@ -146,12 +139,16 @@ class ChainHandlers(StateCore):
         chain = self.chains.get(chain_id or "")
         if chain is None:
             raise ApiError(404, f"Chain {chain_id} not found", "model_does_not_exist")
-        dep = chain_deployment_id(chain["id"])
-        if target == "deployment" and params["deployment_id"] != dep:
-            raise ApiError(404, f"Chain deployment {params['deployment_id']} not found", "model_does_not_exist")
-        if target == "environment" and params["env_name"] not in CHAIN_ENVIRONMENTS:
-            raise ApiError(404, f"Environment {params['env_name']} not found", "model_does_not_exist")
-        return chain["id"], dep
+        if target == "deployment":
+            dep_id: str | None = params["deployment_id"]
+        elif target == "development":
+            dep_id = next((d.id for d in chain.deployments.values() if d.is_development), None)
+        else:
+            env = chain.environments.get("production" if target == "production" else params["env_name"])
+            dep_id = env.current_deployment_id if env is not None else None
+        if dep_id is None or dep_id not in chain.deployments:
+            raise ApiError(404, f"Chain {chain.id} has no such deployment or environment", "model_does_not_exist")
+        return chain.id, dep_id
 
     def chain_run(
         self, target: str, action: str, params: dict[str, str], body: Any, chain_id: str | None
