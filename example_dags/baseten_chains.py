@@ -1,6 +1,6 @@
 # Markers (Sphinx exampleinclude): howto_operator_run_chain, howto_operator_run_chain_batch,
 # howto_operator_run_chain_async, howto_sensor_run_chain_async, howto_sensor_chain_deployment,
-# howto_operator_promote_chain, howto_operator_update_chain_autoscaling
+# howto_operator_run_chain_deployment, howto_operator_promote_chain, howto_operator_update_chain_autoscaling
 """Chains: call a Baseten Chain synchronously, in a batch, and asynchronously (waiting deferred); then take a
 new chain deployment to production: wait until it is ACTIVE, smoke-test it, promote it, and scale it.
 
@@ -125,12 +125,14 @@ with DAG(
     )
     # [END howto_sensor_chain_deployment]
 
+    # [START howto_operator_run_chain_deployment]
     smoke = RunChainOperator(
         task_id="smoke",
         chain_id=CHAIN_ID,
         chain_input={"question": "Are you up?"},
         deployment_id=NEW_DEPLOYMENT,  # this deployment, before it serves production
     )
+    # [END howto_operator_run_chain_deployment]
 
     # [START howto_operator_promote_chain]
     promote = PromoteChainOperator(

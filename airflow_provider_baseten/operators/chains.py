@@ -1,6 +1,6 @@
 """Chain operators: promote a chain deployment into a chain environment, and change chainlets' autoscaling.
 
-Chains get the train-then-promote treatment models have (:mod:`.deployment`): the promotion is careful about
+Chains get the train-then-promote treatment models have (:mod:`airflow_provider_baseten.operators.deployment`): the promotion is careful about
 ownership (it stops only a promotion this task started, and never touches what serves) and a retry picks up
 the promotion an earlier try started instead of promoting again.
 """

@@ -100,3 +100,17 @@ def test_every_exampleinclude_in_the_docs_finds_its_markers() -> None:
             assert first is not None and last is not None and first < last, (page, path, start)
             found += 1
     assert found >= 10
+
+
+def test_every_module_the_provider_lists_is_in_the_api_reference() -> None:
+    """A module added to the provider info (a new operator family) must get its API reference page entry."""
+    from airflow_provider_baseten import get_provider_info
+
+    info = get_provider_info()
+    listed = {
+        m for kind in ("operators", "sensors", "triggers", "hooks") for e in info[kind] for m in e["python-modules"]
+    }
+    documented = {
+        m for page in (ROOT / "docs" / "api").glob("*.rst") for m in re.findall(r"automodule:: (\S+)", page.read_text())
+    }
+    assert sorted(listed - documented) == []
