@@ -81,10 +81,10 @@ class BasetenNotFoundError(BasetenError):
 
 
 class BasetenGatewayUnsupportedError(BasetenNotFoundError):
-    """404 from the LowCodeAPI gateway for an endpoint its Baseten reference does not list.
+    """An endpoint the LowCodeAPI gateway's Baseten reference does not list, refused before anything is sent.
 
-    The gateway most likely does not expose that endpoint: use a direct connection (``gateway=baseten``)
-    for it. (A 404 can also mean the object does not exist; the message says both.)
+    Use a direct connection (``gateway=baseten``) for it. (A subclass of :class:`BasetenNotFoundError`
+    because the gateway answers such a route with 404; ``status_code`` is ``None``: nothing was sent.)
     """
 
 

@@ -96,16 +96,16 @@ def mark_maybe_created(err: BasetenError, endpoint_name: str) -> None:
     err.args = (err.message,)
 
 
-def gateway_unsupported(ep: Endpoint, err: BasetenError) -> BasetenGatewayUnsupportedError:
+def gateway_unsupported(ep: Endpoint) -> BasetenGatewayUnsupportedError:
+    """The refusal, before sending, of an endpoint the LowCodeAPI gateway's Baseten reference does not list.
+
+    Sending it anyway only ever earned a 404 (twice with ``url_format=auto``, once per URL format), which
+    also read like "the object does not exist"; refusing says what is wrong and what to use instead.
+    """
     return BasetenGatewayUnsupportedError(
-        f"LowCodeAPI answered 404 for {ep.name} ({ep.method} {ep.path}), an endpoint its Baseten reference does "
-        "not list: the gateway does not expose that endpoint. Use a direct Baseten connection (extra "
-        "gateway=baseten) for it. (If the gateway does expose it, the 404 means the object does not exist: "
-        f"{err.message})",
-        status_code=err.status_code,
-        error_code=err.error_code,
-        request_id=err.request_id,
-        body_snippet=err.body_snippet,
+        f"{ep.name} ({ep.method} {ep.path}) is not available through the LowCodeAPI gateway: its Baseten "
+        "reference does not list that endpoint, so nothing was sent. Use a direct Baseten connection (extra "
+        "gateway=baseten) for it."
     )
 
 

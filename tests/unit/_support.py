@@ -73,11 +73,15 @@ class Case:
 
 
 def direct_only(name: str) -> bool:
-    """Endpoints LowCodeAPI has no route for: the hook refuses them through the gateway before sending."""
+    """Endpoints LowCodeAPI has no route for: the hook refuses them through the gateway before sending.
+
+    The production inference rows are the exception: through the gateway the hook sends those calls to the
+    ``production`` environment's row, which the reference lists.
+    """
     from airflow_provider_baseten.client.routes import endpoint
 
     ep = endpoint(name)
-    return ep.surface in ("chain", "model_apis") or name.endswith("_sync")
+    return not ep.in_gateway_reference and not (ep.surface == "inference" and name.startswith("production_"))
 
 
 def _c(method: str, *args: Any, **kw: Any) -> Case:

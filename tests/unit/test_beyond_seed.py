@@ -117,11 +117,13 @@ def test_get_or_create_creates_only_when_missing() -> None:
     assert json.loads(rec.requests[1].content) == {"training_project": {"name": "sft"}}
 
 
-def test_gateway_404_on_an_unlisted_endpoint_names_the_gateway() -> None:
+def test_gateway_refuses_an_unlisted_endpoint_before_sending() -> None:
     rec = Recorder(lambda r: httpx.Response(404, json={"data": None, "error": "Not Found"}))
-    with pytest.raises(BasetenGatewayUnsupportedError, match="does not expose that endpoint") as err:
-        make_hook(rec, gateway="lowcodeapi", url_format="new").list_training_projects()
-    assert KEY not in str(err.value) and isinstance(err.value, BasetenNotFoundError)
+    for url_format in ("new", "old", "auto"):
+        with pytest.raises(BasetenGatewayUnsupportedError, match="does not list that endpoint") as err:
+            make_hook(rec, gateway="lowcodeapi", url_format=url_format).get_training_project("proj1234")
+        assert KEY not in str(err.value) and isinstance(err.value, BasetenNotFoundError)
+    assert rec.requests == []  # nothing sent
     # An endpoint the gateway documents keeps the plain not-found error.
     with pytest.raises(BasetenNotFoundError) as plain:
         make_hook(rec, gateway="lowcodeapi", url_format="new").get_model("nope1234")
