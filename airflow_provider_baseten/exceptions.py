@@ -76,6 +76,13 @@ class BasetenAuthError(BasetenError):
     """401/403: the API key was refused. Check the connection's API key (the password field)."""
 
 
+class BasetenBillingAccessError(BasetenAuthError):
+    """403 on a billing endpoint (the usage summary): the API key works but has no billing access.
+
+    Use a key of a user allowed to see billing (a workspace admin's) in the connection.
+    """
+
+
 class BasetenNotFoundError(BasetenError):
     """404: the model, deployment, environment, job or request does not exist (or is not yours)."""
 
@@ -169,6 +176,7 @@ class BasetenRemoteStateError(BasetenError):
 __all__ = [
     "BasetenAuthError",
     "BasetenBatchError",
+    "BasetenBillingAccessError",
     "BasetenConfigurationError",
     "BasetenError",
     "BasetenGatewayUnsupportedError",

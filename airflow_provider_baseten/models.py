@@ -12,6 +12,7 @@ between the parts, and ``airflow_provider_baseten.models`` is the import path us
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -247,10 +248,11 @@ class Chain(_Response):
 
 
 class Tombstone(_Response):
-    """The answer to a delete."""
+    """The answer to a delete (a secret's names it; others give its ``id`` and ``deleted``)."""
 
     id: str | None = None
     deleted: bool | None = None
+    name: str | None = None
 
 
 class StatusMessage(_Response):
@@ -655,6 +657,168 @@ class DeployResult(_Response):
 
 
 # -- request options (validated before anything is sent) ----------------------------------------------
+# -- the caller, cost and capacity ----------------------------------------------------------------------------
+class UserInfo(_Response):
+    """The user an API key belongs to (``users/me``)."""
+
+    user_id: str
+    email: str | None = None
+    name: str | None = None
+    workspace_name: str | None = None
+
+
+class InstanceType(_Response):
+    """A Baseten instance type: its id (as in a deployment's ``instance_type_name``), CPU, memory and GPUs."""
+
+    id: str
+    name: str
+    memory_limit_mib: int
+    millicpu_limit: int
+    gpu_count: int
+    gpu_type: str | None = None
+    gpu_memory_limit_mib: int | None = None
+
+
+class InstanceTypePrice(_Response):
+    """An instance type and its price in USD **per minute** (Baseten's unit), exact as a ``Decimal``."""
+
+    instance_type: InstanceType
+    price: Decimal
+
+    @property
+    def price_per_hour(self) -> Decimal:
+        """The price in USD per hour."""
+        return self.price * 60
+
+
+class BillableResource(_Response):
+    """What a usage item bills: a deployment, a training job or a chainlet (``id`` is its id)."""
+
+    id: str
+    kind: str  # MODEL_DEPLOYMENT, TRAINING_JOB or CHAINLET (an open string: Baseten may add kinds)
+    name: str | None = None
+    model_name: str | None = None
+    is_deleted: bool = False
+    instance_type: str | None = None
+    environment_name: str | None = None
+
+
+class DailyUsage(_Response):
+    """One day of a usage item. Dedicated items have ``minutes`` and ``inference_requests``, training items
+    ``minutes``, Model APIs items the token counts."""
+
+    date: str
+    subtotal: Decimal
+    minutes: int | None = None
+    inference_requests: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+
+
+class DeploymentUsage(_Response):
+    """A dedicated deployment's (or chainlet's) usage over the range, with its days."""
+
+    billable_resource: BillableResource
+    subtotal: Decimal
+    minutes: int
+    inference_requests: int
+    daily: list[DailyUsage] = Field(default_factory=list)
+
+
+class TrainingJobUsage(_Response):
+    """A training job's usage over the range, with its days."""
+
+    billable_resource: BillableResource
+    subtotal: Decimal
+    minutes: int
+    daily: list[DailyUsage] = Field(default_factory=list)
+
+
+class ModelApiUsage(_Response):
+    """A Model API's usage over the range (tokens), with its days."""
+
+    model_name: str
+    model_family: str | None = None
+    subtotal: Decimal
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    daily: list[DailyUsage] = Field(default_factory=list)
+
+
+class DedicatedUsage(_Response):
+    """Dedicated deployments' usage: USD ``subtotal`` less ``credits_used`` is ``total``."""
+
+    subtotal: Decimal
+    credits_used: Decimal
+    total: Decimal
+    minutes: int
+    breakdown: list[DeploymentUsage] = Field(default_factory=list)
+
+
+class TrainingUsage(_Response):
+    """Training jobs' usage: USD ``subtotal`` less ``credits_used`` is ``total``."""
+
+    subtotal: Decimal
+    credits_used: Decimal
+    total: Decimal
+    minutes: int
+    breakdown: list[TrainingJobUsage] = Field(default_factory=list)
+
+
+class ModelApisUsage(_Response):
+    """Model APIs' usage: USD ``subtotal`` less ``credits_used`` is ``total``."""
+
+    subtotal: Decimal
+    credits_used: Decimal
+    total: Decimal
+    breakdown: list[ModelApiUsage] = Field(default_factory=list)
+
+
+class UsageSummary(_Response):
+    """The billing usage summary of a date range (at most 31 days). Each part is ``None`` when unused.
+
+    Money is ``Decimal`` USD (Baseten sends a number or a decimal string), so sums are exact.
+    """
+
+    dedicated_usage: DedicatedUsage | None = None
+    training_usage: TrainingUsage | None = None
+    model_apis_usage: ModelApisUsage | None = None
+
+    @property
+    def total(self) -> Decimal:
+        """The USD total of the three parts (after credits)."""
+        parts = (self.dedicated_usage, self.training_usage, self.model_apis_usage)
+        return sum((p.total for p in parts if p is not None), Decimal(0))
+
+
+class TrainingGpuCapacity(_Response):
+    """One GPU type's training capacity: jobs may use up to ``limit`` GPUs, ``usage_count`` are in use.
+
+    ``team_id`` and ``team_name`` are set on the per-team entries.
+    """
+
+    gpu_type: str
+    baseline: int
+    limit: int
+    usage_count: int
+    team_id: str | None = None
+    team_name: str | None = None
+
+    @property
+    def available(self) -> int:
+        """GPUs of this type a new job could get now (``limit - usage_count``, never negative)."""
+        return max(self.limit - self.usage_count, 0)
+
+
+class TrainingCapacity(_Response):
+    """Training GPU capacity of the workspace (and per team): why a job may wait in PENDING."""
+
+    gpu_capacities: list[TrainingGpuCapacity]
+    team_gpu_capacities: list[TrainingGpuCapacity] = Field(default_factory=list)
+
+
 class AutoscalingSettingsUpdate(_Options):
     """Autoscaling fields to change. Only the fields given are sent; every one is range-checked."""
 
@@ -778,6 +942,7 @@ __all__ = [
     "AsyncRequestStatus",
     "AutoscalingSettings",
     "AutoscalingSettingsUpdate",
+    "BillableResource",
     "Chain",
     "ChatChoice",
     "ChatCompletion",
@@ -786,20 +951,27 @@ __all__ = [
     "ChatMessageInput",
     "CreatedApiKey",
     "CreatedDeployment",
+    "DailyUsage",
+    "DedicatedUsage",
     "DeployResult",
     "Deployment",
     "DeploymentMetrics",
     "DeploymentStatus",
+    "DeploymentUsage",
     "Embedding",
     "EmbeddingsRequest",
     "EmbeddingsResponse",
     "Environment",
     "InProgressPromotion",
     "InferenceRetryConfig",
+    "InstanceType",
+    "InstanceTypePrice",
     "LogLine",
     "MetricDescriptor",
     "MetricValueSet",
     "Model",
+    "ModelApiUsage",
+    "ModelApisUsage",
     "ModelUpload",
     "Promotion",
     "PromotionStatus",
@@ -812,15 +984,21 @@ __all__ = [
     "StatusMessage",
     "TokenUsage",
     "Tombstone",
+    "TrainingCapacity",
     "TrainingCheckpoint",
     "TrainingCheckpointFiles",
     "TrainingDownload",
+    "TrainingGpuCapacity",
     "TrainingJob",
     "TrainingJobStatus",
+    "TrainingJobUsage",
     "TrainingLogLine",
     "TrainingMetrics",
     "TrainingProject",
+    "TrainingUsage",
     "UploadCredentials",
+    "UsageSummary",
+    "UserInfo",
     "WebhookStatus",
 ]
 

@@ -105,13 +105,8 @@ PENDING: dict[str, str] = {
     "PATCH /v1/chains/{chain_id}/environments/{env_name}/chainlet_settings/autoscaling_settings": _CHAINS,
     "POST /v1/chains/{chain_id}/environments/{env_name}/chainlet_settings/instance_types/update": _CHAINS,
     # Cost and capacity.
-    "GET /v1/instance_types": _TODO,
-    "GET /v1/instance_type_prices": _TODO,
-    "GET /v1/billing/usage_summary": _TODO,
-    "GET /v1/training/capacity": _TODO,
     "GET /v1/training/jobs/{training_job_id}/queue_context": _TODO,
     # Secrets.
-    "DELETE /v1/secrets/{secret_name}": _TODO,
     # Training.
     "DELETE /v1/training_projects/{training_project_id}/jobs/{training_job_id}": _TODO,
     "PATCH /v1/training_projects/{training_project_id}/jobs/{training_job_id}": _TODO,
@@ -136,7 +131,6 @@ PENDING: dict[str, str] = {
     "POST /v1/llm_models/{model_id}/deployments": _TODO,
     # Users, teams and the team-scoped variants (a ``team_id=`` argument).
     "GET /v1/users": _TODO,
-    "GET /v1/users/me": _TODO,
     "GET /v1/users/{user_id}": _TODO,
     "GET /v1/teams": _TODO,
     "GET /v1/teams/{team_id}": _TODO,

@@ -16,6 +16,7 @@ from airflow_provider_baseten.client.redact import redact
 from airflow_provider_baseten.client.routes import Endpoint
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
+    BasetenBillingAccessError,
     BasetenError,
     BasetenGatewayUnsupportedError,
     BasetenModelError,
@@ -170,6 +171,10 @@ def _error_text(body: Any) -> tuple[str | None, str | None]:
     return None, code
 
 
+#: Endpoints that need a key with billing access: their 403 means exactly that.
+BILLING_ENDPOINTS = frozenset({"get_usage_summary"})
+
+
 def error_from_response(
     status: int,
     body: Any,
@@ -196,6 +201,12 @@ def error_from_response(
     said = f": {detail}" if detail else (f": {snippet}" if snippet else "")
     if said.endswith(".") and not said.endswith("..."):  # Baseten's sentence ends where ours goes on: one period
         said = said[:-1]
+    if status == 403 and where in BILLING_ENDPOINTS:
+        return BasetenBillingAccessError(
+            f"Baseten refused {where} (403){said}: this API key has no billing access. Use the key of a user "
+            "allowed to see billing (a workspace admin) in the Airflow connection.",
+            **kw,
+        )
     if status in (401, 403):
         what = "LowCodeAPI api_token" if gateway else "API key"
         return BasetenAuthError(

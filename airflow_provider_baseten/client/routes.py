@@ -227,6 +227,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     # Secrets (an upsert by name: sending it twice leaves one secret with the same value)
     _ep("list_secrets", "GET", "/v1/secrets", "management", "secrets"),
     _ep("upsert_secret", "POST", "/v1/secrets", "management", "secrets", body=True, repeat="upsert"),
+    # Not in the gateway reference. Deleting twice deletes one secret (the second answers 404).
+    _ep("delete_secret", "DELETE", "/v1/secrets/{secret_name}", "management", None, repeat="safe"),
     # API keys (LowCodeAPI deletes with ?prefix=, the direct API with a path segment; each create is a new key)
     _ep("list_api_keys", "GET", "/v1/api_keys", "management", "api_keys"),
     _ep("create_api_key", "POST", "/v1/api_keys", "management", "api_keys", body=True, repeat="creates"),
@@ -266,6 +268,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("prepare_model_upload", "POST", "/v1/prepare_model_upload", "management", None, body=True, repeat="safe"),
     _ep("create_model", "POST", "/v1/models", "management", None, body=True, repeat="creates"),
     _ep("create_model_deployment", "POST", _D, "management", None, body=True, repeat="creates"),
+    # The caller, cost and capacity (reads; not in the gateway reference). The usage summary needs a key with
+    # billing access.
+    _ep("get_current_user", "GET", "/v1/users/me", "management", None),
+    _ep("list_instance_types", "GET", "/v1/instance_types", "management", None),
+    _ep("list_instance_type_prices", "GET", "/v1/instance_type_prices", "management", None),
+    _ep("get_usage_summary", "GET", "/v1/billing/usage_summary", "management", None),
+    _ep("get_training_capacity", "GET", "/v1/training/capacity", "management", None),
 )
 # fmt: on
 

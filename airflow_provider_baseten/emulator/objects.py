@@ -25,6 +25,42 @@ INSTANCE_TYPE = {
     "gpu_type": "A10G",
     "gpu_memory_limit_mib": 24576,
 }
+#: The instance types the emulator offers, with fixed prices in USD per minute (decimal strings, so tests can
+#: assert exact dollars). Every emulated deployment and training job runs on ``INSTANCE_TYPE``.
+INSTANCE_TYPES: tuple[tuple[dict[str, Any], str], ...] = (
+    (
+        {
+            "id": "CPUx1x2",
+            "name": "1 vCPU, 2 GiB",
+            "memory_limit_mib": 2048,
+            "millicpu_limit": 1000,
+            "gpu_count": 0,
+            "gpu_type": None,
+            "gpu_memory_limit_mib": None,
+        },
+        "0.00058",
+    ),
+    (INSTANCE_TYPE, "0.02012"),
+    (
+        {
+            "id": "H100x26x234",
+            "name": "H100 (1 GPU, 26 vCPU, 234 GiB)",
+            "memory_limit_mib": 239616,
+            "millicpu_limit": 26000,
+            "gpu_count": 1,
+            "gpu_type": "H100",
+            "gpu_memory_limit_mib": 81920,
+        },
+        "0.10833",
+    ),
+)
+#: Model APIs prices in USD per token (input, output): $0.50 and $1.50 per million.
+MODEL_API_TOKEN_PRICES = ("0.0000005", "0.0000015")
+#: The emulated user behind the API key (``users/me``).
+USER = {"user_id": "user1234", "email": "airflow@example.com", "name": "Emulator User", "workspace_name": TEAM}
+#: Training GPU capacity per GPU type: (baseline, limit). Each running emulated job uses one GPU of its type.
+TRAINING_GPU_CAPACITY = {"A10G": (4, 8), "H100": (0, 2)}
+
 DEFAULT_AUTOSCALING = {
     "min_replica": 0,
     "max_replica": 1,

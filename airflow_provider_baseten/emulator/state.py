@@ -23,6 +23,7 @@ from airflow_provider_baseten.client.routes import BY_TARGET
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.core import StateCore
+from airflow_provider_baseten.emulator.handlers.billing import BillingHandlers
 from airflow_provider_baseten.emulator.handlers.deploy import DeployHandlers
 from airflow_provider_baseten.emulator.handlers.deployments import DeploymentHandlers
 from airflow_provider_baseten.emulator.handlers.inference import InferenceHandlers
@@ -53,6 +54,7 @@ class EmulatorState(
     DeployHandlers,
     TrainingHandlers,
     WorkspaceHandlers,
+    BillingHandlers,
     StateCore,
 ):
     """Every object the emulator holds, and the behaviour of every endpoint in ``_routes``.
@@ -84,6 +86,8 @@ class EmulatorState(
             self.training_fail = self.config.training_fail
             self.promotion_fail = self.config.promotion_fail
             self.deploy_fail = self.config.deploy_fail
+            self.billing_access = self.config.billing_access
+            self.model_api_usage = []
             self.uploads = {}
             self.rate_windows = {}
             self._counters = {

@@ -258,6 +258,14 @@ def upsert_secret(hook: _HookCore, /, name: str, value: str) -> _Call[Secret]:
     )
 
 
+def delete_secret(hook: _HookCore, /, name: str) -> _Call[Tombstone]:
+    """Delete a workspace secret by name (answers with its ``name``). Deleting twice answers 404 the second time."""
+    m = _m()
+    return _Call(
+        "delete_secret", {"secret_name": _v("name", name)}, parse=lambda d: m.parse(m.Tombstone, d, "delete_secret")
+    )
+
+
 def list_api_keys(hook: _HookCore, /) -> _Call[list[ApiKey]]:
     """API keys' metadata (prefix, name, type)."""
     m = _m()

@@ -167,6 +167,20 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("list_api_keys")
     prefix = api("create_api_key", body={"type": "PERSONAL", "name": "n"})["api_key"].split(".")[0]
     api("delete_api_key", {"prefix": prefix})
+    api("delete_secret", {"secret_name": "token"})
+    api("delete_secret", {"secret_name": "token"}, status=404)
+    # The caller, cost and capacity
+    api("get_current_user")
+    api("list_instance_types")
+    api("list_instance_type_prices")
+    api("get_training_capacity")
+    api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z", "end_date": "2026-07-31T00:00:00Z"})
+    api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z"}, status=422)  # end_date is required
+    api(
+        "get_usage_summary",
+        query={"start_date": "2026-07-01T00:00:00Z", "end_date": "2026-09-01T00:00:00Z"},
+        status=400,
+    )
     # Training
     job = {"training_project_id": "proj1234"}
     created = api("create_training_job", job, {"training_job": {"image": {"base_image": "python:3.11"}}})

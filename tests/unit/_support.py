@@ -105,6 +105,16 @@ _CREDS = {"aws_access_key_id": "ASIAEXAMPLE", "aws_secret_access_key": "s" * 40,
 _CREATED = {"model": {"id": MODEL, "name": "my-model"}, "deployment": DEPLOYMENT}
 _LOGS = {"logs": [{"timestamp": "1500000000", "message": "boom", "replica": "abcde", "level": "ERROR"}]}
 
+_ITYPE = {
+    "id": "A10Gx4x16",
+    "name": "A10G",
+    "memory_limit_mib": 16384,
+    "millicpu_limit": 4000,
+    "gpu_count": 1,
+    "gpu_type": "A10G",
+    "gpu_memory_limit_mib": 24576,
+}
+
 CASES: dict[str, Case] = {
     # -- inference (model host) --
     "environment_predict": _c("predict", _IN, environment=ENV, params={"env_name": ENV}, body=_IN, response={"o": 1}),
@@ -337,6 +347,7 @@ CASES: dict[str, Case] = {
         body={"name": "hf_token", "value": "hf-secret-value-123"},
         response={"id": "s1", "name": "hf_token"},
     ),
+    "delete_secret": _c("delete_secret", "hf_token", params={"secret_name": "hf_token"}, response={"name": "hf_token"}),
     "list_api_keys": _c("list_api_keys", response={"keys": [{"prefix": PREFIX, "name": "ci", "type": "PERSONAL"}]}),
     "create_api_key": _c(
         "create_api_key",
@@ -513,6 +524,23 @@ CASES: dict[str, Case] = {
         params=_M,
         body={"source": {"kind": "model_archive", "s3_key": _KEY, "deployment": _DEPLOY}},
         response=_CREATED,
+    ),
+    # -- the caller, cost and capacity --
+    "get_current_user": _c("get_current_user", response={"user_id": "u1", "email": "a@example.com"}),
+    "list_instance_types": _c("list_instance_types", response={"instance_types": [_ITYPE]}),
+    "list_instance_type_prices": _c(
+        "list_instance_type_prices", response={"instance_types": [{"instance_type": _ITYPE, "price": 0.02012}]}
+    ),
+    "get_usage_summary": _c(
+        "get_usage_summary",
+        "2026-07-01",
+        "2026-07-31T12:00:00Z",
+        query={"start_date": "2026-07-01T00:00:00Z", "end_date": "2026-07-31T12:00:00Z"},
+        response={"dedicated_usage": None, "training_usage": None, "model_apis_usage": None},
+    ),
+    "get_training_capacity": _c(
+        "get_training_capacity",
+        response={"gpu_capacities": [{"gpu_type": "A10G", "baseline": 4, "limit": 8, "usage_count": 1}]},
     ),
 }
 

@@ -1,0 +1,182 @@
+"""The caller, cost and capacity in the emulated API: ``users/me``, instance types and prices, the billing usage
+summary and training GPU capacity.
+
+Usage is computed from the emulator's clock and its own objects at fixed prices (``objects.INSTANCE_TYPES``,
+``MODEL_API_TOKEN_PRICES``), so a test can assert exact dollars:
+
+* a deployment bills one replica of ``INSTANCE_TYPE`` for every whole minute from its creation to now;
+* a training job bills ``INSTANCE_TYPE`` from its creation until it ends (or now);
+* a Model APIs call bills its prompt and completion tokens, on the day it was served.
+
+Minutes are counted per UTC day (whole minutes of the part of the interval inside that day and inside the
+asked range); an item's minutes are the sum of its days'. A key without billing access (``set_billing_access``)
+gets 403 from the usage summary.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from airflow_provider_baseten.emulator.core import StateCore
+from airflow_provider_baseten.emulator.objects import (
+    INSTANCE_TYPE,
+    INSTANCE_TYPES,
+    MODEL_API_TOKEN_PRICES,
+    TEAM,
+    TRAINING_GPU_CAPACITY,
+    USER,
+    ApiError,
+)
+
+_DAY = 86400.0
+_MAX_RANGE = timedelta(days=31)
+
+
+def _when(name: str, value: Any) -> float:
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, f"{name} must be an ISO 8601 date-time") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _days(lo: float, hi: float) -> list[tuple[str, int]]:
+    """``(UTC date, whole minutes)`` of ``[lo, hi)`` in each day it touches (days with no whole minute left out)."""
+    out = []
+    day = datetime.fromtimestamp(lo, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day.timestamp() < hi:
+        start = day.timestamp()
+        minutes = int((min(hi, start + _DAY) - max(lo, start)) // 60)
+        if minutes > 0:
+            out.append((day.date().isoformat(), minutes))
+        day += timedelta(days=1)
+    return out
+
+
+def _money(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+class BillingHandlers(StateCore):
+    """Users, instance types, prices, usage and training capacity. Handlers are ``_h_<endpoint name>``."""
+
+    billing_access: bool
+    model_api_usage: list[tuple[float, str, int, int]]  # (served at, model, input tokens, output tokens)
+
+    def _h_get_current_user(self, *_: Any) -> Any:
+        return 200, dict(USER)
+
+    def _h_list_instance_types(self, *_: Any) -> Any:
+        return 200, {"instance_types": [dict(t) for t, _price in INSTANCE_TYPES]}
+
+    def _h_list_instance_type_prices(self, *_: Any) -> Any:
+        return 200, {"instance_types": [{"instance_type": dict(t), "price": float(p)} for t, p in INSTANCE_TYPES]}
+
+    def _h_get_training_capacity(self, *_: Any) -> Any:
+        now = self.clock.now()
+        running = len([job for job in self.jobs.values() if job.status(now)[0] == "TRAINING_JOB_RUNNING"])
+        items = [
+            {"gpu_type": gpu, "baseline": base, "limit": limit, "usage_count": running if gpu == "A10G" else 0}
+            for gpu, (base, limit) in TRAINING_GPU_CAPACITY.items()
+        ]
+        team = [{"team_id": "team1234", "team_name": TEAM, **item} for item in items]
+        return 200, {"gpu_capacities": items, "team_gpu_capacities": team}
+
+    def record_model_api_usage(self, model: str, input_tokens: int, output_tokens: int) -> None:
+        """Remember a served Model APIs call for the usage summary."""
+        with self.lock:
+            self.model_api_usage.append((self.clock.now(), model, input_tokens, output_tokens))
+
+    def _h_get_usage_summary(self, params: Any, query: dict[str, Any], *_: Any) -> Any:
+        if not self.billing_access:
+            raise ApiError(403, "This API key does not have billing access.")
+        start, end = _when("start_date", query.get("start_date")), _when("end_date", query.get("end_date"))
+        if end <= start:
+            raise ApiError(400, "end_date must be after start_date")
+        if end - start > _MAX_RANGE.total_seconds():
+            raise ApiError(400, "The date range may not exceed 31 days")
+        now = self.clock.now()
+        price = Decimal(dict((t["id"], p) for t, p in INSTANCE_TYPES)[INSTANCE_TYPE["id"]])
+        dedicated = []
+        for model in self.models.values():
+            for dep in model.deployments.values():
+                days = _days(max(dep.created, start), min(now, end))
+                if days:
+                    resource = {"id": dep.id, "kind": "MODEL_DEPLOYMENT", "name": dep.name, "model_name": model.name}
+                    dedicated.append(self._minutes_item(resource, days, price, requests=True))
+        training = []
+        for job in self.jobs.values():
+            status, since = job.status(now)
+            ended = since if not status.endswith(("_PENDING", "_QUEUED", "_CREATED", "_DEPLOYING", "_RUNNING")) else now
+            days = _days(max(job.created, start), min(ended, end))
+            if days:
+                billed = {"id": job.id, "kind": "TRAINING_JOB", "name": job.name}
+                training.append(self._minutes_item(billed, days, price, requests=False))
+        return 200, {
+            "dedicated_usage": self._part(dedicated, minutes=True),
+            "training_usage": self._part(training, minutes=True),
+            "model_apis_usage": self._part(self._model_api_items(start, end), minutes=False),
+        }
+
+    @staticmethod
+    def _minutes_item(resource: dict[str, Any], days: list[tuple[str, int]], price: Decimal, requests: bool) -> Any:
+        extra = {"inference_requests": 0} if requests else {}  # the emulator does not count requests per day
+        daily = [{"date": d, "subtotal": _money(price * n), "minutes": n, **extra} for d, n in days]
+        minutes = sum(n for _d, n in days)
+        resource = {**resource, "is_deleted": False, "instance_type": INSTANCE_TYPE["id"]}
+        return {
+            "billable_resource": resource,
+            "subtotal": _money(price * minutes),
+            "minutes": minutes,
+            **extra,
+            "daily": daily,
+        }
+
+    def _model_api_items(self, start: float, end: float) -> list[dict[str, Any]]:
+        p_in, p_out = (Decimal(p) for p in MODEL_API_TOKEN_PRICES)
+        by_model: dict[str, dict[str, list[int]]] = {}
+        for t, model, tokens_in, tokens_out in self.model_api_usage:
+            if start <= t < end:
+                day = datetime.fromtimestamp(t, timezone.utc).date().isoformat()
+                counts = by_model.setdefault(model, {}).setdefault(day, [0, 0])
+                counts[0] += tokens_in
+                counts[1] += tokens_out
+        items = []
+        for model, days in by_model.items():
+            daily = [
+                {
+                    "date": d,
+                    "subtotal": _money(p_in * i + p_out * o),
+                    "input_tokens": i,
+                    "output_tokens": o,
+                    "cached_input_tokens": 0,
+                }
+                for d, (i, o) in sorted(days.items())
+            ]
+            tokens_in = sum(i for i, _o in days.values())
+            tokens_out = sum(o for _i, o in days.values())
+            items.append(
+                {
+                    "model_name": model,
+                    "model_family": None,
+                    "subtotal": _money(p_in * tokens_in + p_out * tokens_out),
+                    "input_tokens": tokens_in,
+                    "output_tokens": tokens_out,
+                    "cached_input_tokens": 0,
+                    "daily": daily,
+                }
+            )
+        return items
+
+    @staticmethod
+    def _part(items: list[dict[str, Any]], minutes: bool) -> dict[str, Any] | None:
+        """A usage part (no credits: ``total`` is the ``subtotal``); ``None`` when nothing was used."""
+        if not items:
+            return None
+        subtotal = _money(sum((Decimal(i["subtotal"]) for i in items), Decimal(0)))
+        part: dict[str, Any] = {"subtotal": subtotal, "credits_used": "0", "total": subtotal, "breakdown": items}
+        if minutes:
+            part["minutes"] = sum(i["minutes"] for i in items)
+        return part

@@ -1,0 +1,100 @@
+"""The caller, cost and capacity: who the key is, instance types and their prices, billing usage, training GPUs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_baseten.hooks._api import _Call, _m
+from airflow_provider_baseten.hooks._core import _HookCore
+
+if TYPE_CHECKING:
+    from airflow_provider_baseten.models import (
+        InstanceType,
+        InstanceTypePrice,
+        TrainingCapacity,
+        UsageSummary,
+        UserInfo,
+    )
+
+#: Baseten's longest usage-summary range.
+MAX_USAGE_RANGE = timedelta(days=31)
+
+
+def get_current_user(hook: _HookCore, /) -> _Call[UserInfo]:
+    """The user the connection's API key belongs to (``users/me``): the cheapest authenticated call."""
+    m = _m()
+    return _Call("get_current_user", parse=lambda d: m.parse(m.UserInfo, d, "get_current_user"))
+
+
+def list_instance_types(hook: _HookCore, /) -> _Call[list[InstanceType]]:
+    """The instance types the workspace can use (CPU, memory, GPU type and count)."""
+    m = _m()
+    return _Call(
+        "list_instance_types",
+        parse=lambda d: m.parse_list(m.InstanceType, d, "instance_types", "list_instance_types"),
+    )
+
+
+def list_instance_type_prices(hook: _HookCore, /) -> _Call[list[InstanceTypePrice]]:
+    """Each instance type with its price in USD per minute (``InstanceTypePrice.price``, a ``Decimal``)."""
+    m = _m()
+    return _Call(
+        "list_instance_type_prices",
+        parse=lambda d: m.parse_list(m.InstanceTypePrice, d, "instance_types", "list_instance_type_prices"),
+    )
+
+
+def _instant(name: str, value: Any) -> datetime:
+    """``value`` (a date, a datetime or an ISO 8601 string) as an aware UTC datetime; a date is its midnight UTC."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    when: Any = value
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        when = datetime(value.year, value.month, value.day)
+    if not isinstance(when, datetime):
+        raise BasetenValidationError(
+            f"{name} must be a date, a datetime or an ISO 8601 string (e.g. '2026-07-01'), got {value!r}.",
+            field=name,
+        )
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
+def get_usage_summary(hook: _HookCore, /, start_date: Any, end_date: Any) -> _Call[UsageSummary]:
+    """Billing usage between two instants (at most 31 days apart): dedicated deployments, training jobs and Model
+    APIs, each with a per-item breakdown and daily items; USD as ``Decimal``.
+
+    The key must have billing access: without it Baseten answers 403, raised as
+    :class:`~airflow_provider_baseten.exceptions.BasetenBillingAccessError`.
+
+    :param start_date: Start of the range: a ``date`` (its midnight UTC), a ``datetime`` (naive is UTC) or an
+        ISO 8601 string.
+    :param end_date: End of the range, after ``start_date`` and at most 31 days later.
+    """
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    start, end = _instant("start_date", start_date), _instant("end_date", end_date)
+    if end <= start:
+        raise BasetenValidationError(
+            f"end_date ({end.isoformat()}) must be after start_date ({start.isoformat()}).", field="end_date"
+        )
+    if end - start > MAX_USAGE_RANGE:
+        raise BasetenValidationError(
+            f"Baseten's usage summary covers at most 31 days; {start.date()} to {end.date()} is "
+            f"{(end - start).days} days. Ask for several ranges and add them up.",
+            field="end_date",
+        )
+    m = _m()
+    query = {"start_date": start.isoformat().replace("+00:00", "Z"), "end_date": end.isoformat().replace("+00:00", "Z")}
+    return _Call("get_usage_summary", query=query, parse=lambda d: m.parse(m.UsageSummary, d, "get_usage_summary"))
+
+
+def get_training_capacity(hook: _HookCore, /) -> _Call[TrainingCapacity]:
+    """Training GPU capacity per GPU type (limit and GPUs in use; also per team): why a job may wait in PENDING."""
+    m = _m()
+    return _Call("get_training_capacity", parse=lambda d: m.parse(m.TrainingCapacity, d, "get_training_capacity"))
