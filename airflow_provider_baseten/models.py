@@ -274,6 +274,42 @@ class SignalResult(_Response):
     success: bool
 
 
+class DeploymentConfig(_Response):
+    """A deployment's Truss config: ``config`` parsed (a dict) and/or ``raw_config`` (the YAML text)."""
+
+    config: dict[str, Any] | None = None
+    raw_config: str | None = None
+
+
+class DeploymentDownload(_Response):
+    """A presigned URL of a deployment's Truss archive (short-lived; it grants access: do not log it)."""
+
+    download_url: str = Field(repr=False)
+
+
+class CacheFile(_Response):
+    """One file in a training project's cache."""
+
+    path: str
+    size_bytes: int
+    modified: str | None = None
+    file_type: str | None = None
+    permissions: str | None = None
+
+
+class TrainingCacheSummary(_Response):
+    """What a training project's cache holds (``file_summaries``), as of ``timestamp``."""
+
+    timestamp: str
+    project_id: str
+    file_summaries: list[CacheFile] = Field(default_factory=list)
+
+    @property
+    def size_bytes(self) -> int:
+        """The cache's total size."""
+        return sum(f.size_bytes for f in self.file_summaries)
+
+
 class RetryDeploymentResult(_Response):
     """The answer to ``retry_deployment``: ``retried``, and ``reason`` when it was not."""
 
@@ -943,6 +979,7 @@ __all__ = [
     "AutoscalingSettings",
     "AutoscalingSettingsUpdate",
     "BillableResource",
+    "CacheFile",
     "Chain",
     "ChatChoice",
     "ChatCompletion",
@@ -955,6 +992,8 @@ __all__ = [
     "DedicatedUsage",
     "DeployResult",
     "Deployment",
+    "DeploymentConfig",
+    "DeploymentDownload",
     "DeploymentMetrics",
     "DeploymentStatus",
     "DeploymentUsage",
@@ -984,6 +1023,7 @@ __all__ = [
     "StatusMessage",
     "TokenUsage",
     "Tombstone",
+    "TrainingCacheSummary",
     "TrainingCapacity",
     "TrainingCheckpoint",
     "TrainingCheckpointFiles",

@@ -108,17 +108,7 @@ PENDING: dict[str, str] = {
     "GET /v1/training/jobs/{training_job_id}/queue_context": _TODO,
     # Secrets.
     # Training.
-    "DELETE /v1/training_projects/{training_project_id}/jobs/{training_job_id}": _TODO,
-    "PATCH /v1/training_projects/{training_project_id}/jobs/{training_job_id}": _TODO,
-    "GET /v1/training_projects/{training_project_id}/cache/summary": _TODO,
-    "DELETE /v1/training_projects/{training_project_id}": _TODO,
     # Models and deployments.
-    "PATCH /v1/models/{model_id}/deployments/production/autoscaling_settings": _TODO,
-    "POST /v1/models/{model_id}/deployments/production/activate": _TODO,
-    "POST /v1/models/{model_id}/deployments/production/deactivate": _TODO,
-    "GET /v1/models/{model_id}/deployments/{deployment_id}/download": _TODO,
-    "GET /v1/models/{model_id}/deployments/{deployment_id}/config": _TODO,
-    "DELETE /v1/models/{model_id}/deployments/{deployment_id}/replicas/{replica_id}": _TODO,
     # Model APIs.
     "GET /v1/model_apis": _TODO,
     "GET /v1/model_apis/{model_api_name}": _TODO,

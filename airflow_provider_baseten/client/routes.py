@@ -204,15 +204,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     # deployment that already serves, or cancelling a promotion twice, changes nothing.
     _ep("activate_environment", "POST", _E + "/{env_name}/activate", "management", "deployments", repeat="safe", rate_limit=_ACTIVATE),
     _ep("activate_development_deployment", "POST", _D + "/development/activate", "management", "deployments", repeat="safe", rate_limit=_ACTIVATE),
+    _ep("activate_production_deployment", "POST", _D + "/production/activate", "management", None, repeat="safe", rate_limit=_ACTIVATE),
     _ep("activate_deployment", "POST", _D + "/{deployment_id}/activate", "management", "deployments", repeat="safe", rate_limit=_ACTIVATE),
     _ep("deactivate_environment", "POST", _E + "/{env_name}/deactivate", "management", "deployments", repeat="safe", rate_limit=_DEACTIVATE),
     _ep("deactivate_development_deployment", "POST", _D + "/development/deactivate", "management", "deployments", repeat="safe", rate_limit=_DEACTIVATE),
+    _ep("deactivate_production_deployment", "POST", _D + "/production/deactivate", "management", None, repeat="safe", rate_limit=_DEACTIVATE),
     _ep("deactivate_deployment", "POST", _D + "/{deployment_id}/deactivate", "management", "deployments", repeat="safe", rate_limit=_DEACTIVATE),
     _ep("promote_to_environment", "POST", _E + "/{env_name}/promote", "management", "deployments", body=True, repeat="safe"),
     _ep("cancel_promotion", "POST", _E + "/{env_name}/cancel_promotion", "management", "deployments", repeat="safe"),
     _ep("promote_development_deployment", "POST", _D + "/development/promote", "management", "deployments", body=True, repeat="safe"),
     _ep("promote_deployment", "POST", _D + "/{deployment_id}/promote", "management", "deployments", body=True, repeat="safe"),
     _ep("update_development_autoscaling_settings", "PATCH", _D + "/development/autoscaling_settings", "management", "deployments", body=True, repeat="safe"),
+    _ep("update_production_autoscaling_settings", "PATCH", _D + "/production/autoscaling_settings", "management", None, body=True, repeat="safe"),
     _ep("update_deployment_autoscaling_settings", "PATCH", _D + "/{deployment_id}/autoscaling_settings", "management", "deployments", body=True, repeat="safe"),
     _ep("list_deployments", "GET", _D, "management", "deployments"),
     _ep("get_production_deployment", "GET", _D + "/production", "management", "deployments"),
@@ -250,6 +253,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("list_training_projects", "GET", "/v1/training_projects", "management", None),
     _ep("get_training_project", "GET", "/v1/training_projects/{training_project_id}", "management", None),
     _ep("create_training_project", "POST", "/v1/training_projects", "management", None, body=True, repeat="upsert"),
+    # Deleting twice deletes one job or project (the second answers 404); a priority update converges.
+    _ep("delete_training_job", "DELETE", _J, "management", None, repeat="safe"),
+    _ep("update_training_job", "PATCH", _J, "management", None, body=True, repeat="safe"),
+    _ep("delete_training_project", "DELETE", "/v1/training_projects/{training_project_id}", "management", None, repeat="safe"),
+    _ep("get_training_project_cache_summary", "GET", "/v1/training_projects/{training_project_id}/cache/summary", "management", None),
     # Promotion signals: pausing a paused promotion, resuming a running one, cancelling twice or rolling
     # forward twice each act on one promotion.
     _ep("pause_promotion", "POST", _E + "/{env_name}/pause_promotion", "management", None, repeat="safe"),
@@ -263,6 +271,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("get_deployment_logs", "GET", _D + "/{deployment_id}/logs", "management", None),
     _ep("get_environment_logs", "GET", _E + "/{env_name}/logs", "management", None),
     _ep("get_deployment_metrics", "GET", _D + "/{deployment_id}/metrics", "management", None),
+    _ep("get_deployment_config", "GET", _D + "/{deployment_id}/config", "management", None),
+    _ep("get_deployment_download_url", "GET", _D + "/{deployment_id}/download", "management", None),
+    # Terminating a replica twice ends one replica (the second answers 404); Baseten starts a fresh one.
+    _ep("terminate_replica", "DELETE", _D + "/{deployment_id}/replicas/{replica_id}", "management", None, repeat="safe"),
     # Deploying over REST: an upload slot (credentials + S3 key), then the commit of a new model or deployment.
     # The slot builds nothing (only the commit does), so it may be asked for again; each commit builds anew.
     _ep("prepare_model_upload", "POST", "/v1/prepare_model_upload", "management", None, body=True, repeat="safe"),
@@ -330,8 +342,13 @@ BY_TARGET: dict[tuple[str, str], str] = {
     ("retry_deployment", "production"): "retry_production_deployment",
     ("activate_deployment", "deployment"): "activate_deployment",
     ("activate_deployment", "development"): "activate_development_deployment",
+    ("activate_deployment", "production"): "activate_production_deployment",
     ("deactivate_deployment", "deployment"): "deactivate_deployment",
     ("deactivate_deployment", "development"): "deactivate_development_deployment",
+    ("deactivate_deployment", "production"): "deactivate_production_deployment",
+    ("update_autoscaling", "deployment"): "update_deployment_autoscaling_settings",
+    ("update_autoscaling", "development"): "update_development_autoscaling_settings",
+    ("update_autoscaling", "production"): "update_production_autoscaling_settings",
 }
 
 #: A model's async-request endpoint -> its chain twin (same path, on the chain host).

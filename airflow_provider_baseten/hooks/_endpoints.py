@@ -41,6 +41,8 @@ if TYPE_CHECKING:
         CreatedApiKey,
         CreatedDeployment,
         Deployment,
+        DeploymentConfig,
+        DeploymentDownload,
         DeploymentMetrics,
         EmbeddingsResponse,
         Environment,
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         SignalResult,
         StatusMessage,
         Tombstone,
+        TrainingCacheSummary,
         TrainingCapacity,
         TrainingCheckpoint,
         TrainingCheckpointFiles,
@@ -1204,19 +1207,19 @@ class _Endpoints(_HookCore):
         return await self._asend(_deployments.delete_deployment, deployment_id, model_id=model_id)
 
     def activate_deployment(self, deployment_id: str, *, model_id: str | None = None) -> ActivationResult:
-        """Activate a deployment (``"development"`` for the development deployment)."""
+        """Activate a deployment (``"development"`` or ``"production"`` for those deployments)."""
         return self._send(_deployments.activate_deployment, deployment_id, model_id=model_id)
 
     async def aactivate_deployment(self, deployment_id: str, *, model_id: str | None = None) -> ActivationResult:
-        """Async :meth:`activate_deployment`: activate a deployment (``"development"`` for the development deployment)."""
+        """Async :meth:`activate_deployment`: activate a deployment (``"development"`` or ``"production"`` for those deployments)."""
         return await self._asend(_deployments.activate_deployment, deployment_id, model_id=model_id)
 
     def deactivate_deployment(self, deployment_id: str, *, model_id: str | None = None) -> ActivationResult:
-        """Deactivate a deployment (``"development"`` for the development deployment)."""
+        """Deactivate a deployment (``"development"`` or ``"production"`` for those deployments)."""
         return self._send(_deployments.deactivate_deployment, deployment_id, model_id=model_id)
 
     async def adeactivate_deployment(self, deployment_id: str, *, model_id: str | None = None) -> ActivationResult:
-        """Async :meth:`deactivate_deployment`: deactivate a deployment (``"development"`` for the development deployment)."""
+        """Async :meth:`deactivate_deployment`: deactivate a deployment (``"development"`` or ``"production"`` for those deployments)."""
         return await self._asend(_deployments.deactivate_deployment, deployment_id, model_id=model_id)
 
     def update_autoscaling_settings(
@@ -1454,6 +1457,58 @@ class _Endpoints(_HookCore):
             end_epoch_millis=end_epoch_millis,
             metrics=metrics,
         )
+
+    def get_deployment_config(
+        self, deployment_id: str, *, model_id: str | None = None, output_format: str | None = None
+    ) -> DeploymentConfig:
+        """A deployment's Truss config.
+
+        :param output_format: ``"parsed"`` (``config``, a dict), ``"raw"`` (``raw_config``, the YAML text) or
+            ``"both"`` (Baseten's default).
+        """
+        return self._send(
+            _deployments.get_deployment_config, deployment_id, model_id=model_id, output_format=output_format
+        )
+
+    async def aget_deployment_config(
+        self, deployment_id: str, *, model_id: str | None = None, output_format: str | None = None
+    ) -> DeploymentConfig:
+        """Async :meth:`get_deployment_config`: a deployment's Truss config.
+
+        :param output_format: ``"parsed"`` (``config``, a dict), ``"raw"`` (``raw_config``, the YAML text) or
+            ``"both"`` (Baseten's default).
+        """
+        return await self._asend(
+            _deployments.get_deployment_config, deployment_id, model_id=model_id, output_format=output_format
+        )
+
+    def get_deployment_download_url(self, deployment_id: str, *, model_id: str | None = None) -> DeploymentDownload:
+        """A short-lived presigned URL of the deployment's Truss archive (masked in Airflow's logs)."""
+        return self._send(_deployments.get_deployment_download_url, deployment_id, model_id=model_id)
+
+    async def aget_deployment_download_url(
+        self, deployment_id: str, *, model_id: str | None = None
+    ) -> DeploymentDownload:
+        """Async :meth:`get_deployment_download_url`: a short-lived presigned URL of the deployment's Truss archive (masked in Airflow's logs)."""
+        return await self._asend(_deployments.get_deployment_download_url, deployment_id, model_id=model_id)
+
+    def terminate_replica(
+        self, deployment_id: str, replica_id: str, *, model_id: str | None = None
+    ) -> ActivationResult:
+        """Terminate one replica of a deployment (e.g. a stuck one; the autoscaler starts a fresh one).
+
+        :param replica_id: The replica's id, as in the deployment's log lines (``LogLine.replica``).
+        """
+        return self._send(_deployments.terminate_replica, deployment_id, replica_id, model_id=model_id)
+
+    async def aterminate_replica(
+        self, deployment_id: str, replica_id: str, *, model_id: str | None = None
+    ) -> ActivationResult:
+        """Async :meth:`terminate_replica`: terminate one replica of a deployment (e.g. a stuck one; the autoscaler starts a fresh one).
+
+        :param replica_id: The replica's id, as in the deployment's log lines (``LogLine.replica``).
+        """
+        return await self._asend(_deployments.terminate_replica, deployment_id, replica_id, model_id=model_id)
 
     # -- deploy -------------------------------------------------------------------------------------------------
 
@@ -2034,6 +2089,40 @@ class _Endpoints(_HookCore):
         Being idempotent by name, it is safe to resend after a failure whose outcome is unknown.
         """
         return await self._asend(_training.create_training_project, name)
+
+    def delete_training_job(self, training_project_id: str, training_job_id: str) -> Tombstone:
+        """Delete a training job (``Tombstone.deleted``). Deleting twice answers 404 the second time."""
+        return self._send(_training.delete_training_job, training_project_id, training_job_id)
+
+    async def adelete_training_job(self, training_project_id: str, training_job_id: str) -> Tombstone:
+        """Async :meth:`delete_training_job`: delete a training job (``Tombstone.deleted``). Deleting twice answers 404 the second time."""
+        return await self._asend(_training.delete_training_job, training_project_id, training_job_id)
+
+    def update_training_job(self, training_project_id: str, training_job_id: str, *, priority: int) -> TrainingJob:
+        """Change a training job's queue priority (the one setting Baseten lets you change on a job)."""
+        return self._send(_training.update_training_job, training_project_id, training_job_id, priority=priority)
+
+    async def aupdate_training_job(
+        self, training_project_id: str, training_job_id: str, *, priority: int
+    ) -> TrainingJob:
+        """Async :meth:`update_training_job`: change a training job's queue priority (the one setting Baseten lets you change on a job)."""
+        return await self._asend(_training.update_training_job, training_project_id, training_job_id, priority=priority)
+
+    def delete_training_project(self, training_project_id: str) -> Tombstone:
+        """Delete a training project (``Tombstone.deleted``). Deleting twice answers 404 the second time."""
+        return self._send(_training.delete_training_project, training_project_id)
+
+    async def adelete_training_project(self, training_project_id: str) -> Tombstone:
+        """Async :meth:`delete_training_project`: delete a training project (``Tombstone.deleted``). Deleting twice answers 404 the second time."""
+        return await self._asend(_training.delete_training_project, training_project_id)
+
+    def get_training_project_cache_summary(self, training_project_id: str) -> TrainingCacheSummary:
+        """What a training project's cache holds (files and sizes)."""
+        return self._send(_training.get_training_project_cache_summary, training_project_id)
+
+    async def aget_training_project_cache_summary(self, training_project_id: str) -> TrainingCacheSummary:
+        """Async :meth:`get_training_project_cache_summary`: what a training project's cache holds (files and sizes)."""
+        return await self._asend(_training.get_training_project_cache_summary, training_project_id)
 
     # -- workspace ----------------------------------------------------------------------------------------------
 

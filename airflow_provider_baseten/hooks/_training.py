@@ -21,6 +21,8 @@ from airflow_provider_baseten.hooks._deployments import _log_query
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.models import (
+        Tombstone,
+        TrainingCacheSummary,
         TrainingCheckpoint,
         TrainingCheckpointFiles,
         TrainingDownload,
@@ -311,3 +313,49 @@ class _TrainingApi(_HookCore):
             return found
         self.log.info("No training project named %r; creating it.", name)
         return await self._asend(create_training_project, name)
+
+
+def delete_training_job(hook: _HookCore, /, training_project_id: str, training_job_id: str) -> _Call[Tombstone]:
+    """Delete a training job (``Tombstone.deleted``). Deleting twice answers 404 the second time."""
+    m = _m()
+    return _Call(
+        "delete_training_job",
+        _job_params(training_project_id, training_job_id),
+        parse=lambda d: m.parse(m.Tombstone, d, "delete_training_job"),
+    )
+
+
+def update_training_job(
+    hook: _HookCore, /, training_project_id: str, training_job_id: str, *, priority: int
+) -> _Call[TrainingJob]:
+    """Change a training job's queue priority (the one setting Baseten lets you change on a job)."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise BasetenValidationError(f"priority must be an integer, got {priority!r}.", field="priority")
+    return _Call(
+        "update_training_job",
+        _job_params(training_project_id, training_job_id),
+        body={"priority": priority},
+        parse=_job("update_training_job"),
+    )
+
+
+def delete_training_project(hook: _HookCore, /, training_project_id: str) -> _Call[Tombstone]:
+    """Delete a training project (``Tombstone.deleted``). Deleting twice answers 404 the second time."""
+    m = _m()
+    return _Call(
+        "delete_training_project",
+        {"training_project_id": _v("training_project_id", training_project_id)},
+        parse=lambda d: m.parse(m.Tombstone, d, "delete_training_project"),
+    )
+
+
+def get_training_project_cache_summary(hook: _HookCore, /, training_project_id: str) -> _Call[TrainingCacheSummary]:
+    """What a training project's cache holds (files and sizes)."""
+    m = _m()
+    return _Call(
+        "get_training_project_cache_summary",
+        {"training_project_id": _v("training_project_id", training_project_id)},
+        parse=lambda d: m.parse(m.TrainingCacheSummary, d, "get_training_project_cache_summary"),
+    )

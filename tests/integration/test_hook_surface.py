@@ -47,6 +47,13 @@ ELSEWHERE = {
     "get_usage_summary": "test_cost_and_capacity.py",
     "get_training_capacity": "test_cost_and_capacity.py",
     "delete_secret": "test_cost_and_capacity.py",
+    "get_deployment_config": "test_deployment_training_extras.py",
+    "get_deployment_download_url": "test_deployment_training_extras.py",
+    "terminate_replica": "test_deployment_training_extras.py",
+    "update_training_job": "test_deployment_training_extras.py",
+    "delete_training_job": "test_deployment_training_extras.py",
+    "delete_training_project": "test_deployment_training_extras.py",
+    "get_training_project_cache_summary": "test_deployment_training_extras.py",
 }
 
 

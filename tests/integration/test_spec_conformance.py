@@ -167,6 +167,16 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("list_api_keys")
     prefix = api("create_api_key", body={"type": "PERSONAL", "name": "n"})["api_key"].split(".")[0]
     api("delete_api_key", {"prefix": prefix})
+    # Production shortcuts, deployment config, download URL, replicas
+    api("deactivate_production_deployment")
+    api("activate_production_deployment")
+    api("update_production_autoscaling_settings", body={"max_replica": 2})
+    api("get_deployment_config", dep)
+    api("get_deployment_config", dep, query={"output_format": "raw"})
+    api("get_deployment_config", dep, query={"output_format": "yaml"}, status=422)
+    api("get_deployment_download_url", dep)
+    api("terminate_replica", {**dep, "replica_id": ("r" + dep["deployment_id"])[:5]})
+    api("terminate_replica", {**dep, "replica_id": "zzzzz"}, status=404)
     api("delete_secret", {"secret_name": "token"})
     api("delete_secret", {"secret_name": "token"}, status=404)
     # The caller, cost and capacity
@@ -196,6 +206,10 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("download_training_job", job)
     again = api("recreate_training_job", job)["training_job"]["id"]
     api("stop_training_job", {**job, "training_job_id": again}, {})
+    api("update_training_job", job, {"priority": 1})
+    api("update_training_job", job, {}, status=422)
+    api("get_training_project_cache_summary", {"training_project_id": "proj1234"})
+    api("delete_training_job", job)
     # Training projects (create upserts by name)
     api("list_training_projects")
     api("get_training_project", {"training_project_id": "proj1234"})
@@ -251,6 +265,8 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("chain_get_async_request", chain_request, model="other123", status=404)  # not that chain's request
     api("chain_production_run_remote", body=[1], model="chain123", status=422)  # the spec wants an object
     # Deletions last
+    doomed = api("create_training_project", body={"training_project": {"name": "doomed"}})["training_project"]["id"]
+    api("delete_training_project", {"training_project_id": doomed})
     api("delete_chain", {"chain_id": "chain123"})
     api("delete_model", model="sleepy12")
 

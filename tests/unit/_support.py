@@ -75,13 +75,26 @@ class Case:
 def direct_only(name: str) -> bool:
     """Endpoints LowCodeAPI has no route for: the hook refuses them through the gateway before sending.
 
-    The production inference rows are the exception: through the gateway the hook sends those calls to the
-    ``production`` environment's row, which the reference lists.
+    The production shortcut rows are the exception: through the gateway the hook sends those calls to a row
+    the reference lists (the ``production`` environment's for inference, ``deployment_id="production"`` for
+    activate, deactivate and autoscaling).
     """
     from airflow_provider_baseten.client.routes import endpoint
 
-    ep = endpoint(name)
-    return not ep.in_gateway_reference and not (ep.surface == "inference" and name.startswith("production_"))
+    return not endpoint(name).in_gateway_reference and name not in GATEWAY_REWRITES
+
+
+#: Rows the hook does not send through the gateway, sending the same call to a row its reference lists instead.
+GATEWAY_REWRITES = frozenset(
+    {
+        "production_predict",
+        "production_async_predict",
+        "production_async_queue_status",
+        "activate_production_deployment",
+        "deactivate_production_deployment",
+        "update_production_autoscaling_settings",
+    }
+)
 
 
 def _c(method: str, *args: Any, **kw: Any) -> Case:
@@ -541,6 +554,56 @@ CASES: dict[str, Case] = {
     "get_training_capacity": _c(
         "get_training_capacity",
         response={"gpu_capacities": [{"gpu_type": "A10G", "baseline": 4, "limit": 8, "usage_count": 1}]},
+    ),
+    # -- production shortcuts, deployment config / download / replicas --
+    "activate_production_deployment": _c("activate_deployment", "production", params=_M, response=_ACT),
+    "deactivate_production_deployment": _c("deactivate_deployment", "production", params=_M, response=_ACT),
+    "update_production_autoscaling_settings": _c(
+        "update_autoscaling_settings",
+        deployment_id="production",
+        max_replica=3,
+        params=_M,
+        body={"max_replica": 3},
+        response={"status": "ACCEPTED", "message": "ok"},
+    ),
+    "get_deployment_config": _c(
+        "get_deployment_config",
+        DEP,
+        output_format="parsed",
+        params=_MD,
+        query={"output_format": "parsed"},
+        response={"config": {"model_name": "m"}, "raw_config": None},
+    ),
+    "get_deployment_download_url": _c(
+        "get_deployment_download_url", DEP, params=_MD, response={"download_url": "https://s3.example/t.tgz?sig=1"}
+    ),
+    "terminate_replica": _c(
+        "terminate_replica", DEP, "rabcd", params={**_MD, "replica_id": "rabcd"}, response={"success": True}
+    ),
+    # -- training: delete / update jobs, delete projects, cache --
+    "delete_training_job": _c(
+        "delete_training_job", PROJ, JOB, params=_PJ, response={"id": JOB, "deleted": True, "training_project_id": PROJ}
+    ),
+    "update_training_job": _c(
+        "update_training_job",
+        PROJ,
+        JOB,
+        priority=2,
+        params=_PJ,
+        body={"priority": 2},
+        response={"training_job": TRAINING_JOB},
+    ),
+    "delete_training_project": _c(
+        "delete_training_project",
+        PROJ,
+        params={"training_project_id": PROJ},
+        response={"id": PROJ, "deleted": True},
+    ),
+    "get_training_project_cache_summary": _c(
+        "get_training_project_cache_summary",
+        PROJ,
+        params={"training_project_id": PROJ},
+        response={"timestamp": "2026-01-01T00:00:00Z", "project_id": PROJ, "file_summaries": []},
     ),
 }
 
