@@ -703,6 +703,46 @@ class UserInfo(_Response):
     workspace_name: str | None = None
 
 
+class UserPage(_Response):
+    """One page of the workspace's users: pass ``cursor`` to ``list_users`` for the next while ``has_more``."""
+
+    items: list[UserInfo]
+    has_more: bool = False
+    cursor: str | None = None
+
+
+class ModelApiRateLimit(_Response):
+    """A Model API rate limit: ``threshold`` requests or tokens (``type``) per ``unit`` (SECOND or MINUTE)."""
+
+    type: str
+    unit: str
+    threshold: int
+
+
+class ModelApi(_Response):
+    """A Model API (a shared model by name): its ``invoke_url``, context length and USD per million tokens."""
+
+    name: str
+    display_name: str | None = None
+    description: str | None = None
+    model_family: str | None = None
+    release_date: str | None = None
+    invoke_url: str | None = None
+    context_length: int | None = None
+    cost_per_million_input_tokens: Decimal | None = None
+    cost_per_million_output_tokens: Decimal | None = None
+    rate_limits: list[ModelApiRateLimit] = Field(default_factory=list)
+    org_details: dict[str, Any] | None = None  # {added_at, last_used_at} once the workspace added it
+
+
+class ModelApiPage(_Response):
+    """One page of Model APIs: pass ``cursor`` to ``list_model_apis`` for the next while ``has_more``."""
+
+    items: list[ModelApi]
+    has_more: bool = False
+    cursor: str | None = None
+
+
 class InstanceType(_Response):
     """A Baseten instance type: its id (as in a deployment's ``instance_type_name``), CPU, memory and GPUs."""
 
@@ -1009,6 +1049,9 @@ __all__ = [
     "MetricDescriptor",
     "MetricValueSet",
     "Model",
+    "ModelApi",
+    "ModelApiPage",
+    "ModelApiRateLimit",
     "ModelApiUsage",
     "ModelApisUsage",
     "ModelUpload",
@@ -1039,6 +1082,7 @@ __all__ = [
     "UploadCredentials",
     "UsageSummary",
     "UserInfo",
+    "UserPage",
     "WebhookStatus",
 ]
 

@@ -110,8 +110,6 @@ PENDING: dict[str, str] = {
     # Training.
     # Models and deployments.
     # Model APIs.
-    "GET /v1/model_apis": _TODO,
-    "GET /v1/model_apis/{model_api_name}": _TODO,
     "GET /v1/model_apis/snapshots": _TODO,
     "POST /v1/model_apis/snapshots": _TODO,
     "GET /v1/model_apis/snapshots/{model_id}": _TODO,
@@ -120,8 +118,6 @@ PENDING: dict[str, str] = {
     "POST /v1/llm_models": _TODO,
     "POST /v1/llm_models/{model_id}/deployments": _TODO,
     # Users, teams and the team-scoped variants (a ``team_id=`` argument).
-    "GET /v1/users": _TODO,
-    "GET /v1/users/{user_id}": _TODO,
     "GET /v1/teams": _TODO,
     "GET /v1/teams/{team_id}": _TODO,
     "GET /v1/teams/{team_id}/secrets": _TODO,

@@ -287,6 +287,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("list_instance_type_prices", "GET", "/v1/instance_type_prices", "management", None),
     _ep("get_usage_summary", "GET", "/v1/billing/usage_summary", "management", None),
     _ep("get_training_capacity", "GET", "/v1/training/capacity", "management", None),
+    # The Model APIs catalogue and the workspace's users (paged reads; not in the gateway reference).
+    _ep("list_model_apis", "GET", "/v1/model_apis", "management", None),
+    _ep("get_model_api", "GET", "/v1/model_apis/{model_api_name}", "management", None),
+    _ep("list_users", "GET", "/v1/users", "management", None),
+    _ep("get_user", "GET", "/v1/users/{user_id}", "management", None),
 )
 # fmt: on
 

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
         InstanceTypePrice,
         LogLine,
         Model,
+        ModelApi,
+        ModelApiPage,
         ModelUpload,
         RerankResponse,
         RetryDeploymentResult,
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
         TrainingProject,
         UsageSummary,
         UserInfo,
+        UserPage,
     )
 
 
@@ -2183,3 +2186,57 @@ class _Endpoints(_HookCore):
     async def aget_training_capacity(self) -> TrainingCapacity:
         """Async :meth:`get_training_capacity`: training GPU capacity per GPU type (limit and GPUs in use; also per team): why a job may wait in PENDING."""
         return await self._asend(_workspace.get_training_capacity)
+
+    def list_model_apis(
+        self, *, cursor: str | None = None, limit: int | None = None, added_only: bool | None = None
+    ) -> ModelApiPage:
+        """One page of Baseten's Model APIs (name, invoke URL, context length, USD per million tokens).
+
+        :param cursor: The previous page's ``cursor`` (``None``: the first page).
+        :param limit: Items per page, 1 to 1000 (Baseten's default 100).
+        :param added_only: Only the Model APIs this workspace has added.
+        """
+        return self._send(_workspace.list_model_apis, cursor=cursor, limit=limit, added_only=added_only)
+
+    async def alist_model_apis(
+        self, *, cursor: str | None = None, limit: int | None = None, added_only: bool | None = None
+    ) -> ModelApiPage:
+        """Async :meth:`list_model_apis`: one page of Baseten's Model APIs (name, invoke URL, context length, USD per million tokens).
+
+        :param cursor: The previous page's ``cursor`` (``None``: the first page).
+        :param limit: Items per page, 1 to 1000 (Baseten's default 100).
+        :param added_only: Only the Model APIs this workspace has added.
+        """
+        return await self._asend(_workspace.list_model_apis, cursor=cursor, limit=limit, added_only=added_only)
+
+    def get_model_api(self, model_api_name: str) -> ModelApi:
+        """One Model API by name."""
+        return self._send(_workspace.get_model_api, model_api_name)
+
+    async def aget_model_api(self, model_api_name: str) -> ModelApi:
+        """Async :meth:`get_model_api`: one Model API by name."""
+        return await self._asend(_workspace.get_model_api, model_api_name)
+
+    def list_users(self, *, cursor: str | None = None, limit: int | None = None) -> UserPage:
+        """One page of the workspace's users.
+
+        :param cursor: The previous page's ``cursor`` (``None``: the first page).
+        :param limit: Items per page, 1 to 1000 (Baseten's default 100).
+        """
+        return self._send(_workspace.list_users, cursor=cursor, limit=limit)
+
+    async def alist_users(self, *, cursor: str | None = None, limit: int | None = None) -> UserPage:
+        """Async :meth:`list_users`: one page of the workspace's users.
+
+        :param cursor: The previous page's ``cursor`` (``None``: the first page).
+        :param limit: Items per page, 1 to 1000 (Baseten's default 100).
+        """
+        return await self._asend(_workspace.list_users, cursor=cursor, limit=limit)
+
+    def get_user(self, user_id: str) -> UserInfo:
+        """One user of the workspace by id."""
+        return self._send(_workspace.get_user, user_id)
+
+    async def aget_user(self, user_id: str) -> UserInfo:
+        """Async :meth:`get_user`: one user of the workspace by id."""
+        return await self._asend(_workspace.get_user, user_id)

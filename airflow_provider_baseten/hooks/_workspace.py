@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_baseten.hooks._api import _Call, _m
+from airflow_provider_baseten.hooks._api import _Call, _m, _v
 from airflow_provider_baseten.hooks._core import _HookCore
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.models import (
         InstanceType,
         InstanceTypePrice,
+        ModelApi,
+        ModelApiPage,
         TrainingCapacity,
         UsageSummary,
         UserInfo,
+        UserPage,
     )
 
 #: Baseten's longest usage-summary range.
@@ -98,3 +101,62 @@ def get_training_capacity(hook: _HookCore, /) -> _Call[TrainingCapacity]:
     """Training GPU capacity per GPU type (limit and GPUs in use; also per team): why a job may wait in PENDING."""
     m = _m()
     return _Call("get_training_capacity", parse=lambda d: m.parse(m.TrainingCapacity, d, "get_training_capacity"))
+
+
+def _page_query(cursor: str | None, limit: int | None) -> dict[str, Any]:
+    """The ``cursor`` and ``limit`` (1 to 1000) of a paged list, checked before sending."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000):
+        raise BasetenValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}.", field="limit")
+    return {"cursor": cursor, "limit": limit}
+
+
+def _page(model: str, where: str) -> Any:
+    """A parser of ``{items, pagination: {has_more, cursor}}`` into the page model called ``model``."""
+    m = _m()
+
+    def parse(d: Any) -> Any:
+        pagination = d.get("pagination") if isinstance(d, dict) else None
+        flat = {**d, **pagination} if isinstance(pagination, dict) else d
+        return m.parse(getattr(m, model), flat, where)
+
+    return parse
+
+
+def list_model_apis(
+    hook: _HookCore, /, *, cursor: str | None = None, limit: int | None = None, added_only: bool | None = None
+) -> _Call[ModelApiPage]:
+    """One page of Baseten's Model APIs (name, invoke URL, context length, USD per million tokens).
+
+    :param cursor: The previous page's ``cursor`` (``None``: the first page).
+    :param limit: Items per page, 1 to 1000 (Baseten's default 100).
+    :param added_only: Only the Model APIs this workspace has added.
+    """
+    query = {**_page_query(cursor, limit), "added_only": added_only}
+    return _Call("list_model_apis", query=query, parse=_page("ModelApiPage", "list_model_apis"))
+
+
+def get_model_api(hook: _HookCore, /, model_api_name: str) -> _Call[ModelApi]:
+    """One Model API by name."""
+    m = _m()
+    return _Call(
+        "get_model_api",
+        {"model_api_name": _v("model_api_name", model_api_name)},
+        parse=lambda d: m.parse(m.ModelApi, d, "get_model_api"),
+    )
+
+
+def list_users(hook: _HookCore, /, *, cursor: str | None = None, limit: int | None = None) -> _Call[UserPage]:
+    """One page of the workspace's users.
+
+    :param cursor: The previous page's ``cursor`` (``None``: the first page).
+    :param limit: Items per page, 1 to 1000 (Baseten's default 100).
+    """
+    return _Call("list_users", query=_page_query(cursor, limit), parse=_page("UserPage", "list_users"))
+
+
+def get_user(hook: _HookCore, /, user_id: str) -> _Call[UserInfo]:
+    """One user of the workspace by id."""
+    m = _m()
+    return _Call("get_user", {"user_id": _v("user_id", user_id)}, parse=lambda d: m.parse(m.UserInfo, d, "get_user"))

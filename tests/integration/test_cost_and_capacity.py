@@ -152,3 +152,32 @@ def test_the_new_routes_are_refused_through_the_gateway(emulator: BasetenEmulato
         with pytest.raises(BasetenGatewayUnsupportedError):
             call()
     assert [r for r in emulator.requests() if r["surface"] != "direct"] == []
+
+
+def test_model_apis_catalogue_pages_and_one_by_name(emulator: BasetenEmulator) -> None:
+    hook = make_hook(emulator)
+    first = hook.list_model_apis(limit=2)
+    assert [m.name for m in first.items] == ["deepseek-v3", "gpt-oss-120b"] and first.has_more
+    rest = asyncio.run(hook.alist_model_apis(cursor=first.cursor, limit=2))
+    assert [m.name for m in rest.items] == ["llama-4-maverick"] and not rest.has_more and rest.cursor is None
+    added = hook.list_model_apis(added_only=True)
+    assert [m.name for m in added.items] == ["deepseek-v3", "llama-4-maverick"]
+    one = hook.get_model_api("deepseek-v3")
+    assert one.cost_per_million_input_tokens == Decimal("0.5") and one.rate_limits[0].threshold == 600
+    with pytest.raises(BasetenNotFoundError):
+        asyncio.run(hook.aget_model_api("nope"))
+    with pytest.raises(BasetenValidationError, match="limit"):
+        hook.list_model_apis(limit=0)
+    assert served(emulator, "list_model_apis") == [200, 200, 200]  # the bad limit was not sent
+
+
+def test_users_page_and_one_by_id(emulator: BasetenEmulator) -> None:
+    hook = make_hook(emulator)
+    page = hook.list_users(limit=2)
+    assert [u.user_id for u in page.items] == ["user1234", "user5678"] and page.has_more
+    last = asyncio.run(hook.alist_users(cursor=page.cursor))
+    assert [u.user_id for u in last.items] == ["user9012"] and last.items[0].email is None
+    assert hook.get_user("user5678").email == "ops@example.com"
+    assert asyncio.run(hook.aget_user("user1234")) == hook.get_current_user()
+    with pytest.raises(BasetenNotFoundError):
+        hook.get_user("nobody12")

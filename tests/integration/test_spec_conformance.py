@@ -184,6 +184,11 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("list_instance_types")
     api("list_instance_type_prices")
     api("get_training_capacity")
+    api("list_model_apis", query={"limit": 2, "added_only": "true"})
+    api("list_model_apis", query={"limit": 0}, status=422)
+    api("get_model_api", {"model_api_name": "deepseek-v3"})
+    api("list_users", query={"limit": 1})
+    api("get_user", {"user_id": "user5678"})
     api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z", "end_date": "2026-07-31T00:00:00Z"})
     api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z"}, status=422)  # end_date is required
     api(

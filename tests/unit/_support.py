@@ -128,6 +128,18 @@ _ITYPE = {
     "gpu_memory_limit_mib": 24576,
 }
 
+_MODEL_API = {
+    "name": "deepseek-v3",
+    "display_name": "DeepSeek V3",
+    "description": "d",
+    "release_date": "2026-01-15",
+    "invoke_url": "https://inference.baseten.co/v1",
+    "context_length": 131072,
+    "cost_per_million_input_tokens": 0.5,
+    "cost_per_million_output_tokens": "1.5",
+    "rate_limits": [{"type": "REQUEST", "unit": "MINUTE", "threshold": 600}],
+}
+
 CASES: dict[str, Case] = {
     # -- inference (model host) --
     "environment_predict": _c("predict", _IN, environment=ENV, params={"env_name": ENV}, body=_IN, response={"o": 1}),
@@ -605,6 +617,22 @@ CASES: dict[str, Case] = {
         params={"training_project_id": PROJ},
         response={"timestamp": "2026-01-01T00:00:00Z", "project_id": PROJ, "file_summaries": []},
     ),
+    # -- Model APIs catalogue and users (paged) --
+    "list_model_apis": _c(
+        "list_model_apis",
+        limit=2,
+        added_only=True,
+        query={"limit": "2", "added_only": "true"},
+        response={"items": [_MODEL_API], "pagination": {"has_more": True, "cursor": "2"}},
+    ),
+    "get_model_api": _c("get_model_api", "deepseek-v3", params={"model_api_name": "deepseek-v3"}, response=_MODEL_API),
+    "list_users": _c(
+        "list_users",
+        cursor="c1",
+        query={"cursor": "c1"},
+        response={"items": [{"user_id": "u1"}], "pagination": {"has_more": False}},
+    ),
+    "get_user": _c("get_user", "u1", params={"user_id": "u1"}, response={"user_id": "u1", "email": None}),
 }
 
 

@@ -24,9 +24,11 @@ from airflow_provider_baseten.emulator.objects import (
     INSTANCE_TYPE,
     INSTANCE_TYPES,
     MODEL_API_TOKEN_PRICES,
+    MODEL_APIS,
     TEAM,
     TRAINING_GPU_CAPACITY,
     USER,
+    USERS,
     ApiError,
 )
 
@@ -55,6 +57,17 @@ def _days(lo: float, hi: float) -> list[tuple[str, int]]:
     return out
 
 
+def _paged(items: list[dict[str, Any]], query: dict[str, Any]) -> dict[str, Any]:
+    """``{items, pagination}``: ``limit`` items from the ``cursor`` (the emulator's cursor is an offset)."""
+    start = int(query.get("cursor") or 0)
+    limit = int(query.get("limit") or 100)
+    more = start + limit < len(items)
+    return {
+        "items": items[start : start + limit],
+        "pagination": {"has_more": more, "cursor": str(start + limit) if more else None},
+    }
+
+
 def _money(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
@@ -67,6 +80,26 @@ class BillingHandlers(StateCore):
 
     def _h_get_current_user(self, *_: Any) -> Any:
         return 200, dict(USER)
+
+    def _h_list_users(self, params: Any, query: dict[str, Any], *_: Any) -> Any:
+        return 200, _paged([dict(u) for u in USERS], query)
+
+    def _h_get_user(self, params: dict[str, str], *_: Any) -> Any:
+        found = next((u for u in USERS if u["user_id"] == params["user_id"]), None)
+        if found is None:
+            raise ApiError(404, f"User {params['user_id']} not found")
+        return 200, dict(found)
+
+    def _h_list_model_apis(self, params: Any, query: dict[str, Any], *_: Any) -> Any:
+        added_only = str(query.get("added_only", "false")).lower() == "true"
+        items = [dict(m) for m in MODEL_APIS if m["org_details"] or not added_only]
+        return 200, _paged(items, query)
+
+    def _h_get_model_api(self, params: dict[str, str], *_: Any) -> Any:
+        found = next((m for m in MODEL_APIS if m["name"] == params["model_api_name"]), None)
+        if found is None:
+            raise ApiError(404, f"Model API {params['model_api_name']} not found")
+        return 200, dict(found)
 
     def _h_list_instance_types(self, *_: Any) -> Any:
         return 200, {"instance_types": [dict(t) for t, _price in INSTANCE_TYPES]}
