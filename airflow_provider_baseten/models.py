@@ -703,6 +703,15 @@ class UserInfo(_Response):
     workspace_name: str | None = None
 
 
+class Team(_Response):
+    """A team of the workspace; ``default`` is the team calls without ``team_id=`` apply to."""
+
+    id: str
+    name: str
+    default: bool = False
+    created_at: str | None = None
+
+
 class UserPage(_Response):
     """One page of the workspace's users: pass ``cursor`` to ``list_users`` for the next while ``has_more``."""
 
@@ -1064,6 +1073,7 @@ __all__ = [
     "Secret",
     "SignalResult",
     "StatusMessage",
+    "Team",
     "TokenUsage",
     "Tombstone",
     "TrainingCacheSummary",

@@ -292,6 +292,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("get_model_api", "GET", "/v1/model_apis/{model_api_name}", "management", None),
     _ep("list_users", "GET", "/v1/users", "management", None),
     _ep("get_user", "GET", "/v1/users/{user_id}", "management", None),
+    # Teams, and the team-scoped twins of workspace calls (TEAM_TWIN; a hook method's ``team_id=`` picks them).
+    # Each twin repeats like its workspace row.
+    _ep("list_teams", "GET", "/v1/teams", "management", None),
+    _ep("get_team", "GET", "/v1/teams/{team_id}", "management", None),
+    _ep("list_team_secrets", "GET", "/v1/teams/{team_id}/secrets", "management", None),
+    _ep("upsert_team_secret", "POST", "/v1/teams/{team_id}/secrets", "management", None, body=True, repeat="upsert"),
+    _ep("delete_team_secret", "DELETE", "/v1/teams/{team_id}/secrets/{secret_name}", "management", None, repeat="safe"),
+    _ep("list_team_models", "GET", "/v1/teams/{team_id}/models", "management", None),
+    _ep("create_team_training_project", "POST", "/v1/teams/{team_id}/training_projects", "management", None, body=True, repeat="upsert"),
+    _ep("create_team_api_key", "POST", "/v1/teams/{team_id}/api_keys", "management", None, body=True, repeat="creates"),
 )
 # fmt: on
 
@@ -360,4 +370,14 @@ BY_TARGET: dict[tuple[str, str], str] = {
 CHAIN_TWIN: dict[str, str] = {
     "get_async_request": "chain_get_async_request",
     "cancel_async_request": "chain_cancel_async_request",
+}
+
+#: A workspace endpoint -> its team-scoped twin (``/v1/teams/{team_id}/...``), sent when a call has ``team_id=``.
+TEAM_TWIN: dict[str, str] = {
+    "list_secrets": "list_team_secrets",
+    "upsert_secret": "upsert_team_secret",
+    "delete_secret": "delete_team_secret",
+    "list_models": "list_team_models",
+    "create_training_project": "create_team_training_project",
+    "create_api_key": "create_team_api_key",
 }

@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_baseten.emulator.config import Durations
 
 TEAM = "emulator-team"
+TEAM_ID = "team1234"  # the workspace's one (default) team
 INSTANCE_TYPE = {
     "id": "A10Gx4x16",
     "name": "A10G (1 GPU, 4 vCPU, 16 GiB)",

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_baseten.client.routes import BY_TARGET
+from airflow_provider_baseten.client.routes import BY_TARGET, TEAM_TWIN
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.core import StateCore
@@ -45,6 +45,8 @@ from airflow_provider_baseten.emulator.objects import (
 # name: a model's queued request, queue status and wake, and a chain's run_remote and async_run_remote.
 _BY_TARGET = {name: key for key, name in BY_TARGET.items() if key[0] in ("async_predict", "async_queue_status", "wake")}
 _CHAIN_RUNS = {name: key for key, name in BY_TARGET.items() if key[0] in ("run_remote", "async_run_remote")}
+# A team-scoped twin -> the workspace row it mirrors. The emulator has one team, whose objects are the workspace's.
+_TEAM_ROWS = {twin: name for name, twin in TEAM_TWIN.items()}
 
 
 class EmulatorState(
@@ -155,6 +157,9 @@ class EmulatorState(
             if name in _CHAIN_RUNS:
                 action, target = _CHAIN_RUNS[name]
                 return self.chain_run(target, action, params, body, model_id)
+            if name in _TEAM_ROWS:
+                self._team(params["team_id"])
+                name = _TEAM_ROWS[name]
             handler: Callable[..., tuple[int, Any]] = getattr(self, "_h_" + name)
             return handler(params, query, body, model_id)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_baseten.client.checks import optional_int_in
 from airflow_provider_baseten.hooks._api import (
     _Call,
+    _for_team,
     _m,
     _v,
 )
@@ -97,10 +98,13 @@ def _log_query(
 # -- Builders: what each endpoint sends. BasetenHook's methods (hooks/_endpoints.py, generated) send them. --
 
 
-def list_models(hook: _HookCore, /) -> _Call[list[Model]]:
-    """All models in the workspace."""
+def list_models(hook: _HookCore, /, *, team_id: str | None = None) -> _Call[list[Model]]:
+    """All models in the workspace, or in a team.
+
+    :param team_id: A team's id: that team's models only.
+    """
     m = _m()
-    return _Call("list_models", parse=lambda d: m.parse_list(m.Model, d, "models", "list_models"))
+    return _for_team(_Call("list_models", parse=lambda d: m.parse_list(m.Model, d, "models", "list_models")), team_id)
 
 
 def get_model(hook: _HookCore, /, model_id: str | None = None) -> _Call[Model]:

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         Secret,
         SignalResult,
         StatusMessage,
+        Team,
         Tombstone,
         TrainingCacheSummary,
         TrainingCapacity,
@@ -1137,13 +1138,19 @@ class _Endpoints(_HookCore):
 
     # -- deployments --------------------------------------------------------------------------------------------
 
-    def list_models(self) -> list[Model]:
-        """All models in the workspace."""
-        return self._send(_deployments.list_models)
+    def list_models(self, *, team_id: str | None = None) -> list[Model]:
+        """All models in the workspace, or in a team.
 
-    async def alist_models(self) -> list[Model]:
-        """Async :meth:`list_models`: all models in the workspace."""
-        return await self._asend(_deployments.list_models)
+        :param team_id: A team's id: that team's models only.
+        """
+        return self._send(_deployments.list_models, team_id=team_id)
+
+    async def alist_models(self, *, team_id: str | None = None) -> list[Model]:
+        """Async :meth:`list_models`: all models in the workspace, or in a team.
+
+        :param team_id: A team's id: that team's models only.
+        """
+        return await self._asend(_deployments.list_models, team_id=team_id)
 
     def get_model(self, model_id: str | None = None) -> Model:
         """One model (default: the connection's ``model_id``)."""
@@ -1795,29 +1802,47 @@ class _Endpoints(_HookCore):
         """Async :meth:`force_roll_forward_promotion`: finish the promotion into ``environment`` at once: all traffic to the new deployment."""
         return await self._asend(_environments.force_roll_forward_promotion, environment, model_id=model_id)
 
-    def list_secrets(self) -> list[Secret]:
-        """Secret names in the workspace (never their values)."""
-        return self._send(_environments.list_secrets)
+    def list_secrets(self, *, team_id: str | None = None) -> list[Secret]:
+        """Secret names in the workspace, or in a team (never their values).
 
-    async def alist_secrets(self) -> list[Secret]:
-        """Async :meth:`list_secrets`: secret names in the workspace (never their values)."""
-        return await self._asend(_environments.list_secrets)
+        :param team_id: A team's id: that team's secrets instead of the workspace's.
+        """
+        return self._send(_environments.list_secrets, team_id=team_id)
 
-    def upsert_secret(self, name: str, value: str) -> Secret:
-        """Create or update a workspace secret. The value is masked in Airflow's logs."""
-        return self._send(_environments.upsert_secret, name, value)
+    async def alist_secrets(self, *, team_id: str | None = None) -> list[Secret]:
+        """Async :meth:`list_secrets`: secret names in the workspace, or in a team (never their values).
 
-    async def aupsert_secret(self, name: str, value: str) -> Secret:
-        """Async :meth:`upsert_secret`: create or update a workspace secret. The value is masked in Airflow's logs."""
-        return await self._asend(_environments.upsert_secret, name, value)
+        :param team_id: A team's id: that team's secrets instead of the workspace's.
+        """
+        return await self._asend(_environments.list_secrets, team_id=team_id)
 
-    def delete_secret(self, name: str) -> Tombstone:
-        """Delete a workspace secret by name (answers with its ``name``). Deleting twice answers 404 the second time."""
-        return self._send(_environments.delete_secret, name)
+    def upsert_secret(self, name: str, value: str, *, team_id: str | None = None) -> Secret:
+        """Create or update a workspace (or team) secret. The value is masked in Airflow's logs.
 
-    async def adelete_secret(self, name: str) -> Tombstone:
-        """Async :meth:`delete_secret`: delete a workspace secret by name (answers with its ``name``). Deleting twice answers 404 the second time."""
-        return await self._asend(_environments.delete_secret, name)
+        :param team_id: A team's id: the secret is that team's instead of the workspace's.
+        """
+        return self._send(_environments.upsert_secret, name, value, team_id=team_id)
+
+    async def aupsert_secret(self, name: str, value: str, *, team_id: str | None = None) -> Secret:
+        """Async :meth:`upsert_secret`: create or update a workspace (or team) secret. The value is masked in Airflow's logs.
+
+        :param team_id: A team's id: the secret is that team's instead of the workspace's.
+        """
+        return await self._asend(_environments.upsert_secret, name, value, team_id=team_id)
+
+    def delete_secret(self, name: str, *, team_id: str | None = None) -> Tombstone:
+        """Delete a workspace (or team) secret by name (answers with its ``name``). A second delete answers 404.
+
+        :param team_id: A team's id: delete that team's secret instead of the workspace's.
+        """
+        return self._send(_environments.delete_secret, name, team_id=team_id)
+
+    async def adelete_secret(self, name: str, *, team_id: str | None = None) -> Tombstone:
+        """Async :meth:`delete_secret`: delete a workspace (or team) secret by name (answers with its ``name``). A second delete answers 404.
+
+        :param team_id: A team's id: delete that team's secret instead of the workspace's.
+        """
+        return await self._asend(_environments.delete_secret, name, team_id=team_id)
 
     def list_api_keys(self) -> list[ApiKey]:
         """API keys' metadata (prefix, name, type)."""
@@ -1828,16 +1853,32 @@ class _Endpoints(_HookCore):
         return await self._asend(_environments.list_api_keys)
 
     def create_api_key(
-        self, type: str = "WORKSPACE_INVOKE", *, name: str | None = None, model_ids: list[str] | None = None
+        self,
+        type: str = "WORKSPACE_INVOKE",
+        *,
+        name: str | None = None,
+        model_ids: list[str] | None = None,
+        team_id: str | None = None,
     ) -> CreatedApiKey:
-        """Create an API key. The plaintext is returned once; it is masked in logs at once."""
-        return self._send(_environments.create_api_key, type, name=name, model_ids=model_ids)
+        """Create an API key. The plaintext is returned once; it is masked in logs at once.
+
+        :param team_id: A team's id: a key of that team instead of the workspace.
+        """
+        return self._send(_environments.create_api_key, type, name=name, model_ids=model_ids, team_id=team_id)
 
     async def acreate_api_key(
-        self, type: str = "WORKSPACE_INVOKE", *, name: str | None = None, model_ids: list[str] | None = None
+        self,
+        type: str = "WORKSPACE_INVOKE",
+        *,
+        name: str | None = None,
+        model_ids: list[str] | None = None,
+        team_id: str | None = None,
     ) -> CreatedApiKey:
-        """Async :meth:`create_api_key`: create an API key. The plaintext is returned once; it is masked in logs at once."""
-        return await self._asend(_environments.create_api_key, type, name=name, model_ids=model_ids)
+        """Async :meth:`create_api_key`: create an API key. The plaintext is returned once; it is masked in logs at once.
+
+        :param team_id: A team's id: a key of that team instead of the workspace.
+        """
+        return await self._asend(_environments.create_api_key, type, name=name, model_ids=model_ids, team_id=team_id)
 
     def delete_api_key(self, prefix: str) -> Tombstone:
         """Delete an API key by its prefix."""
@@ -2079,19 +2120,23 @@ class _Endpoints(_HookCore):
         """Async :meth:`get_training_project`: one training project."""
         return await self._asend(_training.get_training_project, training_project_id)
 
-    def create_training_project(self, name: str) -> TrainingProject:
+    def create_training_project(self, name: str, *, team_id: str | None = None) -> TrainingProject:
         """Create the training project called ``name``, or return the existing one: Baseten upserts by name.
 
         Being idempotent by name, it is safe to resend after a failure whose outcome is unknown.
-        """
-        return self._send(_training.create_training_project, name)
 
-    async def acreate_training_project(self, name: str) -> TrainingProject:
+        :param team_id: A team's id: the project is that team's instead of the workspace's default team.
+        """
+        return self._send(_training.create_training_project, name, team_id=team_id)
+
+    async def acreate_training_project(self, name: str, *, team_id: str | None = None) -> TrainingProject:
         """Async :meth:`create_training_project`: create the training project called ``name``, or return the existing one: Baseten upserts by name.
 
         Being idempotent by name, it is safe to resend after a failure whose outcome is unknown.
+
+        :param team_id: A team's id: the project is that team's instead of the workspace's default team.
         """
-        return await self._asend(_training.create_training_project, name)
+        return await self._asend(_training.create_training_project, name, team_id=team_id)
 
     def delete_training_job(self, training_project_id: str, training_job_id: str) -> Tombstone:
         """Delete a training job (``Tombstone.deleted``). Deleting twice answers 404 the second time."""
@@ -2240,3 +2285,19 @@ class _Endpoints(_HookCore):
     async def aget_user(self, user_id: str) -> UserInfo:
         """Async :meth:`get_user`: one user of the workspace by id."""
         return await self._asend(_workspace.get_user, user_id)
+
+    def list_teams(self) -> list[Team]:
+        """The workspace's teams (``default`` marks the one calls without ``team_id=`` apply to)."""
+        return self._send(_workspace.list_teams)
+
+    async def alist_teams(self) -> list[Team]:
+        """Async :meth:`list_teams`: the workspace's teams (``default`` marks the one calls without ``team_id=`` apply to)."""
+        return await self._asend(_workspace.list_teams)
+
+    def get_team(self, team_id: str) -> Team:
+        """One team by id."""
+        return self._send(_workspace.get_team, team_id)
+
+    async def aget_team(self, team_id: str) -> Team:
+        """Async :meth:`get_team`: one team by id."""
+        return await self._asend(_workspace.get_team, team_id)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten.hooks._api import (
     _Call,
+    _for_team,
     _m,
     _name,
     _newest_named,
@@ -276,16 +277,19 @@ def get_training_project(hook: _HookCore, /, training_project_id: str) -> _Call[
     )
 
 
-def create_training_project(hook: _HookCore, /, name: str) -> _Call[TrainingProject]:
+def create_training_project(hook: _HookCore, /, name: str, *, team_id: str | None = None) -> _Call[TrainingProject]:
     """Create the training project called ``name``, or return the existing one: Baseten upserts by name.
 
     Being idempotent by name, it is safe to resend after a failure whose outcome is unknown.
+
+    :param team_id: A team's id: the project is that team's instead of the workspace's default team.
     """
-    return _Call(
+    call = _Call(
         "create_training_project",
         body={"training_project": {"name": _project_name(name)}},
         parse=_project("create_training_project"),
     )
+    return _for_team(call, team_id)
 
 
 class _TrainingApi(_HookCore):

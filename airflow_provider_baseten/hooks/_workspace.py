@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         InstanceTypePrice,
         ModelApi,
         ModelApiPage,
+        Team,
         TrainingCapacity,
         UsageSummary,
         UserInfo,
@@ -160,3 +161,15 @@ def get_user(hook: _HookCore, /, user_id: str) -> _Call[UserInfo]:
     """One user of the workspace by id."""
     m = _m()
     return _Call("get_user", {"user_id": _v("user_id", user_id)}, parse=lambda d: m.parse(m.UserInfo, d, "get_user"))
+
+
+def list_teams(hook: _HookCore, /) -> _Call[list[Team]]:
+    """The workspace's teams (``default`` marks the one calls without ``team_id=`` apply to)."""
+    m = _m()
+    return _Call("list_teams", parse=lambda d: m.parse_list(m.Team, d, "teams", "list_teams"))
+
+
+def get_team(hook: _HookCore, /, team_id: str) -> _Call[Team]:
+    """One team by id."""
+    m = _m()
+    return _Call("get_team", {"team_id": _v("team_id", team_id)}, parse=lambda d: m.parse(m.Team, d, "get_team"))

@@ -181,3 +181,23 @@ def test_users_page_and_one_by_id(emulator: BasetenEmulator) -> None:
     assert asyncio.run(hook.aget_user("user1234")) == hook.get_current_user()
     with pytest.raises(BasetenNotFoundError):
         hook.get_user("nobody12")
+
+
+def test_teams_and_team_scoped_calls_through_team_id(emulator: BasetenEmulator) -> None:
+    hook = make_hook(emulator)
+    (team,) = hook.list_teams()
+    assert team.default and hook.get_team(team.id) == team
+    hook.upsert_secret("team_token", "t3am-s3cret-value", team_id=team.id)
+    assert "team_token" in {s.name for s in asyncio.run(hook.alist_secrets(team_id=team.id))}
+    assert hook.delete_secret("team_token", team_id=team.id).name == "team_token"
+    assert {m.id for m in hook.list_models(team_id=team.id)} == {m.id for m in hook.list_models()}
+    project = hook.create_training_project("team-sft", team_id=team.id)
+    assert hook.create_training_project("team-sft", team_id=team.id).id == project.id  # an upsert by name
+    assert hook.create_api_key("WORKSPACE_INVOKE", team_id=team.id).api_key
+    for name in ("upsert_team_secret", "list_team_secrets", "delete_team_secret", "list_team_models"):
+        assert served(emulator, name) == [200], name
+    assert served(emulator, "create_team_training_project") == [200, 200]
+    with pytest.raises(BasetenNotFoundError):  # another team's secrets
+        hook.list_secrets(team_id="other123")
+    with pytest.raises(BasetenValidationError, match="team_id"):
+        hook.list_models(team_id="a/b")

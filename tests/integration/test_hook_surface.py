@@ -58,6 +58,8 @@ ELSEWHERE = {
     "get_model_api": "test_cost_and_capacity.py",
     "list_users": "test_cost_and_capacity.py",
     "get_user": "test_cost_and_capacity.py",
+    "list_teams": "test_cost_and_capacity.py",
+    "get_team": "test_cost_and_capacity.py",
 }
 
 

@@ -189,6 +189,16 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("get_model_api", {"model_api_name": "deepseek-v3"})
     api("list_users", query={"limit": 1})
     api("get_user", {"user_id": "user5678"})
+    # Teams and the team-scoped twins
+    team = {"team_id": api("list_teams")["teams"][0]["id"]}
+    api("get_team", team)
+    api("list_team_secrets", team)
+    api("upsert_team_secret", team, {"name": "team_token", "value": "v"})
+    api("delete_team_secret", {**team, "secret_name": "team_token"})
+    api("list_team_models", team)
+    api("create_team_training_project", team, {"training_project": {"name": "team-sft"}})
+    api("create_team_api_key", team, {"type": "PERSONAL"})
+    api("list_team_secrets", {"team_id": "other123"}, status=404)
     api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z", "end_date": "2026-07-31T00:00:00Z"})
     api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z"}, status=422)  # end_date is required
     api(

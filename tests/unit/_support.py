@@ -140,6 +140,9 @@ _MODEL_API = {
     "rate_limits": [{"type": "REQUEST", "unit": "MINUTE", "threshold": 600}],
 }
 
+TEAM_ID = "team1234"
+_TEAM = {"id": TEAM_ID, "name": "ml", "default": True, "created_at": "2026-01-01T00:00:00Z"}
+
 CASES: dict[str, Case] = {
     # -- inference (model host) --
     "environment_predict": _c("predict", _IN, environment=ENV, params={"env_name": ENV}, body=_IN, response={"o": 1}),
@@ -633,6 +636,47 @@ CASES: dict[str, Case] = {
         response={"items": [{"user_id": "u1"}], "pagination": {"has_more": False}},
     ),
     "get_user": _c("get_user", "u1", params={"user_id": "u1"}, response={"user_id": "u1", "email": None}),
+    # -- teams and the team-scoped twins (team_id=) --
+    "list_teams": _c("list_teams", response={"teams": [_TEAM]}),
+    "get_team": _c("get_team", TEAM_ID, params={"team_id": TEAM_ID}, response=_TEAM),
+    "list_team_secrets": _c(
+        "list_secrets", team_id=TEAM_ID, params={"team_id": TEAM_ID}, response={"secrets": [{"name": "hf_token"}]}
+    ),
+    "upsert_team_secret": _c(
+        "upsert_secret",
+        "hf_token",
+        "hf-secret-value-123",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body={"name": "hf_token", "value": "hf-secret-value-123"},
+        response={"id": "s1", "name": "hf_token"},
+    ),
+    "delete_team_secret": _c(
+        "delete_secret",
+        "hf_token",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID, "secret_name": "hf_token"},
+        response={"name": "hf_token"},
+    ),
+    "list_team_models": _c(
+        "list_models", team_id=TEAM_ID, params={"team_id": TEAM_ID}, response={"models": [{"id": MODEL}]}
+    ),
+    "create_team_training_project": _c(
+        "create_training_project",
+        "fine-tune",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body={"training_project": {"name": "fine-tune"}},
+        response={"training_project": PROJECT},
+    ),
+    "create_team_api_key": _c(
+        "create_api_key",
+        "WORKSPACE_INVOKE",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body={"type": "WORKSPACE_INVOKE"},
+        response={"api_key": NEW_KEY},
+    ),
 }
 
 

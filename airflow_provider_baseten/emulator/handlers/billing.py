@@ -1,5 +1,6 @@
-"""The caller, cost and capacity in the emulated API: ``users/me``, instance types and prices, the billing usage
-summary and training GPU capacity.
+"""The caller, teams, cost and capacity in the emulated API: ``users/me``, users, teams, Model APIs, instance types
+and prices, the billing usage summary and training GPU capacity. (The team-scoped twins of workspace calls are
+dispatched by :meth:`.EmulatorState.handle` after :meth:`BillingHandlers._team` checks the team.)
 
 Usage is computed from the emulator's clock and its own objects at fixed prices (``objects.INSTANCE_TYPES``,
 ``MODEL_API_TOKEN_PRICES``), so a test can assert exact dollars:
@@ -26,6 +27,7 @@ from airflow_provider_baseten.emulator.objects import (
     MODEL_API_TOKEN_PRICES,
     MODEL_APIS,
     TEAM,
+    TEAM_ID,
     TRAINING_GPU_CAPACITY,
     USER,
     USERS,
@@ -101,6 +103,20 @@ class BillingHandlers(StateCore):
             raise ApiError(404, f"Model API {params['model_api_name']} not found")
         return 200, dict(found)
 
+    def _team_json(self) -> dict[str, Any]:
+        return {"id": TEAM_ID, "name": TEAM, "default": True, "created_at": "2026-01-01T00:00:00Z"}
+
+    def _team(self, team_id: str) -> dict[str, Any]:
+        if team_id != TEAM_ID:
+            raise ApiError(404, f"Team {team_id} not found")
+        return self._team_json()
+
+    def _h_list_teams(self, *_: Any) -> Any:
+        return 200, {"teams": [self._team_json()]}
+
+    def _h_get_team(self, params: dict[str, str], *_: Any) -> Any:
+        return 200, self._team(params["team_id"])
+
     def _h_list_instance_types(self, *_: Any) -> Any:
         return 200, {"instance_types": [dict(t) for t, _price in INSTANCE_TYPES]}
 
@@ -114,7 +130,7 @@ class BillingHandlers(StateCore):
             {"gpu_type": gpu, "baseline": base, "limit": limit, "usage_count": running if gpu == "A10G" else 0}
             for gpu, (base, limit) in TRAINING_GPU_CAPACITY.items()
         ]
-        team = [{"team_id": "team1234", "team_name": TEAM, **item} for item in items]
+        team = [{"team_id": TEAM_ID, "team_name": TEAM, **item} for item in items]
         return 200, {"gpu_capacities": items, "team_gpu_capacities": team}
 
     def record_model_api_usage(self, model: str, input_tokens: int, output_tokens: int) -> None:
