@@ -61,7 +61,10 @@ def _days(lo: float, hi: float) -> list[tuple[str, int]]:
 
 def _paged(items: list[dict[str, Any]], query: dict[str, Any]) -> dict[str, Any]:
     """``{items, pagination}``: ``limit`` items from the ``cursor`` (the emulator's cursor is an offset)."""
-    start = int(query.get("cursor") or 0)
+    cursor = str(query.get("cursor") or "0")
+    if not cursor.isdigit():  # the emulator's cursors are offsets it handed out
+        raise ApiError(400, f"Invalid cursor {cursor[:40]!r}: pass the cursor of the previous page.")
+    start = int(cursor)
     limit = int(query.get("limit") or 100)
     more = start + limit < len(items)
     return {
