@@ -897,6 +897,29 @@ class TrainingGpuCapacity(_Response):
         return max(self.limit - self.usage_count, 0)
 
 
+class TrainingQueueContext(_Response):
+    """Why a training job waited in PENDING: the GPU pool it was gated by and what held that pool.
+
+    ``released_at`` and ``pending_seconds`` are ``None`` while the job is still PENDING. The nested lists keep
+    Baseten's shapes (dicts): ``active_at_submit`` (jobs holding GPUs when it was submitted),
+    ``pending_ahead_at_submit`` and ``events`` (their status changes in the window).
+    """
+
+    target_job_id: str
+    target_job_name: str | None = None
+    gpu_type: str
+    requested_gpus: int
+    submitted_at: str
+    released_at: str | None = None
+    pending_seconds: int | None = None
+    org_capacity: dict[str, Any] | None = None
+    team_capacity: dict[str, Any] | None = None
+    active_at_submit: list[dict[str, Any]] = Field(default_factory=list)
+    pending_ahead_at_submit: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    events_window_end: str | None = None
+
+
 class TrainingCapacity(_Response):
     """Training GPU capacity of the workspace (and per team): why a job may wait in PENDING."""
 
@@ -1088,6 +1111,7 @@ __all__ = [
     "TrainingLogLine",
     "TrainingMetrics",
     "TrainingProject",
+    "TrainingQueueContext",
     "TrainingUsage",
     "UploadCredentials",
     "UsageSummary",

@@ -105,7 +105,6 @@ PENDING: dict[str, str] = {
     "PATCH /v1/chains/{chain_id}/environments/{env_name}/chainlet_settings/autoscaling_settings": _CHAINS,
     "POST /v1/chains/{chain_id}/environments/{env_name}/chainlet_settings/instance_types/update": _CHAINS,
     # Cost and capacity.
-    "GET /v1/training/jobs/{training_job_id}/queue_context": _TODO,
     # Secrets.
     # Training.
     # Models and deployments.

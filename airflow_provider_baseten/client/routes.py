@@ -287,6 +287,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("list_instance_type_prices", "GET", "/v1/instance_type_prices", "management", None),
     _ep("get_usage_summary", "GET", "/v1/billing/usage_summary", "management", None),
     _ep("get_training_capacity", "GET", "/v1/training/capacity", "management", None),
+    _ep("get_training_job_queue_context", "GET", "/v1/training/jobs/{training_job_id}/queue_context", "management", None),
     # The Model APIs catalogue and the workspace's users (paged reads; not in the gateway reference).
     _ep("list_model_apis", "GET", "/v1/model_apis", "management", None),
     _ep("get_model_api", "GET", "/v1/model_apis/{model_api_name}", "management", None),

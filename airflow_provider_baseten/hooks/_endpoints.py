@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         TrainingLogLine,
         TrainingMetrics,
         TrainingProject,
+        TrainingQueueContext,
         UsageSummary,
         UserInfo,
         UserPage,
@@ -2231,6 +2232,14 @@ class _Endpoints(_HookCore):
     async def aget_training_capacity(self) -> TrainingCapacity:
         """Async :meth:`get_training_capacity`: training GPU capacity per GPU type (limit and GPUs in use; also per team): why a job may wait in PENDING."""
         return await self._asend(_workspace.get_training_capacity)
+
+    def get_training_job_queue_context(self, training_job_id: str) -> TrainingQueueContext:
+        """Why a training job waited in PENDING: its GPU pool's capacity and the jobs that held it (a diagnostic)."""
+        return self._send(_workspace.get_training_job_queue_context, training_job_id)
+
+    async def aget_training_job_queue_context(self, training_job_id: str) -> TrainingQueueContext:
+        """Async :meth:`get_training_job_queue_context`: why a training job waited in PENDING: its GPU pool's capacity and the jobs that held it (a diagnostic)."""
+        return await self._asend(_workspace.get_training_job_queue_context, training_job_id)
 
     def list_model_apis(
         self, *, cursor: str | None = None, limit: int | None = None, added_only: bool | None = None

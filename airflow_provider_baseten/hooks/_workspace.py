@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         ModelApiPage,
         Team,
         TrainingCapacity,
+        TrainingQueueContext,
         UsageSummary,
         UserInfo,
         UserPage,
@@ -102,6 +103,16 @@ def get_training_capacity(hook: _HookCore, /) -> _Call[TrainingCapacity]:
     """Training GPU capacity per GPU type (limit and GPUs in use; also per team): why a job may wait in PENDING."""
     m = _m()
     return _Call("get_training_capacity", parse=lambda d: m.parse(m.TrainingCapacity, d, "get_training_capacity"))
+
+
+def get_training_job_queue_context(hook: _HookCore, /, training_job_id: str) -> _Call[TrainingQueueContext]:
+    """Why a training job waited in PENDING: its GPU pool's capacity and the jobs that held it (a diagnostic)."""
+    m = _m()
+    return _Call(
+        "get_training_job_queue_context",
+        {"training_job_id": _v("training_job_id", training_job_id)},
+        parse=lambda d: m.parse(m.TrainingQueueContext, d, "get_training_job_queue_context"),
+    )
 
 
 def _page_query(cursor: str | None, limit: int | None) -> dict[str, Any]:

@@ -201,3 +201,15 @@ def test_teams_and_team_scoped_calls_through_team_id(emulator: BasetenEmulator) 
         hook.list_secrets(team_id="other123")
     with pytest.raises(BasetenValidationError, match="team_id"):
         hook.list_models(team_id="a/b")
+
+
+def test_queue_context_says_how_long_a_job_waited_in_pending(emulator: BasetenEmulator) -> None:
+    emulator.set_time_scale(0)
+    hook = make_hook(emulator)
+    job = hook.create_training_job("proj1234", JOB)
+    waiting = hook.get_training_job_queue_context(job.id)
+    assert waiting.target_job_id == job.id and waiting.released_at is None and waiting.pending_seconds is None
+    emulator.advance(5)
+    released = asyncio.run(hook.aget_training_job_queue_context(job.id))
+    assert released.pending_seconds == 1 and released.gpu_type == "A10G"  # the emulator's PENDING lasts 1 s
+    assert released.org_capacity is not None and released.org_capacity["max_gpus"] == 8

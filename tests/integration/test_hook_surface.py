@@ -60,6 +60,7 @@ ELSEWHERE = {
     "get_user": "test_cost_and_capacity.py",
     "list_teams": "test_cost_and_capacity.py",
     "get_team": "test_cost_and_capacity.py",
+    "get_training_job_queue_context": "test_cost_and_capacity.py",
 }
 
 

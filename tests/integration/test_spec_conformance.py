@@ -221,6 +221,8 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("download_training_job", job)
     again = api("recreate_training_job", job)["training_job"]["id"]
     api("stop_training_job", {**job, "training_job_id": again}, {})
+    api("get_training_job_queue_context", {"training_job_id": job["training_job_id"]})
+    api("get_training_job_queue_context", {"training_job_id": "nosuchjob"}, status=404)
     api("update_training_job", job, {"priority": 1})
     api("update_training_job", job, {}, status=422)
     api("get_training_project_cache_summary", {"training_project_id": "proj1234"})

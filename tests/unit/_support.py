@@ -677,6 +677,21 @@ CASES: dict[str, Case] = {
         body={"type": "WORKSPACE_INVOKE"},
         response={"api_key": NEW_KEY},
     ),
+    "get_training_job_queue_context": _c(
+        "get_training_job_queue_context",
+        JOB,
+        params={"training_job_id": JOB},
+        response={
+            "target_job_id": JOB,
+            "gpu_type": "H100",
+            "requested_gpus": 8,
+            "submitted_at": "2026-01-01T00:00:00Z",
+            "active_at_submit": [],
+            "pending_ahead_at_submit": [],
+            "events": [],
+            "events_window_end": "2026-01-01T00:05:00Z",
+        },
+    ),
 }
 
 

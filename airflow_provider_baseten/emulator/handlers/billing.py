@@ -32,6 +32,7 @@ from airflow_provider_baseten.emulator.objects import (
     USER,
     USERS,
     ApiError,
+    iso,
 )
 
 _DAY = 86400.0
@@ -135,6 +136,31 @@ class BillingHandlers(StateCore):
         ]
         team = [{"team_id": TEAM_ID, "team_name": TEAM, **item} for item in items]
         return 200, {"gpu_capacities": items, "team_gpu_capacities": team}
+
+    def _h_get_training_job_queue_context(self, params: dict[str, str], *_: Any) -> Any:
+        job = self.jobs.get(params["training_job_id"])
+        if job is None:
+            raise ApiError(404, f"Training job {params['training_job_id']} not found")
+        now = self.clock.now()
+        released = job.created + job.durations.training_pending  # the emulator's PENDING lasts this long
+        done = released <= now
+        base, limit = TRAINING_GPU_CAPACITY["A10G"]
+        capacity = {"gpu_type": "A10G", "max_gpus": limit, "min_gpus": base, "last_modified": iso(job.created - 86400)}
+        return 200, {
+            "target_job_id": job.id,
+            "target_job_name": job.name,
+            "gpu_type": "A10G",
+            "requested_gpus": 1,
+            "submitted_at": iso(job.created),
+            "released_at": iso(released) if done else None,
+            "pending_seconds": round(released - job.created) if done else None,
+            "org_capacity": capacity,
+            "team_capacity": None,
+            "active_at_submit": [],  # the emulator does not reconstruct the pool's history
+            "pending_ahead_at_submit": [],
+            "events": [],
+            "events_window_end": iso(released if done else now),
+        }
 
     def record_model_api_usage(self, model: str, input_tokens: int, output_tokens: int) -> None:
         """Remember a served Model APIs call for the usage summary."""
