@@ -712,6 +712,31 @@ class Team(_Response):
     created_at: str | None = None
 
 
+class EnvironmentGroupUser(_Response):
+    """A user granted manage access to an environment group."""
+
+    user_id: str
+    email: str | None = None
+    name: str | None = None
+
+
+class EnvironmentGroupAccess(_Response):
+    """Who may manage an environment group: anyone (``is_restricted`` false) or only ``users``."""
+
+    is_restricted: bool
+    users: list[EnvironmentGroupUser] = Field(default_factory=list)
+
+
+class EnvironmentGroup(_Response):
+    """The environments of one name (e.g. ``production``) across a team's models and chains, and who may manage
+    them."""
+
+    name: str
+    team_id: str
+    team_name: str | None = None
+    manage_access: EnvironmentGroupAccess
+
+
 class UserPage(_Response):
     """One page of the workspace's users: pass ``cursor`` to ``list_users`` for the next while ``has_more``."""
 
@@ -1073,6 +1098,9 @@ __all__ = [
     "EmbeddingsRequest",
     "EmbeddingsResponse",
     "Environment",
+    "EnvironmentGroup",
+    "EnvironmentGroupAccess",
+    "EnvironmentGroupUser",
     "InProgressPromotion",
     "InferenceRetryConfig",
     "InstanceType",

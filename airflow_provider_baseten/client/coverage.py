@@ -119,13 +119,6 @@ PENDING: dict[str, str] = {
     # Users, teams and the team-scoped variants (a ``team_id=`` argument).
     "POST /v1/teams/{team_id}/models": _TODO,
     "POST /v1/teams/{team_id}/llm_models": _TODO,
-    "GET /v1/teams/{team_id}/environment_groups": _TODO,
-    "GET /v1/teams/{team_id}/environment_groups/{env_name}": _TODO,
-    "PATCH /v1/teams/{team_id}/environment_groups/{env_name}": _TODO,
-    # Environment groups (who may deploy to which environment).
-    "GET /v1/environment_groups": _TODO,
-    "GET /v1/environment_groups/{env_name}": _TODO,
-    "PATCH /v1/environment_groups/{env_name}": _TODO,
     # Regional inference (inference spec: bare paths on a ``model-{id}-{env}`` host).
     "POST /predict": _TODO,
     "POST /run_remote": _TODO,

@@ -303,6 +303,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("list_team_models", "GET", "/v1/teams/{team_id}/models", "management", None),
     _ep("create_team_training_project", "POST", "/v1/teams/{team_id}/training_projects", "management", None, body=True, repeat="upsert"),
     _ep("create_team_api_key", "POST", "/v1/teams/{team_id}/api_keys", "management", None, body=True, repeat="creates"),
+    # Environment groups: who may manage the environment of a name across the team's models and chains. Setting
+    # the restriction twice leaves the same restriction.
+    _ep("list_environment_groups", "GET", "/v1/environment_groups", "management", None),
+    _ep("get_environment_group", "GET", "/v1/environment_groups/{env_name}", "management", None),
+    _ep("update_environment_group", "PATCH", "/v1/environment_groups/{env_name}", "management", None, body=True, repeat="safe"),
+    _ep("list_team_environment_groups", "GET", "/v1/teams/{team_id}/environment_groups", "management", None),
+    _ep("get_team_environment_group", "GET", "/v1/teams/{team_id}/environment_groups/{env_name}", "management", None),
+    _ep("update_team_environment_group", "PATCH", "/v1/teams/{team_id}/environment_groups/{env_name}", "management", None, body=True, repeat="safe"),
 )
 # fmt: on
 
@@ -381,4 +389,7 @@ TEAM_TWIN: dict[str, str] = {
     "list_models": "list_team_models",
     "create_training_project": "create_team_training_project",
     "create_api_key": "create_team_api_key",
+    "list_environment_groups": "list_team_environment_groups",
+    "get_environment_group": "get_team_environment_group",
+    "update_environment_group": "update_team_environment_group",
 }

@@ -90,6 +90,7 @@ class EmulatorState(
             self.deploy_fail = self.config.deploy_fail
             self.billing_access = self.config.billing_access
             self.model_api_usage = []
+            self.env_group_access = {}
             self.uploads = {}
             self.rate_windows = {}
             self._counters = {

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         DeploymentMetrics,
         EmbeddingsResponse,
         Environment,
+        EnvironmentGroup,
         InstanceType,
         InstanceTypePrice,
         LogLine,
@@ -2310,3 +2311,65 @@ class _Endpoints(_HookCore):
     async def aget_team(self, team_id: str) -> Team:
         """Async :meth:`get_team`: one team by id."""
         return await self._asend(_workspace.get_team, team_id)
+
+    def list_environment_groups(self, *, team_id: str | None = None) -> list[EnvironmentGroup]:
+        """The environment groups (one per environment name) of the default team, or of ``team_id``'s team.
+
+        :param team_id: A team's id: that team's groups instead of the default team's.
+        """
+        return self._send(_workspace.list_environment_groups, team_id=team_id)
+
+    async def alist_environment_groups(self, *, team_id: str | None = None) -> list[EnvironmentGroup]:
+        """Async :meth:`list_environment_groups`: the environment groups (one per environment name) of the default team, or of ``team_id``'s team.
+
+        :param team_id: A team's id: that team's groups instead of the default team's.
+        """
+        return await self._asend(_workspace.list_environment_groups, team_id=team_id)
+
+    def get_environment_group(self, environment: str, *, team_id: str | None = None) -> EnvironmentGroup:
+        """The environment group of ``environment`` (e.g. ``"production"``): who may manage it.
+
+        :param team_id: A team's id: that team's group instead of the default team's.
+        """
+        return self._send(_workspace.get_environment_group, environment, team_id=team_id)
+
+    async def aget_environment_group(self, environment: str, *, team_id: str | None = None) -> EnvironmentGroup:
+        """Async :meth:`get_environment_group`: the environment group of ``environment`` (e.g. ``"production"``): who may manage it.
+
+        :param team_id: A team's id: that team's group instead of the default team's.
+        """
+        return await self._asend(_workspace.get_environment_group, environment, team_id=team_id)
+
+    def update_environment_group(
+        self, environment: str, *, is_restricted: bool, user_ids: list[str] | None = None, team_id: str | None = None
+    ) -> EnvironmentGroup:
+        """Restrict (or open) who may manage the environments called ``environment`` across the team's models.
+
+        :param is_restricted: ``True``: only ``user_ids`` may manage them; ``False``: anyone in the team.
+        :param user_ids: The users granted manage access (replaces the list; ``None`` leaves Baseten's default).
+        :param team_id: A team's id: that team's group instead of the default team's.
+        """
+        return self._send(
+            _workspace.update_environment_group,
+            environment,
+            is_restricted=is_restricted,
+            user_ids=user_ids,
+            team_id=team_id,
+        )
+
+    async def aupdate_environment_group(
+        self, environment: str, *, is_restricted: bool, user_ids: list[str] | None = None, team_id: str | None = None
+    ) -> EnvironmentGroup:
+        """Async :meth:`update_environment_group`: restrict (or open) who may manage the environments called ``environment`` across the team's models.
+
+        :param is_restricted: ``True``: only ``user_ids`` may manage them; ``False``: anyone in the team.
+        :param user_ids: The users granted manage access (replaces the list; ``None`` leaves Baseten's default).
+        :param team_id: A team's id: that team's group instead of the default team's.
+        """
+        return await self._asend(
+            _workspace.update_environment_group,
+            environment,
+            is_restricted=is_restricted,
+            user_ids=user_ids,
+            team_id=team_id,
+        )

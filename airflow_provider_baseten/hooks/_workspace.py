@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_baseten.hooks._api import _Call, _m, _v
+from airflow_provider_baseten.hooks._api import _Call, _for_team, _m, _v
 from airflow_provider_baseten.hooks._core import _HookCore
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.models import (
+        EnvironmentGroup,
         InstanceType,
         InstanceTypePrice,
         ModelApi,
@@ -184,3 +185,68 @@ def get_team(hook: _HookCore, /, team_id: str) -> _Call[Team]:
     """One team by id."""
     m = _m()
     return _Call("get_team", {"team_id": _v("team_id", team_id)}, parse=lambda d: m.parse(m.Team, d, "get_team"))
+
+
+def list_environment_groups(hook: _HookCore, /, *, team_id: str | None = None) -> _Call[list[EnvironmentGroup]]:
+    """The environment groups (one per environment name) of the default team, or of ``team_id``'s team.
+
+    :param team_id: A team's id: that team's groups instead of the default team's.
+    """
+    m = _m()
+    call = _Call(
+        "list_environment_groups",
+        parse=lambda d: m.parse_list(m.EnvironmentGroup, d, "items", "list_environment_groups"),
+    )
+    return _for_team(call, team_id)
+
+
+def get_environment_group(
+    hook: _HookCore, /, environment: str, *, team_id: str | None = None
+) -> _Call[EnvironmentGroup]:
+    """The environment group of ``environment`` (e.g. ``"production"``): who may manage it.
+
+    :param team_id: A team's id: that team's group instead of the default team's.
+    """
+    m = _m()
+    call = _Call(
+        "get_environment_group",
+        {"env_name": _v("environment", environment)},
+        parse=lambda d: m.parse(m.EnvironmentGroup, d, "get_environment_group"),
+    )
+    return _for_team(call, team_id)
+
+
+def update_environment_group(
+    hook: _HookCore,
+    /,
+    environment: str,
+    *,
+    is_restricted: bool,
+    user_ids: list[str] | None = None,
+    team_id: str | None = None,
+) -> _Call[EnvironmentGroup]:
+    """Restrict (or open) who may manage the environments called ``environment`` across the team's models.
+
+    :param is_restricted: ``True``: only ``user_ids`` may manage them; ``False``: anyone in the team.
+    :param user_ids: The users granted manage access (replaces the list; ``None`` leaves Baseten's default).
+    :param team_id: A team's id: that team's group instead of the default team's.
+    """
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if not isinstance(is_restricted, bool):
+        raise BasetenValidationError(
+            f"is_restricted must be True or False, got {is_restricted!r}.", field="is_restricted"
+        )
+    access: dict[str, Any] = {"is_restricted": is_restricted}
+    if user_ids is not None:
+        if isinstance(user_ids, str) or not all(isinstance(u, str) for u in user_ids):
+            raise BasetenValidationError(f"user_ids must be a list of user ids, got {user_ids!r}.", field="user_ids")
+        access["user_ids"] = list(user_ids)
+    m = _m()
+    call = _Call(
+        "update_environment_group",
+        {"env_name": _v("environment", environment)},
+        body={"manage_access": access},
+        parse=lambda d: m.parse(m.EnvironmentGroup, d, "update_environment_group"),
+    )
+    return _for_team(call, team_id)

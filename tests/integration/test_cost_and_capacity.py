@@ -213,3 +213,20 @@ def test_queue_context_says_how_long_a_job_waited_in_pending(emulator: BasetenEm
     released = asyncio.run(hook.aget_training_job_queue_context(job.id))
     assert released.pending_seconds == 1 and released.gpu_type == "A10G"  # the emulator's PENDING lasts 1 s
     assert released.org_capacity is not None and released.org_capacity["max_gpus"] == 8
+
+
+def test_restrict_who_manages_production_then_open_it_again(emulator: BasetenEmulator) -> None:
+    hook = make_hook(emulator)
+    names = {g.name for g in hook.list_environment_groups()}
+    assert {"production", "staging"} <= names
+    group = hook.update_environment_group("production", is_restricted=True, user_ids=["user5678"])
+    assert group.manage_access.is_restricted and [u.email for u in group.manage_access.users] == ["ops@example.com"]
+    assert asyncio.run(hook.aget_environment_group("production")) == group
+    team = hook.list_teams()[0].id
+    opened = hook.update_environment_group("production", is_restricted=False, user_ids=[], team_id=team)
+    assert not opened.manage_access.is_restricted and opened.manage_access.users == []
+    assert served(emulator, "update_team_environment_group") == [200]
+    with pytest.raises(BasetenValidationError, match="is_restricted"):
+        hook.update_environment_group("production", is_restricted="yes")  # type: ignore[arg-type]
+    with pytest.raises(BasetenNotFoundError):
+        hook.get_environment_group("nosuchenv")

@@ -61,6 +61,9 @@ ELSEWHERE = {
     "list_teams": "test_cost_and_capacity.py",
     "get_team": "test_cost_and_capacity.py",
     "get_training_job_queue_context": "test_cost_and_capacity.py",
+    "list_environment_groups": "test_cost_and_capacity.py",
+    "get_environment_group": "test_cost_and_capacity.py",
+    "update_environment_group": "test_cost_and_capacity.py",
 }
 
 

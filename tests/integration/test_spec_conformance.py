@@ -199,6 +199,17 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("create_team_training_project", team, {"training_project": {"name": "team-sft"}})
     api("create_team_api_key", team, {"type": "PERSONAL"})
     api("list_team_secrets", {"team_id": "other123"}, status=404)
+    api("list_environment_groups")
+    api("get_environment_group", {"env_name": "production"})
+    api(
+        "update_environment_group",
+        {"env_name": "production"},
+        {"manage_access": {"is_restricted": True, "user_ids": ["user1234"]}},
+    )
+    api("update_environment_group", {"env_name": "production"}, {"manage_access": {"user_ids": []}}, status=422)
+    api("list_team_environment_groups", team)
+    api("get_team_environment_group", {**team, "env_name": "staging"})
+    api("update_team_environment_group", {**team, "env_name": "staging"}, {"manage_access": {"is_restricted": False}})
     api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z", "end_date": "2026-07-31T00:00:00Z"})
     api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z"}, status=422)  # end_date is required
     api(

@@ -143,6 +143,13 @@ _MODEL_API = {
 TEAM_ID = "team1234"
 _TEAM = {"id": TEAM_ID, "name": "ml", "default": True, "created_at": "2026-01-01T00:00:00Z"}
 
+_GROUP = {
+    "name": "production",
+    "team_id": TEAM_ID,
+    "team_name": "ml",
+    "manage_access": {"is_restricted": True, "users": [{"user_id": "u1"}]},
+}
+
 CASES: dict[str, Case] = {
     # -- inference (model host) --
     "environment_predict": _c("predict", _IN, environment=ENV, params={"env_name": ENV}, body=_IN, response={"o": 1}),
@@ -691,6 +698,44 @@ CASES: dict[str, Case] = {
             "events": [],
             "events_window_end": "2026-01-01T00:05:00Z",
         },
+    ),
+    # -- environment groups (and their team twins) --
+    "list_environment_groups": _c(
+        "list_environment_groups", response={"items": [_GROUP], "pagination": {"has_more": False}}
+    ),
+    "get_environment_group": _c(
+        "get_environment_group", "production", params={"env_name": "production"}, response=_GROUP
+    ),
+    "update_environment_group": _c(
+        "update_environment_group",
+        "production",
+        is_restricted=True,
+        user_ids=["u1"],
+        params={"env_name": "production"},
+        body={"manage_access": {"is_restricted": True, "user_ids": ["u1"]}},
+        response=_GROUP,
+    ),
+    "list_team_environment_groups": _c(
+        "list_environment_groups",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        response={"items": [_GROUP], "pagination": {"has_more": False}},
+    ),
+    "get_team_environment_group": _c(
+        "get_environment_group",
+        "production",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID, "env_name": "production"},
+        response=_GROUP,
+    ),
+    "update_team_environment_group": _c(
+        "update_environment_group",
+        "production",
+        is_restricted=False,
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID, "env_name": "production"},
+        body={"manage_access": {"is_restricted": False}},
+        response=_GROUP,
     ),
 }
 

@@ -83,6 +83,7 @@ class BillingHandlers(StateCore):
 
     billing_access: bool
     model_api_usage: list[tuple[float, str, int, int]]  # (served at, model, input tokens, output tokens)
+    env_group_access: dict[str, dict[str, Any]]  # environment name -> {is_restricted, user_ids}
 
     def _h_get_current_user(self, *_: Any) -> Any:
         return 200, dict(USER)
@@ -120,6 +121,40 @@ class BillingHandlers(StateCore):
 
     def _h_get_team(self, params: dict[str, str], *_: Any) -> Any:
         return 200, self._team(params["team_id"])
+
+    # -- environment groups: one per environment name across the workspace's models --------------------
+    def _group_json(self, name: str) -> dict[str, Any]:
+        access = self.env_group_access.get(name, {"is_restricted": False, "user_ids": []})
+        users = [dict(u) for u in USERS if u["user_id"] in access["user_ids"]]
+        users = [{k: u[k] for k in ("user_id", "email", "name")} for u in users]
+        manage = {"is_restricted": access["is_restricted"], "users": users}
+        return {"name": name, "team_id": TEAM_ID, "team_name": TEAM, "manage_access": manage}
+
+    def _group_names(self) -> list[str]:
+        return sorted({env for model in self.models.values() for env in model.environments})
+
+    def _h_list_environment_groups(self, *_: Any) -> Any:
+        items = [self._group_json(n) for n in self._group_names()]
+        return 200, {"items": items, "pagination": {"has_more": False, "cursor": None}}
+
+    def _h_get_environment_group(self, params: dict[str, str], *_: Any) -> Any:
+        if params["env_name"] not in self._group_names():
+            raise ApiError(404, f"Environment group {params['env_name']} not found")
+        return 200, self._group_json(params["env_name"])
+
+    def _h_update_environment_group(self, params: dict[str, str], query: Any, body: Any, _: Any) -> Any:
+        self._h_get_environment_group(params)
+        access = (body or {}).get("manage_access") if isinstance(body, dict) else None
+        if isinstance(access, dict):
+            user_ids = list(access.get("user_ids") or [])
+            unknown = sorted(set(user_ids) - {u["user_id"] for u in USERS})
+            if unknown:
+                raise ApiError(400, f"Unknown user ids: {', '.join(unknown)}")
+            self.env_group_access[params["env_name"]] = {
+                "is_restricted": bool(access["is_restricted"]),
+                "user_ids": user_ids,
+            }
+        return 200, self._group_json(params["env_name"])
 
     def _h_list_instance_types(self, *_: Any) -> Any:
         return 200, {"instance_types": [dict(t) for t, _price in INSTANCE_TYPES]}
