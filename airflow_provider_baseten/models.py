@@ -677,6 +677,18 @@ class CreatedDeployment(_Response):
     deployment: Deployment | None = None
 
 
+class LlmModelHandle(_Response):
+    """The answer to a BIS-LLM deploy: the model, its new deployment (``version_id``) and its inference host.
+
+    After an ambiguous failure reconciled by the model's name, ``version_id`` and ``hostname`` are ``None``.
+    """
+
+    model_id: str
+    version_id: str | None = None
+    hostname: str | None = None
+    instance_type_name: str | None = None
+
+
 class DeployResult(_Response):
     """What :meth:`~airflow_provider_baseten.hooks.baseten.BasetenHook.deploy_model` did.
 
@@ -1105,6 +1117,7 @@ __all__ = [
     "InferenceRetryConfig",
     "InstanceType",
     "InstanceTypePrice",
+    "LlmModelHandle",
     "LogLine",
     "MetricDescriptor",
     "MetricValueSet",

@@ -113,12 +113,8 @@ PENDING: dict[str, str] = {
     "POST /v1/model_apis/snapshots": _TODO,
     "GET /v1/model_apis/snapshots/{model_id}": _TODO,
     "POST /v1/model_apis/snapshots/{model_id}": _TODO,
-    # BIS-LLM deploys.
-    "POST /v1/llm_models": _TODO,
-    "POST /v1/llm_models/{model_id}/deployments": _TODO,
     # Users, teams and the team-scoped variants (a ``team_id=`` argument).
     "POST /v1/teams/{team_id}/models": _TODO,
-    "POST /v1/teams/{team_id}/llm_models": _TODO,
     # Regional inference (inference spec: bare paths on a ``model-{id}-{env}`` host).
     "POST /predict": _TODO,
     "POST /run_remote": _TODO,

@@ -280,6 +280,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("prepare_model_upload", "POST", "/v1/prepare_model_upload", "management", None, body=True, repeat="safe"),
     _ep("create_model", "POST", "/v1/models", "management", None, body=True, repeat="creates"),
     _ep("create_model_deployment", "POST", _D, "management", None, body=True, repeat="creates"),
+    # BIS-LLM deploys (an engine config, no archive): each request builds a new model or deployment.
+    _ep("create_llm_model", "POST", "/v1/llm_models", "management", None, body=True, repeat="creates"),
+    _ep("create_team_llm_model", "POST", "/v1/teams/{team_id}/llm_models", "management", None, body=True, repeat="creates"),
+    _ep("create_llm_model_deployment", "POST", "/v1/llm_models/{model_id}/deployments", "management", None, body=True, repeat="creates"),
     # The caller, cost and capacity (reads; not in the gateway reference). The usage summary needs a key with
     # billing access.
     _ep("get_current_user", "GET", "/v1/users/me", "management", None),
@@ -389,6 +393,7 @@ TEAM_TWIN: dict[str, str] = {
     "list_models": "list_team_models",
     "create_training_project": "create_team_training_project",
     "create_api_key": "create_team_api_key",
+    "create_llm_model": "create_team_llm_model",
     "list_environment_groups": "list_team_environment_groups",
     "get_environment_group": "get_team_environment_group",
     "update_environment_group": "update_team_environment_group",

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         EnvironmentGroup,
         InstanceType,
         InstanceTypePrice,
+        LlmModelHandle,
         LogLine,
         Model,
         ModelApi,
@@ -1609,6 +1610,128 @@ class _Endpoints(_HookCore):
         finding the new deployment of that name (not there before the call); without one, it is raised.
         """
         return await self._asend(_deploy.create_model_deployment, s3_key, deployment, model_id=model_id)
+
+    def create_llm_model(
+        self,
+        name: str,
+        resources: dict[str, Any],
+        *,
+        llm_config: dict[str, Any] | None = None,
+        llm_version: str | None = None,
+        environment_variables: dict[str, Any] | None = None,
+        autoscaling_settings: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        team_id: str | None = None,
+    ) -> LlmModelHandle:
+        """Deploy a new BIS-LLM model (Baseten's LLM engine from a config; no Truss archive).
+
+        Not idempotent: after an ambiguous failure the model is looked up by ``name`` among those that were not
+        there before, and used instead of creating a second one (its handle then has no ``version_id``).
+
+        :param resources: e.g. ``{"accelerator": "H100", "use_gpu": True}``.
+        :param llm_config: The engine's config (checkpoint, quantization, runtime...).
+        :param autoscaling_settings: As :meth:`update_autoscaling_settings` takes them.
+        :param team_id: A team's id: the model is that team's.
+        """
+        return self._send(
+            _deploy.create_llm_model,
+            name,
+            resources,
+            llm_config=llm_config,
+            llm_version=llm_version,
+            environment_variables=environment_variables,
+            autoscaling_settings=autoscaling_settings,
+            metadata=metadata,
+            team_id=team_id,
+        )
+
+    async def acreate_llm_model(
+        self,
+        name: str,
+        resources: dict[str, Any],
+        *,
+        llm_config: dict[str, Any] | None = None,
+        llm_version: str | None = None,
+        environment_variables: dict[str, Any] | None = None,
+        autoscaling_settings: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        team_id: str | None = None,
+    ) -> LlmModelHandle:
+        """Async :meth:`create_llm_model`: deploy a new BIS-LLM model (Baseten's LLM engine from a config; no Truss archive).
+
+        Not idempotent: after an ambiguous failure the model is looked up by ``name`` among those that were not
+        there before, and used instead of creating a second one (its handle then has no ``version_id``).
+
+        :param resources: e.g. ``{"accelerator": "H100", "use_gpu": True}``.
+        :param llm_config: The engine's config (checkpoint, quantization, runtime...).
+        :param autoscaling_settings: As :meth:`update_autoscaling_settings` takes them.
+        :param team_id: A team's id: the model is that team's.
+        """
+        return await self._asend(
+            _deploy.create_llm_model,
+            name,
+            resources,
+            llm_config=llm_config,
+            llm_version=llm_version,
+            environment_variables=environment_variables,
+            autoscaling_settings=autoscaling_settings,
+            metadata=metadata,
+            team_id=team_id,
+        )
+
+    def create_llm_model_deployment(
+        self,
+        resources: dict[str, Any],
+        *,
+        model_id: str | None = None,
+        llm_config: dict[str, Any] | None = None,
+        llm_version: str | None = None,
+        environment_variables: dict[str, Any] | None = None,
+        autoscaling_settings: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> LlmModelHandle:
+        """Deploy a new version of a BIS-LLM model. Not idempotent, and the request names nothing to find it by:
+        an ambiguous failure is raised (``maybe_created``), never sent again.
+
+        :param resources: e.g. ``{"accelerator": "H100", "use_gpu": True}``.
+        """
+        return self._send(
+            _deploy.create_llm_model_deployment,
+            resources,
+            model_id=model_id,
+            llm_config=llm_config,
+            llm_version=llm_version,
+            environment_variables=environment_variables,
+            autoscaling_settings=autoscaling_settings,
+            metadata=metadata,
+        )
+
+    async def acreate_llm_model_deployment(
+        self,
+        resources: dict[str, Any],
+        *,
+        model_id: str | None = None,
+        llm_config: dict[str, Any] | None = None,
+        llm_version: str | None = None,
+        environment_variables: dict[str, Any] | None = None,
+        autoscaling_settings: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> LlmModelHandle:
+        """Async :meth:`create_llm_model_deployment`: deploy a new version of a BIS-LLM model. Not idempotent, and the request names nothing to find it by:
+        an ambiguous failure is raised (``maybe_created``), never sent again.
+
+        :param resources: e.g. ``{"accelerator": "H100", "use_gpu": True}``.
+        """
+        return await self._asend(
+            _deploy.create_llm_model_deployment,
+            resources,
+            model_id=model_id,
+            llm_config=llm_config,
+            llm_version=llm_version,
+            environment_variables=environment_variables,
+            autoscaling_settings=autoscaling_settings,
+            metadata=metadata,
+        )
 
     # -- environments -------------------------------------------------------------------------------------------
 

@@ -88,3 +88,30 @@ def test_update_and_delete_a_training_job_then_the_project(emulator: BasetenEmul
     with pytest.raises(BasetenNotFoundError):
         hook.get_training_project(project.id)
     assert served(emulator, "update_training_job") == [200]
+
+
+def test_bis_llm_model_builds_and_serves_then_a_new_version(emulator: BasetenEmulator) -> None:
+    emulator.set_time_scale(0)
+    hook = make_hook(emulator)
+    handle = hook.create_llm_model("my-llm", {"accelerator": "H100", "use_gpu": True}, llm_config={"build": {}})
+    assert handle.hostname == f"model-{handle.model_id}.api.baseten.co" and handle.version_id
+    emulator.advance(120)
+    production = hook.get_deployment("production", model_id=handle.model_id)
+    assert production.id == handle.version_id and production.status == "ACTIVE"
+    assert hook.predict({"q": 1}, model_id=handle.model_id)["output"] == {"q": 1}
+    again = asyncio.run(hook.acreate_llm_model_deployment({"accelerator": "H100"}, model_id=handle.model_id))
+    assert again.model_id == handle.model_id and again.version_id != handle.version_id
+    with pytest.raises(BasetenValidationError, match="resources"):
+        hook.create_llm_model("bad-llm", {})
+    assert emulator.counters()["submissions"]["deployment"] == 2
+
+
+def test_bis_llm_create_is_reconciled_by_name_after_an_ambiguous_failure(emulator: BasetenEmulator) -> None:
+    from airflow_provider_baseten.emulator.config import FaultRule
+
+    emulator.set_faults([FaultRule("502", endpoints=["create_llm_model"], times=1, after=True)])
+    handle = make_hook(emulator).create_llm_model("once-llm", {"accelerator": "H100"})
+    assert emulator.counters()["faults"]["502+after"] == 1
+    assert emulator.counters()["requests"]["create_llm_model"] == 1  # not sent again: found by name instead
+    named = [m for m in make_hook(emulator).list_models() if m.name == "once-llm"]
+    assert [m.id for m in named] == [handle.model_id] and handle.version_id is None

@@ -64,6 +64,8 @@ ELSEWHERE = {
     "list_environment_groups": "test_cost_and_capacity.py",
     "get_environment_group": "test_cost_and_capacity.py",
     "update_environment_group": "test_cost_and_capacity.py",
+    "create_llm_model": "test_deployment_training_extras.py",
+    "create_llm_model_deployment": "test_deployment_training_extras.py",
 }
 
 

@@ -256,6 +256,11 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
             api("create_model", body={"source": {**source, "name": "spec-model"}})
         else:
             api("create_model_deployment", body={"source": source})
+    # BIS-LLM deploys
+    llm = api("create_llm_model", body={"name": "spec-llm", "resources": {"accelerator": "H100"}})
+    api("create_llm_model_deployment", {"model_id": llm["model_id"]}, {"resources": {"accelerator": "H100"}})
+    api("create_llm_model", body={"name": "spec-llm"}, status=422)  # resources is required
+    api("create_team_llm_model", {"team_id": "team1234"}, {"name": "team-llm", "resources": {}})
     # Promotion control, on a promotion the emulator fails, pauses and rolls forward
     emulator.set_promotion_fail(True)
     api("promote_to_environment", env, {"deployment_id": "dep1prod"})

@@ -150,6 +150,8 @@ _GROUP = {
     "manage_access": {"is_restricted": True, "users": [{"user_id": "u1"}]},
 }
 
+_LLM = {"model_id": MODEL, "version_id": DEP, "hostname": f"model-{MODEL}.api.baseten.co"}
+
 CASES: dict[str, Case] = {
     # -- inference (model host) --
     "environment_predict": _c("predict", _IN, environment=ENV, params={"env_name": ENV}, body=_IN, response={"o": 1}),
@@ -736,6 +738,36 @@ CASES: dict[str, Case] = {
         params={"team_id": TEAM_ID, "env_name": "production"},
         body={"manage_access": {"is_restricted": False}},
         response=_GROUP,
+    ),
+    # -- BIS-LLM deploys --
+    "create_llm_model": _c(
+        "create_llm_model",
+        "my-llm",
+        {"accelerator": "H100"},
+        llm_config={"build": {"checkpoint_repository": {"repo": "org/model"}}},
+        body={
+            "name": "my-llm",
+            "resources": {"accelerator": "H100"},
+            "llm_config": {"build": {"checkpoint_repository": {"repo": "org/model"}}},
+        },
+        response=_LLM,
+    ),
+    "create_team_llm_model": _c(
+        "create_llm_model",
+        "my-llm",
+        {"accelerator": "H100"},
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body={"name": "my-llm", "resources": {"accelerator": "H100"}},
+        response=_LLM,
+    ),
+    "create_llm_model_deployment": _c(
+        "create_llm_model_deployment",
+        {"accelerator": "H100"},
+        llm_version="v2",
+        params=_M,
+        body={"resources": {"accelerator": "H100"}, "llm_version": "v2"},
+        response=_LLM,
     ),
 }
 
