@@ -114,7 +114,6 @@ PENDING: dict[str, str] = {
     "GET /v1/model_apis/snapshots/{model_id}": _TODO,
     "POST /v1/model_apis/snapshots/{model_id}": _TODO,
     # Users, teams and the team-scoped variants (a ``team_id=`` argument).
-    "POST /v1/teams/{team_id}/models": _TODO,
     # Regional inference (inference spec: bare paths on a ``model-{id}-{env}`` host).
     "POST /predict": _TODO,
     "POST /run_remote": _TODO,

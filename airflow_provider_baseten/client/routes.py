@@ -307,6 +307,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("list_team_models", "GET", "/v1/teams/{team_id}/models", "management", None),
     _ep("create_team_training_project", "POST", "/v1/teams/{team_id}/training_projects", "management", None, body=True, repeat="upsert"),
     _ep("create_team_api_key", "POST", "/v1/teams/{team_id}/api_keys", "management", None, body=True, repeat="creates"),
+    _ep("create_team_model", "POST", "/v1/teams/{team_id}/models", "management", None, body=True, repeat="creates"),
     # Environment groups: who may manage the environment of a name across the team's models and chains. Setting
     # the restriction twice leaves the same restriction.
     _ep("list_environment_groups", "GET", "/v1/environment_groups", "management", None),
@@ -394,6 +395,7 @@ TEAM_TWIN: dict[str, str] = {
     "create_training_project": "create_team_training_project",
     "create_api_key": "create_team_api_key",
     "create_llm_model": "create_team_llm_model",
+    "create_model": "create_team_model",
     "list_environment_groups": "list_team_environment_groups",
     "get_environment_group": "get_team_environment_group",
     "update_environment_group": "update_team_environment_group",

@@ -158,12 +158,15 @@ def create_model(
     deployment: dict[str, Any],
     *,
     disable_archive_download: bool = False,
+    team_id: str | None = None,
 ) -> _Call[CreatedDeployment]:
     """Create a model from an uploaded archive (its first deployment starts building).
 
     Not idempotent: after an ambiguous failure (a 502 once the model may exist) the model is looked up by
     ``name`` among those that were not there before, and used instead of creating a second one. Such a
     reconciled answer has ``deployment=None`` (:meth:`deploy_model` then looks the deployment up).
+
+    :param team_id: A team's id: the model is created in that team (``/v1/teams/{team_id}/models``).
     """
     m = _m()
     name = _model_name(name)
@@ -181,12 +184,13 @@ def create_model(
         "deployment": deployment,
         "disable_archive_download": bool(disable_archive_download),
     }
-    return _Call(
+    call = _Call(
         "create_model",
         body={"source": source},
         parse=lambda d: m.parse(m.CreatedDeployment, d, "create_model"),
         reconcile=_Reconcile(models, models, pick, f"model named {name!r}"),
     )
+    return _for_team(call, team_id)
 
 
 def create_model_deployment(

@@ -1566,29 +1566,55 @@ class _Endpoints(_HookCore):
         )
 
     def create_model(
-        self, name: str, s3_key: str | None, deployment: dict[str, Any], *, disable_archive_download: bool = False
+        self,
+        name: str,
+        s3_key: str | None,
+        deployment: dict[str, Any],
+        *,
+        disable_archive_download: bool = False,
+        team_id: str | None = None,
     ) -> CreatedDeployment:
         """Create a model from an uploaded archive (its first deployment starts building).
 
         Not idempotent: after an ambiguous failure (a 502 once the model may exist) the model is looked up by
         ``name`` among those that were not there before, and used instead of creating a second one. Such a
         reconciled answer has ``deployment=None`` (:meth:`deploy_model` then looks the deployment up).
+
+        :param team_id: A team's id: the model is created in that team (``/v1/teams/{team_id}/models``).
         """
         return self._send(
-            _deploy.create_model, name, s3_key, deployment, disable_archive_download=disable_archive_download
+            _deploy.create_model,
+            name,
+            s3_key,
+            deployment,
+            disable_archive_download=disable_archive_download,
+            team_id=team_id,
         )
 
     async def acreate_model(
-        self, name: str, s3_key: str | None, deployment: dict[str, Any], *, disable_archive_download: bool = False
+        self,
+        name: str,
+        s3_key: str | None,
+        deployment: dict[str, Any],
+        *,
+        disable_archive_download: bool = False,
+        team_id: str | None = None,
     ) -> CreatedDeployment:
         """Async :meth:`create_model`: create a model from an uploaded archive (its first deployment starts building).
 
         Not idempotent: after an ambiguous failure (a 502 once the model may exist) the model is looked up by
         ``name`` among those that were not there before, and used instead of creating a second one. Such a
         reconciled answer has ``deployment=None`` (:meth:`deploy_model` then looks the deployment up).
+
+        :param team_id: A team's id: the model is created in that team (``/v1/teams/{team_id}/models``).
         """
         return await self._asend(
-            _deploy.create_model, name, s3_key, deployment, disable_archive_download=disable_archive_download
+            _deploy.create_model,
+            name,
+            s3_key,
+            deployment,
+            disable_archive_download=disable_archive_download,
+            team_id=team_id,
         )
 
     def create_model_deployment(

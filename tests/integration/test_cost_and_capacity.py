@@ -194,6 +194,10 @@ def test_teams_and_team_scoped_calls_through_team_id(emulator: BasetenEmulator) 
     project = hook.create_training_project("team-sft", team_id=team.id)
     assert hook.create_training_project("team-sft", team_id=team.id).id == project.id  # an upsert by name
     assert hook.create_api_key("WORKSPACE_INVOKE", team_id=team.id).api_key
+    slot = hook.prepare_model_upload(name="team-model", deployment={"config": {"model_name": "team-model"}})
+    emulator.state.receive_upload(slot.s3_key, 1, ["config.yaml"], {"model_name": "team-model"})
+    created = hook.create_model("team-model", slot.s3_key, {"config": {"model_name": "team-model"}}, team_id=team.id)
+    assert created.model.name == "team-model" and served(emulator, "create_team_model") == [200]
     for name in ("upsert_team_secret", "list_team_secrets", "delete_team_secret", "list_team_models"):
         assert served(emulator, name) == [200], name
     assert served(emulator, "create_team_training_project") == [200, 200]

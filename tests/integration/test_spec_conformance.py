@@ -256,6 +256,10 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
             api("create_model", body={"source": {**source, "name": "spec-model"}})
         else:
             api("create_model_deployment", body={"source": source})
+    slot = api("prepare_model_upload", body={"deployment": payload, "name": "team-model"})
+    emulator.state.receive_upload(slot["s3_key"], 1, ["config.yaml"], emulator.state.uploads[slot["s3_key"]]["config"])
+    source = {"kind": "model_archive", "s3_key": slot["s3_key"], "deployment": payload, "name": "team-model"}
+    api("create_team_model", {"team_id": "team1234"}, {"source": source})
     # BIS-LLM deploys
     llm = api("create_llm_model", body={"name": "spec-llm", "resources": {"accelerator": "H100"}})
     api("create_llm_model_deployment", {"model_id": llm["model_id"]}, {"resources": {"accelerator": "H100"}})

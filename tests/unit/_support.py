@@ -769,6 +769,24 @@ CASES: dict[str, Case] = {
         body={"resources": {"accelerator": "H100"}, "llm_version": "v2"},
         response=_LLM,
     ),
+    "create_team_model": _c(
+        "create_model",
+        "my-model",
+        _KEY,
+        _DEPLOY,
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body={
+            "source": {
+                "kind": "model_archive",
+                "name": "my-model",
+                "s3_key": _KEY,
+                "deployment": _DEPLOY,
+                "disable_archive_download": False,
+            }
+        },
+        response=_CREATED,
+    ),
 }
 
 
