@@ -152,6 +152,16 @@ _GROUP = {
 
 _LLM = {"model_id": MODEL, "version_id": DEP, "hostname": f"model-{MODEL}.api.baseten.co"}
 
+_NEW_MODEL = {
+    "source": {
+        "kind": "model_archive",
+        "name": "my-model",
+        "s3_key": _KEY,
+        "deployment": _DEPLOY,
+        "disable_archive_download": False,
+    }
+}
+
 CASES: dict[str, Case] = {
     # -- inference (model host) --
     "environment_predict": _c("predict", _IN, environment=ENV, params={"env_name": ENV}, body=_IN, response={"o": 1}),
@@ -543,15 +553,7 @@ CASES: dict[str, Case] = {
         "my-model",
         _KEY,
         _DEPLOY,
-        body={
-            "source": {
-                "kind": "model_archive",
-                "name": "my-model",
-                "s3_key": _KEY,
-                "deployment": _DEPLOY,
-                "disable_archive_download": False,
-            }
-        },
+        body=_NEW_MODEL,
         response=_CREATED,
     ),
     "create_model_deployment": _c(
@@ -776,15 +778,7 @@ CASES: dict[str, Case] = {
         _DEPLOY,
         team_id=TEAM_ID,
         params={"team_id": TEAM_ID},
-        body={
-            "source": {
-                "kind": "model_archive",
-                "name": "my-model",
-                "s3_key": _KEY,
-                "deployment": _DEPLOY,
-                "disable_archive_download": False,
-            }
-        },
+        body=_NEW_MODEL,
         response=_CREATED,
     ),
 }
