@@ -333,14 +333,12 @@ def update_training_job(
     hook: _HookCore, /, training_project_id: str, training_job_id: str, *, priority: int
 ) -> _Call[TrainingJob]:
     """Change a training job's queue priority (the one setting Baseten lets you change on a job)."""
-    from airflow_provider_baseten.exceptions import BasetenValidationError
+    from airflow_provider_baseten.client.checks import int_in
 
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise BasetenValidationError(f"priority must be an integer, got {priority!r}.", field="priority")
     return _Call(
         "update_training_job",
         _job_params(training_project_id, training_job_id),
-        body={"priority": priority},
+        body={"priority": int_in("priority", priority)},
         parse=_job("update_training_job"),
     )
 

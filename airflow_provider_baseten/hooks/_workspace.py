@@ -118,11 +118,9 @@ def get_training_job_queue_context(hook: _HookCore, /, training_job_id: str) -> 
 
 def _page_query(cursor: str | None, limit: int | None) -> dict[str, Any]:
     """The ``cursor`` and ``limit`` (1 to 1000) of a paged list, checked before sending."""
-    from airflow_provider_baseten.exceptions import BasetenValidationError
+    from airflow_provider_baseten.client.checks import optional_int_in
 
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000):
-        raise BasetenValidationError(f"limit must be an integer from 1 to 1000, got {limit!r}.", field="limit")
-    return {"cursor": cursor, "limit": limit}
+    return {"cursor": cursor, "limit": optional_int_in("limit", limit, 1, 1000)}
 
 
 def _page(model: str, where: str) -> Any:
