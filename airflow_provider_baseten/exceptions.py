@@ -76,15 +76,22 @@ class BasetenAuthError(BasetenError):
     """401/403: the API key was refused. Check the connection's API key (the password field)."""
 
 
+class BasetenBillingAccessError(BasetenAuthError):
+    """403 on a billing endpoint (the usage summary): the API key works but has no billing access.
+
+    Use a key of a user allowed to see billing (a workspace admin's) in the connection.
+    """
+
+
 class BasetenNotFoundError(BasetenError):
     """404: the model, deployment, environment, job or request does not exist (or is not yours)."""
 
 
 class BasetenGatewayUnsupportedError(BasetenNotFoundError):
-    """404 from the LowCodeAPI gateway for an endpoint its Baseten reference does not list.
+    """An endpoint the LowCodeAPI gateway's Baseten reference does not list, refused before anything is sent.
 
-    The gateway most likely does not expose that endpoint: use a direct connection (``gateway=baseten``)
-    for it. (A 404 can also mean the object does not exist; the message says both.)
+    Use a direct connection (``gateway=baseten``) for it. (A subclass of :class:`BasetenNotFoundError`
+    because the gateway answers such a route with 404; ``status_code`` is ``None``: nothing was sent.)
     """
 
 
@@ -175,6 +182,7 @@ class BasetenRemoteStateError(BasetenError):
 __all__ = [
     "BasetenAuthError",
     "BasetenBatchError",
+    "BasetenBillingAccessError",
     "BasetenConfigurationError",
     "BasetenError",
     "BasetenGatewayUnsupportedError",

@@ -12,6 +12,7 @@ between the parts, and ``airflow_provider_baseten.models`` is the import path us
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -307,10 +308,11 @@ class ChainletInstanceTypeUpdate(_Response):
 
 
 class Tombstone(_Response):
-    """The answer to a delete."""
+    """The answer to a delete (a secret's names it; others give its ``id`` and ``deleted``)."""
 
     id: str | None = None
     deleted: bool | None = None
+    name: str | None = None
 
 
 class StatusMessage(_Response):
@@ -330,6 +332,42 @@ class SignalResult(_Response):
     """The answer to pause/resume/force-cancel/force-roll-forward of a promotion: whether it was signalled."""
 
     success: bool
+
+
+class DeploymentConfig(_Response):
+    """A deployment's Truss config: ``config`` parsed (a dict) and/or ``raw_config`` (the YAML text)."""
+
+    config: dict[str, Any] | None = None
+    raw_config: str | None = None
+
+
+class DeploymentDownload(_Response):
+    """A presigned URL of a deployment's Truss archive (short-lived; it grants access: do not log it)."""
+
+    download_url: str = Field(repr=False)
+
+
+class CacheFile(_Response):
+    """One file in a training project's cache."""
+
+    path: str
+    size_bytes: int
+    modified: str | None = None
+    file_type: str | None = None
+    permissions: str | None = None
+
+
+class TrainingCacheSummary(_Response):
+    """What a training project's cache holds (``file_summaries``), as of ``timestamp``."""
+
+    timestamp: str
+    project_id: str
+    file_summaries: list[CacheFile] = Field(default_factory=list)
+
+    @property
+    def size_bytes(self) -> int:
+        """The cache's total size."""
+        return sum(f.size_bytes for f in self.file_summaries)
 
 
 class RetryDeploymentResult(_Response):
@@ -699,6 +737,18 @@ class CreatedDeployment(_Response):
     deployment: Deployment | None = None
 
 
+class LlmModelHandle(_Response):
+    """The answer to a BIS-LLM deploy: the model, its new deployment (``version_id``) and its inference host.
+
+    After an ambiguous failure reconciled by the model's name, ``version_id`` and ``hostname`` are ``None``.
+    """
+
+    model_id: str
+    version_id: str | None = None
+    hostname: str | None = None
+    instance_type_name: str | None = None
+
+
 class DeployResult(_Response):
     """What :meth:`~airflow_provider_baseten.hooks.baseten.BasetenHook.deploy_model` did.
 
@@ -715,6 +765,265 @@ class DeployResult(_Response):
 
 
 # -- request options (validated before anything is sent) ----------------------------------------------
+# -- the caller, cost and capacity ----------------------------------------------------------------------------
+class UserInfo(_Response):
+    """The user an API key belongs to (``users/me``)."""
+
+    user_id: str
+    email: str | None = None
+    name: str | None = None
+    workspace_name: str | None = None
+
+
+class Team(_Response):
+    """A team of the workspace; ``default`` is the team calls without ``team_id=`` apply to."""
+
+    id: str
+    name: str
+    default: bool = False
+    created_at: str | None = None
+
+
+class EnvironmentGroupUser(_Response):
+    """A user granted manage access to an environment group."""
+
+    user_id: str
+    email: str | None = None
+    name: str | None = None
+
+
+class EnvironmentGroupAccess(_Response):
+    """Who may manage an environment group: anyone (``is_restricted`` false) or only ``users``."""
+
+    is_restricted: bool
+    users: list[EnvironmentGroupUser] = Field(default_factory=list)
+
+
+class EnvironmentGroup(_Response):
+    """The environments of one name (e.g. ``production``) across a team's models and chains, and who may manage
+    them."""
+
+    name: str
+    team_id: str
+    team_name: str | None = None
+    manage_access: EnvironmentGroupAccess
+
+
+class UserPage(_Response):
+    """One page of the workspace's users: pass ``cursor`` to ``list_users`` for the next while ``has_more``."""
+
+    items: list[UserInfo]
+    has_more: bool = False
+    cursor: str | None = None
+
+
+class ModelApiRateLimit(_Response):
+    """A Model API rate limit: ``threshold`` requests or tokens (``type``) per ``unit`` (SECOND or MINUTE)."""
+
+    type: str
+    unit: str
+    threshold: int
+
+
+class ModelApi(_Response):
+    """A Model API (a shared model by name): its ``invoke_url``, context length and USD per million tokens."""
+
+    name: str
+    display_name: str | None = None
+    description: str | None = None
+    model_family: str | None = None
+    release_date: str | None = None
+    invoke_url: str | None = None
+    context_length: int | None = None
+    cost_per_million_input_tokens: Decimal | None = None
+    cost_per_million_output_tokens: Decimal | None = None
+    rate_limits: list[ModelApiRateLimit] = Field(default_factory=list)
+    org_details: dict[str, Any] | None = None  # {added_at, last_used_at} once the workspace added it
+
+
+class ModelApiPage(_Response):
+    """One page of Model APIs: pass ``cursor`` to ``list_model_apis`` for the next while ``has_more``."""
+
+    items: list[ModelApi]
+    has_more: bool = False
+    cursor: str | None = None
+
+
+class InstanceType(_Response):
+    """A Baseten instance type: its id (as in a deployment's ``instance_type_name``), CPU, memory and GPUs."""
+
+    id: str
+    name: str
+    memory_limit_mib: int
+    millicpu_limit: int
+    gpu_count: int
+    gpu_type: str | None = None
+    gpu_memory_limit_mib: int | None = None
+
+
+class InstanceTypePrice(_Response):
+    """An instance type and its price in USD **per minute** (Baseten's unit), exact as a ``Decimal``."""
+
+    instance_type: InstanceType
+    price: Decimal
+
+    @property
+    def price_per_hour(self) -> Decimal:
+        """The price in USD per hour."""
+        return self.price * 60
+
+
+class BillableResource(_Response):
+    """What a usage item bills: a deployment, a training job or a chainlet (``id`` is its id)."""
+
+    id: str
+    kind: str  # MODEL_DEPLOYMENT, TRAINING_JOB or CHAINLET (an open string: Baseten may add kinds)
+    name: str | None = None
+    model_name: str | None = None
+    is_deleted: bool = False
+    instance_type: str | None = None
+    environment_name: str | None = None
+
+
+class DailyUsage(_Response):
+    """One day of a usage item. Dedicated items have ``minutes`` and ``inference_requests``, training items
+    ``minutes``, Model APIs items the token counts."""
+
+    date: str
+    subtotal: Decimal
+    minutes: int | None = None
+    inference_requests: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+
+
+class DeploymentUsage(_Response):
+    """A dedicated deployment's (or chainlet's) usage over the range, with its days."""
+
+    billable_resource: BillableResource
+    subtotal: Decimal
+    minutes: int
+    inference_requests: int
+    daily: list[DailyUsage] = Field(default_factory=list)
+
+
+class TrainingJobUsage(_Response):
+    """A training job's usage over the range, with its days."""
+
+    billable_resource: BillableResource
+    subtotal: Decimal
+    minutes: int
+    daily: list[DailyUsage] = Field(default_factory=list)
+
+
+class ModelApiUsage(_Response):
+    """A Model API's usage over the range (tokens), with its days."""
+
+    model_name: str
+    model_family: str | None = None
+    subtotal: Decimal
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    daily: list[DailyUsage] = Field(default_factory=list)
+
+
+class DedicatedUsage(_Response):
+    """Dedicated deployments' usage: USD ``subtotal`` less ``credits_used`` is ``total``."""
+
+    subtotal: Decimal
+    credits_used: Decimal
+    total: Decimal
+    minutes: int
+    breakdown: list[DeploymentUsage] = Field(default_factory=list)
+
+
+class TrainingUsage(_Response):
+    """Training jobs' usage: USD ``subtotal`` less ``credits_used`` is ``total``."""
+
+    subtotal: Decimal
+    credits_used: Decimal
+    total: Decimal
+    minutes: int
+    breakdown: list[TrainingJobUsage] = Field(default_factory=list)
+
+
+class ModelApisUsage(_Response):
+    """Model APIs' usage: USD ``subtotal`` less ``credits_used`` is ``total``."""
+
+    subtotal: Decimal
+    credits_used: Decimal
+    total: Decimal
+    breakdown: list[ModelApiUsage] = Field(default_factory=list)
+
+
+class UsageSummary(_Response):
+    """The billing usage summary of a date range (at most 31 days). Each part is ``None`` when unused.
+
+    Money is ``Decimal`` USD (Baseten sends a number or a decimal string), so sums are exact.
+    """
+
+    dedicated_usage: DedicatedUsage | None = None
+    training_usage: TrainingUsage | None = None
+    model_apis_usage: ModelApisUsage | None = None
+
+    @property
+    def total(self) -> Decimal:
+        """The USD total of the three parts (after credits)."""
+        parts = (self.dedicated_usage, self.training_usage, self.model_apis_usage)
+        return sum((p.total for p in parts if p is not None), Decimal(0))
+
+
+class TrainingGpuCapacity(_Response):
+    """One GPU type's training capacity: jobs may use up to ``limit`` GPUs, ``usage_count`` are in use.
+
+    ``team_id`` and ``team_name`` are set on the per-team entries.
+    """
+
+    gpu_type: str
+    baseline: int
+    limit: int
+    usage_count: int
+    team_id: str | None = None
+    team_name: str | None = None
+
+    @property
+    def available(self) -> int:
+        """GPUs of this type a new job could get now (``limit - usage_count``, never negative)."""
+        return max(self.limit - self.usage_count, 0)
+
+
+class TrainingQueueContext(_Response):
+    """Why a training job waited in PENDING: the GPU pool it was gated by and what held that pool.
+
+    ``released_at`` and ``pending_seconds`` are ``None`` while the job is still PENDING. The nested lists keep
+    Baseten's shapes (dicts): ``active_at_submit`` (jobs holding GPUs when it was submitted),
+    ``pending_ahead_at_submit`` and ``events`` (their status changes in the window).
+    """
+
+    target_job_id: str
+    target_job_name: str | None = None
+    gpu_type: str
+    requested_gpus: int
+    submitted_at: str
+    released_at: str | None = None
+    pending_seconds: int | None = None
+    org_capacity: dict[str, Any] | None = None
+    team_capacity: dict[str, Any] | None = None
+    active_at_submit: list[dict[str, Any]] = Field(default_factory=list)
+    pending_ahead_at_submit: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    events_window_end: str | None = None
+
+
+class TrainingCapacity(_Response):
+    """Training GPU capacity of the workspace (and per team): why a job may wait in PENDING."""
+
+    gpu_capacities: list[TrainingGpuCapacity]
+    team_gpu_capacities: list[TrainingGpuCapacity] = Field(default_factory=list)
+
+
 class AutoscalingSettingsUpdate(_Options):
     """Autoscaling fields to change. Only the fields given are sent; every one is range-checked."""
 
@@ -838,6 +1147,8 @@ __all__ = [
     "AsyncRequestStatus",
     "AutoscalingSettings",
     "AutoscalingSettingsUpdate",
+    "BillableResource",
+    "CacheFile",
     "Chain",
     "ChainDeployment",
     "ChainEnvironment",
@@ -851,20 +1162,36 @@ __all__ = [
     "ChatMessageInput",
     "CreatedApiKey",
     "CreatedDeployment",
+    "DailyUsage",
+    "DedicatedUsage",
     "DeployResult",
     "Deployment",
+    "DeploymentConfig",
+    "DeploymentDownload",
     "DeploymentMetrics",
     "DeploymentStatus",
+    "DeploymentUsage",
     "Embedding",
     "EmbeddingsRequest",
     "EmbeddingsResponse",
     "Environment",
+    "EnvironmentGroup",
+    "EnvironmentGroupAccess",
+    "EnvironmentGroupUser",
     "InProgressPromotion",
     "InferenceRetryConfig",
+    "InstanceType",
+    "InstanceTypePrice",
+    "LlmModelHandle",
     "LogLine",
     "MetricDescriptor",
     "MetricValueSet",
     "Model",
+    "ModelApi",
+    "ModelApiPage",
+    "ModelApiRateLimit",
+    "ModelApiUsage",
+    "ModelApisUsage",
     "ModelUpload",
     "OkResult",
     "Promotion",
@@ -876,17 +1203,27 @@ __all__ = [
     "Secret",
     "SignalResult",
     "StatusMessage",
+    "Team",
     "TokenUsage",
     "Tombstone",
+    "TrainingCacheSummary",
+    "TrainingCapacity",
     "TrainingCheckpoint",
     "TrainingCheckpointFiles",
     "TrainingDownload",
+    "TrainingGpuCapacity",
     "TrainingJob",
     "TrainingJobStatus",
+    "TrainingJobUsage",
     "TrainingLogLine",
     "TrainingMetrics",
     "TrainingProject",
+    "TrainingQueueContext",
+    "TrainingUsage",
     "UploadCredentials",
+    "UsageSummary",
+    "UserInfo",
+    "UserPage",
     "WebhookStatus",
 ]
 

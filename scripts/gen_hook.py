@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOKS = ROOT / "airflow_provider_baseten" / "hooks"
 TARGET = HOOKS / "_endpoints.py"
 # The order of the methods in the generated class: one block per area module.
-AREAS = ("_inference", "_openai", "_deployments", "_deploy", "_environments", "_training", "_chains")
+AREAS = ("_inference", "_openai", "_deployments", "_deploy", "_environments", "_training", "_chains", "_workspace")
 
 HEADER = '''"""BasetenHook's endpoint methods: a plain ``def`` and ``async def`` pair per Baseten endpoint.
 

@@ -16,6 +16,7 @@ from airflow_provider_baseten.client.redact import redact
 from airflow_provider_baseten.client.routes import Endpoint
 from airflow_provider_baseten.exceptions import (
     BasetenAuthError,
+    BasetenBillingAccessError,
     BasetenError,
     BasetenGatewayUnsupportedError,
     BasetenModelError,
@@ -96,16 +97,16 @@ def mark_maybe_created(err: BasetenError, endpoint_name: str) -> None:
     err.args = (err.message,)
 
 
-def gateway_unsupported(ep: Endpoint, err: BasetenError) -> BasetenGatewayUnsupportedError:
+def gateway_unsupported(ep: Endpoint) -> BasetenGatewayUnsupportedError:
+    """The refusal, before sending, of an endpoint the LowCodeAPI gateway's Baseten reference does not list.
+
+    Sending it anyway only ever earned a 404 (twice with ``url_format=auto``, once per URL format), which
+    also read like "the object does not exist"; refusing says what is wrong and what to use instead.
+    """
     return BasetenGatewayUnsupportedError(
-        f"LowCodeAPI answered 404 for {ep.name} ({ep.method} {ep.path}), an endpoint its Baseten reference does "
-        "not list: the gateway does not expose that endpoint. Use a direct Baseten connection (extra "
-        "gateway=baseten) for it. (If the gateway does expose it, the 404 means the object does not exist: "
-        f"{err.message})",
-        status_code=err.status_code,
-        error_code=err.error_code,
-        request_id=err.request_id,
-        body_snippet=err.body_snippet,
+        f"{ep.name} ({ep.method} {ep.path}) is not available through the LowCodeAPI gateway: its Baseten "
+        "reference does not list that endpoint, so nothing was sent. Use a direct Baseten connection (extra "
+        "gateway=baseten) for it."
     )
 
 
@@ -170,6 +171,10 @@ def _error_text(body: Any) -> tuple[str | None, str | None]:
     return None, code
 
 
+#: Endpoints that need a key with billing access: their 403 means exactly that.
+BILLING_ENDPOINTS = frozenset({"get_usage_summary"})
+
+
 def error_from_response(
     status: int,
     body: Any,
@@ -196,6 +201,12 @@ def error_from_response(
     said = f": {detail}" if detail else (f": {snippet}" if snippet else "")
     if said.endswith(".") and not said.endswith("..."):  # Baseten's sentence ends where ours goes on: one period
         said = said[:-1]
+    if status == 403 and where in BILLING_ENDPOINTS:
+        return BasetenBillingAccessError(
+            f"Baseten refused {where} (403){said}: this API key has no billing access. Use the key of a user "
+            "allowed to see billing (a workspace admin) in the Airflow connection.",
+            **kw,
+        )
     if status in (401, 403):
         what = "LowCodeAPI api_token" if gateway else "API key"
         return BasetenAuthError(

@@ -220,15 +220,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     # deployment that already serves, or cancelling a promotion twice, changes nothing.
     _ep("activate_environment", "POST", _E + "/{env_name}/activate", "management", "deployments", repeat="safe", rate_limit=_ACTIVATE),
     _ep("activate_development_deployment", "POST", _D + "/development/activate", "management", "deployments", repeat="safe", rate_limit=_ACTIVATE),
+    _ep("activate_production_deployment", "POST", _D + "/production/activate", "management", None, repeat="safe", rate_limit=_ACTIVATE),
     _ep("activate_deployment", "POST", _D + "/{deployment_id}/activate", "management", "deployments", repeat="safe", rate_limit=_ACTIVATE),
     _ep("deactivate_environment", "POST", _E + "/{env_name}/deactivate", "management", "deployments", repeat="safe", rate_limit=_DEACTIVATE),
     _ep("deactivate_development_deployment", "POST", _D + "/development/deactivate", "management", "deployments", repeat="safe", rate_limit=_DEACTIVATE),
+    _ep("deactivate_production_deployment", "POST", _D + "/production/deactivate", "management", None, repeat="safe", rate_limit=_DEACTIVATE),
     _ep("deactivate_deployment", "POST", _D + "/{deployment_id}/deactivate", "management", "deployments", repeat="safe", rate_limit=_DEACTIVATE),
     _ep("promote_to_environment", "POST", _E + "/{env_name}/promote", "management", "deployments", body=True, repeat="safe"),
     _ep("cancel_promotion", "POST", _E + "/{env_name}/cancel_promotion", "management", "deployments", repeat="safe"),
     _ep("promote_development_deployment", "POST", _D + "/development/promote", "management", "deployments", body=True, repeat="safe"),
     _ep("promote_deployment", "POST", _D + "/{deployment_id}/promote", "management", "deployments", body=True, repeat="safe"),
     _ep("update_development_autoscaling_settings", "PATCH", _D + "/development/autoscaling_settings", "management", "deployments", body=True, repeat="safe"),
+    _ep("update_production_autoscaling_settings", "PATCH", _D + "/production/autoscaling_settings", "management", None, body=True, repeat="safe"),
     _ep("update_deployment_autoscaling_settings", "PATCH", _D + "/{deployment_id}/autoscaling_settings", "management", "deployments", body=True, repeat="safe"),
     _ep("list_deployments", "GET", _D, "management", "deployments"),
     _ep("get_production_deployment", "GET", _D + "/production", "management", "deployments"),
@@ -243,6 +246,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     # Secrets (an upsert by name: sending it twice leaves one secret with the same value)
     _ep("list_secrets", "GET", "/v1/secrets", "management", "secrets"),
     _ep("upsert_secret", "POST", "/v1/secrets", "management", "secrets", body=True, repeat="upsert"),
+    # Not in the gateway reference. Deleting twice deletes one secret (the second answers 404).
+    _ep("delete_secret", "DELETE", "/v1/secrets/{secret_name}", "management", None, repeat="safe"),
     # API keys (LowCodeAPI deletes with ?prefix=, the direct API with a path segment; each create is a new key)
     _ep("list_api_keys", "GET", "/v1/api_keys", "management", "api_keys"),
     _ep("create_api_key", "POST", "/v1/api_keys", "management", "api_keys", body=True, repeat="creates"),
@@ -264,6 +269,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("list_training_projects", "GET", "/v1/training_projects", "management", None),
     _ep("get_training_project", "GET", "/v1/training_projects/{training_project_id}", "management", None),
     _ep("create_training_project", "POST", "/v1/training_projects", "management", None, body=True, repeat="upsert"),
+    # Deleting twice deletes one job or project (the second answers 404); a priority update converges.
+    _ep("delete_training_job", "DELETE", _J, "management", None, repeat="safe"),
+    _ep("update_training_job", "PATCH", _J, "management", None, body=True, repeat="safe"),
+    _ep("delete_training_project", "DELETE", "/v1/training_projects/{training_project_id}", "management", None, repeat="safe"),
+    _ep("get_training_project_cache_summary", "GET", "/v1/training_projects/{training_project_id}/cache/summary", "management", None),
     # Promotion signals: pausing a paused promotion, resuming a running one, cancelling twice or rolling
     # forward twice each act on one promotion.
     _ep("pause_promotion", "POST", _E + "/{env_name}/pause_promotion", "management", None, repeat="safe"),
@@ -277,11 +287,51 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("get_deployment_logs", "GET", _D + "/{deployment_id}/logs", "management", None),
     _ep("get_environment_logs", "GET", _E + "/{env_name}/logs", "management", None),
     _ep("get_deployment_metrics", "GET", _D + "/{deployment_id}/metrics", "management", None),
+    _ep("get_deployment_config", "GET", _D + "/{deployment_id}/config", "management", None),
+    _ep("get_deployment_download_url", "GET", _D + "/{deployment_id}/download", "management", None),
+    # Terminating a replica twice ends one replica (the second answers 404); Baseten starts a fresh one.
+    _ep("terminate_replica", "DELETE", _D + "/{deployment_id}/replicas/{replica_id}", "management", None, repeat="safe"),
     # Deploying over REST: an upload slot (credentials + S3 key), then the commit of a new model or deployment.
     # The slot builds nothing (only the commit does), so it may be asked for again; each commit builds anew.
     _ep("prepare_model_upload", "POST", "/v1/prepare_model_upload", "management", None, body=True, repeat="safe"),
     _ep("create_model", "POST", "/v1/models", "management", None, body=True, repeat="creates"),
     _ep("create_model_deployment", "POST", _D, "management", None, body=True, repeat="creates"),
+    # BIS-LLM deploys (an engine config, no archive): each request builds a new model or deployment.
+    _ep("create_llm_model", "POST", "/v1/llm_models", "management", None, body=True, repeat="creates"),
+    _ep("create_team_llm_model", "POST", "/v1/teams/{team_id}/llm_models", "management", None, body=True, repeat="creates"),
+    _ep("create_llm_model_deployment", "POST", "/v1/llm_models/{model_id}/deployments", "management", None, body=True, repeat="creates"),
+    # The caller, cost and capacity (reads; not in the gateway reference). The usage summary needs a key with
+    # billing access.
+    _ep("get_current_user", "GET", "/v1/users/me", "management", None),
+    _ep("list_instance_types", "GET", "/v1/instance_types", "management", None),
+    _ep("list_instance_type_prices", "GET", "/v1/instance_type_prices", "management", None),
+    _ep("get_usage_summary", "GET", "/v1/billing/usage_summary", "management", None),
+    _ep("get_training_capacity", "GET", "/v1/training/capacity", "management", None),
+    _ep("get_training_job_queue_context", "GET", "/v1/training/jobs/{training_job_id}/queue_context", "management", None),
+    # The Model APIs catalogue and the workspace's users (paged reads; not in the gateway reference).
+    _ep("list_model_apis", "GET", "/v1/model_apis", "management", None),
+    _ep("get_model_api", "GET", "/v1/model_apis/{model_api_name}", "management", None),
+    _ep("list_users", "GET", "/v1/users", "management", None),
+    _ep("get_user", "GET", "/v1/users/{user_id}", "management", None),
+    # Teams, and the team-scoped twins of workspace calls (TEAM_TWIN; a hook method's ``team_id=`` picks them).
+    # Each twin repeats like its workspace row.
+    _ep("list_teams", "GET", "/v1/teams", "management", None),
+    _ep("get_team", "GET", "/v1/teams/{team_id}", "management", None),
+    _ep("list_team_secrets", "GET", "/v1/teams/{team_id}/secrets", "management", None),
+    _ep("upsert_team_secret", "POST", "/v1/teams/{team_id}/secrets", "management", None, body=True, repeat="upsert"),
+    _ep("delete_team_secret", "DELETE", "/v1/teams/{team_id}/secrets/{secret_name}", "management", None, repeat="safe"),
+    _ep("list_team_models", "GET", "/v1/teams/{team_id}/models", "management", None),
+    _ep("create_team_training_project", "POST", "/v1/teams/{team_id}/training_projects", "management", None, body=True, repeat="upsert"),
+    _ep("create_team_api_key", "POST", "/v1/teams/{team_id}/api_keys", "management", None, body=True, repeat="creates"),
+    _ep("create_team_model", "POST", "/v1/teams/{team_id}/models", "management", None, body=True, repeat="creates"),
+    # Environment groups: who may manage the environment of a name across the team's models and chains. Setting
+    # the restriction twice leaves the same restriction.
+    _ep("list_environment_groups", "GET", "/v1/environment_groups", "management", None),
+    _ep("get_environment_group", "GET", "/v1/environment_groups/{env_name}", "management", None),
+    _ep("update_environment_group", "PATCH", "/v1/environment_groups/{env_name}", "management", None, body=True, repeat="safe"),
+    _ep("list_team_environment_groups", "GET", "/v1/teams/{team_id}/environment_groups", "management", None),
+    _ep("get_team_environment_group", "GET", "/v1/teams/{team_id}/environment_groups/{env_name}", "management", None),
+    _ep("update_team_environment_group", "PATCH", "/v1/teams/{team_id}/environment_groups/{env_name}", "management", None, body=True, repeat="safe"),
 )
 # fmt: on
 
@@ -337,12 +387,32 @@ BY_TARGET: dict[tuple[str, str], str] = {
     ("retry_deployment", "production"): "retry_production_deployment",
     ("activate_deployment", "deployment"): "activate_deployment",
     ("activate_deployment", "development"): "activate_development_deployment",
+    ("activate_deployment", "production"): "activate_production_deployment",
     ("deactivate_deployment", "deployment"): "deactivate_deployment",
     ("deactivate_deployment", "development"): "deactivate_development_deployment",
+    ("deactivate_deployment", "production"): "deactivate_production_deployment",
+    ("update_autoscaling", "deployment"): "update_deployment_autoscaling_settings",
+    ("update_autoscaling", "development"): "update_development_autoscaling_settings",
+    ("update_autoscaling", "production"): "update_production_autoscaling_settings",
 }
 
 #: A model's async-request endpoint -> its chain twin (same path, on the chain host).
 CHAIN_TWIN: dict[str, str] = {
     "get_async_request": "chain_get_async_request",
     "cancel_async_request": "chain_cancel_async_request",
+}
+
+#: A workspace endpoint -> its team-scoped twin (``/v1/teams/{team_id}/...``), sent when a call has ``team_id=``.
+TEAM_TWIN: dict[str, str] = {
+    "list_secrets": "list_team_secrets",
+    "upsert_secret": "upsert_team_secret",
+    "delete_secret": "delete_team_secret",
+    "list_models": "list_team_models",
+    "create_training_project": "create_team_training_project",
+    "create_api_key": "create_team_api_key",
+    "create_llm_model": "create_team_llm_model",
+    "create_model": "create_team_model",
+    "list_environment_groups": "list_team_environment_groups",
+    "get_environment_group": "get_team_environment_group",
+    "update_environment_group": "update_team_environment_group",
 }

@@ -283,6 +283,8 @@ class Transport:
         q = {k: v for k, v in (query or {}).items() if v is not None}
         headers = dict(self._headers)
         if s.gateway == "lowcodeapi":
+            if not ep.in_gateway_reference:  # refused here, so no path (batch, fallback, probe) can send it
+                raise gateway_unsupported(ep)
             path, extra_q = ep.gateway_request(params, url_format)
             url = s.gateway_url.rstrip("/") + path
             q = {**extra_q, **q, "api_token": s.api_key}
@@ -387,8 +389,6 @@ class Transport:
         auto = s.gateway == "lowcodeapi" and ep.has_old_format and s.url_format == "auto"
         if auto and not isinstance(out.error, BasetenNotFoundError):
             _remember_format(s.gateway_url, ep, fmt)
-        if isinstance(out.error, BasetenNotFoundError) and s.gateway == "lowcodeapi" and not ep.in_gateway_reference:
-            raise gateway_unsupported(ep, out.error)
         if out.error is not None:
             raise out.error
         if parse is None:

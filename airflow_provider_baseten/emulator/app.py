@@ -289,7 +289,12 @@ async def _openai(
             core.state.submissions["model_apis"] += 1
         if core.predict_latency > 0:
             await asyncio.sleep(core.predict_latency)
-        return 200, openai.model_apis(params["route"], body)
+        answer = openai.model_apis(params["route"], body)
+        usage = answer.get("usage") or {}
+        core.state.record_model_api_usage(
+            body["model"], usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+        )
+        return 200, answer
     target = ep.name[: -len("_sync")]
     mid, did, ready = core.state.predict_target(target, params, model_id)
     if ready > core.clock.now() and not await core.clock.sleep_until(ready, core.config.cold_start_timeout):

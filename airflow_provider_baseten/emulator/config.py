@@ -115,6 +115,7 @@ class EmulatorConfig:
         and ``{"retry_after": seconds}``, on the emulated clock.
     :param gateway_unlisted: Whether the LowCodeAPI surface serves the endpoints its reference does not list
         (``False``: they answer 404, as a gateway that does not expose them would).
+    :param billing_access: Whether the API key has billing access (``False``: the usage summary answers 403).
     :param webhook_secret: Sign webhook bodies (``X-BASETEN-SIGNATURE: v1=<hmac-sha256>``) with this.
     :param state: The seed state (models, chains, training projects, secrets, API keys); ``None``: defaults.
     :param request_log_size: How many requests the admin request log keeps.
@@ -137,6 +138,7 @@ class EmulatorConfig:
     deploy_fail: str | None = None
     rate_limits: bool = True
     gateway_unlisted: bool = True
+    billing_access: bool = True
     webhook_secret: str | None = None
     webhook_timeout: float = 10.0
     state: dict[str, Any] | None = None

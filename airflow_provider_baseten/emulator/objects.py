@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_baseten.emulator.config import Durations
 
 TEAM = "emulator-team"
+TEAM_ID = "team1234"  # the workspace's one (default) team
 INSTANCE_TYPE = {
     "id": "A10Gx4x16",
     "name": "A10G (1 GPU, 4 vCPU, 16 GiB)",
@@ -25,6 +26,68 @@ INSTANCE_TYPE = {
     "gpu_type": "A10G",
     "gpu_memory_limit_mib": 24576,
 }
+#: The instance types the emulator offers, with fixed prices in USD per minute (decimal strings, so tests can
+#: assert exact dollars). Every emulated deployment and training job runs on ``INSTANCE_TYPE``.
+INSTANCE_TYPES: tuple[tuple[dict[str, Any], str], ...] = (
+    (
+        {
+            "id": "CPUx1x2",
+            "name": "1 vCPU, 2 GiB",
+            "memory_limit_mib": 2048,
+            "millicpu_limit": 1000,
+            "gpu_count": 0,
+            "gpu_type": None,
+            "gpu_memory_limit_mib": None,
+        },
+        "0.00058",
+    ),
+    (INSTANCE_TYPE, "0.02012"),
+    (
+        {
+            "id": "H100x26x234",
+            "name": "H100 (1 GPU, 26 vCPU, 234 GiB)",
+            "memory_limit_mib": 239616,
+            "millicpu_limit": 26000,
+            "gpu_count": 1,
+            "gpu_type": "H100",
+            "gpu_memory_limit_mib": 81920,
+        },
+        "0.10833",
+    ),
+)
+#: Model APIs prices in USD per token (input, output): $0.50 and $1.50 per million.
+MODEL_API_TOKEN_PRICES = ("0.0000005", "0.0000015")
+#: The emulated user behind the API key (``users/me``), first of the workspace's users.
+USER = {"user_id": "user1234", "email": "airflow@example.com", "name": "Emulator User", "workspace_name": TEAM}
+USERS = (
+    USER,
+    {"user_id": "user5678", "email": "ops@example.com", "name": "Ops", "workspace_name": TEAM},
+    {"user_id": "user9012", "email": None, "name": "Service account", "workspace_name": TEAM},
+)
+#: Baseten's Model APIs catalogue as the emulator serves it (names without slashes: they go in a URL path).
+MODEL_APIS = tuple(
+    {
+        "name": name,
+        "display_name": display,
+        "description": f"{display}, served by Baseten's Model APIs.",
+        "model_family": family,
+        "release_date": "2026-01-15",
+        "invoke_url": "https://inference.baseten.co/v1",
+        "context_length": context,
+        "cost_per_million_input_tokens": 0.5,
+        "cost_per_million_output_tokens": 1.5,
+        "rate_limits": [{"type": "REQUEST", "unit": "MINUTE", "threshold": 600}],
+        "org_details": {"added_at": "2026-02-01T00:00:00Z", "last_used_at": None} if added else None,
+    }
+    for name, display, family, context, added in (
+        ("deepseek-v3", "DeepSeek V3", "deepseek", 131072, True),
+        ("gpt-oss-120b", "GPT OSS 120B", "gpt-oss", 131072, False),
+        ("llama-4-maverick", "Llama 4 Maverick", "llama", 1048576, True),
+    )
+)
+#: Training GPU capacity per GPU type: (baseline, limit). Each running emulated job uses one GPU of its type.
+TRAINING_GPU_CAPACITY = {"A10G": (4, 8), "H100": (0, 2)}
+
 DEFAULT_AUTOSCALING = {
     "min_replica": 0,
     "max_replica": 1,

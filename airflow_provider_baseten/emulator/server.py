@@ -364,6 +364,11 @@ class BasetenEmulator:
         """Append log lines ``{"timestamp": <epoch ns>, "message", "level", "replica"}`` to a deployment."""
         return self.core.state.add_logs(model_id, deployment_id, lines)
 
+    def set_billing_access(self, enabled: bool) -> None:
+        """``False``: the API key has no billing access (the usage summary answers 403, as Baseten does)."""
+        with self.core.state.lock:
+            self.core.state.billing_access = enabled
+
     def set_gateway_unlisted(self, enabled: bool) -> None:
         """``False``: the endpoints LowCodeAPI's reference does not list answer 404 on the gateway surface."""
         self.core.gateway_unlisted = enabled

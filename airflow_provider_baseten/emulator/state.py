@@ -19,10 +19,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_baseten.client.routes import BY_TARGET
+from airflow_provider_baseten.client.routes import BY_TARGET, TEAM_TWIN
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig
 from airflow_provider_baseten.emulator.core import StateCore
+from airflow_provider_baseten.emulator.handlers.billing import BillingHandlers
 from airflow_provider_baseten.emulator.handlers.chains import ChainManagementHandlers
 from airflow_provider_baseten.emulator.handlers.deploy import DeployHandlers
 from airflow_provider_baseten.emulator.handlers.deployments import DeploymentHandlers
@@ -45,6 +46,8 @@ from airflow_provider_baseten.emulator.objects import (
 # name: a model's queued request, queue status and wake, and a chain's run_remote and async_run_remote.
 _BY_TARGET = {name: key for key, name in BY_TARGET.items() if key[0] in ("async_predict", "async_queue_status", "wake")}
 _CHAIN_RUNS = {name: key for key, name in BY_TARGET.items() if key[0] in ("run_remote", "async_run_remote")}
+# A team-scoped twin -> the workspace row it mirrors. The emulator has one team, whose objects are the workspace's.
+_TEAM_ROWS = {twin: name for name, twin in TEAM_TWIN.items()}
 
 
 class EmulatorState(
@@ -55,6 +58,7 @@ class EmulatorState(
     DeployHandlers,
     TrainingHandlers,
     WorkspaceHandlers,
+    BillingHandlers,
     StateCore,
 ):
     """Every object the emulator holds, and the behaviour of every endpoint in ``_routes``.
@@ -86,6 +90,9 @@ class EmulatorState(
             self.training_fail = self.config.training_fail
             self.promotion_fail = self.config.promotion_fail
             self.deploy_fail = self.config.deploy_fail
+            self.billing_access = self.config.billing_access
+            self.model_api_usage = []
+            self.env_group_access = {}
             self.uploads = {}
             self.rate_windows = {}
             self._counters = {
@@ -147,6 +154,9 @@ class EmulatorState(
             if name in _CHAIN_RUNS:
                 action, target = _CHAIN_RUNS[name]
                 return self.chain_run(target, action, params, body, model_id)
+            if name in _TEAM_ROWS:
+                self._team(params["team_id"])
+                name = _TEAM_ROWS[name]
             handler: Callable[..., tuple[int, Any]] = getattr(self, "_h_" + name)
             return handler(params, query, body, model_id)
 

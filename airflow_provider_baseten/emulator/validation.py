@@ -100,6 +100,30 @@ def find_operation(ep: Endpoint) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+_SPEC_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def spec_operations() -> list[str]:
+    """Every operation of both official specs, as ``"METHOD /path"`` (the spec's own path template)."""
+    return [
+        f"{method.upper()} {path}"
+        for surface in ("management", "inference")
+        for path, ops in load_spec(surface)["paths"].items()
+        for method in ops
+        if method in _SPEC_METHODS
+    ]
+
+
+def covered_operations() -> dict[str, str]:
+    """``"METHOD /path"`` of each spec operation a row of the route table covers -> that row's name."""
+    covered: dict[str, str] = {}
+    for ep in ENDPOINTS:
+        found = find_operation(ep)
+        if found is not None:
+            covered.setdefault(f"{ep.method} {found[0]}", ep.name)
+    return covered
+
+
 def _validator(surface: str, schema: dict[str, Any]) -> Callable[[Any], list[str]]:
     """A function listing the schema's complaints about a value (empty: valid)."""
     if set(schema) <= _FREE_FORM_KEYS and schema.get("type") == "object":
@@ -301,4 +325,11 @@ class SpecValidator:
         return [ep.name for ep in ENDPOINTS if self.rules(ep) is None]
 
 
-__all__ = ["OperationRules", "SpecValidator", "find_operation", "load_spec"]
+__all__ = [
+    "OperationRules",
+    "SpecValidator",
+    "covered_operations",
+    "find_operation",
+    "load_spec",
+    "spec_operations",
+]

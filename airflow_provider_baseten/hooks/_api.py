@@ -167,6 +167,17 @@ def _one_named(items: list[Any], name: str, what: str, hint: str) -> Any:
     return matches[0] if matches else None
 
 
+def _for_team(call: _Call[T], team_id: str | None) -> _Call[T]:
+    """``call`` sent to its team-scoped twin (``routes.TEAM_TWIN``) when ``team_id`` is given, else as it is."""
+    if team_id is None:
+        return call
+    from airflow_provider_baseten.client.routes import TEAM_TWIN
+
+    call.name = TEAM_TWIN[call.name]
+    call.params = {"team_id": _v("team_id", team_id), **call.params}
+    return call
+
+
 def _m() -> Any:  # lazy import keeps DAG parsing cheap
     from airflow_provider_baseten import models
 

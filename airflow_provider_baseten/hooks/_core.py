@@ -232,9 +232,9 @@ class _HookCore(BaseHook):
             from airflow_provider_baseten.exceptions import BasetenGatewayUnsupportedError
 
             raise BasetenGatewayUnsupportedError(
-                f"{what} is not available through the LowCodeAPI gateway: its Baseten reference has no "
-                "/sync (OpenAI-compatible) routes, no Model APIs and no chain inference routes. Use a direct "
-                "Baseten connection (extra gateway='baseten') for it."
+                f"{what} is not available through the LowCodeAPI gateway: its Baseten reference does not list "
+                "/sync (OpenAI-compatible) routes, Model APIs or chain inference routes, so nothing was sent. Use "
+                "a direct Baseten connection (extra gateway=baseten) for it."
             )
 
     def _inference(

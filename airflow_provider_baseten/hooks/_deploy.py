@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow_provider_baseten.client.checks import int_in
 from airflow_provider_baseten.hooks._api import (
     _Call,
+    _for_team,
     _m,
     _made_since,
     _name,
@@ -32,7 +33,14 @@ from airflow_provider_baseten.hooks._deployments import list_deployments, list_m
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.client.archive import Archive
-    from airflow_provider_baseten.models import CreatedDeployment, Deployment, DeployResult, Model, ModelUpload
+    from airflow_provider_baseten.models import (
+        CreatedDeployment,
+        Deployment,
+        DeployResult,
+        LlmModelHandle,
+        Model,
+        ModelUpload,
+    )
 
 #: Baseten's bounds for ``deploy_timeout_minutes`` (``DeploymentArchivePayloadV1``).
 DEPLOY_TIMEOUT_MINUTES = (10, 1440)
@@ -150,12 +158,15 @@ def create_model(
     deployment: dict[str, Any],
     *,
     disable_archive_download: bool = False,
+    team_id: str | None = None,
 ) -> _Call[CreatedDeployment]:
     """Create a model from an uploaded archive (its first deployment starts building).
 
     Not idempotent: after an ambiguous failure (a 502 once the model may exist) the model is looked up by
     ``name`` among those that were not there before, and used instead of creating a second one. Such a
     reconciled answer has ``deployment=None`` (:meth:`deploy_model` then looks the deployment up).
+
+    :param team_id: A team's id: the model is created in that team (``/v1/teams/{team_id}/models``).
     """
     m = _m()
     name = _model_name(name)
@@ -173,12 +184,13 @@ def create_model(
         "deployment": deployment,
         "disable_archive_download": bool(disable_archive_download),
     }
-    return _Call(
+    call = _Call(
         "create_model",
         body={"source": source},
         parse=lambda d: m.parse(m.CreatedDeployment, d, "create_model"),
         reconcile=_Reconcile(models, models, pick, f"model named {name!r}"),
     )
+    return _for_team(call, team_id)
 
 
 def create_model_deployment(
@@ -208,6 +220,105 @@ def create_model_deployment(
         body={"source": {"kind": "model_archive", "s3_key": s3_key, "deployment": deployment}},
         parse=lambda d: m.parse(m.CreatedDeployment, d, "create_model_deployment"),
         reconcile=reconcile,
+    )
+
+
+def _llm_body(
+    resources: Any,
+    llm_config: Any,
+    llm_version: Any,
+    environment_variables: Any,
+    autoscaling_settings: Any,
+    metadata: Any,
+) -> dict[str, Any]:
+    """The body of a BIS-LLM deploy: ``resources`` (required) and the options given (``None`` ones left out)."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    options = {
+        "llm_config": llm_config,
+        "llm_version": llm_version,
+        "environment_variables": environment_variables,
+        "autoscaling_settings": autoscaling_settings,
+        "metadata": metadata,
+    }
+
+    if not isinstance(resources, dict) or not resources:
+        raise BasetenValidationError(
+            "resources must be a non-empty dict, e.g. {'accelerator': 'H100', 'use_gpu': True}.", field="resources"
+        )
+    for key, value in options.items():
+        if value is not None and key != "llm_version" and not isinstance(value, dict):
+            raise BasetenValidationError(f"{key} must be a dict, got {type(value).__name__}.", field=key)
+    return {"resources": resources, **{k: v for k, v in options.items() if v is not None}}
+
+
+def create_llm_model(
+    hook: _HookCore,
+    /,
+    name: str,
+    resources: dict[str, Any],
+    *,
+    llm_config: dict[str, Any] | None = None,
+    llm_version: str | None = None,
+    environment_variables: dict[str, Any] | None = None,
+    autoscaling_settings: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    team_id: str | None = None,
+) -> _Call[LlmModelHandle]:
+    """Deploy a new BIS-LLM model (Baseten's LLM engine from a config; no Truss archive).
+
+    Not idempotent: after an ambiguous failure the model is looked up by ``name`` among those that were not
+    there before, and used instead of creating a second one (its handle then has no ``version_id``).
+
+    :param resources: e.g. ``{"accelerator": "H100", "use_gpu": True}``.
+    :param llm_config: The engine's config (checkpoint, quantization, runtime...).
+    :param autoscaling_settings: As :meth:`update_autoscaling_settings` takes them.
+    :param team_id: A team's id: the model is that team's.
+    """
+    m = _m()
+    name = _model_name(name)
+    options = (llm_config, llm_version, environment_variables, autoscaling_settings, metadata)
+    body = {"name": name, **_llm_body(resources, *options)}
+    models = list_models(hook)
+    started = time.time()
+
+    def pick(found: list[Any], before: list[Any]) -> Any:
+        mine = [x for x in _made_since(found, {b.id for b in before}, started) if x.name == name]
+        return m.LlmModelHandle(model_id=mine[0].id) if len(mine) == 1 else None
+
+    call = _Call(
+        "create_llm_model",
+        body=body,
+        parse=lambda d: m.parse(m.LlmModelHandle, d, "create_llm_model"),
+        reconcile=_Reconcile(models, models, pick, f"model named {name!r}"),
+    )
+    return _for_team(call, team_id)
+
+
+def create_llm_model_deployment(
+    hook: _HookCore,
+    /,
+    resources: dict[str, Any],
+    *,
+    model_id: str | None = None,
+    llm_config: dict[str, Any] | None = None,
+    llm_version: str | None = None,
+    environment_variables: dict[str, Any] | None = None,
+    autoscaling_settings: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> _Call[LlmModelHandle]:
+    """Deploy a new version of a BIS-LLM model. Not idempotent, and the request names nothing to find it by:
+    an ambiguous failure is raised (``maybe_created``), never sent again.
+
+    :param resources: e.g. ``{"accelerator": "H100", "use_gpu": True}``.
+    """
+    m = _m()
+    options = (llm_config, llm_version, environment_variables, autoscaling_settings, metadata)
+    return _Call(
+        "create_llm_model_deployment",
+        {"model_id": hook._model(model_id)},
+        body=_llm_body(resources, *options),
+        parse=lambda d: m.parse(m.LlmModelHandle, d, "create_llm_model_deployment"),
     )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_baseten.client.checks import optional_int_in
 from airflow_provider_baseten.hooks._api import (
     _Call,
+    _for_team,
     _m,
     _v,
 )
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
         ActivationResult,
         Chain,
         Deployment,
+        DeploymentConfig,
+        DeploymentDownload,
         DeploymentMetrics,
         LogLine,
         Model,
@@ -95,10 +98,13 @@ def _log_query(
 # -- Builders: what each endpoint sends. BasetenHook's methods (hooks/_endpoints.py, generated) send them. --
 
 
-def list_models(hook: _HookCore, /) -> _Call[list[Model]]:
-    """All models in the workspace."""
+def list_models(hook: _HookCore, /, *, team_id: str | None = None) -> _Call[list[Model]]:
+    """All models in the workspace, or in a team.
+
+    :param team_id: A team's id: that team's models only.
+    """
     m = _m()
-    return _Call("list_models", parse=lambda d: m.parse_list(m.Model, d, "models", "list_models"))
+    return _for_team(_Call("list_models", parse=lambda d: m.parse_list(m.Model, d, "models", "list_models")), team_id)
 
 
 def get_model(hook: _HookCore, /, model_id: str | None = None) -> _Call[Model]:
@@ -169,14 +175,15 @@ def delete_deployment(hook: _HookCore, /, deployment_id: str, *, model_id: str |
 def _deployment_call(
     hook: _HookCore, /, action: str, deployment_id: str, model_id: str | None
 ) -> _Call[ActivationResult]:
-    """``action`` (``activate_deployment`` or ``deactivate_deployment``) on a deployment id or ``"development"``."""
+    """``action`` (``activate_deployment`` or ``deactivate_deployment``) on a deployment id, ``"development"`` or
+    ``"production"``."""
     from airflow_provider_baseten.client.routes import BY_TARGET
 
     m = _m()
     params = {"model_id": hook._model(model_id)}
-    if deployment_id == "development":
-        name = BY_TARGET[action, "development"]
-    else:
+    if deployment_id == "development" or (deployment_id == "production" and not hook._gateway):
+        name = BY_TARGET[action, deployment_id]
+    else:  # through LowCodeAPI, production is sent as the id "production" on the row its reference lists
         name, params["deployment_id"] = BY_TARGET[action, "deployment"], _v("deployment_id", deployment_id)
     return _Call(name, params, parse=lambda d: m.parse(m.ActivationResult, d or {}, action))
 
@@ -184,14 +191,14 @@ def _deployment_call(
 def activate_deployment(
     hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None
 ) -> _Call[ActivationResult]:
-    """Activate a deployment (``"development"`` for the development deployment)."""
+    """Activate a deployment (``"development"`` or ``"production"`` for those deployments)."""
     return _deployment_call(hook, "activate_deployment", deployment_id, model_id)
 
 
 def deactivate_deployment(
     hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None
 ) -> _Call[ActivationResult]:
-    """Deactivate a deployment (``"development"`` for the development deployment)."""
+    """Deactivate a deployment (``"development"`` or ``"production"`` for those deployments)."""
     return _deployment_call(hook, "deactivate_deployment", deployment_id, model_id)
 
 
@@ -227,10 +234,13 @@ def update_autoscaling_settings(
     if environment is not None:
         params = {"model_id": model, "env_name": _v("environment", environment)}
         return _Call("update_environment", params, body={"autoscaling_settings": body}, parse=parse)
-    if deployment_id == "development":
-        return _Call("update_development_autoscaling_settings", {"model_id": model}, body=body, parse=parse)
+    from airflow_provider_baseten.client.routes import BY_TARGET
+
+    if deployment_id == "development" or (deployment_id == "production" and not hook._gateway):
+        return _Call(BY_TARGET["update_autoscaling", deployment_id], {"model_id": model}, body=body, parse=parse)
+    # Through LowCodeAPI, production is sent as the id "production" on the row its reference lists.
     params = {"model_id": model, "deployment_id": _v("deployment_id", deployment_id)}
-    return _Call("update_deployment_autoscaling_settings", params, body=body, parse=parse)
+    return _Call(BY_TARGET["update_autoscaling", "deployment"], params, body=body, parse=parse)
 
 
 def retry_deployment(
@@ -410,3 +420,60 @@ class _DeploymentApi(_HookCore):
             )
             for line in pager.accept(page):
                 yield line
+
+
+def get_deployment_config(
+    hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None, output_format: str | None = None
+) -> _Call[DeploymentConfig]:
+    """A deployment's Truss config.
+
+    :param output_format: ``"parsed"`` (``config``, a dict), ``"raw"`` (``raw_config``, the YAML text) or
+        ``"both"`` (Baseten's default).
+    """
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    if output_format not in (None, "parsed", "raw", "both"):
+        raise BasetenValidationError(
+            f"output_format must be 'parsed', 'raw' or 'both', got {output_format!r}.", field="output_format"
+        )
+    m = _m()
+    params = {"model_id": hook._model(model_id), "deployment_id": _v("deployment_id", deployment_id)}
+    return _Call(
+        "get_deployment_config",
+        params,
+        query={"output_format": output_format} if output_format else None,
+        parse=lambda d: m.parse(m.DeploymentConfig, d, "get_deployment_config"),
+    )
+
+
+def get_deployment_download_url(
+    hook: _HookCore, /, deployment_id: str, *, model_id: str | None = None
+) -> _Call[DeploymentDownload]:
+    """A short-lived presigned URL of the deployment's Truss archive (masked in Airflow's logs)."""
+    from airflow_provider_baseten.client.redact import register_secret
+
+    m = _m()
+    params = {"model_id": hook._model(model_id), "deployment_id": _v("deployment_id", deployment_id)}
+
+    def parse(d: Any) -> Any:
+        if isinstance(d, dict) and isinstance(d.get("download_url"), str):
+            register_secret(d["download_url"])  # a presigned URL is a credential while it lasts
+        return m.parse(m.DeploymentDownload, d, "get_deployment_download_url")
+
+    return _Call("get_deployment_download_url", params, parse=parse)
+
+
+def terminate_replica(
+    hook: _HookCore, /, deployment_id: str, replica_id: str, *, model_id: str | None = None
+) -> _Call[ActivationResult]:
+    """Terminate one replica of a deployment (e.g. a stuck one; the autoscaler starts a fresh one).
+
+    :param replica_id: The replica's id, as in the deployment's log lines (``LogLine.replica``).
+    """
+    m = _m()
+    params = {
+        "model_id": hook._model(model_id),
+        "deployment_id": _v("deployment_id", deployment_id),
+        "replica_id": _v("replica_id", replica_id),
+    }
+    return _Call("terminate_replica", params, parse=lambda d: m.parse(m.ActivationResult, d or {}, "terminate_replica"))

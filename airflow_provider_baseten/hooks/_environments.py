@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.hooks._api import (
     _Call,
+    _for_team,
     _m,
     _Reconcile,
     _v,
@@ -236,14 +237,21 @@ def force_roll_forward_promotion(
     return _signal(hook, "force_roll_forward_promotion", environment, model_id)
 
 
-def list_secrets(hook: _HookCore, /) -> _Call[list[Secret]]:
-    """Secret names in the workspace (never their values)."""
+def list_secrets(hook: _HookCore, /, *, team_id: str | None = None) -> _Call[list[Secret]]:
+    """Secret names in the workspace, or in a team (never their values).
+
+    :param team_id: A team's id: that team's secrets instead of the workspace's.
+    """
     m = _m()
-    return _Call("list_secrets", parse=lambda d: m.parse_list(m.Secret, d, "secrets", "list_secrets"))
+    call = _Call("list_secrets", parse=lambda d: m.parse_list(m.Secret, d, "secrets", "list_secrets"))
+    return _for_team(call, team_id)
 
 
-def upsert_secret(hook: _HookCore, /, name: str, value: str) -> _Call[Secret]:
-    """Create or update a workspace secret. The value is masked in Airflow's logs."""
+def upsert_secret(hook: _HookCore, /, name: str, value: str, *, team_id: str | None = None) -> _Call[Secret]:
+    """Create or update a workspace (or team) secret. The value is masked in Airflow's logs.
+
+    :param team_id: A team's id: the secret is that team's instead of the workspace's.
+    """
     from airflow_provider_baseten.client.redact import register_secret
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
@@ -251,11 +259,24 @@ def upsert_secret(hook: _HookCore, /, name: str, value: str) -> _Call[Secret]:
     if not isinstance(value, str) or not value:
         raise BasetenValidationError("value must be a non-empty string.", field="value")
     register_secret(value)
-    return _Call(
+    call = _Call(
         "upsert_secret",
         body={"name": _v("name", name), "value": value},
         parse=lambda d: m.parse(m.Secret, d, "upsert_secret"),
     )
+    return _for_team(call, team_id)
+
+
+def delete_secret(hook: _HookCore, /, name: str, *, team_id: str | None = None) -> _Call[Tombstone]:
+    """Delete a workspace (or team) secret by name (answers with its ``name``). A second delete answers 404.
+
+    :param team_id: A team's id: delete that team's secret instead of the workspace's.
+    """
+    m = _m()
+    call = _Call(
+        "delete_secret", {"secret_name": _v("name", name)}, parse=lambda d: m.parse(m.Tombstone, d, "delete_secret")
+    )
+    return _for_team(call, team_id)
 
 
 def list_api_keys(hook: _HookCore, /) -> _Call[list[ApiKey]]:
@@ -265,9 +286,18 @@ def list_api_keys(hook: _HookCore, /) -> _Call[list[ApiKey]]:
 
 
 def create_api_key(
-    hook: _HookCore, /, type: str = "WORKSPACE_INVOKE", *, name: str | None = None, model_ids: list[str] | None = None
+    hook: _HookCore,
+    /,
+    type: str = "WORKSPACE_INVOKE",
+    *,
+    name: str | None = None,
+    model_ids: list[str] | None = None,
+    team_id: str | None = None,
 ) -> _Call[CreatedApiKey]:
-    """Create an API key. The plaintext is returned once; it is masked in logs at once."""
+    """Create an API key. The plaintext is returned once; it is masked in logs at once.
+
+    :param team_id: A team's id: a key of that team instead of the workspace.
+    """
     from airflow_provider_baseten.client.redact import register_secret
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
@@ -286,7 +316,7 @@ def create_api_key(
             register_secret(d["api_key"])
         return m.parse(m.CreatedApiKey, d, "create_api_key")
 
-    return _Call("create_api_key", body=body, parse=parse)
+    return _for_team(_Call("create_api_key", body=body, parse=parse), team_id)
 
 
 def delete_api_key(hook: _HookCore, /, prefix: str) -> _Call[Tombstone]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten.hooks._api import (
     _Call,
+    _for_team,
     _m,
     _name,
     _newest_named,
@@ -21,6 +22,8 @@ from airflow_provider_baseten.hooks._deployments import _log_query
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.models import (
+        Tombstone,
+        TrainingCacheSummary,
         TrainingCheckpoint,
         TrainingCheckpointFiles,
         TrainingDownload,
@@ -274,16 +277,19 @@ def get_training_project(hook: _HookCore, /, training_project_id: str) -> _Call[
     )
 
 
-def create_training_project(hook: _HookCore, /, name: str) -> _Call[TrainingProject]:
+def create_training_project(hook: _HookCore, /, name: str, *, team_id: str | None = None) -> _Call[TrainingProject]:
     """Create the training project called ``name``, or return the existing one: Baseten upserts by name.
 
     Being idempotent by name, it is safe to resend after a failure whose outcome is unknown.
+
+    :param team_id: A team's id: the project is that team's instead of the workspace's default team.
     """
-    return _Call(
+    call = _Call(
         "create_training_project",
         body={"training_project": {"name": _project_name(name)}},
         parse=_project("create_training_project"),
     )
+    return _for_team(call, team_id)
 
 
 class _TrainingApi(_HookCore):
@@ -311,3 +317,47 @@ class _TrainingApi(_HookCore):
             return found
         self.log.info("No training project named %r; creating it.", name)
         return await self._asend(create_training_project, name)
+
+
+def delete_training_job(hook: _HookCore, /, training_project_id: str, training_job_id: str) -> _Call[Tombstone]:
+    """Delete a training job (``Tombstone.deleted``). Deleting twice answers 404 the second time."""
+    m = _m()
+    return _Call(
+        "delete_training_job",
+        _job_params(training_project_id, training_job_id),
+        parse=lambda d: m.parse(m.Tombstone, d, "delete_training_job"),
+    )
+
+
+def update_training_job(
+    hook: _HookCore, /, training_project_id: str, training_job_id: str, *, priority: int
+) -> _Call[TrainingJob]:
+    """Change a training job's queue priority (the one setting Baseten lets you change on a job)."""
+    from airflow_provider_baseten.client.checks import int_in
+
+    return _Call(
+        "update_training_job",
+        _job_params(training_project_id, training_job_id),
+        body={"priority": int_in("priority", priority)},
+        parse=_job("update_training_job"),
+    )
+
+
+def delete_training_project(hook: _HookCore, /, training_project_id: str) -> _Call[Tombstone]:
+    """Delete a training project (``Tombstone.deleted``). Deleting twice answers 404 the second time."""
+    m = _m()
+    return _Call(
+        "delete_training_project",
+        {"training_project_id": _v("training_project_id", training_project_id)},
+        parse=lambda d: m.parse(m.Tombstone, d, "delete_training_project"),
+    )
+
+
+def get_training_project_cache_summary(hook: _HookCore, /, training_project_id: str) -> _Call[TrainingCacheSummary]:
+    """What a training project's cache holds (files and sizes)."""
+    m = _m()
+    return _Call(
+        "get_training_project_cache_summary",
+        {"training_project_id": _v("training_project_id", training_project_id)},
+        parse=lambda d: m.parse(m.TrainingCacheSummary, d, "get_training_project_cache_summary"),
+    )

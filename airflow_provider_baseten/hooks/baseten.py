@@ -58,11 +58,20 @@ class BasetenHook(_Endpoints, _DeployApi, _DeploymentApi, _TrainingApi):
         }
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the API key with one cheap authenticated call (list models). Never raises."""
+        """Check the API key with one cheap authenticated call. Never raises.
+
+        Direct: ``users/me`` (the cheapest authenticated call; it names the key's user). Through LowCodeAPI,
+        whose reference has no ``users/me``: list models.
+        """
         from airflow_provider_baseten.exceptions import BasetenError
 
         try:
             settings = self.settings
+            if settings.gateway == "baseten":
+                me = self.get_current_user()
+                who = me.email or me.name or me.user_id
+                workspace = f", workspace {me.workspace_name}" if me.workspace_name else ""
+                return True, f"Connected to Baseten at {settings.base_url} as {who}{workspace}."
             models = self.list_models()
         except BasetenError as exc:
             return False, str(exc)

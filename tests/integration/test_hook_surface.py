@@ -54,6 +54,31 @@ ELSEWHERE = {
     "promote_to_chain_environment": "test_chains.py",
     "update_chainlet_autoscaling_settings": "test_chains.py",
     "update_chainlet_instance_types": "test_chains.py",
+    "get_current_user": "test_cost_and_capacity.py",
+    "list_instance_types": "test_cost_and_capacity.py",
+    "list_instance_type_prices": "test_cost_and_capacity.py",
+    "get_usage_summary": "test_cost_and_capacity.py",
+    "get_training_capacity": "test_cost_and_capacity.py",
+    "delete_secret": "test_cost_and_capacity.py",
+    "get_deployment_config": "test_deployment_training_extras.py",
+    "get_deployment_download_url": "test_deployment_training_extras.py",
+    "terminate_replica": "test_deployment_training_extras.py",
+    "update_training_job": "test_deployment_training_extras.py",
+    "delete_training_job": "test_deployment_training_extras.py",
+    "delete_training_project": "test_deployment_training_extras.py",
+    "get_training_project_cache_summary": "test_deployment_training_extras.py",
+    "list_model_apis": "test_cost_and_capacity.py",
+    "get_model_api": "test_cost_and_capacity.py",
+    "list_users": "test_cost_and_capacity.py",
+    "get_user": "test_cost_and_capacity.py",
+    "list_teams": "test_cost_and_capacity.py",
+    "get_team": "test_cost_and_capacity.py",
+    "get_training_job_queue_context": "test_cost_and_capacity.py",
+    "list_environment_groups": "test_cost_and_capacity.py",
+    "get_environment_group": "test_cost_and_capacity.py",
+    "update_environment_group": "test_cost_and_capacity.py",
+    "create_llm_model": "test_deployment_training_extras.py",
+    "create_llm_model_deployment": "test_deployment_training_extras.py",
 }
 
 
@@ -68,9 +93,9 @@ def test_endpoints_tested_elsewhere_are_sent_there() -> None:
 class Recorder:
     """Calls hook methods by name and remembers which were called."""
 
-    def __init__(self, hook: BasetenHook) -> None:
+    def __init__(self, hook: BasetenHook, called: set[str] | None = None) -> None:
         self.hook = hook
-        self.called: set[str] = set()
+        self.called: set[str] = set() if called is None else called
 
     def __getattr__(self, name: str) -> Any:
         self.called.add(name)
@@ -182,7 +207,10 @@ def test_whole_surface(mode_hook: BasetenHook, emulator: BasetenEmulator) -> Non
     assert prefix not in {k.prefix for k in h.list_api_keys()}
 
     # -- training
-    job = h.create_training_job(PROJECT, TRAINING_JOB)
+    # Routes the LowCodeAPI reference does not list go direct (through the gateway they are refused before
+    # sending: test_beyond_seed.py); the rest of this section still goes through mode_hook.
+    d = h if mode_hook.settings.gateway == "baseten" else Recorder(make_hook(emulator), h.called)
+    job = d.create_training_job(PROJECT, TRAINING_JOB)
     assert job.current_status == "TRAINING_JOB_PENDING"
     assert [j.id for j in h.list_training_jobs(PROJECT)] == [job.id]
     assert h.get_training_job(PROJECT, job.id).training_project_id == PROJECT
@@ -208,39 +236,39 @@ def test_whole_surface(mode_hook: BasetenHook, emulator: BasetenEmulator) -> Non
     assert h.stop_training_job(PROJECT, again.id).current_status == "TRAINING_JOB_STOPPED"
 
     # -- beyond the seed: training projects, retry, logs, metrics, promotion control
-    assert [p.name for p in h.list_training_projects()] == ["fine-tune-demo"]
-    project = h.create_training_project("nightly-sft")
-    assert h.create_training_project("nightly-sft").id == project.id  # an upsert: the name is the identity
-    assert h.get_training_project(project.id).name == "nightly-sft" and project.latest_job is None
-    assert h.get_or_create_training_project("fine-tune-demo").id == PROJECT
-    assert h.get_training_project(PROJECT).latest_job.id == again.id
+    assert [p.name for p in d.list_training_projects()] == ["fine-tune-demo"]
+    project = d.create_training_project("nightly-sft")
+    assert d.create_training_project("nightly-sft").id == project.id  # an upsert: the name is the identity
+    assert d.get_training_project(project.id).name == "nightly-sft" and project.latest_job is None
+    assert d.get_or_create_training_project("fine-tune-demo").id == PROJECT
+    assert d.get_training_project(PROJECT).latest_job.id == again.id
     broken = emulator.create_deployment(MODEL, "v9", fail="DEPLOY_FAILED")["id"]
     emulator.advance(10)
     assert h.get_deployment(broken).status == "DEPLOY_FAILED"
-    errors = h.get_deployment_logs(broken, min_level="ERROR", direction="desc", limit=2)
+    errors = d.get_deployment_logs(broken, min_level="ERROR", direction="desc", limit=2)
     assert [x.level for x in errors] == ["ERROR", "ERROR"] and "DEPLOY_FAILED" in errors[0].message
-    whole = h.get_deployment_logs(broken, limit=1000)
-    paged = list(h.iter_deployment_logs(broken, page_size=5))  # 4 pages, each repeating its boundary millisecond
+    whole = d.get_deployment_logs(broken, limit=1000)
+    paged = list(d.iter_deployment_logs(broken, page_size=5))  # 4 pages, each repeating its boundary millisecond
     assert sorted(x.model_dump_json() for x in paged) == sorted(x.model_dump_json() for x in whole)
     assert len(whole) == 10
-    retried = h.retry_deployment(broken)
+    retried = d.retry_deployment(broken)
     assert retried.retried is True and retried.deployment.status == "BUILDING"
-    assert h.retry_deployment("production").reason.startswith("Deployment dep1prod is ACTIVE")
+    assert d.retry_deployment("production").reason.startswith("Deployment dep1prod is ACTIVE")
     emulator.advance(10)
     h.promote_deployment(broken, environment="staging")
-    assert h.pause_promotion("staging").success is True
+    assert d.pause_promotion("staging").success is True
     emulator.advance(60)  # paused: the promotion stands still
     assert h.get_environment("staging").in_progress_promotion.status == "PAUSED"
-    assert h.resume_promotion("staging").success is True
+    assert d.resume_promotion("staging").success is True
     assert h.get_environment("staging").in_progress_promotion.status == "RELEASING"
-    assert h.force_roll_forward_promotion("staging").success is True
+    assert d.force_roll_forward_promotion("staging").success is True
     assert h.get_environment("staging").current_deployment.id == broken
     h.promote_deployment("dep1prod", environment="staging")
-    assert h.force_cancel_promotion("staging").success is True
+    assert d.force_cancel_promotion("staging").success is True
     staging = h.get_environment("staging")
     assert staging.current_deployment.id == broken and staging.in_progress_promotion.status == "CANCELED"
-    assert {x.message for x in h.get_environment_logs("staging", limit=1000)} >= {x.message for x in whole}
-    metrics = h.get_deployment_metrics("dep1prod")
+    assert {x.message for x in d.get_environment_logs("staging", limit=1000)} >= {x.message for x in whole}
+    metrics = d.get_deployment_metrics("dep1prod")
     assert metrics.mode == "CURRENT" and metrics.series("baseten_replicas_active") == [
         (metrics.end_epoch_millis, [1.0])
     ]
@@ -322,7 +350,7 @@ async def test_async_twins(emulator: BasetenEmulator) -> None:
         assert (await hook.aget_deployment("production")).id == "dep1prod"
         submitted = await hook.aasync_predict({"q": 1})
         assert (await hook.aget_async_request(submitted.request_id)).request_id == submitted.request_id
-        job = await hook.acreate_training_job(PROJECT, TRAINING_JOB)
+        job = await make_hook(emulator).acreate_training_job(PROJECT, TRAINING_JOB)  # not in the gateway's reference
         assert (await hook.aget_training_job(PROJECT, job.id)).id == job.id
         batch = await hook.apredict_batch([{"i": i} for i in range(10)], max_concurrency=3)
         assert [r["output"]["i"] for r in batch.results] == list(range(10))

@@ -167,6 +167,56 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("list_api_keys")
     prefix = api("create_api_key", body={"type": "PERSONAL", "name": "n"})["api_key"].split(".")[0]
     api("delete_api_key", {"prefix": prefix})
+    # Production shortcuts, deployment config, download URL, replicas
+    api("deactivate_production_deployment")
+    api("activate_production_deployment")
+    api("update_production_autoscaling_settings", body={"max_replica": 2})
+    api("get_deployment_config", dep)
+    api("get_deployment_config", dep, query={"output_format": "raw"})
+    api("get_deployment_config", dep, query={"output_format": "yaml"}, status=422)
+    api("get_deployment_download_url", dep)
+    api("terminate_replica", {**dep, "replica_id": ("r" + dep["deployment_id"])[:5]})
+    api("terminate_replica", {**dep, "replica_id": "zzzzz"}, status=404)
+    api("delete_secret", {"secret_name": "token"})
+    api("delete_secret", {"secret_name": "token"}, status=404)
+    # The caller, cost and capacity
+    api("get_current_user")
+    api("list_instance_types")
+    api("list_instance_type_prices")
+    api("get_training_capacity")
+    api("list_model_apis", query={"limit": 2, "added_only": "true"})
+    api("list_model_apis", query={"limit": 0}, status=422)
+    api("get_model_api", {"model_api_name": "deepseek-v3"})
+    api("list_users", query={"limit": 1})
+    api("get_user", {"user_id": "user5678"})
+    # Teams and the team-scoped twins
+    team = {"team_id": api("list_teams")["teams"][0]["id"]}
+    api("get_team", team)
+    api("list_team_secrets", team)
+    api("upsert_team_secret", team, {"name": "team_token", "value": "v"})
+    api("delete_team_secret", {**team, "secret_name": "team_token"})
+    api("list_team_models", team)
+    api("create_team_training_project", team, {"training_project": {"name": "team-sft"}})
+    api("create_team_api_key", team, {"type": "PERSONAL"})
+    api("list_team_secrets", {"team_id": "other123"}, status=404)
+    api("list_environment_groups")
+    api("get_environment_group", {"env_name": "production"})
+    api(
+        "update_environment_group",
+        {"env_name": "production"},
+        {"manage_access": {"is_restricted": True, "user_ids": ["user1234"]}},
+    )
+    api("update_environment_group", {"env_name": "production"}, {"manage_access": {"user_ids": []}}, status=422)
+    api("list_team_environment_groups", team)
+    api("get_team_environment_group", {**team, "env_name": "staging"})
+    api("update_team_environment_group", {**team, "env_name": "staging"}, {"manage_access": {"is_restricted": False}})
+    api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z", "end_date": "2026-07-31T00:00:00Z"})
+    api("get_usage_summary", query={"start_date": "2026-07-01T00:00:00Z"}, status=422)  # end_date is required
+    api(
+        "get_usage_summary",
+        query={"start_date": "2026-07-01T00:00:00Z", "end_date": "2026-09-01T00:00:00Z"},
+        status=400,
+    )
     # Training
     job = {"training_project_id": "proj1234"}
     created = api("create_training_job", job, {"training_job": {"image": {"base_image": "python:3.11"}}})
@@ -182,6 +232,12 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("download_training_job", job)
     again = api("recreate_training_job", job)["training_job"]["id"]
     api("stop_training_job", {**job, "training_job_id": again}, {})
+    api("get_training_job_queue_context", {"training_job_id": job["training_job_id"]})
+    api("get_training_job_queue_context", {"training_job_id": "nosuchjob"}, status=404)
+    api("update_training_job", job, {"priority": 1})
+    api("update_training_job", job, {}, status=422)
+    api("get_training_project_cache_summary", {"training_project_id": "proj1234"})
+    api("delete_training_job", job)
     # Training projects (create upserts by name)
     api("list_training_projects")
     api("get_training_project", {"training_project_id": "proj1234"})
@@ -200,6 +256,15 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
             api("create_model", body={"source": {**source, "name": "spec-model"}})
         else:
             api("create_model_deployment", body={"source": source})
+    slot = api("prepare_model_upload", body={"deployment": payload, "name": "team-model"})
+    emulator.state.receive_upload(slot["s3_key"], 1, ["config.yaml"], emulator.state.uploads[slot["s3_key"]]["config"])
+    source = {"kind": "model_archive", "s3_key": slot["s3_key"], "deployment": payload, "name": "team-model"}
+    api("create_team_model", {"team_id": "team1234"}, {"source": source})
+    # BIS-LLM deploys
+    llm = api("create_llm_model", body={"name": "spec-llm", "resources": {"accelerator": "H100"}})
+    api("create_llm_model_deployment", {"model_id": llm["model_id"]}, {"resources": {"accelerator": "H100"}})
+    api("create_llm_model", body={"name": "spec-llm"}, status=422)  # resources is required
+    api("create_team_llm_model", {"team_id": "team1234"}, {"name": "team-llm", "resources": {}})
     # Promotion control, on a promotion the emulator fails, pauses and rolls forward
     emulator.set_promotion_fail(True)
     api("promote_to_environment", env, {"deployment_id": "dep1prod"})
@@ -266,6 +331,8 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("delete_chain_deployment", {**ch, "chain_deployment_id": spare})
     api("delete_chain_deployment", {**ch, "chain_deployment_id": spare}, status=404)
     # Deletions last
+    doomed = api("create_training_project", body={"training_project": {"name": "doomed"}})["training_project"]["id"]
+    api("delete_training_project", {"training_project_id": doomed})
     api("delete_chain", {"chain_id": "chain123"})
     api("delete_model", model="sleepy12")
 

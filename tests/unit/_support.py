@@ -75,11 +75,28 @@ class Case:
 
 
 def direct_only(name: str) -> bool:
-    """Endpoints LowCodeAPI has no route for: the hook refuses them through the gateway before sending."""
+    """Endpoints LowCodeAPI has no route for: the hook refuses them through the gateway before sending.
+
+    The production shortcut rows are the exception: through the gateway the hook sends those calls to a row
+    the reference lists (the ``production`` environment's for inference, ``deployment_id="production"`` for
+    activate, deactivate and autoscaling).
+    """
     from airflow_provider_baseten.client.routes import endpoint
 
-    ep = endpoint(name)
-    return ep.surface in ("chain", "model_apis") or name.endswith("_sync")
+    return not endpoint(name).in_gateway_reference and name not in GATEWAY_REWRITES
+
+
+#: Rows the hook does not send through the gateway, sending the same call to a row its reference lists instead.
+GATEWAY_REWRITES = frozenset(
+    {
+        "production_predict",
+        "production_async_predict",
+        "production_async_queue_status",
+        "activate_production_deployment",
+        "deactivate_production_deployment",
+        "update_production_autoscaling_settings",
+    }
+)
 
 
 def _c(method: str, *args: Any, **kw: Any) -> Case:
@@ -105,6 +122,50 @@ _KEY = "models/abc/model.tgz"
 _CREDS = {"aws_access_key_id": "ASIAEXAMPLE", "aws_secret_access_key": "s" * 40, "aws_session_token": "t" * 64}
 _CREATED = {"model": {"id": MODEL, "name": "my-model"}, "deployment": DEPLOYMENT}
 _LOGS = {"logs": [{"timestamp": "1500000000", "message": "boom", "replica": "abcde", "level": "ERROR"}]}
+
+_ITYPE = {
+    "id": "A10Gx4x16",
+    "name": "A10G",
+    "memory_limit_mib": 16384,
+    "millicpu_limit": 4000,
+    "gpu_count": 1,
+    "gpu_type": "A10G",
+    "gpu_memory_limit_mib": 24576,
+}
+
+_MODEL_API = {
+    "name": "deepseek-v3",
+    "display_name": "DeepSeek V3",
+    "description": "d",
+    "release_date": "2026-01-15",
+    "invoke_url": "https://inference.baseten.co/v1",
+    "context_length": 131072,
+    "cost_per_million_input_tokens": 0.5,
+    "cost_per_million_output_tokens": "1.5",
+    "rate_limits": [{"type": "REQUEST", "unit": "MINUTE", "threshold": 600}],
+}
+
+TEAM_ID = "team1234"
+_TEAM = {"id": TEAM_ID, "name": "ml", "default": True, "created_at": "2026-01-01T00:00:00Z"}
+
+_GROUP = {
+    "name": "production",
+    "team_id": TEAM_ID,
+    "team_name": "ml",
+    "manage_access": {"is_restricted": True, "users": [{"user_id": "u1"}]},
+}
+
+_LLM = {"model_id": MODEL, "version_id": DEP, "hostname": f"model-{MODEL}.api.baseten.co"}
+
+_NEW_MODEL = {
+    "source": {
+        "kind": "model_archive",
+        "name": "my-model",
+        "s3_key": _KEY,
+        "deployment": _DEPLOY,
+        "disable_archive_download": False,
+    }
+}
 
 CASES: dict[str, Case] = {
     # -- inference (model host) --
@@ -414,6 +475,7 @@ CASES: dict[str, Case] = {
         body={"name": "hf_token", "value": "hf-secret-value-123"},
         response={"id": "s1", "name": "hf_token"},
     ),
+    "delete_secret": _c("delete_secret", "hf_token", params={"secret_name": "hf_token"}, response={"name": "hf_token"}),
     "list_api_keys": _c("list_api_keys", response={"keys": [{"prefix": PREFIX, "name": "ci", "type": "PERSONAL"}]}),
     "create_api_key": _c(
         "create_api_key",
@@ -572,15 +634,7 @@ CASES: dict[str, Case] = {
         "my-model",
         _KEY,
         _DEPLOY,
-        body={
-            "source": {
-                "kind": "model_archive",
-                "name": "my-model",
-                "s3_key": _KEY,
-                "deployment": _DEPLOY,
-                "disable_archive_download": False,
-            }
-        },
+        body=_NEW_MODEL,
         response=_CREATED,
     ),
     "create_model_deployment": _c(
@@ -589,6 +643,223 @@ CASES: dict[str, Case] = {
         _DEPLOY,
         params=_M,
         body={"source": {"kind": "model_archive", "s3_key": _KEY, "deployment": _DEPLOY}},
+        response=_CREATED,
+    ),
+    # -- the caller, cost and capacity --
+    "get_current_user": _c("get_current_user", response={"user_id": "u1", "email": "a@example.com"}),
+    "list_instance_types": _c("list_instance_types", response={"instance_types": [_ITYPE]}),
+    "list_instance_type_prices": _c(
+        "list_instance_type_prices", response={"instance_types": [{"instance_type": _ITYPE, "price": 0.02012}]}
+    ),
+    "get_usage_summary": _c(
+        "get_usage_summary",
+        "2026-07-01",
+        "2026-07-31T12:00:00Z",
+        query={"start_date": "2026-07-01T00:00:00Z", "end_date": "2026-07-31T12:00:00Z"},
+        response={"dedicated_usage": None, "training_usage": None, "model_apis_usage": None},
+    ),
+    "get_training_capacity": _c(
+        "get_training_capacity",
+        response={"gpu_capacities": [{"gpu_type": "A10G", "baseline": 4, "limit": 8, "usage_count": 1}]},
+    ),
+    # -- production shortcuts, deployment config / download / replicas --
+    "activate_production_deployment": _c("activate_deployment", "production", params=_M, response=_ACT),
+    "deactivate_production_deployment": _c("deactivate_deployment", "production", params=_M, response=_ACT),
+    "update_production_autoscaling_settings": _c(
+        "update_autoscaling_settings",
+        deployment_id="production",
+        max_replica=3,
+        params=_M,
+        body={"max_replica": 3},
+        response={"status": "ACCEPTED", "message": "ok"},
+    ),
+    "get_deployment_config": _c(
+        "get_deployment_config",
+        DEP,
+        output_format="parsed",
+        params=_MD,
+        query={"output_format": "parsed"},
+        response={"config": {"model_name": "m"}, "raw_config": None},
+    ),
+    "get_deployment_download_url": _c(
+        "get_deployment_download_url", DEP, params=_MD, response={"download_url": "https://s3.example/t.tgz?sig=1"}
+    ),
+    "terminate_replica": _c(
+        "terminate_replica", DEP, "rabcd", params={**_MD, "replica_id": "rabcd"}, response={"success": True}
+    ),
+    # -- training: delete / update jobs, delete projects, cache --
+    "delete_training_job": _c(
+        "delete_training_job", PROJ, JOB, params=_PJ, response={"id": JOB, "deleted": True, "training_project_id": PROJ}
+    ),
+    "update_training_job": _c(
+        "update_training_job",
+        PROJ,
+        JOB,
+        priority=2,
+        params=_PJ,
+        body={"priority": 2},
+        response={"training_job": TRAINING_JOB},
+    ),
+    "delete_training_project": _c(
+        "delete_training_project",
+        PROJ,
+        params={"training_project_id": PROJ},
+        response={"id": PROJ, "deleted": True},
+    ),
+    "get_training_project_cache_summary": _c(
+        "get_training_project_cache_summary",
+        PROJ,
+        params={"training_project_id": PROJ},
+        response={"timestamp": "2026-01-01T00:00:00Z", "project_id": PROJ, "file_summaries": []},
+    ),
+    # -- Model APIs catalogue and users (paged) --
+    "list_model_apis": _c(
+        "list_model_apis",
+        limit=2,
+        added_only=True,
+        query={"limit": "2", "added_only": "true"},
+        response={"items": [_MODEL_API], "pagination": {"has_more": True, "cursor": "2"}},
+    ),
+    "get_model_api": _c("get_model_api", "deepseek-v3", params={"model_api_name": "deepseek-v3"}, response=_MODEL_API),
+    "list_users": _c(
+        "list_users",
+        cursor="c1",
+        query={"cursor": "c1"},
+        response={"items": [{"user_id": "u1"}], "pagination": {"has_more": False}},
+    ),
+    "get_user": _c("get_user", "u1", params={"user_id": "u1"}, response={"user_id": "u1", "email": None}),
+    # -- teams and the team-scoped twins (team_id=) --
+    "list_teams": _c("list_teams", response={"teams": [_TEAM]}),
+    "get_team": _c("get_team", TEAM_ID, params={"team_id": TEAM_ID}, response=_TEAM),
+    "list_team_secrets": _c(
+        "list_secrets", team_id=TEAM_ID, params={"team_id": TEAM_ID}, response={"secrets": [{"name": "hf_token"}]}
+    ),
+    "upsert_team_secret": _c(
+        "upsert_secret",
+        "hf_token",
+        "hf-secret-value-123",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body={"name": "hf_token", "value": "hf-secret-value-123"},
+        response={"id": "s1", "name": "hf_token"},
+    ),
+    "delete_team_secret": _c(
+        "delete_secret",
+        "hf_token",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID, "secret_name": "hf_token"},
+        response={"name": "hf_token"},
+    ),
+    "list_team_models": _c(
+        "list_models", team_id=TEAM_ID, params={"team_id": TEAM_ID}, response={"models": [{"id": MODEL}]}
+    ),
+    "create_team_training_project": _c(
+        "create_training_project",
+        "fine-tune",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body={"training_project": {"name": "fine-tune"}},
+        response={"training_project": PROJECT},
+    ),
+    "create_team_api_key": _c(
+        "create_api_key",
+        "WORKSPACE_INVOKE",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body={"type": "WORKSPACE_INVOKE"},
+        response={"api_key": NEW_KEY},
+    ),
+    "get_training_job_queue_context": _c(
+        "get_training_job_queue_context",
+        JOB,
+        params={"training_job_id": JOB},
+        response={
+            "target_job_id": JOB,
+            "gpu_type": "H100",
+            "requested_gpus": 8,
+            "submitted_at": "2026-01-01T00:00:00Z",
+            "active_at_submit": [],
+            "pending_ahead_at_submit": [],
+            "events": [],
+            "events_window_end": "2026-01-01T00:05:00Z",
+        },
+    ),
+    # -- environment groups (and their team twins) --
+    "list_environment_groups": _c(
+        "list_environment_groups", response={"items": [_GROUP], "pagination": {"has_more": False}}
+    ),
+    "get_environment_group": _c(
+        "get_environment_group", "production", params={"env_name": "production"}, response=_GROUP
+    ),
+    "update_environment_group": _c(
+        "update_environment_group",
+        "production",
+        is_restricted=True,
+        user_ids=["u1"],
+        params={"env_name": "production"},
+        body={"manage_access": {"is_restricted": True, "user_ids": ["u1"]}},
+        response=_GROUP,
+    ),
+    "list_team_environment_groups": _c(
+        "list_environment_groups",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        response={"items": [_GROUP], "pagination": {"has_more": False}},
+    ),
+    "get_team_environment_group": _c(
+        "get_environment_group",
+        "production",
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID, "env_name": "production"},
+        response=_GROUP,
+    ),
+    "update_team_environment_group": _c(
+        "update_environment_group",
+        "production",
+        is_restricted=False,
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID, "env_name": "production"},
+        body={"manage_access": {"is_restricted": False}},
+        response=_GROUP,
+    ),
+    # -- BIS-LLM deploys --
+    "create_llm_model": _c(
+        "create_llm_model",
+        "my-llm",
+        {"accelerator": "H100"},
+        llm_config={"build": {"checkpoint_repository": {"repo": "org/model"}}},
+        body={
+            "name": "my-llm",
+            "resources": {"accelerator": "H100"},
+            "llm_config": {"build": {"checkpoint_repository": {"repo": "org/model"}}},
+        },
+        response=_LLM,
+    ),
+    "create_team_llm_model": _c(
+        "create_llm_model",
+        "my-llm",
+        {"accelerator": "H100"},
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body={"name": "my-llm", "resources": {"accelerator": "H100"}},
+        response=_LLM,
+    ),
+    "create_llm_model_deployment": _c(
+        "create_llm_model_deployment",
+        {"accelerator": "H100"},
+        llm_version="v2",
+        params=_M,
+        body={"resources": {"accelerator": "H100"}, "llm_version": "v2"},
+        response=_LLM,
+    ),
+    "create_team_model": _c(
+        "create_model",
+        "my-model",
+        _KEY,
+        _DEPLOY,
+        team_id=TEAM_ID,
+        params={"team_id": TEAM_ID},
+        body=_NEW_MODEL,
         response=_CREATED,
     ),
 }

@@ -50,9 +50,11 @@ def _spec_has_body(ep_name: str) -> bool:
 
 
 def test_the_upserts_are_by_name_and_the_limited_endpoints_are_rate_limited() -> None:
-    assert [ep.name for ep in ENDPOINTS if ep.upsert] == ["upsert_secret", "create_training_project"]
+    upserts = {"upsert_secret", "create_training_project", "upsert_team_secret", "create_team_training_project"}
+    assert {ep.name for ep in ENDPOINTS if ep.upsert} == upserts  # the team twins repeat like their rows
     limited = {ep.name for ep in ENDPOINTS if ep.rate_limit}
     assert limited >= {"activate_deployment", "deactivate_environment", "retry_deployment"}
+    assert limited >= {"activate_production_deployment", "deactivate_production_deployment"}  # same buckets
 
 
 BAD_CALLS = [
@@ -117,11 +119,13 @@ def test_get_or_create_creates_only_when_missing() -> None:
     assert json.loads(rec.requests[1].content) == {"training_project": {"name": "sft"}}
 
 
-def test_gateway_404_on_an_unlisted_endpoint_names_the_gateway() -> None:
+def test_gateway_refuses_an_unlisted_endpoint_before_sending() -> None:
     rec = Recorder(lambda r: httpx.Response(404, json={"data": None, "error": "Not Found"}))
-    with pytest.raises(BasetenGatewayUnsupportedError, match="does not expose that endpoint") as err:
-        make_hook(rec, gateway="lowcodeapi", url_format="new").list_training_projects()
-    assert KEY not in str(err.value) and isinstance(err.value, BasetenNotFoundError)
+    for url_format in ("new", "old", "auto"):
+        with pytest.raises(BasetenGatewayUnsupportedError, match="does not list that endpoint") as err:
+            make_hook(rec, gateway="lowcodeapi", url_format=url_format).get_training_project("proj1234")
+        assert KEY not in str(err.value) and isinstance(err.value, BasetenNotFoundError)
+    assert rec.requests == []  # nothing sent
     # An endpoint the gateway documents keeps the plain not-found error.
     with pytest.raises(BasetenNotFoundError) as plain:
         make_hook(rec, gateway="lowcodeapi", url_format="new").get_model("nope1234")

@@ -90,16 +90,22 @@ def test_configuration_error_is_a_validation_error():
 
 
 # -- test_connection() --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("gateway", ["baseten", "lowcodeapi"])
-def test_test_connection_success(gateway):
-    payload = {"models": [{"id": "a"}, {"id": "b"}]}
-    body = {"data": payload} if gateway == "lowcodeapi" else payload
-    rec = Recorder(lambda r: httpx.Response(200, json=body))
-    ok, message = make_hook(rec, gateway=gateway).test_connection()
+def test_test_connection_success_direct_asks_who_the_key_is():
+    rec = Recorder(lambda r: httpx.Response(200, json={"user_id": "u1", "email": "ops@example.com"}))
+    ok, message = make_hook(rec).test_connection()
+    assert ok is True
+    assert "as ops@example.com" in message and KEY not in message
+    assert rec.count == 1 and rec.requests[0].method == "GET"  # one cheap authenticated GET
+    assert rec.requests[0].url.path == "/v1/users/me"
+
+
+def test_test_connection_success_through_the_gateway_lists_models():
+    rec = Recorder(lambda r: httpx.Response(200, json={"data": {"models": [{"id": "a"}, {"id": "b"}]}}))
+    ok, message = make_hook(rec, gateway="lowcodeapi").test_connection()
     assert ok is True
     assert "2 model(s)" in message
     assert KEY not in message
-    assert rec.count == 1 and rec.requests[0].method == "GET"  # one cheap authenticated GET
+    assert rec.count == 1 and rec.requests[0].url.path.endswith("/v1/models")  # users/me is not in its reference
 
 
 @pytest.mark.parametrize("gateway", ["baseten", "lowcodeapi"])

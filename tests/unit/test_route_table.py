@@ -119,3 +119,12 @@ def test_the_read_timeout_follows_the_rows_long_read(
     rec = Recorder(lambda r: httpx.Response(200, json={"models": []}))
     make_hook(rec).get_transport().request("list_models")
     assert rec.requests[0].extensions["timeout"]["read"] == read
+
+
+def test_each_team_twin_repeats_and_takes_a_body_like_its_workspace_row() -> None:
+    from airflow_provider_baseten.client.routes import BY_NAME, TEAM_TWIN
+
+    for name, twin in TEAM_TWIN.items():
+        row, team = BY_NAME[name], BY_NAME[twin]
+        assert (team.method, team.repeat, team.body) == (row.method, row.repeat, row.body), twin
+        assert team.path.startswith("/v1/teams/{team_id}/") and team.params[0] == "team_id", twin

@@ -13,7 +13,7 @@ import string
 from typing import Any
 
 from airflow_provider_baseten.emulator.core import StateCore
-from airflow_provider_baseten.emulator.objects import ApiError, Environment, Model
+from airflow_provider_baseten.emulator.objects import INSTANCE_TYPE, ApiError, Environment, Model
 
 BUCKET = "baseten-emulator-model-uploads"
 REGION = "us-west-2"
@@ -123,6 +123,33 @@ class DeployHandlers(StateCore):
         if slot["model_id"] != model.id:
             raise ApiError(400, f"This upload was prepared for {slot['model_id'] or 'a new model'}, not {model.id}.")
         return self._commit(model, slot, self._check_payload(source.get("deployment")), self.clock.now())
+
+    # -- BIS-LLM deploys: an engine config, no archive ---------------------------------------------------
+    def _h_create_llm_model(self, params: Any, query: Any, body: Any, _: Any) -> Any:
+        name = self._body(body).get("name")
+        if not isinstance(name, str) or not name:
+            raise ApiError(422, "name is required")
+        now = self.clock.now()
+        model = Model(id=self.new_id(), name=name, created=now)
+        model.environments["production"] = Environment("production", model.id, now)
+        self.models[model.id] = model
+        return self._llm_deploy(model, body, now, first=True)
+
+    def _h_create_llm_model_deployment(self, params: dict[str, str], query: Any, body: Any, _: Any) -> Any:
+        return self._llm_deploy(self._model(params["model_id"]), body, self.clock.now(), first=False)
+
+    def _llm_deploy(self, model: Model, body: Any, now: float, first: bool) -> Any:
+        """A new deployment built on the emulator's clock (as an uploaded one). A new model's first one becomes
+        production once ACTIVE; a later version is promoted by the caller (how Baseten treats it is unverified)."""
+        if not isinstance(self._body(body).get("resources"), dict):
+            raise ApiError(422, "resources (an object) is required")
+        spec = {"name": f"llm-{len(model.deployments) + 1}", "status": "ACTIVE", "fail": self.deploy_fail}
+        dep = self._new_deployment(model, spec, now)
+        dep.pending_environment = "production" if first else None
+        self._start_build(dep, now, loading=True)
+        self._counters["submissions"]["deployment"] += 1
+        handle = {"model_id": model.id, "version_id": dep.id, "hostname": f"model-{model.id}.api.baseten.co"}
+        return 200, {**handle, "instance_type_name": INSTANCE_TYPE["id"]}
 
     def _commit(self, model: Model, slot: dict[str, Any], deployment: dict[str, Any], now: float) -> Any:
         slot["committed"] = True

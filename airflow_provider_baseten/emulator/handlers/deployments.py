@@ -3,6 +3,7 @@ logs and metrics."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from airflow_provider_baseten.emulator.core import StateCore, _as_list
@@ -10,6 +11,7 @@ from airflow_provider_baseten.emulator.objects import (
     AUTOSCALING_LIMITS,
     DEFAULT_METRICS,
     DEFAULT_PROMOTION_SETTINGS,
+    INSTANCE_TYPE,
     METRICS,
     ApiError,
     Deployment,
@@ -92,6 +94,34 @@ class DeploymentHandlers(StateCore):
 
     def _h_deactivate_development_deployment(self, params: dict[str, str], *_: Any) -> Any:
         return self._deactivate(self._get_dep(params, "development")[1])
+
+    def _h_activate_production_deployment(self, params: dict[str, str], *_: Any) -> Any:
+        return self._activate(self._get_dep(params, "production")[1])
+
+    def _h_deactivate_production_deployment(self, params: dict[str, str], *_: Any) -> Any:
+        return self._deactivate(self._get_dep(params, "production")[1])
+
+    def _h_get_deployment_config(self, params: dict[str, str], query: dict[str, Any], *_: Any) -> Any:
+        # The emulator keeps no Truss config per deployment: it answers one built from what it knows.
+        model, _dep = self._get_dep(params)
+        config = {"model_name": model.name, "resources": {"instance_type": INSTANCE_TYPE["id"]}}
+        fmt = query.get("output_format") or "both"
+        raw = json.dumps(config, indent=2)  # JSON is YAML
+        return 200, {"config": config if fmt != "raw" else None, "raw_config": raw if fmt != "parsed" else None}
+
+    def _h_get_deployment_download_url(self, params: dict[str, str], *_: Any) -> Any:
+        _model, dep = self._get_dep(params)
+        signature = self.new_id(32)
+        url = f"https://emulator-truss-archives.s3.amazonaws.com/{dep.id}/truss.tgz?X-Amz-Signature={signature}"
+        return 200, {"download_url": url}
+
+    def _h_terminate_replica(self, params: dict[str, str], *_: Any) -> Any:
+        _model, dep = self._get_dep(params)
+        replica = params["replica_id"]
+        if replica != dep.replica or dep.status not in ("ACTIVE", "UPDATING", "UNHEALTHY"):
+            raise ApiError(404, f"Replica {replica} of deployment {dep.id} not found")
+        dep.log(self.clock.now(), "INFO", f"Replica {replica} terminated by request; the autoscaler replaces it")
+        return 200, {"success": True}
 
     def _env_deployment(self, params: dict[str, str]) -> Deployment:
         model = self._model(params["model_id"])
@@ -178,6 +208,9 @@ class DeploymentHandlers(StateCore):
 
     def _h_update_deployment_autoscaling_settings(self, params: dict[str, str], query: Any, body: Any, _: Any) -> Any:
         return self._autoscaling(self._get_dep(params)[1].autoscaling, body)
+
+    def _h_update_production_autoscaling_settings(self, params: dict[str, str], query: Any, body: Any, _: Any) -> Any:
+        return self._autoscaling(self._get_dep(params, "production")[1].autoscaling, body)
 
     def _h_update_development_autoscaling_settings(self, params: dict[str, str], query: Any, body: Any, _: Any) -> Any:
         return self._autoscaling(self._get_dep(params, "development")[1].autoscaling, body)

@@ -239,6 +239,42 @@ class TrainingHandlers(StateCore):
         return 200, {"artifact_presigned_urls": [f"{self.files_url}/training/{job.id}/artifacts.tar.gz"]}
 
     # -- training projects ---------------------------------------------------------------------------
+    def _h_delete_training_job(self, params: dict[str, str], *_: Any) -> Any:
+        job = self._job(params)
+        del self.jobs[job.id]
+        return 200, {"id": job.id, "deleted": True, "training_project_id": job.project_id}
+
+    def _h_update_training_job(self, params: dict[str, str], query: Any, body: Any, _: Any) -> Any:
+        job = self._job(params)
+        priority = self._body(body).get("priority")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ApiError(422, "priority (an integer) is required")
+        job.spec["priority"] = priority  # the emulator does not schedule by it
+        return 200, {"training_job": self._job_json(job, self.clock.now())}
+
+    def _h_delete_training_project(self, params: dict[str, str], *_: Any) -> Any:
+        project = self._project(params["training_project_id"])
+        del self.projects[project["id"]]
+        for job_id in [j.id for j in self.jobs.values() if j.project_id == project["id"]]:
+            del self.jobs[job_id]
+        return 200, {"id": project["id"], "deleted": True}
+
+    def _h_get_training_project_cache_summary(self, params: dict[str, str], *_: Any) -> Any:
+        # One cached checkpoint file per job of the project, 50 MiB each, modified when the job was created.
+        project = self._project(params["training_project_id"])
+        files = [
+            {
+                "path": f"/root/.cache/checkpoints/{job.id}/model.safetensors",
+                "size_bytes": 50 * 1024 * 1024,
+                "modified": iso(job.created),
+                "file_type": "file",
+                "permissions": "-rw-r--r--",
+            }
+            for job in self.jobs.values()
+            if job.project_id == project["id"]
+        ]
+        return 200, {"timestamp": iso(self.clock.now()), "project_id": project["id"], "file_summaries": files}
+
     def _h_list_training_projects(self, *_: Any) -> Any:
         now = self.clock.now()
         return 200, {"training_projects": [self._project_json(p, now) for p in self.projects.values()]}

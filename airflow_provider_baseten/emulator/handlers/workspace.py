@@ -34,6 +34,12 @@ class WorkspaceHandlers(StateCore):
         self.secrets[name] = secret
         return 200, self._public(secret)
 
+    def _h_delete_secret(self, params: dict[str, str], *_: Any) -> Any:
+        name = params.get("secret_name") or ""
+        if self.secrets.pop(name, None) is None:
+            raise ApiError(404, f"Secret {name} not found")
+        return 200, {"name": name}
+
     def _h_list_api_keys(self, *_: Any) -> Any:
         return 200, {"keys": list(self.api_keys.values())}
 
