@@ -1,8 +1,8 @@
 """The public API as a type checker sees it: user scripts checked by ``mypy --strict``.
 
 Every snippet below is a small user script; all of them are checked in one mypy run. The scripts live in the
-system temp directory, one directory per checkout; mypy's cache is the checkout's ``.mypy_cache``, which
-``make test``'s own mypy run has just filled: a cold run analyses Airflow, httpx and pydantic (about 25 s of
+system temp directory, one directory per checkout; mypy's cache is the one ``make test``'s own mypy run has
+just filled (``MYPY_CACHE_DIR``): a cold run analyses Airflow, httpx and pydantic (about 25 s of
 CPU), a warm one only what changed. mypy checks every cache entry
 against its source (the scripts keep one path, as mypy's cache is keyed by module and path), so a stale
 cache costs time, never a wrong answer.
@@ -28,9 +28,9 @@ mypy_api = pytest.importorskip("mypy.api")
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = Path(tempfile.gettempdir()) / f"baseten-typing-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:12]}"
-# make test runs `mypy --strict` over the package just before pytest, into the checkout's .mypy_cache: sharing that
-# cache (same strictness, same target Python version) makes this run reuse its analysis of Airflow, httpx and
-# pydantic instead of repeating it (about 25 s of CPU in a fresh clone). MYPY_CACHE_DIR overrides, as for mypy.
+# make test runs `mypy --strict` over the package just before pytest, and points both at one cache (MYPY_CACHE_DIR,
+# read by mypy too; the checkout's .mypy_cache otherwise): with the same strictness and target Python version, this
+# run reuses that one's analysis of Airflow, httpx and pydantic instead of repeating it (~25 s of CPU when cold).
 CACHE = Path(os.environ.get("MYPY_CACHE_DIR", ROOT / ".mypy_cache"))
 
 
