@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -141,10 +143,9 @@ def until(what: str, check: Callable[[], Any], timeout: float, components: list[
 
 def start_batch_child(
     emu: BasetenEmulator, src: Path, output: str, total: int, concurrency: int, **extra: Any
-) -> subprocess.Popen[str]:
+) -> ForkedChild:
     """Run ``tests.chaos._batch_child`` on ``src`` against ``emu`` in its own process (to be SIGKILLed);
     ``extra`` goes into its spec (e.g. ``kind="embed", batch_size=8``)."""
-    root = Path(__file__).resolve().parents[2]
     spec = {
         "api_key": emu.api_key,
         "url": emu.url,
@@ -156,11 +157,61 @@ def start_batch_child(
         "max_concurrency": concurrency,
         **extra,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.chaos._batch_child", json.dumps(spec)],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
+    return ForkedChild(spec, src.parent)
+
+
+# The batch children are forked from one server process per pytest process that has already imported the hook,
+# and so Airflow: a fresh interpreter spent ~3.5 s of CPU on those imports per child, several children per case.
+# The child is still a process of its own, with its own memory, file descriptors and pid to SIGKILL.
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(["tests.chaos._batch_child"])
+_children = itertools.count()
+
+
+class ForkedChild:
+    """The batch child as ``subprocess.Popen`` shows it to the cases: ``pid``, ``poll()``, ``wait()``,
+    ``communicate()`` (its stdout and stderr, text) and ``returncode`` (``-9`` after a SIGKILL)."""
+
+    def __init__(self, spec: dict[str, Any], folder: Path) -> None:
+        n = next(_children)
+        self._out, self._err = folder / f"batch-child-{n}.stdout", folder / f"batch-child-{n}.stderr"
+        self._process = _FORKS.Process(
+            target=_run_batch_child, args=(spec, dict(os.environ), str(self._out), str(self._err)), daemon=True
+        )
+        self._process.start()
+        assert self._process.pid is not None
+        self.pid: int = self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired("tests.chaos._batch_child", timeout or 0)
+        return self._process.exitcode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        self.wait(timeout)
+        return self._out.read_text(), self._err.read_text()
+
+
+def _run_batch_child(spec: dict[str, Any], environ: dict[str, str], stdout: str, stderr: str) -> None:
+    """In the forked child: the caller's environment, stdout and stderr to files, then the batch."""
+    from tests.chaos import _batch_child
+
+    os.environ.clear()
+    os.environ.update(environ)
+    for fd, path in ((1, stdout), (2, stderr)):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - fd 1 itself, flushed below
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    try:
+        _batch_child.main(spec)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()

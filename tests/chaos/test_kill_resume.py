@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from airflow_provider_baseten.emulator import app as emulator_app
 from airflow_provider_baseten.emulator.server import BasetenEmulator
-from tests.chaos._support import read_jsonl, start_batch_child
+from tests.chaos._support import ForkedChild, read_jsonl, start_batch_child
 from tests.chaos.report import Row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +57,7 @@ class _ModelCounter:
         return self.run
 
 
-def _kill_after(proc: subprocess.Popen[str], counter: _Run, answered: int, timeout: float = 60) -> int:
+def _kill_after(proc: ForkedChild, counter: _Run, answered: int, timeout: float = 60) -> int:
     """SIGKILL ``proc`` once the model has answered ``answered`` requests of this run; return that count."""
     deadline = time.monotonic() + timeout
     while sum(counter.ok.values()) < answered:
@@ -71,7 +70,7 @@ def _kill_after(proc: subprocess.Popen[str], counter: _Run, answered: int, timeo
     return sum(counter.ok.values())
 
 
-def _finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
+def _finish(proc: ForkedChild) -> dict[str, Any]:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
     return json.loads(out.strip().splitlines()[-1])

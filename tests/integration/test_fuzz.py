@@ -112,6 +112,28 @@ def _fuzz(
     return seen
 
 
+NOTHING_TO_NEGATE = "nothing to negate without the Authorization header: no parameters, no body"
+
+
+def _only_path_parameters(surface: str, method: str, path: str) -> bool:
+    """No body and no query, header or cookie parameter: without the Authorization header schemathesis finds
+    nothing to negate (a path segment stays a valid string), so the gateway case is unsatisfiable."""
+    spec = load_spec("inference" if surface == "chain" else surface)
+    item = spec["paths"][path]
+    operation = item[method.lower()]
+    parameters = [_resolved(spec, p) for p in operation.get("parameters", []) + item.get("parameters", [])]
+    return "requestBody" not in operation and all(p["in"] == "path" for p in parameters)
+
+
+def _resolved(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``node``, or what its local ``$ref`` points at."""
+    if "$ref" not in node:
+        return node
+    for key in node["$ref"].removeprefix("#/").split("/"):
+        spec = spec[key]
+    return spec
+
+
 def test_every_served_operation_is_fuzzed() -> None:
     assert len(SERVED) == len(ENDPOINTS) - len(OUTSIDE_SPECS), "each endpoint maps to its own spec operation"
 
@@ -127,9 +149,12 @@ def test_fuzz_operation(fuzz_target: BasetenEmulator, surface: str, method: str,
 @pytest.mark.parametrize(("surface", "method", "path"), GATEWAY_SERVED, ids=[f"{m} {p}" for _, m, p in GATEWAY_SERVED])
 def test_fuzz_operation_through_the_gateway(fuzz_target: BasetenEmulator, surface: str, method: str, path: str) -> None:
     # The LowCodeAPI surface forwards the same requests: the same rules refuse the same negative cases.
+    if _only_path_parameters(surface, method, path):
+        # Decided up front: hypothesis would give up only after ~460 rejected drafts (a second or more each).
+        pytest.skip(NOTHING_TO_NEGATE)
     try:
         seen = _fuzz(fuzz_target, surface, method, path, GenerationMode.NEGATIVE, _examples(GATEWAY_EXAMPLES), True)
     except hypothesis.errors.Unsatisfiable:
-        pytest.skip("nothing to negate without the Authorization header: no parameters, no body")
+        pytest.skip(NOTHING_TO_NEGATE)
     assert sum(seen.values()) > 0
     assert 5 not in seen
