@@ -192,10 +192,16 @@ def resolve_model(hook: BasetenHook, model_id: str | None) -> str:
     from airflow_provider_baseten.exceptions import BasetenValidationError
 
     model = model_id if model_id is not None else hook.settings.model_id
-    if not model:
-        given = "model_id is empty" if model_id is not None else "No model_id given"
+    if model_id is not None and not model_id:
+        default = f" (the connection's is {hook.settings.model_id!r})" if hook.settings.model_id else ""
         raise BasetenValidationError(
-            f"{given} and the connection has no default model_id (extra 'model_id'): pass model_id=.",
+            f"model_id is empty (a template that rendered to ''?): pass a model id, or leave model_id unset to "
+            f"use the connection's default{default}.",
+            field="model_id",
+        )
+    if not model:
+        raise BasetenValidationError(
+            "No model_id given and the connection has no default model_id (extra 'model_id'): pass model_id=.",
             field="model_id",
         )
     return str(model)

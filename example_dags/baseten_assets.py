@@ -70,7 +70,7 @@ with DAG(
     tags=["baseten", "example"],
     doc_md=__doc__,
 ):
-
+    # [START howto_operator_predict_candidate]
     @task
     def candidate(triggering_asset_events: Any = None) -> str:
         """The deployment the watcher saw become ACTIVE, or (a manual run) the Variable's."""
@@ -81,8 +81,6 @@ with DAG(
         return Variable.get("baseten_candidate_deployment_id")
 
     deployment_id = candidate()
-
-    # [START howto_operator_predict_candidate]
     smoke_test = PredictOperator(
         task_id="smoke_test",
         model_id=MODEL_ID,

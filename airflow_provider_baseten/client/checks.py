@@ -153,6 +153,29 @@ def is_template(value: object) -> bool:
     return callable(getattr(value, "resolve", None))  # XComArg and the SDK's other ResolveMixin values
 
 
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """Warn at the DAG author's line: the first frame outside this package and Airflow's operator machinery
+    (its metaclass and ``apply_defaults``), however deep the ``__init__`` chain that reached the warning."""
+    import sys
+    import warnings
+
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        ("airflow_provider_baseten.", "airflow.sdk.", "airflow.models.", "asyncio.")
+    ):
+        frame = frame.f_back
+    globs = frame.f_globals
+    warnings.warn_explicit(
+        message,
+        category,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=globs.get("__name__"),
+        registry=globs.setdefault("__warningregistry__", {}),
+        module_globals=globs,
+    )
+
+
 def check_target(
     environment: Any, deployment_id: Any, *, who: str, templates_ok: bool = False
 ) -> tuple[str | None, str | None]:
@@ -180,15 +203,12 @@ def check_target(
             field="deployment_id",
         )
     if deployment_id in NAMED_TARGETS:
-        import warnings
-
         from airflow.exceptions import AirflowProviderDeprecationWarning
 
-        warnings.warn(
+        warn_at_caller(
             f"{who}: deployment_id={deployment_id!r} is deprecated; use environment={deployment_id!r} instead "
             "(deployment_id= is for a deployment's id).",
             AirflowProviderDeprecationWarning,
-            stacklevel=3,
         )
         return deployment_id, None
     for name, value in (("environment", environment), ("deployment_id", deployment_id)):

@@ -186,6 +186,12 @@ class _HookCore(BaseHook):
 
         # Only a missing model_id falls back to the connection's: an explicit "" is an error, not "default".
         chosen = model_id if model_id is not None else (self._transport.settings.model_id if self._transport else None)
+        if model_id is not None and not model_id:
+            raise BasetenValidationError(
+                "model_id is empty (a template that rendered to ''?): pass a model id, or leave model_id unset "
+                "(None) to use the connection's default.",
+                field="model_id",
+            )
         if not chosen:
             raise BasetenValidationError(
                 "No model_id given and the connection has no default model_id (extra 'model_id').",

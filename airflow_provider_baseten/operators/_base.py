@@ -50,10 +50,10 @@ def renamed_param(owner: str, new: str, new_value: T, old: str, old_value: T, un
         raise ValueError(f"{owner}: give {new}= only; {old}= is its deprecated old name. Got both.")
     from airflow.exceptions import AirflowProviderDeprecationWarning
 
-    warnings.warn(
-        f"{owner}: the parameter {old}= is deprecated; use {new}= instead.",
-        AirflowProviderDeprecationWarning,
-        stacklevel=3,
+    from airflow_provider_baseten.client.checks import warn_at_caller
+
+    warn_at_caller(
+        f"{owner}: the parameter {old}= is deprecated; use {new}= instead.", AirflowProviderDeprecationWarning
     )
     return old_value
 

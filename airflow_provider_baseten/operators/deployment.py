@@ -113,6 +113,12 @@ class PromoteDeploymentOperator(BasetenWaitingOperator):
         for name, value in (("deployment_id", self.deployment_id), ("environment", self.environment)):
             if not (templates_ok and is_template(value)):
                 validate_id(name, value)
+        if self.deployment_id == "production":
+            raise BasetenValidationError(
+                "PromoteDeploymentOperator: deployment_id='production' names what production serves now, which "
+                "cannot be promoted into anything; pass the id of the deployment to promote (or 'development').",
+                field="deployment_id",
+            )
         if self.environment == "development":
             raise BasetenValidationError(
                 "PromoteDeploymentOperator: environment='development' names the development deployment, which "

@@ -188,6 +188,8 @@ class PredictOperator(BasetenBaseOperator):
         hook = self.hook
         if self._calls_a_model():
             _push_model_url(context, hook, self.model_id)
+        else:  # a chain or Model APIs: no model page, so an empty link (not Airflow's "XCom not found" error)
+            context["ti"].xcom_push(key=xcom.MODEL_URL, value="")
         if self.wake_first:
             self.log.info("Waking the deployment before predicting.")
             hook.wake(**self._target())

@@ -37,7 +37,12 @@ if TYPE_CHECKING:
 class BasetenSensorTimeout(BasetenTimeoutError, AirflowSensorTimeout):  # type: ignore[misc]  # status_code: ours wins
     """A provider sensor's deadline passed: a :class:`~airflow_provider_baseten.exceptions.BasetenTimeoutError`
     that is also Airflow's ``AirflowSensorTimeout``, so Airflow does not retry the sensor (a retry would
-    start a new deadline) and ``soft_fail=True`` turns it into a skip."""
+    start a new deadline) and ``soft_fail=True`` turns it into a skip.
+
+    Import it from :mod:`airflow_provider_baseten.sensors.base`, its public home (what tracebacks show).
+    """
+
+    __module__ = "airflow_provider_baseten.sensors.base"
 
 
 class BasetenTriggerSensor(BaseSensorOperator):

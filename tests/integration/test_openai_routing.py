@@ -216,7 +216,7 @@ def test_operators_route_as_the_hook_does(emulator: BasetenEmulator, monkeypatch
         ("model_apis_request", "/model_apis/v1/chat/completions"),
     ]
     links = {t: run.get_task_instance(t).xcom_pull(task_ids=t, key=MODEL_URL) for t in ("served", "apis")}
-    assert links == {"served": model_url(emulator.model_id), "apis": None}  # Model APIs: no model of yours
+    assert links == {"served": model_url(emulator.model_id), "apis": ""}  # Model APIs: no model of yours
 
 
 @pytest.mark.parametrize("connection", ["direct", "direct-no-model-id", "lowcodeapi"])

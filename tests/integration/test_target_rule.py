@@ -131,3 +131,49 @@ def test_hook_predict_takes_model_input_and_the_deprecated_input(conn: Any) -> N
         run = run_dag(dag)
     assert task_states(run) == {"new_name": "success", "old_name": "success"}
     assert _endpoints(conn).count("production_predict") == 2
+
+
+def test_every_other_deprecated_alias_warns_and_works_in_a_dag_run(conn: Any) -> None:
+    """The aliases the test above does not reach, each in one ``dag.test()``: the target alias on the async,
+    deactivate and OpenAI/chain operators, ``check_interval=``, ``inputs=`` and ``BasetenHook.apredict(input=)``."""
+    import asyncio
+
+    from airflow.sdk import task
+
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+    from airflow_provider_baseten.operators.deployment import DeactivateDeploymentOperator
+    from airflow_provider_baseten.operators.inference import AsyncPredictOperator
+
+    @task
+    def apredict_old_name() -> Any:
+        return asyncio.run(BasetenHook().apredict(input={"x": 4}))["output"]
+
+    with (
+        DAG("t_target_alias_rest", schedule=None, start_date=START) as dag,
+        pytest.warns(AirflowProviderDeprecationWarning) as warned,
+    ):
+        AsyncPredictOperator(
+            task_id="submit", model_inputs=[{"x": 1}], deployment_id="production", wait_for_completion=False
+        )
+        EmbeddingsOperator(task_id="embed", texts=["a"], deployment_id="production")
+        ChatCompletionsOperator(
+            task_id="chat", messages=[{"role": "user", "content": "hi"}], deployment_id="production"
+        )
+        RunChainOperator(task_id="chain", chain_id="chain123", chain_input={"q": 1}, deployment_id="production")
+        PredictOperator(task_id="inputs", inputs=[{"x": 1}])
+        WakeDeploymentOperator(task_id="wake", check_interval=0.02, timeout=60)
+        DeactivateDeploymentOperator(task_id="deactivate", deployment_id="development", **FAST)
+        apredict_old_name()
+    messages = [str(w.message) for w in warned if issubclass(w.category, AirflowProviderDeprecationWarning)]
+    assert len(messages) == 7, messages
+    assert all(w.filename == __file__ for w in warned), [
+        (w.filename, w.lineno, str(w.message)[:50]) for w in warned if w.filename != __file__
+    ]
+    with pytest.warns(AirflowProviderDeprecationWarning, match="input= is deprecated; use model_input="):
+        run = run_dag(dag)
+    assert set(task_states(run).values()) == {"success"}, task_states(run)
+    assert _xcom(run, "apredict_old_name") == {"x": 4} and _xcom(run, "chain")["output"] == {"q": 1}
+    sent = _endpoints(conn)
+    for endpoint in ("production_async_predict", "environment_sync", "deactivate_development_deployment"):
+        assert endpoint in sent, (endpoint, sent)
+    assert not [e for e in sent if e.startswith("deployment_")]

@@ -137,7 +137,17 @@ def test_promote_checks_the_same_names_for_its_two_ends() -> None:
         PromoteDeploymentOperator(task_id="p", deployment_id="a/b")
     with pytest.raises(BasetenValidationError, match="not an environment to promote into"):
         PromoteDeploymentOperator(task_id="p", deployment_id="abcd1234", environment="development")
+    with pytest.raises(BasetenValidationError, match="pass the id of the deployment to promote"):
+        PromoteDeploymentOperator(task_id="p", deployment_id="production")  # was accepted, then sent as an id
     PromoteDeploymentOperator(task_id="p", deployment_id="{{ params.dep }}")  # checked once rendered
+
+
+def test_the_sensor_timeout_shows_its_public_import_path() -> None:
+    from airflow_provider_baseten.sensors.base import BasetenSensorTimeout
+
+    assert f"{BasetenSensorTimeout.__module__}.{BasetenSensorTimeout.__qualname__}" == (
+        "airflow_provider_baseten.sensors.base.BasetenSensorTimeout"
+    )
 
 
 # (model, model_apis, model_id, environment, deployment_id) -> Model APIs?, or the message of the refusal.
