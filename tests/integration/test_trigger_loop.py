@@ -247,7 +247,27 @@ def _cases(emu: EmulatorProcess) -> dict[str, tuple[Callable[[], BasetenPollTrig
             end_time=end,
         )  # fmt: skip
 
+    def chain_deployment() -> BasetenPollTrigger:
+        from airflow_provider_baseten.triggers.chains import ChainDeploymentTrigger
+
+        (dep,) = hook.list_chain_deployments("chain123")  # the seeded chain's one deployment, ACTIVE
+        return ChainDeploymentTrigger(
+            conn_id="baseten_default", chain_id="chain123", chain_deployment_id=dep.id, poll_interval=0.1,
+            end_time=end,
+        )  # fmt: skip
+
+    def chain_promotion() -> BasetenPollTrigger:
+        from airflow_provider_baseten.triggers.chains import ChainPromotionTrigger
+
+        (dep,) = hook.list_chain_deployments("chain123")  # it serves staging already: the wait ends at once
+        return ChainPromotionTrigger(
+            conn_id="baseten_default", chain_id="chain123", environment="staging", chain_deployment_id=dep.id,
+            poll_interval=0.1, end_time=end,
+        )  # fmt: skip
+
     return {
+        "ChainDeploymentTrigger": (chain_deployment, "success"),
+        "ChainPromotionTrigger": (chain_promotion, "success"),
         "CheckpointSyncTrigger": (checkpoint_sync, "success"),
         "AsyncPredictTrigger": (async_predict, "success"),
         "DeploymentStatusTrigger": (deployment, "success"),
@@ -258,6 +278,8 @@ def _cases(emu: EmulatorProcess) -> dict[str, tuple[Callable[[], BasetenPollTrig
 
 
 CASES = [
+    "ChainDeploymentTrigger",
+    "ChainPromotionTrigger",
     "CheckpointSyncTrigger",
     "AsyncPredictTrigger",
     "DeploymentStatusTrigger",
