@@ -55,7 +55,7 @@ $(VENV)/.docs-stamp: $(VENV)/.stamp pyproject.toml
 	touch $@
 
 docs: $(VENV)/.docs-stamp  ## the Sphinx site in build/docs (warnings are errors, references checked, links checked offline)
-	$(VENV)/bin/sphinx-build -E -W --keep-going -n -q -b html docs build/docs
+	AIRFLOW_HOME=$(CURDIR)/build/docs-airflow-home $(VENV)/bin/sphinx-build -E -W --keep-going -n -q -b html docs build/docs
 	$(VENV)/bin/python scripts/check_links.py --list-external
 
 demo: $(VENV)/.stamp  ## run every example DAG against a local emulator

@@ -107,6 +107,8 @@ class PredictOperator(BasetenBaseOperator):
     #: The names the one input and the batch are given, stored and templated under. A subclass that calls them
     #: otherwise (``text`` / ``texts``) names its own, and aliases ``model_input`` / ``model_inputs`` to them.
     input_names: tuple[str, str] = ("model_input", "model_inputs")
+    #: What one input is called in the log (the batch engine's unit for this kind of call).
+    input_unit: str = "inputs"
 
     def __init__(
         self,
@@ -353,7 +355,7 @@ class PredictOperator(BasetenBaseOperator):
             if self.output_path:
                 with _open_binary(src) as fh:
                     self._input_fingerprint = of_file_ends(fh, total)
-            self.log.info("Reading %d inputs from %s", total, src)
+            self.log.info("Reading %d %s from %s", total, self.input_unit, src)
             return read_records(src), total
         if _is_path(src):
             path = _as_path(src)
@@ -362,7 +364,7 @@ class PredictOperator(BasetenBaseOperator):
             total = self._input_fingerprint["count"]
             if total == 0:
                 raise BasetenValidationError(f"{src}: the JSONL file has no inputs.", field=many)
-            self.log.info("Reading %d inputs from %s", total, src)
+            self.log.info("Reading %d %s from %s", total, self.input_unit, src)
             return read_jsonl(path), total
         if isinstance(src, dict) or not hasattr(src, "__iter__"):
             raise BasetenValidationError(

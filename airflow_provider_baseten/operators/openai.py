@@ -100,6 +100,7 @@ class EmbeddingsOperator(_OpenAIOperator):
         any request, naming the columns.
     """
 
+    input_unit = "texts"
     template_fields: Sequence[str] = ("text", "texts", *PREDICT_FIELDS, "model")
     template_fields_renderers = {"text": "json", "texts": "json"}
     input_names = ("text", "texts")
@@ -203,6 +204,7 @@ class ChatCompletionsOperator(_OpenAIOperator):
         (as :class:`EmbeddingsOperator`).
     """
 
+    input_unit = "prompts"
     template_fields: Sequence[str] = ("messages", "requests", *PREDICT_FIELDS, "model", "options")
     template_fields_renderers = {"messages": "json", "requests": "json", "options": "json"}
     input_names = ("messages", "requests")
@@ -243,6 +245,7 @@ class RunChainOperator(_NamedInputs):
     :param deployment_id: One chain deployment.
     """
 
+    input_unit = "chain inputs"
     template_fields: Sequence[str] = ("chain_input", "chain_inputs", *PREDICT_FIELDS, "chain_id")
     template_fields_renderers = {"chain_input": "json", "chain_inputs": "json"}
     input_names = ("chain_input", "chain_inputs")

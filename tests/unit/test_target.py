@@ -173,3 +173,27 @@ def test_model_apis_route(kwargs: dict[str, Any], expected: bool | str) -> None:
     else:
         with pytest.raises(BasetenValidationError, match=expected):
             model_apis_route(**{**args, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw", "unit"),
+    [
+        (PredictOperator, {"model_inputs": "{path}"}, "inputs"),
+        (EmbeddingsOperator, {"texts": "{path}"}, "texts"),
+        (ChatCompletionsOperator, {"requests": "{path}", "model_apis": True, "model": "m"}, "prompts"),
+        (RunChainOperator, {"chain_id": "abcd1234", "chain_inputs": "{path}"}, "chain inputs"),
+    ],
+)
+def test_reading_a_file_logs_what_its_items_are(cls: type, kw: dict[str, Any], unit: str, tmp_path: Any) -> None:
+    """Issue 23: the log counts texts, prompts and chain inputs as what they are, not as "inputs"."""
+    import json
+
+    from structlog.testing import capture_logs
+
+    path = tmp_path / "in.jsonl"
+    line = {"messages": [{"role": "user", "content": "hi"}]} if cls is ChatCompletionsOperator else {"text": "hi"}
+    path.write_text("\n".join(json.dumps(line if cls is not EmbeddingsOperator else "hi") for _ in range(3)) + "\n")
+    op = cls(task_id="t", **{k: (str(path) if v == "{path}" else v) for k, v in kw.items()})
+    with capture_logs() as logs:  # Airflow 3's task loggers are structlog's
+        op._batch_inputs()
+    assert f"Reading 3 {unit} from {path}" in [entry["event"] for entry in logs]
