@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -120,11 +122,18 @@ def test_config_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
-def test_docs_python_examples_run_as_written(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docs_python_examples_run_as_written(
+    index: int, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
     assert len(blocks) == 3
     monkeypatch.setattr(os, "environ", dict(os.environ))  # the example updates os.environ
-    exec(compile(blocks[index], f"{DOCS}:python[{index}]", "exec"), {})
+    namespace: dict[str, Any] = {}
+    exec(compile(blocks[index], f"{DOCS}:python[{index}]", "exec"), namespace)
+    tests = [f for name, f in namespace.items() if name.startswith("test_")]
+    for test in tests:  # a pytest test shown in the guide: run it with its fixtures, as pytest would
+        test(**{arg: request.getfixturevalue(arg) for arg in inspect.signature(test).parameters})
+    assert len(tests) == (1 if "pytest_plugins" in blocks[index] else 0)
 
 
 def test_docs_cli_connection_example_is_valid_json() -> None:
