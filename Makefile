@@ -70,7 +70,10 @@ CHAOS_TESTS ?= tests/chaos
 chaos: $(VENV)/.stamp  ## every reliability case (fast and long, real Airflow included); prints a table
 	BASETEN_CHAOS_REPORT=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider $(CHAOS_TESTS) -s $(PYTEST_ARGS)
 
-prism: $(VENV)/.stamp  ## every hook call against Stoplight Prism serving Baseten's specs (npm-installs it in build/)
+prism: $(VENV)/.stamp  ## every hook call against Stoplight Prism serving Baseten's specs (npm-installs it in build/; installs Debian's nodejs/npm if missing)
+	@command -v npm >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends nodejs npm; }
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/chaos/test_prism.py -s $(PYTEST_ARGS)
 
 ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian's chromium if missing)

@@ -81,7 +81,8 @@ def test_python_example_runs(page: Path, index: int, code: str, emulator: Any, m
         return
     exec(compile(code, where, "exec"), {"__name__": "docs_example"})
     if "predict(" in code and "BasetenHook" in code:
-        assert emulator.counters()["requests"]["production_predict"] == 1
+        name = "regional_predict" if "regional=True" in code else "production_predict"
+        assert emulator.counters()["requests"][name] == 1
     if "model_apis=True" in code and "BasetenHook" in code:  # Model APIs reached once; model= alone refused unsent
         assert emulator.counters()["requests"]["model_apis_request"] == 1
     if "deploy_model(" in code:  # the dry run creates nothing, the deploy one deployment (counted on the server)

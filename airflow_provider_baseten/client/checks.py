@@ -11,6 +11,7 @@ each wording the same rule differently. Here it is one function per kind of valu
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection
 from typing import Any, TypedDict, TypeGuard, TypeVar
 
@@ -177,7 +178,7 @@ def warn_at_caller(message: str, category: type[Warning]) -> None:
 
 
 def check_target(
-    environment: Any, deployment_id: Any, *, who: str, templates_ok: bool = False
+    environment: Any, deployment_id: Any, *, who: str, templates_ok: bool = False, regional: bool = False
 ) -> tuple[str | None, str | None]:
     """The one rule for which deployment of a model a call addresses; returns ``(environment, deployment_id)``.
 
@@ -192,8 +193,12 @@ def check_target(
     ``templates_ok=True``, which leaves a ``{{ ... }}`` value unchecked) and again after templating, at execute;
     the hook routes its calls by the same rule.
 
+    - ``regional=True``: the environment named by ``environment`` on its regional host
+      (``model-{model_id}-{environment}``, see :func:`check_regional`).
+
     :param who: The operator, sensor or method checking, for the messages.
     :param templates_ok: Keep a value that is still a Jinja template as it is (it is checked once rendered).
+    :param regional: The call goes to a regional environment's own host.
     """
     if environment is not None and deployment_id is not None:
         raise BasetenValidationError(
@@ -210,11 +215,46 @@ def check_target(
             "(deployment_id= is for a deployment's id).",
             AirflowProviderDeprecationWarning,
         )
-        return deployment_id, None
+        environment, deployment_id = deployment_id, None
     for name, value in (("environment", environment), ("deployment_id", deployment_id)):
         if value is not None and not (templates_ok and is_template(value)):
             validate_id(name, value)
+    if regional:
+        check_regional(environment, deployment_id, who=who)
     return environment, deployment_id
+
+
+#: A regional environment's name is part of a host name (``model-{model_id}-{env_name}.api.baseten.co``): one
+#: DNS label's characters, lowercase letters, digits and inner hyphens.
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_regional(environment: Any, deployment_id: Any, *, who: str) -> None:
+    """Refuse, before sending, a regional call that names no regional environment.
+
+    A regional environment is reached on its own host, ``model-{model_id}-{env_name}.api.baseten.co`` (a chain's
+    ``chain-{chain_id}-{env_name}``), where the path names no target: so it needs ``environment=`` (a name that
+    can be part of a host name), never ``deployment_id=`` and never ``"development"`` (a deployment, which has no
+    regional host).
+    """
+    if deployment_id is not None:
+        raise BasetenValidationError(
+            f"{who}: regional=True addresses a regional environment by name; give environment= (e.g. 'prod-us'), "
+            f"not deployment_id={deployment_id!r} (a deployment has no regional host).",
+            field="deployment_id",
+        )
+    if environment is None or environment == "development":
+        raise BasetenValidationError(
+            f"{who}: regional=True needs environment= naming the regional environment (e.g. environment='prod-us'), "
+            f"got environment={environment!r}.",
+            field="environment",
+        )
+    if not isinstance(environment, str) or not _HOST_LABEL.fullmatch(environment):
+        raise BasetenValidationError(
+            f"{who}: regional environment {environment!r} cannot be part of a host name "
+            "(model-{model_id}-{environment}.api.baseten.co): use lowercase letters, digits and inner hyphens.",
+            field="environment",
+        )
 
 
 def model_apis_route(

@@ -190,6 +190,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("chain_environment_async_run_remote", "POST", "/environments/{env_name}/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
     _ep("chain_deployment_run_remote", "POST", "/deployment/{deployment_id}/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
     _ep("chain_deployment_async_run_remote", "POST", "/deployment/{deployment_id}/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
+    # Regional environments (Baseten's inference spec, tag "Regional"): the environment is in the host,
+    # ``model-{model_id}-{env_name}`` / ``chain-{chain_id}-{env_name}``, and the path is bare. The hook gives the
+    # call ``{id}-{env_name}`` as its host id (hooks/_core.py regional_host_id), so the connection's
+    # inference_url / chain_url templates name the regional host too. Not in the gateway reference.
+    _ep("regional_predict", "POST", "/predict", "inference", None, body=True, repeat="safe", long_read=True),
+    _ep("regional_async_predict", "POST", "/async_predict", "inference", None, body=True, repeat="creates", long_read=True),
+    _ep("regional_async_queue_status", "GET", "/async_queue_status", "inference", None),
+    _ep("regional_wake", "POST", "/wake", "inference", None, repeat="safe"),
+    _ep("chain_regional_run_remote", "POST", "/run_remote", "chain", None, body=True, repeat="safe", long_read=True),
+    _ep("chain_regional_async_run_remote", "POST", "/async_run_remote", "chain", None, body=True, repeat="creates", long_read=True),
     _ep("chain_get_async_request", "GET", "/async_request/{request_id}", "chain", None),
     _ep("chain_cancel_async_request", "DELETE", "/async_request/{request_id}", "chain", None, repeat="safe"),
     # Models (deleting twice deletes one object; the second answers 404)
@@ -349,25 +359,30 @@ def endpoint(name: str) -> Endpoint:
 # with an f-string, so every name it can send is written out once and tests/unit/test_route_table.py proves
 # that each names a row.
 
-#: (action, target) -> endpoint name. ``target`` is ``deployment`` (an id), ``development``, ``production``
-#: or ``environment`` (a named one); chain actions (``run_remote``...) go to the chain host.
+#: (action, target) -> endpoint name. ``target`` is ``deployment`` (an id), ``development``, ``production``,
+#: ``environment`` (a named one) or ``regional`` (a named one on its regional host, bare path); chain actions
+#: (``run_remote``...) go to the chain host.
 BY_TARGET: dict[tuple[str, str], str] = {
     ("predict", "deployment"): "deployment_predict",
     ("predict", "development"): "development_predict",
     ("predict", "production"): "production_predict",
     ("predict", "environment"): "environment_predict",
+    ("predict", "regional"): "regional_predict",
     ("async_predict", "deployment"): "deployment_async_predict",
     ("async_predict", "development"): "development_async_predict",
     ("async_predict", "production"): "production_async_predict",
     ("async_predict", "environment"): "environment_async_predict",
+    ("async_predict", "regional"): "regional_async_predict",
     ("async_queue_status", "deployment"): "deployment_async_queue_status",
     ("async_queue_status", "development"): "development_async_queue_status",
     ("async_queue_status", "production"): "production_async_queue_status",
     ("async_queue_status", "environment"): "environment_async_queue_status",
+    ("async_queue_status", "regional"): "regional_async_queue_status",
     ("wake", "deployment"): "deployment_wake",
     ("wake", "development"): "development_wake",
     ("wake", "production"): "production_wake",
     ("wake", "environment"): "environment_wake",
+    ("wake", "regional"): "regional_wake",
     ("sync", "deployment"): "deployment_sync",  # no production_sync: production is an environment there
     ("sync", "development"): "development_sync",
     ("sync", "environment"): "environment_sync",
@@ -375,10 +390,12 @@ BY_TARGET: dict[tuple[str, str], str] = {
     ("run_remote", "development"): "chain_development_run_remote",
     ("run_remote", "production"): "chain_production_run_remote",
     ("run_remote", "environment"): "chain_environment_run_remote",
+    ("run_remote", "regional"): "chain_regional_run_remote",
     ("async_run_remote", "deployment"): "chain_deployment_async_run_remote",
     ("async_run_remote", "development"): "chain_development_async_run_remote",
     ("async_run_remote", "production"): "chain_production_async_run_remote",
     ("async_run_remote", "environment"): "chain_environment_async_run_remote",
+    ("async_run_remote", "regional"): "chain_regional_async_run_remote",
     ("get_deployment", "deployment"): "get_deployment",
     ("get_deployment", "development"): "get_development_deployment",
     ("get_deployment", "production"): "get_production_deployment",

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Body, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from airflow_provider_baseten.client.routes import ENDPOINTS, Endpoint
+from airflow_provider_baseten.client.routes import BY_TARGET, ENDPOINTS, Endpoint
 from airflow_provider_baseten.emulator.clock import Clock
 from airflow_provider_baseten.emulator.config import EmulatorConfig, FaultRule
 from airflow_provider_baseten.emulator.faults import FaultInjector, FaultMiddleware
@@ -46,6 +46,9 @@ _LIST_PARAMS = frozenset({"includes", "excludes", "metrics"})  # repeated query 
 INFERENCE_PREFIX = "/model/{model_id}"
 CHAIN_PREFIX = "/chain/{chain_id}"
 MODEL_APIS_PREFIX = "/model_apis/v1"
+#: The regional rows (bare paths): served on ``/model/{model_id}-{env_name}/...`` and
+#: ``/chain/{chain_id}-{env_name}/...``, the emulator's spelling of Baseten's ``model-{model_id}-{env_name}`` hosts.
+_REGIONAL = frozenset(name for (_, target), name in BY_TARGET.items() if target == "regional")
 
 
 class EmulatorCore:
@@ -176,6 +179,7 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
     sync_predict = ep.name.endswith("_predict") and not ep.name.endswith("_async_predict")
     target = ep.name[: -len("_predict")] if sync_predict else ""
     sync_route = ep.name.endswith("_sync") or ep.surface == "model_apis"
+    regional = ep.name in _REGIONAL
 
     async def handle(request: Request) -> Response:
         state = core.state
@@ -200,6 +204,8 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
             if ep.surface == "chain":
                 model_id = pp.get("chain_id")
             body = await _read_body(core, request, ep, kind, params)
+            if regional:
+                model_id, params["env_name"] = _regional_host(model_id)
             if sync_predict:
                 status, payload = await _predict(core, target, params, model_id, body)
             elif sync_route:
@@ -217,6 +223,21 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
         return _respond(core, request, ep, kind, status, payload, auth, headers)
 
     return handle
+
+
+def _regional_host(host_id: str | None) -> tuple[str, str]:
+    """``(model or chain id, environment)`` of a regional host's id part, ``{id}-{env_name}``.
+
+    Baseten's ids are letters and digits, so the first hyphen ends the id. A bare path on a model's or chain's
+    own host (no environment in it) is a 404, as Baseten serves bare paths on regional hosts only.
+    """
+    host_id = host_id or ""
+    object_id, _, env = host_id.partition("-")
+    if not object_id or not env:
+        raise ApiError(
+            404, "Bare inference paths are served on regional hosts ({id}-{env_name}) only.", "model_does_not_exist"
+        )
+    return object_id, env
 
 
 async def _read_body(core: EmulatorCore, request: Request, ep: Endpoint, kind: str, params: dict[str, str]) -> Any:

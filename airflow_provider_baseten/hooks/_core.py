@@ -244,33 +244,58 @@ class _HookCore(BaseHook):
             )
 
     def _inference(
-        self, action: str, model_id: str | None, environment: str | None, deployment_id: str | None
+        self,
+        action: str,
+        model_id: str | None,
+        environment: str | None,
+        deployment_id: str | None,
+        regional: bool = False,
     ) -> _Call[Any]:
-        """Route an inference action to the deployment, development, production or environment endpoint."""
+        """Route an inference action to the deployment, development, production or environment endpoint, or
+        (``regional=True``) to the bare path on the environment's regional host."""
         from airflow_provider_baseten.client.routes import BY_TARGET
 
-        target, params = inference_target(environment, deployment_id)
+        target, params = inference_target(environment, deployment_id, regional=regional)
         # LowCodeAPI routes by token, not by model host; the direct API needs a model id.
         model = self._inference_model(model_id)
+        if target == "regional":
+            # Through LowCodeAPI (model None) the transport refuses the row, which the gateway does not list.
+            host = regional_host_id(model, params.pop("env_name")) if model is not None else None
+            return _Call(BY_TARGET[action, target], params, model_id=host)
         if target == "production" and action != "wake" and self._gateway:
             # The gateway reference has /production/wake but reaches production predict via /environments.
             target, params = "environment", {"env_name": "production"}
         return _Call(BY_TARGET[action, target], params, model_id=model)
 
 
-def inference_target(environment: str | None, deployment_id: str | None) -> tuple[str, dict[str, str]]:
+def inference_target(
+    environment: str | None, deployment_id: str | None, *, regional: bool = False
+) -> tuple[str, dict[str, str]]:
     """``(target, path params)`` of an inference call: ``deployment`` (with ``deployment_id``), ``development``,
     ``production`` (the default) or ``environment`` (``env_name``), by the one target rule
-    (:func:`~airflow_provider_baseten.client.checks.check_target`)."""
+    (:func:`~airflow_provider_baseten.client.checks.check_target`).
+
+    With ``regional=True``: ``regional`` with ``env_name``, which goes into the host (:func:`regional_host_id`),
+    not the path; it needs ``environment=`` and no ``deployment_id`` (a BasetenValidationError otherwise).
+    """
     from airflow_provider_baseten.client.checks import check_target
 
-    environment, deployment_id = check_target(environment, deployment_id, who="BasetenHook")
+    environment, deployment_id = check_target(environment, deployment_id, who="BasetenHook", regional=regional)
+    if regional:
+        return "regional", {"env_name": cast(str, environment)}
     if deployment_id is not None:
         return "deployment", {"deployment_id": deployment_id}
     env = environment if environment is not None else "production"
     if env in ("development", "production"):
         return env, {}
     return "environment", {"env_name": env}
+
+
+def regional_host_id(host_id: str, env_name: str) -> str:
+    """The id part of a regional environment's host: Baseten's regional host is the model's (chain's) host with
+    ``-{env_name}`` after the id (``model-{model_id}-{env_name}.api.baseten.co``), so the connection's
+    ``inference_url`` / ``chain_url`` template, given this as its id, names the regional host."""
+    return f"{host_id}-{env_name}"
 
 
 def _request(transport: Transport, call: _Call[Any]) -> Any:

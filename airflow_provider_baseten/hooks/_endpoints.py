@@ -96,11 +96,15 @@ class _Endpoints(_HookCore):
         environment: str | None = None,
         deployment_id: str | None = None,
         input: Any = ...,
+        regional: bool = False,
     ) -> Any:
         """Run one synchronous prediction and return the model's output as it answered.
 
         :param model_input: The model input, sent as the JSON body (must be JSON-serialisable).
         :param input: Deprecated old name of ``model_input``.
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
         """
         return self._send(
             _inference.predict,
@@ -109,6 +113,7 @@ class _Endpoints(_HookCore):
             environment=environment,
             deployment_id=deployment_id,
             input=input,
+            regional=regional,
         )
 
     async def apredict(
@@ -119,11 +124,15 @@ class _Endpoints(_HookCore):
         environment: str | None = None,
         deployment_id: str | None = None,
         input: Any = ...,
+        regional: bool = False,
     ) -> Any:
         """Async :meth:`predict`: run one synchronous prediction and return the model's output as it answered.
 
         :param model_input: The model input, sent as the JSON body (must be JSON-serialisable).
         :param input: Deprecated old name of ``model_input``.
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
         """
         return await self._asend(
             _inference.predict,
@@ -132,6 +141,7 @@ class _Endpoints(_HookCore):
             environment=environment,
             deployment_id=deployment_id,
             input=input,
+            regional=regional,
         )
 
     def async_predict(
@@ -145,11 +155,16 @@ class _Endpoints(_HookCore):
         priority: int | None = None,
         max_time_in_queue_seconds: int | None = None,
         inference_retry_config: dict[str, Any] | None = None,
+        regional: bool = False,
     ) -> AsyncPredictResult:
         """Submit an async prediction; returns the ``request_id``. Outputs go to ``webhook_endpoint``.
 
         Options are checked against Baseten's ranges (priority 0-2, queue time 10-259200 s, retry config)
         and the payload against the 256 KiB limit before anything is sent.
+
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
         """
         return self._send(
             _inference.async_predict,
@@ -161,6 +176,7 @@ class _Endpoints(_HookCore):
             priority=priority,
             max_time_in_queue_seconds=max_time_in_queue_seconds,
             inference_retry_config=inference_retry_config,
+            regional=regional,
         )
 
     async def aasync_predict(
@@ -174,11 +190,16 @@ class _Endpoints(_HookCore):
         priority: int | None = None,
         max_time_in_queue_seconds: int | None = None,
         inference_retry_config: dict[str, Any] | None = None,
+        regional: bool = False,
     ) -> AsyncPredictResult:
         """Async :meth:`async_predict`: submit an async prediction; returns the ``request_id``. Outputs go to ``webhook_endpoint``.
 
         Options are checked against Baseten's ranges (priority 0-2, queue time 10-259200 s, retry config)
         and the payload against the 256 KiB limit before anything is sent.
+
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
         """
         return await self._asend(
             _inference.async_predict,
@@ -190,6 +211,7 @@ class _Endpoints(_HookCore):
             priority=priority,
             max_time_in_queue_seconds=max_time_in_queue_seconds,
             inference_retry_config=inference_retry_config,
+            regional=regional,
         )
 
     def get_async_request(
@@ -229,33 +251,83 @@ class _Endpoints(_HookCore):
         return await self._asend(_inference.cancel_async_request, request_id, model_id=model_id, chain_id=chain_id)
 
     def get_async_queue_status(
-        self, *, model_id: str | None = None, environment: str | None = None, deployment_id: str | None = None
+        self,
+        *,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        regional: bool = False,
     ) -> AsyncQueueStatus:
-        """How many async requests are queued and in progress for the target deployment."""
+        """How many async requests are queued and in progress for the target deployment.
+
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
+        """
         return self._send(
-            _inference.get_async_queue_status, model_id=model_id, environment=environment, deployment_id=deployment_id
+            _inference.get_async_queue_status,
+            model_id=model_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            regional=regional,
         )
 
     async def aget_async_queue_status(
-        self, *, model_id: str | None = None, environment: str | None = None, deployment_id: str | None = None
+        self,
+        *,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        regional: bool = False,
     ) -> AsyncQueueStatus:
-        """Async :meth:`get_async_queue_status`: how many async requests are queued and in progress for the target deployment."""
+        """Async :meth:`get_async_queue_status`: how many async requests are queued and in progress for the target deployment.
+
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
+        """
         return await self._asend(
-            _inference.get_async_queue_status, model_id=model_id, environment=environment, deployment_id=deployment_id
+            _inference.get_async_queue_status,
+            model_id=model_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            regional=regional,
         )
 
     def wake(
-        self, *, model_id: str | None = None, environment: str | None = None, deployment_id: str | None = None
+        self,
+        *,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        regional: bool = False,
     ) -> None:
-        """Wake a scaled-to-zero deployment (Baseten answers 202 at once; the deployment then warms up)."""
-        return self._send(_inference.wake, model_id=model_id, environment=environment, deployment_id=deployment_id)
+        """Wake a scaled-to-zero deployment (Baseten answers 202 at once; the deployment then warms up).
+
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
+        """
+        return self._send(
+            _inference.wake, model_id=model_id, environment=environment, deployment_id=deployment_id, regional=regional
+        )
 
     async def awake(
-        self, *, model_id: str | None = None, environment: str | None = None, deployment_id: str | None = None
+        self,
+        *,
+        model_id: str | None = None,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        regional: bool = False,
     ) -> None:
-        """Async :meth:`wake`: wake a scaled-to-zero deployment (Baseten answers 202 at once; the deployment then warms up)."""
+        """Async :meth:`wake`: wake a scaled-to-zero deployment (Baseten answers 202 at once; the deployment then warms up).
+
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
+        """
         return await self._asend(
-            _inference.wake, model_id=model_id, environment=environment, deployment_id=deployment_id
+            _inference.wake, model_id=model_id, environment=environment, deployment_id=deployment_id, regional=regional
         )
 
     def predict_batch(
@@ -691,51 +763,109 @@ class _Endpoints(_HookCore):
         )
 
     def run_chain(
-        self, input: dict[str, Any], *, chain_id: str, environment: str | None = None, deployment_id: str | None = None
+        self,
+        input: dict[str, Any],
+        *,
+        chain_id: str,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        regional: bool = False,
     ) -> Any:
         """Call a chain synchronously (``run_remote``) and return its output as it answered.
 
         :param input: The entrypoint's ``run_remote`` arguments by name, e.g. ``{"names": ["a", "b"]}``.
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``chain-{chain_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
         """
         return self._send(
-            _openai.run_chain, input, chain_id=chain_id, environment=environment, deployment_id=deployment_id
+            _openai.run_chain,
+            input,
+            chain_id=chain_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            regional=regional,
         )
 
     async def arun_chain(
-        self, input: dict[str, Any], *, chain_id: str, environment: str | None = None, deployment_id: str | None = None
+        self,
+        input: dict[str, Any],
+        *,
+        chain_id: str,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        regional: bool = False,
     ) -> Any:
         """Async :meth:`run_chain`: call a chain synchronously (``run_remote``) and return its output as it answered.
 
         :param input: The entrypoint's ``run_remote`` arguments by name, e.g. ``{"names": ["a", "b"]}``.
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``chain-{chain_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
         """
         return await self._asend(
-            _openai.run_chain, input, chain_id=chain_id, environment=environment, deployment_id=deployment_id
+            _openai.run_chain,
+            input,
+            chain_id=chain_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            regional=regional,
         )
 
     def async_run_chain(
-        self, input: dict[str, Any], *, chain_id: str, environment: str | None = None, deployment_id: str | None = None
+        self,
+        input: dict[str, Any],
+        *,
+        chain_id: str,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        regional: bool = False,
     ) -> AsyncPredictResult:
         """Submit a chain asynchronously (``async_run_remote``); returns the ``request_id``.
 
         Follow it with ``get_async_request(request_id, chain_id=...)`` / ``cancel_async_request`` or
         ``AsyncPredictSensor(chain_id=...)``. Not idempotent: never sent twice when its outcome is unknown.
         The body is the bare argument object, as Baseten's inference spec has it.
+
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``chain-{chain_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
         """
         return self._send(
-            _openai.async_run_chain, input, chain_id=chain_id, environment=environment, deployment_id=deployment_id
+            _openai.async_run_chain,
+            input,
+            chain_id=chain_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            regional=regional,
         )
 
     async def aasync_run_chain(
-        self, input: dict[str, Any], *, chain_id: str, environment: str | None = None, deployment_id: str | None = None
+        self,
+        input: dict[str, Any],
+        *,
+        chain_id: str,
+        environment: str | None = None,
+        deployment_id: str | None = None,
+        regional: bool = False,
     ) -> AsyncPredictResult:
         """Async :meth:`async_run_chain`: submit a chain asynchronously (``async_run_remote``); returns the ``request_id``.
 
         Follow it with ``get_async_request(request_id, chain_id=...)`` / ``cancel_async_request`` or
         ``AsyncPredictSensor(chain_id=...)``. Not idempotent: never sent twice when its outcome is unknown.
         The body is the bare argument object, as Baseten's inference spec has it.
+
+        :param regional: Call the regional environment named by ``environment`` on its own host
+            (``chain-{chain_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+            Needs ``environment=``; not through LowCodeAPI.
         """
         return await self._asend(
-            _openai.async_run_chain, input, chain_id=chain_id, environment=environment, deployment_id=deployment_id
+            _openai.async_run_chain,
+            input,
+            chain_id=chain_id,
+            environment=environment,
+            deployment_id=deployment_id,
+            regional=regional,
         )
 
     def run_chain_batch(

@@ -40,11 +40,15 @@ def predict(
     environment: str | None = None,
     deployment_id: str | None = None,
     input: Any = ...,
+    regional: bool = False,
 ) -> _Call[Any]:
     """Run one synchronous prediction and return the model's output as it answered.
 
     :param model_input: The model input, sent as the JSON body (must be JSON-serialisable).
     :param input: Deprecated old name of ``model_input``.
+    :param regional: Call the regional environment named by ``environment`` on its own host
+        (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+        Needs ``environment=``; not through LowCodeAPI.
     """
     from airflow_provider_baseten.client.transport import encode_json
     from airflow_provider_baseten.exceptions import BasetenValidationError
@@ -68,7 +72,7 @@ def predict(
     if model_input is ...:
         raise BasetenValidationError("predict needs model_input= (the model input).", field="model_input")
     encode_json(model_input, "model_input")
-    call = hook._inference("predict", model_id, environment, deployment_id)
+    call = hook._inference("predict", model_id, environment, deployment_id, regional)
     call.body = model_input
     return call
 
@@ -85,11 +89,16 @@ def async_predict(
     priority: int | None = None,
     max_time_in_queue_seconds: int | None = None,
     inference_retry_config: dict[str, Any] | None = None,
+    regional: bool = False,
 ) -> _Call[AsyncPredictResult]:
     """Submit an async prediction; returns the ``request_id``. Outputs go to ``webhook_endpoint``.
 
     Options are checked against Baseten's ranges (priority 0-2, queue time 10-259200 s, retry config)
     and the payload against the 256 KiB limit before anything is sent.
+
+    :param regional: Call the regional environment named by ``environment`` on its own host
+        (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+        Needs ``environment=``; not through LowCodeAPI.
     """
     from airflow_provider_baseten.client.transport import encode_json
     from airflow_provider_baseten.exceptions import BasetenValidationError
@@ -116,7 +125,7 @@ def async_predict(
             "Store large inputs elsewhere and pass a reference.",
             field="model_input",
         )
-    call = hook._inference("async_predict", model_id, environment, deployment_id)
+    call = hook._inference("async_predict", model_id, environment, deployment_id, regional)
     call.body = body
     call.parse = lambda d: m.parse(m.AsyncPredictResult, d, "async_predict")
     return call
@@ -164,20 +173,42 @@ def cancel_async_request(
 
 
 def get_async_queue_status(
-    hook: _HookCore, /, *, model_id: str | None = None, environment: str | None = None, deployment_id: str | None = None
+    hook: _HookCore,
+    /,
+    *,
+    model_id: str | None = None,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    regional: bool = False,
 ) -> _Call[AsyncQueueStatus]:
-    """How many async requests are queued and in progress for the target deployment."""
+    """How many async requests are queued and in progress for the target deployment.
+
+    :param regional: Call the regional environment named by ``environment`` on its own host
+        (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+        Needs ``environment=``; not through LowCodeAPI.
+    """
     m = _m()
-    call = hook._inference("async_queue_status", model_id, environment, deployment_id)
+    call = hook._inference("async_queue_status", model_id, environment, deployment_id, regional)
     call.parse = lambda d: m.parse(m.AsyncQueueStatus, d, "async_queue_status")
     return call
 
 
 def wake(
-    hook: _HookCore, /, *, model_id: str | None = None, environment: str | None = None, deployment_id: str | None = None
+    hook: _HookCore,
+    /,
+    *,
+    model_id: str | None = None,
+    environment: str | None = None,
+    deployment_id: str | None = None,
+    regional: bool = False,
 ) -> _Call[None]:
-    """Wake a scaled-to-zero deployment (Baseten answers 202 at once; the deployment then warms up)."""
-    call = hook._inference("wake", model_id, environment, deployment_id)
+    """Wake a scaled-to-zero deployment (Baseten answers 202 at once; the deployment then warms up).
+
+    :param regional: Call the regional environment named by ``environment`` on its own host
+        (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+        Needs ``environment=``; not through LowCodeAPI.
+    """
+    call = hook._inference("wake", model_id, environment, deployment_id, regional)
     call.parse = lambda d: None
     return call
 

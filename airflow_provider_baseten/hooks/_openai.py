@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.client.checks import check_packing, model_apis_route
 from airflow_provider_baseten.hooks._api import _Batch, _Call, _m, _v
-from airflow_provider_baseten.hooks._core import _HookCore, inference_target
+from airflow_provider_baseten.hooks._core import _HookCore, inference_target, regional_host_id
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -214,13 +214,22 @@ def rerank(
 
 
 def _chain_call(
-    hook: _HookCore, /, action: str, chain_id: str, environment: str | None, deployment_id: str | None
+    hook: _HookCore,
+    /,
+    action: str,
+    chain_id: str,
+    environment: str | None,
+    deployment_id: str | None,
+    regional: bool = False,
 ) -> _Call[Any]:
     from airflow_provider_baseten.client.routes import BY_TARGET
 
     hook._direct_only(f"Chain {action}")
     chain = _v("chain_id", chain_id)
-    target, params = inference_target(environment, deployment_id)  # a chain's targets follow a model's rule
+    # A chain's targets follow a model's rule; a regional environment is in the host (chain-{id}-{env}).
+    target, params = inference_target(environment, deployment_id, regional=regional)
+    if target == "regional":
+        chain = regional_host_id(chain, params.pop("env_name"))
     return _Call(BY_TARGET[action, target], params, model_id=chain)
 
 
@@ -245,13 +254,17 @@ def run_chain(
     chain_id: str,
     environment: str | None = None,
     deployment_id: str | None = None,
+    regional: bool = False,
 ) -> _Call[Any]:
     """Call a chain synchronously (``run_remote``) and return its output as it answered.
 
     :param input: The entrypoint's ``run_remote`` arguments by name, e.g. ``{"names": ["a", "b"]}``.
+    :param regional: Call the regional environment named by ``environment`` on its own host
+        (``chain-{chain_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+        Needs ``environment=``; not through LowCodeAPI.
     """
     _chain_input(input)
-    call = _chain_call(hook, "run_remote", chain_id, environment, deployment_id)
+    call = _chain_call(hook, "run_remote", chain_id, environment, deployment_id, regional)
     call.body = input
     return call
 
@@ -264,16 +277,21 @@ def async_run_chain(
     chain_id: str,
     environment: str | None = None,
     deployment_id: str | None = None,
+    regional: bool = False,
 ) -> _Call[AsyncPredictResult]:
     """Submit a chain asynchronously (``async_run_remote``); returns the ``request_id``.
 
     Follow it with ``get_async_request(request_id, chain_id=...)`` / ``cancel_async_request`` or
     ``AsyncPredictSensor(chain_id=...)``. Not idempotent: never sent twice when its outcome is unknown.
     The body is the bare argument object, as Baseten's inference spec has it.
+
+    :param regional: Call the regional environment named by ``environment`` on its own host
+        (``chain-{chain_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
+        Needs ``environment=``; not through LowCodeAPI.
     """
     m = _m()
     _chain_input(input)
-    call = _chain_call(hook, "async_run_remote", chain_id, environment, deployment_id)
+    call = _chain_call(hook, "async_run_remote", chain_id, environment, deployment_id, regional)
     call.body = input
     call.parse = lambda d: m.parse(m.AsyncPredictResult, d, "async_run_remote")
     return call

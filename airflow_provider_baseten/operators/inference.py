@@ -606,8 +606,9 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     def _submit(self, item: dict[str, Any]) -> str:
         """Submit one input to the model (``async_predict``) or the chain (``async_run_chain``)."""
         if self.chain_id is not None:
-            where = {"environment": self.environment, "deployment_id": self.deployment_id}
-            return self.hook.async_run_chain(item, chain_id=self.chain_id, **where).request_id
+            return self.hook.async_run_chain(
+                item, chain_id=self.chain_id, environment=self.environment, deployment_id=self.deployment_id
+            ).request_id
         return self.hook.async_predict(item, **self._options()).request_id
 
     def _fingerprint(self) -> dict[str, Any]:
@@ -817,7 +818,7 @@ class WakeDeploymentOperator(BasetenWaitingOperator):
 
         target = rendered_target(self)  # before anything is sent
         hook = self.hook
-        hook.wake(model_id=self.model_id, **target)
+        hook.wake(model_id=self.model_id, environment=target["environment"], deployment_id=target["deployment_id"])
         model = self.model_id or hook.settings.model_id
         _push_model_url(context, hook, model)
         self.log.info("Wake requested.")

@@ -87,6 +87,8 @@ def _fuzz(
         checks = [not_a_server_error, negative_data_rejection]
     else:
         base_url = emu.url + {"inference": f"/model/{MODEL}", "chain": "/chain/chain123"}.get(surface, "")
+        if surface != "management" and path.count("/") == 1:  # a bare path: served on a regional host only
+            base_url += "-production"
         headers, query, checks = {"Authorization": f"Bearer {emu.api_key}"}, {}, CHECKS
     seen: Counter = Counter()
 

@@ -151,6 +151,14 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     api("production_predict", body={}, headers={"Authorization": "Bearer nope"}, status=401)
     api("get_async_request", {"request_id": "0" * 32}, status=404)
     api("production_predict", model="nope1234", body={}, status=404)
+    # Regional environments: the environment in the host (model-{id}-{env}), bare paths
+    api("regional_predict", body={"text": "x"}, model="echo1234-staging")
+    api("regional_wake", model="echo1234-staging", status=202)
+    api("regional_async_predict", body={"model_input": {"n": 1}}, model="echo1234-staging", status=201)
+    api("regional_async_queue_status", model="echo1234-staging")
+    api("regional_predict", body={}, model="echo1234", status=404)  # a bare path on the model's own host
+    api("regional_async_predict", body={"model_input": 1}, model="echo1234-staging", status=422)  # not an object
+    api("regional_wake", body={}, model="echo1234-staging", status=415)  # the spec defines no body
     # Promotion
     api("promote_to_environment", env, {"deployment_id": "dep2devl"})
     api("cancel_promotion", env)
@@ -296,6 +304,9 @@ def test_every_endpoint_matches_the_official_spec(api: Client, emulator: Baseten
     for target, p in (("production", {}), ("development", {}), ("environment", env), ("deployment", chain_dep)):
         api(f"chain_{target}_run_remote", p, {"names": ["x"]}, model="chain123")
         api(f"chain_{target}_async_run_remote", p, {"names": ["x"]}, model="chain123", status=201)
+    api("chain_regional_run_remote", body={"names": ["x"]}, model="chain123-staging")
+    api("chain_regional_async_run_remote", body={"names": ["x"]}, model="chain123-staging", status=201)
+    api("chain_regional_run_remote", body={"names": ["x"]}, model="chain123-nowhere", status=404)
     chain_request = api("chain_production_async_run_remote", body={"n": 1}, model="chain123", status=201)
     api("chain_get_async_request", chain_request, model="chain123")
     api("chain_cancel_async_request", chain_request, model="chain123")

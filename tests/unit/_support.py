@@ -228,6 +228,32 @@ CASES: dict[str, Case] = {
     "development_wake": _c("wake", environment="development", status=202),
     "deployment_wake": _c("wake", deployment_id=DEP, params={"deployment_id": DEP}, status=202),
     "environment_wake": _c("wake", environment=ENV, params={"env_name": ENV}, status=202),
+    # -- regional environments (the environment in the host, model-{MODEL}-{ENV}; bare paths) --
+    "regional_predict": _c("predict", _IN, environment=ENV, regional=True, body=_IN, response={"o": 1}),
+    "regional_async_predict": _c(
+        "async_predict", _IN, environment=ENV, regional=True, body={"model_input": _IN}, response=_ASYNC, status=201
+    ),
+    "regional_async_queue_status": _c("get_async_queue_status", environment=ENV, regional=True, response=_QUEUE),
+    "regional_wake": _c("wake", environment=ENV, regional=True, status=202),
+    "chain_regional_run_remote": _c(
+        "run_chain",
+        {"names": ["x"]},
+        chain_id=CHAIN,
+        environment=ENV,
+        regional=True,
+        body={"names": ["x"]},
+        response={"out": 1},
+    ),
+    "chain_regional_async_run_remote": _c(
+        "async_run_chain",
+        {"names": ["x"]},
+        chain_id=CHAIN,
+        environment=ENV,
+        regional=True,
+        body={"names": ["x"]},
+        response=_ASYNC,
+        status=201,
+    ),
     # -- OpenAI-compatible (/sync passthrough on the model host, Model APIs) --
     "environment_sync": _c(
         "embeddings",

@@ -19,6 +19,7 @@ from tests.unit._reference import EXPECTED_COUNTS, Row, rows
 from tests.unit._support import (
     CASES,
     CHAIN,
+    ENV,
     GATEWAY_BASE,
     KEY,
     MANAGEMENT_HOST,
@@ -80,6 +81,8 @@ def test_direct_gateway(name, mode, auth_scheme="Bearer"):
         "chain": f"chain-{CHAIN}.api.baseten.co",
         "model_apis": "inference.baseten.co",
     }
+    if "regional" in name:  # a regional environment is in the host: model-{id}-{env}, chain-{id}-{env}
+        hosts = {surface: host.replace(".api.", f"-{ENV}.api.") for surface, host in hosts.items()}
     assert req.url.host == hosts.get(ep.surface, MANAGEMENT_HOST)
     assert set(case.params) == set(ep.params), "the case must fill exactly the endpoint's path parameters"
     prefix = "/v1" if ep.surface == "model_apis" else ""  # Model APIs' base URL ends in /v1

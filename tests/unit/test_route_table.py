@@ -86,9 +86,11 @@ def test_every_looked_up_name_names_a_row() -> None:
     looked_up = set(routes.BY_TARGET.values()) | set(routes.CHAIN_TWIN) | set(routes.CHAIN_TWIN.values())
     assert looked_up <= NAMES, sorted(looked_up - NAMES)
     for (action, target), name in routes.BY_TARGET.items():
-        assert target in ("deployment", "development", "production", "environment"), (action, target)
+        assert target in ("deployment", "development", "production", "environment", "regional"), (action, target)
         has_id = "deployment_id" in routes.endpoint(name).params
         assert has_id == (target == "deployment"), name
+        # A regional row's environment is in the host, so its path is bare: no parameter at all.
+        assert (target == "regional") == (routes.endpoint(name).path.count("/") == 1), name
 
 
 def _names_an_endpoint(node: ast.JoinedStr) -> list[str]:

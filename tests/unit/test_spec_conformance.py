@@ -133,12 +133,29 @@ def body_schema_pointer(surface: str, template: str, method: str, op: dict[str, 
     return base + _pointer("content", "application/json", "schema")
 
 
+def inference_server(host: str) -> str:
+    """The inference spec's server template ``host`` is an instance of (ids alphanumeric, an environment a host
+    label), e.g. ``https://model-{model_id}-{env_name}.api.baseten.co`` for a regional model host."""
+    for server in spec("inference")["servers"]:
+        template = server["url"].removeprefix("https://")
+        parts = re.split(r"(\{[a-z_]+\})", template)
+        pattern = "".join(
+            ("[a-z0-9]+" if p != "{env_name}" else "[a-z0-9][a-z0-9-]*") if p.startswith("{") else re.escape(p)
+            for p in parts
+        )
+        if re.fullmatch(pattern, host):
+            return str(server["url"])
+    raise AssertionError(f"{host} is no server of the inference spec")
+
+
 def check_against_spec(request: httpx.Request) -> str:
     host = request.url.host
     surface = "management" if host == "api.baseten.co" else "inference"
-    if surface == "inference":
-        assert re.fullmatch(r"(model|chain)-[a-z0-9]+\.api\.baseten\.co", host), host
     template, op = match_operation(surface, request.method, request.url.path)
+    if surface == "inference":
+        # Bare paths (tag "Regional") are served on regional hosts only, and only they are.
+        regional = "{env_name}" in inference_server(host)
+        assert regional == ("Regional" in op.get("tags", [])), f"{host}{request.url.path}"
 
     query_params = {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"}
     unknown = set(request.url.params) - query_params
