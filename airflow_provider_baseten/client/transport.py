@@ -323,6 +323,14 @@ class Transport:
         )
 
     # -- sending ---------------------------------------------------------------------------------------
+    def refuse_unlisted(self, name: str) -> None:
+        """Raise :class:`BasetenGatewayUnsupportedError` if endpoint ``name`` cannot go through this connection's
+        gateway (LowCodeAPI lists only part of Baseten's API). The hook asks before a call's first step, so a
+        create refused here sends nothing at all, not even its reconcile snapshot."""
+        ep = endpoint(name)
+        if self.settings.gateway == "lowcodeapi" and not ep.in_gateway_reference:
+            raise gateway_unsupported(ep)
+
     def request(
         self,
         name: str,

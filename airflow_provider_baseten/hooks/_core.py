@@ -116,7 +116,9 @@ class _HookCore(BaseHook):
         The transport (and so the connection's settings) exists before the builder runs: builders route by them.
         """
         transport = self.get_transport()
-        steps = _exchange(self, build(self, *args, **kwargs))
+        built = build(self, *args, **kwargs)
+        transport.refuse_unlisted(built.name)  # before any step: a create's snapshot is not sent either
+        steps = _exchange(self, built)
         try:
             call = next(steps)
             while True:
@@ -134,7 +136,9 @@ class _HookCore(BaseHook):
     ) -> T:
         """The async :meth:`_send`: the same steps (:func:`~airflow_provider_baseten.hooks._api._exchange`)."""
         transport = await self.aget_transport()
-        steps = _exchange(self, build(self, *args, **kwargs))
+        built = build(self, *args, **kwargs)
+        transport.refuse_unlisted(built.name)  # before any step: a create's snapshot is not sent either
+        steps = _exchange(self, built)
         try:
             call = next(steps)
             while True:

@@ -93,6 +93,9 @@ def test_gateway_refuses_an_unlisted_endpoint_before_sending(emulator: BasetenEm
         lambda: hook.get_training_project("proj1234"),
         lambda: asyncio.run(hook.aget_training_project("proj1234")),
         lambda: hook.get_deployment_logs("dep1prod"),
+        # A create whose reconcile snapshot (list_models) the gateway does list: the snapshot is not sent either.
+        lambda: hook.create_model("m-refused", None, {"config": {"model_name": "m"}}),
+        lambda: asyncio.run(hook.acreate_model("m-refused", None, {"config": {"model_name": "m"}})),
     ]
     for call in calls:
         with pytest.raises(BasetenGatewayUnsupportedError, match="does not list") as err:
