@@ -52,8 +52,20 @@ def failures() -> tuple[dict[str, BaseException], Any]:
     failed: dict[str, BaseException] = {}
 
     def keep(context: Any) -> None:
-        failed[context["ti"].task_id] = context["exception"]
+        if context.get("exception") is not None:  # Airflow 3.1 gives callbacks no exception: the listener has it
+            failed[context["ti"].task_id] = context["exception"]
 
+    class Listener:  # Airflow's task listener gets the error on 3.1 and 3.3 alike
+        from airflow.listeners import hookimpl
+
+        @hookimpl
+        def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+            if isinstance(error, BaseException):
+                failed[task_instance.task_id] = error
+
+    from airflow.listeners.listener import get_listener_manager
+
+    get_listener_manager().add_listener(Listener())
     return failed, keep
 
 
