@@ -231,11 +231,14 @@ def test_a_promotion_answered_502_after_it_acted_promotes_once(conn: Any) -> Non
 def test_a_retry_reconnects_to_the_promotion_an_earlier_try_started(conn: Any, task_log: list[dict[str, Any]]) -> None:
     """An earlier try promoted and was killed while waiting: the retry waits for that promotion, never sends a
     second one."""
-    conn.set_time_scale(10)  # the earlier try's promotion (10 emulated seconds) is still running when this try starts
     new = new_deployment(conn)
+    conn.set_time_scale(0)  # the earlier try's promotion stays in progress however long this try takes to start
     conn.hook().promote_to_chain_environment(CHAIN, "staging", new)  # the killed try's promote call
     with DAG("t_chain_promote_retry", schedule=None, start_date=START) as dag:
-        PromoteChainOperator(task_id="promote", chain_id=CHAIN, chain_deployment_id=new, environment="staging", **FAST)
+        PromoteChainOperator(
+            task_id="promote", chain_id=CHAIN, chain_deployment_id=new, environment="staging", **FAST,
+            on_execute_callback=lambda context: conn.set_time_scale(10),  # now let it finish (10 emulated s)
+        )  # fmt: skip
     run = run_dag(dag)
     assert task_states(run) == {"promote": "success"}
     assert conn.state.submissions["chain_promotion"] == 1
