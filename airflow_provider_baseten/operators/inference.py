@@ -36,11 +36,12 @@ PREDICT_FIELDS = ("model_id", "environment", "deployment_id", "output_path", "ba
 def _push_model_url(context: Context, hook: Any, model_id: str | None, log: Any = None) -> None:
     from airflow_provider_baseten.links import log_link, model_url
 
+    """Push the model page's URL for the extra link; ``""`` when the task calls no model (a chain, Model APIs),
+    so the link is empty instead of Airflow logging an "XCom not found" error for it."""
     model = model_id if model_id is not None else hook.settings.model_id  # the hook's rule: "" is not "default"
-    if model:
-        context["ti"].xcom_push(key=xcom.MODEL_URL, value=model_url(model))
-        if log is not None:
-            log_link(log, f"the async requests' model {model}", model_url(model))
+    context["ti"].xcom_push(key=xcom.MODEL_URL, value=model_url(model) if model else "")
+    if model and log is not None:
+        log_link(log, f"the async requests' model {model}", model_url(model))
 
 
 class PredictOperator(BasetenBaseOperator):
@@ -188,10 +189,7 @@ class PredictOperator(BasetenBaseOperator):
 
         rendered_target(self)  # before anything is sent
         hook = self.hook
-        if self._calls_a_model():
-            _push_model_url(context, hook, self.model_id)
-        else:  # a chain or Model APIs: no model page, so an empty link (not Airflow's "XCom not found" error)
-            context["ti"].xcom_push(key=xcom.MODEL_URL, value="")
+        _push_model_url(context, hook, self.model_id if self._calls_a_model() else "")  # "": a chain, Model APIs
         if self.wake_first:
             self.log.info("Waking the deployment before predicting.")
             hook.wake(**self._target())
@@ -521,8 +519,8 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         from airflow_provider_baseten._tasks import rendered_target
 
         rendered_target(self)  # before anything is sent
-        if self.chain_id is None:  # its requests run on the model (Baseten's UI has no page per request)
-            _push_model_url(context, self.hook, self.model_id, log=self.log)
+        # Its requests run on the model (Baseten's UI has no page per request); a chain's: no model page.
+        _push_model_url(context, self.hook, self.model_id if self.chain_id is None else "", log=self.log)
         return cast("list[str]", self.execute_resumable(context))
 
     def _options(self) -> dict[str, Any]:

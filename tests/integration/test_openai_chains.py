@@ -248,6 +248,8 @@ def test_async_predict_operator_and_sensor_on_a_chain(emulator: BasetenEmulator,
     statuses = [r for r in emulator.requests() if r["endpoint"] == "chain_get_async_request"]
     assert statuses and all(r["path"].startswith(f"/chain/{CHAIN}/") for r in statuses)
     assert emulator.counters()["submissions"].get("async_predict", 0) == 0
+    # A chain has no model page: the link is empty, not an "XCom not found" error logged by Airflow.
+    assert run.get_task_instance("submit").xcom_pull(task_ids="submit", key=MODEL_URL) == ""
 
 
 # -- batches -----------------------------------------------------------------------------------------------
