@@ -184,27 +184,10 @@ def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) 
 
 
 def resolve_model(hook: BasetenHook, model_id: str | None) -> str:
-    """``model_id``, else (only when it is ``None``) the connection's default model.
-
-    The hook's rule for the same question: an explicit ``""`` (e.g. a template that rendered empty) is an
-    error, not "use the default", so a task never silently acts on another model than the one it named.
-    """
-    from airflow_provider_baseten.exceptions import BasetenValidationError
-
-    model = model_id if model_id is not None else hook.settings.model_id
-    if model_id is not None and not model_id:
-        default = f" (the connection's is {hook.settings.model_id!r})" if hook.settings.model_id else ""
-        raise BasetenValidationError(
-            f"model_id is empty (a template that rendered to ''?): pass a model id, or leave model_id unset to "
-            f"use the connection's default{default}.",
-            field="model_id",
-        )
-    if not model:
-        raise BasetenValidationError(
-            "No model_id given and the connection has no default model_id (extra 'model_id'): pass model_id=.",
-            field="model_id",
-        )
-    return str(model)
+    """``model_id``, else (only when it is ``None``) the connection's default model: the hook's own rule
+    (an explicit ``""``, e.g. a template that rendered empty, is an error, not "use the default")."""
+    hook.get_transport()  # read the connection, so its default model is known
+    return hook._model(model_id)
 
 
 def push_deployment(

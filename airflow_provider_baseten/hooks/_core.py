@@ -188,17 +188,20 @@ class _HookCore(BaseHook):
     def _model(self, model_id: str | None) -> str:
         from airflow_provider_baseten.exceptions import BasetenValidationError
 
-        # Only a missing model_id falls back to the connection's: an explicit "" is an error, not "default".
-        chosen = model_id if model_id is not None else (self._transport.settings.model_id if self._transport else None)
+        # Only a missing model_id falls back to the connection's: an explicit "" is an error, not "default", so
+        # a task never silently acts on another model than the one it named.
+        default = self._transport.settings.model_id if self._transport else None
         if model_id is not None and not model_id:
+            shown = f" (the connection's is {default!r})" if default else ""
             raise BasetenValidationError(
-                "model_id is empty (a template that rendered to ''?): pass a model id, or leave model_id unset "
-                "(None) to use the connection's default.",
+                f"model_id is empty (a template that rendered to ''?): pass a model id, or leave model_id unset to "
+                f"use the connection's default{shown}.",
                 field="model_id",
             )
+        chosen = model_id if model_id is not None else default
         if not chosen:
             raise BasetenValidationError(
-                "No model_id given and the connection has no default model_id (extra 'model_id').",
+                "No model_id given and the connection has no default model_id (extra 'model_id'): pass model_id=.",
                 field="model_id",
             )
         return _v("model_id", chosen)
