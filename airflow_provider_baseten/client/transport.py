@@ -283,8 +283,7 @@ class Transport:
         q = {k: v for k, v in (query or {}).items() if v is not None}
         headers = dict(self._headers)
         if s.gateway == "lowcodeapi":
-            if not ep.in_gateway_reference:  # refused here, so no path (batch, fallback, probe) can send it
-                raise gateway_unsupported(ep)
+            self._refuse_unlisted(ep)  # here too, so no path (batch, fallback, probe) can send it
             path, extra_q = ep.gateway_request(params, url_format)
             url = s.gateway_url.rstrip("/") + path
             q = {**extra_q, **q, "api_token": s.api_key}
@@ -327,7 +326,9 @@ class Transport:
         """Raise :class:`BasetenGatewayUnsupportedError` if endpoint ``name`` cannot go through this connection's
         gateway (LowCodeAPI lists only part of Baseten's API). The hook asks before a call's first step, so a
         create refused here sends nothing at all, not even its reconcile snapshot."""
-        ep = endpoint(name)
+        self._refuse_unlisted(endpoint(name))
+
+    def _refuse_unlisted(self, ep: Endpoint) -> None:
         if self.settings.gateway == "lowcodeapi" and not ep.in_gateway_reference:
             raise gateway_unsupported(ep)
 
