@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -47,15 +48,20 @@ def slow_answers(emu: Any) -> int:
     return int(emu.counters()["faults"].get("slow", 0))
 
 
-def failures() -> tuple[dict[str, BaseException], Any]:
-    """``{task_id: exception}`` and the ``on_failure_callback`` that fills it (``dag.test()`` runs it in process)."""
+@pytest.fixture
+def failures() -> Iterator[tuple[dict[str, BaseException], Any]]:
+    """``{task_id: exception}`` and the ``on_failure_callback`` that fills it (``dag.test()`` runs it in process).
+
+    Airflow 3.1 gives callbacks no exception, so Airflow's task listener (which gets the error on 3.1 and 3.3
+    alike) fills it too; it is unregistered after the test, so it never sees another test's tasks.
+    """
     failed: dict[str, BaseException] = {}
 
     def keep(context: Any) -> None:
-        if context.get("exception") is not None:  # Airflow 3.1 gives callbacks no exception: the listener has it
+        if context.get("exception") is not None:
             failed[context["ti"].task_id] = context["exception"]
 
-    class Listener:  # Airflow's task listener gets the error on 3.1 and 3.3 alike
+    class Listener:
         from airflow.listeners import hookimpl
 
         @hookimpl
@@ -65,8 +71,11 @@ def failures() -> tuple[dict[str, BaseException], Any]:
 
     from airflow.listeners.listener import get_listener_manager
 
-    get_listener_manager().add_listener(Listener())
-    return failed, keep
+    listener = Listener()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
+    yield failed, keep
+    manager.pm.unregister(listener)
 
 
 def with_extra(emu: Any, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
@@ -77,11 +86,11 @@ def with_extra(emu: Any, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
 
 
 # -- from a DAG ------------------------------------------------------------------------------------------------
-def test_hook_params_short_read_fails_a_slow_predict_fast(conn: Any) -> None:
+def test_hook_params_short_read_fails_a_slow_predict_fast(conn: Any, failures: Any) -> None:
     """Before: every DAG got a 1,260 s predict read and 6 attempts; ``hook_params`` was refused. Now the
     task's read gives up at 0.5 s, before the 3 s answer comes, and is not retried."""
     slow(conn, "production_predict", delay=3.0)
-    failed, keep = failures()
+    failed, keep = failures
     with DAG("t_hook_params_dag", schedule=None, start_date=START) as dag:
         PredictOperator(task_id="predict", model_input={"x": 1}, hook_params=FAIL_FAST, on_failure_callback=keep)
     run = run_dag(dag)
@@ -90,12 +99,14 @@ def test_hook_params_short_read_fails_a_slow_predict_fast(conn: Any) -> None:
     assert slow_answers(conn) == 1  # one attempt reached the server: max_attempts=1
 
 
-def test_connection_extra_sets_them_and_hook_params_win(conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_extra_sets_them_and_hook_params_win(
+    conn: Any, monkeypatch: pytest.MonkeyPatch, failures: Any
+) -> None:
     """The connection's extra gives a short read to every task on it; a task's ``hook_params`` overrides it
     key by key (its predict_read only; max_attempts=1 still comes from the extra)."""
     with_extra(conn, monkeypatch, timeouts={"predict_read": 0.3}, retry={"max_attempts": 1})
     slow(conn, "production_predict", delay=1.0)
-    failed, keep = failures()
+    failed, keep = failures
     with DAG("t_hook_params_extra", schedule=None, start_date=START) as dag:
         PredictOperator(task_id="from_extra", model_input={"x": 1}, on_failure_callback=keep)
         PredictOperator(task_id="overridden", model_input={"x": 2}, hook_params={"timeouts": {"predict_read": 30}})
@@ -128,14 +139,14 @@ def test_a_trigger_round_trip_keeps_them_and_the_deferred_wait_uses_them(conn: A
     assert slow_answers(conn) == 1
 
 
-def test_a_deferred_sensor_in_a_dag_waits_with_them(conn: Any) -> None:
+def test_a_deferred_sensor_in_a_dag_waits_with_them(conn: Any, failures: Any) -> None:
     """``dag.test()`` serializes the trigger and builds it again from its kwargs, as the triggerer does: the
     trigger's status read (the second one; the first, before deferring, is answered at once) gives up at
     0.5 s and is not retried."""
     conn.set_time_scale(0)  # the request stays QUEUED
     request_id = conn.hook().async_predict({"x": 1}).request_id
     conn.set_faults([FaultRule("slow", delay=3.0, endpoints=["get_async_request"], skip=1)])
-    failed, keep = failures()
+    failed, keep = failures
     with DAG("t_hook_params_deferred", schedule=None, start_date=START) as dag:
         AsyncPredictSensor(
             task_id="wait", request_ids=[request_id], deferrable=True, hook_params=FAIL_FAST, on_failure_callback=keep
