@@ -60,6 +60,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_baseten.triggers.baseten",
                     "airflow_provider_baseten.triggers.checkpoint",
                     "airflow_provider_baseten.triggers.watchers",
+                    "airflow_provider_baseten.triggers.webhooks",
                     "airflow_provider_baseten.triggers.chains",
                 ],
             }

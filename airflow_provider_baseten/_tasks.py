@@ -241,3 +241,115 @@ def deployment_behind(
         return hook.get_deployment(env, model_id=model_id).id
     current = hook.get_environment(env, model_id=model_id).current_deployment
     return current.id if current else None
+
+
+# -- batch-like outputs: what the batch operators and the async waits that gather results share ------------
+def decide_resume(resume: bool | None, context: Context, output: Any, fingerprint: Any, log: Any) -> bool:
+    """Whether to resume ``output``: ``resume`` as given, or by default (``None``) on a retry, when the file
+    holds results of these same inputs (``fingerprint``); a retry whose inputs changed starts afresh."""
+    if resume is not None or output is None:
+        return bool(resume)
+    try_number = getattr(context.get("ti"), "try_number", 1)
+    if not isinstance(try_number, int) or try_number <= 1:
+        return False
+    from airflow_provider_baseten.client.batch.fingerprint import describe
+    from airflow_provider_baseten.client.batch.sinks import recorded_inputs
+
+    recorded = recorded_inputs(output)
+    same = bool(recorded) and all(fp is not None and fp == fingerprint for fp, _ in recorded)
+    if same:
+        log.info("Try %d: resuming %s, which holds results of these same inputs.", try_number, output)
+    elif recorded:
+        earlier = "; ".join(f"{describe(fp)} in {where}" for fp, where in recorded)
+        log.warning(
+            "Try %d: not resuming %s: its results are for other (or unrecorded) inputs (%s; these: %s). "
+            "Sending every input.",
+            try_number,
+            output,
+            earlier,
+            describe(fingerprint),
+        )
+    return same
+
+
+def set_webhook_wait(
+    task: Any,
+    *,
+    results_path: Any,
+    webhook_grace: Any,
+    output_path: Any,
+    resume: bool | None,
+    on_error: str,
+    max_failures: int | None,
+    max_error_rate: float | None,
+) -> None:
+    """Check a webhook wait's arguments when the DAG is parsed, and set them on ``task`` (an
+    ``AsyncPredictOperator`` or ``AsyncPredictSensor``). ``webhook_grace=None``: the trigger's default
+    (:data:`~airflow_provider_baseten.triggers.webhooks.DEFAULT_WEBHOOK_GRACE`).
+
+    ``output_path`` (and the batch options) need ``results_path``: the outputs are gathered from the store.
+    """
+    from airflow_provider_baseten.client.batch.budget import ErrorBudget
+    from airflow_provider_baseten.client.checks import flag, number_in
+
+    if output_path is not None and results_path is None:
+        raise ValueError(
+            f"{type(task).__name__}: output_path= gathers the outputs from the receiver's store: give results_path= "
+            "too."
+        )
+    flag("resume", resume, none_ok=True)
+    if on_error not in ("fail", "record"):
+        raise ValueError(f"{type(task).__name__}: on_error must be 'fail' or 'record', got {on_error!r}.")
+    ErrorBudget.resolve(on_error, max_failures, max_error_rate)
+    task.results_path, task.output_path, task.resume = results_path, output_path, resume
+    task.on_error, task.max_failures, task.max_error_rate = on_error, max_failures, max_error_rate
+    task.webhook_grace = None if webhook_grace is None else number_in("webhook_grace", webhook_grace, 0.0, None)
+
+
+def listen_kwargs(task: Any) -> dict[str, Any]:
+    """The ``WebhookResultTrigger`` arguments of a task with ``results_path`` (``{}`` without: poll the status API)."""
+    if task.results_path is None:
+        return {}
+    return {
+        "results_path": str(task.results_path),
+        "results_conn_id": getattr(task.results_path, "conn_id", None),
+        **({"webhook_grace": task.webhook_grace} if task.webhook_grace is not None else {}),
+    }
+
+
+def gather_webhook_results(
+    task: Any, context: Context, event: BasetenTriggerEvent, request_ids: Sequence[str], fingerprint: Any
+) -> dict[str, Any]:
+    """Write the stored results of a finished webhook wait to ``task.output_path`` (input order) and return
+    the batch summary; the batch's resume and error-budget rules apply (``resume``, ``on_error``,
+    ``max_failures``, ``max_error_rate`` of ``task``). Requests the wait settled without a stored result are
+    per-item errors, named by their index (:func:`~airflow_provider_baseten.webhooks.gather.gather_results`)."""
+    from airflow_provider_baseten.batch_io import as_path
+    from airflow_provider_baseten.webhooks.gather import gather_results, open_store
+
+    output = as_path(task.output_path)
+    errors = event.get("errors") or {}
+    why = {r: "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errs) for r, errs in errors.items() if errs}
+    result = gather_results(
+        open_store(task.results_path, getattr(task.results_path, "conn_id", None)),
+        request_ids,
+        output,
+        settled=event.get("states") or {},
+        why=why,
+        resume=decide_resume(task.resume, context, output, fingerprint, task.log),
+        fingerprint=fingerprint,
+        on_error=task.on_error,
+        max_failures=task.max_failures,
+        max_error_rate=task.max_error_rate,
+        log=task.log,
+    )
+    task.log.info(
+        "Gathered %d async result(s) into %s: %d succeeded, %d failed, %d kept from an earlier try, in %.1fs.",
+        result.total,
+        output,
+        result.succeeded,
+        result.failed,
+        result.skipped,
+        result.elapsed,
+    )
+    return result.summary()

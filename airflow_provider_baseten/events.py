@@ -44,6 +44,9 @@ class BasetenTriggerEvent(_EventCore, total=False):
     states: dict[str, str]
     #: Requests whose status Baseten no longer keeps (outcome unknown).
     unknown: list[str]
+    #: A webhook wait (``results_path``): how many results are in the receiver's store (``states`` then holds
+    #: only the requests that are not).
+    stored: int
     #: ``{request_id: [{"code", "message"}]}`` of the requests that did not succeed.
     errors: dict[str, list[dict[str, Any]]]
     # -- training job trigger -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Async inference: queue a batch of requests on Baseten, get the outputs by webhook, wait deferred.
+"""Async inference: queue a batch of requests on Baseten, get the outputs by webhook, wait by listening.
 
 Baseten's async inference queues each request and POSTs the model's output to your webhook when it is
 done; polling only ever returns the request's *status*. This DAG:
@@ -8,9 +8,11 @@ done; polling only ever returns the request's *status*. This DAG:
    priority and a queue deadline, and pushes the request ids to XCom straight away. On Airflow 3.3+ a
    retried task reconnects to those requests instead of submitting them again.
 3. ``wait_for_results`` (:class:`AsyncPredictSensor`, deferrable) hands the wait to the triggerer, which
-   polls the statuses within Baseten's 20 requests/s budget. SUCCEEDED passes; FAILED, EXPIRED, CANCELED
-   and WEBHOOK_FAILED (the output is lost) fail the task with Baseten's error codes.
-4. ``report`` counts the final states.
+   *listens*: it lists the webhook receiver's store (``results_path``) instead of polling Baseten's status
+   API, so waiting costs no Baseten call. Only requests still missing after ``webhook_grace`` seconds of
+   silence are asked about (within the 20 requests/s budget); a lost one (``WEBHOOK_FAILED``) is reported by
+   its index. The outputs are gathered in input order into one JSONL file, like a batch.
+4. ``report`` prints the gathered outputs' summary and first rows.
 
 Configure it
 ------------
@@ -18,8 +20,13 @@ Configure it
 * Variables (or ``AIRFLOW_VAR_<NAME>`` environment variables):
 
   ``baseten_webhook_url``
-      Where Baseten delivers the outputs (an https URL your service receives). Without it the requests
-      still run, but their outputs are dropped: Baseten only hands outputs to webhooks.
+      The receiver's public URL: the provider's receiver mounted on Airflow's API server
+      (``https://<airflow>/baseten-webhooks/``) or run on its own (``python -m airflow_provider_baseten.webhooks``).
+      (``AsyncPredictOperator(webhook_conn_id=...)`` builds it from a connection instead.)
+  ``baseten_results_path``
+      The receiver's store (its ``--store`` folder or ``s3://...`` URL), where the wait listens.
+  ``baseten_async_output``
+      Where the gathered outputs go (a ``.jsonl`` or ``.parquet`` path, local or object storage).
   ``baseten_async_batch_size``
       How many requests to submit. Default ``20``.
 
@@ -28,8 +35,8 @@ Configure it
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections import Counter
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Variable, task
@@ -58,12 +65,9 @@ with DAG(
         return [{"text": f"Document {i}: summarise me."} for i in range(size)]
 
     @task
-    def webhook_url() -> str | None:
-        """The webhook from the Variable, or ``None`` (outputs dropped) with a warning."""
-        url = Variable.get("baseten_webhook_url", default="") or None
-        if url is None:
-            print("WARNING: no baseten_webhook_url Variable: the outputs of these requests will be dropped.")
-        return url
+    def webhook_url() -> str:
+        """The receiver's URL, from the Variable."""
+        return str(Variable.get("baseten_webhook_url"))
 
     # [START howto_operator_async_predict]
     submit = AsyncPredictOperator(
@@ -81,6 +85,9 @@ with DAG(
     wait_for_results = AsyncPredictSensor(
         task_id="wait_for_results",
         request_ids=submit.output,  # the ids, from XCom
+        results_path="{{ var.value.baseten_results_path }}",  # listen to the receiver's store
+        output_path="{{ var.value.baseten_async_output }}",  # the outputs, in input order
+        webhook_grace=60,  # ask Baseten only about results still missing after 60 s of silence
         deferrable=True,
         poke_interval=POLL_SECONDS,
         timeout=2 * 3600,
@@ -88,10 +95,16 @@ with DAG(
     # [END howto_sensor_async_predict]
 
     @task
-    def report(states: dict[str, str]) -> dict[str, int]:
-        """Log how many requests ended in each state (the outputs themselves went to the webhook)."""
-        counts = dict(Counter(states.values()))
-        print(f"{len(states)} async requests: {counts}")
-        return counts
+    def report(summary: dict) -> dict:
+        """Print the gathered outputs: the summary, then the first rows of the file (input order)."""
+        from airflow_provider_baseten.batch_io import read_results
+
+        print(
+            f"{summary['total']} async outputs gathered in {summary['output_path']}: {summary['succeeded']} "
+            f"succeeded, {summary['failed']} failed"
+        )
+        for row in itertools.islice(read_results(summary["output_path"]), 3):
+            print(row)
+        return {k: summary[k] for k in ("total", "succeeded", "failed")}
 
     report(wait_for_results.output)

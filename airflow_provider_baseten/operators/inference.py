@@ -8,7 +8,7 @@ DAGs record); the durable async submit log lives apart, in :mod:`._submit_log`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten.events import BasetenTriggerEvent
@@ -263,29 +263,9 @@ class PredictOperator(BasetenBaseOperator):
 
     def _resume(self, context: Context, output: Any) -> bool:
         """``resume`` as given, or by default: on a retry, when the file holds results of these same inputs."""
-        if self.resume is not None or output is None:
-            return bool(self.resume)
-        try_number = getattr(context.get("ti"), "try_number", 1)
-        if not isinstance(try_number, int) or try_number <= 1:
-            return False
-        from airflow_provider_baseten.client.batch.fingerprint import describe
-        from airflow_provider_baseten.client.batch.sinks import recorded_inputs
+        from airflow_provider_baseten._tasks import decide_resume
 
-        recorded = recorded_inputs(output)
-        same = bool(recorded) and all(fp is not None and fp == self._input_fingerprint for fp, _ in recorded)
-        if same:
-            self.log.info("Try %d: resuming %s, which holds results of these same inputs.", try_number, output)
-        elif recorded:
-            earlier = "; ".join(f"{describe(fp)} in {where}" for fp, where in recorded)
-            self.log.warning(
-                "Try %d: not resuming %s: its results are for other (or unrecorded) inputs (%s; these: %s). "
-                "Sending every input.",
-                try_number,
-                output,
-                earlier,
-                describe(self._input_fingerprint),
-            )
-        return same
+        return decide_resume(self.resume, context, output, self._input_fingerprint, self.log)
 
     def _emit_output(self, context: Context, output: Any, summary: dict[str, Any]) -> None:
         """The output's asset event: counts and the file's path (no data, no credentials, no signed URL).
@@ -423,6 +403,41 @@ def _as_path(value: Any) -> Any:
     return value
 
 
+def webhook_url(conn_id: str) -> str:
+    """The webhook receiver's public URL, from the Airflow connection ``conn_id``.
+
+    ``schema`` is the scheme (``https`` unless given; ``http`` only for a loopback host, as Baseten requires
+    HTTPS elsewhere), then ``host``, ``port`` and the extra's ``path`` (default ``/baseten-webhooks/``, the
+    plugin's mount on Airflow's API server). Login and password are never put in the URL.
+    """
+    from urllib.parse import urlsplit
+
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+    from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+    conn = BasetenHook.get_connection(conn_id)
+    host = (conn.host or "").strip()
+    scheme = (conn.schema or "https").strip().lower()
+    if "://" in host:  # a host written as a URL: its scheme wins
+        scheme, host = host.split("://", 1)
+    host = host.rstrip("/")
+    path = str((conn.extra_dejson or {}).get("path") or WEBHOOK_MOUNT)
+    url = f"{scheme}://{host}{f':{conn.port}' if conn.port else ''}/{path.lstrip('/')}"
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if not host or parts.hostname is None or scheme not in ("https", "http") or (scheme == "http" and not loopback):
+        raise BasetenValidationError(
+            f"Connection {conn_id!r} does not give a webhook URL Baseten accepts (https://host[:port]/path; http "
+            f"only for localhost): got scheme {scheme!r}, host {parts.hostname!r}.",
+            field="webhook_conn_id",
+        )
+    return url
+
+
+#: Where the provider's plugin mounts the webhook receiver on Airflow's API server.
+WEBHOOK_MOUNT = "/baseten-webhooks/"
+
+
 # In the submit log, for an input whose submit failed ambiguously: it may be queued, its id is unknown.
 UNKNOWN_SUBMIT = "?"
 
@@ -444,6 +459,23 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         input the entrypoint's arguments by name) instead of a model; ``environment`` / ``deployment_id``
         pick the chain's target. Status, waiting, reconnect and cancel work the same, on the chain's host.
     :param cancel_on_kill: Cancel this task's still-queued requests when the task is killed.
+    :param webhook_conn_id: An Airflow connection whose ``schema`` (``https``, the default, or ``http`` for a
+        loopback receiver), ``host``, ``port`` and extra ``{"path": ...}`` (default ``/baseten-webhooks/``, where
+        the provider's plugin mounts the receiver on Airflow's API server) give the receiver's public URL; it
+        becomes the ``webhook_endpoint`` (give one or the other). Its login and password are never part of the
+        URL.
+    :param results_path: The receiver's store (a local folder, or an ``ObjectStoragePath`` / ``s3://...`` URL;
+        see :mod:`airflow_provider_baseten.webhooks`). With ``wait_for_completion=True`` the wait lists this
+        store instead of polling Baseten's status API: no Baseten call while results arrive
+        (:class:`~airflow_provider_baseten.triggers.webhooks.WebhookResultTrigger`).
+    :param webhook_grace: Seconds the store may stay without a new result before the requests still missing
+        are asked about on the status API (each at most once per grace period). Default 60: Baseten's two
+        delivery attempts end within about 25 s of a request.
+    :param output_path: With ``results_path``: gather the outputs, in input order, into this JSONL or Parquet
+        file, exactly like a batch's (``{"index", "output"}`` or ``{"index", "error"}``); the task then returns
+        the batch summary. A failed request (the webhook's ``errors``, or no stored result: ``WEBHOOK_FAILED``,
+        ...) is a per-item error, under ``on_error`` / ``max_failures`` / ``max_error_rate``, and ``resume``
+        works as on :class:`PredictOperator`.
     :param resubmit_unknown_outcome: On a retry, submit again the inputs whose outcome is unknown: a
         request Baseten no longer knows (it keeps a request's status one hour after completion, then
         answers 404), or a submit that failed ambiguously (a 5xx or timeout after sending, so it may be
@@ -465,11 +497,22 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         "environment",
         "deployment_id",
         "webhook_endpoint",
+        "webhook_conn_id",
+        "results_path",
+        "output_path",
         "baseten_conn_id",
     )
     template_fields_renderers = {"model_input": "json", "model_inputs": "json"}
     operator_extra_links = (BasetenModelLink(),)
     external_id_key = "baseten_async_request_ids"
+    # A webhook wait's arguments (set and checked by _tasks.set_webhook_wait).
+    results_path: Any
+    webhook_grace: float | None
+    output_path: Any
+    resume: bool | None
+    on_error: str
+    max_failures: int | None
+    max_error_rate: float | None
 
     def __init__(
         self,
@@ -487,15 +530,46 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         fail_on_webhook_failed: bool = True,
         resubmit_unknown_outcome: bool = False,
         chain_id: str | None = None,
+        webhook_conn_id: str | None = None,
+        results_path: Any = None,
+        webhook_grace: float | None = None,
+        output_path: Any = None,
+        resume: bool | None = None,
+        on_error: str = "fail",
+        max_failures: int | None = None,
+        max_error_rate: float | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_baseten._tasks import set_webhook_wait
         from airflow_provider_baseten.client.checks import check_target
 
         super().__init__(wait_for_completion=wait_for_completion, **kwargs)
-        if chain_id is not None and (model_id is not None or webhook_endpoint or priority is not None):
+        self.webhook_conn_id = webhook_conn_id
+        set_webhook_wait(
+            self,
+            results_path=results_path,
+            webhook_grace=webhook_grace,
+            output_path=output_path,
+            resume=resume,
+            on_error=on_error,
+            max_failures=max_failures,
+            max_error_rate=max_error_rate,
+        )
+        if webhook_conn_id is not None and webhook_endpoint is not None:
+            raise ValueError(
+                "Give webhook_endpoint= or webhook_conn_id= (the receiver's URL from a connection), not both."
+            )
+        if results_path is not None and not wait_for_completion:
+            raise ValueError(
+                "results_path= is where the wait listens: it needs wait_for_completion=True (or give it to the "
+                "AsyncPredictSensor that waits)."
+            )
+        if chain_id is not None and (
+            model_id is not None or webhook_endpoint or webhook_conn_id or results_path or priority is not None
+        ):
             raise ValueError(
                 "chain_id= submits to a chain (async_run_remote with the bare input, as Baseten's spec has it): "
-                "model_id, webhook_endpoint and priority do not apply to it."
+                "model_id, webhook_endpoint, webhook_conn_id, results_path and priority do not apply to it."
             )
         self.chain_id = chain_id
         self.resubmit_unknown_outcome = resubmit_unknown_outcome
@@ -513,15 +587,18 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         self.inference_retry_config = inference_retry_config
         self.fail_on_webhook_failed = fail_on_webhook_failed
         self._submitted: list[str] = []
+        self._gathered: dict[str, Any] | None = None  # the summary, once the results are gathered (output_path)
 
-    def execute(self, context: Context) -> list[str]:
+    def execute(self, context: Context) -> Any:
         """Submit (or reconnect), push the ids, and wait if asked. Returns the request ids."""
         from airflow_provider_baseten._tasks import rendered_target
 
         rendered_target(self)  # before anything is sent
+        if self.webhook_conn_id:
+            self.webhook_endpoint = webhook_url(self.webhook_conn_id)
         # Its requests run on the model (Baseten's UI has no page per request); a chain's: no model page.
         _push_model_url(context, self.hook, self.model_id if self.chain_id is None else "", log=self.log)
-        return cast("list[str]", self.execute_resumable(context))
+        return self.execute_resumable(context)
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -719,10 +796,11 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
         """Every request finished successfully."""
         return status == "SUCCEEDED"
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> list[str]:  # type: ignore[override]
+    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
         """Push the ids (again, on reconnect) and wait if ``wait_for_completion``.
 
-        Returns the ids: on reconnect the mixin returns this method's value as the task's result.
+        Returns the ids (with ``output_path``, the gathered results' summary): on reconnect the mixin returns
+        this method's value as the task's result.
         """
         ids = list(external_id)
         if not self._submitted:
@@ -731,17 +809,21 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             context["ti"].xcom_push(key=xcom.REQUEST_IDS, value=ids)
         if self.wait_for_completion:
             self.wait(context, self._trigger(ids, submitted=ids, context=context))
-        return ids
+        return self.get_job_result(ids, context)
 
-    def get_job_result(self, external_id: Any, context: Context) -> list[str]:
-        """The request ids."""
-        return list(external_id)
+    def get_job_result(self, external_id: Any, context: Context) -> Any:
+        """The request ids; with ``output_path``, the summary of the gathered results."""
+        return self._gathered if self._gathered is not None else list(external_id)
 
     # -- waiting ---------------------------------------------------------------------------------------
     def _trigger(self, ids: list[str], submitted: list[str] | None = None, context: Context | None = None) -> Any:
+        from airflow_provider_baseten._tasks import listen_kwargs
         from airflow_provider_baseten.triggers.baseten import AsyncPredictTrigger
+        from airflow_provider_baseten.triggers.webhooks import WebhookResultTrigger
 
-        return AsyncPredictTrigger(
+        listen = listen_kwargs(self)  # with results_path: wait on the receiver's store, not the status API
+        return (WebhookResultTrigger if listen else AsyncPredictTrigger)(
+            **listen,
             conn_id=self.baseten_conn_id,
             request_ids=ids,
             **self._where(),
@@ -755,8 +837,22 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
             cancel_on_timeout=bool(submitted) and self.undo_on_timeout(context),
         )
 
-    def on_event(self, context: Context, event: BasetenTriggerEvent) -> list[str]:
-        """Fail on any failed request; warn about requests whose outcome Baseten no longer keeps; return the ids."""
+    def on_event(self, context: Context, event: BasetenTriggerEvent) -> Any:
+        """Fail on any failed request; warn about requests whose outcome Baseten no longer keeps; return the ids.
+
+        With ``output_path``: gather the stored results into it and return the batch summary instead (a failed
+        request is then a per-item error, under the error budget).
+        """
+        if self.output_path is not None and event["status"] in ("success", "failed"):
+            from airflow_provider_baseten._tasks import gather_webhook_results
+            from airflow_provider_baseten.client.batch.fingerprint import of_values
+
+            if event["status"] == "failed":
+                self.log.warning("%s", event["message"])
+            self._gathered = gather_webhook_results(
+                self, context, event, list(event["request_ids"]), of_values(self._inputs())
+            )
+            return self._gathered
         super().on_event(context, event)
         if event.get("unknown"):
             self.log.warning(

@@ -21,6 +21,7 @@ from airflow_provider_baseten.models import (
     PROMOTION_ACTIVE_STATES,
     TRAINING_ACTIVE_STATES,
     TRAINING_FAILED_STATES,
+    AsyncRequest,
     LogLine,
 )
 
@@ -108,20 +109,30 @@ class AsyncPredictTrigger(BasetenPollTrigger):
 
     async def check(self, hook: BasetenHook) -> BasetenTriggerEvent | None:
         """Poll every unfinished request once, taking turns from the model's status budget."""
+        await self._poll_status(hook, [r for r in self.request_ids if self._states.get(r) not in ASYNC_TERMINAL_STATES])
+        return self.verdict()
+
+    async def _poll_status(self, hook: BasetenHook, request_ids: list[str]) -> dict[str, AsyncRequest | None]:
+        """Ask Baseten the status of each of ``request_ids`` once, within the model's status budget.
+
+        Records each state (and errors) and returns ``{request_id: the answer}``, ``None`` for a request
+        Baseten no longer knows (its status is kept 1 h after completion: finished, outcome unknown).
+        """
         budget = status_budget(self.conn_id, self.chain_id or self.model_id, self.max_status_rps)
-        for rid in self.request_ids:
-            if self._states.get(rid) in ASYNC_TERMINAL_STATES:
-                continue
+        answers: dict[str, AsyncRequest | None] = {}
+        for rid in request_ids:
             await budget.turn()
             try:
                 status = await hook.aget_async_request(rid, **self._target())
-            except BasetenNotFoundError:  # status expired (kept 1 h after completion): finished, outcome unknown
+            except BasetenNotFoundError:
                 self._states[rid] = ASYNC_STATUS_UNKNOWN
+                answers[rid] = None
                 continue
+            answers[rid] = status
             self._states[rid] = status.status
             if status.errors:
                 self._errors[rid] = [e.model_dump() for e in status.errors]
-        return self.verdict()
+        return answers
 
     def verdict(self) -> BasetenTriggerEvent | None:
         """The event once every request is terminal (``None`` before)."""

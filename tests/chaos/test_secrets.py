@@ -59,7 +59,7 @@ def test_no_secret_anywhere(tmp_path: Path, chaos_row: Row) -> None:
     components: list[Component] = []
     runs: dict[str, str] = {}
     api_dump = ""
-    with BasetenEmulator(api_key=API_KEY, time_scale=30.0) as emu, WebhookReceiver() as receiver:
+    with BasetenEmulator(api_key=API_KEY, time_scale=30.0) as emu, WebhookReceiver(data / "webhook-store") as receiver:
         port = free_port()
         env = airflow_env(
             home,
@@ -73,6 +73,8 @@ def test_no_secret_anywhere(tmp_path: Path, chaos_row: Row) -> None:
             AIRFLOW_VAR_BASETEN_BATCH_OUTPUT_DIR_GATEWAY=str(data / "output-gw"),
             AIRFLOW_VAR_BASETEN_TRAINING_PROJECT_ID=next(iter(emu.state.projects)),
             AIRFLOW_VAR_BASETEN_WEBHOOK_URL=receiver.url,
+            AIRFLOW_VAR_BASETEN_RESULTS_PATH=str(data / "webhook-store"),
+            AIRFLOW_VAR_BASETEN_ASYNC_OUTPUT=str(data / "async-outputs.jsonl"),
             AIRFLOW_VAR_BASETEN_ASYNC_BATCH_SIZE="5",
             BASETEN_EXAMPLE_POLL_SECONDS="1",
             CHAOS_CREATED_KEY_FILE=str(data / "created-keys.txt"),

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.airflow_e2e
 RUNS = {"baseten_async_inference": "e2e_async", "baseten_train_then_promote": "e2e_train"}
 # Tasks that must wait in the triggerer, and the trigger class each one hands its wait to.
 DEFERRING = {
-    ("baseten_async_inference", "wait_for_results"): "AsyncPredictTrigger",
+    ("baseten_async_inference", "wait_for_results"): "WebhookResultTrigger",
     ("baseten_train_then_promote", "wait_for_training"): "TrainingJobTrigger",
     ("baseten_train_then_promote", "deploy_checkpoint"): "DeploymentStatusTrigger",
     ("baseten_train_then_promote", "promote_candidate"): "PromotionTrigger",
@@ -103,7 +103,7 @@ def test_sensors_defer_to_the_triggerer_in_a_real_airflow(tmp_path: Path) -> Non
     components: list[Component] = []
     with (
         BasetenEmulator(api_key="e2e-api-key-not-a-secret", time_scale=1.0, durations=durations) as emu,
-        WebhookReceiver() as receiver,
+        WebhookReceiver(home / "webhook-store") as receiver,
     ):
         env = airflow_env(
             home,
@@ -111,6 +111,8 @@ def test_sensors_defer_to_the_triggerer_in_a_real_airflow(tmp_path: Path) -> Non
             AIRFLOW_CONN_BASETEN_DEFAULT=emu.connection_json(),
             AIRFLOW_VAR_BASETEN_TRAINING_PROJECT_ID=next(iter(emu.state.projects)),
             AIRFLOW_VAR_BASETEN_WEBHOOK_URL=receiver.url,
+            AIRFLOW_VAR_BASETEN_RESULTS_PATH=str(home / "webhook-store"),
+            AIRFLOW_VAR_BASETEN_ASYNC_OUTPUT=str(home / "async-outputs.jsonl"),
             AIRFLOW_VAR_BASETEN_ASYNC_BATCH_SIZE="10",
             AIRFLOW_VAR_BASETEN_SKIP_APPROVAL="true",  # unattended here; test_approval.py answers the gate
             BASETEN_EXAMPLE_POLL_SECONDS="1",

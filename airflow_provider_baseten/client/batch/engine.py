@@ -509,8 +509,8 @@ def check_inputs(inputs: Any, field: str = "inputs", each: str = "inputs") -> No
         )
 
 
-def _verdict(result: BatchResult, run: _Run, on_error: str, budget: ErrorBudget, log: Any) -> None:
-    """Raise if the batch stopped early, failed an item with ``on_error="fail"``, or is over its error budget."""
+def _counts(result: BatchResult) -> tuple[str, str]:
+    """The counts line of a failed batch's message, and where its kept results are."""
     kept = (
         f" Results so far are in {result.output_path}; rerun with resume=True to skip them."
         if result.output_path
@@ -519,6 +519,12 @@ def _verdict(result: BatchResult, run: _Run, on_error: str, budget: ErrorBudget,
     counts = (
         f"{result.succeeded} of {result.total} succeeded, {result.failed} failed, {result.not_attempted} not attempted."
     )
+    return counts, kept
+
+
+def _verdict(result: BatchResult, run: _Run, on_error: str, budget: ErrorBudget, log: Any) -> None:
+    """Raise if the batch stopped early, failed an item with ``on_error="fail"``, or is over its error budget."""
+    counts, kept = _counts(result)
     aborted = run.aborted
     if aborted is not None and not run.over_budget:
         # A copy keeps every field of the error that stopped the batch (request_id, field, maybe_created,
@@ -527,12 +533,22 @@ def _verdict(result: BatchResult, run: _Run, on_error: str, budget: ErrorBudget,
         err.message = f"Batch stopped{run.why}: {aborted.message} {counts}{kept}"
         err.args = (err.message,)
         raise err from aborted
+    check_failures(result, on_error, budget, log, over_budget=run.over_budget)
+
+
+def check_failures(
+    result: BatchResult, on_error: str, budget: ErrorBudget, log: Any, *, over_budget: bool = False
+) -> None:
+    """Raise :class:`BasetenBatchError` if ``result`` failed an item with ``on_error="fail"`` or is over its
+    error budget; else log the failures within the budget (the rule every batch-like result follows: a
+    predict batch, gathered webhook results)."""
+    counts, kept = _counts(result)
     if not result.failures:
         return
     shown = ", ".join(f"{i}: {m}" for i, m in list(sorted(result.failures.items()))[:10])
     more = f" (+{len(result.failures) - 10} more)" if len(result.failures) > 10 else ""
-    if run.over_budget or budget.exceeded(result.failed, result.total):
-        stopped = " The batch stopped once it could no longer meet the budget." if run.over_budget else ""
+    if over_budget or budget.exceeded(result.failed, result.total):
+        stopped = " The batch stopped once it could no longer meet the budget." if over_budget else ""
         message = f"{result.failed} of {result.total} {result.unit} failed, over the error budget ({budget}).{stopped} "
         message += f"{counts}{kept}"
     elif on_error == "fail":
