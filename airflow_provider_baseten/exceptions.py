@@ -179,12 +179,42 @@ class BasetenRemoteStateError(BasetenError):
         self.state = state
 
 
+# Airflow's "fail, do not retry". The client layer imports this module with Airflow blocked (tests/unit/test_layers.py).
+try:
+    from airflow.sdk.exceptions import AirflowFailException as _NoRetry
+except ImportError:  # pragma: no cover - Airflow 3.1 keeps it in airflow.exceptions; no Airflow: a plain error
+    try:
+        from airflow.exceptions import AirflowFailException as _NoRetry  # type: ignore[no-redef,attr-defined,unused-ignore]
+    except ImportError:
+        _NoRetry = Exception  # type: ignore[misc,assignment]
+
+
+class BasetenGateFailed(BasetenError, _NoRetry):  # type: ignore[misc]  # status_code: ours wins
+    """A candidate deployment failed the gate of ``EvaluateDeploymentOperator``.
+
+    Also Airflow's ``AirflowFailException``: the task fails without retrying, since a retry would pay for the
+    same evaluation to reach the same verdict.
+
+    :param failed: Each failed rule's outcome: ``{rule, candidate, threshold, passed}`` (the rule as text, the
+        candidate's value and the threshold it was held to, a number).
+    """
+
+    def __init__(self, failed: list[dict[str, Any]]) -> None:
+        parts = [f"{r['rule']} (candidate {r['candidate']!r}, threshold {r['threshold']!r})" for r in failed]
+        super().__init__(f"The candidate failed {len(failed)} gate rule(s): " + "; ".join(parts) + ".")
+        self.failed = failed
+        first = failed[0]
+        #: The first failed rule, its candidate value and its threshold.
+        self.rule, self.candidate, self.threshold = first["rule"], first["candidate"], first["threshold"]
+
+
 __all__ = [
     "BasetenAuthError",
     "BasetenBatchError",
     "BasetenBillingAccessError",
     "BasetenConfigurationError",
     "BasetenError",
+    "BasetenGateFailed",
     "BasetenGatewayUnsupportedError",
     "BasetenModelError",
     "BasetenNotFoundError",

@@ -17,6 +17,7 @@ __all__ = [
     "CHECKPOINT_ID",
     "DEPLOYMENT_ID",
     "DEPLOYMENT_URL",
+    "EVALUATION",
     "LATEST_CHECKPOINT_ID",
     "MODEL_ID",
     "MODEL_URL",
@@ -50,3 +51,6 @@ LATEST_CHECKPOINT_ID: Final = "latest_checkpoint_id"
 MODEL_ID: Final = "model_id"
 #: The checkpoint (or list of LoRA checkpoints) ``DeployTrainingCheckpointOperator`` deployed.
 CHECKPOINT_ID: Final = "checkpoint_id"
+#: ``EvaluateDeploymentOperator``'s report: candidate and current figures, their difference, the gate's outcome
+#: and ``markdown`` (the report as a table, for the body of an ``ApprovalOperator``).
+EVALUATION: Final = "baseten_evaluation"
