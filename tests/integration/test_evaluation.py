@@ -61,7 +61,7 @@ def test_each_target_gets_exactly_n_requests_and_the_candidate_differs(emulator:
     emulator.set_faults(
         [
             FaultRule(kind="500", endpoints=["deployment_predict"], times=2, after=True),
-            FaultRule(kind="slow", endpoints=["deployment_predict"], delay=0.03),
+            FaultRule(kind="slow", endpoints=["deployment_predict"], delay=0.05),  # every other candidate request
         ]
     )
     report, error = _evaluate(candidate, gate=[("error_rate", "<=", 0.2), ("latency_p95_ms", "<=", "100 x current")])
@@ -75,8 +75,13 @@ def test_each_target_gets_exactly_n_requests_and_the_candidate_differs(emulator:
     assert cand["error_rate"] == pytest.approx(0.1) and cur["error_rate"] == 0.0
     assert cand["accuracy"] == pytest.approx(0.9) and cur["accuracy"] == 1.0
     assert report["delta"]["accuracy"] == pytest.approx(-0.1)
-    assert cand["latency_p50_ms"] >= 30 > cur["latency_p50_ms"]  # the slow rule hit the candidate only
-    assert cand["cost_per_1k_usd"] > cur["cost_per_1k_usd"] > 0  # same price, more time
+    assert emulator.counters()["faults"]["slow"] == N - 2  # the slow rule hit the candidate's answered requests only
+    assert cand["latency_p50_ms"] >= 50 and cand["latency_p95_ms"] >= 50
+    # Cost: price per minute x wall time; 18 slow answers, 4 at a time, took at least 5 x 0.05 s.
+    price = next(
+        float(p.price) for p in emulator.hook().list_instance_type_prices() if p.instance_type.id == "A10Gx4x16"
+    )
+    assert cand["cost_per_1k_usd"] >= price * 0.25 / 60 / N * 1000 and cur["cost_per_1k_usd"] > 0
     assert report["current"]["deployment_id"] == production and report["gate"]["passed"]
     md = report["markdown"]
     assert "| accuracy | 0.9 | 1 | -0.1 |" in md
@@ -93,3 +98,30 @@ def test_failed_gate_fails_the_task_naming_rule_and_values(emulator: Any, candid
     assert "accuracy >= current (candidate 0.8, threshold 1.0)" in str(error)
     assert len(error.failed) == 1  # the error-rate rule passed
     assert report["gate"]["passed"] is False and "**Gate: FAILED**" in report["markdown"]  # pushed before failing
+
+
+def test_eval_file_is_read_and_checked_before_any_request(emulator: Any, candidate: str, tmp_path: Any) -> None:
+    import json
+
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+
+    good = tmp_path / "eval.jsonl"
+    good.write_text("".join(json.dumps(item) + "\n" for item in INPUTS[:5]))
+    op = EvaluateDeploymentOperator(
+        task_id="evaluate",
+        deployment_id=candidate,
+        eval_inputs=str(good),
+        expected_field="expected",
+        metrics={"accuracy": "tests.integration.test_evaluation.accuracy"},  # an import path
+    )
+    ctx = context()
+    op.execute(ctx)
+    report = ctx["ti"].xcoms[xcom.EVALUATION]
+    assert report["candidate"]["values"]["accuracy"] == 1.0 and report["inputs"] == 5
+    assert emulator.counters()["requests"]["deployment_predict"] == 5
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(INPUTS[0]) + "\n" + json.dumps({"text": "no expected"}) + "\n")
+    op.eval_inputs = str(bad)  # as a template would render it
+    with pytest.raises(BasetenValidationError, match=r"eval_inputs\[1\] has no field 'expected'"):
+        op.execute(context())
+    assert emulator.counters()["requests"]["deployment_predict"] == 5  # nothing more was sent
