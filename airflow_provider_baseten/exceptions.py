@@ -179,10 +179,40 @@ class BasetenRemoteStateError(BasetenError):
         self.state = state
 
 
+try:  # where the Task SDK defines it; airflow.exceptions' name for it is deprecated
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # the client core also runs without Airflow: then there is no retry policy to opt out of
+
+    class AirflowFailException(Exception):  # type: ignore[no-redef]
+        """Stand-in for Airflow's "fail without retrying" exception when Airflow is not installed."""
+
+
+class BasetenBudgetExceeded(BasetenError, AirflowFailException):  # type: ignore[misc]
+    """A budget guard stopped the work: the next poll would have spent more than the task's cap.
+
+    Also Airflow's ``AirflowFailException``, so the task is **not retried** (a retry would spend again).
+
+    :param cap: The cap that was hit (``max_cost_usd`` or ``max_gpu_minutes``).
+    :param spent: What had been spent when the guard fired, in ``unit``.
+    :param unit: ``"usd"`` or ``"gpu_minutes"``.
+    :param stopped: Whether the guard stopped the work (a job the task did not start is never stopped).
+    """
+
+    def __init__(
+        self, message: str, *, cap: float, spent: float, unit: str, stopped: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.cap = cap
+        self.spent = spent
+        self.unit = unit
+        self.stopped = stopped
+
+
 __all__ = [
     "BasetenAuthError",
     "BasetenBatchError",
     "BasetenBillingAccessError",
+    "BasetenBudgetExceeded",
     "BasetenConfigurationError",
     "BasetenError",
     "BasetenGatewayUnsupportedError",
