@@ -179,17 +179,36 @@ class BasetenRemoteStateError(BasetenError):
         self.state = state
 
 
-# Airflow's "fail, do not retry". The client layer imports this module with Airflow blocked (tests/unit/test_layers.py).
-try:
-    from airflow.sdk.exceptions import AirflowFailException as _NoRetry
-except ImportError:  # pragma: no cover - Airflow 3.1 keeps it in airflow.exceptions; no Airflow: a plain error
-    try:
-        from airflow.exceptions import AirflowFailException as _NoRetry  # type: ignore[no-redef,attr-defined,unused-ignore]
-    except ImportError:
-        _NoRetry = Exception  # type: ignore[misc,assignment]
+try:  # where the Task SDK defines it; airflow.exceptions' name for it is deprecated
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # the client core also runs without Airflow: then there is no retry policy to opt out of
+
+    class AirflowFailException(Exception):  # type: ignore[no-redef]
+        """Stand-in for Airflow's "fail without retrying" exception when Airflow is not installed."""
 
 
-class BasetenGateFailed(BasetenError, _NoRetry):  # type: ignore[misc]  # status_code: ours wins
+class BasetenBudgetExceeded(BasetenError, AirflowFailException):  # type: ignore[misc]
+    """A budget guard stopped the work: the next poll would have spent more than the task's cap.
+
+    Also Airflow's ``AirflowFailException``, so the task is **not retried** (a retry would spend again).
+
+    :param cap: The cap that was hit (``max_cost_usd`` or ``max_gpu_minutes``).
+    :param spent: What had been spent when the guard fired, in ``unit``.
+    :param unit: ``"usd"`` or ``"gpu_minutes"``.
+    :param stopped: Whether the guard stopped the work (a job the task did not start is never stopped).
+    """
+
+    def __init__(
+        self, message: str, *, cap: float, spent: float, unit: str, stopped: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.cap = cap
+        self.spent = spent
+        self.unit = unit
+        self.stopped = stopped
+
+
+class BasetenGateFailed(BasetenError, AirflowFailException):  # type: ignore[misc]  # status_code: ours wins
     """A candidate deployment failed the gate of ``EvaluateDeploymentOperator``.
 
     Also Airflow's ``AirflowFailException``: the task fails without retrying, since a retry would pay for the
@@ -212,6 +231,7 @@ __all__ = [
     "BasetenAuthError",
     "BasetenBatchError",
     "BasetenBillingAccessError",
+    "BasetenBudgetExceeded",
     "BasetenConfigurationError",
     "BasetenError",
     "BasetenGateFailed",

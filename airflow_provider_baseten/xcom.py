@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "BASETEN_COST",
+    "BASETEN_EVALUATION",
     "CHECKPOINT_ID",
     "DEPLOYMENT_ID",
     "DEPLOYMENT_URL",
-    "EVALUATION",
     "LATEST_CHECKPOINT_ID",
     "MODEL_ID",
     "MODEL_URL",
@@ -53,4 +54,7 @@ MODEL_ID: Final = "model_id"
 CHECKPOINT_ID: Final = "checkpoint_id"
 #: ``EvaluateDeploymentOperator``'s report: candidate and current figures, their difference, the gate's outcome
 #: and ``markdown`` (the report as a table, for the body of an ``ApprovalOperator``).
-EVALUATION: Final = "baseten_evaluation"
+BASETEN_EVALUATION: Final = "baseten_evaluation"
+#: What the task cost: ``{usd, estimated, minutes, instance_type, source}``
+#: (:meth:`~airflow_provider_baseten.cost.CostReport.as_xcom`).
+BASETEN_COST: Final = "baseten_cost"

@@ -359,14 +359,14 @@ class EvaluateDeploymentOperator(BasetenBaseOperator):
         measured = {"candidate": self._measure(hook, inputs, model_id, deployment_id=candidate.id)}
         if serving is not None:
             measured["current"] = self._measure(hook, inputs, model_id, environment=self.environment)
-        prices = _prices_per_minute(hook)
         instance = {"candidate": candidate.instance_type_name, "current": serving and serving.instance_type_name}
         figures = {
-            name: self._figures(run, expected, prices.get(instance[name] or "")) for name, run in measured.items()
+            name: self._figures(run, expected, _price_per_minute(hook, instance[name]))
+            for name, run in measured.items()
         }
         report = self._report(context, model_id, candidate.id, serving.id if serving else None, figures, instance)
         report["markdown"] = render_markdown(report)
-        context["ti"].xcom_push(key=xcom.EVALUATION, value=report)
+        context["ti"].xcom_push(key=xcom.BASETEN_EVALUATION, value=report)
         self.log.info("Evaluation report:\n%s", report["markdown"])
         failed = [r for r in report["gate"]["rules"] if not r["passed"]]
         if failed:
@@ -500,22 +500,32 @@ async def measure(
     return _Measured(outputs, errors, latencies, time.perf_counter() - started)
 
 
-def _prices_per_minute(hook: BasetenHook) -> dict[str, float]:
-    """USD per minute by instance type id and name; empty (cost shown as n/a) when prices cannot be read.
+def _price_per_minute(hook: BasetenHook, instance_type: str | None) -> float | None:
+    """USD per minute of ``instance_type`` (:func:`~airflow_provider_baseten.cost.price_per_minute`, cached per
+    process); ``None`` (cost shown as n/a, with a WARNING) when it cannot be priced.
 
-    Replaced by :func:`airflow_provider_baseten.cost.price_per_minute` (cached per process) once it exists.
+    A deployment's ``instance_type_name`` is the type's *name* in Baseten's spec (``DeploymentV1``), while prices
+    are listed by id: a name is mapped to its id through ``list_instance_types``.
     """
-    from airflow_provider_baseten.exceptions import BasetenError
+    from airflow_provider_baseten.cost import price_per_minute
+    from airflow_provider_baseten.exceptions import BasetenError, BasetenValidationError
 
+    if not instance_type:
+        hook.log.warning("The deployment names no instance type: its cost per 1,000 requests is not estimated.")
+        return None
     try:
-        prices = hook.list_instance_type_prices()
+        try:
+            return price_per_minute(hook, instance_type)
+        except BasetenValidationError:
+            by_name = {t.name: t.id for t in hook.list_instance_types()}
+            if instance_type not in by_name:
+                raise
+            return price_per_minute(hook, by_name[instance_type])
     except BasetenError as exc:
-        hook.log.warning("Instance type prices unavailable (%s): cost per 1,000 requests is not estimated.", exc)
-        return {}
-    found: dict[str, float] = {}
-    for p in prices:
-        found[p.instance_type.id] = found[p.instance_type.name] = float(p.price)
-    return found
+        hook.log.warning(
+            "No price for instance type %r (%s): cost per 1,000 requests is not estimated.", instance_type, exc
+        )
+        return None
 
 
 _LABELS = {

@@ -52,7 +52,7 @@ def _evaluate(candidate: str, **kw: Any) -> tuple[dict[str, Any], Any]:
         op.execute(ctx)
     except BasetenGateFailed as exc:
         error = exc
-    return ctx["ti"].xcoms[xcom.EVALUATION], error
+    return ctx["ti"].xcoms[xcom.BASETEN_EVALUATION], error
 
 
 def test_each_target_gets_exactly_n_requests_and_the_candidate_differs(emulator: Any, candidate: str) -> None:
@@ -116,7 +116,7 @@ def test_eval_file_is_read_and_checked_before_any_request(emulator: Any, candida
     )
     ctx = context()
     op.execute(ctx)
-    report = ctx["ti"].xcoms[xcom.EVALUATION]
+    report = ctx["ti"].xcoms[xcom.BASETEN_EVALUATION]
     assert report["candidate"]["values"]["accuracy"] == 1.0 and report["inputs"] == 5
     assert emulator.counters()["requests"]["deployment_predict"] == 5
     bad = tmp_path / "bad.jsonl"
@@ -125,3 +125,17 @@ def test_eval_file_is_read_and_checked_before_any_request(emulator: Any, candida
     with pytest.raises(BasetenValidationError, match=r"eval_inputs\[1\] has no field 'expected'"):
         op.execute(context())
     assert emulator.counters()["requests"]["deployment_predict"] == 5  # nothing more was sent
+
+
+def test_without_prices_the_cost_is_na_and_the_rest_is_reported(
+    emulator: Any, candidate: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from airflow_provider_baseten.cost import clear_price_cache
+
+    clear_price_cache()  # the price list is cached per process
+    emulator.set_faults([FaultRule(kind="500", endpoints=["list_instance_type_prices"])])
+    report, error = _evaluate(candidate, gate=[("error_rate", "<=", 0.0)])
+    assert error is None and emulator.counters()["requests"]["list_instance_type_prices"] >= 1
+    assert report["candidate"]["values"]["cost_per_1k_usd"] is None
+    assert "| est. cost / 1k requests (USD) | n/a | n/a | n/a |" in report["markdown"]
+    assert "cost per 1,000 requests is not estimated" in caplog.text
