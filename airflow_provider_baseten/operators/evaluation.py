@@ -243,13 +243,15 @@ class EvaluateDeploymentOperator(BasetenBaseOperator):
 
         super().__init__(**kwargs)
         check_target(environment, None, who="EvaluateDeploymentOperator", templates_ok=True)
-        check_target(None, deployment_id, who="EvaluateDeploymentOperator", templates_ok=True)
-        if not isinstance(deployment_id, str) or not deployment_id or deployment_id in ("production", "development"):
+        if not is_template(deployment_id) and (
+            not isinstance(deployment_id, str) or not deployment_id or deployment_id in ("production", "development")
+        ):
             raise BasetenValidationError(
                 f"EvaluateDeploymentOperator: deployment_id must be the candidate deployment's id, got "
                 f"{deployment_id!r}.",
                 field="deployment_id",
             )
+        check_target(None, deployment_id, who="EvaluateDeploymentOperator", templates_ok=True)
         self.deployment_id = deployment_id
         self.model_id = model_id
         self.environment = environment

@@ -66,9 +66,20 @@ def test_bad_arguments_are_refused_at_construction(kw: dict[str, Any], field: st
     assert info.value.field is None or field.startswith(info.value.field)
 
 
-def test_templated_eval_set_is_checked_at_run_time() -> None:
+def test_templated_eval_set_and_xcom_targets_are_checked_at_run_time() -> None:
+    from datetime import datetime
+
+    from airflow.sdk import DAG, task
+
     op = _op(eval_inputs="{{ var.value.eval_path }}", expected_field="expected")
     assert op.eval_inputs == "{{ var.value.eval_path }}"
+
+    @task
+    def deployed() -> str:
+        return "dep1"
+
+    with DAG("t_eval_xcom", schedule=None, start_date=datetime(2026, 1, 1)):
+        _op(deployment_id=deployed(), eval_inputs=deployed())  # XComArgs: resolved when the task runs
 
 
 def test_current_rule_without_a_current_deployment_passes_as_na() -> None:
