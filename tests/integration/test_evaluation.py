@@ -89,6 +89,12 @@ def test_each_target_gets_exactly_n_requests_and_the_candidate_differs(emulator:
     assert emulator.api_key not in repr(report)
 
 
+def test_at_most_max_concurrency_requests_in_flight(emulator: Any, candidate: str) -> None:
+    emulator.set_predict_latency(0.02)  # each answer holds its slot, so the server sees the client's bound
+    _evaluate(candidate)
+    assert 2 <= emulator.counters()["capacity"]["peak_inflight"] <= 4  # max_concurrency=4 (of 20 inputs)
+
+
 def test_failed_gate_fails_the_task_naming_rule_and_values(emulator: Any, candidate: str) -> None:
     emulator.set_faults([FaultRule(kind="500", endpoints=["deployment_predict"], times=4, after=True)])
     report, error = _evaluate(candidate, gate=[("accuracy", ">=", current()), ("error_rate", "<=", 0.5)])
