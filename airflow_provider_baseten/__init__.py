@@ -38,6 +38,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_baseten.operators.deployment",
                     "airflow_provider_baseten.operators.training",
                     "airflow_provider_baseten.operators.deploy",
+                    "airflow_provider_baseten.operators.evaluation",
                     "airflow_provider_baseten.operators.chains",
                 ],
             }

@@ -179,12 +179,62 @@ class BasetenRemoteStateError(BasetenError):
         self.state = state
 
 
+try:  # where the Task SDK defines it; airflow.exceptions' name for it is deprecated
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # the client core also runs without Airflow: then there is no retry policy to opt out of
+
+    class AirflowFailException(Exception):  # type: ignore[no-redef]
+        """Stand-in for Airflow's "fail without retrying" exception when Airflow is not installed."""
+
+
+class BasetenBudgetExceeded(BasetenError, AirflowFailException):  # type: ignore[misc]
+    """A budget guard stopped the work: the next poll would have spent more than the task's cap.
+
+    Also Airflow's ``AirflowFailException``, so the task is **not retried** (a retry would spend again).
+
+    :param cap: The cap that was hit (``max_cost_usd`` or ``max_gpu_minutes``).
+    :param spent: What had been spent when the guard fired, in ``unit``.
+    :param unit: ``"usd"`` or ``"gpu_minutes"``.
+    :param stopped: Whether the guard stopped the work (a job the task did not start is never stopped).
+    """
+
+    def __init__(
+        self, message: str, *, cap: float, spent: float, unit: str, stopped: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.cap = cap
+        self.spent = spent
+        self.unit = unit
+        self.stopped = stopped
+
+
+class BasetenGateFailed(BasetenError, AirflowFailException):  # type: ignore[misc]  # status_code: ours wins
+    """A candidate deployment failed the gate of ``EvaluateDeploymentOperator``.
+
+    Also Airflow's ``AirflowFailException``: the task fails without retrying, since a retry would pay for the
+    same evaluation to reach the same verdict.
+
+    :param failed: Each failed rule's outcome: ``{rule, candidate, threshold, passed}`` (the rule as text, the
+        candidate's value and the threshold it was held to, a number).
+    """
+
+    def __init__(self, failed: list[dict[str, Any]]) -> None:
+        parts = [f"{r['rule']} (candidate {r['candidate']!r}, threshold {r['threshold']!r})" for r in failed]
+        super().__init__(f"The candidate failed {len(failed)} gate rule(s): " + "; ".join(parts) + ".")
+        self.failed = failed
+        first = failed[0]
+        #: The first failed rule, its candidate value and its threshold.
+        self.rule, self.candidate, self.threshold = first["rule"], first["candidate"], first["threshold"]
+
+
 __all__ = [
     "BasetenAuthError",
     "BasetenBatchError",
     "BasetenBillingAccessError",
+    "BasetenBudgetExceeded",
     "BasetenConfigurationError",
     "BasetenError",
+    "BasetenGateFailed",
     "BasetenGatewayUnsupportedError",
     "BasetenModelError",
     "BasetenNotFoundError",

@@ -73,6 +73,17 @@ def training_job_url(training_project_id: str, training_job_id: str) -> str:
     return f"{BASETEN_APP}/training/{training_project_id}/jobs/{training_job_id}"
 
 
+def baseten_tab_url(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """The task instance's Baseten tab in the Airflow UI (the provider's plugin pages, mounted at ``/baseten``).
+
+    Relative to the Airflow UI, so a link in a page or a HITL body works on whatever host serves Airflow.
+    """
+    from urllib.parse import urlencode
+
+    query = urlencode({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index})
+    return f"/baseten/ti?{query}"
+
+
 def log_link(log: Any, what: str, url: str) -> None:
     """Write where to watch ``what`` on Baseten to the task log at INFO, as the Databricks and EMR operators do.
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "BASETEN_COST",
+    "BASETEN_EVALUATION",
     "CHECKPOINT_ID",
     "DEPLOYMENT_ID",
     "DEPLOYMENT_URL",
@@ -50,3 +52,9 @@ LATEST_CHECKPOINT_ID: Final = "latest_checkpoint_id"
 MODEL_ID: Final = "model_id"
 #: The checkpoint (or list of LoRA checkpoints) ``DeployTrainingCheckpointOperator`` deployed.
 CHECKPOINT_ID: Final = "checkpoint_id"
+#: ``EvaluateDeploymentOperator``'s report: candidate and current figures, their difference, the gate's outcome
+#: and ``markdown`` (the report as a table, for the body of an ``ApprovalOperator``).
+BASETEN_EVALUATION: Final = "baseten_evaluation"
+#: What the task cost: ``{usd, estimated, minutes, instance_type, source}``
+#: (:meth:`~airflow_provider_baseten.cost.CostReport.as_xcom`).
+BASETEN_COST: Final = "baseten_cost"

@@ -60,6 +60,7 @@ DEMO_PROJECT = "airflow-demo-fine-tune"  # the train-then-promote DAG creates it
 DAG_TIMEOUT = 150.0  # real seconds per `airflow dags test`
 APPROVAL_DAG = "baseten_train_then_promote"  # its human approval is answered through the REST API
 APPROVAL_TIMEOUT = 420.0  # real seconds for starting a local Airflow and running that DAG in it
+APPROVAL_BODY = "approval-body.md"  # the approval's body as Airflow showed it, saved by run_with_approval
 
 
 class _Server(ThreadingHTTPServer):
@@ -286,6 +287,9 @@ def run_with_approval(dag_id: str, env: dict[str, str], logs: Path) -> tuple[boo
             api.post(f"/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None}).raise_for_status()
             answer_approval(api, dag_id, run_id, "approve_promotion", "Approve", components, APPROVAL_TIMEOUT)
             print(f"    approved {dag_id} run {run_id} through PATCH /api/v2/.../approve_promotion/-1/hitlDetails")
+            # What the person was shown: the approval's body as Airflow rendered it (the gate's report).
+            details = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve_promotion/-1/hitlDetails")
+            (folder / APPROVAL_BODY).write_text(str(details.json().get("body") or ""))
             deadline = time.monotonic() + APPROVAL_TIMEOUT
             while time.monotonic() < deadline:
                 state = api.get(f"/dags/{dag_id}/dagRuns/{run_id}").json().get("state")
@@ -389,6 +393,7 @@ class Demo:
         self.gateway, self.data, self.receiver = gateway, data, receiver
         self.results: dict[str, tuple[str, float, str]] = {}  # dag id -> (result, seconds, what was checked)
         self.candidate = ""  # the deployment the assets example promotes
+        self.gate_report = ""  # the train-then-promote approval's body: the evaluation report a person approved
         self._print_lock = threading.Lock()
 
     def record(self, dag_id: str, result: str, seconds: float, checked: str) -> None:
@@ -445,9 +450,18 @@ def check_train(demo: Demo, lane: Lane) -> str:
     expect(serving == promoted, f"production of {model} serves {serving}, not the promoted {promoted}")
     autoscaling = (xcom(db, dag, "set_autoscaling") or {}).get("status", "?")
     promotes = sum(n for k, n in lane.delta.items() if k.startswith("promote"))
+    report = xcom(db, dag, "evaluate_candidate", "baseten_evaluation") or {}
+    body_file = lane.logs / "local-airflow" / APPROVAL_BODY
+    body = body_file.read_text() if body_file.exists() else ""
+    evaluated = report.get("inputs", 0)
+    expect(bool(report.get("gate", {}).get("passed")), f"the gate did not pass: {report.get('gate')}")
+    expect(lane.delta.get("production_predict", 0) == evaluated > 0, f"production got {lane.delta} for {evaluated}")
+    expect(report.get("markdown", "?") in body, "the approval's body does not hold the evaluation report")
+    demo.gate_report = body
     return (
-        f"training job {job_id} {status}; {checkpoint} deployed as {deployed}; approved through the REST API; "
-        f"production of {model} serves it ({promotes} promote call, autoscaling {autoscaling})"
+        f"training job {job_id} {status}; {checkpoint} deployed as {deployed}; evaluated against production on "
+        f"{evaluated} inputs (gate passed, {evaluated} production predictions counted by the emulator); approved "
+        f"through the REST API; production of {model} serves it ({promotes} promote call, autoscaling {autoscaling})"
     )
 
 
@@ -651,6 +665,9 @@ def main() -> int:
     for dag_id in DAGS:
         result, seconds, checked = results.get(dag_id, ("FAILED", 0.0, "did not run"))
         print(f"  {dag_id:<32} {result:<8} {seconds:5.1f} s  {checked}")
+    if demo is not None and demo.gate_report:
+        print(f"\nThe gate's report, as the approval of {APPROVAL_DAG} showed it (Airflow's rendered body):\n")
+        print(demo.gate_report)
     failures = [d for d in DAGS if results.get(d, ("FAILED",))[0] == "FAILED"]
     if failures:
         print(f"\nFAILED: {', '.join(failures)} ({elapsed:.0f} s)", file=sys.stderr)

@@ -16,14 +16,18 @@ What it shows
    the connection's model (or of the model named by Variable ``baseten_deploy_model_name``, created on the
    first run), and waits until that deployment is ACTIVE. Durable: a retry reconnects to its deployment, never makes a second one.
 4. ``smoke_test`` sends a few prompts straight to the *new deployment*; ``judge_quality`` branches on the
-   share of good answers: on to the approval, or ``reject_candidate`` (production untouched).
-5. ``approval_gate`` then ``approve_promotion``: Airflow's human-in-the-loop :class:`ApprovalOperator`
+   share of good answers: on to the evaluation, or ``reject_candidate`` (production untouched).
+5. ``evaluate_candidate`` (:class:`EvaluateDeploymentOperator`) sends one eval set to the new deployment and
+   to what production serves now, and reports both side by side (a metric, error rate, latency p50/p95,
+   estimated cost per 1,000 requests). Its gate fails the run (production untouched) when the candidate is
+   worse; its Markdown report is the body of the approval below.
+6. ``approval_gate`` then ``approve_promotion``: Airflow's human-in-the-loop :class:`ApprovalOperator`
    (standard provider, Airflow 3.1+). Approve in the UI ("Required actions") or through the REST API
    (``PATCH .../taskInstances/approve_promotion/-1/hitlDetails`` with ``{"chosen_options": ["Approve"]}``).
    Nobody answers within ``BASETEN_EXAMPLE_APPROVAL_MINUTES``: Reject. Reject skips the promotion. Set
    Variable ``baseten_skip_approval`` to ``true`` for unattended runs (the gate then goes to
    ``skip_approval`` and on to the promotion).
-6. ``promote_candidate`` (:class:`PromoteDeploymentOperator`, deferrable) promotes the new deployment to
+7. ``promote_candidate`` (:class:`PromoteDeploymentOperator`, deferrable) promotes the new deployment to
    the model's production, then ``set_autoscaling`` (:class:`UpdateAutoscalingOperator`) sizes it.
 
 Configure it
@@ -61,6 +65,7 @@ from airflow.sdk import DAG, Variable, task
 
 from airflow_provider_baseten.operators.deploy import DeployTrainingCheckpointOperator
 from airflow_provider_baseten.operators.deployment import PromoteDeploymentOperator, UpdateAutoscalingOperator
+from airflow_provider_baseten.operators.evaluation import EvaluateDeploymentOperator
 from airflow_provider_baseten.operators.inference import PredictOperator
 from airflow_provider_baseten.operators.training import CreateTrainingJobOperator, RecreateTrainingJobOperator
 from airflow_provider_baseten.sensors.training import TrainingJobSensor
@@ -79,6 +84,26 @@ SMOKE_PROMPTS = [
     {"text": "Translate to French: the model is ready."},
     {"text": "Answer yes or no: is the sky blue?"},
 ]
+#: The eval set: each input with the word a good answer contains (a JSONL or Parquet path works too).
+EVAL_SET = [
+    {"text": "Name the scheduler that runs this pipeline: Airflow.", "expected": "airflow"},
+    {"text": "Which platform serves the model? Baseten.", "expected": "baseten"},
+    {"text": "What does a checkpoint hold? The weights.", "expected": "weights"},
+    {"text": "Which environment takes the traffic? Production.", "expected": "production"},
+    {"text": "Is the candidate promoted before approval? No.", "expected": "no"},
+    {"text": "What does the gate compare? Metrics.", "expected": "metrics"},
+    {"text": "What is p95? A latency percentile.", "expected": "percentile"},
+    {"text": "What unit are prices in? USD per minute.", "expected": "usd"},
+]
+
+
+def keyword_recall(outputs: list, expected: list | None) -> float:
+    """Replace with your metric: the share of answers that contain the expected word (a failed request: 0)."""
+    import json
+
+    hits = sum(1 for out, word in zip(outputs, expected or [], strict=True) if out and word in json.dumps(out).lower())
+    return hits / len(outputs)
+
 
 with DAG(
     dag_id="baseten_train_then_promote",
@@ -181,7 +206,25 @@ with DAG(
         quality = good / len(outputs)
         threshold = float(Variable.get("baseten_min_quality", default="1.0"))
         print(f"Smoke test: {good}/{len(outputs)} good answers (quality {quality:.2f}, threshold {threshold:.2f})")
-        return "approval_gate" if quality >= threshold else "reject_candidate"
+        return "evaluate_candidate" if quality >= threshold else "reject_candidate"
+
+    # [START howto_operator_evaluate_deployment]
+    evaluate = EvaluateDeploymentOperator(
+        task_id="evaluate_candidate",
+        deployment_id=DEPLOYMENT_ID,
+        model_id=MODEL_ID,
+        environment="production",  # the baseline: what production serves now
+        eval_inputs=EVAL_SET,
+        expected_field="expected",
+        metrics={"keyword_recall": keyword_recall},  # or an import path: "my_pkg.metrics.keyword_recall"
+        gate=[
+            ("keyword_recall", ">=", "current"),  # no worse than production
+            ("error_rate", "<=", 0.01),
+            ("latency_p95_ms", "<=", 2000),  # or relative: ("latency_p95_ms", "<=", "1.2 x current")
+        ],
+        max_concurrency=4,
+    )
+    # [END howto_operator_evaluate_deployment]
 
     @task.branch
     def approval_gate() -> str:
@@ -200,7 +243,9 @@ with DAG(
         task_id="approve_promotion",
         subject="Promote the fine-tuned deployment to production?",
         body=(
-            "Deployment **" + DEPLOYMENT_ID + "** of model **" + MODEL_ID + "** passed the smoke test.\n\n"
+            "Deployment **" + DEPLOYMENT_ID + "** of model **" + MODEL_ID + "** passed the smoke test and "
+            "the gate.\n\n"
+            "{{ ti.xcom_pull(task_ids='evaluate_candidate', key='baseten_evaluation')['markdown'] }}\n\n"
             "Approve to promote it to production; Reject (or no answer in time) keeps production as it is."
         ),
         defaults="Reject",  # what a timeout chooses
@@ -240,5 +285,5 @@ with DAG(
     training_project() >> branch >> [create, recreate] >> wait_for_training >> deploy_checkpoint >> smoke_test
     judge = judge_quality(smoke_test.output)
     gate = approval_gate()
-    judge >> gate >> [approve, skip_approval] >> promote >> set_autoscaling
+    judge >> evaluate >> gate >> [approve, skip_approval] >> promote >> set_autoscaling
     judge >> reject_candidate(DEPLOYMENT_ID)

@@ -130,6 +130,13 @@ def test_train_then_promote_promotes_the_candidate(
     assert [
         d.id for d in emulator.state.models[model].deployments.values() if d.name.startswith("deploy_checkpoint")
     ] == [candidate]  # one deployment made
+    # The gate's evidence: each target got one request per eval input, counted on the server.
+    report = xcom(run, "evaluate_candidate", "baseten_evaluation")
+    assert report["gate"]["passed"] and report["inputs"] == 8
+    assert report["candidate"]["deployment_id"] == candidate and report["current"]["deployment_id"] == "dep1prod"
+    assert emulator.counters()["requests"]["production_predict"] == 8
+    assert emulator.state.models[model].deployments[candidate].predictions == 3 + 8  # the smoke test's 3, then 8
+    assert "| keyword_recall | 1 | 1 | +0 |" in report["markdown"]
     assert xcom(run, "promote_candidate") == candidate
     hook = emulator.hook()
     assert hook.get_deployment("production", model_id=model).id == candidate
@@ -148,7 +155,7 @@ def test_train_then_promote_recreates_and_rejects_a_weak_candidate(
     states = task_states(run)
     assert states["create_training_job"] == "skipped" and states["recreate_training_job"] == "success"
     assert states["promote_candidate"] == "skipped" and states["set_autoscaling"] == "skipped"
-    assert states["approve_promotion"] == "skipped"
+    assert states["approve_promotion"] == "skipped" and states["evaluate_candidate"] == "skipped"
     assert states["reject_candidate"] == "success"
     assert xcom(run, "recreate_training_job") != earlier.id  # a new job, copied from the earlier one
     model, candidate = xcom(run, "deploy_checkpoint", "model_id"), xcom(run, "deploy_checkpoint")
