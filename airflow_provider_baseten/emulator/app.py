@@ -596,7 +596,10 @@ def create_app(core: EmulatorCore) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        client = httpx.AsyncClient(timeout=core.config.webhook_timeout)
+        # No connection cap: Baseten sends each webhook on its own, so one waiting for a pooled connection
+        # would time out here where Baseten's would not.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        client = httpx.AsyncClient(timeout=core.config.webhook_timeout, limits=limits)
 
         async def ticker() -> None:
             # Async requests finish "by themselves": look for finished ones with a webhook to call.
