@@ -39,6 +39,13 @@ class Durations:
 class FaultRule:
     """One kind of fault, injected into a fraction of API requests.
 
+    A rule naming the endpoint ``webhook_delivery`` acts on the emulator's own webhook delivery attempts
+    instead, as a receiver would misbehave: ``drop`` is a receiver that is down (connection refused), ``slow``
+    one that answers after ``delay`` real seconds (a timeout once ``delay`` reaches ``webhook_timeout``), and
+    ``500``/``502``/``503``/``504``/``429`` one that answers that status. With ``after`` the body really is
+    delivered first, and then the attempt fails anyway (a receiver that stored it but whose answer was lost),
+    so the retry is a duplicate.
+
     :param kind: ``429``, ``500``, ``502``, ``503``, ``504``, ``drop`` (close the socket without an answer),
         ``slow`` (answer after ``delay`` real seconds), ``truncate`` (cut the JSON body in half) or
         ``html502`` (a 502 with an HTML error page, as a load balancer sends).
@@ -51,13 +58,6 @@ class FaultRule:
     :param delay: Real seconds a ``slow`` fault waits before answering.
     :param skip: Let this many matching requests through untouched before the rule starts firing
         (``rate=1, times=1, skip=2`` fails exactly the third matching request).
-    A rule naming the endpoint ``webhook_delivery`` acts on the emulator's own webhook delivery attempts
-    instead, as a receiver would misbehave: ``drop`` is a receiver that is down (connection refused), ``slow``
-    one that answers after ``delay`` real seconds (a timeout once ``delay`` reaches ``webhook_timeout``), and
-    ``500``/``502``/``503``/``504``/``429`` one that answers that status. With ``after`` the body really is
-    delivered first, and then the attempt fails anyway (a receiver that stored it but whose answer was lost),
-    so the retry is a duplicate.
-
     :param after: Apply the fault *after* the request took effect: the API handles the request (a create
         commits, a job starts, an async request is queued) and only then does the client get the 5xx,
         the dropped connection or the slow answer instead of the real response. This is the ambiguous

@@ -160,7 +160,9 @@ def create_app(settings: ReceiverSettings) -> FastAPI:
             log.warning("webhook refused: body not received within %ss", settings.body_timeout)
             return _refuse(408, "body not received in time")
         header = request.headers.get(SIGNATURE_HEADER)
-        secrets = await run_in_threadpool(settings.secrets.current)
+        source = settings.secrets
+        # Loading may read a connection (I/O): off the event loop, but only when due (once a minute).
+        secrets = await run_in_threadpool(source.current) if source.stale() else source.current()
         if header is None and settings.allow_unsigned and _is_loopback(request):
             pass  # the explicit local development set-up
         elif not secrets and not settings.allow_unsigned:

@@ -55,11 +55,14 @@ class SecretSource:
         fixed = _clean(secrets)
         return cls(lambda: fixed, ttl=0)
 
+    def stale(self) -> bool:
+        """Whether :meth:`current` would load again (so a caller on an event loop can do that in a thread)."""
+        return self._secrets is None or (self._ttl > 0 and time.monotonic() - self._loaded_at > self._ttl)
+
     def current(self) -> tuple[str, ...]:
         """The secrets now valid (reloaded when older than ``ttl``; the last good set is kept if a reload fails)."""
         with self._lock:
-            stale = self._secrets is None or (self._ttl > 0 and time.monotonic() - self._loaded_at > self._ttl)
-            if stale:
+            if self.stale():
                 try:
                     self._secrets = _clean(self._load())
                 except Exception:
