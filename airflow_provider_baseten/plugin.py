@@ -47,9 +47,23 @@ class LazyASGIApp:
         return f"LazyASGIApp({getattr(self._factory, '__qualname__', self._factory)!r})"
 
 
+def webhook_receiver_app() -> ASGIApp:
+    """The webhook receiver, configured by the ``baseten_webhooks`` connection (built on its first request).
+
+    This is the provider's one deliberately unauthenticated route: Baseten cannot log in to Airflow, so each
+    delivery is authenticated by its HMAC signature instead (``airflow_provider_baseten.webhooks.app``).
+    """
+    from airflow_provider_baseten.webhooks.app import create_app
+    from airflow_provider_baseten.webhooks.settings import settings_from_connection
+
+    return create_app(settings_from_connection())
+
+
 class BasetenPlugin(AirflowPlugin):
     """Adds the Baseten pages and the webhook receiver to Airflow's API server."""
 
     name = "baseten"
-    fastapi_apps: list[Any] = []
+    fastapi_apps: list[Any] = [
+        {"app": LazyASGIApp(webhook_receiver_app), "url_prefix": "/baseten-webhooks", "name": "Baseten webhooks"},
+    ]
     external_views: list[Any] = []

@@ -452,8 +452,8 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
     @r.post("/config")
     def set_config(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         """Change ``predict_latency`` (real s), ``predict_capacity`` (int or null), ``training_fail``,
-        ``promotion_fail``, ``deploy_fail`` (``BUILD_FAILED``, ``DEPLOY_FAILED``, ``UNHEALTHY`` or null) and/or
-        ``strict`` (bool)."""
+        ``promotion_fail``, ``deploy_fail`` (``BUILD_FAILED``, ``DEPLOY_FAILED``, ``UNHEALTHY`` or null),
+        ``strict`` (bool) and/or ``webhook_secrets`` (a list; the answer says only how many sign)."""
         if "predict_latency" in body:
             core.predict_latency = float(body["predict_latency"])
         if "predict_capacity" in body:
@@ -469,6 +469,8 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
             core.state.deploy_fail = body["deploy_fail"] or None
         if "strict" in body:
             core.strict = bool(body["strict"])
+        if "webhook_secrets" in body:  # a rotation: sign with these from now on
+            core.config.webhook_secrets = [str(s) for s in body["webhook_secrets"] or []]
         return {
             "predict_latency": core.predict_latency,
             "predict_capacity": core.predict_capacity,
@@ -476,6 +478,7 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
             "promotion_fail": core.state.promotion_fail,
             "deploy_fail": core.state.deploy_fail,
             "strict": core.strict,
+            "webhook_secrets": len(core.config.signing_secrets()),
         }
 
     @r.post("/models/{model_id}/deployments")
@@ -509,19 +512,75 @@ def _admin_router(core: EmulatorCore) -> APIRouter:
     return r
 
 
-async def _deliver(core: EmulatorCore, client: httpx.AsyncClient, req: Any, payload: dict[str, Any]) -> None:
-    """POST one async result to its webhook, signed when a ``webhook_secret`` is configured."""
-    body = _json(payload)
-    headers = {"Content-Type": "application/json"}
-    if core.config.webhook_secret:
-        digest = hmac.new(core.config.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-        headers["X-BASETEN-SIGNATURE"] = f"v1={digest}"
+WEBHOOK_DELIVERY = "webhook_delivery"  # the fault-rule endpoint name for the emulator's delivery attempts
+_RETRIED = frozenset({500, 502, 503, 504})  # Baseten retries these (and timeouts, connection failures) only
+
+
+def _signature(secrets: list[str], body: bytes) -> str:
+    """``v1=<hex>`` per secret, comma-separated: during a rotation Baseten signs with the old and new secret.
+
+    Written here, not imported from the receiver, so the receiver's tests check it against an independent signer.
+    """
+    return ",".join("v1=" + hmac.new(s.encode(), body, hashlib.sha256).hexdigest() for s in secrets)
+
+
+async def _attempt(core: EmulatorCore, client: httpx.AsyncClient, url: str, body: bytes, headers: Any) -> str:
+    """One delivery attempt; its outcome as ``HTTP <status>`` or the name of the error (``ConnectError``)."""
+    rule = core.faults.pick(WEBHOOK_DELIVERY, "webhook", named_only=True)
+    if rule is not None:
+        core.state.counters["faults"][WEBHOOK_DELIVERY + ":" + rule.kind] += 1
+    timeout = core.config.webhook_timeout
+    if rule is not None and rule.kind == "slow":
+        # A slow receiver: the answer comes after ``delay``, or the attempt times out first.
+        await asyncio.sleep(min(rule.delay, timeout))
+        if rule.delay >= timeout:
+            if rule.after:
+                await _post(client, url, body, headers, timeout)
+            return "ReadTimeout"
+        rule = None
+    if rule is None or (not rule.kind[-3:].isdigit() and rule.kind != "drop"):
+        return await _post(client, url, body, headers, timeout)  # no fault, or one that means nothing here
+    if not rule.after:
+        return "ConnectError" if rule.kind == "drop" else f"HTTP {rule.kind[-3:]}"
+    await _post(client, url, body, headers, timeout)
+    # after: the receiver got the body, but its answer is lost (drop) or replaced by the fault's status.
+    return "ReadError" if rule.kind == "drop" else f"HTTP {rule.kind[-3:]}"
+
+
+async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: Any, timeout: float) -> str:
     try:
-        response = await client.post(req.webhook_endpoint, content=body, headers=headers)
-        ok, detail = 200 <= response.status_code < 300, f"HTTP {response.status_code}"
+        response = await client.post(url, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
-        ok, detail = False, type(exc).__name__
-    core.state.webhook_done(req, ok, detail)
+        return type(exc).__name__
+    return f"HTTP {response.status_code}"
+
+
+def _retryable(outcome: str) -> bool:
+    if outcome.startswith("HTTP "):
+        return int(outcome[5:]) in _RETRIED
+    return True  # a timeout or a connection failure
+
+
+async def _deliver(core: EmulatorCore, client: httpx.AsyncClient, req: Any, payload: dict[str, Any]) -> None:
+    """Deliver one async result as Baseten does: up to ``webhook_attempts`` POSTs, ``webhook_retry_delay``
+    emulated seconds apart, each within ``webhook_timeout``; only timeouts, connection failures and 500, 502,
+    503, 504 are retried. Signed with every configured secret."""
+    body = _json(payload)
+    headers = {"Content-Type": "application/json", "X-BASETEN-REQUEST-ID": req.request_id}
+    secrets = core.config.signing_secrets()
+    if secrets:
+        headers["X-BASETEN-SIGNATURE"] = _signature(secrets, body)
+    outcome = ""
+    for attempt in range(max(1, core.config.webhook_attempts)):
+        if attempt:
+            clock = core.state.clock
+            await clock.sleep_until(clock.now() + core.config.webhook_retry_delay, max_real=3600)
+        outcome = await _attempt(core, client, req.webhook_endpoint, body, headers)
+        core.state.webhook_attempted(req, outcome)
+        if not _retryable(outcome):
+            break
+    ok = outcome.startswith("HTTP 2")
+    core.state.webhook_done(req, ok, outcome)
 
 
 class _DropNoise(logging.Filter):
@@ -537,7 +596,10 @@ def create_app(core: EmulatorCore) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        client = httpx.AsyncClient(timeout=core.config.webhook_timeout)
+        # No connection cap: Baseten sends each webhook on its own, so one waiting for a pooled connection
+        # would time out here where Baseten's would not.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        client = httpx.AsyncClient(timeout=core.config.webhook_timeout, limits=limits)
 
         async def ticker() -> None:
             # Async requests finish "by themselves": look for finished ones with a webhook to call.

@@ -39,6 +39,13 @@ class Durations:
 class FaultRule:
     """One kind of fault, injected into a fraction of API requests.
 
+    A rule naming the endpoint ``webhook_delivery`` acts on the emulator's own webhook delivery attempts
+    instead, as a receiver would misbehave: ``drop`` is a receiver that is down (connection refused), ``slow``
+    one that answers after ``delay`` real seconds (a timeout once ``delay`` reaches ``webhook_timeout``), and
+    ``500``/``502``/``503``/``504``/``429`` one that answers that status. With ``after`` the body really is
+    delivered first, and then the attempt fails anyway (a receiver that stored it but whose answer was lost),
+    so the retry is a duplicate.
+
     :param kind: ``429``, ``500``, ``502``, ``503``, ``504``, ``drop`` (close the socket without an answer),
         ``slow`` (answer after ``delay`` real seconds), ``truncate`` (cut the JSON body in half) or
         ``html502`` (a 502 with an HTML error page, as a load balancer sends).
@@ -117,6 +124,13 @@ class EmulatorConfig:
         (``False``: they answer 404, as a gateway that does not expose them would).
     :param billing_access: Whether the API key has billing access (``False``: the usage summary answers 403).
     :param webhook_secret: Sign webhook bodies (``X-BASETEN-SIGNATURE: v1=<hmac-sha256>``) with this.
+    :param webhook_secrets: More active secrets, as during a rotation (old and new both valid for 24 h): the
+        body is signed with each, and the header carries every signature, comma-separated
+        (``v1=<new>,v1=<old>``). Changeable at run time through ``POST /__admin/config``.
+    :param webhook_timeout: Real seconds each delivery attempt may take (Baseten: 10).
+    :param webhook_attempts: Delivery attempts in all (Baseten: 2). Only a timeout, a connection failure and
+        500, 502, 503 or 504 are retried; any other answer ends the delivery.
+    :param webhook_retry_delay: *Emulated* seconds between attempts (Baseten: about 2).
     :param state: The seed state (models, chains, training projects, secrets, API keys); ``None``: defaults.
     :param request_log_size: How many requests the admin request log keeps.
     :param strict: Validate every request against Baseten's OpenAPI specs and answer 400/415/422 as Baseten
@@ -140,7 +154,10 @@ class EmulatorConfig:
     gateway_unlisted: bool = True
     billing_access: bool = True
     webhook_secret: str | None = None
+    webhook_secrets: list[str] = field(default_factory=list)
     webhook_timeout: float = 10.0
+    webhook_attempts: int = 2
+    webhook_retry_delay: float = 2.0
     state: dict[str, Any] | None = None
     request_log_size: int = 10000
     strict: bool = True
@@ -183,7 +200,13 @@ class EmulatorConfig:
         out["api_key"] = "***"
         if out.get("webhook_secret"):
             out["webhook_secret"] = "***"
+        out["webhook_secrets"] = ["***" for _ in self.webhook_secrets]
         return out
+
+    def signing_secrets(self) -> list[str]:
+        """Every secret webhook bodies are signed with: ``webhook_secret`` first, then ``webhook_secrets``."""
+        secrets = ([self.webhook_secret] if self.webhook_secret else []) + list(self.webhook_secrets)
+        return list(dict.fromkeys(secrets))
 
 
 def load_config(path: str | Path, **overrides: Any) -> EmulatorConfig:

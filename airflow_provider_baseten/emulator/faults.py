@@ -62,10 +62,16 @@ class FaultInjector:
         """Whether any rule could still fire (the fast path skips everything otherwise)."""
         return bool(self.rules)
 
-    def pick(self, endpoint: str, surface: str) -> FaultRule | None:
-        """The fault for one request to ``endpoint`` (a ``_routes`` name) on ``surface``, or ``None``."""
+    def pick(self, endpoint: str, surface: str, *, named_only: bool = False) -> FaultRule | None:
+        """The fault for one request to ``endpoint`` (a ``_routes`` name) on ``surface``, or ``None``.
+
+        ``named_only``: only rules that name ``endpoint`` apply (webhook deliveries: a rule for "every API
+        endpoint" must not also break the emulator's own outgoing calls).
+        """
         with self._lock:
             for i, rule in enumerate(self.rules):
+                if named_only and endpoint not in rule.endpoints:
+                    continue
                 if rule.endpoints and endpoint not in rule.endpoints and surface not in rule.endpoints:
                     continue
                 if rule.times is not None and self._used[i] >= rule.times:

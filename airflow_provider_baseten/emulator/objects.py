@@ -468,6 +468,7 @@ class AsyncRequest:
     canceled_at: float | None = None
     webhook_status: str = "PENDING"
     webhook_sending: bool = False
+    webhook_attempts: list[str] = field(default_factory=list)  # each delivery attempt's outcome, in order
     chain_id: str | None = None  # a chain's request (async_run_remote): reported with chain_id, not model_id
 
     def status(self, now: float) -> tuple[str, float]:

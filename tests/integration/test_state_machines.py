@@ -188,7 +188,7 @@ def test_async_request_delivers_its_webhook(emulator: BasetenEmulator, receiver:
         if status.webhook_status != "PENDING":
             break
     assert (status.status, status.webhook_status) == ("SUCCEEDED", "SUCCEEDED")
-    assert emulator.counters()["webhooks"] == {"delivered": 1}
+    assert emulator.counters()["webhooks"] == {"attempts": 1, "delivered": 1}
 
 
 def test_async_request_failure_and_expiry(frozen: BasetenEmulator, receiver: Receiver) -> None:

@@ -191,12 +191,24 @@ class InferenceHandlers(StateCore):
                 out.append((req, payload))
         return out
 
+    def webhook_attempted(self, req: AsyncRequest, detail: str) -> None:
+        """Count one delivery attempt (``detail``: ``HTTP 200``, ``ConnectTimeout``, ...)."""
+        with self.lock:
+            req.webhook_attempts.append(detail)
+            self.webhooks["attempts"] += 1
+
     def webhook_done(self, req: AsyncRequest, ok: bool, detail: str) -> None:
-        """Record the outcome of a webhook delivery."""
+        """Record the outcome of a webhook delivery (after its last attempt)."""
         with self.lock:
             req.webhook_status = "SUCCEEDED" if ok else "FAILED"
             self.webhooks["delivered" if ok else "failed"] += 1
             self.webhook_log.append(
-                {"request_id": req.request_id, "url": req.webhook_endpoint, "ok": ok, "detail": detail}
+                {
+                    "request_id": req.request_id,
+                    "url": req.webhook_endpoint,
+                    "ok": ok,
+                    "detail": detail,
+                    "attempts": list(req.webhook_attempts),
+                }
             )
             del self.webhook_log[:-1000]

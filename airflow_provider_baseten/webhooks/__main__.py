@@ -1,0 +1,96 @@
+"""Run the webhook receiver on its own, for sites that do not expose Airflow to Baseten.
+
+::
+
+    BASETEN_WEBHOOK_SECRETS=whsec_new,whsec_old \\
+        python -m airflow_provider_baseten.webhooks --host 0.0.0.0 --port 8790 --store /data/baseten-webhooks \\
+        --secret-env BASETEN_WEBHOOK_SECRETS
+
+or, to read everything from an Airflow connection (secrets reloaded every minute)::
+
+    python -m airflow_provider_baseten.webhooks --conn-id baseten_webhooks --port 8790
+
+Secrets are read from an environment variable or a connection, never from the command line (where ``ps`` would
+show them). Put it behind a TLS-terminating proxy: Baseten requires HTTPS except for ``localhost``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+from airflow_provider_baseten.webhooks.settings import (
+    DEFAULT_MAX_BODY_BYTES,
+    ReceiverSettings,
+    SecretSource,
+    settings_from_connection,
+)
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_settings(argv: list[str] | None = None) -> tuple[argparse.Namespace, ReceiverSettings]:
+    """The command line's options and the receiver settings they describe.
+
+    :param argv: the arguments (default: ``sys.argv[1:]``).
+    """
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_baseten.webhooks", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--store", help="a folder or an ObjectStoragePath URL (overrides the connection's)")
+    parser.add_argument("--secret-env", action="append", default=[], help="an env var holding secret(s)")
+    parser.add_argument("--conn-id", help="read the store and secrets from this Airflow connection")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--body-timeout", type=float, default=10.0)
+    parser.add_argument("--allow-unsigned", action="store_true", help="development only, loopback host only")
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    if args.allow_unsigned and not _is_loopback_host(args.host):
+        parser.error("--allow-unsigned is only allowed when listening on a loopback address")
+    if args.conn_id:
+        base = settings_from_connection(args.conn_id)
+        secrets = base.secrets
+        store = args.store or base.store
+    else:
+        if not args.store:
+            parser.error("--store is required without --conn-id")
+        missing = [name for name in args.secret_env if not os.environ.get(name)]
+        if missing:
+            parser.error(f"environment variable(s) not set: {', '.join(missing)}")
+        secrets = SecretSource.static([os.environ[name] for name in args.secret_env])
+        store = args.store
+    settings = ReceiverSettings(
+        store=store,
+        secrets=secrets,
+        max_body_bytes=args.max_body_bytes,
+        body_timeout=args.body_timeout,
+        allow_unsigned=args.allow_unsigned,
+    )
+    return args, settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the receiver with uvicorn until interrupted.
+
+    :param argv: the arguments (default: ``sys.argv[1:]``).
+    """
+    import uvicorn
+
+    from airflow_provider_baseten.webhooks.app import create_app
+
+    args, settings = parse_settings(argv)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
