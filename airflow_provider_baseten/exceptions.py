@@ -179,6 +179,31 @@ class BasetenRemoteStateError(BasetenError):
         self.state = state
 
 
+try:  # where the Task SDK defines it; airflow.exceptions' name for it is deprecated
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # the client core also runs without Airflow: then there is no retry policy to opt out of
+
+    class AirflowFailException(Exception):  # type: ignore[no-redef]
+        """Stand-in for Airflow's "fail without retrying" exception when Airflow is not installed."""
+
+
+class BasetenTrainingQualityError(BasetenRemoteStateError, AirflowFailException):  # type: ignore[misc]
+    """A ``stop_on`` rule fired on the training loss (nan, divergence, plateau): the run is bad.
+
+    Also Airflow's ``AirflowFailException``, so the task is **not retried** (a retry would train the same bad
+    run again, at the same cost).
+
+    :param termination_reason: Which rule fired, at which step, on what loss (e.g. ``"loss is nan at step 37
+        (stop_on=StopOnNonFinite())"``).
+    :param stopped: Whether the job was stopped (only a job the task started is).
+    """
+
+    def __init__(self, message: str, *, termination_reason: str, stopped: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.termination_reason = termination_reason
+        self.stopped = stopped
+
+
 __all__ = [
     "BasetenAuthError",
     "BasetenBatchError",
@@ -193,6 +218,7 @@ __all__ = [
     "BasetenResponseError",
     "BasetenServerError",
     "BasetenTimeoutError",
+    "BasetenTrainingQualityError",
     "BasetenTransportError",
     "BasetenValidationError",
 ]

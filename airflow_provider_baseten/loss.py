@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from airflow_provider_baseten.client.logs import LogFollower, error_window
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "NO_STEP",
     "LossPoint",
     "LossTracker",
+    "LossWatch",
     "StopOnDivergence",
     "StopOnNonFinite",
     "StopOnPlateau",
@@ -493,6 +495,132 @@ class LossTracker:
             "last": _json_float(last.loss if last else None),
             "last_step": last.step if last else None,
             "steps": self.steps,
+        }
+
+
+class LossWatch:
+    """The training-quality gate of one job's wait: follows the job's logs into a :class:`LossTracker`, and
+    when a stop rule fires, stops the job (only the task's own) and says why.
+
+    Each poll reads only the lines written since the last one and drops them, so a wait keeps the series,
+    never the logs. The training wait (deferred or inline: the same trigger) polls it with :meth:`acheck`; the
+    task that writes the series file reads the whole log once with :meth:`poll`. It takes the hook as an
+    argument: this module does not depend on the hook layer.
+
+    :param training_project_id: The job's project.
+    :param training_job_id: The job.
+    :param rules: Stop rules (see :func:`parse_stop_on`).
+    :param pattern: A user loss regex (see :func:`parse_loss_line`).
+    :param stop_job: Whether the job is the task's own, so a rule that fires stops it (never a job the task
+        only watches).
+    """
+
+    #: Pages read at most per poll (1,000 lines each); a job that logs faster is caught up over the next polls.
+    MAX_PAGES = 20
+
+    def __init__(
+        self,
+        training_project_id: str,
+        training_job_id: str,
+        rules: Sequence[StopRule] = (),
+        pattern: re.Pattern[str] | str | None = None,
+        *,
+        stop_job: bool = False,
+    ) -> None:
+        self.ids = (training_project_id, training_job_id)
+        self.tracker = LossTracker(rules, pattern=pattern)
+        self.stop_job = stop_job
+        self.follower = LogFollower(None)
+
+    def spec(self) -> dict[str, Any]:
+        """The gate's settings as a small JSON dict (a trigger's kwarg; :meth:`from_spec` builds it back)."""
+        pattern = self.tracker.pattern
+        return {
+            "stop_on": [rule.spec() for rule in self.tracker.rules],
+            "loss_pattern": None if pattern is None else pattern.pattern,
+            "stop_job": self.stop_job,
+        }
+
+    @classmethod
+    def from_spec(cls, training_project_id: str, training_job_id: str, spec: dict[str, Any] | None) -> LossWatch | None:
+        """The gate from :meth:`spec` (``None`` when there is none).
+
+        :param training_project_id: The job's project.
+        :param training_job_id: The job.
+        :param spec: What :meth:`spec` returned, or ``None``.
+        """
+        if spec is None:
+            return None
+        return cls(
+            training_project_id,
+            training_job_id,
+            parse_stop_on(spec.get("stop_on")),
+            spec.get("loss_pattern"),
+            stop_job=bool(spec.get("stop_job")),
+        )
+
+    def since(self, created_at: str | None) -> None:
+        """Start at the job's creation (before the first poll; Baseten keeps 7 days of logs).
+
+        :param created_at: The job's ``created_at`` (ISO 8601).
+        """
+        if self.follower.cursor is None:
+            self.follower.cursor = error_window(created_at)
+
+    def _take(self, lines: list[Any]) -> bool:
+        """Feed one page; whether to read another page now."""
+        self.tracker.feed_lines(line.message for line in self.follower.accept(lines))
+        return self.follower.more and self.tracker.termination_reason is None
+
+    async def apoll(self, hook: Any) -> str | None:
+        """Read the new lines (async hook); return the termination reason once a rule has fired.
+
+        :param hook: A ``BasetenHook``.
+        """
+        for _ in range(self.MAX_PAGES):
+            if not self._take(await hook.aget_training_job_logs(*self.ids, **self.follower.query())):
+                break
+        return self.tracker.termination_reason
+
+    def poll(self, hook: Any) -> str | None:
+        """Read the new lines (sync hook); return the termination reason once a rule has fired.
+
+        :param hook: A ``BasetenHook``.
+        """
+        for _ in range(self.MAX_PAGES):
+            if not self._take(hook.get_training_job_logs(*self.ids, **self.follower.query())):
+                break
+        return self.tracker.termination_reason
+
+    async def acheck(self, hook: Any, job: Any) -> dict[str, Any] | None:
+        """One poll of the gate, after the wait read the job: the failed event's fields once a rule fired.
+
+        Logs are read once the job runs (and once more when it has ended, so the series is whole). A rule that
+        fires stops the job when it is the task's own and still active.
+
+        :param hook: A ``BasetenHook``.
+        :param job: The job as just read (``current_status``, ``created_at``).
+        :return: ``None`` (keep waiting), or ``{message, job_status, termination_reason, stopped}``.
+        """
+        from airflow_provider_baseten.models import TRAINING_TERMINAL_STATES
+
+        status = job.current_status or "UNKNOWN"
+        ended = status in TRAINING_TERMINAL_STATES
+        if status != "TRAINING_JOB_RUNNING" and not ended:
+            return None  # nothing to read before the job runs: no request
+        self.since(job.created_at)
+        reason = await self.apoll(hook)
+        if reason is None:
+            return None
+        stopped = self.stop_job and not ended
+        if stopped:
+            status = (await hook.astop_training_job(*self.ids)).current_status or status
+        what = "stopped" if stopped else (f"ended {status}" if ended else "not stopped (this task did not start it)")
+        return {
+            "message": f"Training job {self.ids[1]} {what}: {reason}",
+            "job_status": status,
+            "termination_reason": reason,
+            "stopped": stopped,
         }
 
 

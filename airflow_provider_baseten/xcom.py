@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "BASETEN_LOSS",
     "CHECKPOINT_ID",
     "DEPLOYMENT_ID",
     "DEPLOYMENT_URL",
@@ -50,3 +51,8 @@ LATEST_CHECKPOINT_ID: Final = "latest_checkpoint_id"
 MODEL_ID: Final = "model_id"
 #: The checkpoint (or list of LoRA checkpoints) ``DeployTrainingCheckpointOperator`` deployed.
 CHECKPOINT_ID: Final = "checkpoint_id"
+#: The training loss of the job the task waited on (``stop_on`` / ``loss_pattern`` / ``loss_series_path``):
+#: ``{first, best, best_step, last, last_step, steps, series_path, termination_reason}``
+#: (:meth:`~airflow_provider_baseten.loss.LossTracker.summary`; ``series_path`` is the CSV ``step,loss,epoch``
+#: file, or ``None`` when no ``loss_series_path`` was given).
+BASETEN_LOSS: Final = "baseten_loss"
