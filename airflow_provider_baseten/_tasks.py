@@ -183,6 +183,21 @@ def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) 
         log.error("Last %d log line(s) of training job %s:\n%s", len(tail), job, "\n".join(str(x) for x in tail))
 
 
+def raise_for_loss(event: Mapping[str, Any]) -> None:
+    """Fail with :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError` (not retried) when a
+    ``stop_on`` rule fired in the training wait."""
+    from airflow_provider_baseten.exceptions import BasetenTrainingQualityError
+
+    reason = event.get("termination_reason")
+    if reason:
+        raise BasetenTrainingQualityError(
+            str(event.get("message") or reason),
+            termination_reason=str(reason),
+            stopped=bool(event.get("stopped")),
+            state=str(event.get("job_status") or "failed"),
+        )
+
+
 def resolve_model(hook: BasetenHook, model_id: str | None) -> str:
     """``model_id``, else (only when it is ``None``) the connection's default model: the hook's own rule
     (an explicit ``""``, e.g. a template that rendered empty, is an error, not "use the default")."""

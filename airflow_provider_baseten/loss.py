@@ -45,6 +45,7 @@ __all__ = [
     "StopRule",
     "compile_loss_pattern",
     "downsample",
+    "gate_spec",
     "parse_loss_line",
     "parse_stop_on",
     "read_series",
@@ -498,6 +499,24 @@ class LossTracker:
         }
 
 
+def gate_spec(
+    stop_on: Any, loss_pattern: re.Pattern[str] | str | None, *, stop_job: bool, track: bool = False
+) -> dict[str, Any] | None:
+    """A training wait's ``loss_gate`` (the trigger kwarg), checked: ``None`` when it reads no loss.
+
+    :param stop_on: The ``stop_on=`` argument (see :func:`parse_stop_on`).
+    :param loss_pattern: The ``loss_pattern=`` argument (see :func:`compile_loss_pattern`).
+    :param stop_job: Whether the job is the task's own, so a rule that fires stops it.
+    :param track: Read the loss even with no rule and no pattern (e.g. to write the series).
+    :raises BasetenValidationError: on a bad rule or pattern (before anything is sent).
+    """
+    rules = parse_stop_on(stop_on)
+    pattern = None if loss_pattern is None else compile_loss_pattern(loss_pattern).pattern
+    if not (rules or pattern or track):
+        return None
+    return {"stop_on": [rule.spec() for rule in rules], "loss_pattern": pattern, "stop_job": stop_job}
+
+
 class LossWatch:
     """The training-quality gate of one job's wait: follows the job's logs into a :class:`LossTracker`, and
     when a stop rule fires, stops the job (only the task's own) and says why.
@@ -534,12 +553,9 @@ class LossWatch:
 
     def spec(self) -> dict[str, Any]:
         """The gate's settings as a small JSON dict (a trigger's kwarg; :meth:`from_spec` builds it back)."""
-        pattern = self.tracker.pattern
-        return {
-            "stop_on": [rule.spec() for rule in self.tracker.rules],
-            "loss_pattern": None if pattern is None else pattern.pattern,
-            "stop_job": self.stop_job,
-        }
+        spec = gate_spec(self.tracker.rules, self.tracker.pattern, stop_job=self.stop_job, track=True)
+        assert spec is not None  # track=True
+        return spec
 
     @classmethod
     def from_spec(cls, training_project_id: str, training_job_id: str, spec: dict[str, Any] | None) -> LossWatch | None:

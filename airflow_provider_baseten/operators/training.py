@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import _lineage, xcom
-from airflow_provider_baseten._tasks import log_training_failure, push_training_job
+from airflow_provider_baseten._tasks import log_training_failure, push_training_job, raise_for_loss
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
-from airflow_provider_baseten.loss import LossWatch, compile_loss_pattern, parse_stop_on, write_series
+from airflow_provider_baseten.loss import LossWatch, gate_spec, write_series
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator, ResumableJobMixin
 from airflow_provider_baseten.operators._durable import CreateMarker, made_by_earlier_try, run_unique_name
 
@@ -89,9 +89,9 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             raise ValueError(f"log_tail must be a non-negative integer, got {log_tail!r}.")
         self.training_project_id = training_project_id
         self.log_tail = log_tail
-        # Checked here, before anything is sent: a bad rule or regex fails the DAG's parse, not the run.
-        self.stop_on = [rule.spec() for rule in parse_stop_on(stop_on)]
-        self.loss_pattern = None if loss_pattern is None else compile_loss_pattern(loss_pattern).pattern
+        # Checked here, before anything is sent: a bad rule or regex fails the DAG's parse, not the run. The job
+        # is this task's own (started or reconnected to), so a rule that fires stops it.
+        self.loss_gate = gate_spec(stop_on, loss_pattern, stop_job=True, track=bool(loss_series_path))
         self.loss_series_path = loss_series_path
         self._job: dict[str, str] | None = None  # the job this task started or reconnected to
         self._finished = False
@@ -210,35 +210,19 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             hook_params=self.hook_params,
             cancel_on_kill=self.cancel_on_kill,
             cancel_on_timeout=self.undo_on_timeout(context),  # the job is this task's own
-            loss_gate=self._loss_gate(pid, jid),
+            loss_gate=self.loss_gate,
         )
-
-    @property
-    def reads_loss(self) -> bool:
-        """Whether the wait reads the loss from the job's logs (any of ``stop_on``, ``loss_pattern``,
-        ``loss_series_path``)."""
-        return bool(self.stop_on or self.loss_pattern or self.loss_series_path)
-
-    def _loss_gate(self, pid: str, jid: str) -> dict[str, Any] | None:
-        """The trigger's ``loss_gate``: the job is this task's own (started or reconnected to), so a rule that
-        fires stops it."""
-        if not self.reads_loss:
-            return None
-        rules = parse_stop_on(self.stop_on)
-        return LossWatch(pid, jid, rules, self.loss_pattern, stop_job=True).spec()
 
     def _report_loss(self, context: Context, event: BasetenTriggerEvent, pid: str, jid: str) -> None:
         """Push the loss summary (XCom ``baseten_loss``), write the series file if asked, and fail with
         :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError` when a rule fired."""
-        from airflow_provider_baseten.exceptions import BasetenTrainingQualityError
-
-        if not self.reads_loss:
+        if self.loss_gate is None:
             return
         summary: dict[str, Any] = dict(event.get("loss") or {})
         series_path = None
         if self.loss_series_path:
             # The event is small (no series): read the job's whole log here, once, in the worker that writes.
-            watch = LossWatch(pid, jid, (), self.loss_pattern)
+            watch = LossWatch(pid, jid, (), self.loss_gate["loss_pattern"])
             watch.since(self.hook.get_training_job(pid, jid).created_at)
             watch.poll(self.hook)
             while watch.follower.more:  # poll() reads MAX_PAGES at most: go on to the end
@@ -250,13 +234,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             key=xcom.BASETEN_LOSS, value={**summary, "series_path": series_path, "termination_reason": reason}
         )
         self.log.info("Loss of training job %s: %s%s", jid, summary, f" (series: {series_path})" if series_path else "")
-        if reason:
-            raise BasetenTrainingQualityError(
-                str(event.get("message") or reason),
-                termination_reason=str(reason),
-                stopped=bool(event.get("stopped")),
-                state=str(event.get("job_status") or "failed"),
-            )
+        raise_for_loss(event)
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:
         """Log a failed job's error and last log lines, then fail; on success return the job id."""

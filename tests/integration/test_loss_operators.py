@@ -66,6 +66,16 @@ def test_rules_are_kept_as_json_specs_for_the_trigger() -> None:
     assert "loss_gate" not in plain._trigger(PROJECT, "job1").serialize()[1]
 
 
+def test_the_sensor_gate_never_stops_the_job() -> None:
+    from airflow_provider_baseten.sensors.training import TrainingJobSensor
+
+    sensor = TrainingJobSensor(task_id="s", training_project_id=PROJECT, training_job_id="j", stop_on="nan")
+    assert sensor.loss_gate == {"stop_on": [{"rule": "nan"}], "loss_pattern": None, "stop_job": False}
+    assert TrainingJobSensor(task_id="q", training_project_id=PROJECT, training_job_id="j").loss_gate is None
+    with pytest.raises(BasetenValidationError):
+        TrainingJobSensor(task_id="b", training_project_id=PROJECT, training_job_id="j", stop_on=["plateau"])
+
+
 def test_a_nan_run_is_stopped_and_fails_without_retry(
     emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -118,7 +118,7 @@ def test_huge_and_deep_lines_are_skipped_fast() -> None:
     deep = "{'loss': 1.0, 'x': " + "[" * (MAX_LINE_CHARS // 2 - 20) + "]" * (MAX_LINE_CHARS // 2 - 20) + "}"
     parse_loss_line(deep[:MAX_LINE_CHARS])  # may or may not parse; must not crash
     assert parse_loss_line("loss=" + "9" * 4000) == LossPoint(NO_STEP, math.inf)  # a float overflow is inf
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0  # generous for a loaded CI; quadratic would take hours
 
 
 def test_user_regex() -> None:
@@ -207,13 +207,13 @@ def test_stop_on_specs_round_trip_and_validate() -> None:
 
 
 def test_downsample_keeps_ends_and_blowups_in_linear_time() -> None:
-    points = [LossPoint(i, 1.0 / (i + 1)) for i in range(200_000)]
-    points[123_456] = LossPoint(123_456, math.inf)
+    points = [LossPoint(i, 1.0 / (i + 1)) for i in range(50_000)]
+    points[23_456] = LossPoint(23_456, math.inf)
     started = time.perf_counter()
     thin = downsample(points, 500)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0  # generous for a loaded CI; quadratic would take hours
     assert len(thin) <= 500 and thin[0] == points[0] and thin[-1] == points[-1]
-    assert points[123_456] in thin
+    assert points[23_456] in thin
     assert [p.step for p in thin] == sorted(p.step for p in thin)
     assert downsample(points[:10], 500) == points[:10]
 
@@ -234,3 +234,23 @@ def test_series_file_round_trip(tmp_path: object) -> None:
     assert Path(path).read_text().splitlines()[:2] == ["step,loss,epoch", "1,2.0,0.1"]
     back = read_series(path)
     assert back[0] == points[0] and math.isnan(back[1].loss) and back[2] == points[2]
+
+
+def test_log_follower_reads_forward_without_repeats() -> None:
+    from airflow_provider_baseten.client.logs import LogFollower
+    from airflow_provider_baseten.models import LogLine
+
+    def line(ms: int, msg: str) -> LogLine:
+        return LogLine(timestamp=str(ms * 1_000_000), message=msg)
+
+    follower = LogFollower(1000, page_size=3)
+    assert follower.query() == {"start_epoch_millis": 1000, "limit": 3, "direction": "asc"}
+    assert [x.message for x in follower.accept([line(1000, "a"), line(1001, "b"), line(1001, "c")])] == ["a", "b", "c"]
+    assert follower.more and follower.cursor == 1001 and len(follower.seen) == 2  # only the newest ms is kept
+    # The newest millisecond comes back (asked from 1001): its lines are dropped, the new one is read.
+    assert [x.message for x in follower.accept([line(1001, "b"), line(1001, "c"), line(1002, "d")])] == ["d"]
+    # A full page of one millisecond already read: step past it instead of asking for it forever.
+    follower.accept([line(1002, "d"), line(1002, "e"), line(1002, "f")])
+    assert [x.message for x in follower.accept([line(1002, "d"), line(1002, "e"), line(1002, "f")])] == []
+    assert follower.cursor == 1003 and not follower.seen
+    assert [x.message for x in follower.accept([line(1003, "g")])] == ["g"] and not follower.more
