@@ -183,12 +183,26 @@ def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) 
         log.error("Last %d log line(s) of training job %s:\n%s", len(tail), job, "\n".join(str(x) for x in tail))
 
 
-def raise_for_loss(event: Mapping[str, Any]) -> None:
-    """Fail with :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError` (not retried) when a
-    ``stop_on`` rule fired in the training wait."""
+def report_loss(
+    context: Context,
+    log: logging.Logger | Any,
+    event: Mapping[str, Any],
+    summary: Mapping[str, Any] | None = None,
+    series_path: str | None = None,
+) -> None:
+    """A gated training wait's loss: push XCom ``baseten_loss`` and log it, then fail with
+    :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError` (not retried) when a ``stop_on``
+    rule fired.
+
+    :param summary: The summary to report (default: the event's, read by the trigger).
+    :param series_path: Where the series file was written, if it was.
+    """
     from airflow_provider_baseten.exceptions import BasetenTrainingQualityError
 
     reason = event.get("termination_reason")
+    value = {**(summary if summary is not None else event.get("loss") or {}), "series_path": series_path}
+    context["ti"].xcom_push(key=xcom.BASETEN_LOSS, value={**value, "termination_reason": reason})
+    log.info("Loss of training job %s: %s", event.get("training_job_id"), value)
     if reason:
         raise BasetenTrainingQualityError(
             str(event.get("message") or reason),

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import _lineage, xcom
-from airflow_provider_baseten._tasks import log_training_failure, push_training_job, raise_for_loss
+from airflow_provider_baseten._tasks import log_training_failure, push_training_job, report_loss
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
 from airflow_provider_baseten.loss import LossWatch, gate_spec, write_series
@@ -214,27 +214,21 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         )
 
     def _report_loss(self, context: Context, event: BasetenTriggerEvent, pid: str, jid: str) -> None:
-        """Push the loss summary (XCom ``baseten_loss``), write the series file if asked, and fail with
+        """Write the series file if asked, push the loss summary (XCom ``baseten_loss``), and fail with
         :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError` when a rule fired."""
         if self.loss_gate is None:
             return
-        summary: dict[str, Any] = dict(event.get("loss") or {})
-        series_path = None
-        if self.loss_series_path:
-            # The event is small (no series): read the job's whole log here, once, in the worker that writes.
-            watch = LossWatch(pid, jid, (), self.loss_gate["loss_pattern"])
-            watch.since(self.hook.get_training_job(pid, jid).created_at)
+        if not self.loss_series_path:
+            report_loss(context, self.log, event)
+            return
+        # The event is small (no series): read the job's whole log here, once, in the worker that writes.
+        watch = LossWatch(pid, jid, (), self.loss_gate["loss_pattern"])
+        watch.since(self.hook.get_training_job(pid, jid).created_at)
+        watch.poll(self.hook)
+        while watch.follower.more:  # poll() reads MAX_PAGES at most: go on to the end
             watch.poll(self.hook)
-            while watch.follower.more:  # poll() reads MAX_PAGES at most: go on to the end
-                watch.poll(self.hook)
-            summary = watch.tracker.summary()
-            series_path = write_series(watch.tracker.points, self.loss_series_path)
-        reason = event.get("termination_reason")
-        context["ti"].xcom_push(
-            key=xcom.BASETEN_LOSS, value={**summary, "series_path": series_path, "termination_reason": reason}
-        )
-        self.log.info("Loss of training job %s: %s%s", jid, summary, f" (series: {series_path})" if series_path else "")
-        raise_for_loss(event)
+        path = write_series(watch.tracker.points, self.loss_series_path)
+        report_loss(context, self.log, event, watch.tracker.summary(), path)
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:
         """Log a failed job's error and last log lines, then fail; on success return the job id."""

@@ -36,6 +36,7 @@ class TrainingJobSensor(BasetenTriggerSensor):
         :class:`~airflow_provider_baseten.operators.training.CreateTrainingJobOperator`). When one fires, the
         task fails with :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError`; the job is
         **not** stopped (this sensor did not start it; stop it downstream with ``StopTrainingOperator``).
+        With ``stop_on`` or ``loss_pattern`` the loss summary is pushed as XCom ``baseten_loss``.
     :param loss_pattern: A regex with a named group ``loss`` for a log shape the built-in readers do not know.
     """
 
@@ -84,9 +85,12 @@ class TrainingJobSensor(BasetenTriggerSensor):
         )
 
     def finish(self, event: BasetenTriggerEvent) -> str | None:
-        from airflow_provider_baseten._tasks import log_training_failure, raise_for_loss
+        from airflow_provider_baseten._tasks import log_training_failure, report_loss
 
         log_training_failure(self.log, event)
-        raise_for_loss(event)
+        if self.loss_gate is not None:
+            from airflow.sdk import get_current_context
+
+            report_loss(get_current_context(), self.log, event)
         super().finish(event)
         return event.get("job_status")

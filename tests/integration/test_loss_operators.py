@@ -16,6 +16,7 @@ from airflow_provider_baseten.emulator.config import Durations
 from airflow_provider_baseten.exceptions import BasetenTrainingQualityError, BasetenValidationError
 from airflow_provider_baseten.loss import StopOnDivergence, StopOnNonFinite, StopOnPlateau, read_series
 from airflow_provider_baseten.operators.training import CreateTrainingJobOperator, RecreateTrainingJobOperator
+from airflow_provider_baseten.sensors.training import TrainingJobSensor
 from tests.dag_support import run_dag, task_states
 from tests.integration.test_deployment_operators import xcom
 from tests.integration.test_hook_params import failures
@@ -67,8 +68,6 @@ def test_rules_are_kept_as_json_specs_for_the_trigger() -> None:
 
 
 def test_the_sensor_gate_never_stops_the_job() -> None:
-    from airflow_provider_baseten.sensors.training import TrainingJobSensor
-
     sensor = TrainingJobSensor(task_id="s", training_project_id=PROJECT, training_job_id="j", stop_on="nan")
     assert sensor.loss_gate == {"stop_on": [{"rule": "nan"}], "loss_pattern": None, "stop_job": False}
     assert TrainingJobSensor(task_id="q", training_project_id=PROJECT, training_job_id="j").loss_gate is None
@@ -149,14 +148,21 @@ def test_a_converging_run_completes_with_its_loss_reported(
     for key, value in emulator.connection_env().items():
         monkeypatch.setenv(key, value)
     emulator.set_time_scale(200)
+    rules = ["nan", StopOnDivergence(2.0, 3), StopOnPlateau(0.01, 10)]
     with DAG("t_loss_converging", schedule=None, start_date=START) as dag:
-        CreateTrainingJobOperator(
+        train = CreateTrainingJobOperator(
             task_id="train", training_project_id=PROJECT, image=IMAGE, runtime=runtime("converging", "kv"),
-            stop_on=["nan", StopOnDivergence(2.0, 3), StopOnPlateau(0.01, 10)],
-            loss_series_path=str(tmp_path / "loss.csv"), deferrable=False, poke_interval=0.05, timeout=60,
+            stop_on=rules, loss_series_path=str(tmp_path / "loss.csv"), deferrable=False, poke_interval=0.05,
+            timeout=60,
         )  # fmt: skip
+        watch = TrainingJobSensor(
+            task_id="watch", training_project_id=PROJECT, stop_on=rules, poke_interval=0.05, timeout=60,
+            training_job_id="{{ ti.xcom_pull(task_ids='train', key='training_job_id') }}",
+        )  # fmt: skip
+        train >> watch
     run = run_dag(dag)
-    assert task_states(run) == {"train": "success"}
+    assert task_states(run) == {"train": "success", "watch": "success"}
+    assert xcom(run, "watch", keys.BASETEN_LOSS)["best_step"] == 100
     assert emulator.counters()["cancellations"].get("training_job", 0) == 0
     loss = xcom(run, "train", keys.BASETEN_LOSS)
     assert loss["steps"] == 100 and loss["best_step"] == 100 and loss["termination_reason"] is None
