@@ -8,8 +8,8 @@ from log lines of the usual shapes:
 - JSON lines: ``{"step": 120, "loss": 0.873, "epoch": 1.0}``;
 - any other shape through a user regex with a named group ``loss`` (and optionally ``step`` and ``epoch``).
 
-Nothing read from a log is ever evaluated: dict lines are parsed with :func:`json.loads` or walked as a
-syntax tree (:func:`ast.parse`), and only number literals are taken from them.
+Nothing read from a log is ever evaluated: dict lines are parsed with ``json.loads`` or walked as a
+syntax tree (``ast.parse``), and only number literals are taken from them.
 
 :class:`LossTracker` keeps the series (points, never lines) and checks the stop rules
 (:class:`StopOnNonFinite`, :class:`StopOnDivergence`, :class:`StopOnPlateau`) at every new point, so a rule
@@ -358,7 +358,7 @@ class StopOnPlateau(_Rule):
 
 
 def stop_rule_from_spec(spec: Any) -> StopRule:
-    """One stop rule from what a user or a trigger gives: a rule, the string ``"nan"``, or a :meth:`spec` dict.
+    """One stop rule from what a user or a trigger gives: a rule, the string ``"nan"``, or a rule's ``spec()``.
 
     :param spec: ``StopOnNonFinite()``, ``"nan"``, ``{"rule": "divergence", "factor": 2, "patience": 5}``, ...
     :raises BasetenValidationError: on anything else.
