@@ -254,3 +254,14 @@ def test_log_follower_reads_forward_without_repeats() -> None:
     assert [x.message for x in follower.accept([line(1002, "d"), line(1002, "e"), line(1002, "f")])] == []
     assert follower.cursor == 1003 and not follower.seen
     assert [x.message for x in follower.accept([line(1003, "g")])] == ["g"] and not follower.more
+
+
+def test_a_secret_in_a_loss_line_never_reaches_the_reason_or_summary() -> None:
+    import json
+
+    secret = "sk-live-0123456789abcdef"
+    tracker = LossTracker([StopOnNonFinite()])
+    reason = tracker.feed_lines([f"step=1 loss=0.5 api_key={secret}", f"{{'loss': nan, 'token': '{secret}'}}"])
+    # What leaves the tracker (the event, XCom, the task's error) is built from numbers only, never the line.
+    assert reason is not None and secret not in reason
+    assert secret not in json.dumps(tracker.summary()) and secret not in repr(tracker.points)
