@@ -183,6 +183,35 @@ def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) 
         log.error("Last %d log line(s) of training job %s:\n%s", len(tail), job, "\n".join(str(x) for x in tail))
 
 
+def report_loss(
+    context: Context,
+    log: logging.Logger | Any,
+    event: Mapping[str, Any],
+    summary: Mapping[str, Any] | None = None,
+    series_path: str | None = None,
+) -> None:
+    """A gated training wait's loss: push XCom ``baseten_loss`` and log it, then fail with
+    :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError` (not retried) when a ``stop_on``
+    rule fired.
+
+    :param summary: The summary to report (default: the event's, read by the trigger).
+    :param series_path: Where the series file was written, if it was.
+    """
+    from airflow_provider_baseten.exceptions import BasetenTrainingQualityError
+
+    reason = event.get("termination_reason")
+    value = {**(summary if summary is not None else event.get("loss") or {}), "series_path": series_path}
+    context["ti"].xcom_push(key=xcom.BASETEN_LOSS, value={**value, "termination_reason": reason})
+    log.info("Loss of training job %s: %s", event.get("training_job_id"), value)
+    if reason:
+        raise BasetenTrainingQualityError(
+            str(event.get("message") or reason),
+            termination_reason=str(reason),
+            stopped=bool(event.get("stopped")),
+            state=str(event.get("job_status") or "failed"),
+        )
+
+
 def resolve_model(hook: BasetenHook, model_id: str | None) -> str:
     """``model_id``, else (only when it is ``None``) the connection's default model: the hook's own rule
     (an explicit ``""``, e.g. a template that rendered empty, is an error, not "use the default")."""

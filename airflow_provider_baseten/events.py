@@ -58,6 +58,12 @@ class BasetenTriggerEvent(_EventCore, total=False):
     job_status: str
     error_message: str | None
     log_tail: list[str]
+    #: A ``stop_on`` rule fired: which, at which step, on what loss (the job was stopped if ``stopped``).
+    termination_reason: str
+    #: Whether the training-quality gate stopped the job (only a job the task started).
+    stopped: bool
+    #: The loss summary of a gated wait: ``{first, best, best_step, last, last_step, steps}``.
+    loss: dict[str, Any]
     # -- any trigger ----------------------------------------------------------------------------------
     #: The last ERROR lines of the remote logs (failed waits).
     error_lines: list[str]

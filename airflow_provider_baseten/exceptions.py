@@ -227,6 +227,23 @@ class BasetenGateFailed(BasetenError, AirflowFailException):  # type: ignore[mis
         self.rule, self.candidate, self.threshold = first["rule"], first["candidate"], first["threshold"]
 
 
+class BasetenTrainingQualityError(BasetenRemoteStateError, AirflowFailException):  # type: ignore[misc]
+    """A ``stop_on`` rule fired on the training loss (nan, divergence, plateau): the run is bad.
+
+    Also Airflow's ``AirflowFailException``, so the task is **not retried** (a retry would train the same bad
+    run again, at the same cost).
+
+    :param termination_reason: Which rule fired, at which step, on what loss (e.g. ``"loss is nan at step 37
+        (stop_on=StopOnNonFinite())"``).
+    :param stopped: Whether the job was stopped (only a job the task started is).
+    """
+
+    def __init__(self, message: str, *, termination_reason: str, stopped: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.termination_reason = termination_reason
+        self.stopped = stopped
+
+
 __all__ = [
     "BasetenAuthError",
     "BasetenBatchError",
@@ -243,6 +260,7 @@ __all__ = [
     "BasetenResponseError",
     "BasetenServerError",
     "BasetenTimeoutError",
+    "BasetenTrainingQualityError",
     "BasetenTransportError",
     "BasetenValidationError",
 ]

@@ -16,6 +16,7 @@ from typing import Final
 __all__ = [
     "BASETEN_COST",
     "BASETEN_EVALUATION",
+    "BASETEN_LOSS",
     "CHECKPOINT_ID",
     "DEPLOYMENT_ID",
     "DEPLOYMENT_URL",
@@ -58,3 +59,8 @@ BASETEN_EVALUATION: Final = "baseten_evaluation"
 #: What the task cost: ``{usd, estimated, minutes, instance_type, source}``
 #: (:meth:`~airflow_provider_baseten.cost.CostReport.as_xcom`).
 BASETEN_COST: Final = "baseten_cost"
+#: The training loss of the job the task waited on (``stop_on`` / ``loss_pattern`` / ``loss_series_path``):
+#: ``{first, best, best_step, last, last_step, steps, series_path, termination_reason}``
+#: (:meth:`~airflow_provider_baseten.loss.LossTracker.summary`; ``series_path`` is the CSV ``step,loss,epoch``
+#: file, or ``None`` when no ``loss_series_path`` was given).
+BASETEN_LOSS: Final = "baseten_loss"

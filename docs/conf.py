@@ -41,7 +41,7 @@ autodoc_class_signature = "separated"
 # Names with a leading underscore are internal (not in the API reference), so a docstring's reference to one
 # has no page to link to; it stays plain text.
 nitpicky = True
-_EXTERNAL = "airflow|httpx|pydantic|pyarrow|pendulum|datetime|collections|typing|typing_extensions|abc|os|pathlib|enum|asyncio|types|logging|concurrent|urllib|fsspec|botocore|socket|decimal|pytest"
+_EXTERNAL = "airflow|re|httpx|pydantic|pyarrow|pendulum|datetime|collections|typing|typing_extensions|abc|os|pathlib|enum|asyncio|types|logging|concurrent|urllib|fsspec|botocore|socket|decimal|pytest"
 nitpick_ignore_regex = [
     (r"py:.*", rf"({_EXTERNAL})(\..*)?"),
     (r"py:.*", r"(.*\.)?_[A-Za-z]\w*(\..*)?"),  # a private module or name

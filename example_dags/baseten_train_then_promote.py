@@ -63,6 +63,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Variable, task
 
+from airflow_provider_baseten.loss import StopOnDivergence
 from airflow_provider_baseten.operators.deploy import DeployTrainingCheckpointOperator
 from airflow_provider_baseten.operators.deployment import PromoteDeploymentOperator, UpdateAutoscalingOperator
 from airflow_provider_baseten.operators.evaluation import EvaluateDeploymentOperator
@@ -169,6 +170,8 @@ with DAG(
         poke_interval=POLL_SECONDS,
         timeout=12 * 3600,
         trigger_rule="none_failed_min_one_success",  # one of the two branches ran
+        # Fail at once on a nan loss or one that stays over 3x its best for 50 points (XCom baseten_loss).
+        stop_on=["nan", StopOnDivergence(factor=3.0, patience=50)],
     )
     # [END howto_sensor_training_job]
 

@@ -104,3 +104,48 @@ def format_lines(newest_first: list[LogLine]) -> list[str]:
     from airflow_provider_baseten.client.redact import redact
 
     return [redact(line.format())[:2000] for line in reversed(newest_first)]
+
+
+class LogFollower:
+    """The state of reading a job's logs forward as they are written: each round asks only for lines since
+    the newest one already read (oldest first), so nothing is read twice and no line is kept once returned.
+
+    The newest millisecond comes back in the next answer, so the keys of its lines (only those) are kept to
+    drop them; memory stays flat over any length of log. Shared by the sync and async readers.
+
+    :param start: Epoch ms to start at (e.g. the job's creation; ``None``: Baseten's default window).
+    :param page_size: Lines per request (1-1000); a full page is followed by another request at once.
+    """
+
+    def __init__(self, start: int | None, page_size: int = 1000, log: Any = None) -> None:
+        from airflow_provider_baseten.client.checks import int_in
+
+        int_in("page_size", page_size, 1, 1000)
+        self.cursor, self.page_size = start, page_size
+        self.log = log or logging.getLogger("airflow_provider_baseten")
+        self.seen: set[_Key] = set()
+        self.more = True  # the last page was full: more lines are waiting now
+
+    def query(self) -> dict[str, Any]:
+        """The window and page size of the next request (oldest first)."""
+        return {"start_epoch_millis": self.cursor, "limit": self.page_size, "direction": "asc"}
+
+    def accept(self, lines: list[LogLine]) -> list[LogLine]:
+        """Take one page (oldest first); return its lines not read before and move the cursor forward."""
+        new = []
+        for line in lines:
+            key = (line.epoch_millis or 0, str(line.timestamp), line.message, line.replica)
+            if key not in self.seen:
+                new.append(line)
+                if self.cursor is None or key[0] >= self.cursor:
+                    if self.cursor is None or key[0] > self.cursor:
+                        self.cursor, self.seen = key[0], set()
+                    self.seen.add(key)
+        self.more = len(lines) >= self.page_size
+        if self.more and not new and self.cursor is not None:
+            # A full page of lines already read: one millisecond holds more than a page. Step past it.
+            self.log.warning(
+                "More than %d log lines share the millisecond %d; some are skipped.", self.page_size, self.cursor
+            )
+            self.cursor, self.seen = self.cursor + 1, set()
+        return new

@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import _lineage, xcom
-from airflow_provider_baseten._tasks import log_training_failure, push_training_job
+from airflow_provider_baseten._tasks import log_training_failure, push_training_job, report_loss
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
+from airflow_provider_baseten.loss import LossWatch, gate_spec, write_series
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator, ResumableJobMixin
 from airflow_provider_baseten.operators._durable import CreateMarker, made_by_earlier_try, run_unique_name
 
@@ -73,6 +74,9 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         *,
         training_project_id: str,
         log_tail: int = 50,
+        stop_on: Any = None,
+        loss_pattern: str | None = None,
+        loss_series_path: Any = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten.assets import TRAINING_JOB_ALIAS, default_outlets
@@ -85,6 +89,10 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             raise ValueError(f"log_tail must be a non-negative integer, got {log_tail!r}.")
         self.training_project_id = training_project_id
         self.log_tail = log_tail
+        # Checked here, before anything is sent: a bad rule or regex fails the DAG's parse, not the run. The job
+        # is this task's own (started or reconnected to), so a rule that fires stops it.
+        self.loss_gate = gate_spec(stop_on, loss_pattern, stop_job=True, track=bool(loss_series_path))
+        self.loss_series_path = loss_series_path
         self._job: dict[str, str] | None = None  # the job this task started or reconnected to
         self._finished = False
 
@@ -202,14 +210,33 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             hook_params=self.hook_params,
             cancel_on_kill=self.cancel_on_kill,
             cancel_on_timeout=self.undo_on_timeout(context),  # the job is this task's own
+            loss_gate=self.loss_gate,
         )
+
+    def _report_loss(self, context: Context, event: BasetenTriggerEvent, pid: str, jid: str) -> None:
+        """Write the series file if asked, push the loss summary (XCom ``baseten_loss``), and fail with
+        :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError` when a rule fired."""
+        if self.loss_gate is None:
+            return
+        if not self.loss_series_path:
+            report_loss(context, self.log, event)
+            return
+        # The event is small (no series): read the job's whole log here, once, in the worker that writes.
+        watch = LossWatch(pid, jid, (), self.loss_gate["loss_pattern"])
+        watch.since(self.hook.get_training_job(pid, jid).created_at)
+        watch.poll(self.hook)
+        while watch.follower.more:  # poll() reads MAX_PAGES at most: go on to the end
+            watch.poll(self.hook)
+        path = write_series(watch.tracker.points, self.loss_series_path)
+        report_loss(context, self.log, event, watch.tracker.summary(), path)
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:
         """Log a failed job's error and last log lines, then fail; on success return the job id."""
         self._finished = True
-        log_training_failure(self.log, event)
-        super().on_event(context, event)
         pid, jid = str(event.get("training_project_id")), str(event.get("training_job_id"))
+        log_training_failure(self.log, event)
+        self._report_loss(context, event, pid, jid)
+        super().on_event(context, event)
         if self._job is None:  # resumed after a deferral: execute's state is gone, the event has the ids
             self._job = {"training_project_id": pid, "training_job_id": jid}
         self._emit_completed(context, pid, jid)
@@ -260,6 +287,17 @@ class CreateTrainingJobOperator(_TrainingJobOperator):
         ``execution_timeout``, one deadline that holds deferred or not.
     :param cancel_on_timeout: At the deadline, stop the job unless a retry is left to reconnect to it
         (default True).
+    :param stop_on: Training-quality rules checked on the loss as the job's logs stream (a rule, the string
+        ``"nan"``, or a list: :class:`~airflow_provider_baseten.loss.StopOnNonFinite`,
+        :class:`~airflow_provider_baseten.loss.StopOnDivergence`, :class:`~airflow_provider_baseten.loss.StopOnPlateau`).
+        When one fires, the job is stopped and the task fails with
+        :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError` (not retried), whose
+        ``termination_reason`` names the rule and the step. Checked when the DAG is parsed.
+    :param loss_pattern: A regex with a named group ``loss`` (and optionally ``step``, ``epoch``) for a log
+        shape the built-in readers (Hugging Face dicts, ``key=value``, JSON lines) do not know.
+    :param loss_series_path: Where to write the loss series as CSV ``step,loss,epoch`` (templated; a local path
+        or an ``ObjectStoragePath``). Default: no file. With any of these three, the loss summary is pushed as
+        XCom ``baseten_loss`` (``series_path`` in it).
     """
 
     template_fields: Sequence[str] = (
@@ -269,6 +307,7 @@ class CreateTrainingJobOperator(_TrainingJobOperator):
         "compute",
         "runtime",
         "name",
+        "loss_series_path",
         "baseten_conn_id",
     )
     template_fields_renderers = {"training_job": "json", "image": "json", "compute": "json", "runtime": "json"}
@@ -332,9 +371,12 @@ class RecreateTrainingJobOperator(_TrainingJobOperator):
     :param wait_for_completion: Wait until the new job ends (default True); see
         :class:`CreateTrainingJobOperator` for what succeeds and fails.
     :param cancel_on_kill: Stop the new job when the task is killed (never the job it copied).
+    :param stop_on: See :class:`CreateTrainingJobOperator` (the rules stop the new job only).
+    :param loss_pattern: See :class:`CreateTrainingJobOperator`.
+    :param loss_series_path: See :class:`CreateTrainingJobOperator`.
     """
 
-    template_fields: Sequence[str] = ("training_project_id", "training_job_id", "baseten_conn_id")
+    template_fields: Sequence[str] = ("training_project_id", "training_job_id", "loss_series_path", "baseten_conn_id")
     external_id_key = "baseten_recreated_training_job"
 
     def __init__(self, *, training_project_id: str, training_job_id: str, **kwargs: Any) -> None:

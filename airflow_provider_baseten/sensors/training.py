@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
+from airflow_provider_baseten.loss import gate_spec
 from airflow_provider_baseten.sensors._base import BasetenTriggerSensor
 
 if TYPE_CHECKING:
@@ -31,6 +32,12 @@ class TrainingJobSensor(BasetenTriggerSensor):
     :param training_job_id: The job (templated, e.g. from ``CreateTrainingJobOperator``'s XCom).
     :param log_tail: How many of the job's last log lines to show when it fails (default 50).
     :param deferrable: Wait in the triggerer (default ``[operators] default_deferrable``).
+    :param stop_on: Training-quality rules on the loss read from the job's logs (see
+        :class:`~airflow_provider_baseten.operators.training.CreateTrainingJobOperator`). When one fires, the
+        task fails with :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError`; the job is
+        **not** stopped (this sensor did not start it; stop it downstream with ``StopTrainingOperator``).
+        With ``stop_on`` or ``loss_pattern`` the loss summary is pushed as XCom ``baseten_loss``.
+    :param loss_pattern: A regex with a named group ``loss`` for a log shape the built-in readers do not know.
     """
 
     template_fields: Sequence[str] = ("training_project_id", "training_job_id", "baseten_conn_id")
@@ -44,6 +51,8 @@ class TrainingJobSensor(BasetenTriggerSensor):
         training_project_id: str,
         training_job_id: str,
         log_tail: int = 50,
+        stop_on: Any = None,
+        loss_pattern: str | None = None,
         baseten_conn_id: str = "baseten_default",
         deferrable: bool | None = None,
         poke_interval: float | None = None,
@@ -55,6 +64,8 @@ class TrainingJobSensor(BasetenTriggerSensor):
         self.training_project_id = training_project_id
         self.training_job_id = training_job_id
         self.log_tail = log_tail
+        # Checked here, before anything is sent. The gate never stops the job: it is not this task's.
+        self.loss_gate = gate_spec(stop_on, loss_pattern, stop_job=False)
 
     def make_trigger(self, context: Context, end_time: float | None) -> TrainingJobTrigger:
         from airflow_provider_baseten._tasks import push_training_job
@@ -70,11 +81,16 @@ class TrainingJobSensor(BasetenTriggerSensor):
             poll_interval=self.poke_interval,
             end_time=end_time,
             hook_params=self.hook_params,
+            loss_gate=self.loss_gate,
         )
 
     def finish(self, event: BasetenTriggerEvent) -> str | None:
-        from airflow_provider_baseten._tasks import log_training_failure
+        from airflow_provider_baseten._tasks import log_training_failure, report_loss
 
         log_training_failure(self.log, event)
+        if self.loss_gate is not None:
+            from airflow.sdk import get_current_context
+
+            report_loss(get_current_context(), self.log, event)
         super().finish(event)
         return event.get("job_status")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.client.logs import error_window, format_lines
 from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError
+from airflow_provider_baseten.loss import LossWatch
 from airflow_provider_baseten.models import (
     ASYNC_STATUS_UNKNOWN,
     ASYNC_TERMINAL_STATES,
@@ -370,11 +371,21 @@ class TrainingJobTrigger(BasetenPollTrigger):
     job's ``error_message`` and the last ``log_tail`` log lines.
     """
 
-    def __init__(self, *, training_project_id: str, training_job_id: str, log_tail: int = 20, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        training_project_id: str,
+        training_job_id: str,
+        log_tail: int = 20,
+        loss_gate: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.training_project_id = training_project_id
         self.training_job_id = training_job_id
         self.log_tail = int(log_tail)
+        # The training-quality gate (LossWatch.spec(): stop_on, loss_pattern, stop_job); None: no loss read.
+        self.loss_gate = LossWatch.from_spec(training_project_id, training_job_id, loss_gate)
         self._unknown_logged: set[str] = set()
 
     def _kwargs(self) -> dict[str, Any]:
@@ -382,10 +393,14 @@ class TrainingJobTrigger(BasetenPollTrigger):
             "training_project_id": self.training_project_id,
             "training_job_id": self.training_job_id,
             "log_tail": self.log_tail,
+            **({"loss_gate": self.loss_gate.spec()} if self.loss_gate else {}),
         }
 
     def _ids(self) -> dict[str, Any]:
-        return {"training_project_id": self.training_project_id, "training_job_id": self.training_job_id}
+        ids: dict[str, Any] = {"training_project_id": self.training_project_id, "training_job_id": self.training_job_id}
+        if self.loss_gate is not None:  # every event of a gated wait carries the loss summary (small: no series)
+            ids["loss"] = self.loss_gate.tracker.summary()
+        return ids
 
     def _describe(self) -> str:
         return f"training job {self.training_job_id} in project {self.training_project_id}"
@@ -394,6 +409,9 @@ class TrainingJobTrigger(BasetenPollTrigger):
         """Read the job once."""
         job = await hook.aget_training_job(self.training_project_id, self.training_job_id)
         status = job.current_status or "UNKNOWN"
+        gated = self.loss_gate and await self.loss_gate.acheck(hook, job)  # stop_on: reads the new log lines
+        if gated:
+            return event("failed", **gated, **self._ids())
         if status == "TRAINING_JOB_COMPLETED":
             return event("success", f"Training job {job.id} completed.", job_status=status, **self._ids())
         if status in TRAINING_FAILED_STATES:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_baseten.emulator.core import StateCore
+from airflow_provider_baseten.emulator.loss_script import STEPS, loss_at, loss_line, parse_script
 from airflow_provider_baseten.emulator.objects import (
     INSTANCE_TYPE,
     TEAM,
@@ -183,12 +184,20 @@ class TrainingHandlers(StateCore):
                 break
             lines.append((t, "INFO", f"{status}: {job.name or job.id}"))
             t += duration
+        env = (job.spec.get("runtime") or {}).get("environment_variables") or {}
+        script = parse_script(env)
+        if script is not None and script[0] == "invalid":
+            lines.append((job.created, "ERROR", f"EMULATOR_LOSS: cannot read {env.get('EMULATOR_LOSS')!r}"))
+            script = None
         if job.running_progress(now) > 0:
             run_start = job.created + sum(d for _, d in job.timeline()[:-1])
-            steps = int(job.running_progress(now) * 10)
-            for i in range(1, steps + 1):
-                at = run_start + job.durations.training_running * i / 10
-                lines.append((at, "INFO", f"step {i * 10}/100 loss={2.0 / (i + 1):.4f}"))
+            per = STEPS if script else 10  # a scripted job logs every step
+            for i in range(1, int(job.running_progress(now) * per + 1e-9) + 1):
+                at = run_start + job.durations.training_running * i / per
+                if script:
+                    lines.append((at, "INFO", loss_line(script[2], i, loss_at(*script[:2], i))))
+                else:
+                    lines.append((at, "INFO", f"step {i * 10}/100 loss={2.0 / (i + 1):.4f}"))
         status, since = job.status(now)
         if status == "TRAINING_JOB_FAILED":
             lines.append((since, "ERROR", "Traceback (most recent call last):"))
