@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_provider_baseten.cost import CostReport
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
 
@@ -129,7 +130,7 @@ def retry_left(context: Context | None, retries: int | None) -> bool:
 
 def raise_for_event(event: BasetenTriggerEvent) -> None:
     """Fail the task unless the event says success."""
-    from airflow_provider_baseten.exceptions import BasetenRemoteStateError, BasetenTimeoutError
+    from airflow_provider_baseten.exceptions import BasetenBudgetExceeded, BasetenRemoteStateError, BasetenTimeoutError
 
     status = event["status"]
     if status == "success":
@@ -137,6 +138,15 @@ def raise_for_event(event: BasetenTriggerEvent) -> None:
     message = str(event.get("message") or status)
     if status == "timeout":
         raise BasetenTimeoutError(message)
+    budget = event.get("budget")
+    if budget:  # a budget guard fired: not retried (a retry would spend again)
+        raise BasetenBudgetExceeded(
+            message,
+            cap=float(budget["cap"]),
+            spent=float(budget["spent"]),
+            unit=str(budget["unit"]),
+            stopped=bool(budget.get("stopped")),
+        )
     raise BasetenRemoteStateError(
         message, state=str(event.get("job_status") or event.get("deployment_status") or status)
     )
@@ -168,6 +178,14 @@ def push_training_job(
     ti.xcom_push(key=xcom.TRAINING_JOB_URL, value=url)
     if log is not None:
         log_link(log, f"training job {training_job_id}", url)
+
+
+def report_cost(context: Context, log: Any, what: str, cost: CostReport, guess: CostReport | None = None) -> None:
+    """One INFO line with ``what``'s cost (and the estimate, when the figure is Baseten's billed one), and the
+    XCom ``baseten_cost``."""
+    also = f"; estimate ${guess.usd:.4f}" if guess is not None and cost.source == "billed" else ""
+    log.info("Cost of %s: %s%s", what, cost.describe(), also)
+    context["ti"].xcom_push(key=xcom.BASETEN_COST, value=cost.as_xcom())
 
 
 def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) -> None:

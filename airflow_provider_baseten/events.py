@@ -55,6 +55,8 @@ class BasetenTriggerEvent(_EventCore, total=False):
     job_status: str
     error_message: str | None
     log_tail: list[str]
+    #: A budget guard fired: ``{cap, spent, unit, stopped}`` (:meth:`~airflow_provider_baseten.cost.BudgetVerdict.as_event`).
+    budget: dict[str, Any]
     # -- any trigger ----------------------------------------------------------------------------------
     #: The last ERROR lines of the remote logs (failed waits).
     error_lines: list[str]

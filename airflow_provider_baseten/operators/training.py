@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten._tasks import log_training_failure, push_training_job
+from airflow_provider_baseten.client.checks import is_int
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator, ResumableJobMixin
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from pydantic import JsonValue
 
+    from airflow_provider_baseten.cost import CostReport
     from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
 
 NOT_FOUND = "NOT_FOUND"  # get_job_status's answer for a stored job that no longer exists
@@ -73,9 +75,12 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         *,
         training_project_id: str,
         log_tail: int = 50,
+        max_cost_usd: float | None = None,
+        max_gpu_minutes: float | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten.assets import TRAINING_JOB_ALIAS, default_outlets
+        from airflow_provider_baseten.cost import check_cap
 
         default_outlets(kwargs, (None,), None, TRAINING_JOB_ALIAS)  # the job id is a run-time value
         super().__init__(**kwargs)
@@ -85,8 +90,16 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             raise ValueError(f"log_tail must be a non-negative integer, got {log_tail!r}.")
         self.training_project_id = training_project_id
         self.log_tail = log_tail
+        self.max_cost_usd = check_cap("max_cost_usd", max_cost_usd)
+        self.max_gpu_minutes = check_cap("max_gpu_minutes", max_gpu_minutes)
         self._job: dict[str, str] | None = None  # the job this task started or reconnected to
         self._finished = False
+        self._cost: CostReport | None = None  # what the job cost, once the task knows
+
+    def node_count(self) -> int:
+        """The job's ``compute.node_count`` (Baseten's job object does not carry it): the cost estimate and the
+        budget guard count this many instances."""
+        return 1
 
     def execute(self, context: Context) -> str:
         """Start the job (or reconnect to it on a retry) and wait if asked; return the job id."""
@@ -172,21 +185,37 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         if self._job is None:  # the job had already completed in an earlier try
             self.log.info("Training job %s already completed in an earlier try.", jid)
             push_training_job(context, pid, jid, log=self.log)
+            self._report_cost(context, pid, jid)
             self._emit_completed(context, pid, jid)  # else on_event emitted it (or the task did not wait)
         return jid
 
     def _emit_completed(self, context: Context, pid: str, jid: str) -> None:
         """The COMPLETED job's asset event (through the task's ``AssetAlias`` or its own asset outlet)."""
-        from airflow_provider_baseten.assets import emit_asset_event, training_job_asset
+        from airflow_provider_baseten.assets import cost_extra, emit_asset_event, training_job_asset
 
         extra = {
             "training_project_id": pid,
             "training_job_id": jid,
             "status": "TRAINING_JOB_COMPLETED",
             "completed_at": datetime.now(timezone.utc).isoformat(),
+            **cost_extra(self._cost),
         }
         if emit_asset_event(context, training_job_asset(pid, jid), extra):
             self.log.info("Asset event of training job %s: %s", jid, extra)
+
+    def _report_cost(self, context: Context, pid: str, jid: str) -> None:
+        """Log the job's cost (Baseten's billed figure when the usage summary has it, else the estimate) and
+        push XCom ``baseten_cost``. Never fails the task: a cost it cannot read is logged and left out."""
+        from airflow_provider_baseten._tasks import report_cost
+        from airflow_provider_baseten.cost import training_job_estimate, with_billed
+
+        try:
+            job = self.hook.get_training_job(pid, jid)
+            guess = training_job_estimate(self.hook, job, self.node_count())
+            self._cost = with_billed(self.hook, self.log, guess, jid, job.created_at)
+            report_cost(context, self.log, f"training job {jid}", self._cost, guess)
+        except Exception as exc:  # the job's outcome matters more than its cost
+            self.log.info("Could not work out the cost of training job %s: %s", jid, exc)
 
     # -- waiting ---------------------------------------------------------------------------------------
     def _trigger(self, pid: str, jid: str, context: Context | None = None) -> TrainingJobTrigger:
@@ -202,16 +231,30 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             hook_params=self.hook_params,
             cancel_on_kill=self.cancel_on_kill,
             cancel_on_timeout=self.undo_on_timeout(context),  # the job is this task's own
+            budget=self._budget(),
+            owns_job=True,  # started by this task (or an earlier try of it): the guard may stop it
         )
 
+    def _budget(self) -> dict[str, Any] | None:
+        """The budget guard's kwargs for the trigger (``None`` without a cap)."""
+        from airflow_provider_baseten.cost import BudgetGuard
+
+        if self.max_cost_usd is None and self.max_gpu_minutes is None:
+            return None
+        return BudgetGuard(self.max_cost_usd, self.max_gpu_minutes, self.node_count()).as_kwargs()
+
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:
-        """Log a failed job's error and last log lines, then fail; on success return the job id."""
+        """Report the job's cost; log a failed job's error and last log lines, then fail (a budget guard's stop
+        with :class:`~airflow_provider_baseten.exceptions.BasetenBudgetExceeded`, not retried); on success
+        return the job id."""
         self._finished = True
-        log_training_failure(self.log, event)
-        super().on_event(context, event)
         pid, jid = str(event.get("training_project_id")), str(event.get("training_job_id"))
         if self._job is None:  # resumed after a deferral: execute's state is gone, the event has the ids
             self._job = {"training_project_id": pid, "training_job_id": jid}
+        if event.get("status") != "timeout":  # a timed-out job may still be running: no cost yet
+            self._report_cost(context, pid, jid)
+        log_training_failure(self.log, event)
+        super().on_event(context, event)
         self._emit_completed(context, pid, jid)
         return jid
 
@@ -219,7 +262,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the training job as the task's output (``[openlineage]``)."""
         job = self._job or {}
-        return _lineage.training_lineage(job.get("training_project_id"), job.get("training_job_id"))
+        return _lineage.training_lineage(job.get("training_project_id"), job.get("training_job_id"), self._cost)
 
     def on_kill(self) -> None:
         """Stop the job this task started (or reconnected to), if ``cancel_on_kill`` and it is still running."""
@@ -260,6 +303,14 @@ class CreateTrainingJobOperator(_TrainingJobOperator):
         ``execution_timeout``, one deadline that holds deferred or not.
     :param cancel_on_timeout: At the deadline, stop the job unless a retry is left to reconnect to it
         (default True).
+    :param max_cost_usd: Budget guard: stop the job when the next poll would take its estimated cost
+        (nodes x instance price x minutes since it was created) past this many USD; the task then fails with
+        :class:`~airflow_provider_baseten.exceptions.BasetenBudgetExceeded` (not retried).
+    :param max_gpu_minutes: Budget guard in GPU-minutes (nodes x GPUs per node x minutes), the same way.
+
+    The task reports what the job cost (see :mod:`~airflow_provider_baseten.cost`): one line in the task log,
+    XCom ``baseten_cost``, the asset event's extra ``baseten_cost`` and the OpenLineage run facet
+    ``baseten_cost``.
     """
 
     template_fields: Sequence[str] = (
@@ -317,6 +368,12 @@ class CreateTrainingJobOperator(_TrainingJobOperator):
     def _job_name(self, context: Context) -> str | None:
         return str(self.body().get("name") or "") or run_unique_name(context, self.task_id)
 
+    def node_count(self) -> int:
+        """``compute.node_count`` of the body (1, Baseten's default, when not given)."""
+        compute = self.body().get("compute") or {}
+        nodes = compute.get("node_count", 1) if isinstance(compute, dict) else 1
+        return nodes if is_int(nodes) and nodes > 0 else 1
+
     def _start(self, context: Context) -> Any:
         return self.hook.create_training_job(self.training_project_id, {**self.body(), "name": self._job_name(context)})
 
@@ -332,16 +389,31 @@ class RecreateTrainingJobOperator(_TrainingJobOperator):
     :param wait_for_completion: Wait until the new job ends (default True); see
         :class:`CreateTrainingJobOperator` for what succeeds and fails.
     :param cancel_on_kill: Stop the new job when the task is killed (never the job it copied).
+    :param max_cost_usd: Budget guard in USD; see :class:`CreateTrainingJobOperator`.
+    :param max_gpu_minutes: Budget guard in GPU-minutes; see :class:`CreateTrainingJobOperator`.
+    :param node_count: The copied job's ``compute.node_count`` (default 1): Baseten's job object does not
+        say, and the cost estimate and the budget guard count this many nodes.
     """
 
     template_fields: Sequence[str] = ("training_project_id", "training_job_id", "baseten_conn_id")
     external_id_key = "baseten_recreated_training_job"
 
-    def __init__(self, *, training_project_id: str, training_job_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, training_project_id: str, training_job_id: str, node_count: int = 1, **kwargs: Any) -> None:
         super().__init__(training_project_id=training_project_id, **kwargs)
         if not training_job_id:
             raise ValueError("training_job_id (the job to recreate) is required.")
+        if isinstance(node_count, bool) or not isinstance(node_count, int) or node_count < 1:
+            from airflow_provider_baseten.exceptions import BasetenValidationError
+
+            raise BasetenValidationError(
+                f"node_count must be a positive integer, got {node_count!r}.", field="node_count"
+            )
         self.training_job_id = training_job_id
+        self._node_count = node_count
+
+    def node_count(self) -> int:
+        """The ``node_count`` given (Baseten's job object does not carry it)."""
+        return self._node_count
 
     def _job_name(self, context: Context) -> str | None:
         # A recreated job keeps its source's name (its whole configuration): with it, a retry does not take
