@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,6 +26,7 @@ __all__ = [
     "BudgetGuard",
     "BudgetVerdict",
     "CostReport",
+    "LeaseMeter",
     "aprice_per_minute",
     "billed_cost",
     "check_cap",
@@ -95,7 +97,9 @@ def _cached(conn_id: str) -> dict[str, float] | None:
 
 
 def _store(conn_id: str, items: list[InstanceTypePrice]) -> dict[str, float]:
-    table = {p.instance_type.id: float(p.price) for p in items}
+    # By id and by display name: a deployment's instance_type_name may be either (the spec says "name").
+    table = {p.instance_type.name: float(p.price) for p in items}
+    table.update({p.instance_type.id: float(p.price) for p in items})
     with _lock:
         _prices[conn_id] = (time.monotonic(), table)
     return table
@@ -117,7 +121,7 @@ def price_per_minute(hook: BasetenHook, instance_type: str) -> float:
     for :data:`PRICE_TTL_SECONDS`).
 
     :param hook: The hook whose connection's prices to read.
-    :param instance_type: The instance type id (``InstanceTypeV1.id``, e.g. ``A10Gx4x16``).
+    :param instance_type: The instance type id (``InstanceTypeV1.id``, e.g. ``A10Gx4x16``) or its name.
     :raises BasetenValidationError: Baseten lists no price for it.
     """
     table = _cached(hook.baseten_conn_id)
@@ -344,3 +348,46 @@ class BudgetGuard:
     def as_kwargs(self) -> dict[str, Any]:
         """JSON kwargs (a trigger serializes them)."""
         return {"max_cost_usd": self.max_cost_usd, "max_gpu_minutes": self.max_gpu_minutes, "count": self.count}
+
+
+class LeaseMeter:
+    """The replica-minutes a ``scale_for_batch`` lease holds: the batch's cost, and its budget guard.
+
+    A batch that holds replicas of its own (its lease's ``min_replica``) is charged those replicas for the
+    batch's wall time at the deployment's price. (A batch without a lease is charged nothing: the replicas it
+    used are the deployment's, billed to the deployment whether or not the batch ran.)
+
+    :param price: USD per replica-minute.
+    :param instance_type: The deployment's instance type.
+    :param replicas: The lease's ``min_replica``.
+    :param max_cost_usd: Stop taking inputs when the spend at the next check would pass this.
+    """
+
+    def __init__(self, price: float, instance_type: str | None, replicas: int, max_cost_usd: float | None) -> None:
+        self.price = price
+        self.instance_type = instance_type
+        self.guard = BudgetGuard(max_cost_usd=max_cost_usd, count=replicas) if max_cost_usd is not None else None
+        self.replicas = replicas
+        self.started = self.last = _now()
+        self.verdict: BudgetVerdict | None = None
+
+    def over(self) -> BudgetVerdict | None:
+        """Check the guard (before each input is sent): the verdict once the spend projected to the next check
+        (as far off as the last one was) passes the cap."""
+        now = _now()
+        gap, self.last = now - self.last, now
+        if self.guard is not None and self.verdict is None:
+            elapsed = (now - self.started) / 60.0
+            self.verdict = self.guard.check(elapsed, price=self.price, gpus=0, next_poll_minutes=gap / 60.0)
+        return self.verdict
+
+    def guarded(self, inputs: Iterable[Any]) -> Iterator[Any]:
+        """``inputs``, until the guard fires: then no more are sent (those sent are kept)."""
+        for item in inputs:
+            if self.over() is not None:
+                return
+            yield item
+
+    def report(self) -> CostReport:
+        """What the lease has cost so far."""
+        return estimate((_now() - self.started) / 60.0, self.price, self.instance_type, self.replicas)

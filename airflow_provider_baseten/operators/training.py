@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import _lineage, xcom
 from airflow_provider_baseten._tasks import log_training_failure, push_training_job
-from airflow_provider_baseten.client.checks import is_int
+from airflow_provider_baseten.client.checks import int_in, is_int
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator, ResumableJobMixin
@@ -402,14 +402,8 @@ class RecreateTrainingJobOperator(_TrainingJobOperator):
         super().__init__(training_project_id=training_project_id, **kwargs)
         if not training_job_id:
             raise ValueError("training_job_id (the job to recreate) is required.")
-        if isinstance(node_count, bool) or not isinstance(node_count, int) or node_count < 1:
-            from airflow_provider_baseten.exceptions import BasetenValidationError
-
-            raise BasetenValidationError(
-                f"node_count must be a positive integer, got {node_count!r}.", field="node_count"
-            )
         self.training_job_id = training_job_id
-        self._node_count = node_count
+        self._node_count = int_in("node_count", node_count, 1)
 
     def node_count(self) -> int:
         """The ``node_count`` given (Baseten's job object does not carry it)."""

@@ -247,3 +247,45 @@ def test_caps_are_checked_when_the_dag_is_parsed(cap: str, bad: Any) -> None:
         CreateTrainingJobOperator(task_id="t", training_project_id="p", image=IMAGE, **{cap: bad})
     with pytest.raises(BasetenValidationError, match=f"{cap} must be a positive number"):
         RecreateTrainingJobOperator(task_id="t", training_project_id="p", training_job_id="j", **{cap: bad})
+
+
+# -- a batch holding replicas with scale_for_batch -----------------------------------------------------------
+def test_the_guard_stops_a_scale_for_batch_batch_keeps_its_output_and_gives_the_lease_back(
+    emulator: BasetenEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from airflow_provider_baseten.operators import _scale
+    from airflow_provider_baseten.operators.inference import PredictOperator
+    from tests.integration.test_scale_for_batch import FileStore, settings
+
+    for key, value in emulator.connection_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(_scale, "VariableStore", lambda: FileStore(tmp_path / "vars.json"))
+    minutes = iter(range(1000))
+    monkeypatch.setattr(cost, "_now", lambda: 60.0 * next(minutes))  # each reading of the clock: one minute on
+    out = tmp_path / "out.jsonl"
+    op = PredictOperator(
+        task_id="p",
+        model_inputs=[{"i": i} for i in range(10)],
+        max_concurrency=1,
+        output_path=str(out),
+        scale_for_batch=2,
+        max_cost_usd=0.2,
+    )
+    ctx = context()
+    ctx["ti"].dag_id, ctx["ti"].run_id = "d", "r"
+    with pytest.raises(BasetenBudgetExceeded, match="stopped sending, kept what succeeded") as err:
+        op.execute(ctx)
+    # 2 replicas x $0.02012 a minute: checks at minutes 1-3 pass, at 4 the next would be $0.2012 > $0.20.
+    assert emulator.counters()["requests"]["production_predict"] == 3
+    assert len(out.read_text().splitlines()) == 3  # what succeeded is kept
+    assert (err.value.cap, err.value.unit) == (0.2, "usd") and err.value.spent == pytest.approx(4 * 2 * 0.02012)
+    assert settings(make_hook(emulator)) == (0, 1)  # the lease was given back
+    assert ctx["ti"].xcoms["baseten_cost"]["source"] == "estimate"
+    assert ctx["ti"].xcoms["baseten_cost"]["minutes"] == 10.0  # 2 replicas x 5 minutes (the report reads the clock)
+
+
+def test_max_cost_usd_on_a_batch_needs_scale_for_batch() -> None:
+    from airflow_provider_baseten.operators.inference import PredictOperator
+
+    with pytest.raises(BasetenValidationError, match="give scale_for_batch too"):
+        PredictOperator(task_id="p", model_inputs=[{}], max_cost_usd=1.0)
