@@ -8,7 +8,8 @@ from openlineage.client.generated.base import RunFacet
 
 #: Where the facet's JSON schema is documented.
 COST_FACET_SCHEMA = (
-    "https://github.com/airflow-provider-baseten/airflow-provider-baseten/blob/main/docs/cost.rst#baseten-cost-facet"
+    "https://github.com/airflow-provider-baseten/airflow-provider-baseten/blob/main/docs/operators/training.md"
+    "#cost-and-budget-guards"
 )
 
 

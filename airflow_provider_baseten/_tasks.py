@@ -188,6 +188,27 @@ def report_cost(context: Context, log: Any, what: str, cost: CostReport, guess: 
     context["ti"].xcom_push(key=xcom.BASETEN_COST, value=cost.as_xcom())
 
 
+def training_cost(
+    context: Context, hook: BasetenHook, log: Any, training_project_id: str, training_job_id: str, nodes: int = 1
+) -> CostReport | None:
+    """Report what a training job cost (:func:`report_cost`): Baseten's billed figure when the usage summary
+    has the job, else the estimate. Never fails the task: a cost it cannot work out is logged and left out.
+
+    :param nodes: The job's ``compute.node_count`` (Baseten's job object does not carry it).
+    """
+    from airflow_provider_baseten.cost import training_job_estimate, with_billed
+
+    try:
+        job = hook.get_training_job(training_project_id, training_job_id)
+        guess = training_job_estimate(hook, job, nodes)
+        cost = with_billed(hook, log, guess, training_job_id, job.created_at)
+        report_cost(context, log, f"training job {training_job_id}", cost, guess)
+    except Exception as exc:  # the job's outcome matters more than its cost
+        log.info("Could not work out the cost of training job %s: %s", training_job_id, exc)
+        return None
+    return cost
+
+
 def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) -> None:
     """Write a failed job's ``error_message`` and its last log lines (``log_tail``) to the task log."""
     if event.get("status") == "success":

@@ -440,9 +440,13 @@ def check_train(demo: Demo, lane: Lane) -> str:
     expect(serving == promoted, f"production of {model} serves {serving}, not the promoted {promoted}")
     autoscaling = (xcom(db, dag, "set_autoscaling") or {}).get("status", "?")
     promotes = sum(n for k, n in lane.delta.items() if k.startswith("promote"))
+    cost = xcom(db, dag, "wait_for_training", "baseten_cost") or {}
+    expect(bool(cost.get("usd")), f"the training wait reported no cost (XCom baseten_cost: {cost})")
     return (
-        f"training job {job_id} {status}; {checkpoint} deployed as {deployed}; approved through the REST API; "
-        f"production of {model} serves it ({promotes} promote call, autoscaling {autoscaling})"
+        f"training job {job_id} {status}, cost ${cost.get('usd', 0):.4f} ({cost.get('source')}: "
+        f"{cost.get('minutes', 0):.2f} instance-minutes of {cost.get('instance_type')}); {checkpoint} deployed as "
+        f"{deployed}; approved through the REST API; production of {model} serves it ({promotes} promote call, "
+        f"autoscaling {autoscaling})"
     )
 
 

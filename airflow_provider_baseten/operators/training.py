@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import _lineage, xcom
-from airflow_provider_baseten._tasks import log_training_failure, push_training_job
+from airflow_provider_baseten._tasks import log_training_failure, push_training_job, training_cost
 from airflow_provider_baseten.client.checks import int_in, is_int
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
@@ -204,18 +204,8 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             self.log.info("Asset event of training job %s: %s", jid, extra)
 
     def _report_cost(self, context: Context, pid: str, jid: str) -> None:
-        """Log the job's cost (Baseten's billed figure when the usage summary has it, else the estimate) and
-        push XCom ``baseten_cost``. Never fails the task: a cost it cannot read is logged and left out."""
-        from airflow_provider_baseten._tasks import report_cost
-        from airflow_provider_baseten.cost import training_job_estimate, with_billed
-
-        try:
-            job = self.hook.get_training_job(pid, jid)
-            guess = training_job_estimate(self.hook, job, self.node_count())
-            self._cost = with_billed(self.hook, self.log, guess, jid, job.created_at)
-            report_cost(context, self.log, f"training job {jid}", self._cost, guess)
-        except Exception as exc:  # the job's outcome matters more than its cost
-            self.log.info("Could not work out the cost of training job %s: %s", jid, exc)
+        """Log the job's cost and push XCom ``baseten_cost``; keep it for the asset event and lineage."""
+        self._cost = training_cost(context, self.hook, self.log, pid, jid, self.node_count())
 
     # -- waiting ---------------------------------------------------------------------------------------
     def _trigger(self, pid: str, jid: str, context: Context | None = None) -> TrainingJobTrigger:

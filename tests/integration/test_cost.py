@@ -289,3 +289,23 @@ def test_max_cost_usd_on_a_batch_needs_scale_for_batch() -> None:
 
     with pytest.raises(BasetenValidationError, match="give scale_for_batch too"):
         PredictOperator(task_id="p", model_inputs=[{}], max_cost_usd=1.0)
+
+
+def test_the_training_sensor_reports_the_cost_of_the_job_it_waited_for(frozen: BasetenEmulator) -> None:
+    from airflow_provider_baseten.sensors.training import TrainingJobSensor
+
+    job = make_hook(frozen).create_training_job("proj1234", {"image": IMAGE, "compute": H100})
+    frozen.advance(600)  # COMPLETED after exactly 10 minutes
+    sensor = TrainingJobSensor(
+        task_id="wait", training_project_id="proj1234", training_job_id=job.id, deferrable=False, poke_interval=1
+    )
+    ctx = context()
+    assert sensor.execute(ctx) == "TRAINING_JOB_COMPLETED"
+    # The sensor does not know the node count (1 assumed); the billed figure, here available, is exact.
+    assert ctx["ti"].xcoms["baseten_cost"] == {
+        "usd": 2.1666,
+        "estimated": False,
+        "minutes": 20.0,
+        "instance_type": "H100x26x234",
+        "source": "billed",
+    }
