@@ -196,15 +196,40 @@ def training_cost(
 
     :param nodes: The job's ``compute.node_count`` (Baseten's job object does not carry it).
     """
-    from airflow_provider_baseten.cost import training_job_estimate, with_billed
+    from airflow_provider_baseten.cost import training_job_estimate
+
+    def guess() -> tuple[CostReport, str | None]:
+        job = hook.get_training_job(training_project_id, training_job_id)
+        return training_job_estimate(hook, job, nodes), job.created_at
+
+    return _object_cost(context, hook, log, f"training job {training_job_id}", training_job_id, guess)
+
+
+def deployment_cost(
+    context: Context, hook: BasetenHook, log: Any, model_id: str, deployment_id: str
+) -> CostReport | None:
+    """Report what a deploy wait cost: the deployment's replica-minutes so far (billed, or estimated), as
+    :func:`training_cost` does for a job."""
+    from airflow_provider_baseten.cost import deployment_estimate
+
+    def guess() -> tuple[CostReport, str | None]:
+        dep = hook.get_deployment(deployment_id, model_id=model_id)
+        return deployment_estimate(hook, dep), dep.created_at
+
+    return _object_cost(context, hook, log, f"deployment {deployment_id}", deployment_id, guess)
+
+
+def _object_cost(
+    context: Context, hook: BasetenHook, log: Any, what: str, resource_id: str, guess: Any
+) -> CostReport | None:
+    from airflow_provider_baseten.cost import with_billed
 
     try:
-        job = hook.get_training_job(training_project_id, training_job_id)
-        guess = training_job_estimate(hook, job, nodes)
-        cost = with_billed(hook, log, guess, training_job_id, job.created_at)
-        report_cost(context, log, f"training job {training_job_id}", cost, guess)
-    except Exception as exc:  # the job's outcome matters more than its cost
-        log.info("Could not work out the cost of training job %s: %s", training_job_id, exc)
+        estimate, since = guess()
+        cost = with_billed(hook, log, estimate, resource_id, since)
+        report_cost(context, log, what, cost, estimate)
+    except Exception as exc:  # the outcome matters more than its cost
+        log.info("Could not work out the cost of %s: %s", what, exc)
         return None
     return cost
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from airflow_provider_baseten.hooks.baseten import BasetenHook
-    from airflow_provider_baseten.models import InstanceTypePrice, TrainingJob
+    from airflow_provider_baseten.models import Deployment, InstanceTypePrice, TrainingJob
 
 __all__ = [
     "PRICE_TTL_SECONDS",
@@ -31,6 +31,7 @@ __all__ = [
     "billed_cost",
     "check_cap",
     "clear_price_cache",
+    "deployment_estimate",
     "estimate",
     "job_minutes",
     "price_per_minute",
@@ -203,6 +204,20 @@ def training_job_estimate(hook: BasetenHook, job: TrainingJob, nodes: int = 1) -
     ident, _gpus = _instance(job)
     price = price_per_minute(hook, ident) if ident else 0.0
     return estimate(job_minutes(job), price, ident, nodes)
+
+
+def deployment_estimate(hook: BasetenHook, deployment: Deployment) -> CostReport:
+    """A deployment's replica-minutes since it was created (its active replicas, at least one: a deploy holds
+    one while it builds and loads) x its instance type's price: the cost of waiting for a deploy.
+
+    :param hook: The hook (for the price list).
+    :param deployment: The deployment as Baseten returned it.
+    """
+    itype = deployment.instance_type_name
+    price = price_per_minute(hook, itype) if itype else 0.0
+    start = _epoch(deployment.created_at)
+    minutes = max(0.0, (_now() - start) / 60.0) if start is not None else 0.0
+    return estimate(minutes, price, itype, max(1, deployment.active_replica_count or 0))
 
 
 def billed_cost(hook: BasetenHook, resource_id: str, since: str | None) -> CostReport | None:

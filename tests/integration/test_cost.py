@@ -309,3 +309,60 @@ def test_the_training_sensor_reports_the_cost_of_the_job_it_waited_for(frozen: B
         "instance_type": "H100x26x234",
         "source": "billed",
     }
+
+
+def test_a_deploy_wait_costs_the_deployments_replica_minutes(frozen: BasetenEmulator) -> None:
+    from airflow_provider_baseten._tasks import deployment_cost
+
+    dep = frozen.create_deployment("echo1234", "v9", status="ACTIVE")["id"]
+    frozen.advance(600)
+    hook, ctx = make_hook(frozen), context()
+    guess = cost.deployment_estimate(hook, hook.get_deployment(dep, model_id="echo1234"))
+    assert (guess.minutes, round(guess.usd, 10), guess.instance_type) == (10.0, 0.2012, "A10G (1 GPU, 4 vCPU, 16 GiB)")
+    deployment_cost(ctx, hook, Log(), "echo1234", dep)
+    assert ctx["ti"].xcoms["baseten_cost"] == {  # the emulator bills one replica of A10Gx4x16
+        "usd": 0.2012,
+        "estimated": False,
+        "minutes": 10.0,
+        "instance_type": "A10Gx4x16",
+        "source": "billed",
+    }
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str, *args: Any) -> None:
+        self.lines.append(msg % args)
+
+    warning = info
+
+
+@pytest.mark.airflow_e2e  # a real dag.test() (~7 s): make e2e
+def test_a_real_dag_run_fails_at_the_cap_without_retrying(
+    frozen: BasetenEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dag.test(): the guard's BasetenBudgetExceeded fails the task for good although retries=2."""
+    from airflow.sdk import DAG
+
+    from tests.dag_support import run_dag, task_states
+
+    frozen.state.config.durations.training_running = 3600
+    tick_per_poll(frozen, monkeypatch)
+    with DAG("t_budget_guard", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        CreateTrainingJobOperator(
+            task_id="train",
+            training_project_id="proj1234",
+            image=IMAGE,
+            compute=H100,
+            max_cost_usd=1.0,
+            poke_interval=60,
+            deferrable=False,
+            retries=2,
+            retry_delay=timedelta(seconds=0),
+        )
+    run = run_dag(dag)
+    assert task_states(run) == {"train": "failed"}  # not up_for_retry
+    assert run.get_task_instance("train").try_number == 1
+    assert frozen.counters()["submissions"]["training_job"] == 1 and stops(frozen) == 1
