@@ -56,6 +56,9 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
     it at once when it is already ACTIVE); a deployment that failed is not reconnected to: the retry deploys
     afresh. A killed task leaves its deployment building (the retry reconnects to it); nothing is deleted.
 
+    When the wait ends, its cost goes to the task log and XCom ``baseten_cost``: Baseten's billed figure for the
+    deployment when the usage summary lists it, else its replica-minutes since creation x its price.
+
     Returns the deployment id.
 
     :param config: The ``config.yaml`` as a dict (templated); the archive holds only ``config.yaml``.

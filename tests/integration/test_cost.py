@@ -313,6 +313,7 @@ def test_the_training_sensor_reports_the_cost_of_the_job_it_waited_for(frozen: B
 
 def test_a_deploy_wait_costs_the_deployments_replica_minutes(frozen: BasetenEmulator) -> None:
     from airflow_provider_baseten._tasks import deployment_cost
+    from tests.integration.test_scale_for_batch import Log
 
     dep = frozen.create_deployment("echo1234", "v9", status="ACTIVE")["id"]
     frozen.advance(600)
@@ -327,16 +328,6 @@ def test_a_deploy_wait_costs_the_deployments_replica_minutes(frozen: BasetenEmul
         "instance_type": "A10Gx4x16",
         "source": "billed",
     }
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str, *args: Any) -> None:
-        self.lines.append(msg % args)
-
-    warning = info
 
 
 @pytest.mark.airflow_e2e  # a real dag.test() (~7 s): make e2e
