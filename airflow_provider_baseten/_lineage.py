@@ -6,7 +6,8 @@ a fork). What the events carry:
 
 - batch predict: the input file (``inputStatistics.rowCount``: inputs read), the model as an input dataset
   (its environment, or its deployment), and the output file (``outputStatistics.rowCount``: result lines);
-- a training job: the job as an output dataset;
+- a training job: the job as an output dataset, and what it cost as the run facet ``baseten_cost``
+  (:class:`~airflow_provider_baseten._lineage_facets.BasetenCostRunFacet`);
 - promote or deploy into an environment: the deployment as an input, the environment as an output (with a
   ``lifecycleStateChange`` of ``OVERWRITE``: the environment now serves another deployment).
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
     from airflow.providers.openlineage.extractors import OperatorLineage
     from openlineage.client.generated.base import Dataset, InputDataset, OutputDataset
+
+    from airflow_provider_baseten.cost import CostReport
 
     Lineage: TypeAlias = OperatorLineage[Dataset, Any]
 
@@ -117,10 +120,21 @@ def _output(namespace: str, name: str, rows: int | None = None, facets: dict[str
     return OutputDataset(namespace=namespace, name=name, facets=facets or {}, outputFacets=output_facets)  # type: ignore[arg-type]
 
 
-def _lineage(inputs: list[Dataset] | None = None, outputs: list[Dataset] | None = None) -> Lineage:
+def _lineage(
+    inputs: list[Dataset] | None = None, outputs: list[Dataset] | None = None, cost: CostReport | None = None
+) -> Lineage:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    return OperatorLineage(inputs=inputs or [], outputs=outputs or [])
+    return OperatorLineage(inputs=inputs or [], outputs=outputs or [], run_facets=cost_facets(cost))
+
+
+def cost_facets(cost: CostReport | None) -> dict[str, Any]:
+    """The run facet ``baseten_cost`` (the XCom ``baseten_cost`` fields) of a task that knows its cost."""
+    if cost is None:
+        return {}
+    from airflow_provider_baseten._lineage_facets import BasetenCostRunFacet
+
+    return {"baseten_cost": BasetenCostRunFacet(**cost.as_xcom())}
 
 
 def empty() -> Lineage:
@@ -150,11 +164,14 @@ def predict_lineage(
     return _lineage(inputs, outputs)
 
 
-def training_lineage(training_project_id: str | None, training_job_id: str | None) -> Lineage:
-    """A training job this task ran (or reconnected to), as the task's output."""
+def training_lineage(
+    training_project_id: str | None, training_job_id: str | None, cost: CostReport | None = None
+) -> Lineage:
+    """A training job this task ran (or reconnected to), as the task's output, with its cost as a run facet."""
     if not (training_project_id and training_job_id):
         return empty()
-    return _lineage(outputs=[_output(NAMESPACE, training_job_name(training_project_id, training_job_id))])
+    output = _output(NAMESPACE, training_job_name(training_project_id, training_job_id))
+    return _lineage(outputs=[output], cost=cost)
 
 
 def deployment_lineage(model_id: str | None, deployment_id: str | None) -> Lineage:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_provider_baseten.cost import CostReport
     from airflow_provider_baseten.hooks.baseten import BasetenHook
 
 
@@ -129,7 +130,7 @@ def retry_left(context: Context | None, retries: int | None) -> bool:
 
 def raise_for_event(event: BasetenTriggerEvent) -> None:
     """Fail the task unless the event says success."""
-    from airflow_provider_baseten.exceptions import BasetenRemoteStateError, BasetenTimeoutError
+    from airflow_provider_baseten.exceptions import BasetenBudgetExceeded, BasetenRemoteStateError, BasetenTimeoutError
 
     status = event["status"]
     if status == "success":
@@ -137,6 +138,15 @@ def raise_for_event(event: BasetenTriggerEvent) -> None:
     message = str(event.get("message") or status)
     if status == "timeout":
         raise BasetenTimeoutError(message)
+    budget = event.get("budget")
+    if budget:  # a budget guard fired: not retried (a retry would spend again)
+        raise BasetenBudgetExceeded(
+            message,
+            cap=float(budget["cap"]),
+            spent=float(budget["spent"]),
+            unit=str(budget["unit"]),
+            stopped=bool(budget.get("stopped")),
+        )
     raise BasetenRemoteStateError(
         message, state=str(event.get("job_status") or event.get("deployment_status") or status)
     )
@@ -168,6 +178,60 @@ def push_training_job(
     ti.xcom_push(key=xcom.TRAINING_JOB_URL, value=url)
     if log is not None:
         log_link(log, f"training job {training_job_id}", url)
+
+
+def report_cost(context: Context, log: Any, what: str, cost: CostReport, guess: CostReport | None = None) -> None:
+    """One INFO line with ``what``'s cost (and the estimate, when the figure is Baseten's billed one), and the
+    XCom ``baseten_cost``."""
+    also = f"; estimate ${guess.usd:.4f}" if guess is not None and cost.source == "billed" else ""
+    log.info("Cost of %s: %s%s", what, cost.describe(), also)
+    context["ti"].xcom_push(key=xcom.BASETEN_COST, value=cost.as_xcom())
+
+
+def training_cost(
+    context: Context, hook: BasetenHook, log: Any, training_project_id: str, training_job_id: str, nodes: int = 1
+) -> CostReport | None:
+    """Report what a training job cost (:func:`report_cost`): Baseten's billed figure when the usage summary
+    has the job, else the estimate. Never fails the task: a cost it cannot work out is logged and left out.
+
+    :param nodes: The job's ``compute.node_count`` (Baseten's job object does not carry it).
+    """
+    from airflow_provider_baseten.cost import training_job_estimate
+
+    def guess() -> tuple[CostReport, str | None]:
+        job = hook.get_training_job(training_project_id, training_job_id)
+        return training_job_estimate(hook, job, nodes), job.created_at
+
+    return _object_cost(context, hook, log, f"training job {training_job_id}", training_job_id, guess)
+
+
+def deployment_cost(
+    context: Context, hook: BasetenHook, log: Any, model_id: str, deployment_id: str
+) -> CostReport | None:
+    """Report what a deploy wait cost: the deployment's replica-minutes so far (billed, or estimated), as
+    :func:`training_cost` does for a job."""
+    from airflow_provider_baseten.cost import deployment_estimate
+
+    def guess() -> tuple[CostReport, str | None]:
+        dep = hook.get_deployment(deployment_id, model_id=model_id)
+        return deployment_estimate(hook, dep), dep.created_at
+
+    return _object_cost(context, hook, log, f"deployment {deployment_id}", deployment_id, guess)
+
+
+def _object_cost(
+    context: Context, hook: BasetenHook, log: Any, what: str, resource_id: str, guess: Any
+) -> CostReport | None:
+    from airflow_provider_baseten.cost import with_billed
+
+    try:
+        estimate, since = guess()
+        cost = with_billed(hook, log, estimate, resource_id, since)
+        report_cost(context, log, what, cost, estimate)
+    except Exception as exc:  # the outcome matters more than its cost
+        log.info("Could not work out the cost of %s: %s", what, exc)
+        return None
+    return cost
 
 
 def log_training_failure(log: logging.Logger | Any, event: BasetenTriggerEvent) -> None:

@@ -35,6 +35,8 @@ from urllib.parse import SplitResult
 if TYPE_CHECKING:
     from airflow.sdk import Asset, AssetAlias
 
+    from airflow_provider_baseten.cost import CostReport
+
 __all__ = [
     "CHAIN_ENVIRONMENT_ALIAS",
     "ENVIRONMENT_ALIAS",
@@ -43,6 +45,7 @@ __all__ = [
     "TRAINING_JOB_ALIAS",
     "chain_environment_asset",
     "chain_environment_event_extra",
+    "cost_extra",
     "create_asset",
     "default_outlets",
     "default_output_outlets",
@@ -328,6 +331,17 @@ def emit_asset_event(context: Any, asset: Asset, extra: Mapping[str, Any]) -> bo
             events[outlet].extra = dict(extra)
     emitted = True
     return emitted
+
+
+def cost_extra(cost: CostReport | None) -> dict[str, Any]:
+    """The event extra entry ``baseten_cost`` (``{usd, estimated, minutes, instance_type, source}``) of a task
+    that knows its cost; ``{}`` when it does not.
+
+    :param cost: The task's :class:`~airflow_provider_baseten.cost.CostReport`.
+    """
+    from airflow_provider_baseten.xcom import BASETEN_COST
+
+    return {BASETEN_COST: cost.as_xcom()} if cost is not None else {}
 
 
 def environment_event_extra(

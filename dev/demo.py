@@ -458,10 +458,14 @@ def check_train(demo: Demo, lane: Lane) -> str:
     expect(lane.delta.get("production_predict", 0) == evaluated > 0, f"production got {lane.delta} for {evaluated}")
     expect(report.get("markdown", "?") in body, "the approval's body does not hold the evaluation report")
     demo.gate_report = body
+    cost = xcom(db, dag, "wait_for_training", "baseten_cost") or {}
+    expect(bool(cost.get("usd")), f"the training wait reported no cost (XCom baseten_cost: {cost})")
     return (
-        f"training job {job_id} {status}; {checkpoint} deployed as {deployed}; evaluated against production on "
-        f"{evaluated} inputs (gate passed, {evaluated} production predictions counted by the emulator); approved "
-        f"through the REST API; production of {model} serves it ({promotes} promote call, autoscaling {autoscaling})"
+        f"training job {job_id} {status}, cost ${cost.get('usd', 0):.4f} ({cost.get('source')}: "
+        f"{cost.get('minutes', 0):.2f} instance-minutes of {cost.get('instance_type')}); {checkpoint} deployed as "
+        f"{deployed}; evaluated against production on {evaluated} inputs (gate passed, {evaluated} production "
+        f"predictions counted by the emulator); approved through the REST API; production of {model} serves it "
+        f"({promotes} promote call, autoscaling {autoscaling})"
     )
 
 

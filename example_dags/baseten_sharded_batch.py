@@ -94,6 +94,7 @@ with DAG(
         on_error="record",  # failed items become {"index", "error"} lines; check_counts applies the budget
         resume=True,  # a retried shard (its worker died) sends only the inputs it has no result for
         scale_for_batch=SCALE,
+        max_cost_usd=50.0,  # budget guard of each shard's lease: past $50 it stops sending, keeping what it wrote
         max_active_tis_per_dagrun=AT_ONCE,
         map_index_template="{{ task.model_inputs.rsplit('/', 1)[-1].split('.')[0] }}",
         progress_interval=5.0,

@@ -33,6 +33,7 @@ from airflow_provider_baseten.emulator.objects import (
     Promotion,
     TrainingJob,
     iso,
+    training_compute,
 )
 
 
@@ -270,6 +271,7 @@ class StateCore:
     def _create_job(self, project_id: str, spec: dict[str, Any], now: float, job_id: str | None = None) -> TrainingJob:
         env = ((spec.get("runtime") or {}).get("environment_variables") or {}) if isinstance(spec, dict) else {}
         fail = self.training_fail or str(env.get("EMULATOR_FAIL", "")).lower() in ("1", "true", "yes")
+        training_compute(spec)  # an accelerator no instance type has is refused before the job exists
         job = TrainingJob(
             id=job_id or self.new_id(),
             project_id=project_id,

@@ -17,7 +17,7 @@ from airflow_provider_baseten.emulator.config import Durations
 
 TEAM = "emulator-team"
 TEAM_ID = "team1234"  # the workspace's one (default) team
-INSTANCE_TYPE = {
+INSTANCE_TYPE: dict[str, Any] = {
     "id": "A10Gx4x16",
     "name": "A10G (1 GPU, 4 vCPU, 16 GiB)",
     "memory_limit_mib": 16384,
@@ -27,7 +27,8 @@ INSTANCE_TYPE = {
     "gpu_memory_limit_mib": 24576,
 }
 #: The instance types the emulator offers, with fixed prices in USD per minute (decimal strings, so tests can
-#: assert exact dollars). Every emulated deployment and training job runs on ``INSTANCE_TYPE``.
+#: assert exact dollars). Every emulated deployment runs on ``INSTANCE_TYPE``; a training job on the type of its
+#: ``compute.accelerator`` (``INSTANCE_TYPE`` when it gives none).
 INSTANCE_TYPES: tuple[tuple[dict[str, Any], str], ...] = (
     (
         {
@@ -55,6 +56,32 @@ INSTANCE_TYPES: tuple[tuple[dict[str, Any], str], ...] = (
         "0.10833",
     ),
 )
+
+
+def price_of(instance_type_id: str) -> str:
+    """The emulator's price of an instance type, USD per minute (a decimal string)."""
+    return next(p for t, p in INSTANCE_TYPES if t["id"] == instance_type_id)
+
+
+def training_compute(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``(instance type, node count)`` of a ``CreateTrainingJobV1`` body: the instance type whose GPU type and
+    count are ``compute.accelerator`` (``INSTANCE_TYPE`` when the body gives no accelerator, the emulator's
+    default), and ``compute.node_count`` (default 1, as in the spec). An accelerator no instance type has is 400.
+    """
+    compute: dict[str, Any] = spec["compute"] if isinstance(spec.get("compute"), dict) else {}
+    nodes = compute.get("node_count", 1)
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ApiError(400, f"compute.node_count must be a positive integer, got {nodes!r}")
+    acc = compute.get("accelerator")
+    if not isinstance(acc, dict):
+        return INSTANCE_TYPE, nodes
+    for itype, _price in INSTANCE_TYPES:
+        if itype["gpu_type"] == acc.get("accelerator") and itype["gpu_count"] == acc.get("count"):
+            return itype, nodes
+    offered = ", ".join(f"{t['gpu_type']}:{t['gpu_count']}" for t, _p in INSTANCE_TYPES if t["gpu_type"])
+    raise ApiError(400, f"No instance type has accelerator {acc!r}; the emulator offers {offered}.")
+
+
 #: Model APIs prices in USD per token (input, output): $0.50 and $1.50 per million.
 MODEL_API_TOKEN_PRICES = ("0.0000005", "0.0000015")
 #: The emulated user behind the API key (``users/me``), first of the workspace's users.
@@ -423,6 +450,11 @@ class TrainingJob:
     fail: bool
     durations: Durations
     stopped_at: float | None = None
+
+    @property
+    def compute(self) -> tuple[dict[str, Any], int]:
+        """``(instance type, node count)`` from the job's create body (a recreated job copies it)."""
+        return training_compute(self.spec)
 
     def timeline(self) -> list[tuple[str, float]]:
         """The job's status steps."""

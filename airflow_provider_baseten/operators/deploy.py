@@ -56,6 +56,9 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
     it at once when it is already ACTIVE); a deployment that failed is not reconnected to: the retry deploys
     afresh. A killed task leaves its deployment building (the retry reconnects to it); nothing is deleted.
 
+    When the wait ends, its cost goes to the task log and XCom ``baseten_cost``: Baseten's billed figure for the
+    deployment when the usage summary lists it, else its replica-minutes since creation x its price.
+
     Returns the deployment id.
 
     :param config: The ``config.yaml`` as a dict (templated); the archive holds only ``config.yaml``.
@@ -349,10 +352,15 @@ class DeployModelOperator(ResumableJobMixin, BasetenWaitingOperator):
         self.log.info("Deployment %s of model %s: waiting for it to become ACTIVE.", dep_id, model_id)
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:
-        """Log a failed deployment's ERROR lines, then fail; on success return the deployment id."""
-        super().on_event(context, event)
+        """Report the wait's cost; log a failed deployment's ERROR lines, then fail; on success return the
+        deployment id."""
+        from airflow_provider_baseten._tasks import deployment_cost
+
         dep_id = str(event.get("deployment_id"))
         model_id = event.get("model_id") or (self._deployment or {}).get("model_id") or self.model_id
+        if event.get("status") != "timeout" and model_id:
+            deployment_cost(context, self.hook, self.log, str(model_id), dep_id)
+        super().on_event(context, event)
         self._deployed(context, str(model_id), dep_id)
         return dep_id
 

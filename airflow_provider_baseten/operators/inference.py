@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from airflow_provider_baseten.batch import BatchOptions, BatchResult
+    from airflow_provider_baseten.cost import CostReport, LeaseMeter
     from airflow_provider_baseten.operators._submit_log import SubmitLog
 
 _NOTSET: Any = object()
@@ -98,7 +99,12 @@ class PredictOperator(BasetenBaseOperator):
         too), restored afterwards on success, failure and kill. Overlapping batches on one deployment share
         it through leases: ``min_replica`` is the largest any running batch asked for, and the last one out
         restores the deployment's own setting, unless someone changed it meanwhile. See
-        :mod:`airflow_provider_baseten.operators._scale` for the exact rule.
+        :mod:`airflow_provider_baseten.operators._scale` for the exact rule. The lease's cost (its replicas x
+        the batch's wall time x the deployment's price) is reported: task log, XCom ``baseten_cost``.
+    :param max_cost_usd: Budget guard of a ``scale_for_batch`` lease: stop sending once the lease's cost
+        projected to the next input would pass this many USD; what succeeded is kept (written), the lease is
+        given back, and the task fails with
+        :class:`~airflow_provider_baseten.exceptions.BasetenBudgetExceeded` (not retried).
     """
 
     template_fields: Sequence[str] = ("model_input", "model_inputs", *PREDICT_FIELDS)
@@ -131,6 +137,7 @@ class PredictOperator(BasetenBaseOperator):
         inputs: Any = None,
         scale_for_batch: int | None = None,
         passthrough_columns: Sequence[str] | None = None,
+        max_cost_usd: float | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten.assets import default_output_outlets
@@ -169,6 +176,17 @@ class PredictOperator(BasetenBaseOperator):
         self._input_fingerprint: dict[str, Any] | None = None  # what the batch's inputs are (_batch_inputs)
         self.scale_for_batch = check_min_replica(scale_for_batch)
         self._scale: Any = None
+        from airflow_provider_baseten.cost import check_cap
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        self.max_cost_usd = check_cap("max_cost_usd", max_cost_usd)
+        if self.max_cost_usd is not None and self.scale_for_batch is None:
+            raise BasetenValidationError(
+                "max_cost_usd guards the replicas a batch holds with scale_for_batch: give scale_for_batch too "
+                "(without a lease the batch holds no replicas of its own, and costs nothing of its own).",
+                field="max_cost_usd",
+            )
+        self._cost: CostReport | None = None
 
     @property
     def input(self) -> Any:
@@ -199,7 +217,8 @@ class PredictOperator(BasetenBaseOperator):
         output = _as_path(self.output_path) if self.output_path else None
         if self.scale_for_batch is None:
             return self._run_batch(context, hook, inputs, total, output)
-        from airflow_provider_baseten._tasks import task_start
+        from airflow_provider_baseten._tasks import report_cost, task_start
+        from airflow_provider_baseten.exceptions import BasetenBudgetExceeded
         from airflow_provider_baseten.operators._scale import ScaleForBatch, lease_id
 
         limit = self.execution_timeout.total_seconds() if self.execution_timeout else None
@@ -213,7 +232,39 @@ class PredictOperator(BasetenBaseOperator):
             state_store=context.get("task_state_store"),
         )
         with self._scale.held():
-            return self._run_batch(context, hook, inputs, total, output)
+            meter = self._lease_meter(hook)
+            if self.max_cost_usd is not None:  # the guard sits between the inputs and the batch
+                if isinstance(inputs, (list, tuple)) and self._input_fingerprint is None:
+                    from airflow_provider_baseten.client.batch.fingerprint import of_values
+
+                    self._input_fingerprint = of_values(inputs)  # what the engine takes of a list itself
+                inputs = meter.guarded(inputs)
+            try:
+                result = self._run_batch(context, hook, inputs, total, output)
+            finally:
+                self._cost = meter.report()
+                report_cost(
+                    context, self.log, f"the scale_for_batch lease ({self.scale_for_batch} replicas)", self._cost
+                )
+        if meter.verdict is not None:  # the lease is given back by now; what succeeded is kept
+            raise BasetenBudgetExceeded(
+                f"Budget guard: {meter.verdict.describe()}; stopped sending, kept what succeeded"
+                + (f" (in {output})" if output is not None else "")
+                + ", and gave the lease back.",
+                cap=meter.verdict.cap,
+                spent=meter.verdict.spent,
+                unit=meter.verdict.unit,
+            )
+        return result
+
+    def _lease_meter(self, hook: Any) -> LeaseMeter:
+        """The lease's meter, priced at the deployment's instance type (taken right after the lease)."""
+        from airflow_provider_baseten.cost import LeaseMeter, price_per_minute
+
+        dep = hook.get_deployment(self._scale.deployment, model_id=self._scale.model_id)
+        itype = dep.instance_type_name
+        price = price_per_minute(hook, itype) if itype else 0.0
+        return LeaseMeter(price, itype, int(self.scale_for_batch or 0), self.max_cost_usd)
 
     def on_kill(self) -> None:
         """Give back what ``scale_for_batch`` raised (a SIGKILLed task's retry does it instead)."""

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_baseten import _lineage, xcom
-from airflow_provider_baseten._tasks import log_training_failure, push_training_job, report_loss
+from airflow_provider_baseten._tasks import log_training_failure, push_training_job, report_loss, training_cost
+from airflow_provider_baseten.client.checks import int_in, is_int
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
 from airflow_provider_baseten.loss import LossWatch, gate_spec, write_series
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from pydantic import JsonValue
 
+    from airflow_provider_baseten.cost import CostReport
     from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
 
 NOT_FOUND = "NOT_FOUND"  # get_job_status's answer for a stored job that no longer exists
@@ -77,9 +79,12 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         stop_on: Any = None,
         loss_pattern: str | None = None,
         loss_series_path: Any = None,
+        max_cost_usd: float | None = None,
+        max_gpu_minutes: float | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten.assets import TRAINING_JOB_ALIAS, default_outlets
+        from airflow_provider_baseten.cost import check_cap
 
         default_outlets(kwargs, (None,), None, TRAINING_JOB_ALIAS)  # the job id is a run-time value
         super().__init__(**kwargs)
@@ -93,8 +98,16 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         # is this task's own (started or reconnected to), so a rule that fires stops it.
         self.loss_gate = gate_spec(stop_on, loss_pattern, stop_job=True, track=bool(loss_series_path))
         self.loss_series_path = loss_series_path
+        self.max_cost_usd = check_cap("max_cost_usd", max_cost_usd)
+        self.max_gpu_minutes = check_cap("max_gpu_minutes", max_gpu_minutes)
         self._job: dict[str, str] | None = None  # the job this task started or reconnected to
         self._finished = False
+        self._cost: CostReport | None = None  # what the job cost, once the task knows
+
+    def node_count(self) -> int:
+        """The job's ``compute.node_count`` (Baseten's job object does not carry it): the cost estimate and the
+        budget guard count this many instances."""
+        return 1
 
     def execute(self, context: Context) -> str:
         """Start the job (or reconnect to it on a retry) and wait if asked; return the job id."""
@@ -180,21 +193,27 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         if self._job is None:  # the job had already completed in an earlier try
             self.log.info("Training job %s already completed in an earlier try.", jid)
             push_training_job(context, pid, jid, log=self.log)
+            self._report_cost(context, pid, jid)
             self._emit_completed(context, pid, jid)  # else on_event emitted it (or the task did not wait)
         return jid
 
     def _emit_completed(self, context: Context, pid: str, jid: str) -> None:
         """The COMPLETED job's asset event (through the task's ``AssetAlias`` or its own asset outlet)."""
-        from airflow_provider_baseten.assets import emit_asset_event, training_job_asset
+        from airflow_provider_baseten.assets import cost_extra, emit_asset_event, training_job_asset
 
         extra = {
             "training_project_id": pid,
             "training_job_id": jid,
             "status": "TRAINING_JOB_COMPLETED",
             "completed_at": datetime.now(timezone.utc).isoformat(),
+            **cost_extra(self._cost),
         }
         if emit_asset_event(context, training_job_asset(pid, jid), extra):
             self.log.info("Asset event of training job %s: %s", jid, extra)
+
+    def _report_cost(self, context: Context, pid: str, jid: str) -> None:
+        """Log the job's cost and push XCom ``baseten_cost``; keep it for the asset event and lineage."""
+        self._cost = training_cost(context, self.hook, self.log, pid, jid, self.node_count())
 
     # -- waiting ---------------------------------------------------------------------------------------
     def _trigger(self, pid: str, jid: str, context: Context | None = None) -> TrainingJobTrigger:
@@ -211,6 +230,8 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             cancel_on_kill=self.cancel_on_kill,
             cancel_on_timeout=self.undo_on_timeout(context),  # the job is this task's own
             loss_gate=self.loss_gate,
+            budget=self._budget(),
+            owns_job=True,  # started by this task (or an earlier try of it): the guard may stop it
         )
 
     def _report_loss(self, context: Context, event: BasetenTriggerEvent, pid: str, jid: str) -> None:
@@ -230,15 +251,27 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         path = write_series(watch.tracker.points, self.loss_series_path)
         report_loss(context, self.log, event, watch.tracker.summary(), path)
 
+    def _budget(self) -> dict[str, Any] | None:
+        """The budget guard's kwargs for the trigger (``None`` without a cap)."""
+        from airflow_provider_baseten.cost import BudgetGuard
+
+        if self.max_cost_usd is None and self.max_gpu_minutes is None:
+            return None
+        return BudgetGuard(self.max_cost_usd, self.max_gpu_minutes, self.node_count()).as_kwargs()
+
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> str:
-        """Log a failed job's error and last log lines, then fail; on success return the job id."""
+        """Report the job's cost; log a failed job's error and last log lines, then fail (a budget guard's stop
+        with :class:`~airflow_provider_baseten.exceptions.BasetenBudgetExceeded`, not retried); on success
+        return the job id."""
         self._finished = True
         pid, jid = str(event.get("training_project_id")), str(event.get("training_job_id"))
-        log_training_failure(self.log, event)
-        self._report_loss(context, event, pid, jid)
-        super().on_event(context, event)
         if self._job is None:  # resumed after a deferral: execute's state is gone, the event has the ids
             self._job = {"training_project_id": pid, "training_job_id": jid}
+        if event.get("status") != "timeout":  # a timed-out job may still be running: no cost yet
+            self._report_cost(context, pid, jid)
+        log_training_failure(self.log, event)
+        self._report_loss(context, event, pid, jid)  # a stop_on rule that fired fails here
+        super().on_event(context, event)  # a failed job, a timeout or a budget guard's stop fails here
         self._emit_completed(context, pid, jid)
         return jid
 
@@ -246,7 +279,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the training job as the task's output (``[openlineage]``)."""
         job = self._job or {}
-        return _lineage.training_lineage(job.get("training_project_id"), job.get("training_job_id"))
+        return _lineage.training_lineage(job.get("training_project_id"), job.get("training_job_id"), self._cost)
 
     def on_kill(self) -> None:
         """Stop the job this task started (or reconnected to), if ``cancel_on_kill`` and it is still running."""
@@ -298,6 +331,14 @@ class CreateTrainingJobOperator(_TrainingJobOperator):
     :param loss_series_path: Where to write the loss series as CSV ``step,loss,epoch`` (templated; a local path
         or an ``ObjectStoragePath``). Default: no file. With any of these three, the loss summary is pushed as
         XCom ``baseten_loss`` (``series_path`` in it).
+    :param max_cost_usd: Budget guard: stop the job when the next poll would take its estimated cost
+        (nodes x instance price x minutes since it was created) past this many USD; the task then fails with
+        :class:`~airflow_provider_baseten.exceptions.BasetenBudgetExceeded` (not retried).
+    :param max_gpu_minutes: Budget guard in GPU-minutes (nodes x GPUs per node x minutes), the same way.
+
+    The task reports what the job cost (see :mod:`~airflow_provider_baseten.cost`): one line in the task log,
+    XCom ``baseten_cost``, the asset event's extra ``baseten_cost`` and the OpenLineage run facet
+    ``baseten_cost``.
     """
 
     template_fields: Sequence[str] = (
@@ -356,6 +397,12 @@ class CreateTrainingJobOperator(_TrainingJobOperator):
     def _job_name(self, context: Context) -> str | None:
         return str(self.body().get("name") or "") or run_unique_name(context, self.task_id)
 
+    def node_count(self) -> int:
+        """``compute.node_count`` of the body (1, Baseten's default, when not given)."""
+        compute = self.body().get("compute") or {}
+        nodes = compute.get("node_count", 1) if isinstance(compute, dict) else 1
+        return nodes if is_int(nodes) and nodes > 0 else 1
+
     def _start(self, context: Context) -> Any:
         return self.hook.create_training_job(self.training_project_id, {**self.body(), "name": self._job_name(context)})
 
@@ -374,16 +421,25 @@ class RecreateTrainingJobOperator(_TrainingJobOperator):
     :param stop_on: See :class:`CreateTrainingJobOperator` (the rules stop the new job only).
     :param loss_pattern: See :class:`CreateTrainingJobOperator`.
     :param loss_series_path: See :class:`CreateTrainingJobOperator`.
+    :param max_cost_usd: Budget guard in USD; see :class:`CreateTrainingJobOperator`.
+    :param max_gpu_minutes: Budget guard in GPU-minutes; see :class:`CreateTrainingJobOperator`.
+    :param node_count: The copied job's ``compute.node_count`` (default 1): Baseten's job object does not
+        say, and the cost estimate and the budget guard count this many nodes.
     """
 
     template_fields: Sequence[str] = ("training_project_id", "training_job_id", "loss_series_path", "baseten_conn_id")
     external_id_key = "baseten_recreated_training_job"
 
-    def __init__(self, *, training_project_id: str, training_job_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, training_project_id: str, training_job_id: str, node_count: int = 1, **kwargs: Any) -> None:
         super().__init__(training_project_id=training_project_id, **kwargs)
         if not training_job_id:
             raise ValueError("training_job_id (the job to recreate) is required.")
         self.training_job_id = training_job_id
+        self._node_count = int_in("node_count", node_count, 1)
+
+    def node_count(self) -> int:
+        """The ``node_count`` given (Baseten's job object does not carry it)."""
+        return self._node_count
 
     def _job_name(self, context: Context) -> str | None:
         # A recreated job keeps its source's name (its whole configuration): with it, a retry does not take

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.events import BasetenTriggerEvent
@@ -26,7 +26,9 @@ class TrainingJobSensor(BasetenTriggerSensor):
 
     This sensor never stops the job when killed: it did not start it.
 
-    Pushes ``training_job_id`` and ``baseten_training_job_url`` to XCom; returns the final status.
+    Pushes ``training_job_id`` and ``baseten_training_job_url`` to XCom; returns the final status. When the
+    job has ended, what it cost is logged and pushed as XCom ``baseten_cost`` (one node assumed: the job
+    object does not say how many it ran on; the billed figure, when the usage summary has it, is exact).
 
     :param training_project_id: The training project.
     :param training_job_id: The job (templated, e.g. from ``CreateTrainingJobOperator``'s XCom).
@@ -73,6 +75,7 @@ class TrainingJobSensor(BasetenTriggerSensor):
 
         pid, jid = str(self.training_project_id), str(self.training_job_id)
         push_training_job(context, pid, jid)
+        self._context = context  # finish() reports the cost with it
         return TrainingJobTrigger(
             conn_id=self.baseten_conn_id,
             training_project_id=pid,
@@ -84,13 +87,22 @@ class TrainingJobSensor(BasetenTriggerSensor):
             loss_gate=self.loss_gate,
         )
 
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> Any:
+        """Resume after deferral (keeping the context, for the cost report)."""
+        self._context = context
+        return super().execute_complete(context, event)
+
     def finish(self, event: BasetenTriggerEvent) -> str | None:
-        from airflow_provider_baseten._tasks import log_training_failure, report_loss
+        from airflow_provider_baseten._tasks import log_training_failure, report_loss, training_cost
 
+        context = getattr(self, "_context", None)
+        if context is not None and event.get("status") != "timeout":  # a timed-out job may still be running
+            from airflow_provider_baseten.hooks.baseten import BasetenHook
+
+            hook = BasetenHook(self.baseten_conn_id, **self.hook_params)
+            training_cost(context, hook, self.log, str(self.training_project_id), str(self.training_job_id))
         log_training_failure(self.log, event)
-        if self.loss_gate is not None:
-            from airflow.sdk import get_current_context
-
-            report_loss(get_current_context(), self.log, event)
+        if self.loss_gate is not None and context is not None:
+            report_loss(context, self.log, event)
         super().finish(event)
         return event.get("job_status")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.client.logs import error_window, format_lines
+from airflow_provider_baseten.cost import BudgetGuard, BudgetVerdict
 from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError
 from airflow_provider_baseten.loss import LossWatch
 from airflow_provider_baseten.models import (
@@ -369,6 +370,11 @@ class TrainingJobTrigger(BasetenPollTrigger):
 
     An unknown status is logged and waited on (bounded by the timeout). On failure the event carries the
     job's ``error_message`` and the last ``log_tail`` log lines.
+
+    :param budget: A :class:`~airflow_provider_baseten.cost.BudgetGuard`'s kwargs: at each poll the spend is
+        projected to the next poll, and past a cap the wait fails (event key ``budget``) after stopping the
+        job, if ``owns_job``.
+    :param owns_job: This task started the job: the budget guard may stop it (never a job it did not start).
     """
 
     def __init__(
@@ -378,6 +384,8 @@ class TrainingJobTrigger(BasetenPollTrigger):
         training_job_id: str,
         log_tail: int = 20,
         loss_gate: dict[str, Any] | None = None,
+        budget: dict[str, Any] | None = None,
+        owns_job: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -386,6 +394,10 @@ class TrainingJobTrigger(BasetenPollTrigger):
         self.log_tail = int(log_tail)
         # The training-quality gate (LossWatch.spec(): stop_on, loss_pattern, stop_job); None: no loss read.
         self.loss_gate = LossWatch.from_spec(training_project_id, training_job_id, loss_gate)
+        # budget: BudgetGuard kwargs (max_cost_usd, max_gpu_minutes, count); owns_job: this task started the
+        # job, so the guard may stop it (a job the task did not start is never stopped).
+        self.budget = BudgetGuard(**budget) if budget else None
+        self.owns_job = owns_job
         self._unknown_logged: set[str] = set()
 
     def _kwargs(self) -> dict[str, Any]:
@@ -394,6 +406,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
             "training_job_id": self.training_job_id,
             "log_tail": self.log_tail,
             **({"loss_gate": self.loss_gate.spec()} if self.loss_gate else {}),
+            **({"budget": self.budget.as_kwargs(), "owns_job": self.owns_job} if self.budget else {}),
         }
 
     def _ids(self) -> dict[str, Any]:
@@ -438,10 +451,27 @@ class TrainingJobTrigger(BasetenPollTrigger):
                 error_lines=errors,
                 **self._ids(),
             )
+        if self.budget is not None and (over := await self.budget.acheck_job(hook, job, self.poll_interval)):
+            return await self._over_budget(hook, over, status)
         if status not in TRAINING_ACTIVE_STATES and status not in self._unknown_logged:
             self._unknown_logged.add(status)
             self.log.warning("Training job %s has unknown status %s; still waiting.", job.id, status)
         return None
+
+    async def _over_budget(self, hook: BasetenHook, over: BudgetVerdict, status: str) -> BasetenTriggerEvent:
+        """Stop the job (only one this task started) and fail with the cap and the spend."""
+        if self.owns_job:
+            await hook.astop_training_job(self.training_project_id, self.training_job_id)
+            done = "stopped the job"
+        else:
+            done = "did NOT stop the job: this task did not start it"
+        return event(
+            "failed",
+            f"Budget guard: training job {self.training_job_id}: {over.describe()}; {done}.",
+            job_status="TRAINING_JOB_STOPPED" if self.owns_job else status,
+            budget=over.as_event(stopped=self.owns_job),
+            **self._ids(),
+        )
 
     async def kill(self, hook: BasetenHook) -> None:
         """Stop the job (the operator sets ``cancel_on_kill`` only for a job it started)."""

@@ -6,7 +6,8 @@ Usage is computed from the emulator's clock and its own objects at fixed prices 
 ``MODEL_API_TOKEN_PRICES``), so a test can assert exact dollars:
 
 * a deployment bills one replica of ``INSTANCE_TYPE`` for every whole minute from its creation to now;
-* a training job bills ``INSTANCE_TYPE`` from its creation until it ends (or now);
+* a training job bills its instance type (from ``compute.accelerator``) times ``compute.node_count`` from its
+  creation until it ends (or now): its ``minutes`` are instance-minutes (node count x whole minutes);
 * a Model APIs call bills its prompt and completion tokens, on the day it was served.
 
 Minutes are counted per UTC day (whole minutes of the part of the interval inside that day and inside the
@@ -33,6 +34,7 @@ from airflow_provider_baseten.emulator.objects import (
     USERS,
     ApiError,
     iso,
+    price_of,
 )
 
 _DAY = 86400.0
@@ -211,22 +213,24 @@ class BillingHandlers(StateCore):
         if end - start > _MAX_RANGE.total_seconds():
             raise ApiError(400, "The date range may not exceed 31 days")
         now = self.clock.now()
-        price = Decimal(dict((t["id"], p) for t, p in INSTANCE_TYPES)[INSTANCE_TYPE["id"]])
+        price = Decimal(price_of(INSTANCE_TYPE["id"]))
         dedicated = []
         for model in self.models.values():
             for dep in model.deployments.values():
                 days = _days(max(dep.created, start), min(now, end))
                 if days:
                     resource = {"id": dep.id, "kind": "MODEL_DEPLOYMENT", "name": dep.name, "model_name": model.name}
-                    dedicated.append(self._minutes_item(resource, days, price, requests=True))
+                    dedicated.append(self._minutes_item(resource, days, price, INSTANCE_TYPE["id"], requests=True))
         training = []
         for job in self.jobs.values():
             status, since = job.status(now)
             ended = since if not status.endswith(("_PENDING", "_QUEUED", "_CREATED", "_DEPLOYING", "_RUNNING")) else now
-            days = _days(max(job.created, start), min(ended, end))
+            itype, nodes = job.compute
+            days = [(d, n * nodes) for d, n in _days(max(job.created, start), min(ended, end))]
             if days:
                 billed = {"id": job.id, "kind": "TRAINING_JOB", "name": job.name}
-                training.append(self._minutes_item(billed, days, price, requests=False))
+                job_price = Decimal(price_of(itype["id"]))
+                training.append(self._minutes_item(billed, days, job_price, itype["id"], requests=False))
         return 200, {
             "dedicated_usage": self._part(dedicated, minutes=True),
             "training_usage": self._part(training, minutes=True),
@@ -234,11 +238,13 @@ class BillingHandlers(StateCore):
         }
 
     @staticmethod
-    def _minutes_item(resource: dict[str, Any], days: list[tuple[str, int]], price: Decimal, requests: bool) -> Any:
+    def _minutes_item(
+        resource: dict[str, Any], days: list[tuple[str, int]], price: Decimal, instance_type: str, requests: bool
+    ) -> Any:
         extra = {"inference_requests": 0} if requests else {}  # the emulator does not count requests per day
         daily = [{"date": d, "subtotal": _money(price * n), "minutes": n, **extra} for d, n in days]
         minutes = sum(n for _d, n in days)
-        resource = {**resource, "is_deleted": False, "instance_type": INSTANCE_TYPE["id"]}
+        resource = {**resource, "is_deleted": False, "instance_type": instance_type}
         return {
             "billable_resource": resource,
             "subtotal": _money(price * minutes),

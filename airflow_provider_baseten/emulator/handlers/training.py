@@ -7,7 +7,6 @@ from typing import Any
 from airflow_provider_baseten.emulator.core import StateCore
 from airflow_provider_baseten.emulator.loss_script import STEPS, loss_at, loss_line, parse_script
 from airflow_provider_baseten.emulator.objects import (
-    INSTANCE_TYPE,
     TEAM,
     ApiError,
     TrainingJob,
@@ -35,7 +34,7 @@ class TrainingHandlers(StateCore):
             "error_message": "Training process exited with code 1 (emulated failure)."
             if status == "TRAINING_JOB_FAILED"
             else None,
-            "instance_type": dict(INSTANCE_TYPE),
+            "instance_type": dict(job.compute[0]),  # per node: the job pays for node_count of them
             "updated_at": iso(since),
             "training_project_id": job.project_id,
             "training_project": {"id": project["id"], "name": project["name"]},
