@@ -89,3 +89,33 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
+
+
+@pytest.fixture
+def failures() -> Iterator[tuple[dict[str, BaseException], Any]]:
+    """``{task_id: exception}`` and the ``on_failure_callback`` that fills it (``dag.test()`` runs it in process).
+
+    Airflow 3.1 gives callbacks no exception, so Airflow's task listener (which gets the error on 3.1 and 3.3
+    alike) fills it too; it is unregistered after the test, so it never sees another test's tasks.
+    """
+    failed: dict[str, BaseException] = {}
+
+    def keep(context: Any) -> None:
+        if context.get("exception") is not None:
+            failed[context["ti"].task_id] = context["exception"]
+
+    class Listener:
+        from airflow.listeners import hookimpl
+
+        @hookimpl
+        def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+            if isinstance(error, BaseException):
+                failed[task_instance.task_id] = error
+
+    from airflow.listeners.listener import get_listener_manager
+
+    listener = Listener()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
+    yield failed, keep
+    manager.pm.unregister(listener)

@@ -19,7 +19,6 @@ from airflow_provider_baseten.operators.training import CreateTrainingJobOperato
 from airflow_provider_baseten.sensors.training import TrainingJobSensor
 from tests.dag_support import run_dag, task_states
 from tests.integration.test_deployment_operators import xcom
-from tests.integration.test_hook_params import failures
 
 START = datetime(2026, 1, 1)
 PROJECT = "proj1234"
@@ -76,14 +75,14 @@ def test_the_sensor_gate_never_stops_the_job() -> None:
 
 
 def test_a_nan_run_is_stopped_and_fails_without_retry(
-    emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failures: Any
 ) -> None:
     # A long RUNNING phase (100 steps over 10,000 emulated s, ~0.5 s real per step at 200x): the job is still
     # running when step 2's nan is read, whatever the poll timing.
     emu = emulator_factory(time_scale=200, durations=Durations(training_running=10_000))
     for key, value in emu.connection_env().items():
         monkeypatch.setenv(key, value)
-    failed, keep = failures()
+    failed, keep = failures
     with DAG("t_loss_nan", schedule=None, start_date=START) as dag:
         CreateTrainingJobOperator(
             task_id="train", training_project_id=PROJECT, image=IMAGE, runtime=runtime("nan@2", "hf"),
@@ -118,11 +117,11 @@ def slow_emulator(emulator_factory: Any, monkeypatch: pytest.MonkeyPatch) -> Any
 
 @pytest.mark.airflow_e2e
 def test_inline_recreate_stops_only_the_new_diverging_job(
-    emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+    emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, failures: Any
 ) -> None:
     emu = slow_emulator(emulator_factory, monkeypatch)
     source = emu.hook().create_training_job(PROJECT, {"image": IMAGE, "runtime": runtime("diverging@3", "json")})
-    failed, keep = failures()
+    failed, keep = failures
     with DAG("t_loss_diverge_inline", schedule=None, start_date=START) as dag:
         RecreateTrainingJobOperator(
             task_id="again", training_project_id=PROJECT, training_job_id=source.id,
