@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -188,11 +188,16 @@ class ResultCache:
 def _write_local(path: Any, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path`` and rename it into place (atomic on POSIX).
 
-    Not fsynced: after a power loss an entry may be empty, which reads as a miss and is rewritten.
+    The temporary name is the entry's plus this process and thread, so two writers never share one. Not
+    fsynced: after a power loss an entry may be empty, which reads as a miss and is rewritten.
     """
-    directory = os.fspath(path.parent)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX)
+    tmp = path.with_name(f"{_TEMP_PREFIX}{path.name}-{os.getpid()}-{threading.get_ident()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:  # the shard's first entry: make its folder (most writes skip this)
+        os.makedirs(path.parent, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
