@@ -198,3 +198,22 @@ def test_the_name_cache_expires_and_is_bounded() -> None:
         names.put(("c", "u", "training_project", name), f"id-{name}")
     assert names.get(("c", "u", "training_project", "x")) is None  # the least recently used went
     assert names.get(("c", "u", "training_project", "z")) == "id-z"
+
+
+def test_operators_take_cache_only_for_deterministic_calls(tmp_path: Path) -> None:
+    from airflow_provider_baseten.operators.inference import PredictOperator
+    from airflow_provider_baseten.operators.openai import (
+        ChatCompletionsOperator,
+        EmbeddingsOperator,
+        RunChainOperator,
+    )
+
+    assert PredictOperator(task_id="p", model_input={}, cache=tmp_path).cache == tmp_path
+    assert EmbeddingsOperator(task_id="e", texts=["a"], cache=ResultCache(tmp_path, ttl=60)).cache.ttl == 60
+    assert "cache" in EmbeddingsOperator.template_fields  # a templated folder, e.g. per environment
+    with pytest.raises(BasetenValidationError, match="not deterministic"):
+        ChatCompletionsOperator(task_id="c", messages=[], model_apis=True, model="m", cache=tmp_path)
+    with pytest.raises(BasetenValidationError, match="not deterministic"):
+        RunChainOperator(task_id="r", chain_id="c1", chain_input={}, cache=tmp_path)
+    with pytest.raises(BasetenValidationError):
+        PredictOperator(task_id="p2", model_input={}, cache=3)
