@@ -32,7 +32,7 @@ def cache_for(
 ) -> _Cached | None:
     """The :class:`_Cached` of a call given ``cache=`` (``None`` when it was not), checked before sending.
 
-    :param cache: A :class:`~airflow_provider_baseten.client.cache.ResultCache` or a folder for one.
+    :param cache: A :class:`~airflow_provider_baseten.cache.ResultCache` or a folder for one.
     :param route: What the key calls the route (``predict``, ``v1/embeddings``...).
     :param model_apis_model: On Model APIs: the model's name, which is then the scope.
     """

@@ -107,7 +107,7 @@ class _Endpoints(_HookCore):
             (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
             Needs ``environment=``; not through LowCodeAPI.
         :param cache: Opt in to the result cache for a deterministic model: a
-            :class:`~airflow_provider_baseten.client.cache.ResultCache` or a folder (path, ``file://``,
+            :class:`~airflow_provider_baseten.cache.ResultCache` or a folder (path, ``file://``,
             ``ObjectStoragePath``). Keyed on the deployment that serves the call (an environment is resolved once),
             the route and the input; a hit sends nothing.
         """
@@ -141,7 +141,7 @@ class _Endpoints(_HookCore):
             (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
             Needs ``environment=``; not through LowCodeAPI.
         :param cache: Opt in to the result cache for a deterministic model: a
-            :class:`~airflow_provider_baseten.client.cache.ResultCache` or a folder (path, ``file://``,
+            :class:`~airflow_provider_baseten.cache.ResultCache` or a folder (path, ``file://``,
             ``ObjectStoragePath``). Keyed on the deployment that serves the call (an environment is resolved once),
             the route and the input; a hit sends nothing.
         """

@@ -100,7 +100,7 @@ class PredictOperator(BasetenBaseOperator):
         restores the deployment's own setting, unless someone changed it meanwhile. See
         :mod:`airflow_provider_baseten.operators._scale` for the exact rule.
     :param cache: Opt in to the result cache for a deterministic model: a
-        :class:`~airflow_provider_baseten.client.cache.ResultCache` (with ``ttl`` / ``max_bytes``) or a folder
+        :class:`~airflow_provider_baseten.cache.ResultCache` (with ``ttl`` / ``max_bytes``) or a folder
         (a path, ``"file:///..."``, an ``ObjectStoragePath``). An input (a text, for embeddings) whose output
         is there is not sent; the key is the deployment that serves the call (an environment is resolved
         when the task runs, so a promotion misses), the route and the request body with its options. The
