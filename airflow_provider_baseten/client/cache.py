@@ -106,7 +106,7 @@ class ResultCache:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> Any:
-        """The output stored under ``key``, or :data:`MISS` (none, expired, or unreadable).
+        """The output stored under ``key``, or ``MISS`` (none, expired, or unreadable).
 
         :param key: From :meth:`key`.
         """
@@ -274,7 +274,7 @@ class ScopedCache:
         return self.cache.key(self.scope, self.route, body)
 
     def get(self, key: str) -> Any:
-        """The stored output or :data:`MISS`; counts a hit or an item to send.
+        """The stored output or ``MISS``; counts a hit or an item to send.
 
         :param key: From :meth:`key`.
         """
