@@ -54,8 +54,8 @@ def test_predict_hits_and_a_promotion_misses(emulator: BasetenEmulator, tmp_path
     # Production now serves dep3stag (a finished promotion): the next task resolves it and misses.
     emulator.core.state.models[MODEL].environments["production"].current_deployment_id = "dep3stag"
     after = make_hook(emulator)
-    after.predict({"x": 3}, cache=tmp_path)
-    assert sent(emulator, "production_predict") == 3
+    promoted = after.predict({"x": 2}, cache=tmp_path)  # dep1prod's answer to {"x": 2} is not dep3stag's
+    assert sent(emulator, "production_predict") == 3 and promoted["deployment_id"] == "dep3stag"
     after.predict({"x": 1}, cache=tmp_path)  # dep3stag answered {"x": 1} above, by id: a hit
     assert sent(emulator, "production_predict") == 3
 
@@ -87,13 +87,17 @@ def test_the_async_methods_use_the_same_entries(emulator: BasetenEmulator, tmp_p
     sync = hook.embeddings("a b", cache=tmp_path)
     hook.predict({"x": 1}, cache=tmp_path)
 
+    hook.embed_batch(["x", "y"], cache=tmp_path)
+
     async def run() -> Any:
         async_hook = make_hook(emulator)
-        return await async_hook.aembeddings("a b", cache=tmp_path), await async_hook.apredict({"x": 1}, cache=tmp_path)
+        one = await async_hook.aembeddings("a b", cache=tmp_path)
+        await async_hook.apredict({"x": 1}, cache=tmp_path)
+        return one, await async_hook.aembed_batch(["y", "x"], cache=tmp_path)
 
-    again, _ = asyncio.run(run())
-    assert again.vectors() == sync.vectors()
-    assert sent(emulator, "environment_sync") == 1 and sent(emulator, "production_predict") == 1
+    again, batch = asyncio.run(run())
+    assert again.vectors() == sync.vectors() and batch.cached == 2
+    assert sent(emulator, "environment_sync") == 2 and sent(emulator, "production_predict") == 1
 
 
 def test_a_damaged_entry_is_sent_again_and_rewritten(emulator: BasetenEmulator, tmp_path: Path) -> None:
