@@ -29,7 +29,7 @@ MYPY_CACHE ?= $(abspath $(VENV))/.mypy_cache
 # airflow.sdk.types, an untyped ResumableJobMixin stand-in).
 TYPECHECK ?= 1
 
-.PHONY: test test-oldest typecheck docs demo bench chaos prism ui-check e2e e2e-celery wheel-check lint format clean
+.PHONY: test test-oldest typecheck docs demo bench bench-cache chaos prism ui-check e2e e2e-celery wheel-check lint format clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ demo: $(VENV)/.stamp  ## run every example DAG against a local emulator
 bench: $(VENV)/.stamp  ## batch throughput vs baseten-performance-client, and import cost
 	$(UV) -e '.[test,bench]'
 	$(VENV)/bin/python benchmarks/run.py
+
+bench-cache: $(VENV)/.stamp  ## the result cache: re-embed 100,000 texts with 5% changed (server-side counts)
+	$(VENV)/bin/python benchmarks/cache.py
 
 # CI runs the kill-mid-create matrix and the slow-check deadline (issue 21) this way: make chaos CHAOS_TESTS="..."
 CHAOS_TESTS ?= tests/chaos

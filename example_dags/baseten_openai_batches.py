@@ -6,6 +6,8 @@ What it shows
 1. ``embed`` (:class:`EmbeddingsOperator`) reads the ``text`` column of a Parquet file of documents,
    packs ``batch_size`` texts per request to your embedding model's deployment (its OpenAI-compatible
    ``/sync/v1/embeddings`` route), and writes one row per document, in input order, to a Parquet file.
+   With ``cache=`` a text embedded by an earlier run (by the same deployment, with the same options) is
+   read from the cache folder instead of being sent again.
 2. ``build_requests`` turns each document into a chat request (``{"messages": [...]}``, one JSON line each).
 3. ``summarise`` (:class:`ChatCompletionsOperator`) sends those requests to Baseten's shared Model APIs
    (``model_apis=True``: no deployment of yours) and writes the completions to a Parquet file.
@@ -65,6 +67,7 @@ with DAG(
         max_concurrency=8,
         passthrough_columns=["id"],  # carried from each input row to its output row
         output_path=OUTPUT_DIR + "/embeddings-" + DAY + ".parquet",  # output: a list<float32> vector column
+        cache=OUTPUT_DIR + "/embeddings-cache",  # tomorrow's run sends only the texts that changed
     )
     # [END howto_operator_embeddings]
 

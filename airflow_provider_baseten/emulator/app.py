@@ -305,6 +305,8 @@ async def _openai(
     """A ``/sync/{route}`` call on a deployment (which must be up, as for predict) or a Model APIs call."""
     from airflow_provider_baseten.emulator.handlers import openai
 
+    _count_texts(core, params["route"], body)
+
     if ep.surface == "model_apis":
         with core.state.lock:
             core.state.submissions["model_apis"] += 1
@@ -323,6 +325,16 @@ async def _openai(
     if core.predict_latency > 0:
         await asyncio.sleep(core.predict_latency)
     return 200, openai.answer(params["route"], body, f"{mid}/{did}")
+
+
+def _count_texts(core: EmulatorCore, route: str, body: Any) -> None:
+    """Count the texts an embeddings request carries (``counters()["texts"]["embeddings"]``): what a client
+    cache must not send again is counted here, on the server."""
+    if route.strip("/").removeprefix("v1/") != "embeddings" or not isinstance(body, dict):
+        return
+    given = body.get("input")
+    with core.state.lock:
+        core.state.counters["texts"]["embeddings"] += len(given) if isinstance(given, list) else 1
 
 
 def _route_variants(ep: Endpoint) -> list[tuple[str, str]]:

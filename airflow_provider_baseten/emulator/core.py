@@ -350,7 +350,7 @@ class StateCore:
     @property
     def counters(self) -> dict[str, Counter[str]]:
         """All counters: ``requests`` (per endpoint name), ``submissions``, ``cancellations``, ``webhooks``,
-        ``faults`` (per kind) and ``responses`` (per HTTP status)."""
+        ``faults`` (per kind), ``responses`` (per HTTP status) and ``texts`` (texts embedded: ``embeddings``)."""
         return self._counters
 
     @property

@@ -96,7 +96,8 @@ class EmulatorState(
             self.uploads = {}
             self.rate_windows = {}
             self._counters = {
-                k: Counter() for k in ("requests", "submissions", "cancellations", "webhooks", "faults", "responses")
+                k: Counter()
+                for k in ("requests", "submissions", "cancellations", "webhooks", "faults", "responses", "texts")
             }
             self._seed(copy.deepcopy(self.config.state if self.config.state is not None else DEFAULT_STATE))
 

@@ -8,11 +8,13 @@ find what an ambiguous failure may have made.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 if TYPE_CHECKING:
+    from airflow_provider_baseten.client.cache import ResultCache
     from airflow_provider_baseten.hooks._core import _HookCore
 
 T = TypeVar("T")
@@ -34,6 +36,8 @@ class _Call(Generic[T]):
     model_id: str | None = None
     parse: Callable[[Any], T] = lambda data: data
     reconcile: _Reconcile | None = None
+    #: ``cache=`` given: where the answer is looked up before sending and stored after (hooks/_cache.py).
+    cached: _Cached | None = None
 
 
 @dataclass
@@ -43,6 +47,22 @@ class _Batch:
     route: _Call[Any]
     inputs: Iterable[Any]
     options: dict[str, Any]
+    #: ``cache=`` given: each item is looked up before sending and stored after.
+    cached: _Cached | None = None
+
+
+@dataclass
+class _Cached:
+    """A call's ``cache=`` (built by ``hooks/_cache.py``): the store, the route it keys on, and its scope
+    (known, or how to resolve it)."""
+
+    cache: ResultCache
+    route: str
+    scope: str | None = None
+    #: For an environment: the call that names the deployment it serves (its parse gives the scope).
+    resolve: _Call[str] | None = None
+    #: The hook memoises resolutions under this (model, target) for the rest of the task.
+    memo: tuple[str, ...] = ()
 
 
 @dataclass
@@ -99,6 +119,8 @@ def _exchange(hook: _HookCore, call: _Call[T]) -> Generator[_Call[Any], Any, T]:
     a :class:`_Reconcile` is up to three: a snapshot of what exists, the create, and, only when the create
     failed ambiguously (``maybe_created``), a lookup of what it made.
     """
+    if call.cached is not None:
+        return cast("T", (yield from _cached_exchange(hook, call, call.cached)))
     reconcile = call.reconcile
     before: Any = None
     if reconcile is not None:
@@ -118,6 +140,25 @@ def _exchange(hook: _HookCore, call: _Call[T]) -> Generator[_Call[Any], Any, T]:
             _lookup_failed(hook, call, exc, lookup_exc)
             found = None
         return cast("T", _reconciled(hook, call, exc, found))
+
+
+def _cached_exchange(hook: _HookCore, call: _Call[Any], cached: _Cached) -> Generator[_Call[Any], Any, Any]:
+    """Answer ``call`` from the cache, or send it and store its answer (only once it parsed).
+
+    The scope is resolved before this runs (``_HookCore._cache_scope``).
+    """
+    from airflow_provider_baseten.client.cache import MISS
+
+    assert cached.scope is not None
+    key = cached.cache.key(cached.scope, cached.route, call.body)
+    out = cached.cache.get(key)
+    if out is not MISS:
+        hook.log.info("Baseten %s: answered from the cache (%s); nothing sent.", cached.route, cached.scope)
+        return call.parse(out)
+    raw = yield dataclasses.replace(call, parse=lambda d: d, cached=None)
+    parsed = call.parse(raw)  # a bad answer raises here and is never stored
+    cached.cache.put(key, raw)
+    return parsed
 
 
 # A job created up to this long before the call started still counts as "made by this call" when an

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_baseten.hooks._api import _Batch, _Call, _exchange, _v
+from airflow_provider_baseten.hooks._api import _Batch, _Cached, _Call, _exchange, _v
 
 if TYPE_CHECKING:
     import httpx
 
     from airflow_provider_baseten.client.batch import BatchResult
+    from airflow_provider_baseten.client.cache import ScopedCache
     from airflow_provider_baseten.client.transport import RetryPolicy, Settings, Timeouts, Transport
 
 
@@ -52,6 +53,8 @@ class _HookCore(BaseHook):
         self._http_transport = http_transport
         self._async_http_transport = async_http_transport
         self._transport: Transport | None = None
+        #: ``cache=``: the deployment each (model, target) serves, resolved once for this hook (one task).
+        self._cache_scopes: dict[tuple[str, ...], str] = {}
 
     def __repr__(self) -> str:
         return f"BasetenHook(baseten_conn_id={self.baseten_conn_id!r})"
@@ -118,6 +121,8 @@ class _HookCore(BaseHook):
         transport = self.get_transport()
         built = build(self, *args, **kwargs)
         transport.refuse_unlisted(built.name)  # before any step: a create's snapshot is not sent either
+        if built.cached is not None:
+            self._cache_scope(built.cached)
         steps = _exchange(self, built)
         try:
             call = next(steps)
@@ -138,6 +143,8 @@ class _HookCore(BaseHook):
         transport = await self.aget_transport()
         built = build(self, *args, **kwargs)
         transport.refuse_unlisted(built.name)  # before any step: a create's snapshot is not sent either
+        if built.cached is not None:
+            await self._acache_scope(built.cached)
         steps = _exchange(self, built)
         try:
             call = next(steps)
@@ -159,9 +166,10 @@ class _HookCore(BaseHook):
 
         transport = self.get_transport()
         batch = build(self, *args, **kwargs)
-        return run_batch_sync(
-            transport, batch.route, batch.inputs, **{**batch.options, "log": batch.options.get("log") or self.log}
-        )
+        options = {**batch.options, "log": batch.options.get("log") or self.log}
+        if batch.cached is not None:
+            options["cache"] = self._cache_scope(batch.cached)
+        return run_batch_sync(transport, batch.route, batch.inputs, **options)
 
     async def _arun_batch(
         self, build: Callable[Concatenate[_HookCore, P], _Batch], /, *args: P.args, **kwargs: P.kwargs
@@ -171,9 +179,28 @@ class _HookCore(BaseHook):
 
         transport = await self.aget_transport()
         batch = build(self, *args, **kwargs)
-        return await run_batch(
-            transport, batch.route, batch.inputs, **{**batch.options, "log": batch.options.get("log") or self.log}
-        )
+        options = {**batch.options, "log": batch.options.get("log") or self.log}
+        if batch.cached is not None:
+            options["cache"] = await self._acache_scope(batch.cached)
+        return await run_batch(transport, batch.route, batch.inputs, **options)
+
+    def _cache_scope(self, cached: _Cached) -> ScopedCache:
+        """Resolve ``cached``'s scope (once per hook for an environment: one request) and bind its cache."""
+        if cached.scope is None:
+            assert cached.resolve is not None
+            if cached.memo not in self._cache_scopes:
+                self._cache_scopes[cached.memo] = _request(self.get_transport(), cached.resolve)
+            cached.scope = self._cache_scopes[cached.memo]
+        return _bind(cached)
+
+    async def _acache_scope(self, cached: _Cached) -> ScopedCache:
+        """The async :meth:`_cache_scope`."""
+        if cached.scope is None:
+            assert cached.resolve is not None
+            if cached.memo not in self._cache_scopes:
+                self._cache_scopes[cached.memo] = await _arequest(await self.aget_transport(), cached.resolve)
+            cached.scope = self._cache_scopes[cached.memo]
+        return _bind(cached)
 
     def close(self) -> None:
         """Close the pooled sync client."""
@@ -303,6 +330,13 @@ def regional_host_id(host_id: str, env_name: str) -> str:
     ``-{env_name}`` after the id (``model-{model_id}-{env_name}.api.baseten.co``), so the connection's
     ``inference_url`` / ``chain_url`` template, given this as its id, names the regional host."""
     return f"{host_id}-{env_name}"
+
+
+def _bind(cached: _Cached) -> ScopedCache:
+    from airflow_provider_baseten.client.cache import ScopedCache
+
+    assert cached.scope is not None
+    return ScopedCache(cached.cache, cached.scope, cached.route)
 
 
 def _request(transport: Transport, call: _Call[Any]) -> Any:

@@ -97,6 +97,7 @@ class _Endpoints(_HookCore):
         deployment_id: str | None = None,
         input: Any = ...,
         regional: bool = False,
+        cache: Any = None,
     ) -> Any:
         """Run one synchronous prediction and return the model's output as it answered.
 
@@ -105,6 +106,10 @@ class _Endpoints(_HookCore):
         :param regional: Call the regional environment named by ``environment`` on its own host
             (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
             Needs ``environment=``; not through LowCodeAPI.
+        :param cache: Opt in to the result cache for a deterministic model: a
+            :class:`~airflow_provider_baseten.cache.ResultCache` or a folder (path, ``file://``,
+            ``ObjectStoragePath``). Keyed on the deployment that serves the call (an environment is resolved once),
+            the route and the input; a hit sends nothing.
         """
         return self._send(
             _inference.predict,
@@ -114,6 +119,7 @@ class _Endpoints(_HookCore):
             deployment_id=deployment_id,
             input=input,
             regional=regional,
+            cache=cache,
         )
 
     async def apredict(
@@ -125,6 +131,7 @@ class _Endpoints(_HookCore):
         deployment_id: str | None = None,
         input: Any = ...,
         regional: bool = False,
+        cache: Any = None,
     ) -> Any:
         """Async :meth:`predict`: run one synchronous prediction and return the model's output as it answered.
 
@@ -133,6 +140,10 @@ class _Endpoints(_HookCore):
         :param regional: Call the regional environment named by ``environment`` on its own host
             (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
             Needs ``environment=``; not through LowCodeAPI.
+        :param cache: Opt in to the result cache for a deterministic model: a
+            :class:`~airflow_provider_baseten.cache.ResultCache` or a folder (path, ``file://``,
+            ``ObjectStoragePath``). Keyed on the deployment that serves the call (an environment is resolved once),
+            the route and the input; a hit sends nothing.
         """
         return await self._asend(
             _inference.predict,
@@ -142,6 +153,7 @@ class _Endpoints(_HookCore):
             deployment_id=deployment_id,
             input=input,
             regional=regional,
+            cache=cache,
         )
 
     def async_predict(
@@ -337,6 +349,7 @@ class _Endpoints(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        cache: Any = None,
         max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
@@ -393,6 +406,8 @@ class _Endpoints(_HookCore):
             before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
             from an iterator, that row fails alone, unsent, with that error. A name that is a result field
             (``index``, ``output``, ``error``) is refused up front.
+        :param cache: As :meth:`predict`'s, per input: an input answered from the cache is not sent, and the
+            result's ``cached`` and the log say how many were.
         :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         return self._run_batch(
@@ -401,6 +416,7 @@ class _Endpoints(_HookCore):
             model_id=model_id,
             environment=environment,
             deployment_id=deployment_id,
+            cache=cache,
             max_concurrency=max_concurrency,
             on_error=on_error,
             output_path=output_path,
@@ -421,6 +437,7 @@ class _Endpoints(_HookCore):
         model_id: str | None = None,
         environment: str | None = None,
         deployment_id: str | None = None,
+        cache: Any = None,
         max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
@@ -477,6 +494,8 @@ class _Endpoints(_HookCore):
             before anything is sent when the inputs are a list (or, in the operators, a file, read whole first);
             from an iterator, that row fails alone, unsent, with that error. A name that is a result field
             (``index``, ``output``, ``error``) is refused up front.
+        :param cache: As :meth:`predict`'s, per input: an input answered from the cache is not sent, and the
+            result's ``cached`` and the log say how many were.
         :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
         """
         return await self._arun_batch(
@@ -485,6 +504,7 @@ class _Endpoints(_HookCore):
             model_id=model_id,
             environment=environment,
             deployment_id=deployment_id,
+            cache=cache,
             max_concurrency=max_concurrency,
             on_error=on_error,
             output_path=output_path,
@@ -509,6 +529,7 @@ class _Endpoints(_HookCore):
         environment: str | None = None,
         deployment_id: str | None = None,
         model_apis: bool | None = None,
+        cache: Any = None,
     ) -> Any:
         """POST ``body`` to a deployment's ``/sync/{route}`` passthrough and return its JSON answer as is.
 
@@ -519,6 +540,9 @@ class _Endpoints(_HookCore):
         :param body: The JSON body.
         :param model_apis: ``True``: POST to Baseten's Model APIs instead (``route`` ``"v1/completions"`` goes to
             ``{model_apis_url}/completions``; ``body`` must name its ``model``). Otherwise the deployment.
+        :param cache: Opt in to the result cache for a deterministic route (e.g. a classifier's ``predict``): see
+            :meth:`predict`. Keyed on the deployment that serves the call (on Model APIs: the body's ``model``),
+            the route and the whole body.
         """
         return self._send(
             _openai.sync_request,
@@ -528,6 +552,7 @@ class _Endpoints(_HookCore):
             environment=environment,
             deployment_id=deployment_id,
             model_apis=model_apis,
+            cache=cache,
         )
 
     async def async_request(
@@ -539,6 +564,7 @@ class _Endpoints(_HookCore):
         environment: str | None = None,
         deployment_id: str | None = None,
         model_apis: bool | None = None,
+        cache: Any = None,
     ) -> Any:
         """Async :meth:`sync_request`: pOST ``body`` to a deployment's ``/sync/{route}`` passthrough and return its JSON answer as is.
 
@@ -549,6 +575,9 @@ class _Endpoints(_HookCore):
         :param body: The JSON body.
         :param model_apis: ``True``: POST to Baseten's Model APIs instead (``route`` ``"v1/completions"`` goes to
             ``{model_apis_url}/completions``; ``body`` must name its ``model``). Otherwise the deployment.
+        :param cache: Opt in to the result cache for a deterministic route (e.g. a classifier's ``predict``): see
+            :meth:`predict`. Keyed on the deployment that serves the call (on Model APIs: the body's ``model``),
+            the route and the whole body.
         """
         return await self._asend(
             _openai.sync_request,
@@ -558,6 +587,7 @@ class _Endpoints(_HookCore):
             environment=environment,
             deployment_id=deployment_id,
             model_apis=model_apis,
+            cache=cache,
         )
 
     def embeddings(
@@ -572,6 +602,7 @@ class _Endpoints(_HookCore):
         encoding_format: str | None = None,
         dimensions: int | None = None,
         user: str | None = None,
+        cache: Any = None,
     ) -> EmbeddingsResponse:
         """Embed one text or a list of texts (OpenAI ``/v1/embeddings``); ``.vectors()`` keeps input order.
 
@@ -579,6 +610,8 @@ class _Endpoints(_HookCore):
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
             docstring (``model=`` alone is refused, not guessed).
         :param encoding_format: ``"float"`` (default) or ``"base64"``.
+        :param cache: Opt in to the result cache (see :meth:`predict`): keyed on the deployment that serves the
+            call (on Model APIs: ``model``'s name), the route and the whole body, options included.
         """
         return self._send(
             _openai.embeddings,
@@ -591,6 +624,7 @@ class _Endpoints(_HookCore):
             encoding_format=encoding_format,
             dimensions=dimensions,
             user=user,
+            cache=cache,
         )
 
     async def aembeddings(
@@ -605,6 +639,7 @@ class _Endpoints(_HookCore):
         encoding_format: str | None = None,
         dimensions: int | None = None,
         user: str | None = None,
+        cache: Any = None,
     ) -> EmbeddingsResponse:
         """Async :meth:`embeddings`: embed one text or a list of texts (OpenAI ``/v1/embeddings``); ``.vectors()`` keeps input order.
 
@@ -612,6 +647,8 @@ class _Endpoints(_HookCore):
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
             docstring (``model=`` alone is refused, not guessed).
         :param encoding_format: ``"float"`` (default) or ``"base64"``.
+        :param cache: Opt in to the result cache (see :meth:`predict`): keyed on the deployment that serves the
+            call (on Model APIs: ``model``'s name), the route and the whole body, options included.
         """
         return await self._asend(
             _openai.embeddings,
@@ -624,6 +661,7 @@ class _Endpoints(_HookCore):
             encoding_format=encoding_format,
             dimensions=dimensions,
             user=user,
+            cache=cache,
         )
 
     def chat_completions(
@@ -708,10 +746,13 @@ class _Endpoints(_HookCore):
         return_text: bool = False,
         truncate: bool = False,
         truncation_direction: str = "Right",
+        cache: Any = None,
     ) -> RerankResponse:
         """Score ``texts`` against ``query`` (BEI ``/rerank``); ``.data`` holds ``{index, score, text?}``.
 
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`.
+        :param cache: Opt in to the result cache (see :meth:`predict`): keyed on the deployment that serves the
+            call (on Model APIs: ``model``'s name), the route and the whole body, options included.
         """
         return self._send(
             _openai.rerank,
@@ -726,6 +767,7 @@ class _Endpoints(_HookCore):
             return_text=return_text,
             truncate=truncate,
             truncation_direction=truncation_direction,
+            cache=cache,
         )
 
     async def arerank(
@@ -742,10 +784,13 @@ class _Endpoints(_HookCore):
         return_text: bool = False,
         truncate: bool = False,
         truncation_direction: str = "Right",
+        cache: Any = None,
     ) -> RerankResponse:
         """Async :meth:`rerank`: score ``texts`` against ``query`` (BEI ``/rerank``); ``.data`` holds ``{index, score, text?}``.
 
         :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`.
+        :param cache: Opt in to the result cache (see :meth:`predict`): keyed on the deployment that serves the
+            call (on Model APIs: ``model``'s name), the route and the whole body, options included.
         """
         return await self._asend(
             _openai.rerank,
@@ -760,6 +805,7 @@ class _Endpoints(_HookCore):
             return_text=return_text,
             truncate=truncate,
             truncation_direction=truncation_direction,
+            cache=cache,
         )
 
     def run_chain(
@@ -965,6 +1011,7 @@ class _Endpoints(_HookCore):
         encoding_format: str | None = None,
         user: str | None = None,
         text_column: str | None = None,
+        cache: Any = None,
         max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
@@ -996,6 +1043,11 @@ class _Endpoints(_HookCore):
         :param text_column: Each input is a row (a dict) and its text is this key's value (a row without it fails
             alone, unsent); with ``passthrough_columns`` (e.g. ``["id"]``) the row's other keys go to its result.
             An ``output_path`` ending in ``.parquet`` holds the vectors as a ``list<float>`` (float32) column.
+        :param cache: Opt in to the result cache, per text (see :meth:`predict`): each text is keyed on the
+            deployment that serves the batch (on Model APIs: ``model``'s name), ``model`` and the options sent
+            (``dimensions``, ``encoding_format``, ``user``); only the texts not in the cache are packed and sent,
+            and the result's ``cached`` and the log say how many came from it ("9,500 of 10,000 texts from cache,
+            500 sent").
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
             ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
             (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
@@ -1050,6 +1102,7 @@ class _Endpoints(_HookCore):
             encoding_format=encoding_format,
             user=user,
             text_column=text_column,
+            cache=cache,
             max_concurrency=max_concurrency,
             on_error=on_error,
             output_path=output_path,
@@ -1078,6 +1131,7 @@ class _Endpoints(_HookCore):
         encoding_format: str | None = None,
         user: str | None = None,
         text_column: str | None = None,
+        cache: Any = None,
         max_concurrency: int | Literal["auto"] = 32,
         on_error: str = "fail",
         output_path: Any = None,
@@ -1109,6 +1163,11 @@ class _Endpoints(_HookCore):
         :param text_column: Each input is a row (a dict) and its text is this key's value (a row without it fails
             alone, unsent); with ``passthrough_columns`` (e.g. ``["id"]``) the row's other keys go to its result.
             An ``output_path`` ending in ``.parquet`` holds the vectors as a ``list<float>`` (float32) column.
+        :param cache: Opt in to the result cache, per text (see :meth:`predict`): each text is keyed on the
+            deployment that serves the batch (on Model APIs: ``model``'s name), ``model`` and the options sent
+            (``dimensions``, ``encoding_format``, ``user``); only the texts not in the cache are packed and sent,
+            and the result's ``cached`` and the log say how many came from it ("9,500 of 10,000 texts from cache,
+            500 sent").
         :param max_concurrency: Requests in flight at once (1-1024, default 32); each worker has its own connection.
             ``"auto"`` finds the deployment's capacity as the batch runs: it starts at 8, grows while latency holds
             (doubling per round trip at first, then one per round trip) and backs off to 90% of the load in flight
@@ -1163,6 +1222,7 @@ class _Endpoints(_HookCore):
             encoding_format=encoding_format,
             user=user,
             text_column=text_column,
+            cache=cache,
             max_concurrency=max_concurrency,
             on_error=on_error,
             output_path=output_path,

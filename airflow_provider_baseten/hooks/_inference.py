@@ -41,6 +41,7 @@ def predict(
     deployment_id: str | None = None,
     input: Any = ...,
     regional: bool = False,
+    cache: Any = None,
 ) -> _Call[Any]:
     """Run one synchronous prediction and return the model's output as it answered.
 
@@ -49,6 +50,10 @@ def predict(
     :param regional: Call the regional environment named by ``environment`` on its own host
         (``model-{model_id}-{environment}.api.baseten.co``, bare path), which keeps the traffic in its region.
         Needs ``environment=``; not through LowCodeAPI.
+    :param cache: Opt in to the result cache for a deterministic model: a
+        :class:`~airflow_provider_baseten.cache.ResultCache` or a folder (path, ``file://``,
+        ``ObjectStoragePath``). Keyed on the deployment that serves the call (an environment is resolved once),
+        the route and the input; a hit sends nothing.
     """
     from airflow_provider_baseten.client.transport import encode_json
     from airflow_provider_baseten.exceptions import BasetenValidationError
@@ -74,7 +79,17 @@ def predict(
     encode_json(model_input, "model_input")
     call = hook._inference("predict", model_id, environment, deployment_id, regional)
     call.body = model_input
+    call.cached = _cached(hook, cache, "predict", model_id, environment, deployment_id)
     return call
+
+
+def _cached(
+    hook: _HookCore, cache: Any, route: str, model_id: str | None, environment: str | None, deployment_id: str | None
+) -> Any:
+    from airflow_provider_baseten.hooks._cache import cache_for
+
+    where = {"model_id": model_id, "environment": environment, "deployment_id": deployment_id}
+    return cache_for(hook, cache, route, **where)
 
 
 def async_predict(
@@ -221,6 +236,7 @@ def predict_batch(
     model_id: str | None = None,
     environment: str | None = None,
     deployment_id: str | None = None,
+    cache: Any = None,
     **options: Unpack[BatchOptions],
 ) -> _Batch:
     """Predict many inputs concurrently; results keep input order and nothing that succeeded is lost.
@@ -230,6 +246,9 @@ def predict_batch(
         the hook does not.
     :param options: :class:`~airflow_provider_baseten.batch.BatchOptions`: ``max_concurrency`` (or ``"auto"``),
         ``on_error``, ``output_path``, ``resume``, the error budget (``max_failures``, ``max_error_rate``), ...
+    :param cache: As :meth:`predict`'s, per input: an input answered from the cache is not sent, and the
+        result's ``cached`` and the log say how many were.
     :returns: :class:`~airflow_provider_baseten.batch.BatchResult`.
     """
-    return _Batch(hook._inference("predict", model_id, environment, deployment_id), inputs, dict(options))
+    route = hook._inference("predict", model_id, environment, deployment_id)
+    return _Batch(route, inputs, dict(options), _cached(hook, cache, "predict", model_id, environment, deployment_id))

@@ -95,6 +95,7 @@ def sync_request(
     environment: str | None = None,
     deployment_id: str | None = None,
     model_apis: bool | None = None,
+    cache: Any = None,
 ) -> _Call[Any]:
     """POST ``body`` to a deployment's ``/sync/{route}`` passthrough and return its JSON answer as is.
 
@@ -105,16 +106,40 @@ def sync_request(
     :param body: The JSON body.
     :param model_apis: ``True``: POST to Baseten's Model APIs instead (``route`` ``"v1/completions"`` goes to
         ``{model_apis_url}/completions``; ``body`` must name its ``model``). Otherwise the deployment.
+    :param cache: Opt in to the result cache for a deterministic route (e.g. a classifier's ``predict``): see
+        :meth:`predict`. Keyed on the deployment that serves the call (on Model APIs: the body's ``model``),
+        the route and the whole body.
     """
     from airflow_provider_baseten.client.transport import encode_json
 
     encode_json(body, "body")
     named = body.get("model") if model_apis is True and isinstance(body, dict) else None
-    call = _sync_call(
-        hook, route, named, model_id, environment, deployment_id, False if model_apis is None else model_apis
-    )
+    on_apis = False if model_apis is None else model_apis
+    call = _sync_call(hook, route, named, model_id, environment, deployment_id, on_apis)
     call.body = body
+    where = (model_id, environment, deployment_id, on_apis)
+    call.cached = _cached(hook, cache, route.strip("/"), named, *where)
     return call
+
+
+def _cached(
+    hook: _HookCore,
+    cache: Any,
+    route: str,
+    model: str | None,
+    model_id: str | None,
+    environment: str | None,
+    deployment_id: str | None,
+    model_apis: bool | None,
+) -> Any:
+    """The call's cache (``None`` without ``cache=``): on Model APIs keyed on ``model``, else the deployment."""
+    if cache is None:
+        return None
+    from airflow_provider_baseten.hooks._cache import cache_for
+
+    on_model_apis = model_apis_route(model, model_apis, model_id, environment, deployment_id)
+    where = {"model_id": model_id, "environment": environment, "deployment_id": deployment_id}
+    return cache_for(hook, cache, route, **where, model_apis_model=model if on_model_apis else None)
 
 
 def embeddings(
@@ -130,6 +155,7 @@ def embeddings(
     encoding_format: str | None = None,
     dimensions: int | None = None,
     user: str | None = None,
+    cache: Any = None,
 ) -> _Call[EmbeddingsResponse]:
     """Embed one text or a list of texts (OpenAI ``/v1/embeddings``); ``.vectors()`` keeps input order.
 
@@ -137,6 +163,8 @@ def embeddings(
     :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: see the module
         docstring (``model=`` alone is refused, not guessed).
     :param encoding_format: ``"float"`` (default) or ``"base64"``.
+    :param cache: Opt in to the result cache (see :meth:`predict`): keyed on the deployment that serves the
+        call (on Model APIs: ``model``'s name), the route and the whole body, options included.
     """
     m = _m()
     body = {"input": input, "model": model, "encoding_format": encoding_format, "dimensions": dimensions}
@@ -145,6 +173,7 @@ def embeddings(
     call = _sync_call(hook, "v1/embeddings", model, model_id, environment, deployment_id, model_apis)
     call.body = body
     call.parse = lambda d: m.parse(m.EmbeddingsResponse, d, "embeddings")
+    call.cached = _cached(hook, cache, "v1/embeddings", model, model_id, environment, deployment_id, model_apis)
     return call
 
 
@@ -196,10 +225,13 @@ def rerank(
     return_text: bool = False,
     truncate: bool = False,
     truncation_direction: str = "Right",
+    cache: Any = None,
 ) -> _Call[RerankResponse]:
     """Score ``texts`` against ``query`` (BEI ``/rerank``); ``.data`` holds ``{index, score, text?}``.
 
     :param model_apis: ``True``: Baseten's Model APIs; ``False``: the deployment; ``None``: as :meth:`embeddings`.
+    :param cache: Opt in to the result cache (see :meth:`predict`): keyed on the deployment that serves the
+        call (on Model APIs: ``model``'s name), the route and the whole body, options included.
     """
     m = _m()
     body: dict[str, Any] = {"query": query, "texts": texts, "raw_scores": raw_scores, "return_text": return_text}
@@ -210,6 +242,7 @@ def rerank(
     call = _sync_call(hook, "rerank", model, model_id, environment, deployment_id, model_apis)
     call.body = body
     call.parse = lambda d: m.parse(m.RerankResponse, d, "rerank")
+    call.cached = _cached(hook, cache, "rerank", model, model_id, environment, deployment_id, model_apis)
     return call
 
 
@@ -338,6 +371,7 @@ def embed_batch(
     encoding_format: str | None = None,
     user: str | None = None,
     text_column: str | None = None,
+    cache: Any = None,
     **options: Unpack[BatchOptions],
 ) -> _Batch:
     """Embed many texts, ``batch_size`` per request (as Baseten's performance client packs them).
@@ -359,6 +393,11 @@ def embed_batch(
     :param text_column: Each input is a row (a dict) and its text is this key's value (a row without it fails
         alone, unsent); with ``passthrough_columns`` (e.g. ``["id"]``) the row's other keys go to its result.
         An ``output_path`` ending in ``.parquet`` holds the vectors as a ``list<float>`` (float32) column.
+    :param cache: Opt in to the result cache, per text (see :meth:`predict`): each text is keyed on the
+        deployment that serves the batch (on Model APIs: ``model``'s name), ``model`` and the options sent
+        (``dimensions``, ``encoding_format``, ``user``); only the texts not in the cache are packed and sent,
+        and the result's ``cached`` and the log say how many came from it ("9,500 of 10,000 texts from cache,
+        500 sent").
     :param options: :class:`~airflow_provider_baseten.batch.BatchOptions` (``max_concurrency``, ``on_error``,
         ``output_path``, ``resume``, the error budget, ...).
     """
@@ -384,7 +423,13 @@ def embed_batch(
         extra=extra,
         text_column=text_column,
     )
-    return _Batch(route, texts, {**options, "run_factory": run_factory, "vectors": True})
+    cached = _cached(hook, cache, EMBED_TEXT_ROUTE, model, model_id, environment, deployment_id, model_apis)
+    return _Batch(route, texts, {**options, "run_factory": run_factory, "vectors": True}, cached)
+
+
+#: What an embed batch's per-text entries are keyed on as their route: not ``v1/embeddings``, whose entries
+#: (from :meth:`embeddings`) hold a whole answer, where these hold one vector.
+EMBED_TEXT_ROUTE = "v1/embeddings:text"
 
 
 def chat_completions_batch(

@@ -295,28 +295,62 @@ def create_training_project(hook: _HookCore, /, name: str, *, team_id: str | Non
 class _TrainingApi(_HookCore):
     """Training methods of :class:`~airflow_provider_baseten.hooks.baseten.BasetenHook`."""
 
+    def _project_key(self, name: str) -> tuple[str, ...]:
+        return (self.baseten_conn_id, self.settings.base_url, "training_project", name)
+
     def get_or_create_training_project(self, name: str) -> TrainingProject:
         """The training project called ``name``, created if there is none, so DAGs can name projects.
 
         Looks the name up first (Baseten has no lookup by name: the project list is searched), and creates
         the project only when it is missing. Raises :class:`BasetenValidationError` for an empty name and
-        :class:`BasetenError` when several projects (e.g. of different teams) share the name.
+        :class:`BasetenError` when several projects (e.g. of different teams) share the name. The name's id
+        is kept per process for a few minutes (:mod:`~airflow_provider_baseten.client.lookups`): a repeated
+        lookup fetches that one project instead of listing them all.
         """
+        from airflow_provider_baseten.client.lookups import NAMES
+        from airflow_provider_baseten.exceptions import BasetenNotFoundError
+
         name = _project_name(name)
+        key = self._project_key(name)
+        known = NAMES.get(key)
+        if known is not None:
+            try:
+                project = self._send(get_training_project, known)
+            except BasetenNotFoundError:
+                project = None
+            if project is not None and project.name == name:
+                return project
+            NAMES.drop(key)  # deleted or renamed since: look the name up afresh
         found = _pick_project(self._send(list_training_projects), name)
-        if found is not None:
-            return found
-        self.log.info("No training project named %r; creating it.", name)
-        return self._send(create_training_project, name)
+        if found is None:
+            self.log.info("No training project named %r; creating it.", name)
+            found = self._send(create_training_project, name)
+        NAMES.put(key, found.id)
+        return found
 
     async def aget_or_create_training_project(self, name: str) -> TrainingProject:
         """Async twin of :meth:`get_or_create_training_project` (same arguments, awaitable)."""
+        from airflow_provider_baseten.client.lookups import NAMES
+        from airflow_provider_baseten.exceptions import BasetenNotFoundError
+
         name = _project_name(name)
+        await self.aget_transport()
+        key = self._project_key(name)
+        known = NAMES.get(key)
+        if known is not None:
+            try:
+                project = await self._asend(get_training_project, known)
+            except BasetenNotFoundError:
+                project = None
+            if project is not None and project.name == name:
+                return project
+            NAMES.drop(key)  # deleted or renamed since: look the name up afresh
         found = _pick_project(await self._asend(list_training_projects), name)
-        if found is not None:
-            return found
-        self.log.info("No training project named %r; creating it.", name)
-        return await self._asend(create_training_project, name)
+        if found is None:
+            self.log.info("No training project named %r; creating it.", name)
+            found = await self._asend(create_training_project, name)
+        NAMES.put(key, found.id)
+        return found
 
 
 def delete_training_job(hook: _HookCore, /, training_project_id: str, training_job_id: str) -> _Call[Tombstone]:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 _NOTSET: Any = object()
 
 #: The template fields every predicting operator has besides its inputs.
-PREDICT_FIELDS = ("model_id", "environment", "deployment_id", "output_path", "baseten_conn_id")
+PREDICT_FIELDS = ("model_id", "environment", "deployment_id", "output_path", "baseten_conn_id", "cache")
 
 
 def _push_model_url(context: Context, hook: Any, model_id: str | None, log: Any = None) -> None:
@@ -105,6 +105,12 @@ class PredictOperator(BasetenBaseOperator):
         projected to the next input would pass this many USD; what succeeded is kept (written), the lease is
         given back, and the task fails with
         :class:`~airflow_provider_baseten.exceptions.BasetenBudgetExceeded` (not retried).
+    :param cache: Opt in to the result cache for a deterministic model: a
+        :class:`~airflow_provider_baseten.cache.ResultCache` (with ``ttl`` / ``max_bytes``) or a folder
+        (a path, ``"file:///..."``, an ``ObjectStoragePath``). An input (a text, for embeddings) whose output
+        is there is not sent; the key is the deployment that serves the call (an environment is resolved
+        when the task runs, so a promotion misses), the route and the request body with its options. The
+        batch's summary and log say how many came from the cache. See the how-to's "Caching" section.
     """
 
     template_fields: Sequence[str] = ("model_input", "model_inputs", *PREDICT_FIELDS)
@@ -116,6 +122,8 @@ class PredictOperator(BasetenBaseOperator):
     input_names: tuple[str, str] = ("model_input", "model_inputs")
     #: What one input is called in the log (the batch engine's unit for this kind of call).
     input_unit: str = "inputs"
+    #: Whether ``cache=`` applies: only to deterministic calls (not chat completions, not chains).
+    cacheable: bool = True
 
     def __init__(
         self,
@@ -138,6 +146,7 @@ class PredictOperator(BasetenBaseOperator):
         scale_for_batch: int | None = None,
         passthrough_columns: Sequence[str] | None = None,
         max_cost_usd: float | None = None,
+        cache: Any = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_baseten.assets import default_output_outlets
@@ -187,6 +196,27 @@ class PredictOperator(BasetenBaseOperator):
                 field="max_cost_usd",
             )
         self._cost: CostReport | None = None
+        self.cache = self._checked_cache(cache)
+
+    def _checked_cache(self, cache: Any) -> Any:
+        """``cache=`` checked when the DAG is parsed: a cache or a folder, on a call that may be cached."""
+        if cache is None:
+            return None
+        from airflow_provider_baseten.client.cache import as_cache
+        from airflow_provider_baseten.exceptions import BasetenValidationError
+
+        if not self.cacheable:
+            raise BasetenValidationError(
+                f"{type(self).__name__} does not take cache=: its calls are not deterministic (a chat completion "
+                "samples; a chain may do anything), so a cached answer could differ from a new one.",
+                field="cache",
+            )
+        as_cache(cache)  # a bad value fails now; the folder itself is opened when the task runs
+        return cache
+
+    def _cached(self) -> dict[str, Any]:
+        """``{"cache": ...}`` for the hook call when one was given (else nothing, as before)."""
+        return {"cache": self.cache} if self.cache is not None else {}
 
     @property
     def input(self) -> Any:
@@ -343,11 +373,11 @@ class PredictOperator(BasetenBaseOperator):
 
     def _one(self, hook: Any) -> Any:
         """The single call (a subclass calls another hook method)."""
-        return hook.predict(self.model_input, **self._target())
+        return hook.predict(self.model_input, **self._target(), **self._cached())
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
         """The batch call, with the batch options every batch method shares."""
-        return hook.predict_batch(inputs, **self._target(), **batch)
+        return hook.predict_batch(inputs, **self._target(), **self._cached(), **batch)
 
     @_lineage.never_raises
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

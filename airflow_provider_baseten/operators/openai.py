@@ -170,7 +170,8 @@ class EmbeddingsOperator(_OpenAIOperator):
 
             kind = type(self.text).__name__
             raise BasetenValidationError(f"text must be one string, got {kind}: give many as texts=.", field="text")
-        answer = hook.embeddings(self.text, model=self.model, dimensions=self.dimensions, **self._route())
+        route = self._route()
+        answer = hook.embeddings(self.text, model=self.model, dimensions=self.dimensions, **route, **self._cached())
         return answer.vectors()[0]
 
     def _many(self, hook: Any, inputs: Any, **batch: Any) -> Any:
@@ -178,7 +179,7 @@ class EmbeddingsOperator(_OpenAIOperator):
         packing["dimensions"] = self.dimensions
         if self._rows_column is not None:
             packing["text_column"] = self._rows_column
-        return hook.embed_batch(inputs, model=self.model, **self._route(), **packing, **batch)
+        return hook.embed_batch(inputs, model=self.model, **self._route(), **packing, **self._cached(), **batch)
 
 
 def _column(row: Any, column: str, index: int) -> Any:
@@ -205,6 +206,7 @@ class ChatCompletionsOperator(_OpenAIOperator):
     """
 
     input_unit = "prompts"
+    cacheable = False
     template_fields: Sequence[str] = ("messages", "requests", *PREDICT_FIELDS, "model", "options")
     template_fields_renderers = {"messages": "json", "requests": "json", "options": "json"}
     input_names = ("messages", "requests")
@@ -246,6 +248,7 @@ class RunChainOperator(_NamedInputs):
     """
 
     input_unit = "chain inputs"
+    cacheable = False
     template_fields: Sequence[str] = ("chain_input", "chain_inputs", *PREDICT_FIELDS, "chain_id")
     template_fields_renderers = {"chain_input": "json", "chain_inputs": "json"}
     input_names = ("chain_input", "chain_inputs")

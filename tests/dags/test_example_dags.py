@@ -255,6 +255,19 @@ def test_openai_batches_write_one_parquet_row_per_document(env: dict[str, Any], 
     assert requests["model_apis_request"] == 100  # the chat batch went to Model APIs (model_apis=True)
     assert requests["environment_sync"] == 2  # 100 texts, 64 a request, to the production deployment
     assert xcom(run, "check_outputs")["summaries"]["rows"] == 100
+    # cache=: the task stored each text's vector; the same texts on the same deployment are not sent again.
+    embedded = xcom(run, "embed")
+    assert embedded["cached"] == 0 and embedded["cache"] == "0 of 100 texts from cache, 100 sent"
+    cache = os.path.join(env["baseten_openai_output_dir"], "embeddings-cache")
+    again = emulator.hook().embed_batch(texts, environment="production", batch_size=64, cache=cache)
+    assert again.cached == 100 and again.results == vectors_of(texts)
+    assert emulator.counters()["requests"]["environment_sync"] == 2  # nothing more was sent
+
+
+def vectors_of(texts: list[str]) -> list[list[float]]:
+    from airflow_provider_baseten.emulator.handlers.openai import embed
+
+    return [embed(t) for t in texts]
 
 
 def test_chains_run_sync_in_order_and_async_deferred(

@@ -33,6 +33,7 @@ PUBLIC = {
             )
         },
     },
+    "airflow_provider_baseten.cache": {"ResultCache": "airflow_provider_baseten.client.cache"},
     "airflow_provider_baseten.operators.base": {
         "BasetenBaseOperator": "airflow_provider_baseten.operators._base",
         "BasetenWaitingOperator": "airflow_provider_baseten.operators._base",

@@ -132,6 +132,7 @@ class EmbedRun(_OpenAIRun):
     """
 
     kind, unit, verb = "embeddings", "texts", "embedded"
+    cache_per_item = False  # a request packs many texts: each text is looked up (pack) and stored on its own
 
     def __init__(
         self,
@@ -187,6 +188,8 @@ class EmbedRun(_OpenAIRun):
                 message = f"Each text must be a non-empty string, got {type(text).__name__} {str(text)[:40]!r}."
                 self.fail_unsent(i, BasetenValidationError(message, field="texts"))
                 continue
+            if self.cache is not None and self.from_cache(i, text):
+                continue
             full = len(batch) >= self.batch_size or (self.max_chars is not None and chars + len(text) > self.max_chars)
             if batch and full:
                 yield self.chunk(batch, indices)
@@ -217,9 +220,31 @@ class EmbedRun(_OpenAIRun):
         if self.progress is not None:
             self.progress.tick(True)
 
+    def from_cache(self, index: int, text: str) -> bool:
+        """Write the cached vector of ``text`` (counted as a success, never sent); ``False`` if there is none."""
+        from airflow_provider_baseten.client.cache import MISS
+
+        assert self.cache is not None
+        vector = self.cache.get(self.cache.key(self.body(text)))
+        if vector is MISS:
+            return False
+        self.result.succeeded += 1
+        self.texts.put(index, vector, None)
+        if self.progress is not None:
+            self.progress.tick(False)
+        return True
+
     def body(self, item: Any) -> Any:
-        """``{"input": [texts], "model": ...}`` plus the batch's options."""
+        """``{"input": [texts], "model": ...}`` plus the batch's options (one text's own key: ``input`` a str)."""
         return {**self.extra, "input": item, **({"model": self.model} if self.model else {})}
+
+    async def attempt(self, prepared: Any, client: Any, item: Any, send: Any) -> tuple[Any, str | None, Any]:
+        """Send one packed request; with a cache, store each of its texts' vectors under the text's own key."""
+        output, error, exc = await super().attempt(prepared, client, item, send)
+        if exc is None and self.cache is not None:
+            for text, vector in zip(item, output, strict=True):
+                self.cache.put(self.cache.key(self.body(text)), vector)
+        return output, error, exc
 
     def read(self, item: Any, answer: Any) -> Any:
         """The vectors of one answer, in input order; one per text, or the whole request fails.
