@@ -15,6 +15,7 @@ from typing import Final
 
 __all__ = [
     "CHECKPOINT_ID",
+    "CONN_ID",
     "DEPLOYMENT_ID",
     "DEPLOYMENT_URL",
     "LATEST_CHECKPOINT_ID",
@@ -50,3 +51,5 @@ LATEST_CHECKPOINT_ID: Final = "latest_checkpoint_id"
 MODEL_ID: Final = "model_id"
 #: The checkpoint (or list of LoRA checkpoints) ``DeployTrainingCheckpointOperator`` deployed.
 CHECKPOINT_ID: Final = "checkpoint_id"
+#: The Baseten connection the task used (read by the Baseten task-instance tab, which reads Baseten through it).
+CONN_ID: Final = "baseten_conn_id"

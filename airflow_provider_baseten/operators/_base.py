@@ -15,6 +15,7 @@ try:  # Airflow >= 3.3. Not from common.compat.sdk, whose import adds ~2 ms to e
 except ImportError:  # Airflow 3.1-3.2: the compat provider's stand-in
     from airflow.providers.common.compat.sdk import ResumableJobMixin as ResumableJobMixin
 
+from airflow_provider_baseten import xcom
 from airflow_provider_baseten._tasks import (
     deadline,
     default_deferrable,
@@ -85,6 +86,11 @@ class BasetenBaseOperator(BaseOperator):
         from airflow_provider_baseten.hooks.baseten import BasetenHook
 
         return BasetenHook(self.baseten_conn_id, **self.hook_params)
+
+    def pre_execute(self, context: Context) -> None:
+        """Record the task's connection id (not its secrets), so the Baseten tab reads Baseten through it."""
+        super().pre_execute(context)
+        context["ti"].xcom_push(key=xcom.CONN_ID, value=self.baseten_conn_id)
 
 
 class BasetenWaitingOperator(BasetenBaseOperator):

@@ -1,0 +1,316 @@
+"""What the Baseten pages show, gathered from what a task recorded (XCom, task state) and, through the
+task's own connection, from Baseten via the hook. Nothing here renders HTML, and nothing is stored.
+
+Every list is bounded: a page is built from at most :data:`MAX_LOG_PAGES` log pages, :data:`MAX_POINTS`
+chart points, :data:`MAX_FAILED` failed batch items and :data:`MAX_ROWS` table rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_baseten import xcom
+
+#: Chart points sent to the browser: a 100,000-step loss series is down-sampled on the server to this many.
+MAX_POINTS = 2000
+#: Log pages (of :data:`LOG_PAGE` lines) read from Baseten to build one training tab.
+MAX_LOG_PAGES = 20
+LOG_PAGE = 1000
+#: ERROR lines shown for a training job.
+MAX_ERROR_LINES = 20
+#: Failed batch items (with their errors) shown.
+MAX_FAILED = 100
+#: Rows of any other table (checkpoints, async requests, models, jobs).
+MAX_ROWS = 100
+#: Bytes of a batch output file read to find the failed items' errors.
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+
+TRAINING, DEPLOY, BATCH, ASYNC, OTHER = "training", "deploy", "batch", "async", "other"
+
+
+@dataclass
+class TaskRecord:
+    """What Airflow recorded about one task instance: its operator, state and XComs (key -> value).
+
+    :param dag_id: The Dag.
+    :param run_id: The Dag run.
+    :param task_id: The task.
+    :param map_index: The map index (-1: not mapped).
+    :param operator: The operator's class name, as the task instance records it.
+    :param state: The task instance's state.
+    :param xcoms: The task instance's XComs, by key.
+    """
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    operator: str | None = None
+    state: str | None = None
+    xcoms: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def conn_id(self) -> str | None:
+        """The Baseten connection the task used (recorded by the provider's operators), else ``None``."""
+        value = self.xcoms.get(xcom.CONN_ID)
+        return value if isinstance(value, str) and value else None
+
+
+def task_kind(record: TaskRecord) -> str:
+    """Which tab a task gets, from what it recorded: ``training``, ``deploy``, ``batch``, ``async`` or ``other``."""
+    x = record.xcoms
+    if x.get(xcom.TRAINING_JOB_ID):
+        return TRAINING
+    if x.get(xcom.REQUEST_IDS) is not None:
+        return ASYNC
+    if _batch_summary(x.get("return_value")) is not None:
+        return BATCH
+    if x.get(xcom.DEPLOYMENT_ID) or x.get(xcom.MODEL_URL):
+        return DEPLOY
+    return OTHER
+
+
+def _batch_summary(value: Any) -> Mapping[str, Any] | None:
+    """The summary a file-backed batch returns (``total``, ``succeeded``, ``failed``, ...), else ``None``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, Mapping) and {"total", "succeeded", "failed"} <= value.keys():
+        return value
+    return None
+
+
+# -- the loss curve ---------------------------------------------------------------------------------------
+def loss_series(lines: Iterable[str]) -> list[tuple[int, float]]:
+    """``(step, loss)`` of every line the loss parser recognises, in log order (non-finite losses kept out)."""
+    from airflow_provider_baseten.loss import parse_loss_line
+
+    points: list[tuple[int, float]] = []
+    for line in lines:
+        point = parse_loss_line(line)
+        if point is not None and math.isfinite(point.loss):
+            points.append((point.step, point.loss))
+    return points
+
+
+def series_from_file(path: str) -> list[tuple[int, float]]:
+    """The series a training task saved (``baseten_loss``'s ``series_path``: JSON lines with step and loss)."""
+    from airflow_provider_baseten.batch_io import as_path
+
+    points: list[tuple[int, float]] = []
+    with as_path(path).open("r") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            loss = float(item["loss"])
+            if math.isfinite(loss):
+                points.append((int(item["step"]), loss))
+    return points
+
+
+def chart_points(points: list[tuple[int, float]]) -> dict[str, Any]:
+    """At most :data:`MAX_POINTS` points for the chart (first and last kept), and the original count."""
+    from airflow_provider_baseten.loss import LossPoint, downsample
+
+    shown = points
+    if len(points) > MAX_POINTS:
+        kept = downsample([LossPoint(step=s, loss=v, epoch=None) for s, v in points], MAX_POINTS)
+        shown = [(p.step, p.loss) for p in kept]
+    return {"steps": [s for s, _ in shown], "loss": [v for _, v in shown], "total": len(points)}
+
+
+# -- what each kind of tab shows --------------------------------------------------------------------------
+def _log_lines(fetch: Callable[..., list[Any]]) -> Iterator[Any]:
+    """Up to :data:`MAX_LOG_PAGES` pages of log lines, oldest first, paging on the last line's time."""
+    start: int | None = None
+    for _ in range(MAX_LOG_PAGES):
+        page = fetch(start_epoch_millis=start, limit=LOG_PAGE)
+        yield from page
+        if len(page) < LOG_PAGE:
+            return
+        last = page[-1].epoch_millis
+        if last is None:
+            return
+        start = last + 1
+
+
+def _jsonable(model: Any) -> Any:
+    return model.model_dump(mode="json") if hasattr(model, "model_dump") else model
+
+
+def training_view(record: TaskRecord, hook: Any) -> dict[str, Any]:
+    """The training tab: the job, its loss curve, GPU metrics, checkpoints, cost so far and last ERROR lines."""
+    x = record.xcoms
+    project, job_id = str(x.get(xcom.TRAINING_PROJECT_ID) or ""), str(x[xcom.TRAINING_JOB_ID])
+    job = hook.get_training_job(project, job_id)
+    loss_record = x.get("baseten_loss") if isinstance(x.get("baseten_loss"), Mapping) else None
+    lines = list(
+        _log_lines(
+            lambda **kw: hook.get_training_job_logs(project, job_id, **kw)  # one bounded page per call
+        )
+    )
+    if loss_record and loss_record.get("series_path"):
+        points = series_from_file(str(loss_record["series_path"]))
+    else:
+        points = loss_series(line.message for line in lines)
+    errors = [line.format() for line in lines if (line.level or "").upper() == "ERROR"][-MAX_ERROR_LINES:]
+    metrics = _gpu_metrics(_jsonable(hook.get_training_job_metrics(project, job_id)))
+    checkpoints = [_jsonable(c) for c in hook.get_training_job_checkpoints(project, job_id)[:MAX_ROWS]]
+    return {
+        "job": _jsonable(job),
+        "url": x.get(xcom.TRAINING_JOB_URL),
+        "chart": chart_points(points),
+        "loss_summary": loss_record,
+        "gpu": metrics,
+        "checkpoints": checkpoints,
+        "errors": errors,
+        "cost": x.get("baseten_cost"),
+    }
+
+
+def _gpu_metrics(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per node and GPU: the latest utilisation (0-1) and memory in use (bytes), from the metrics endpoint."""
+    out: list[dict[str, Any]] = []
+    for node in (metrics.get("per_node_metrics") or [])[:MAX_ROWS]:
+        values = node.get("metrics") or {}
+        util, mem = values.get("gpu_utilization") or {}, values.get("gpu_memory_usage_bytes") or {}
+        for gpu in sorted(set(util) | set(mem)):
+            out.append(
+                {
+                    "node": node.get("node_id"),
+                    "gpu": gpu,
+                    "utilization": _latest(util.get(gpu)),
+                    "memory_bytes": _latest(mem.get(gpu)),
+                }
+            )
+    return out
+
+
+def _latest(series: Any) -> float | None:
+    if isinstance(series, list) and series and isinstance(series[-1], Mapping):
+        value = series[-1].get("value")
+        return float(value) if isinstance(value, (int, float)) else None
+    return None
+
+
+def deploy_view(record: TaskRecord, hook: Any) -> dict[str, Any]:
+    """The deploy/promote tab: the deployment's status, its environment (before and after) and autoscaling."""
+    x = record.xcoms
+    deployment_id = x.get(xcom.DEPLOYMENT_ID)
+    model_id = x.get(xcom.MODEL_ID) or _model_from_url(x.get(xcom.MODEL_URL))
+    deployment = hook.get_deployment(deployment_id, model_id=model_id) if deployment_id else None
+    environment = None
+    env_name = deployment.environment if deployment is not None else None
+    if env_name and model_id:
+        environment = _jsonable(hook.get_environment(env_name, model_id=model_id))
+    return {
+        "model_id": model_id,
+        "deployment": _jsonable(deployment) if deployment is not None else None,
+        "environment": environment,
+        "before": x.get(xcom.PREVIOUS_DEPLOYMENT_ID),
+        "url": x.get(xcom.DEPLOYMENT_URL) or x.get(xcom.MODEL_URL),
+    }
+
+
+def _model_from_url(url: Any) -> str | None:
+    """The model id in a Baseten model URL (``.../models/<id>/...``) the task pushed."""
+    if not isinstance(url, str) or "/models/" not in url:
+        return None
+    return url.split("/models/", 1)[1].split("/", 1)[0] or None
+
+
+def batch_view(record: TaskRecord) -> dict[str, Any]:
+    """The batch tab: counts, throughput, the first failed items with their errors, the output file."""
+    summary = dict(_batch_summary(record.xcoms.get("return_value")) or {})
+    done = int(summary.get("succeeded", 0)) + int(summary.get("failed", 0))
+    elapsed = float(summary.get("elapsed_seconds") or 0)
+    failed_indices = list(summary.get("failed_indices") or [])[:MAX_FAILED]
+    output = summary.get("output_path")
+    return {
+        "summary": summary,
+        "throughput": round(done / elapsed, 2) if elapsed > 0 else None,
+        "failed": _failed_items(str(output), set(failed_indices)) if output and failed_indices else [],
+        "output_path": output,
+    }
+
+
+def _failed_items(path: str, wanted: set[int]) -> list[dict[str, Any]]:
+    """``{index, error}`` of the wanted failed items, read from the batch's JSONL output (bounded read)."""
+    from airflow_provider_baseten.batch_io import as_path, is_parquet
+
+    if is_parquet(path):
+        return [{"index": i, "error": None} for i in sorted(wanted)]
+    found: dict[int, Any] = {}
+    read = 0
+    try:
+        with as_path(path).open("rb") as fh:
+            for raw in fh:
+                read += len(raw)
+                if read > MAX_OUTPUT_BYTES or len(found) == len(wanted):
+                    break
+                if b'"error"' not in raw:
+                    continue
+                item = json.loads(raw)
+                if item.get("index") in wanted:
+                    found[item["index"]] = item.get("error")
+    except (OSError, ValueError):
+        pass  # the output moved or is not JSONL: the indices are still shown
+    return [{"index": i, "error": found.get(i)} for i in sorted(wanted)]
+
+
+def async_view(record: TaskRecord, hook: Any) -> dict[str, Any]:
+    """The async tab: each submitted request's state (first :data:`MAX_ROWS`), and its webhook status."""
+    ids = [str(i) for i in (record.xcoms.get(xcom.REQUEST_IDS) or [])]
+    model_id = _model_from_url(record.xcoms.get(xcom.MODEL_URL))
+    rows = []
+    for request_id in ids[:MAX_ROWS]:
+        request = hook.get_async_request(request_id, model_id=model_id)
+        rows.append(_jsonable(request))
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.get("status") or "?"] = counts.get(row.get("status") or "?", 0) + 1
+    return {"total": len(ids), "requests": rows, "counts": counts}
+
+
+def nav_view(conn_id: str, hook: Any) -> dict[str, Any]:
+    """The nav page's section for one connection: models, environments, promotions, recent training jobs."""
+    from airflow_provider_baseten.links import model_url, training_job_url
+
+    models = []
+    for model in hook.list_models()[:MAX_ROWS]:
+        environments = []
+        for env in hook.list_environments(model.id)[:MAX_ROWS]:
+            current = env.current_deployment
+            promotion = env.in_progress_promotion
+            environments.append(
+                {
+                    "name": env.name,
+                    "serves": current.id if current else None,
+                    "status": current.status if current else None,
+                    "promotion": _jsonable(promotion) if promotion else None,
+                    "candidate": env.candidate_deployment.id if env.candidate_deployment else None,
+                }
+            )
+        models.append({"id": model.id, "name": model.name, "url": model_url(model.id), "environments": environments})
+    jobs = []
+    for project in hook.list_training_projects()[:MAX_ROWS]:
+        for job in hook.list_training_jobs(project.id)[:MAX_ROWS]:
+            jobs.append(
+                {
+                    "id": job.id,
+                    "name": job.name,
+                    "project": project.name or project.id,
+                    "status": job.current_status,
+                    "created_at": job.created_at,
+                    "url": training_job_url(project.id, job.id),
+                }
+            )
+    jobs.sort(key=lambda j: j["created_at"] or "", reverse=True)
+    return {"conn_id": conn_id, "models": models, "jobs": jobs[:MAX_ROWS]}
