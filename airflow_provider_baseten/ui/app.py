@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from airflow_provider_baseten.ui import data
+import airflow_provider_baseten.ui.data as data
 from airflow_provider_baseten.ui.data import TaskRecord
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def create_app(
     :param connections: Lists the connection ids the nav page shows (default: the ``baseten`` connections in
         Airflow's database, and ``baseten_default``).
     """
-    from airflow_provider_baseten.ui import records
+    import airflow_provider_baseten.ui.records as records
 
     load = load_task or records.load_task
     make_hook = hook_factory or _default_hook
@@ -139,7 +139,7 @@ def create_app(
         return page(f"{kind}.html", record=record, kind=kind, view=view)
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(see_plugins)])
-    def nav_page(user: Annotated[Any, Depends(get_user)]) -> HTMLResponse:
+    def nav_page(user: Any = Depends(get_user)) -> HTMLResponse:  # noqa: B008 (a local dependency)
         """The navigation page: per connection the user may read, what Baseten holds."""
         sections = []
         for conn_id in list_conns():
