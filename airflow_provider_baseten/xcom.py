@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_URL",
     "PREVIOUS_DEPLOYMENT_ID",
     "REQUEST_IDS",
+    "STATUS_TIMELINE",
     "TRAINING_JOB_ID",
     "TRAINING_JOB_URL",
     "TRAINING_PROJECT_ID",
@@ -53,3 +54,6 @@ MODEL_ID: Final = "model_id"
 CHECKPOINT_ID: Final = "checkpoint_id"
 #: The Baseten connection the task used (read by the Baseten task-instance tab, which reads Baseten through it).
 CONN_ID: Final = "baseten_conn_id"
+#: The statuses the task's wait saw, in order (``[{"at": epoch s, "status": ..., "percent"?: ...}]``): Baseten
+#: keeps no status history, so the Baseten tab shows what the wait recorded.
+STATUS_TIMELINE: Final = "baseten_status_timeline"

@@ -214,6 +214,7 @@ def training_view(record: TaskRecord, hook: Any) -> dict[str, Any]:
         "checkpoints": checkpoints,
         "errors": errors,
         "cost": x.get("baseten_cost"),
+        "timeline": _timeline(x),
     }
 
 
@@ -257,8 +258,27 @@ def deploy_view(record: TaskRecord, hook: Any) -> dict[str, Any]:
         "deployment": _jsonable(deployment) if deployment is not None else None,
         "environment": environment,
         "before": x.get(xcom.PREVIOUS_DEPLOYMENT_ID),
+        "timeline": _timeline(x),
         "url": x.get(xcom.DEPLOYMENT_URL) or x.get(xcom.MODEL_URL),
     }
+
+
+def _timeline(xcoms: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The statuses the task's wait saw (XCom ``baseten_status_timeline``), as ``{at (ISO UTC), status, percent}``."""
+    from datetime import datetime, timezone
+
+    out = []
+    for entry in list(xcoms.get(xcom.STATUS_TIMELINE) or [])[:MAX_ROWS]:
+        if not isinstance(entry, Mapping):
+            continue
+        at = entry.get("at")
+        when = (
+            datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")
+            if isinstance(at, (int, float))
+            else ""
+        )
+        out.append({"at": when, "status": str(entry.get("status")), "percent": entry.get("percent")})
+    return out
 
 
 def _model_from_url(url: Any) -> str | None:

@@ -26,7 +26,7 @@ from airflow_provider_baseten.ui.data import TaskRecord
 
 IMAGE = {"base_image": "pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime"}
 HOSTILE = "<script>alert(1)</script>"
-TI = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": "-1"}
+TI_PARAMS = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": "-1"}
 
 
 class User:
@@ -75,7 +75,7 @@ def test_training_tab_chart_equals_the_logged_losses(emu: Any) -> None:
             "baseten_cost": {"usd": 1.25, "estimated": True, "minutes": 3.0, "instance_type": "H100", "source": "x"},
         }
     )
-    answer = client_for({"t": rec}, emu).get("/ti", params=TI)
+    answer = client_for({"t": rec}, emu).get("/ti", params=TI_PARAMS)
     assert answer.status_code == 200, answer.text
     chart = json.loads(re.search(r'<script type="application/json" id="loss-data">(.*?)</script>', answer.text)[1])
     # the emulator logs "step N/100 loss=2/(i+1)" for i = 1..10
@@ -99,14 +99,15 @@ def test_a_hostile_log_line_renders_as_text(emu: Any, monkeypatch: pytest.Monkey
         type(hook), "get_training_job_logs", lambda self, *a, **k: lines if not k.get("start_epoch_millis") else []
     )
     rec = record(**{xcom.CONN_ID: "c", xcom.TRAINING_PROJECT_ID: project, xcom.TRAINING_JOB_ID: job.id})
-    text = client_for({"t": rec}, emu).get("/ti", params=TI).text
+    text = client_for({"t": rec}, emu).get("/ti", params=TI_PARAMS).text
     assert 'id="errors"' in text
     assert HOSTILE not in text and "&lt;script&gt;" in text
 
 
 def test_a_100000_point_series_is_downsampled_on_the_server(emu: Any, tmp_path: Path) -> None:
     series = tmp_path / "loss.csv"
-    write_series((LossPoint(step=i, loss=1.0 / (i + 1), epoch=None) for i in range(100_000)), str(series))
+    # the layout loss.write_series writes (checked against it in test_saved_series_layout)
+    series.write_text("step,loss,epoch\n" + "".join(f"{i},{1.0 / (i + 1)!r},\n" for i in range(100_000)))
     hook = emu.hook()
     project = next(iter(emu.state.projects))
     job = hook.create_training_job(project, {"image": IMAGE, "name": "long"})
@@ -120,9 +121,9 @@ def test_a_100000_point_series_is_downsampled_on_the_server(emu: Any, tmp_path: 
         }
     )
     client = client_for({"t": rec}, emu)
-    first = client.get("/ti", params=TI)  # the cold load is timed by make ui-check, on a real API server
+    first = client.get("/ti", params=TI_PARAMS)  # the cold load is timed by make ui-check, on a real API server
     started = time.perf_counter()
-    answer = client.get("/ti", params=TI)  # the series file is read once per version
+    answer = client.get("/ti", params=TI_PARAMS)  # the series file is read once per version
     took = time.perf_counter() - started
     assert answer.text == first.text
     chart = json.loads(re.search(r'id="loss-data">(.*?)</script>', answer.text)[1])
@@ -150,7 +151,7 @@ def test_batch_tab_counts_and_failed_items_with_errors(tmp_path: Path) -> None:
         "output_path": str(out),
         "failed_indices": [3, 7],
     }
-    text = client_for({"t": record(return_value=summary)}).get("/ti", params=TI).text
+    text = client_for({"t": record(return_value=summary)}).get("/ti", params=TI_PARAMS).text
     assert '<td id="succeeded">8</td>' in text and '<td id="failed">2</td>' in text
     assert '<td id="throughput">5.0 items/s</td>' in text
     assert text.count("<tr><td>3</td>") == 1 and text.count("<tr><td>7</td>") == 1
@@ -171,7 +172,7 @@ def test_deploy_tab_shows_status_environment_and_autoscaling(emu: Any) -> None:
             xcom.MODEL_URL: f"https://app.baseten.co/models/{model.id}/overview",
         }
     )
-    text = client_for({"t": rec}, emu).get("/ti", params=TI).text
+    text = client_for({"t": rec}, emu).get("/ti", params=TI_PARAMS).text
     assert f'<td id="deployment-status">{dep.status}</td>' in text
     assert '<td id="env-before">old1</td>' in text and f'<td id="env-after">{dep.id}</td>' in text
     assert 'id="autoscaling"' in text
@@ -189,7 +190,7 @@ def test_async_tab_shows_each_request_state(emu: Any) -> None:
             xcom.MODEL_URL: f"https://app.baseten.co/models/{model.id}/overview",
         }
     )
-    text = client_for({"t": rec}, emu).get("/ti", params=TI).text
+    text = client_for({"t": rec}, emu).get("/ti", params=TI_PARAMS).text
     assert all(i in text for i in ids)
     assert "3 requests" in text
     assert_no_secret(text, emu)
@@ -197,9 +198,9 @@ def test_async_tab_shows_each_request_state(emu: Any) -> None:
 
 def test_a_non_baseten_task_gets_a_one_line_empty_state() -> None:
     client = client_for({"t": record(return_value=42)})
-    text = client.get("/ti", params=TI).text
+    text = client.get("/ti", params=TI_PARAMS).text
     assert 'id="empty"' in text and "not a Baseten task" in text
-    assert 'id="empty"' in client.get("/ti", params={**TI, "task_id": "missing"}).text
+    assert 'id="empty"' in client.get("/ti", params={**TI_PARAMS, "task_id": "missing"}).text
 
 
 def test_nav_page_lists_models_environments_and_jobs(emu: Any) -> None:
@@ -280,3 +281,54 @@ def test_a_fresh_interpreter_imports_the_plugin_without_io() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.splitlines()[-1:] == ["ok"], proc.stderr[-2000:]
+
+
+def test_a_deployment_wait_records_each_status_it_saw_once(emu: Any) -> None:
+    import asyncio
+
+    from airflow_provider_baseten.triggers.baseten import DeploymentStatusTrigger
+
+    model = emu.hook().list_models()[0]
+    dep = emu.create_deployment(model.id, "timeline")
+    trigger = DeploymentStatusTrigger(conn_id="unused", model_id=model.id, deployment_id=dep["id"], poll_interval=0.01)
+    trigger._hook_obj = emu.hook()
+
+    async def run() -> Any:
+        for _ in range(20):
+            result = await trigger.check(trigger._hook_obj)
+            if result is not None:
+                return trigger.with_timeline(result)
+            emu.advance(0.5)  # two checks per status: each change is recorded once
+        raise AssertionError("never ACTIVE")
+
+    event = asyncio.run(run())
+    assert [e["status"] for e in event["timeline"]] == ["BUILDING", "DEPLOYING", "ACTIVE"]
+
+
+def test_the_operator_records_the_timeline_and_the_tab_shows_it(emu: Any) -> None:
+    from airflow_provider_baseten.operators.deployment import ActivateDeploymentOperator
+
+    pushed: dict[str, Any] = {}
+
+    class TI:
+        def xcom_push(self, key: str, value: Any) -> None:
+            pushed[key] = value
+
+    op = ActivateDeploymentOperator(task_id="a", model_id="m", deployment_id="d")
+    timeline = [{"at": 0, "status": "BUILDING"}, {"at": 5, "status": HOSTILE}, {"at": 9, "status": "ACTIVE"}]
+    op._finish({"ti": TI()}, {"status": "success", "message": "ok", "timeline": timeline})  # type: ignore[arg-type]
+    assert pushed[xcom.STATUS_TIMELINE] == timeline
+    rec = record(**{xcom.CONN_ID: "c", xcom.MODEL_URL: "https://app.baseten.co/models/m/overview", **pushed})
+    text = client_for({"t": rec}, emu).get("/ti", params=TI_PARAMS).text
+    states = re.findall(r'<li data-status="([^"]*)"', text)
+    assert states == ["BUILDING", "&lt;script&gt;alert(1)&lt;/script&gt;", "ACTIVE"]
+
+
+def test_saved_series_layout(tmp_path: Path) -> None:
+    """The tab reads the file loss.write_series writes (its own fast reader, same points)."""
+    path = tmp_path / "s.csv"
+    points = [LossPoint(step=1, loss=0.5, epoch=1.0), LossPoint(step=2, loss=float("nan"), epoch=None)]
+    write_series(points, str(path))
+    got = data.series_from_file(str(path))
+    assert [(p.step, p.loss) for p in got][:1] == [(1, 0.5)] and len(got) == 2
+    assert data.chart_points(got) == {"steps": [1], "loss": [0.5], "total": 1}
