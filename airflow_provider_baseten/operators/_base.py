@@ -15,13 +15,14 @@ try:  # Airflow >= 3.3. Not from common.compat.sdk, whose import adds ~2 ms to e
 except ImportError:  # Airflow 3.1-3.2: the compat provider's stand-in
     from airflow.providers.common.compat.sdk import ResumableJobMixin as ResumableJobMixin
 
-from airflow_provider_baseten import xcom
 from airflow_provider_baseten._tasks import (
     deadline,
     default_deferrable,
     defer_backstop,
     log_deadline,
     log_failure_details,
+    push_connection,
+    push_timeline,
     raise_for_event,
     resolve_timeout,
     retry_left,
@@ -90,7 +91,7 @@ class BasetenBaseOperator(BaseOperator):
     def pre_execute(self, context: Context) -> None:
         """Record the task's connection id (not its secrets), so the Baseten tab reads Baseten through it."""
         super().pre_execute(context)
-        context["ti"].xcom_push(key=xcom.CONN_ID, value=self.baseten_conn_id)
+        push_connection(context, self.baseten_conn_id)
 
 
 class BasetenWaitingOperator(BasetenBaseOperator):
@@ -234,8 +235,7 @@ class BasetenWaitingOperator(BasetenBaseOperator):
         """Validate the event, record the statuses the wait saw (XCom ``baseten_status_timeline``, shown by the
         Baseten tab, also when the wait failed), then :meth:`on_event`."""
         checked = validate_event(event)
-        if checked.get("timeline"):
-            context["ti"].xcom_push(key=xcom.STATUS_TIMELINE, value=checked["timeline"])
+        push_timeline(context, checked)
         return self.on_event(context, checked)
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> Any:

@@ -34,6 +34,10 @@ MAX_ROWS = 100
 #: Bytes of a batch output file read to find the failed items' errors.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
+#: XCom keys other work of this round adds to :mod:`..xcom` (the loss gate's summary, the cost report); named
+#: here until those land, then read from there.
+LOSS_KEY, COST_KEY = "baseten_loss", "baseten_cost"
+
 TRAINING, DEPLOY, BATCH, ASYNC, OTHER = "training", "deploy", "batch", "async", "other"
 
 
@@ -192,7 +196,7 @@ def training_view(record: TaskRecord, hook: Any) -> dict[str, Any]:
     x = record.xcoms
     project, job_id = str(x.get(xcom.TRAINING_PROJECT_ID) or ""), str(x[xcom.TRAINING_JOB_ID])
     job = hook.get_training_job(project, job_id)
-    loss_record = x.get("baseten_loss") if isinstance(x.get("baseten_loss"), Mapping) else None
+    loss_record = x.get(LOSS_KEY) if isinstance(x.get(LOSS_KEY), Mapping) else None
     lines = list(
         _log_lines(
             lambda **kw: hook.get_training_job_logs(project, job_id, **kw)  # one bounded page per call
@@ -213,7 +217,7 @@ def training_view(record: TaskRecord, hook: Any) -> dict[str, Any]:
         "gpu": metrics,
         "checkpoints": checkpoints,
         "errors": errors,
-        "cost": x.get("baseten_cost"),
+        "cost": x.get(COST_KEY),
         "timeline": _timeline(x),
     }
 
@@ -344,6 +348,7 @@ def async_view(record: TaskRecord, hook: Any) -> dict[str, Any]:
 def nav_view(conn_id: str, hook: Any) -> dict[str, Any]:
     """The nav page's section for one connection: models, environments, promotions, recent training jobs."""
     from airflow_provider_baseten.links import model_url, training_job_url
+    from airflow_provider_baseten.models import PROMOTION_ACTIVE_STATES
 
     models = []
     for model in hook.list_models()[:MAX_ROWS]:
@@ -351,6 +356,8 @@ def nav_view(conn_id: str, hook: Any) -> dict[str, Any]:
         for env in hook.list_environments(model.id)[:MAX_ROWS]:
             current = env.current_deployment
             promotion = env.in_progress_promotion
+            if promotion is not None and promotion.status not in PROMOTION_ACTIVE_STATES:
+                promotion = None  # Baseten keeps the last one, finished: not "in progress"
             environments.append(
                 {
                     "name": env.name,
