@@ -61,5 +61,5 @@ class BasetenTriggerEvent(_EventCore, total=False):
     #: On ``timeout``: whether the trigger undid this task's own work (``cancel_on_timeout``).
     undone: bool
     #: The statuses the wait saw, in order, each once per change: ``{"at": epoch s, "status": ...}`` (a
-    #: promotion's also ``"percent"``); at most :data:`~..triggers._poll.MAX_TIMELINE` entries.
+    #: promotion's also ``"percent"``); at most 100 entries.
     timeline: list[dict[str, Any]]

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 #: Chart points sent to the browser: a 100,000-step loss series is down-sampled on the server to this many.
 MAX_POINTS = 2000
-#: Log pages (of :data:`LOG_PAGE` lines) read from Baseten to build one training tab.
+#: Log pages (of ``LOG_PAGE`` lines) read from Baseten to build one training tab.
 MAX_LOG_PAGES = 20
+#: Log lines per page (Baseten's maximum).
 LOG_PAGE = 1000
 #: ERROR lines shown for a training job.
 MAX_ERROR_LINES = 20
@@ -34,8 +35,8 @@ MAX_ROWS = 100
 #: Bytes of a batch output file read to find the failed items' errors.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
-#: XCom keys other work of this round adds to :mod:`..xcom` (the loss gate's summary, the cost report); named
-#: here until those land, then read from there.
+#: XCom keys other work of this round adds to :mod:`airflow_provider_baseten.xcom` (the loss gate's summary,
+#: the cost report); named here until those land, then read from there.
 LOSS_KEY, COST_KEY = "baseten_loss", "baseten_cost"
 
 TRAINING, DEPLOY, BATCH, ASYNC, OTHER = "training", "deploy", "batch", "async", "other"
@@ -97,7 +98,7 @@ def _batch_summary(value: Any) -> Mapping[str, Any] | None:
 
 # -- the loss curve ---------------------------------------------------------------------------------------
 def loss_series(lines: Iterable[str]) -> list[LossPoint]:
-    """The loss points of log lines, as the training wait reads them (:class:`~..loss.LossTracker`)."""
+    """The loss points of log lines, as the training wait reads them (:class:`~airflow_provider_baseten.loss.LossTracker`)."""
     from airflow_provider_baseten.loss import LossTracker
 
     tracker = LossTracker(max_points=MAX_POINTS)  # bounded: it thins the series as it grows
@@ -114,7 +115,7 @@ def _path(value: str) -> Any:
 
 
 class _Point(NamedTuple):
-    """A series point read from a file: what :func:`~..loss.downsample` reads (``step``, ``loss``), built 5x
+    """A series point read from a file: what :func:`~airflow_provider_baseten.loss.downsample` reads (``step``, ``loss``), built 5x
     faster than a ``LossPoint``, which keeps a 100,000-point tab under a second."""
 
     step: int

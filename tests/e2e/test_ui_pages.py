@@ -135,7 +135,7 @@ def test_plugin_routes_need_a_token_and_read_access_to_the_dag(site: dict[str, A
     plugins = httpx.get(f"{base}/api/v2/plugins", headers=admin, timeout=60).json()["plugins"]
     ours = next(p for p in plugins if p["name"] == "baseten")
     assert {v["destination"] for v in ours["external_views"]} == {"task_instance", "nav"}
-    assert ours["fastapi_apps"][0]["url_prefix"] == "/baseten"
+    assert "/baseten" in {a["url_prefix"] for a in ours["fastapi_apps"]}
 
 
 def test_pages_in_chromium(site: dict[str, Any]) -> None:
