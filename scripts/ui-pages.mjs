@@ -3,7 +3,8 @@
 //
 //   node scripts/ui-pages.mjs BASE_URL TOKEN PAGES.json
 //
-// PAGES.json: [{"name", "path", "shot"}]. For each page the output holds: status, loadMs (navigation to
+// PAGES.json: [{"name", "path", "shot", "frame"?}]. With "frame", the page is Airflow's own UI and what is read
+// is the Baseten page in its iframe (whose URL contains "frame"), once that has drawn its heading. For each page the output holds: status, loadMs (navigation to
 // the load event, chart drawn), chart ({steps, loss} as uPlot holds them, or null), timeline (the status
 // history's states), text (the page's visible text), scripts (how many <script> elements the DOM holds:
 // a hostile name rendered as HTML would add one) and alerts (dialogs opened: a script that ran).
@@ -38,8 +39,17 @@ try {
   for (const p of pages) {
     const started = Date.now();
     const answer = await page.goto(`${base}${p.path}`, { waitUntil: "load" });
+    let target = page;
+    if (p.frame) {
+      const iframe = page.locator(`iframe[src*="${p.frame}"]`);
+      await iframe.waitFor();
+      const handle = await iframe.elementHandle();
+      target = await handle.contentFrame();
+      await target.locator("h1").waitFor();
+      await page.waitForTimeout(500); // Airflow's own panels finish rendering around the iframe
+    }
     const loadMs = Date.now() - started;
-    const shown = await page.evaluate(() => {
+    const shown = await target.evaluate(() => {
       const chart = window.basetenLossChart;
       return {
         chart: chart ? { steps: Array.from(chart.data[0]), loss: Array.from(chart.data[1]) } : null,

@@ -23,6 +23,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -121,6 +122,15 @@ def ti_path(db: Path, dag_id: str, task_id: str) -> str:
     return f"/baseten/ti?{query}"
 
 
+def airflow_ti_page(db: Path, dag_id: str, task_id: str) -> str:
+    """Airflow's own page of the task instance, on its Baseten tab (``url_route="baseten"``)."""
+    with sqlite3.connect(db) as conn:
+        run_id = conn.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+        ).fetchone()[0]
+    return f"/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}/plugin/baseten"
+
+
 def test_plugin_routes_need_a_token_and_read_access_to_the_dag(site: dict[str, Any]) -> None:
     base, db, tokens = site["base"], site["db"], site["tokens"]
     deploy = ti_path(db, "baseten_deploy", "deploy_truss")
@@ -150,6 +160,9 @@ def test_pages_in_chromium(site: dict[str, Any]) -> None:
         {"name": "other", "path": ti_path(db, "baseten_batch_inference", "check_inputs")},
         {"name": "nav", "path": "/baseten/"},
         {"name": "long", "path": ti_path(db, "ui_check_long_series", "long_series")},
+        # The same tab inside Airflow's own task-instance page (an iframe), and the nav entry's page.
+        {"name": "airflow-tab", "path": airflow_ti_page(db, "baseten_deploy", "deploy_truss"), "frame": "/baseten/ti"},
+        {"name": "airflow-nav", "path": "/plugin/baseten-overview", "frame": "/baseten/"},
     ]
     for p in pages:
         if p["name"] != "long":
@@ -190,6 +203,8 @@ def test_pages_in_chromium(site: dict[str, Any]) -> None:
     summary = xcom(db, "baseten_batch_inference", "predict")
     assert f"Succeeded\t{summary['succeeded']}" in shown["batch"]["text"]
     assert "not a Baseten task" in shown["other"]["text"]
+    assert shown["airflow-tab"]["timeline"] == UPLOAD_STATUSES  # the tab as Airflow's UI shows it
+    assert "Recent training jobs" in shown["airflow-nav"]["text"]
 
     # A hostile model name is text on the page, not a script.
     assert HOSTILE in shown["nav"]["text"]

@@ -331,3 +331,42 @@ def test_saved_series_layout(tmp_path: Path) -> None:
     got = data.series_from_file(str(path))
     assert [(p.step, p.loss) for p in got][:1] == [(1, 0.5)] and len(got) == 2
     assert data.chart_points(got) == {"steps": [1], "loss": [0.5], "total": 1}
+
+
+class PushedTI:
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def test_operators_and_sensors_record_their_connection_and_what_their_wait_saw() -> None:
+    from airflow_provider_baseten.operators.training import CreateTrainingJobOperator
+    from airflow_provider_baseten.sensors.training import TrainingJobSensor
+
+    timeline = [{"at": 1.0, "status": "TRAINING_JOB_RUNNING"}, {"at": 2.0, "status": "TRAINING_JOB_COMPLETED"}]
+    for task in (
+        CreateTrainingJobOperator(task_id="op", training_project_id="p", image={}, baseten_conn_id="mine"),
+        TrainingJobSensor(task_id="sensor", training_project_id="p", training_job_id="j", baseten_conn_id="mine"),
+    ):
+        ti = PushedTI()
+        task.pre_execute({"ti": ti})  # type: ignore[arg-type]
+        assert ti.pushed == {xcom.CONN_ID: "mine"}
+        failed = {"status": "failed", "message": "no", "timeline": timeline, "job_status": "X"}
+        with pytest.raises(Exception, match="no"):
+            task._finish({"ti": ti}, failed)  # type: ignore[attr-defined]
+        assert ti.pushed[xcom.STATUS_TIMELINE] == timeline  # recorded before the failure is raised
+
+
+def test_a_long_wait_keeps_its_first_and_newest_statuses() -> None:
+    from airflow_provider_baseten.triggers._poll import MAX_TIMELINE
+    from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
+
+    trigger = TrainingJobTrigger(conn_id="c", training_project_id="p", training_job_id="j")
+    for i in range(3 * MAX_TIMELINE):
+        trigger.observe("A" if i % 2 else "B")
+        trigger.observe("A" if i % 2 else "B")  # the same status again: not a change
+    statuses = [e["status"] for e in trigger._timeline]
+    assert len(statuses) == MAX_TIMELINE
+    assert statuses[0] == "B" and statuses[-1] == "A"
