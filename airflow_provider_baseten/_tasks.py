@@ -161,6 +161,18 @@ def log_failure_details(log: Any, event: Mapping[str, Any]) -> None:
         log.error("Last %d ERROR line(s) of the remote logs:\n%s", len(lines), "\n".join(str(x) for x in lines))
 
 
+# -- what the Baseten tab reads: the connection, and the statuses a wait saw --------------------------------
+def push_connection(context: Context, conn_id: str) -> None:
+    """Push the task's connection id (never its secrets): the Baseten tab reads Baseten through it."""
+    context["ti"].xcom_push(key=xcom.CONN_ID, value=conn_id)
+
+
+def push_timeline(context: Context, event: Mapping[str, Any]) -> None:
+    """Push the statuses the wait saw (the event's ``timeline``), also for a failed wait: the tab's history."""
+    if event.get("timeline"):
+        context["ti"].xcom_push(key=xcom.STATUS_TIMELINE, value=event["timeline"])
+
+
 # -- training jobs and deployments: what a task and a sensor push and log ------------------------------
 def push_training_job(
     context: Context, training_project_id: str, training_job_id: str, *, log: logging.Logger | Any = None

@@ -71,3 +71,6 @@ class BasetenTriggerEvent(_EventCore, total=False):
     error_lines: list[str]
     #: On ``timeout``: whether the trigger undid this task's own work (``cancel_on_timeout``).
     undone: bool
+    #: The statuses the wait saw, in order, each once per change: ``{"at": epoch s, "status": ...}`` (a
+    #: promotion's also ``"percent"``); at most 100 entries.
+    timeline: list[dict[str, Any]]

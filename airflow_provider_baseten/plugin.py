@@ -47,6 +47,19 @@ class LazyASGIApp:
         return f"LazyASGIApp({getattr(self._factory, '__qualname__', self._factory)!r})"
 
 
+#: Where the pages' app is mounted on the API server.
+UI_PREFIX = "/baseten"
+#: The task-instance tab; Airflow fills in the placeholders (other issues link to this URL too).
+TI_TAB_HREF = f"{UI_PREFIX}/ti?dag_id={{DAG_ID}}&run_id={{RUN_ID}}&task_id={{TASK_ID}}&map_index={{MAP_INDEX}}"
+
+
+def _pages() -> ASGIApp:
+    """Build the Baseten pages (imported here, not at module level: only the API server needs FastAPI)."""
+    from airflow_provider_baseten.ui import create_app
+
+    return create_app()
+
+
 def webhook_receiver_app() -> ASGIApp:
     """The webhook receiver, configured by the ``baseten_webhooks`` connection (built on its first request).
 
@@ -64,6 +77,17 @@ class BasetenPlugin(AirflowPlugin):
 
     name = "baseten"
     fastapi_apps: list[Any] = [
+        {"app": LazyASGIApp(_pages), "url_prefix": UI_PREFIX, "name": "Baseten"},
         {"app": LazyASGIApp(webhook_receiver_app), "url_prefix": "/baseten-webhooks", "name": "Baseten webhooks"},
     ]
-    external_views: list[Any] = []
+    external_views: list[Any] = [
+        # An iframe tab on every task instance (Airflow 3.1 - 3.3 cannot scope it to the provider's
+        # operators; the page shows a one-line empty state for other tasks).
+        {
+            "name": "Baseten",
+            "destination": "task_instance",
+            "url_route": "baseten",
+            "href": TI_TAB_HREF,
+        },
+        {"name": "Baseten", "destination": "nav", "url_route": "baseten-overview", "href": f"{UI_PREFIX}/"},
+    ]

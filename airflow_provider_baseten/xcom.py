@@ -18,6 +18,7 @@ __all__ = [
     "BASETEN_EVALUATION",
     "BASETEN_LOSS",
     "CHECKPOINT_ID",
+    "CONN_ID",
     "DEPLOYMENT_ID",
     "DEPLOYMENT_URL",
     "LATEST_CHECKPOINT_ID",
@@ -25,6 +26,7 @@ __all__ = [
     "MODEL_URL",
     "PREVIOUS_DEPLOYMENT_ID",
     "REQUEST_IDS",
+    "STATUS_TIMELINE",
     "TRAINING_JOB_ID",
     "TRAINING_JOB_URL",
     "TRAINING_PROJECT_ID",
@@ -64,3 +66,8 @@ BASETEN_COST: Final = "baseten_cost"
 #: (:meth:`~airflow_provider_baseten.loss.LossTracker.summary`; ``series_path`` is the CSV ``step,loss,epoch``
 #: file, or ``None`` when no ``loss_series_path`` was given).
 BASETEN_LOSS: Final = "baseten_loss"
+#: The Baseten connection the task used (read by the Baseten task-instance tab, which reads Baseten through it).
+CONN_ID: Final = "baseten_conn_id"
+#: The statuses the task's wait saw, in order (``[{"at": epoch s, "status": ..., "percent"?: ...}]``): Baseten
+#: keeps no status history, so the Baseten tab shows what the wait recorded.
+STATUS_TIMELINE: Final = "baseten_status_timeline"

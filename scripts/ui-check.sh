@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make ui-check`: the Baseten connection form in a real browser.
+# `make ui-check`: the Baseten connection form and the Baseten pages in a real browser.
 #
 # Installs what the browser test needs when it is missing, then runs tests/e2e/test_connection_form.py,
 # which starts `airflow api-server` on 127.0.0.1, checks the form metadata, and drives Debian's chromium
@@ -47,5 +47,10 @@ fi
 echo "== $("$CHROMIUM" --version 2>/dev/null | tail -1), node $(node --version), playwright-core $PLAYWRIGHT_CORE_VERSION"
 BASETEN_UI_CHECK=1 BASETEN_UI_SCREENSHOT=docs/connection-form.png CHROMIUM="$CHROMIUM" \
   "$PYTHON" -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_connection_form.py
+# The Baseten pages (the plugin's task-instance tab and nav page): the example DAGs run against the
+# emulator, then a real API server with auth, Chromium driven by scripts/ui-pages.mjs.
+BASETEN_UI_CHECK=1 CHROMIUM="$CHROMIUM" \
+  "$PYTHON" -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_ui_pages.py -s
 echo "== screenshots: docs/connection-form.png (extra fields), docs/connection-form-standard.png (API key)"
+echo "   docs/_static/screenshots/tab-*.png (the Baseten tab per task kind, and the nav page)"
 echo "   and their sidecars docs/connection-form.fields.json, docs/connection-form-standard.fields.json: commit all four"

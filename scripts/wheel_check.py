@@ -36,6 +36,13 @@ def main(dags: Path) -> None:
     where = Path(pkg.__file__).resolve()
     check(site in where.parents, f"imported from the venv's site-packages: {where}")
     check((where.parent / "py.typed").is_file(), "py.typed is installed (PEP 561)")
+    from airflow_provider_baseten.ui.app import STATIC, STATIC_FILES
+
+    missing = [name for name in STATIC_FILES if not (STATIC / name).is_file()]
+    check(
+        not missing and STATIC.resolve().parent.parent == where.parent, f"the UI's static files are installed {missing}"
+    )
+    check((STATIC.parent / "templates" / "training.html").is_file(), "the UI's templates are installed")
 
     meta = metadata.metadata(PACKAGE)
     keywords = [k.strip() for k in (meta.get("Keywords") or "").split(",")]

@@ -21,6 +21,8 @@ from airflow_provider_baseten._tasks import (
     defer_backstop,
     log_deadline,
     log_failure_details,
+    push_connection,
+    push_timeline,
     raise_for_event,
     resolve_timeout,
     retry_left,
@@ -85,6 +87,11 @@ class BasetenBaseOperator(BaseOperator):
         from airflow_provider_baseten.hooks.baseten import BasetenHook
 
         return BasetenHook(self.baseten_conn_id, **self.hook_params)
+
+    def pre_execute(self, context: Context) -> None:
+        """Record the task's connection id (not its secrets), so the Baseten tab reads Baseten through it."""
+        super().pre_execute(context)
+        push_connection(context, self.baseten_conn_id)
 
 
 class BasetenWaitingOperator(BasetenBaseOperator):
@@ -195,8 +202,8 @@ class BasetenWaitingOperator(BasetenBaseOperator):
             if event is None:
                 self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_backstop(trigger.end_time))
             self.log.info("Finished before deferring; not deferring.")
-            return self.on_event(context, validate_event(event))
-        return self.on_event(context, validate_event(wait_inline(trigger)))
+            return self._finish(context, event)
+        return self._finish(context, wait_inline(trigger))
 
     def wait_for_deployment(
         self, context: Context, model_id: str, deployment_id: str, target_statuses: Sequence[str], **kw: Any
@@ -222,7 +229,14 @@ class BasetenWaitingOperator(BasetenBaseOperator):
 
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> Any:
         """Resume after deferral: validate the event, then finish."""
-        return self.on_event(context, validate_event(event))
+        return self._finish(context, event)
+
+    def _finish(self, context: Context, event: object) -> Any:
+        """Validate the event, record the statuses the wait saw (XCom ``baseten_status_timeline``, shown by the
+        Baseten tab, also when the wait failed), then :meth:`on_event`."""
+        checked = validate_event(event)
+        push_timeline(context, checked)
+        return self.on_event(context, checked)
 
     def on_event(self, context: Context, event: BasetenTriggerEvent) -> Any:
         """Handle the terminal event (raise unless success). Subclasses add their result."""

@@ -20,6 +20,8 @@ from airflow_provider_baseten._tasks import (
     defer_backstop,
     log_deadline,
     log_failure_details,
+    push_connection,
+    push_timeline,
     raise_for_event,
     resolve_timeout,
     validate_event,
@@ -114,6 +116,17 @@ class BasetenTriggerSensor(BaseSensorOperator):
         self.log.info("%s", event["message"])
         return None
 
+    def pre_execute(self, context: Context) -> None:
+        """Record the sensor's connection id (not its secrets), so the Baseten tab reads Baseten through it."""
+        super().pre_execute(context)
+        push_connection(context, self.baseten_conn_id)
+
+    def _finish(self, context: Context, event: object, required: Sequence[str] = ()) -> Any:
+        """Validate the event, record the statuses the wait saw (the tab's history), then :meth:`finish`."""
+        checked = validate_event(event, required=required)
+        push_timeline(context, checked)
+        return self.finish(checked)
+
     def execute(self, context: Context) -> Any:
         """Poke, or check once and then defer to the triggerer (a target already done does not defer)."""
         if not self.deferrable:
@@ -131,7 +144,7 @@ class BasetenTriggerSensor(BaseSensorOperator):
         event = check_once(trigger)
         if event is not None:
             self.log.info("Done before deferring; not deferring.")
-            return self.finish(validate_event(event, required=self.event_keys))
+            return self._finish(context, event, self.event_keys)
         self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_backstop(end_time))
         return None
 
@@ -152,8 +165,8 @@ class BasetenTriggerSensor(BaseSensorOperator):
                     f"Timed out waiting: {self._trigger_obj._describe()} (timeout / execution_timeout)."
                 )
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self.finish(validate_event(event)))
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
 
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> Any:
         """Validate the trigger's event, then finish as a poke would."""
-        return self.finish(validate_event(event, required=self.event_keys))
+        return self._finish(context, event, self.event_keys)

@@ -40,6 +40,10 @@ def event(status: EventStatus, message: str, **ids: Any) -> BasetenTriggerEvent:
     return cast("BasetenTriggerEvent", {"status": status, "message": message, **ids})
 
 
+#: Status changes a wait keeps for its event's ``timeline`` (the first ones and the newest ones beyond).
+MAX_TIMELINE = 100
+
+
 class BasetenPollTrigger(BaseTrigger):
     """Base of the provider's triggers: poll with :meth:`check` until it returns an event or time runs out.
 
@@ -74,6 +78,7 @@ class BasetenPollTrigger(BaseTrigger):
         self.cancel_on_timeout = cancel_on_timeout
         self.hook_params = check_hook_params(hook_params)
         self._hook_obj: BasetenHook | None = None
+        self._timeline: list[dict[str, Any]] = []
 
     def _base_kwargs(self) -> dict[str, Any]:
         return {
@@ -113,6 +118,23 @@ class BasetenPollTrigger(BaseTrigger):
     def _ids(self) -> dict[str, Any]:
         return {}
 
+    def observe(self, status: str | None, **detail: Any) -> None:
+        """Note the status one check saw; a change is added to the event's ``timeline`` (the Baseten tab's
+        status history: Baseten keeps none, so the wait records what it saw).
+
+        :param status: The remote status.
+        :param detail: More of what changes with it (a promotion's ``percent``).
+        """
+        if status is None:
+            return
+        entry = {"status": status, **detail}
+        last = self._timeline[-1] if self._timeline else None
+        if last is not None and {k: v for k, v in last.items() if k != "at"} == entry:
+            return
+        if len(self._timeline) >= MAX_TIMELINE:
+            del self._timeline[MAX_TIMELINE // 2]  # keep how it started and how it ended
+        self._timeline.append({"at": round(time.time(), 3), **entry})
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until terminal; yield exactly one event."""
         yield TriggerEvent(await self.wait())  # type: ignore[no-untyped-call]
@@ -145,13 +167,17 @@ class BasetenPollTrigger(BaseTrigger):
                         return await self._timed_out(hook)
                     return self._error(exc)
                 if result is not None:
-                    return result
+                    return self.with_timeline(result)
                 left = self._time_left()
                 if left is not None and left <= 0:
                     return await self._timed_out(hook)
                 await asyncio.sleep(self.poll_interval if left is None else min(self.poll_interval, left))
         finally:
             await hook.aclose()
+
+    def with_timeline(self, result: BasetenTriggerEvent) -> BasetenTriggerEvent:
+        """``result`` with the statuses this wait saw (``timeline``)."""
+        return cast("BasetenTriggerEvent", {**result, "timeline": list(self._timeline)})
 
     def _time_left(self) -> float | None:
         return None if self.end_time is None else self.end_time - time.time()
@@ -235,7 +261,8 @@ def check_once(trigger: BasetenPollTrigger) -> BasetenTriggerEvent | None:
     async def once() -> BasetenTriggerEvent | None:
         hook = trigger._hook()
         try:
-            return await trigger.check(hook)
+            result = await trigger.check(hook)
+            return None if result is None else trigger.with_timeline(result)
         finally:
             await hook.aclose()
 

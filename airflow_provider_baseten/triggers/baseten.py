@@ -237,6 +237,7 @@ class DeploymentStatusTrigger(BasetenPollTrigger):
             self.log.info("Deployment %s is not visible yet (404); still waiting.", self.deployment_id)
             return None
         status = dep.status or "UNKNOWN"
+        self.observe(status)
         ids = {**self._ids(), "deployment_id": dep.id, "deployment_status": status}
         if status in self.target_statuses:
             return event("success", f"Deployment {dep.id} is {status}.", **ids)
@@ -312,6 +313,10 @@ class PromotionTrigger(BasetenPollTrigger):
         promo = env.in_progress_promotion
         promo_status = promo.status if promo else None
         current = env.current_deployment
+        self.observe(
+            promo_status or (f"SERVING {current.status}" if current and current.id == self.deployment_id else None),
+            percent=promo.percent_traffic_to_new_version if promo else None,
+        )
         serving = current is not None and current.id == self.deployment_id
         if promo_status in ("FAILED", "CANCELED") and not serving:
             why = f": {promo.error_message}" if promo and promo.error_message else ""
@@ -422,6 +427,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
         """Read the job once."""
         job = await hook.aget_training_job(self.training_project_id, self.training_job_id)
         status = job.current_status or "UNKNOWN"
+        self.observe(status)
         gated = self.loss_gate and await self.loss_gate.acheck(hook, job)  # stop_on: reads the new log lines
         if gated:
             return event("failed", **gated, **self._ids())
