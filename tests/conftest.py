@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Each Python process of the suite (pytest-xdist workers, the subprocesses tests start, `airflow db migrate`)
+# imports Airflow, SQLAlchemy and FastAPI: without cached bytecode (uv installs none, and PYTHONDONTWRITEBYTECODE,
+# set in some images, stops Python writing it) every one compiles them from source again, ~3 s of CPU for
+# `import airflow.sdk` alone. The bytecode goes into the virtualenv and git-ignored __pycache__ folders.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 _HOME = Path(tempfile.mkdtemp(prefix="baseten-airflow-home-"))
 # make test runs pytest-xdist workers, which inherit the environment set below in the controller. Each worker

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dev.demo import WebhookReceiver, asset_events, write_documents, write_inputs
-from tests.dag_support import run_dag, task_states
+from tests.dag_support import ensure_db, run_dag, task_states
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 DAG_IDS = {
@@ -327,12 +327,16 @@ def test_assets_producer_event_reaches_the_consumer(env: dict[str, Any], emulato
     """The producer, run by hand, promotes and emits; the consumer reads that event (``inlet_events``)."""
     candidate = emulator.create_deployment(emulator.model_id, name="candidate")["id"]
     monkeypatch.setenv("AIRFLOW_VAR_BASETEN_CANDIDATE_DEPLOYMENT_ID", candidate)
+    uri = f"baseten://model/{emulator.model_id}/environments/production"
+    db = Path(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
+    # The session shares one metadata DB, and the emulator's seeded ids repeat after each reset: an earlier test
+    # may have recorded an event for the same deployment id. Only the events this run adds count.
+    ensure_db()  # the DB exists before it is read (this test may be the first to use it)
+    earlier = len(asset_events(db, uri))
     producer = run_dag(load("baseten_promote_new_deployment"))
     assert set(task_states(producer).values()) == {"success"}, task_states(producer)
     assert emulator.hook().get_deployment("production").id == candidate
-    uri = f"baseten://model/{emulator.model_id}/environments/production"
-    db = Path(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
-    (event,) = [e for e in asset_events(db, uri) if e.get("deployment_id") == candidate]
+    (event,) = [e for e in asset_events(db, uri)[earlier:] if e.get("deployment_id") == candidate]
     assert event["previous_deployment_id"] == "dep1prod" and event["serving"] is True
     consumer = run_dag(load("baseten_on_new_production"))
     assert set(task_states(consumer).values()) == {"success"}, task_states(consumer)

@@ -43,6 +43,10 @@ def conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return emulator
 
 
+# Retries as many as the defaults, with backoffs of milliseconds: for tests that exhaust them on purpose.
+SHORT_BACKOFF = {"retry": {"backoff_base": 0.005, "max_backoff": 0.02}}
+
+
 def deployments(emu: Any, model_name: str | None = None) -> list[Any]:
     """Every deployment the emulator holds (of the models called ``model_name``)."""
     with emu.state.lock:
@@ -277,7 +281,11 @@ def test_an_ambiguous_create_whose_lookup_failed_too_is_settled_by_the_retry(con
 
     def attempt() -> Any:
         op = DeployModelOperator(
-            task_id="d", config={"model_name": "echo-model"}, deployment_name="mine", wait_for_completion=False
+            task_id="d",
+            config={"model_name": "echo-model"},
+            deployment_name="mine",
+            wait_for_completion=False,
+            hook_params=SHORT_BACKOFF,  # the lookup's retries exhaust in milliseconds, not ~8 s of real sleeps
         )
         return op.execute(context(task_state_store=store))
 

@@ -284,7 +284,8 @@ def test_operator_on_kill_gives_the_setting_back_mid_batch(
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(_scale, "VariableStore", lambda: FileStore(tmp_path / "vars.json"))
     emulator.set_predict_latency(0.2)
-    op = PredictOperator(task_id="p", model_inputs=[{"i": i} for i in range(40)], max_concurrency=2, scale_for_batch=2)
+    # 16 inputs at 0.2 s, two at a time: the batch runs ~1.6 s, long enough to be killed mid-way (40 took 4 s)
+    op = PredictOperator(task_id="p", model_inputs=[{"i": i} for i in range(16)], max_concurrency=2, scale_for_batch=2)
     ctx = context()
     ctx["ti"].dag_id, ctx["ti"].run_id, ctx["ti"].task_id, ctx["ti"].map_index = "d", "r", "p", -1
     worker = threading.Thread(target=op.execute, args=(ctx,))
