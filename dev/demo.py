@@ -460,6 +460,8 @@ def check_train(demo: Demo, lane: Lane) -> str:
     demo.gate_report = body
     cost = xcom(db, dag, "wait_for_training", "baseten_cost") or {}
     expect(bool(cost.get("usd")), f"the training wait reported no cost (XCom baseten_cost: {cost})")
+    training_line = next((line for line in body.splitlines() if line.startswith("Training: loss")), "")
+    expect(f"cost ${cost.get('usd', 0):.2f}" in training_line, f"the approval's body lacks the cost: {training_line!r}")
     return (
         f"training job {job_id} {status}, cost ${cost.get('usd', 0):.4f} ({cost.get('source')}: "
         f"{cost.get('minutes', 0):.2f} instance-minutes of {cost.get('instance_type')}); {checkpoint} deployed as "

@@ -248,6 +248,13 @@ with DAG(
         body=(
             "Deployment **" + DEPLOYMENT_ID + "** of model **" + MODEL_ID + "** passed the smoke test and "
             "the gate.\n\n"
+            # What the training run looked like and cost (XComs of the training wait; n/a when absent).
+            "{% set loss = ti.xcom_pull(task_ids='wait_for_training', key='baseten_loss') or {} %}"
+            "{% set cost = ti.xcom_pull(task_ids='wait_for_training', key='baseten_cost') or {} %}"
+            "Training: loss {{ loss.get('first', 'n/a') }} to best {{ loss.get('best', 'n/a') }} at step "
+            "{{ loss.get('best_step', 'n/a') }} of {{ loss.get('steps', 'n/a') }}; cost "
+            "{{ ('$%.2f' % cost['usd']) if cost.get('usd') is not none else 'n/a' }} "
+            "({{ cost.get('source', 'not reported') }}).\n\n"
             "{{ ti.xcom_pull(task_ids='evaluate_candidate', key='baseten_evaluation')['markdown'] }}\n\n"
             "Approve to promote it to production; Reject (or no answer in time) keeps production as it is."
         ),
