@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,65 +59,69 @@ DEMO_PROJECT = "airflow-demo-fine-tune"  # the train-then-promote DAG creates it
 DAG_TIMEOUT = 150.0  # real seconds per `airflow dags test`
 APPROVAL_DAG = "baseten_train_then_promote"  # its human approval is answered through the REST API
 APPROVAL_TIMEOUT = 420.0  # real seconds for starting a local Airflow and running that DAG in it
+WEBHOOK_SECRET = "demo-webhook-secret"  # the emulator signs every delivery with it; the receiver checks it
 APPROVAL_BODY = "approval-body.md"  # the approval's body as Airflow showed it, saved by run_with_approval
 
 
-class _Server(ThreadingHTTPServer):
-    # The default listen backlog (5) overflows when Baseten delivers many results at once: the extra
-    # connections are reset and those webhooks are lost.
-    request_queue_size = 256
-    daemon_threads = True
-
-
 class WebhookReceiver:
-    """A tiny HTTP server on 127.0.0.1 that stores the async results Baseten POSTs to it in the provider's
-    ``ResultStore`` (the layout the receiver writes and the async example's wait listens to)."""
+    """The provider's own webhook receiver (``python -m airflow_provider_baseten.webhooks``) on 127.0.0.1: it
+    verifies the emulator's signatures with ``secret`` and stores each result in its ``ResultStore``, which
+    the async example's wait listens to. Without a secret it accepts unsigned deliveries (``--allow-unsigned``,
+    loopback only): for tests whose emulator does not sign."""
 
-    def __init__(self, store: Path) -> None:
-        from airflow_provider_baseten.webhooks.store import ResultStore
+    def __init__(self, store: Path, secret: str | None = None) -> None:
+        from dev.local_airflow import free_port
 
-        self.store = ResultStore(store)
-        self.received: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    payload = json.loads(body)
-                    receiver.store.put(body)
-                except ValueError:
-                    payload = {}
-                with receiver._lock:
-                    receiver.received[str(payload.get("request_id"))] = payload
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
+        self.store_path, self.port = store, free_port()
+        self._secret = secret
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}/baseten-webhooks/"
+        return f"http://127.0.0.1:{self.port}/deliveries"
 
     def __enter__(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
+        import httpx
+
+        command = [sys.executable, "-m", "airflow_provider_baseten.webhooks", "--host", "127.0.0.1", "--port",
+                   str(self.port), "--store", str(self.store_path)]  # fmt: skip
+        env = dict(os.environ)
+        if self._secret:
+            env["BASETEN_DEMO_WEBHOOK_SECRET"] = self._secret
+            command += ["--secret-env", "BASETEN_DEMO_WEBHOOK_SECRET"]
+        else:
+            command.append("--allow-unsigned")
+        self._proc = subprocess.Popen(command, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # up when /health answers
+            expect(self._proc.poll() is None, f"the webhook receiver exited ({self._proc.returncode})")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("the webhook receiver did not start in 60 s")
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
 
-    def count(self, succeeded_only: bool = False) -> int:
-        with self._lock:
-            if succeeded_only:
-                return sum(1 for p in self.received.values() if not p.get("errors"))
-            return len(self.received)
+    @property
+    def store(self) -> Any:
+        """The receiver's ``ResultStore``."""
+        from airflow_provider_baseten.webhooks.store import ResultStore
+
+        return ResultStore(self.store_path)
+
+    def count(self) -> int:
+        """How many results the receiver stored (one file per request id)."""
+        return len(self.store.list_ids())
 
 
 def dags_folder() -> Path:
@@ -607,9 +610,9 @@ def main() -> int:
     demo: Demo | None = None
     try:
         with (
-            BasetenEmulator(api_key=API_KEY, time_scale=TIME_SCALE) as emu,
+            BasetenEmulator(api_key=API_KEY, time_scale=TIME_SCALE, webhook_secret=WEBHOOK_SECRET) as emu,
             BasetenEmulator(api_key=API_KEY, time_scale=TIME_SCALE) as emu_a,
-            WebhookReceiver(data / "webhook-store") as receiver,
+            WebhookReceiver(data / "webhook-store", WEBHOOK_SECRET) as receiver,
         ):
             write_inputs(data / "input.jsonl", BATCH_SIZE)
             write_documents(data / "documents.parquet", DOCUMENTS)
