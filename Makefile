@@ -82,8 +82,13 @@ prism: $(VENV)/.stamp  ## every hook call against Stoplight Prism serving Basete
 ui-check: $(VENV)/.stamp  ## connection form in a real browser (installs Debian's chromium if missing)
 	bash scripts/ui-check.sh
 
-e2e: $(VENV)/.stamp  ## example DAGs, the docs' DAG-file examples (dag.test()), deadlines (timeouts, retries, a SIGKILLed triggerer), the approval gate, asset watchers, waits that listen (20,000 async results via the receiver mounted on the API server, which is also SIGKILLed mid-delivery), OpenLineage events and the airflow CLI in a real Airflow
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py tests/e2e/test_asset_watch.py tests/e2e/test_approval.py tests/e2e/test_webhooks.py tests/integration/test_lineage_airflow.py tests/integration/test_config_section.py tests/integration/test_loss_operators.py tests/test_readme.py -s $(PYTEST_ARGS)
+# Async requests of the listening-wait case: 2,000 keeps CI inside its 30 minutes (one task submits ~50 a second
+# here: each id is made durable in the task state store before the next submit); the issue's full figure is
+# `make e2e WEBHOOKS_E2E_REQUESTS=20000` (about 400 s for that case alone).
+WEBHOOKS_E2E_REQUESTS ?= 2000
+
+e2e: $(VENV)/.stamp  ## example DAGs, the docs' DAG-file examples (dag.test()), deadlines (timeouts, retries, a SIGKILLed triggerer), the approval gate, asset watchers, waits that listen (async results via the receiver mounted on the API server, which is also SIGKILLed mid-delivery), OpenLineage events and the airflow CLI in a real Airflow
+	WEBHOOKS_E2E_REQUESTS=$(WEBHOOKS_E2E_REQUESTS) $(VENV)/bin/python -m pytest -q -p no:cacheprovider -m airflow_e2e tests/e2e/test_real_airflow.py tests/e2e/test_deadlines.py tests/e2e/test_asset_watch.py tests/e2e/test_approval.py tests/e2e/test_webhooks.py tests/integration/test_lineage_airflow.py tests/integration/test_config_section.py tests/integration/test_loss_operators.py tests/test_readme.py -s $(PYTEST_ARGS)
 
 wheel-check: $(VENV)/.stamp  ## build the wheel from HEAD, pip install it into a fresh venv, run the emulator and a DAG from it
 	UV=$(VENV)/bin/uv AIRFLOW_SPEC="$(NEWEST_AIRFLOW_SPEC)" bash scripts/wheel-check.sh
