@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from airflow_provider_baseten.client.checks import is_int, is_number
 from airflow_provider_baseten.client.logs import LogFollower, error_window
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
@@ -129,7 +130,7 @@ def _to_step(value: Any) -> int | None:
 
 def _literal(node: ast.expr) -> Any:
     """The value of a number literal node (``1.5``, ``-2``, ``nan``, ``-inf``); ``None`` for anything else."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+    if isinstance(node, ast.Constant) and is_number(node.value):
         return node.value
     if isinstance(node, ast.Name):
         return _NAMED_FLOATS.get(node.id)
@@ -237,7 +238,7 @@ class StopRule(Protocol):
 
 
 def _check_patience(patience: Any) -> int:
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+    if not (is_int(patience) and patience >= 1):
         raise BasetenValidationError(f"patience must be an int >= 1, got {patience!r}")
     return patience
 
@@ -290,7 +291,7 @@ class StopOnDivergence(_Rule):
     """
 
     def __init__(self, factor: float, patience: int) -> None:
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1 or factor == math.inf:
+        if not (is_number(factor) and 1 < factor < math.inf):
             raise BasetenValidationError(f"StopOnDivergence factor must be a finite number > 1, got {factor!r}")
         self.factor = float(factor)
         self.patience = _check_patience(patience)
@@ -328,7 +329,7 @@ class StopOnPlateau(_Rule):
     """
 
     def __init__(self, min_delta: float, patience: int) -> None:
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
+        if not (is_number(min_delta) and 0 <= min_delta < math.inf):
             raise BasetenValidationError(f"StopOnPlateau min_delta must be a finite number >= 0, got {min_delta!r}")
         self.min_delta = float(min_delta)
         self.patience = _check_patience(patience)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+from airflow_provider_baseten.client.checks import is_int, is_number
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 #: What :meth:`ResultCache.get` returns for a key it does not hold (``None`` is a valid model output).
@@ -71,9 +72,9 @@ class ResultCache:
     ) -> None:
         if isinstance(ttl, timedelta):
             ttl = ttl.total_seconds()
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0):
+        if ttl is not None and not (is_number(ttl) and ttl > 0):
             raise BasetenValidationError(f"ttl must be a positive number of seconds, got {ttl!r}.", field="ttl")
-        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0):
+        if max_bytes is not None and not (is_int(max_bytes) and max_bytes > 0):
             raise BasetenValidationError(f"max_bytes must be a positive int, got {max_bytes!r}.", field="max_bytes")
         self.root = _as_root(root)
         self.local = _local(self.root)

@@ -239,27 +239,13 @@ class EvaluateDeploymentOperator(BasetenBaseOperator):
         max_concurrency: int = 8,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_baseten.client.checks import check_target, is_template
+        from airflow_provider_baseten.client.checks import int_in, is_template
 
         super().__init__(**kwargs)
-        check_target(environment, None, who="EvaluateDeploymentOperator", templates_ok=True)
-        if not is_template(deployment_id) and (
-            not isinstance(deployment_id, str) or not deployment_id or deployment_id in ("production", "development")
-        ):
-            raise BasetenValidationError(
-                f"EvaluateDeploymentOperator: deployment_id must be the candidate deployment's id, got "
-                f"{deployment_id!r}.",
-                field="deployment_id",
-            )
-        check_target(None, deployment_id, who="EvaluateDeploymentOperator", templates_ok=True)
-        self.deployment_id = deployment_id
+        self.deployment_id = _checked_candidate(deployment_id, environment)
         self.model_id = model_id
         self.environment = environment
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 256:
-            raise BasetenValidationError(
-                f"max_concurrency must be an integer 1-256, got {max_concurrency!r}.", field="max_concurrency"
-            )
-        self.max_concurrency = max_concurrency
+        self.max_concurrency = int_in("max_concurrency", max_concurrency, 1, 256)
         if expected_outputs is not None and expected_field is not None:
             raise BasetenValidationError(
                 "Give expected_outputs= or expected_field=, not both.", field="expected_outputs"
@@ -267,26 +253,8 @@ class EvaluateDeploymentOperator(BasetenBaseOperator):
         self.eval_inputs = eval_inputs
         self.expected_outputs = expected_outputs
         self.expected_field = expected_field
-        self.metrics: dict[str, MetricFn] = {}
-        for name, fn in (metrics or {}).items():
-            if not isinstance(name, str) or not name or name in BUILTIN_METRICS:
-                raise BasetenValidationError(
-                    f"metrics: a metric's name must be a non-empty string other than {', '.join(BUILTIN_METRICS)}; "
-                    f"got {name!r}.",
-                    field="metrics",
-                )
-            self.metrics[name] = _resolve_metric(name, fn)
-        if isinstance(gate, GateRule) or (isinstance(gate, tuple) and gate and isinstance(gate[0], str)):
-            raise BasetenValidationError(
-                "gate must be a list of rules, e.g. [('error_rate', '<=', 0.01)].", field="gate"
-            )
-        self.gate = [GateRule.of(rule) for rule in gate]
-        known = (*self.metrics, *BUILTIN_METRICS)
-        for rule in self.gate:
-            if rule.metric not in known:
-                raise BasetenValidationError(
-                    f"gate: rule {rule} names no metric of this evaluation; known: {', '.join(known)}.", field="gate"
-                )
+        self.metrics: dict[str, MetricFn] = _checked_metrics(metrics)
+        self.gate = _checked_gate(gate, (*self.metrics, *BUILTIN_METRICS))
         if not is_template(eval_inputs) and not is_template(expected_outputs):
             self._eval_set()  # a literal eval set is checked when the DAG is parsed; a file or template at run time
 
@@ -577,3 +545,46 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"[Baseten tab of this task]({report['links']['baseten_tab']})",
     ]
     return "\n".join(lines)
+
+
+def _checked_candidate(deployment_id: Any, environment: Any) -> Any:
+    """The candidate's ``deployment_id`` (a real id, or a template) and the ``environment`` it is held against."""
+    from airflow_provider_baseten.client.checks import check_target, is_template
+
+    check_target(environment, None, who="EvaluateDeploymentOperator", templates_ok=True)
+    if not is_template(deployment_id) and (
+        not isinstance(deployment_id, str) or not deployment_id or deployment_id in ("production", "development")
+    ):
+        raise BasetenValidationError(
+            f"EvaluateDeploymentOperator: deployment_id must be the candidate deployment's id, got {deployment_id!r}.",
+            field="deployment_id",
+        )
+    check_target(None, deployment_id, who="EvaluateDeploymentOperator", templates_ok=True)
+    return deployment_id
+
+
+def _checked_metrics(metrics: Mapping[str, MetricFn | str] | None) -> dict[str, MetricFn]:
+    """The user's metric functions by name (import paths imported now, at parse time)."""
+    checked: dict[str, MetricFn] = {}
+    for name, fn in (metrics or {}).items():
+        if not isinstance(name, str) or not name or name in BUILTIN_METRICS:
+            raise BasetenValidationError(
+                f"metrics: a metric's name must be a non-empty string other than {', '.join(BUILTIN_METRICS)}; "
+                f"got {name!r}.",
+                field="metrics",
+            )
+        checked[name] = _resolve_metric(name, fn)
+    return checked
+
+
+def _checked_gate(gate: Sequence[GateRule | Sequence[Any]], known: Sequence[str]) -> list[GateRule]:
+    """The gate's rules, each naming a metric of this evaluation."""
+    if isinstance(gate, GateRule) or (isinstance(gate, tuple) and gate and isinstance(gate[0], str)):
+        raise BasetenValidationError("gate must be a list of rules, e.g. [('error_rate', '<=', 0.01)].", field="gate")
+    rules = [GateRule.of(rule) for rule in gate]
+    for rule in rules:
+        if rule.metric not in known:
+            raise BasetenValidationError(
+                f"gate: rule {rule} names no metric of this evaluation; known: {', '.join(known)}.", field="gate"
+            )
+    return rules

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_baseten.client.checks import is_int
 from airflow_provider_baseten.exceptions import BasetenConfigurationError
 
 __all__ = ["DEFAULT_CONN_ID", "ReceiverSettings", "SecretSource", "settings_from_connection"]
@@ -105,7 +106,7 @@ class ReceiverSettings:
     allow_unsigned: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_body_bytes, bool) or not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1:
+        if not (is_int(self.max_body_bytes) and self.max_body_bytes >= 1):
             raise BasetenConfigurationError("max_body_bytes must be a positive integer", field="max_body_bytes")
         if not self.body_timeout > 0:
             raise BasetenConfigurationError("body_timeout must be > 0", field="body_timeout")

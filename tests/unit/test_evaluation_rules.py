@@ -54,7 +54,7 @@ def test_tuple_rules_parse_to_typed_rules() -> None:
         ({"eval_inputs": [{1, 2}]}, "eval_inputs[0]", "JSON"),
         ({"expected_outputs": [1, 2]}, "expected_outputs", "one item per input (1)"),
         ({"expected_field": "y"}, "expected_field", "no field 'y'"),
-        ({"max_concurrency": 0}, "max_concurrency", "1-256"),
+        ({"max_concurrency": 0}, "max_concurrency", "from 1 to 256"),
         ({"deployment_id": "production"}, "deployment_id", "candidate deployment's id"),
         ({"environment": "a/b"}, "environment", ""),
     ],
