@@ -51,7 +51,7 @@ nitpick_ignore_regex = [
     # Type aliases and names of other packages that annotations show unqualified.
     (
         r"py:class",
-        r"Any|Self|Callable|Iterator|AsyncIterator|Iterable|AsyncIterable|Sequence|Mapping|Awaitable|Literal|NoneType|Path|Context|Enum|StrEnum|BaseModel|BaseOperator|BaseSensorOperator|BaseTrigger|BaseEventTrigger|BaseHook|BaseOperatorLink|TriggerEvent|FastAPI|ObjectStoragePath|Asset|AssetAlias|Connection|TaskInstanceKey|PokeReturnValue|JsonValue|Snapshot|Endpoint|Transport|Gateway|T",
+        r"Any|Self|Callable|Iterator|AsyncIterator|Iterable|AsyncIterable|Sequence|Mapping|Awaitable|Literal|NoneType|Path|Context|Enum|StrEnum|BaseModel|BaseOperator|BaseSensorOperator|BaseTrigger|BaseEventTrigger|BaseHook|BaseOperatorLink|TriggerEvent|FastAPI|ObjectStoragePath|Asset|AssetAlias|Connection|TaskInstanceKey|PokeReturnValue|JsonValue|Snapshot|Endpoint|Transport|Gateway|Fingerprint|T",
     ),
     (
         r"py:(func|meth|data|attr)",

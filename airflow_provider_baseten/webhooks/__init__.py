@@ -1,7 +1,7 @@
 """The Baseten webhook receiver: verifies Baseten's signed async-output deliveries and stores them durably.
 
 :mod:`~airflow_provider_baseten.webhooks.store` is the store the waits read; the ASGI app is in
-:mod:`~airflow_provider_baseten.webhooks.app` (imported only where it is served, so importing this package
+``airflow_provider_baseten.webhooks.app`` (imported only where it is served, so importing this package
 pulls in no web framework).
 """
 
