@@ -16,7 +16,10 @@ PYTEST_ARGS ?=
 # --no-loadscope-reorder hands the files out in path order instead of most-tests-first: that order put the files
 # with one or two slow tests (the kill -9 cases in tests/chaos) last, one worker running them while the other
 # idled; in path order they start first and the many short tests of tests/unit fill the end.
-PYTEST_WORKERS ?= 2
+# Three workers on two cores: about half of a test's time is spent waiting (the emulator's answers, deadlines,
+# real Airflow start-up), so a third worker fills that idle CPU. Measured on a clean clone, idle machine:
+# pytest 121 s on 3 workers against 153 s on 2 (the same 3,732 tests).
+PYTEST_WORKERS ?= 3
 UV = $(VENV)/bin/uv pip install --python $(VENV)/bin/python -q
 # What make test type-checks: the whole package, mypy --strict (settings in pyproject's [tool.mypy]).
 MYPY_PATHS ?= airflow_provider_baseten
