@@ -392,7 +392,9 @@ def set_webhook_wait(
     ``AsyncPredictOperator`` or ``AsyncPredictSensor``). ``webhook_grace=None``: the trigger's default
     (:data:`~airflow_provider_baseten.triggers.webhooks.DEFAULT_WEBHOOK_GRACE`).
 
-    ``output_path`` (and the batch options) need ``results_path``: the outputs are gathered from the store.
+    ``output_path`` and ``results_path`` go together: the outputs are gathered from the store, and gathering is
+    where a stored result that carries ``errors`` becomes a per-item error under the error budget (without it a
+    wait whose every request failed would succeed).
     """
     from airflow_provider_baseten.client.batch.budget import ErrorBudget
     from airflow_provider_baseten.client.checks import flag, number_in
@@ -401,6 +403,12 @@ def set_webhook_wait(
         raise ValueError(
             f"{type(task).__name__}: output_path= gathers the outputs from the receiver's store: give results_path= "
             "too."
+        )
+    if results_path is not None and output_path is None:
+        raise ValueError(
+            f"{type(task).__name__}: results_path= listens to the receiver's store; give output_path= too (a JSONL "
+            "or Parquet file): the outputs are gathered there in input order, and a request whose webhook carries "
+            "errors is reported there and counted against the error budget, never passed as a success."
         )
     flag("resume", resume, none_ok=True)
     if on_error not in ("fail", "record"):

@@ -7,11 +7,15 @@ imports no web framework: each app is built on its first request, on the API ser
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
+
+log = logging.getLogger(__name__)
 
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
@@ -22,13 +26,21 @@ ASGIApp = Callable[
 class LazyASGIApp:
     """An ASGI app that builds the real one with ``factory`` on its first request.
 
-    :param factory: a callable with no arguments that returns the ASGI app; it runs once, on the API server.
+    The factory runs in a thread (it may read a connection through a secrets backend), once. If it fails (say the
+    webhook receiver's connection is not configured yet), the error is logged and requests get a plain 503 for
+    :attr:`RETRY_SECONDS` before the next try, so anonymous traffic cannot make every request repeat the lookup.
+
+    :param factory: a callable with no arguments that returns the ASGI app; it runs on the API server only.
     """
+
+    #: Seconds to answer 503 after a failed build, before building again.
+    RETRY_SECONDS = 60.0
 
     def __init__(self, factory: Callable[[], ASGIApp]) -> None:
         self._factory = factory
         self._app: ASGIApp | None = None
-        self._lock = threading.Lock()
+        self._retry_at = 0.0
+        self._lock = asyncio.Lock()
 
     async def __call__(
         self,
@@ -37,11 +49,25 @@ class LazyASGIApp:
         send: Callable[[Any], Awaitable[None]],
     ) -> None:
         """Serve one ASGI connection, building the app first if this is the first one."""
-        if self._app is None:
-            with self._lock:
-                if self._app is None:
-                    self._app = self._factory()
-        await self._app(scope, receive, send)
+        app = self._app or await self._build()
+        if app is None:
+            if scope.get("type") == "http":
+                body = b"Not available: this Baseten app could not be built; the API server's log says why.\n"
+                headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"60")]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    async def _build(self) -> ASGIApp | None:
+        async with self._lock:
+            if self._app is None and time.monotonic() >= self._retry_at:
+                try:
+                    self._app = await asyncio.to_thread(self._factory)
+                except Exception:
+                    self._retry_at = time.monotonic() + self.RETRY_SECONDS
+                    log.exception("%r could not be built; answering 503 for %.0f s", self, self.RETRY_SECONDS)
+        return self._app
 
     def __repr__(self) -> str:
         return f"LazyASGIApp({getattr(self._factory, '__qualname__', self._factory)!r})"

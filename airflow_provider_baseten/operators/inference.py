@@ -552,7 +552,7 @@ class AsyncPredictOperator(ResumableJobMixin, BasetenWaitingOperator):
     :param webhook_grace: Seconds the store may stay without a new result before the requests still missing
         are asked about on the status API (each at most once per grace period). Default 60: Baseten's two
         delivery attempts end within about 25 s of a request.
-    :param output_path: With ``results_path``: gather the outputs, in input order, into this JSONL or Parquet
+    :param output_path: Required with ``results_path``: gather the outputs, in input order, into this JSONL or Parquet
         file, exactly like a batch's (``{"index", "output"}`` or ``{"index", "error"}``); the task then returns
         the batch summary. A failed request (the webhook's ``errors``, or no stored result: ``WEBHOOK_FAILED``,
         ...) is a per-item error, under ``on_error`` / ``max_failures`` / ``max_error_rate``, and ``resume``

@@ -100,6 +100,17 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         self.loss_series_path = loss_series_path
         self.max_cost_usd = check_cap("max_cost_usd", max_cost_usd)
         self.max_gpu_minutes = check_cap("max_gpu_minutes", max_gpu_minutes)
+        guards = [name for name, value in (("max_cost_usd", self.max_cost_usd), ("max_gpu_minutes",
+                  self.max_gpu_minutes), ("stop_on / loss_pattern / loss_series_path", self.loss_gate)) if value is not None]  # fmt: skip
+        if guards and not self.wait_for_completion:
+            from airflow_provider_baseten.exceptions import BasetenValidationError
+
+            raise BasetenValidationError(
+                f"{type(self).__name__}: {', '.join(guards)} act while the task waits for the job; with "
+                "wait_for_completion=False nothing would enforce them. Wait here, or put them on a TrainingJobSensor "
+                "(stop_on) downstream.",
+                field=guards[0].split(" ")[0],
+            )
         self._job: dict[str, str] | None = None  # the job this task started or reconnected to
         self._finished = False
         self._cost: CostReport | None = None  # what the job cost, once the task knows

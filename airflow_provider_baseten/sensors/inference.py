@@ -33,7 +33,7 @@ class AsyncPredictSensor(BasetenTriggerSensor):
         ``{request_id: state}`` of the requests without a stored result only.
     :param webhook_grace: Seconds the store may stay without a new result before the missing requests are asked
         about on the status API (default 60).
-    :param output_path: With ``results_path``: gather the outputs in ``request_ids`` order into this JSONL or
+    :param output_path: Required with ``results_path``: gather the outputs in ``request_ids`` order into this JSONL or
         Parquet file, like a batch, and return the batch summary; ``resume``, ``on_error``, ``max_failures`` and
         ``max_error_rate`` are the batch's (see ``AsyncPredictOperator``).
     """

@@ -6,7 +6,9 @@ From Airflow, one connection (default id ``baseten_webhooks``) configures the re
 - extra ``secrets``: more secrets (a list), e.g. the old one during a 24 h rotation;
 - extra ``secrets_variable``: the name of an Airflow Variable holding one secret or a JSON list of them;
 - extra ``store``: where bodies are stored (a local folder or an ``ObjectStoragePath`` URL such as ``s3://...``);
-- extra ``max_body_bytes``, ``body_timeout``, ``allow_unsigned``.
+- extra ``max_body_bytes``, ``body_timeout``. A receiver configured by a connection always requires signatures:
+  it may sit behind a proxy on the same host, where every client looks like loopback (``allow_unsigned`` is
+  refused there; the standalone command's ``--allow-unsigned`` is for a loopback development set-up only).
 
 The connection and the Variable are read through Airflow's secrets backends (environment, metastore, or a
 configured backend such as Vault), and again every ``reload_seconds``, so a rotated secret takes effect without
@@ -149,6 +151,12 @@ def settings_from_connection(conn_id: str = DEFAULT_CONN_ID, *, reload_seconds: 
     from airflow.sdk import BaseHook
 
     extra = BaseHook.get_connection(conn_id).extra_dejson
+    if extra.get("allow_unsigned") not in (None, False):
+        raise BasetenConfigurationError(
+            f"connection {conn_id!r}: allow_unsigned is refused on a receiver configured by a connection (behind a "
+            "proxy every client looks like loopback); sign deliveries with a webhook secret",
+            field="allow_unsigned",
+        )
     if not extra.get("store"):
         raise BasetenConfigurationError(f"connection {conn_id!r} needs a 'store' extra", field="store")
     return ReceiverSettings(
@@ -156,5 +164,4 @@ def settings_from_connection(conn_id: str = DEFAULT_CONN_ID, *, reload_seconds: 
         secrets=SecretSource(lambda: _connection_secrets(conn_id), ttl=reload_seconds),
         max_body_bytes=int(extra.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
         body_timeout=float(extra.get("body_timeout", 10.0)),
-        allow_unsigned=bool(extra.get("allow_unsigned", False)),
     )

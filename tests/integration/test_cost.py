@@ -357,3 +357,24 @@ def test_a_real_dag_run_fails_at_the_cap_without_retrying(
     assert task_states(run) == {"train": "failed"}  # not up_for_retry
     assert run.get_task_instance("train").try_number == 1
     assert frozen.counters()["submissions"]["training_job"] == 1 and stops(frozen) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"max_cost_usd": 5.0}, "max_cost_usd"),
+        ({"max_gpu_minutes": 60}, "max_gpu_minutes"),
+        ({"stop_on": "nan"}, "stop_on"),
+    ],
+)
+def test_guards_without_a_wait_are_refused_at_parse_time(kwargs: dict[str, Any], field: str) -> None:
+    """A budget cap or a loss gate acts while the task waits: with wait_for_completion=False nothing would enforce
+    it, so it is refused when the DAG is parsed instead of being silently ignored."""
+    from airflow_provider_baseten.exceptions import BasetenValidationError
+    from airflow_provider_baseten.operators.training import CreateTrainingJobOperator
+
+    with pytest.raises(BasetenValidationError, match="wait_for_completion=False") as info:
+        CreateTrainingJobOperator(
+            task_id="t", training_project_id="p", image={"base_image": "x"}, wait_for_completion=False, **kwargs
+        )
+    assert info.value.field == field

@@ -249,8 +249,15 @@ def test_bad_webhook_wait_arguments_are_refused_at_parse_time() -> None:
     with pytest.raises(ValueError, match="results_path"):
         AsyncPredictOperator(task_id="a", model_input={}, wait_for_completion=True, output_path="/tmp/o.jsonl")
     with pytest.raises(ValueError, match="wait_for_completion"):
-        AsyncPredictOperator(task_id="b", model_input={}, results_path="/tmp/store")
+        AsyncPredictOperator(task_id="b", model_input={}, results_path="/tmp/store", output_path="/tmp/o.jsonl")
     with pytest.raises(ValueError, match="not both"):
         AsyncPredictOperator(task_id="c", model_input={}, webhook_endpoint="https://x/", webhook_conn_id="r")
     with pytest.raises(BasetenValidationError):
-        AsyncPredictOperator(task_id="d", model_input={}, wait_for_completion=True, results_path="/s", webhook_grace=-1)
+        AsyncPredictOperator(
+            task_id="d", model_input={}, wait_for_completion=True, results_path="/s", output_path="/o", webhook_grace=-1
+        )
+    # Listening without gathering would let a wait whose requests all failed succeed: refused.
+    with pytest.raises(ValueError, match="output_path"):
+        AsyncPredictOperator(task_id="e", model_input={}, wait_for_completion=True, results_path="/s")
+    with pytest.raises(ValueError, match="output_path"):
+        AsyncPredictSensor(task_id="f", request_ids=["r"], results_path="/s")

@@ -40,6 +40,17 @@ def test_a_connection_without_a_store_is_a_configuration_error(monkeypatch: pyte
         settings_from_connection()
 
 
+@pytest.mark.parametrize("value", [True, "false", "true", 1])
+def test_a_connection_may_not_allow_unsigned_deliveries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: object
+) -> None:
+    """Behind a proxy on the same host every client is loopback, so the mounted receiver must always verify (was:
+    ``bool(extra["allow_unsigned"])``, which read the string "false" as True)."""
+    set_conn(monkeypatch, "pw-secret-1", store=str(tmp_path), allow_unsigned=value)
+    with pytest.raises(BasetenConfigurationError, match="allow_unsigned"):
+        settings_from_connection()
+
+
 def test_a_missing_variable_is_a_clear_error_naming_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     set_conn(monkeypatch, "pw-secret-1", store=str(tmp_path), secrets_variable="absent_var")
     with pytest.raises(BasetenConfigurationError, match="Variable") as info:
