@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 #: Chart points sent to the browser: a 100,000-step loss series is down-sampled on the server to this many.
 MAX_POINTS = 2000
+#: A saved loss series larger than this is not read (a 100,000-step series is about 2 MB): the path comes from an
+#: XCom, so it must not make the API server read an unbounded file.
+MAX_SERIES_BYTES = 32 * 1024 * 1024
 #: Log pages (of ``LOG_PAGE`` lines) read from Baseten to build one training tab.
 MAX_LOG_PAGES = 20
 #: Log lines per page (Baseten's maximum).
@@ -128,7 +131,10 @@ def series_from_file(path: str) -> list[LossPoint]:
     Parsed with ``str.split`` rather than the csv module (the file holds only numbers), 3x faster.
     """
     with _path(path).open("r") as handle:
-        lines = handle.read().splitlines()
+        text = handle.read(MAX_SERIES_BYTES + 1)
+    if len(text) > MAX_SERIES_BYTES:
+        raise ValueError(f"the saved loss series is over {MAX_SERIES_BYTES} bytes")
+    lines = text.splitlines()
     if not lines:
         return []
     header = lines[0].split(",")
@@ -203,9 +209,14 @@ def training_view(record: TaskRecord, hook: Any) -> dict[str, Any]:
             lambda **kw: hook.get_training_job_logs(project, job_id, **kw)  # one bounded page per call
         )
     )
+    chart = None
     if loss_record and loss_record.get("series_path"):
-        chart = file_chart(str(loss_record["series_path"]))
-    else:
+        try:
+            chart = file_chart(str(loss_record["series_path"]))
+        except (OSError, ValueError, IndexError, UnicodeDecodeError):
+            # Not readable here (a worker's local file, too big, not a series): the loss from the job's logs.
+            chart = None
+    if chart is None:
         chart = chart_points(loss_series(line.message for line in lines))
     errors = [line.format() for line in lines if (line.level or "").upper() == "ERROR"][-MAX_ERROR_LINES:]
     metrics = _gpu_metrics(_jsonable(hook.get_training_job_metrics(project, job_id)))

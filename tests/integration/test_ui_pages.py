@@ -134,6 +134,29 @@ def test_a_100000_point_series_is_downsampled_on_the_server(emu: Any, tmp_path: 
     assert took < 1.0, took
 
 
+@pytest.mark.parametrize("series_path", ["/dev/zero", "/no/such/worker-local/loss.csv", "/etc/hostname"])
+def test_a_series_path_the_server_cannot_use_falls_back_to_the_logs(emu: Any, series_path: str) -> None:
+    """The path comes from an XCom: a worker's local file, an endless device or some other file is not read
+    unbounded and does not break the tab; the chart comes from the job's logs instead."""
+    hook = emu.hook()
+    project = next(iter(emu.state.projects))
+    job = hook.create_training_job(project, {"image": IMAGE, "name": "elsewhere"})
+    emu.advance(3600)
+    rec = record(
+        **{
+            xcom.CONN_ID: "c",
+            xcom.TRAINING_PROJECT_ID: project,
+            xcom.TRAINING_JOB_ID: job.id,
+            "baseten_loss": {"series_path": series_path, "steps": 100},
+        }
+    )
+    answer = client_for({"t": rec}, emu).get("/ti", params=TI_PARAMS)
+    assert answer.status_code == 200
+    chart = json.loads(re.search(r'id="loss-data">(.*?)</script>', answer.text)[1])
+    logged = [p.loss for p in data.loss_series(line.message for line in hook.get_training_job_logs(project, job.id))]
+    assert logged and chart["loss"] == logged  # the emulator's logged losses
+
+
 def test_batch_tab_counts_and_failed_items_with_errors(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text(
