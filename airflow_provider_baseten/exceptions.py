@@ -179,12 +179,15 @@ class BasetenRemoteStateError(BasetenError):
         self.state = state
 
 
-try:  # where the Task SDK defines it; airflow.exceptions' name for it is deprecated
+try:  # where the Task SDK defines it (Airflow 3.2+); airflow.exceptions' name for it is deprecated there
     from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # the client core also runs without Airflow: then there is no retry policy to opt out of
+except ImportError:
+    try:  # Airflow 3.1: only airflow.exceptions has it (and the task runner checks for that class)
+        from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined,unused-ignore]
+    except ImportError:  # the client core also runs without Airflow: then there is no retry policy to opt out of
 
-    class AirflowFailException(Exception):  # type: ignore[no-redef]
-        """Stand-in for Airflow's "fail without retrying" exception when Airflow is not installed."""
+        class AirflowFailException(Exception):  # type: ignore[no-redef]
+            """Stand-in for Airflow's "fail without retrying" exception when Airflow is not installed."""
 
 
 class BasetenBudgetExceeded(BasetenError, AirflowFailException):  # type: ignore[misc]

@@ -11,13 +11,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_baseten import _lineage, cost
 from airflow_provider_baseten._tasks import raise_for_event
 from airflow_provider_baseten.emulator.config import Durations, FaultRule
 from airflow_provider_baseten.emulator.server import BasetenEmulator
-from airflow_provider_baseten.exceptions import BasetenBudgetExceeded, BasetenValidationError
+from airflow_provider_baseten.exceptions import (
+    AirflowFailException,  # the Task SDK's, or 3.1's airflow.exceptions
+    BasetenBudgetExceeded,
+    BasetenValidationError,
+)
 from airflow_provider_baseten.operators.training import CreateTrainingJobOperator, RecreateTrainingJobOperator
 from airflow_provider_baseten.triggers import _poll
 from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger

@@ -92,7 +92,7 @@ def _status_calls(emu: Any) -> int:
 
 def _deferred(op: AsyncPredictOperator, ctx: dict[str, Any]) -> Any:
     """Run ``execute`` up to its deferral; return the trigger it deferred with."""
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(ctx)

@@ -107,7 +107,7 @@ def test_gate_error_names_every_failed_rule_and_both_values() -> None:
     err = BasetenGateFailed(failed)
     assert "accuracy >= current (candidate 0.8, threshold 0.9)" in str(err)
     assert "error_rate <= 0.01 (candidate 0.05, threshold 0.01)" in str(err)
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_baseten.exceptions import AirflowFailException
 
     assert isinstance(err, AirflowFailException)  # not retried: the same evaluation would give the same verdict
 
