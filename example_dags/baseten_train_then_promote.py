@@ -252,7 +252,7 @@ with DAG(
             "{% set loss = ti.xcom_pull(task_ids='wait_for_training', key='baseten_loss') or {} %}"
             "{% set cost = ti.xcom_pull(task_ids='wait_for_training', key='baseten_cost') or {} %}"
             "Training: loss {{ loss.get('first', 'n/a') }} to best {{ loss.get('best', 'n/a') }} at step "
-            "{{ loss.get('best_step', 'n/a') }} of {{ loss.get('steps', 'n/a') }}; cost "
+            "{{ loss.get('best_step', 'n/a') }} ({{ loss.get('steps', 'n/a') }} loss points); cost "
             "{{ ('$%.2f' % cost['usd']) if cost.get('usd') is not none else 'n/a' }} "
             "({{ cost.get('source', 'not reported') }}).\n\n"
             "{{ ti.xcom_pull(task_ids='evaluate_candidate', key='baseten_evaluation')['markdown'] }}\n\n"

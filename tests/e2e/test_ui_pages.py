@@ -65,9 +65,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     shutil.copy(ROOT / "tests" / "e2e" / "dags" / "ui_check_long_series.py", dags)
     write_inputs(data / "input.jsonl", 200)
     with BasetenEmulator(api_key=API_KEY, time_scale=1.0) as emu:
-        # Real time, each status long enough for a 1 s poll to see it.
+        # Real time, each status long enough for a 1 s poll to see it. BUILDING starts at the create, before the
+        # deploy task's first check: 10 s, so a slow task start on a loaded machine still sees it.
         emu.core.config.durations = Durations(
-            build=3.0, deploy=3.0, loading_model=3.0, training_pending=1.0, training_created=1.0,
+            build=10.0, deploy=3.0, loading_model=3.0, training_pending=1.0, training_created=1.0,
             training_deploying=1.0, training_running=4.0, checkpoint_sync=1.0, promotion_releasing=2.0,
             promotion_ramping=2.0,
         )  # fmt: skip
