@@ -446,7 +446,7 @@ class Transport:
 
     def _send_with_retries(self, client: httpx.Client, ep: Endpoint, req: httpx.Request) -> Outcome:
         steps = self._retrying(ep, req)
-        step: float | Outcome = next(steps)
+        step = _advance(steps, None)  # a deadline already past ends it before any step
         while not isinstance(step, Outcome):
             if step != SEND:
                 self._sleep(step)
@@ -478,7 +478,7 @@ class Transport:
         """
         send = send or client.send
         steps = self._retrying(ep, req)
-        step: float | Outcome = next(steps)
+        step = _advance(steps, None)  # a deadline already past ends it before any step
         while not isinstance(step, Outcome):
             if step != SEND:
                 await self._asleep(step)

@@ -71,6 +71,8 @@ class EmulatorCore:
         self.base_url = ""
         # (route, endpoint, kind) for every generated API route; the fault middleware matches against it.
         self.api_routes: RouteTable = []
+        self.epoch = 0  # bumped by each reset: a request delayed across one is dropped, not counted
+        self.dropped_after_reset = 0  # such requests (kept across resets: they are what a reset left behind)
 
     def set_base_url(self, url: str) -> None:
         """Tell the state its own URL (for the presigned URLs it hands out)."""
@@ -79,6 +81,7 @@ class EmulatorCore:
 
     def reset(self) -> None:
         """Back to the seed state: objects, counters, faults, request log, switches and clock speed."""
+        self.epoch += 1
         self.state.reset()
         self.faults.configure(self.config.faults, self.config.seed)
         self.request_log.clear()
@@ -95,6 +98,7 @@ class EmulatorCore:
         with self.state.lock:
             counts = {k: dict(v) for k, v in self.state.counters.items()}
         counts["capacity"] = dict(self.capacity_counts)
+        counts["reset"] = {"epoch": self.epoch, "dropped": self.dropped_after_reset}
         return counts
 
     def redact(self, text: str) -> str:

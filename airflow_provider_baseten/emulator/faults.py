@@ -100,6 +100,8 @@ class FaultTarget(Protocol):
     faults: FaultInjector
     state: EmulatorState
     api_routes: RouteTable
+    epoch: int
+    dropped_after_reset: int
 
     @property
     def record(self) -> Callable[..., None]:
@@ -133,7 +135,13 @@ class FaultMiddleware:
             await self.app(scope, receive, _discard)
             core.state.counters["faults"][rule.kind + "+after"] += 1
         if rule.kind == "slow":
+            epoch = core.epoch
             await asyncio.sleep(rule.delay)
+            if core.epoch != epoch:
+                # Reset while it waited: the request belongs to what ran before (an earlier test whose client
+                # has gone). It must not act on, or be counted in, the fresh state.
+                core.dropped_after_reset += 1
+                return _DROP
             if rule.after:
                 # The real answer was thrown away: after the delay answer 504, as a gateway that gave up
                 # waiting does (a client whose read timed out has gone by then).

@@ -341,7 +341,11 @@ class BasetenEmulator:
         self.core.predict_capacity = capacity
 
     def counters(self) -> dict[str, dict[str, int]]:
-        """Requests per endpoint name, submissions, cancellations, webhooks, faults, responses per status."""
+        """Requests per endpoint name, submissions, cancellations, webhooks, faults, responses per status.
+
+        ``counters()["reset"]``: ``epoch`` (resets so far) and ``dropped`` (requests a slow fault held across a
+        reset, dropped unanswered and uncounted: they belong to what ran before it). Neither is reset.
+        """
         return self.core.counters()
 
     def requests(self) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -79,6 +80,22 @@ def test_slow_answers(emulator: BasetenEmulator) -> None:
     emulator.set_faults([FaultRule("slow", delay=0.5, times=1)])
     with pytest.raises(httpx.ReadTimeout):
         _get(emulator, timeout=0.1)
+
+
+def test_a_request_held_across_a_reset_is_dropped_not_counted(emulator: BasetenEmulator) -> None:
+    """A slow answer whose client gave up, still held when the next test resets the emulator, must not act on or
+    be counted in the fresh state (it once showed up as a stray request in a later test's server-side count)."""
+    emulator.set_faults([FaultRule("slow", delay=0.5, endpoints=["list_models"])])
+    with pytest.raises(httpx.ReadTimeout):
+        _get(emulator, timeout=0.05)
+    dropped = emulator.counters()["reset"]["dropped"]
+    emulator.reset()
+    deadline = time.monotonic() + 10
+    while emulator.counters()["reset"]["dropped"] == dropped and time.monotonic() < deadline:
+        time.sleep(0.02)
+    counts = emulator.counters()
+    assert counts["reset"]["dropped"] == dropped + 1
+    assert sum(counts["requests"].values()) == 0 and emulator.requests() == []
 
 
 def test_rates_are_repeatable_with_a_seed(emulator: BasetenEmulator) -> None:

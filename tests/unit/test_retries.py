@@ -291,3 +291,28 @@ def test_a_timeout_message_is_readable_and_typed():
     assert info.value.status_code is None
     assert "did not answer in time" in str(info.value)
     assert rec.count == 2
+
+
+@MODES
+def test_a_deadline_already_past_sends_nothing_and_raises_a_timeout(mode):
+    """A wait's check that starts after its deadline (a slow machine, a late poll) is a typed timeout.
+
+    Regression: the retry loop ended before its first step and the sender's ``next()`` leaked
+    ``StopIteration``, which an async check turned into ``RuntimeError: coroutine raised StopIteration``.
+    """
+    import time
+
+    rec = script(ok())
+    hook = make_hook(rec)
+
+    async def in_async() -> object:
+        with _transport.until(time.time() - 1):
+            return await hook.alist_models()
+
+    with pytest.raises(BasetenTimeoutError, match="deadline passed before GET"):
+        if mode == "sync":
+            with _transport.until(time.time() - 1):
+                hook.list_models()
+        else:
+            asyncio.run(in_async())
+    assert rec.requests == []
