@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 
 _HOME = Path(tempfile.mkdtemp(prefix="baseten-airflow-home-"))
+atexit.register(shutil.rmtree, _HOME, True)  # each pytest process removes the home it made (and its SQLite file)
 # make test runs pytest-xdist workers, which inherit the environment set below in the controller. Each worker
 # takes a home of its own instead: one SQLite file per process, as two processes writing one file hit "database
 # is locked". A setting made outside pytest is kept: only what points into the controller's home is replaced.
