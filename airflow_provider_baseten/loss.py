@@ -501,13 +501,12 @@ class LossTracker:
 
 
 def gate_spec(
-    stop_on: Any, loss_pattern: re.Pattern[str] | str | None, *, stop_job: bool, track: bool = False
+    stop_on: Any, loss_pattern: re.Pattern[str] | str | None, *, track: bool = False
 ) -> dict[str, Any] | None:
     """A training wait's ``loss_gate`` (the trigger kwarg), checked: ``None`` when it reads no loss.
 
     :param stop_on: The ``stop_on=`` argument (see :func:`parse_stop_on`).
     :param loss_pattern: The ``loss_pattern=`` argument (see :func:`compile_loss_pattern`).
-    :param stop_job: Whether the job is the task's own, so a rule that fires stops it.
     :param track: Read the loss even with no rule and no pattern (e.g. to write the series).
     :raises BasetenValidationError: on a bad rule or pattern (before anything is sent).
     """
@@ -515,7 +514,7 @@ def gate_spec(
     pattern = None if loss_pattern is None else compile_loss_pattern(loss_pattern).pattern
     if not (rules or pattern or track):
         return None
-    return {"stop_on": [rule.spec() for rule in rules], "loss_pattern": pattern, "stop_job": stop_job}
+    return {"stop_on": [rule.spec() for rule in rules], "loss_pattern": pattern}
 
 
 class LossWatch:
@@ -553,18 +552,24 @@ class LossWatch:
         self.follower = LogFollower(None)
 
     def spec(self) -> dict[str, Any]:
-        """The gate's settings as a small JSON dict (a trigger's kwarg; :meth:`from_spec` builds it back)."""
-        spec = gate_spec(self.tracker.rules, self.tracker.pattern, stop_job=self.stop_job, track=True)
+        """The gate's settings as a small JSON dict (a trigger's kwarg; :meth:`from_spec` builds it back).
+
+        Whose job it is is not in it: the trigger carries that once (``owns_job``) for every guard it runs.
+        """
+        spec = gate_spec(self.tracker.rules, self.tracker.pattern, track=True)
         assert spec is not None  # track=True
         return spec
 
     @classmethod
-    def from_spec(cls, training_project_id: str, training_job_id: str, spec: dict[str, Any] | None) -> LossWatch | None:
+    def from_spec(
+        cls, training_project_id: str, training_job_id: str, spec: dict[str, Any] | None, *, stop_job: bool = False
+    ) -> LossWatch | None:
         """The gate from :meth:`spec` (``None`` when there is none).
 
         :param training_project_id: The job's project.
         :param training_job_id: The job.
         :param spec: What :meth:`spec` returned, or ``None``.
+        :param stop_job: Whether the job is the task's own (see the class).
         """
         if spec is None:
             return None
@@ -573,7 +578,7 @@ class LossWatch:
             training_job_id,
             parse_stop_on(spec.get("stop_on")),
             spec.get("loss_pattern"),
-            stop_job=bool(spec.get("stop_job")),
+            stop_job=stop_job,
         )
 
     def since(self, created_at: str | None) -> None:

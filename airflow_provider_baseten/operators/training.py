@@ -96,7 +96,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         self.log_tail = log_tail
         # Checked here, before anything is sent: a bad rule or regex fails the DAG's parse, not the run. The job
         # is this task's own (started or reconnected to), so a rule that fires stops it.
-        self.loss_gate = gate_spec(stop_on, loss_pattern, stop_job=True, track=bool(loss_series_path))
+        self.loss_gate = gate_spec(stop_on, loss_pattern, track=bool(loss_series_path))
         self.loss_series_path = loss_series_path
         self.max_cost_usd = check_cap("max_cost_usd", max_cost_usd)
         self.max_gpu_minutes = check_cap("max_gpu_minutes", max_gpu_minutes)

@@ -67,7 +67,7 @@ class TrainingJobSensor(BasetenTriggerSensor):
         self.training_job_id = training_job_id
         self.log_tail = log_tail
         # Checked here, before anything is sent. The gate never stops the job: it is not this task's.
-        self.loss_gate = gate_spec(stop_on, loss_pattern, stop_job=False)
+        self.loss_gate = gate_spec(stop_on, loss_pattern)
 
     def make_trigger(self, context: Context, end_time: float | None) -> TrainingJobTrigger:
         from airflow_provider_baseten._tasks import push_training_job

@@ -376,10 +376,14 @@ class TrainingJobTrigger(BasetenPollTrigger):
     An unknown status is logged and waited on (bounded by the timeout). On failure the event carries the
     job's ``error_message`` and the last ``log_tail`` log lines.
 
+    :param loss_gate: A :meth:`~airflow_provider_baseten.loss.LossWatch.spec`: the training-quality gate reads
+        the job's loss from its logs, and a stop rule that fires fails the wait (after stopping the job, if
+        ``owns_job``).
     :param budget: A :class:`~airflow_provider_baseten.cost.BudgetGuard`'s kwargs: at each poll the spend is
         projected to the next poll, and past a cap the wait fails (event key ``budget``) after stopping the
         job, if ``owns_job``.
-    :param owns_job: This task started the job: the budget guard may stop it (never a job it did not start).
+    :param owns_job: This task started the job, so a guard that fires (loss gate or budget) stops it. A job the
+        task only watches is never stopped.
     """
 
     def __init__(
@@ -397,12 +401,9 @@ class TrainingJobTrigger(BasetenPollTrigger):
         self.training_project_id = training_project_id
         self.training_job_id = training_job_id
         self.log_tail = int(log_tail)
-        # The training-quality gate (LossWatch.spec(): stop_on, loss_pattern, stop_job); None: no loss read.
-        self.loss_gate = LossWatch.from_spec(training_project_id, training_job_id, loss_gate)
-        # budget: BudgetGuard kwargs (max_cost_usd, max_gpu_minutes, count); owns_job: this task started the
-        # job, so the guard may stop it (a job the task did not start is never stopped).
+        self.owns_job = owns_job  # one home for "this task started the job": both guards read it
+        self.loss_gate = LossWatch.from_spec(training_project_id, training_job_id, loss_gate, stop_job=owns_job)
         self.budget = BudgetGuard(**budget) if budget else None
-        self.owns_job = owns_job
         self._unknown_logged: set[str] = set()
 
     def _kwargs(self) -> dict[str, Any]:
@@ -411,7 +412,8 @@ class TrainingJobTrigger(BasetenPollTrigger):
             "training_job_id": self.training_job_id,
             "log_tail": self.log_tail,
             **({"loss_gate": self.loss_gate.spec()} if self.loss_gate else {}),
-            **({"budget": self.budget.as_kwargs(), "owns_job": self.owns_job} if self.budget else {}),
+            **({"budget": self.budget.as_kwargs()} if self.budget else {}),
+            **({"owns_job": True} if self.owns_job else {}),
         }
 
     def _ids(self) -> dict[str, Any]:

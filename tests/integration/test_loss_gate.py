@@ -31,10 +31,10 @@ def start_job(emulator: Any, script: str, fmt: str) -> str:
     return str(job.id)
 
 
-def gate(jid: str, rules: list[StopRule], *, stop_job: bool = True) -> TrainingJobTrigger:
-    spec = LossWatch(PROJECT, jid, rules, stop_job=stop_job).spec()
+def gate(jid: str, rules: list[StopRule], *, owns_job: bool = True) -> TrainingJobTrigger:
+    spec = LossWatch(PROJECT, jid, rules).spec()
     trigger = TrainingJobTrigger(
-        conn_id="baseten_default", training_project_id=PROJECT, training_job_id=jid, loss_gate=spec
+        conn_id="baseten_default", training_project_id=PROJECT, training_job_id=jid, loss_gate=spec, owns_job=owns_job
     )
     # As the triggerer does: built again from its serialized kwargs.
     return TrainingJobTrigger(**trigger.serialize()[1])
@@ -137,7 +137,7 @@ def test_one_poll_with_many_lines_fires_at_the_step_that_broke_the_rule(emulator
 def test_a_job_the_task_did_not_start_is_never_stopped(emulator: Any) -> None:
     emulator.set_time_scale(0)
     jid = start_job(emulator, "nan@5", "kv")
-    step, event = step_through(emulator, gate(jid, [StopOnNonFinite()], stop_job=False), first=3)
+    step, event = step_through(emulator, gate(jid, [StopOnNonFinite()], owns_job=False), first=3)
     assert step == 5 and event["status"] == "failed" and event["stopped"] is False
     assert "not stopped" in event["message"]
     assert stops(emulator) == 0

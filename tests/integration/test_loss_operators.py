@@ -60,15 +60,15 @@ def test_rules_are_kept_as_json_specs_for_the_trigger() -> None:
             {"rule": "plateau", "min_delta": 0.001, "patience": 20},
         ],
         "loss_pattern": r"L=(?P<loss>\S+)",
-        "stop_job": True,  # the operator's own job
     }
+    assert trigger.serialize()[1]["owns_job"] is True  # the operator's own job: a rule that fires stops it
     plain = CreateTrainingJobOperator(task_id="p", training_project_id=PROJECT, image=IMAGE)
     assert "loss_gate" not in plain._trigger(PROJECT, "job1").serialize()[1]
 
 
 def test_the_sensor_gate_never_stops_the_job() -> None:
     sensor = TrainingJobSensor(task_id="s", training_project_id=PROJECT, training_job_id="j", stop_on="nan")
-    assert sensor.loss_gate == {"stop_on": [{"rule": "nan"}], "loss_pattern": None, "stop_job": False}
+    assert sensor.loss_gate == {"stop_on": [{"rule": "nan"}], "loss_pattern": None}
     assert TrainingJobSensor(task_id="q", training_project_id=PROJECT, training_job_id="j").loss_gate is None
     with pytest.raises(BasetenValidationError):
         TrainingJobSensor(task_id="b", training_project_id=PROJECT, training_job_id="j", stop_on=["plateau"])
