@@ -474,23 +474,17 @@ def _price_per_minute(hook: BasetenHook, instance_type: str | None) -> float | N
     """USD per minute of ``instance_type`` (:func:`~airflow_provider_baseten.cost.price_per_minute`, cached per
     process); ``None`` (cost shown as n/a, with a WARNING) when it cannot be priced.
 
-    A deployment's ``instance_type_name`` is the type's *name* in Baseten's spec (``DeploymentV1``), while prices
-    are listed by id: a name is mapped to its id through ``list_instance_types``.
+    A deployment's ``instance_type_name`` is the type's *name* in Baseten's spec (``DeploymentV1``); the price
+    table is keyed by both name and id.
     """
     from airflow_provider_baseten.cost import price_per_minute
-    from airflow_provider_baseten.exceptions import BasetenError, BasetenValidationError
+    from airflow_provider_baseten.exceptions import BasetenError
 
     if not instance_type:
         hook.log.warning("The deployment names no instance type: its cost per 1,000 requests is not estimated.")
         return None
     try:
-        try:
-            return price_per_minute(hook, instance_type)
-        except BasetenValidationError:
-            by_name = {t.name: t.id for t in hook.list_instance_types()}
-            if instance_type not in by_name:
-                raise
-            return price_per_minute(hook, by_name[instance_type])
+        return price_per_minute(hook, instance_type)
     except BasetenError as exc:
         hook.log.warning(
             "No price for instance type %r (%s): cost per 1,000 requests is not estimated.", instance_type, exc
