@@ -18,9 +18,9 @@ from airflow_provider_baseten.client.transport import RetryPolicy, Settings
 from airflow_provider_baseten.hooks.baseten import BasetenHook
 
 
-def main(spec: dict) -> None:
-    """Run the batch ``spec`` describes."""
-    logging.basicConfig(level=logging.WARNING)
+def child_hook(spec: dict) -> BasetenHook:
+    """A hook on the emulator ``spec`` names (``api_key``, ``url``, ``inference_url``, ``model_id``), with fast
+    retries: a child process of the chaos cases must not spend its time in backoff."""
     settings = Settings(
         api_key=spec["api_key"],
         management_url=spec["url"],
@@ -28,12 +28,18 @@ def main(spec: dict) -> None:
         model_id=spec["model_id"],
         retry=RetryPolicy(max_attempts=6, backoff_base=0.002, max_backoff=0.02, total_timeout=60),
     )
+    return BasetenHook(settings=settings)
+
+
+def main(spec: dict) -> None:
+    """Run the batch ``spec`` describes."""
+    logging.basicConfig(level=logging.WARNING)
     output = spec["output"]
     if "://" in output:
         from airflow.providers.common.compat.sdk import ObjectStoragePath
 
         output = ObjectStoragePath(output)
-    hook = BasetenHook(settings=settings)
+    hook = child_hook(spec)
     # "kind": "embed" runs embed_batch (texts packed batch_size per request) instead of predict_batch.
     run = hook.predict_batch
     if spec.get("kind") == "embed":

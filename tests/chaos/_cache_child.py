@@ -12,21 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from airflow_provider_baseten.client.transport import RetryPolicy, Settings
-from airflow_provider_baseten.hooks.baseten import BasetenHook
+from tests.chaos._batch_child import child_hook
 
 
 def main(spec: dict) -> None:
     """Run the batch ``spec`` describes, once ``go`` exists."""
-    settings = Settings(
-        api_key=spec["api_key"],
-        management_url=spec["url"],
-        inference_url=spec["inference_url"],
-        model_id=spec["model_id"],
-        retry=RetryPolicy(max_attempts=6, backoff_base=0.002, max_backoff=0.02, total_timeout=60),
-    )
     texts = json.loads(Path(spec["texts"]).read_text())
-    hook = BasetenHook(settings=settings)
+    hook = child_hook(spec)
     hook.get_transport()
     Path(spec["ready"]).touch()
     go = Path(spec["go"])
