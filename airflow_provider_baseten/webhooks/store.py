@@ -67,9 +67,10 @@ def request_id_of(body: bytes) -> str:
 
 
 def _is_local(root: Any) -> bool:
-    if isinstance(root, (str, os.PathLike)) and "://" not in os.fspath(root):
-        return True
-    return getattr(root, "protocol", None) in ("file", "local")
+    protocol = getattr(root, "protocol", None)  # an ObjectStoragePath (UPath): asked first, since os.fspath()
+    if protocol is not None:  # of a remote one is deprecated in universal_pathlib
+        return protocol in ("", "file", "local")
+    return isinstance(root, (str, os.PathLike)) and "://" not in os.fspath(root)
 
 
 class ResultStore:
