@@ -51,6 +51,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[argparse.Namespace, R
     parser.add_argument("--conn-id", help="read the store and secrets from this Airflow connection")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--body-timeout", type=float, default=10.0)
+    parser.add_argument("--retention-days", type=float, help="remove bodies stored longer ago (default: keep all)")
     parser.add_argument("--allow-unsigned", action="store_true", help="development only, loopback host only")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
@@ -60,6 +61,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[argparse.Namespace, R
         base = settings_from_connection(args.conn_id)
         secrets = base.secrets
         store = args.store or base.store
+        retention = args.retention_days if args.retention_days is not None else base.retention_days
     else:
         if not args.store:
             parser.error("--store is required without --conn-id")
@@ -68,12 +70,14 @@ def parse_settings(argv: list[str] | None = None) -> tuple[argparse.Namespace, R
             parser.error(f"environment variable(s) not set: {', '.join(missing)}")
         secrets = SecretSource.static([os.environ[name] for name in args.secret_env])
         store = args.store
+        retention = args.retention_days
     settings = ReceiverSettings(
         store=store,
         secrets=secrets,
         max_body_bytes=args.max_body_bytes,
         body_timeout=args.body_timeout,
         allow_unsigned=args.allow_unsigned,
+        retention_days=retention,
     )
     return args, settings
 

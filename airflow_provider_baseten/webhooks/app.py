@@ -15,7 +15,8 @@ provider's one deliberately unauthenticated route. Every delivery must carry
 - no secret configured (and unsigned deliveries not allowed): 503, so Baseten retries once an operator fixes it;
 - the store fails: 500, so Baseten retries.
 
-None of these stores anything. A 200 is sent only after the body is durable in the
+None of these stores anything. With ``retention_days`` set, bodies stored longer ago are removed in the
+background, at most once every :data:`PRUNE_EVERY_SECONDS`, after a delivery. A 200 is sent only after the body is durable in the
 :class:`~airflow_provider_baseten.webhooks.store.ResultStore`; a duplicate answers 200 too (``"duplicate":
 true``), since the first copy is already stored.
 """
@@ -28,6 +29,8 @@ import hmac
 import ipaddress
 import json
 import logging
+import threading
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,11 +41,22 @@ from starlette.concurrency import run_in_threadpool
 from airflow_provider_baseten.webhooks.settings import ReceiverSettings
 from airflow_provider_baseten.webhooks.store import REQUEST_ID_PATTERN, ResultStore
 
-__all__ = ["SIGNATURE_HEADER", "WebhookBody", "WebhookError", "create_app", "sign", "verify_signature"]
+__all__ = [
+    "PRUNE_EVERY_SECONDS",
+    "SIGNATURE_HEADER",
+    "Pruner",
+    "WebhookBody",
+    "WebhookError",
+    "create_app",
+    "sign",
+    "verify_signature",
+]
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "x-baseten-signature"
+#: How often, at most, a receiver with ``retention_days`` prunes its store.
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class WebhookError(BaseModel):
@@ -136,6 +150,58 @@ def _refuse(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+class Pruner:
+    """Removes a store's bodies older than the retention, in a background thread, at most once per ``every``
+    seconds (one run at a time; the first delivery starts the first run). A failed run is logged and tried
+    again when the next run is due: it never fails a delivery.
+
+    :param store: the store to prune.
+    :param retention_days: the age in days past which a body is removed.
+    :param every: the least number of seconds between two runs.
+    """
+
+    def __init__(self, store: ResultStore, retention_days: float, every: float = PRUNE_EVERY_SECONDS) -> None:
+        self.store = store
+        self.older_than = retention_days * 86400.0
+        self.every = every
+        self._lock = threading.Lock()
+        self._started_at: float | None = None
+        self._thread: threading.Thread | None = None
+        #: bodies removed so far, by every run
+        self.removed = 0
+
+    def maybe_start(self) -> threading.Thread | None:
+        """Start a run if one is due and none is running; the run's thread, or ``None``."""
+        with self._lock:
+            now = time.monotonic()
+            running = self._thread is not None and self._thread.is_alive()
+            if running or (self._started_at is not None and now - self._started_at < self.every):
+                return None
+            self._started_at = now
+            self._thread = threading.Thread(target=self._run, name="baseten-webhook-prune", daemon=True)
+            self._thread.start()
+            return self._thread
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the current run, if any, to end.
+
+        :param timeout: seconds to wait at most.
+        """
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            removed = self.store.prune(self.older_than)
+        except Exception:
+            log.exception("webhook store prune failed; tried again in %.0f s", self.every)
+            return
+        self.removed += removed
+        if removed:
+            log.info("webhook store: removed %d bodies older than %g days", removed, self.older_than / 86400)
+
+
 def create_app(settings: ReceiverSettings) -> FastAPI:
     """The receiver's ASGI app.
 
@@ -143,6 +209,8 @@ def create_app(settings: ReceiverSettings) -> FastAPI:
     """
     store = ResultStore(settings.store)
     app = FastAPI(title="Baseten webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    pruner = Pruner(store, settings.retention_days) if settings.retention_days is not None else None
+    app.state.pruner = pruner
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -185,7 +253,15 @@ def create_app(settings: ReceiverSettings) -> FastAPI:
         except Exception:
             log.exception("webhook %s: the store failed; answering 500 so Baseten retries", hook.request_id)
             return _refuse(500, "the store failed")
-        log.info("webhook %s: %s", hook.request_id, "stored" if new else "duplicate, already stored")
+        # One line per delivery at 12,000 a minute would flood the API server's log: a duplicate is worth INFO.
+        log.log(
+            logging.DEBUG if new else logging.INFO,
+            "webhook %s: %s",
+            hook.request_id,
+            "stored" if new else "duplicate, already stored",
+        )
+        if pruner is not None:
+            pruner.maybe_start()
         return JSONResponse({"request_id": hook.request_id, "stored": new, "duplicate": not new})
 
     app.add_api_route("/", deliver, methods=["POST"], include_in_schema=False)

@@ -6,7 +6,9 @@ From Airflow, one connection (default id ``baseten_webhooks``) configures the re
 - extra ``secrets``: more secrets (a list), e.g. the old one during a 24 h rotation;
 - extra ``secrets_variable``: the name of an Airflow Variable holding one secret or a JSON list of them;
 - extra ``store``: where bodies are stored (a local folder or an ``ObjectStoragePath`` URL such as ``s3://...``);
-- extra ``max_body_bytes``, ``body_timeout``. A receiver configured by a connection always requires signatures:
+- extra ``max_body_bytes``, ``body_timeout``;
+- extra ``retention_days``: bodies stored longer ago are removed (checked at most once an hour, after a
+  delivery); unset, the store keeps everything. A receiver configured by a connection always requires signatures:
   it may sit behind a proxy on the same host, where every client looks like loopback (``allow_unsigned`` is
   refused there; the standalone command's ``--allow-unsigned`` is for a loopback development set-up only).
 
@@ -99,6 +101,9 @@ class ReceiverSettings:
     :param body_timeout: seconds a client has to send the whole body (a slower one gets 408).
     :param allow_unsigned: accept deliveries with no signature header, from a loopback client only (a local
         development set-up). A delivery that carries a signature is still verified.
+    :param retention_days: remove bodies stored more than this many days ago (at most once an hour, in the
+        background after a delivery); ``None``: keep everything. Keep it well above the longest async wait: a
+        wait whose body was pruned falls back to Baseten's status API, which keeps a status for an hour.
     """
 
     store: Any
@@ -106,17 +111,27 @@ class ReceiverSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_timeout: float = 10.0
     allow_unsigned: bool = False
+    retention_days: float | None = None
 
     def __post_init__(self) -> None:
         if not (is_int(self.max_body_bytes) and self.max_body_bytes >= 1):
             raise BasetenConfigurationError("max_body_bytes must be a positive integer", field="max_body_bytes")
         if not self.body_timeout > 0:
             raise BasetenConfigurationError("body_timeout must be > 0", field="body_timeout")
+        days = self.retention_days
+        if days is not None and not (
+            isinstance(days, (int, float)) and not isinstance(days, bool) and 0 < days < float("inf")
+        ):
+            raise BasetenConfigurationError(
+                "retention_days must be a positive number of days (or unset, to keep everything)",
+                field="retention_days",
+            )
 
     def __repr__(self) -> str:
         return (
             f"ReceiverSettings(store={str(self.store)!r}, secrets=***, max_body_bytes={self.max_body_bytes}, "
-            f"body_timeout={self.body_timeout}, allow_unsigned={self.allow_unsigned})"
+            f"body_timeout={self.body_timeout}, allow_unsigned={self.allow_unsigned}, "
+            f"retention_days={self.retention_days})"
         )
 
 
@@ -164,4 +179,5 @@ def settings_from_connection(conn_id: str = DEFAULT_CONN_ID, *, reload_seconds: 
         secrets=SecretSource(lambda: _connection_secrets(conn_id), ttl=reload_seconds),
         max_body_bytes=int(extra.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
         body_timeout=float(extra.get("body_timeout", 10.0)),
+        retention_days=extra.get("retention_days"),
     )

@@ -14,6 +14,8 @@ folder or an ``ObjectStoragePath`` (``s3://...``).
   first body and :meth:`ResultStore.put` returns ``False``. On a local folder the move is ``os.link``, which
   refuses to replace an existing file, so even two concurrent deliveries store one object. Object stores have
   no such primitive: two *concurrent* duplicates may both write, and the last (identical) body wins.
+- **Bounded.** :meth:`ResultStore.prune` removes bodies stored longer ago than a retention period (the
+  receiver's ``retention_days``), so a long-lived store, and each wait's listing of it, does not grow for ever.
 - **Safe names.** A ``request_id`` must match :data:`REQUEST_ID_PATTERN`, so it can never name a path outside
   ``root`` (no ``/``, no ``..``, no leading dot).
 """
@@ -24,7 +26,9 @@ import contextlib
 import json
 import os
 import re
+import time
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_baseten.exceptions import BasetenValidationError
@@ -198,3 +202,67 @@ class ResultStore:
             if name.endswith(_SUFFIX) and REQUEST_ID_PATTERN.fullmatch(stem):
                 ids.add(stem)
         return ids
+
+    def prune(self, older_than: float, *, now: float | None = None) -> int:
+        """Remove the bodies stored more than ``older_than`` seconds ago, and temporary files of writes that
+        died that long ago; return how many bodies were removed.
+
+        A wait still reading a pruned body finds it missing and falls back to Baseten's status API, which keeps
+        a status for an hour only: keep ``older_than`` well above the longest async wait.
+
+        :param older_than: the age in seconds (by the file's modification time) past which a body is removed.
+        :param now: the current time (epoch seconds); default ``time.time()``.
+        :raises ValueError: ``older_than`` is not positive.
+        """
+        if not older_than > 0:
+            raise ValueError("older_than must be > 0 seconds")
+        cutoff = (time.time() if now is None else now) - older_than
+        removed = 0
+        for name, path, mtime in self._entries():
+            stem = name[: -len(_SUFFIX)]
+            body = name.endswith(_SUFFIX) and REQUEST_ID_PATTERN.fullmatch(stem) is not None
+            if not (body or (name.startswith(".") and name.endswith(".tmp"))) or mtime is None or mtime >= cutoff:
+                continue
+            with contextlib.suppress(FileNotFoundError):  # a concurrent prune got there first
+                if self._local:
+                    os.unlink(path)
+                else:
+                    path.unlink()
+                removed += body
+        return removed
+
+    def _entries(self) -> list[tuple[str, Any, float | None]]:
+        """(name, path, modification time) of every file in the store."""
+        if self._local:
+            with os.scandir(self.root) as it:
+                return [(e.name, e.path, _mtime(e)) for e in it if e.is_file(follow_symlinks=False)]
+        return [(p.name, p, _remote_mtime(p)) for p in self.root.iterdir()]
+
+
+def _mtime(entry: os.DirEntry[str]) -> float | None:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _remote_mtime(path: Any) -> float | None:
+    """An object's modification time (epoch seconds), or ``None`` when its file system reports none (then it is
+    kept). ``st_mtime`` covers local and S3 (``LastModified``); other file systems name it differently."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotImplementedError):
+        return None
+    with contextlib.suppress(AttributeError, TypeError, ValueError):
+        if st.st_mtime:
+            return float(st.st_mtime)
+    for key in ("last_modified", "updated", "created"):  # Azure, GCS, fsspec's memory file system
+        value = st.get(key) if hasattr(st, "get") else None
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if isinstance(value, datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return None

@@ -252,3 +252,45 @@ def test_verify_signature_edge_cases() -> None:
     assert not verify_signature(raw, sign(raw, NEW), ())
     assert not verify_signature(raw, None, (NEW,))
     assert not verify_signature(raw, "v1=", (NEW,))
+
+
+async def test_with_a_retention_old_bodies_are_pruned_after_a_delivery_at_most_once_an_hour(tmp_path: Path) -> None:
+    from airflow_provider_baseten.webhooks.store import ResultStore
+
+    ResultStore(tmp_path).put(body("ancient"))
+    week_ago = os.path.getmtime(tmp_path / "ancient.json") - 7 * 86400
+    os.utime(tmp_path / "ancient.json", (week_ago, week_ago))
+    app = create_app(ReceiverSettings(store=tmp_path, secrets=SecretSource.static((NEW,)), retention_days=3))
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as c:
+        raw = body("fresh")
+        assert (await post(c, raw, sign(raw, NEW))).status_code == 200
+        app.state.pruner.join(10)
+        assert stored(tmp_path) == ["fresh.json"] and app.state.pruner.removed == 1
+        # Aged now, but the next run is not due for an hour: a second delivery prunes nothing.
+        os.utime(tmp_path / "fresh.json", (week_ago, week_ago))
+        raw2 = body("second")
+        assert (await post(c, raw2, sign(raw2, NEW))).status_code == 200
+        app.state.pruner.join(10)
+    assert stored(tmp_path) == ["fresh.json", "second.json"] and app.state.pruner.removed == 1
+
+
+async def test_without_a_retention_nothing_is_pruned(tmp_path: Path) -> None:
+    from airflow_provider_baseten.webhooks.store import ResultStore
+
+    ResultStore(tmp_path).put(body("ancient"))
+    os.utime(tmp_path / "ancient.json", (1, 1))
+    app = create_app(ReceiverSettings(store=tmp_path, secrets=SecretSource.static((NEW,))))
+    assert app.state.pruner is None
+    async with client(tmp_path) as c:
+        raw = body("fresh")
+        assert (await post(c, raw, sign(raw, NEW))).status_code == 200
+    assert stored(tmp_path) == ["ancient.json", "fresh.json"]
+
+
+@pytest.mark.parametrize("days", [0, -1, float("inf"), "7", True])
+def test_a_bad_retention_is_a_configuration_error(tmp_path: Path, days: object) -> None:
+    from airflow_provider_baseten.exceptions import BasetenConfigurationError
+
+    with pytest.raises(BasetenConfigurationError, match="retention_days"):
+        ReceiverSettings(store=tmp_path, retention_days=days)  # type: ignore[arg-type]

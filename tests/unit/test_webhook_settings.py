@@ -109,3 +109,18 @@ def test_the_command_line_refuses_unsafe_or_incomplete_set_ups(
     monkeypatch.setenv("WH_SECRETS", "s")
     with pytest.raises(SystemExit):
         parse_settings(argv)
+
+
+def test_retention_from_the_connection_and_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, "s1", store=str(tmp_path), retention_days=14)
+    assert settings_from_connection().retention_days == 14
+    _, from_conn = parse_settings(["--conn-id", "baseten_webhooks"])
+    assert from_conn.retention_days == 14
+    _, overridden = parse_settings(["--conn-id", "baseten_webhooks", "--retention-days", "2.5"])
+    assert overridden.retention_days == 2.5
+    monkeypatch.setenv("WH_SECRETS", "s")
+    _, standalone = parse_settings(["--store", str(tmp_path), "--secret-env", "WH_SECRETS"])
+    assert standalone.retention_days is None  # keep everything unless asked
+    set_conn(monkeypatch, "s1", store=str(tmp_path), retention_days="a week")
+    with pytest.raises(BasetenConfigurationError, match="retention_days"):
+        settings_from_connection()

@@ -134,3 +134,51 @@ def test_object_store_root_without_a_local_path() -> None:
     assert store.list_ids() == {"r9"}
     assert store.get("r9")["request_id"] == "r9"  # type: ignore[index]
     assert "bucket" in repr(store)
+
+
+def _age(store: ResultStore, request_id: str, seconds: float) -> None:
+    path = os.path.join(store.root, request_id + ".json")
+    then = os.path.getmtime(path) - seconds
+    os.utime(path, (then, then))
+
+
+def test_prune_removes_only_bodies_older_than_the_retention(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    for rid in ("old1", "old2", "fresh"):
+        store.put(body(rid))
+    _age(store, "old1", 8 * 86400)
+    _age(store, "old2", 7 * 86400 + 5)
+    stale_tmp = tmp_path / ".dead.abc.tmp"  # a write that died a week ago
+    stale_tmp.write_bytes(b"{")
+    os.utime(stale_tmp, (1, 1))
+    (tmp_path / "notes.txt").write_text("not ours")
+    os.utime(tmp_path / "notes.txt", (1, 1))
+    assert store.prune(7 * 86400) == 2
+    assert store.list_ids() == {"fresh"}
+    assert not stale_tmp.exists() and (tmp_path / "notes.txt").exists()  # only the store's own files go
+    assert store.prune(7 * 86400) == 0  # idempotent
+    assert store.put(body("old1")) is True  # a pruned id may be stored again
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan")])
+def test_prune_refuses_a_retention_that_is_not_positive(tmp_path: Path, bad: float) -> None:
+    store = ResultStore(tmp_path)
+    store.put(body("r1"))
+    with pytest.raises(ValueError, match="older_than"):
+        store.prune(bad)
+    assert store.list_ids() == {"r1"}
+
+
+def test_prune_on_an_object_store() -> None:
+    import time
+
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("memory", fs=MemoryFileSystem())
+    store = ResultStore(ObjectStoragePath("memory://bucket/webhooks-prune"))
+    store.put(body("r1"))
+    assert store.prune(3600) == 0  # just written
+    assert store.prune(3600, now=time.time() + 7200) == 1  # two hours on
+    assert store.list_ids() == set()
