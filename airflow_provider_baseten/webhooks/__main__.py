@@ -11,7 +11,11 @@ or, to read everything from an Airflow connection (secrets reloaded every minute
     python -m airflow_provider_baseten.webhooks --conn-id baseten_webhooks --port 8790
 
 Secrets are read from an environment variable or a connection, never from the command line (where ``ps`` would
-show them). Put it behind a TLS-terminating proxy: Baseten requires HTTPS except for ``localhost``.
+show them). Put it behind a TLS-terminating proxy: Baseten requires HTTPS except for ``localhost``, and the proxy's
+header timeout cuts off clients that send their headers slowly. Here, memory stays bounded whatever clients do:
+at most ``--max-connections`` at once (more get 503, which Baseten retries), headers of at most 16 KiB each,
+bodies of at most ``--max-body-bytes`` within ``--body-timeout`` seconds, idle keep-alive connections closed
+after 5 s.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from airflow_provider_baseten.webhooks.settings import (
     SecretSource,
     settings_from_connection,
 )
+
+#: Concurrent connections the standalone receiver serves; more are answered 503 (Baseten retries 5xx).
+MAX_CONNECTIONS = 1024
+#: The largest request head (line and headers) a client may send, in bytes (h11's own default, made explicit).
+MAX_HEADER_BYTES = 16 * 1024
 
 
 def _is_loopback_host(host: str) -> bool:
@@ -53,8 +62,11 @@ def parse_settings(argv: list[str] | None = None) -> tuple[argparse.Namespace, R
     parser.add_argument("--body-timeout", type=float, default=10.0)
     parser.add_argument("--retention-days", type=float, help="remove bodies stored longer ago (default: keep all)")
     parser.add_argument("--allow-unsigned", action="store_true", help="development only, loopback host only")
+    parser.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, help="more get 503")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
+    if args.max_connections < 1:
+        parser.error("--max-connections must be at least 1")
     if args.allow_unsigned and not _is_loopback_host(args.host):
         parser.error("--allow-unsigned is only allowed when listening on a loopback address")
     if args.conn_id:
@@ -92,7 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_provider_baseten.webhooks.app import create_app
 
     args, settings = parse_settings(argv)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        # h11, not httptools: only h11 bounds a request head's size (httptools buffers any number of headers).
+        http="h11",
+        limit_concurrency=args.max_connections,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )
     return 0
 
 
