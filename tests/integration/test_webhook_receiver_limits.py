@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,11 +17,12 @@ import pytest
 from dev.local_airflow import free_port
 
 
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One receiver process for the module (each start imports the provider: seconds of CPU)."""
     port = free_port()
     cmd = [sys.executable, "-m", "airflow_provider_baseten.webhooks", "--port", str(port), "--store",
-           str(tmp_path / "store"), "--secret-env", "WH_SECRET", "--max-connections", "3"]  # fmt: skip
+           str(tmp_path_factory.mktemp("store")), "--secret-env", "WH_SECRET", "--max-connections", "3"]  # fmt: skip
     proc = subprocess.Popen(cmd, env={**os.environ, "WH_SECRET": "whsec-limits"})
     url = f"http://127.0.0.1:{port}"
     try:
