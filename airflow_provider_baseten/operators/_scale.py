@@ -217,19 +217,22 @@ class ScaleForBatch:
                 STATE_KEY, {"lease": self.lease_id, "deployment": self.deployment, "min_replica": self.min_replica}
             )
         lease = {"min_replica": self.min_replica, "until": self.until}
+        stale = book.expired()
+        found = book.read()
+        orphan = "baseline" in found and not found["leases"]  # a last release that did not get to restore
+        # The deployment's own settings, for a first lease. Read only once there is no record (a last batch out
+        # deletes it after its restore, so this is the deployment's own setting, not a lease's about to be given
+        # back), and before update(): its read-change-write must take microseconds, not an HTTP round trip, or
+        # a batch starting at the same instant can write over this lease after it was checked.
+        own = self._current() if "baseline" not in found else None
 
         def add(record: dict[str, Any]) -> dict[str, Any]:
-            if "baseline" not in record:  # the deployment's own settings, before any lease
-                # Read only now that there is no record: a last batch out deletes it after its restore, so
-                # this is the deployment's own setting, not a lease's that was about to be given back.
-                low, high = self._current()
+            if "baseline" not in record:
+                low, high = own if own is not None else self._current()
                 record = {"baseline": {"min_replica": low, "max_replica": high}, "leases": {}}
             record["leases"][self.lease_id] = lease
             return record
 
-        stale = book.expired()
-        found = book.read()
-        orphan = "baseline" in found and not found["leases"]  # a last release that did not get to restore
         if not book.update(add, lambda r: self.lease_id in r.get("leases", {})):
             self.log.warning("scale_for_batch: lease %s could not be recorded in %s.", self.lease_id, book.key)
         current = self._current()
