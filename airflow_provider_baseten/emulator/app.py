@@ -72,7 +72,9 @@ class EmulatorCore:
         # (route, endpoint, kind) for every generated API route; the fault middleware matches against it.
         self.api_routes: RouteTable = []
         self.epoch = 0  # bumped by each reset: a request delayed across one is dropped, not counted
-        self.dropped_after_reset = 0  # such requests (kept across resets: they are what a reset left behind)
+        # Work from before a reset dropped uncounted (a request a slow fault held, a webhook delivery): kept
+        # across resets, since it is what a reset left behind.
+        self.dropped_after_reset = 0
 
     def set_base_url(self, url: str) -> None:
         """Tell the state its own URL (for the presigned URLs it hands out)."""
@@ -587,11 +589,18 @@ async def _deliver(core: EmulatorCore, client: httpx.AsyncClient, req: Any, payl
     if secrets:
         headers["X-BASETEN-SIGNATURE"] = _signature(secrets, body)
     outcome = ""
+    epoch = core.epoch  # a reset mid-delivery: the request is gone, so is this delivery (never counted anew)
     for attempt in range(max(1, core.config.webhook_attempts)):
         if attempt:
             clock = core.state.clock
             await clock.sleep_until(clock.now() + core.config.webhook_retry_delay, max_real=3600)
+        if core.epoch != epoch:
+            core.dropped_after_reset += 1
+            return
         outcome = await _attempt(core, client, req.webhook_endpoint, body, headers)
+        if core.epoch != epoch:
+            core.dropped_after_reset += 1
+            return
         core.state.webhook_attempted(req, outcome)
         if not _retryable(outcome):
             break

@@ -343,8 +343,9 @@ class BasetenEmulator:
     def counters(self) -> dict[str, dict[str, int]]:
         """Requests per endpoint name, submissions, cancellations, webhooks, faults, responses per status.
 
-        ``counters()["reset"]``: ``epoch`` (resets so far) and ``dropped`` (requests a slow fault held across a
-        reset, dropped unanswered and uncounted: they belong to what ran before it). Neither is reset.
+        ``counters()["reset"]``: ``epoch`` (resets so far) and ``dropped`` (work from before a reset, dropped
+        uncounted: a request a slow fault held, answered by closing the connection; a webhook delivery, not
+        attempted again). They belong to what ran before the reset. Neither is reset.
         """
         return self.core.counters()
 
