@@ -108,13 +108,14 @@ def test_a_poking_sensor_stops_at_execution_timeout_with_the_sensor_timeout(conn
     Before: only ``timeout`` was checked while poking, and ``execution_timeout`` ended the task with
     Airflow's AirflowTaskTimeout (retried) instead."""
     conn.hook().deactivate_deployment("dep3stag")  # INACTIVE, not a failed state: the sensor waits
+    # 3 s: the sensor's deadline is 10 % early (0.3 s before Airflow's alarm), room for a slow poke on a busy CI.
     sensor = DeploymentStatusSensor(
-        task_id="s", deployment_id="dep3stag", poke_interval=0.1, execution_timeout=timedelta(seconds=1)
+        task_id="s", deployment_id="dep3stag", poke_interval=0.05, execution_timeout=timedelta(seconds=3)
     )
     t0 = time.monotonic()
     with pytest.raises(BasetenSensorTimeout, match="Timed out waiting"):
         sensor.execute(ctx())
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 5
 
 
 def test_in_a_dag_an_operator_timeout_is_retried_and_a_sensor_timeout_is_not(conn: Any) -> None:
@@ -128,8 +129,12 @@ def test_in_a_dag_an_operator_timeout_is_retried_and_a_sensor_timeout_is_not(con
     with DAG("t_deadline_model_retries", schedule=None, start_date=START) as dag:
         ActivateDeploymentOperator(task_id="op", deployment_id="dep3stag", timeout=0.5, **retry)
         DeploymentStatusSensor(task_id="sensor", deployment_id="dep3stag", timeout=0.5, **retry)
+        # 3 s, so the 10 % early deadline is 0.3 s before Airflow's alarm (at 1 s, a 0.12 s gap lost to a slow poke).
         DeploymentStatusSensor(
-            task_id="sensor_exec", deployment_id="dep3stag", execution_timeout=timedelta(seconds=1), **retry
+            task_id="sensor_exec",
+            deployment_id="dep3stag",
+            execution_timeout=timedelta(seconds=3),
+            **{**retry, "poke_interval": 0.05},
         )
         DeploymentStatusSensor(task_id="soft", deployment_id="dep3stag", soft_fail=True, timeout=0.5, **retry)
     run = run_dag(dag)

@@ -128,8 +128,11 @@ def test_sensor_fails_on_failed_job_with_its_logs(conn: Any, deferrable: bool, t
 def test_stopped_job_fails_the_sensor_and_stopping_again_is_a_no_op(
     conn: Any, deferrable: bool, task_log: list[dict[str, Any]]
 ) -> None:
-    conn.set_time_scale(1)  # the job must still be running when the stop arrives
+    # The job must still be running when the stop arrives: the clock stops once it runs (at 1x it ended 9 s after
+    # creation, and a first dag.test() start-up on a loaded machine took longer than that).
+    conn.set_time_scale(0)
     job = conn.hook().create_training_job(PROJECT, {"image": IMAGE})
+    conn.advance(4.5)  # pending 1 + created 1 + deploying 2: running
     with DAG(f"t_stop_{deferrable}", schedule=None, start_date=START) as dag:
         stop = StopTrainingOperator(task_id="stop", training_project_id=PROJECT, training_job_id=job.id)
         sense = TrainingJobSensor(

@@ -309,6 +309,11 @@ def test_full_wait_has_no_slow_callback(case: str, emu: EmulatorProcess, conn_en
             {"limit": "20", "direction": "desc", "min_level": "ERROR"},
         ], logs
     too_slow = [m for d, m in slow.slow if d >= SLOW]
+    if too_slow:
+        # A loaded machine can pause any callback once (the OS, a GC): a blocking call is slow every time. So a
+        # slow run is measured once more, on a fresh trigger, and only a second slow run fails.
+        _, again = run_debug(lambda: full_wait(_cases(emu)[case][0]()))
+        too_slow = [m for d, m in again.slow if d >= SLOW]
     assert not too_slow, "\n".join(too_slow)
 
 
