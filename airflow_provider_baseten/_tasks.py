@@ -143,7 +143,7 @@ def raise_for_event(event: BasetenTriggerEvent) -> None:
         raise BasetenBudgetExceeded(
             message,
             cap=float(budget["cap"]),
-            spent=float(budget["spent"]),
+            spent=float("nan") if budget["spent"] is None else float(budget["spent"]),  # None: it could not be priced
             unit=str(budget["unit"]),
             stopped=bool(budget.get("stopped")),
         )

@@ -196,7 +196,8 @@ class BasetenBudgetExceeded(BasetenError, AirflowFailException):  # type: ignore
     Also Airflow's ``AirflowFailException``, so the task is **not retried** (a retry would spend again).
 
     :param cap: The cap that was hit (``max_cost_usd`` or ``max_gpu_minutes``).
-    :param spent: What had been spent when the guard fired, in ``unit``.
+    :param spent: What had been spent when the guard fired, in ``unit`` (NaN: the work could not be priced, so
+        a USD cap could not be enforced and the guard failed closed).
     :param unit: ``"usd"`` or ``"gpu_minutes"``.
     :param stopped: Whether the guard stopped the work (a job the task did not start is never stopped).
     """

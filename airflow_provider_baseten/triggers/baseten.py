@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.client.logs import error_window, format_lines
 from airflow_provider_baseten.cost import BudgetGuard, BudgetVerdict
-from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError
+from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError, BasetenValidationError
 from airflow_provider_baseten.loss import LossWatch
 from airflow_provider_baseten.models import (
     ASYNC_STATUS_UNKNOWN,
@@ -459,12 +459,35 @@ class TrainingJobTrigger(BasetenPollTrigger):
                 error_lines=errors,
                 **self._ids(),
             )
-        if self.budget is not None and (over := await self.budget.acheck_job(hook, job, self.poll_interval)):
-            return await self._over_budget(hook, over, status)
+        if self.budget is not None:
+            try:
+                over = await self.budget.acheck_job(hook, job, self.poll_interval)
+            except BasetenValidationError as exc:  # Baseten lists no price for the job's instance type
+                return await self._unpriced(hook, exc, status)
+            if over is not None:
+                return await self._over_budget(hook, over, status)
         if status not in TRAINING_ACTIVE_STATES and status not in self._unknown_logged:
             self._unknown_logged.add(status)
             self.log.warning("Training job %s has unknown status %s; still waiting.", job.id, status)
         return None
+
+    async def _unpriced(self, hook: BasetenHook, exc: BasetenValidationError, status: str) -> BasetenTriggerEvent:
+        """A dollar cap that cannot be priced cannot be enforced: fail closed, as if the cap were hit (a retry
+        would find the same price list), after stopping the job (only one this task started)."""
+        assert self.budget is not None and self.budget.max_cost_usd is not None  # only a USD cap reads a price
+        if self.owns_job:
+            await hook.astop_training_job(self.training_project_id, self.training_job_id)
+            done = "stopped the job"
+        else:
+            done = "did NOT stop the job: this task did not start it"
+        return event(
+            "failed",
+            f"Budget guard: training job {self.training_job_id}: max_cost_usd={self.budget.max_cost_usd:g} cannot "
+            f"be enforced: {exc.message} Use max_gpu_minutes for an instance type Baseten does not price; {done}.",
+            job_status="TRAINING_JOB_STOPPED" if self.owns_job else status,
+            budget={"cap": self.budget.max_cost_usd, "spent": None, "unit": "usd", "stopped": self.owns_job},
+            **self._ids(),
+        )
 
     async def _over_budget(self, hook: BasetenHook, over: BudgetVerdict, status: str) -> BasetenTriggerEvent:
         """Stop the job (only one this task started) and fail with the cap and the spend."""

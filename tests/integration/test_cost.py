@@ -4,6 +4,7 @@ exact estimates against the emulator's billed figures, and the guard that stops 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -215,6 +216,40 @@ def test_the_guard_stops_the_job_at_its_cap(
     assert stops(frozen) == 1 and frozen.counters()["cancellations"]["training_job"] == 1
     job_now = make_hook(frozen).get_training_job("proj1234", created.id)
     assert job_now.current_status == "TRAINING_JOB_STOPPED"
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["inline", "deferred"])
+def test_a_dollar_cap_that_cannot_be_priced_fails_closed(
+    frozen: BasetenEmulator, monkeypatch: pytest.MonkeyPatch, deferrable: bool
+) -> None:
+    """Baseten lists no price for the job's instance type: the USD cap cannot be enforced, so the job is stopped
+    and the task fails without retrying (before: a retryable error, and the job ran on with no cap)."""
+    from airflow_provider_baseten.emulator.handlers import billing
+
+    unpriced = tuple((t, p) for t, p in billing.INSTANCE_TYPES if t["id"] != "H100x26x234")
+    monkeypatch.setattr(billing, "INSTANCE_TYPES", unpriced)  # the emulator's price list, not the client
+    frozen.state.config.durations.training_running = 3600
+    tick_per_poll(frozen, monkeypatch)
+    op = CreateTrainingJobOperator(
+        task_id="train", training_project_id="proj1234", image=IMAGE, compute=H100, poke_interval=60, max_cost_usd=5
+    )
+    if deferrable:
+        ctx = context()
+        job = op.submit_job(ctx)
+        trigger = op._trigger(job["training_project_id"], job["training_job_id"], ctx)
+        event = asyncio.run(TrainingJobTrigger(**trigger.serialize()[1]).wait())
+        with pytest.raises(BasetenBudgetExceeded) as err:
+            op.execute_complete(ctx, event)
+    else:
+        result, _ = run_inline(op)
+        with pytest.raises(BasetenBudgetExceeded) as err:
+            raise result
+    assert isinstance(err.value, AirflowFailException) and err.value.stopped is True
+    assert math.isnan(err.value.spent) and err.value.cap == 5.0
+    assert "cannot be enforced" in str(err.value) and "H100x26x234" in str(err.value)
+    assert stops(frozen) == 1
+    created = next(iter(frozen.state.jobs))
+    assert make_hook(frozen).get_training_job("proj1234", created).current_status == "TRAINING_JOB_STOPPED"
 
 
 def test_a_job_the_task_did_not_start_is_never_stopped(
