@@ -473,13 +473,14 @@ class LossTracker:
                     break
         return point
 
-    def feed_lines(self, lines: Iterable[str]) -> str | None:
+    def feed_lines(self, lines: Iterable[str], *, whole: bool = False) -> str | None:
         """Read lines until a rule fires; return its termination reason (or the earlier one), else ``None``.
 
         :param lines: Log lines, oldest first.
+        :param whole: Read every line even after a rule fired (a job that has ended: its whole series).
         """
         for line in lines:
-            if self.termination_reason is not None:
+            if self.termination_reason is not None and not whole:
                 break
             self.feed(line)
         return self.termination_reason
@@ -532,6 +533,7 @@ class LossWatch:
     :param pattern: A user loss regex (see :func:`parse_loss_line`).
     :param stop_job: Whether the job is the task's own, so a rule that fires stops it (never a job the task
         only watches).
+    :param whole: Read the whole log even after a rule fired (a job that has ended: the series stays whole).
     """
 
     #: Pages read at most per poll (1,000 lines each); a job that logs faster is caught up over the next polls.
@@ -545,10 +547,12 @@ class LossWatch:
         pattern: re.Pattern[str] | str | None = None,
         *,
         stop_job: bool = False,
+        whole: bool = False,
     ) -> None:
         self.ids = (training_project_id, training_job_id)
         self.tracker = LossTracker(rules, pattern=pattern)
         self.stop_job = stop_job
+        self.whole = whole
         self.follower = LogFollower(None)
 
     def spec(self) -> dict[str, Any]:
@@ -591,8 +595,8 @@ class LossWatch:
 
     def _take(self, lines: list[Any]) -> bool:
         """Feed one page; whether to read another page now."""
-        self.tracker.feed_lines(line.message for line in self.follower.accept(lines))
-        return self.follower.more and self.tracker.termination_reason is None
+        self.tracker.feed_lines((line.message for line in self.follower.accept(lines)), whole=self.whole)
+        return self.follower.more and (self.whole or self.tracker.termination_reason is None)
 
     async def apoll(self, hook: Any) -> str | None:
         """Read the new lines (async hook); return the termination reason once a rule has fired.

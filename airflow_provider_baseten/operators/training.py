@@ -16,7 +16,7 @@ from airflow_provider_baseten._tasks import log_training_failure, push_training_
 from airflow_provider_baseten.client.checks import int_in, is_int
 from airflow_provider_baseten.events import BasetenTriggerEvent
 from airflow_provider_baseten.links import BasetenTrainingJobLink
-from airflow_provider_baseten.loss import LossWatch, gate_spec, write_series
+from airflow_provider_baseten.loss import LossWatch, gate_spec, parse_stop_on, write_series
 from airflow_provider_baseten.operators._base import BasetenBaseOperator, BasetenWaitingOperator, ResumableJobMixin
 from airflow_provider_baseten.operators._durable import CreateMarker, made_by_earlier_try, run_unique_name
 
@@ -205,8 +205,38 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             self.log.info("Training job %s already completed in an earlier try.", jid)
             push_training_job(context, pid, jid, log=self.log)
             self._report_cost(context, pid, jid)
+            self._gate_ended_job(context, pid, jid)  # the wait that would have gated it died with that try
             self._emit_completed(context, pid, jid)  # else on_event emitted it (or the task did not wait)
         return jid
+
+    def _gate_ended_job(self, context: Context, pid: str, jid: str) -> None:
+        """The loss gate of a job that completed while no try was watching (its worker died): the rules run
+        over the whole logged series, read once here, so a run that diverged at the end is not approved by a
+        retry; pushes ``baseten_loss`` (and writes the series file) as a watched wait does."""
+        if self.loss_gate is None:
+            return
+        watch = self._read_loss(pid, jid, parse_stop_on(self.loss_gate["stop_on"]))
+        reason = watch.tracker.termination_reason
+        path = write_series(watch.tracker.points, self.loss_series_path) if self.loss_series_path else None
+        status = "TRAINING_JOB_COMPLETED"
+        verdict = {
+            "training_job_id": jid,
+            "job_status": status,
+            "termination_reason": reason,
+            "stopped": False,
+            "message": f"Training job {jid} ended {status} (while no try watched it): {reason}" if reason else None,
+        }
+        report_loss(context, self.log, verdict, watch.tracker.summary(), path)
+
+    def _read_loss(self, pid: str, jid: str, rules: Sequence[Any] = ()) -> LossWatch:
+        """The job's whole loss series, read from its logs here, once (``rules`` applied along the way)."""
+        assert self.loss_gate is not None
+        watch = LossWatch(pid, jid, rules, self.loss_gate["loss_pattern"], whole=True)
+        watch.since(self.hook.get_training_job(pid, jid).created_at)
+        watch.poll(self.hook)
+        while watch.follower.more:  # poll() reads MAX_PAGES at most: go on to the end
+            watch.poll(self.hook)
+        return watch
 
     def _emit_completed(self, context: Context, pid: str, jid: str) -> None:
         """The COMPLETED job's asset event (through the task's ``AssetAlias`` or its own asset outlet)."""
@@ -254,11 +284,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             report_loss(context, self.log, event)
             return
         # The event is small (no series): read the job's whole log here, once, in the worker that writes.
-        watch = LossWatch(pid, jid, (), self.loss_gate["loss_pattern"])
-        watch.since(self.hook.get_training_job(pid, jid).created_at)
-        watch.poll(self.hook)
-        while watch.follower.more:  # poll() reads MAX_PAGES at most: go on to the end
-            watch.poll(self.hook)
+        watch = self._read_loss(pid, jid)
         path = write_series(watch.tracker.points, self.loss_series_path)
         report_loss(context, self.log, event, watch.tracker.summary(), path)
 

@@ -166,3 +166,38 @@ def test_a_converging_run_completes_with_its_loss_reported(
     loss = xcom(run, "train", keys.BASETEN_LOSS)
     assert loss["steps"] == 100 and loss["best_step"] == 100 and loss["termination_reason"] is None
     assert len(read_series(loss["series_path"])) == 100
+
+
+@pytest.mark.parametrize(("script", "passes"), [("diverging@80", False), ("converging", True)])
+def test_a_retry_that_finds_the_job_completed_still_gates_its_loss(
+    emulator: Any, tmp_path: Path, script: str, passes: bool
+) -> None:
+    """The try that watched the job died; the job COMPLETED meanwhile. The retry only finds it completed: the
+    stop_on rules still run over the whole logged series, so a run that diverged is not approved (before, the
+    retry succeeded with no loss read)."""
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from tests.dag_support import FakeTI
+
+    emulator.set_time_scale(0)
+    hook = emulator.hook()
+    job = hook.create_training_job(PROJECT, {"image": IMAGE, "runtime": runtime(script)}).id
+    emulator.advance(100_000)  # it ran all 100 steps and completed with no try watching
+    assert hook.get_training_job(PROJECT, job).current_status == "TRAINING_JOB_COMPLETED"
+    op = CreateTrainingJobOperator(
+        task_id="train", training_project_id=PROJECT, image=IMAGE, stop_on=[StopOnDivergence(2.0, 3)],
+        loss_series_path=str(tmp_path / "loss.csv"),
+    )  # fmt: skip
+    op.hook = hook  # type: ignore[misc]
+    ctx = {"task": op, "ti": FakeTI(), "outlet_events": OutletEventAccessors()}
+    ref = {"training_project_id": PROJECT, "training_job_id": job}
+    if passes:
+        assert op.get_job_result(ref, ctx) == job
+    else:
+        with pytest.raises(BasetenTrainingQualityError, match="while no try watched it") as err:
+            op.get_job_result(ref, ctx)
+        assert err.value.stopped is False and "diverg" in err.value.termination_reason
+    loss = ctx["ti"].xcoms[keys.BASETEN_LOSS]
+    assert loss["steps"] == 100 and len(read_series(loss["series_path"])) == 100
+    assert (loss["termination_reason"] is None) is passes
+    assert emulator.counters()["cancellations"].get("training_job", 0) == 0  # an ended job is never stopped
