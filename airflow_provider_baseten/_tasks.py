@@ -265,10 +265,10 @@ def report_loss(
     event: Mapping[str, Any],
     summary: Mapping[str, Any] | None = None,
     series_path: str | None = None,
-) -> None:
+) -> dict[str, Any]:
     """A gated training wait's loss: push XCom ``baseten_loss`` and log it, then fail with
     :class:`~airflow_provider_baseten.exceptions.BasetenTrainingQualityError` (not retried) when a ``stop_on``
-    rule fired.
+    rule fired; else return what was pushed (for the asset event's extra).
 
     :param summary: The summary to report (default: the event's, read by the trigger).
     :param series_path: Where the series file was written, if it was.
@@ -277,7 +277,8 @@ def report_loss(
 
     reason = event.get("termination_reason")
     value = {**(summary if summary is not None else event.get("loss") or {}), "series_path": series_path}
-    context["ti"].xcom_push(key=xcom.BASETEN_LOSS, value={**value, "termination_reason": reason})
+    pushed = {**value, "termination_reason": reason}
+    context["ti"].xcom_push(key=xcom.BASETEN_LOSS, value=pushed)
     log.info("Loss of training job %s: %s", event.get("training_job_id"), value)
     if reason:
         raise BasetenTrainingQualityError(
@@ -286,6 +287,7 @@ def report_loss(
             stopped=bool(event.get("stopped")),
             state=str(event.get("job_status") or "failed"),
         )
+    return pushed
 
 
 def resolve_model(hook: BasetenHook, model_id: str | None) -> str:

@@ -114,6 +114,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         self._job: dict[str, str] | None = None  # the job this task started or reconnected to
         self._finished = False
         self._cost: CostReport | None = None  # what the job cost, once the task knows
+        self._loss: dict[str, Any] | None = None  # the gated job's loss summary, once read
 
     def node_count(self) -> int:
         """The job's ``compute.node_count`` (Baseten's job object does not carry it): the cost estimate and the
@@ -226,7 +227,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             "stopped": False,
             "message": f"Training job {jid} ended {status} (while no try watched it): {reason}" if reason else None,
         }
-        report_loss(context, self.log, verdict, watch.tracker.summary(), path)
+        self._loss = report_loss(context, self.log, verdict, watch.tracker.summary(), path)
 
     def _read_loss(self, pid: str, jid: str, rules: Sequence[Any] = ()) -> LossWatch:
         """The job's whole loss series, read from its logs here, once (``rules`` applied along the way)."""
@@ -248,6 +249,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
             "status": "TRAINING_JOB_COMPLETED",
             "completed_at": datetime.now(timezone.utc).isoformat(),
             **cost_extra(self._cost),
+            **({xcom.BASETEN_LOSS: self._loss} if self._loss is not None else {}),
         }
         if emit_asset_event(context, training_job_asset(pid, jid), extra):
             self.log.info("Asset event of training job %s: %s", jid, extra)
@@ -281,12 +283,12 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         if self.loss_gate is None:
             return
         if not self.loss_series_path:
-            report_loss(context, self.log, event)
+            self._loss = report_loss(context, self.log, event)
             return
         # The event is small (no series): read the job's whole log here, once, in the worker that writes.
         watch = self._read_loss(pid, jid)
         path = write_series(watch.tracker.points, self.loss_series_path)
-        report_loss(context, self.log, event, watch.tracker.summary(), path)
+        self._loss = report_loss(context, self.log, event, watch.tracker.summary(), path)
 
     def _budget(self) -> dict[str, Any] | None:
         """The budget guard's kwargs for the trigger (``None`` without a cap)."""

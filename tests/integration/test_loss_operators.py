@@ -193,6 +193,12 @@ def test_a_retry_that_finds_the_job_completed_still_gates_its_loss(
     ref = {"training_project_id": PROJECT, "training_job_id": job}
     if passes:
         assert op.get_job_result(ref, ctx) == job
+        from airflow.sdk import AssetAlias
+
+        from airflow_provider_baseten import assets
+
+        [added] = ctx["outlet_events"][AssetAlias(assets.TRAINING_JOB_ALIAS)].asset_alias_events
+        assert added.extra[keys.BASETEN_LOSS]["steps"] == 100  # the asset event carries the loss summary
     else:
         with pytest.raises(BasetenTrainingQualityError, match="while no try watched it") as err:
             op.get_job_result(ref, ctx)
