@@ -107,12 +107,13 @@ def _store(conn_id: str, items: list[InstanceTypePrice]) -> dict[str, float]:
 
 
 def _lookup(table: dict[str, float], instance_type: str) -> float:
-    from airflow_provider_baseten.exceptions import BasetenValidationError
+    from airflow_provider_baseten.exceptions import BasetenUnpricedError
 
     if instance_type not in table:
         known = ", ".join(sorted(table)[:20])
-        raise BasetenValidationError(
-            f"Baseten lists no price for instance type {instance_type!r} (known: {known}).", field="instance_type"
+        raise BasetenUnpricedError(
+            f"Baseten lists no price for instance type {instance_type!r} (known: {known}).",
+            instance_type=instance_type,
         )
     return table[instance_type]
 
@@ -123,10 +124,11 @@ def price_per_minute(hook: BasetenHook, instance_type: str) -> float:
 
     :param hook: The hook whose connection's prices to read.
     :param instance_type: The instance type id (``InstanceTypeV1.id``, e.g. ``A10Gx4x16``) or its name.
-    :raises BasetenValidationError: Baseten lists no price for it.
+    :raises BasetenUnpricedError: Baseten lists no price for it, in a list read fresh (a cached list that lacks
+        it is read again first: the type may be newer than the cache).
     """
     table = _cached(hook.baseten_conn_id)
-    if table is None:
+    if table is None or instance_type not in table:
         table = _store(hook.baseten_conn_id, hook.list_instance_type_prices())
     return _lookup(table, instance_type)
 
@@ -138,7 +140,7 @@ async def aprice_per_minute(hook: BasetenHook, instance_type: str) -> float:
     :param instance_type: The instance type id.
     """
     table = _cached(hook.baseten_conn_id)
-    if table is None:
+    if table is None or instance_type not in table:
         table = _store(hook.baseten_conn_id, await hook.alist_instance_type_prices())
     return _lookup(table, instance_type)
 
@@ -356,7 +358,11 @@ class BudgetGuard:
         :param job: The job as just read.
         :param poll_seconds: Seconds until the next poll.
         """
+        from airflow_provider_baseten.exceptions import BasetenUnpricedError
+
         ident, gpus = _instance(job)
+        if self.max_cost_usd is not None and not ident:
+            raise BasetenUnpricedError(f"Training job {job.id} names no instance type to price.")
         price = await aprice_per_minute(hook, ident) if ident and self.max_cost_usd is not None else 0.0
         return self.check(job_minutes(job), price=price, gpus=gpus, next_poll_minutes=poll_seconds / 60.0)
 

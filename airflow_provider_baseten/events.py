@@ -64,7 +64,8 @@ class BasetenTriggerEvent(_EventCore, total=False):
     stopped: bool
     #: The loss summary of a gated wait: ``{first, best, best_step, last, last_step, steps}``.
     loss: dict[str, Any]
-    #: A budget guard fired: ``{cap, spent, unit, stopped}`` (:meth:`~airflow_provider_baseten.cost.BudgetVerdict.as_event`).
+    #: A budget guard fired: ``{cap, spent, unit, stopped}`` (:meth:`~airflow_provider_baseten.cost.BudgetVerdict.as_event`);
+    #: ``spent`` is ``None`` when a ``max_cost_usd`` could not be priced (the guard failed closed).
     budget: dict[str, Any]
     # -- any trigger ----------------------------------------------------------------------------------
     #: The last ERROR lines of the remote logs (failed waits).

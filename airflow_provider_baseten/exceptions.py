@@ -106,6 +106,18 @@ class BasetenValidationError(BasetenError, ValueError):
         self.field = field
 
 
+class BasetenUnpricedError(BasetenValidationError):
+    """Baseten's price list has no price for an instance type (after one fresh read of the list), or the work
+    names no instance type: a ``max_cost_usd`` guard cannot price it, so it fails closed.
+
+    :param instance_type: The instance type that has no price (``None``: the work named none).
+    """
+
+    def __init__(self, message: str, *, instance_type: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, field="instance_type", **kwargs)
+        self.instance_type = instance_type
+
+
 class BasetenRateLimitError(BasetenError):
     """429 after the retry budget ran out. ``retry_after`` is Baseten's hint in seconds, if any."""
 
@@ -266,5 +278,6 @@ __all__ = [
     "BasetenTimeoutError",
     "BasetenTrainingQualityError",
     "BasetenTransportError",
+    "BasetenUnpricedError",
     "BasetenValidationError",
 ]

@@ -502,15 +502,25 @@ class LossTracker:
 
 
 def gate_spec(
-    stop_on: Any, loss_pattern: re.Pattern[str] | str | None, *, track: bool = False
+    stop_on: Any, loss_pattern: re.Pattern[str] | str | None, *, track: bool = False, stop_job: bool | None = None
 ) -> dict[str, Any] | None:
     """A training wait's ``loss_gate`` (the trigger kwarg), checked: ``None`` when it reads no loss.
 
     :param stop_on: The ``stop_on=`` argument (see :func:`parse_stop_on`).
     :param loss_pattern: The ``loss_pattern=`` argument (see :func:`compile_loss_pattern`).
     :param track: Read the loss even with no rule and no pattern (e.g. to write the series).
+    :param stop_job: Deprecated and ignored: whose job it is, is the trigger's ``owns_job``.
     :raises BasetenValidationError: on a bad rule or pattern (before anything is sent).
     """
+    if stop_job is not None:
+        from airflow.exceptions import AirflowProviderDeprecationWarning
+
+        from airflow_provider_baseten.client.checks import warn_at_caller
+
+        warn_at_caller(
+            "gate_spec(stop_job=) is deprecated and ignored: TrainingJobTrigger(owns_job=) says whose job it is.",
+            AirflowProviderDeprecationWarning,
+        )
     rules = parse_stop_on(stop_on)
     pattern = None if loss_pattern is None else compile_loss_pattern(loss_pattern).pattern
     if not (rules or pattern or track):

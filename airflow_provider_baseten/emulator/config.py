@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-FAULT_KINDS = ("403", "429", "500", "502", "503", "504", "drop", "slow", "truncate", "html502")
+FAULT_KINDS = ("400", "403", "429", "500", "502", "503", "504", "drop", "slow", "truncate", "html502")
 
 
 @dataclass
@@ -46,7 +46,7 @@ class FaultRule:
     delivered first, and then the attempt fails anyway (a receiver that stored it but whose answer was lost),
     so the retry is a duplicate.
 
-    :param kind: ``403`` (refused: e.g. a key without billing access on the usage summary), ``429``, ``500``, ``502``, ``503``, ``504``, ``drop`` (close the socket without an answer),
+    :param kind: ``400`` (a request refused as bad, e.g. by a gateway), ``403`` (refused: e.g. a key without billing access on the usage summary), ``429``, ``500``, ``502``, ``503``, ``504``, ``drop`` (close the socket without an answer),
         ``slow`` (answer after ``delay`` real seconds), ``truncate`` (cut the JSON body in half) or
         ``html502`` (a 502 with an HTML error page, as a load balancer sends).
     :param rate: Probability per matching request, 0..1.

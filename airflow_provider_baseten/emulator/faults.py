@@ -31,6 +31,7 @@ HTML_502 = (
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
 _MESSAGES = {
+    "400": ("Bad request (injected)", "bad_request"),
     "403": ("Forbidden (injected): this API key may not use this endpoint", "forbidden"),
     "429": ("Rate limit exceeded; slow down", "rate_limited"),
     "500": ("Internal server error (injected)", "internal_baseten_error"),

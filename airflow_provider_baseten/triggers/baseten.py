@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.client.logs import error_window, format_lines
 from airflow_provider_baseten.cost import BudgetGuard, BudgetVerdict
-from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError, BasetenValidationError
+from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError, BasetenUnpricedError
 from airflow_provider_baseten.loss import LossWatch
 from airflow_provider_baseten.models import (
     ASYNC_STATUS_UNKNOWN,
@@ -401,8 +401,10 @@ class TrainingJobTrigger(BasetenPollTrigger):
         self.training_project_id = training_project_id
         self.training_job_id = training_job_id
         self.log_tail = int(log_tail)
-        self.owns_job = owns_job  # one home for "this task started the job": both guards read it
-        self.loss_gate = LossWatch.from_spec(training_project_id, training_job_id, loss_gate, stop_job=owns_job)
+        # One home for "this task started the job": both guards read it. (A loss gate serialized before it had
+        # one carries its own stop_job: read once here, so a trigger deferred then still stops its job.)
+        self.owns_job = owns_job or bool((loss_gate or {}).get("stop_job"))
+        self.loss_gate = LossWatch.from_spec(training_project_id, training_job_id, loss_gate, stop_job=self.owns_job)
         self.budget = BudgetGuard(**budget) if budget else None
         self._unknown_logged: set[str] = set()
 
@@ -462,7 +464,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
         if self.budget is not None:
             try:
                 over = await self.budget.acheck_job(hook, job, self.poll_interval)
-            except BasetenValidationError as exc:  # Baseten lists no price for the job's instance type
+            except BasetenUnpricedError as exc:  # no price for the job's instance type, in a fresh price list
                 return await self._unpriced(hook, exc, status)
             if over is not None:
                 return await self._over_budget(hook, over, status)
@@ -471,7 +473,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
             self.log.warning("Training job %s has unknown status %s; still waiting.", job.id, status)
         return None
 
-    async def _unpriced(self, hook: BasetenHook, exc: BasetenValidationError, status: str) -> BasetenTriggerEvent:
+    async def _unpriced(self, hook: BasetenHook, exc: BasetenUnpricedError, status: str) -> BasetenTriggerEvent:
         """A dollar cap that cannot be priced cannot be enforced: fail closed, as if the cap were hit (a retry
         would find the same price list), after stopping the job (only one this task started)."""
         assert self.budget is not None and self.budget.max_cost_usd is not None  # only a USD cap reads a price

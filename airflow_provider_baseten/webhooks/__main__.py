@@ -12,10 +12,11 @@ or, to read everything from an Airflow connection (secrets reloaded every minute
 
 Secrets are read from an environment variable or a connection, never from the command line (where ``ps`` would
 show them). Put it behind a TLS-terminating proxy: Baseten requires HTTPS except for ``localhost``, and the proxy's
-header timeout cuts off clients that send their headers slowly. Here, memory stays bounded whatever clients do:
-at most ``--max-connections`` at once (more get 503, which Baseten retries), headers of at most 16 KiB each,
-bodies of at most ``--max-body-bytes`` within ``--body-timeout`` seconds, idle keep-alive connections closed
-after 5 s.
+header timeout cuts off clients that send their headers slowly; the proxy is what makes an exposed receiver safe
+against clients that only hold connections. Here, each connection's memory is bounded: a request head still
+unfinished at 16 KiB is refused, bodies are read up to ``--max-body-bytes`` within ``--body-timeout`` seconds, idle
+keep-alive connections close after 5 s. ``--max-connections N`` caps open connections (more get 503); it counts
+idle ones too, and a 503 spends one of Baseten's two attempts, so it is off unless set.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ from airflow_provider_baseten.webhooks.settings import (
     settings_from_connection,
 )
 
-#: Concurrent connections the standalone receiver serves; more are answered 503 (Baseten retries 5xx).
-MAX_CONNECTIONS = 1024
 #: The largest request head (line and headers) a client may send, in bytes (h11's own default, made explicit).
 MAX_HEADER_BYTES = 16 * 1024
 
@@ -62,10 +61,10 @@ def parse_settings(argv: list[str] | None = None) -> tuple[argparse.Namespace, R
     parser.add_argument("--body-timeout", type=float, default=10.0)
     parser.add_argument("--retention-days", type=float, help="remove bodies stored longer ago (default: keep all)")
     parser.add_argument("--allow-unsigned", action="store_true", help="development only, loopback host only")
-    parser.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, help="more get 503")
+    parser.add_argument("--max-connections", type=int, help="cap on open connections, idle ones too (default: none)")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
-    if args.max_connections < 1:
+    if args.max_connections is not None and args.max_connections < 1:
         parser.error("--max-connections must be at least 1")
     if args.allow_unsigned and not _is_loopback_host(args.host):
         parser.error("--allow-unsigned is only allowed when listening on a loopback address")

@@ -261,7 +261,10 @@ def create_app(settings: ReceiverSettings) -> FastAPI:
             "stored" if new else "duplicate, already stored",
         )
         if pruner is not None:
-            pruner.maybe_start()
+            try:
+                pruner.maybe_start()
+            except Exception:  # the body is stored: pruning must never fail the delivery
+                log.exception("webhook store prune could not start")
         return JSONResponse({"request_id": hook.request_id, "stored": new, "duplicate": not new})
 
     app.add_api_route("/", deliver, methods=["POST"], include_in_schema=False)

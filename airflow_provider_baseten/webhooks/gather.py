@@ -114,7 +114,9 @@ def gather_results(
                 output, error = result_of(body)
             else:
                 state = settled.get(rid, "MISSING")
-                reason = why.get(rid) or LOST_REASONS.get(state, "no result in the store")
+                reason = why.get(rid) or LOST_REASONS.get(
+                    state, "no result in the store (was it pruned? see the receiver's retention_days)"
+                )
                 output, error = None, f"{state}: {reason} (request {rid})"
             sink.put(index, output, error)
             if error is None:

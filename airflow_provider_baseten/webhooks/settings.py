@@ -103,7 +103,7 @@ class ReceiverSettings:
         development set-up). A delivery that carries a signature is still verified.
     :param retention_days: remove bodies stored more than this many days ago (at most once an hour, in the
         background after a delivery); ``None``: keep everything. Keep it well above the longest async wait: a
-        wait whose body was pruned falls back to Baseten's status API, which keeps a status for an hour.
+        body pruned before its wait gathered it is lost (Baseten keeps no output), reported as a per-item error.
     """
 
     store: Any
@@ -156,6 +156,18 @@ def _connection_secrets(conn_id: str) -> list[str]:
     return secrets
 
 
+def _days(value: Any) -> float | None:
+    """``retention_days`` from a connection extra, where the UI may have typed it as a string (``"7"``)."""
+    if value is None or isinstance(value, bool):
+        return value  # None; a bool is refused by ReceiverSettings
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BasetenConfigurationError(
+            f"retention_days must be a positive number of days, got {value!r}", field="retention_days"
+        ) from None
+
+
 def settings_from_connection(conn_id: str = DEFAULT_CONN_ID, *, reload_seconds: float = 60.0) -> ReceiverSettings:
     """Receiver settings from an Airflow connection (see the module docstring for its fields).
 
@@ -179,5 +191,5 @@ def settings_from_connection(conn_id: str = DEFAULT_CONN_ID, *, reload_seconds: 
         secrets=SecretSource(lambda: _connection_secrets(conn_id), ttl=reload_seconds),
         max_body_bytes=int(extra.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
         body_timeout=float(extra.get("body_timeout", 10.0)),
-        retention_days=extra.get("retention_days"),
+        retention_days=_days(extra.get("retention_days")),
     )

@@ -207,8 +207,8 @@ class ResultStore:
         """Remove the bodies stored more than ``older_than`` seconds ago, and temporary files of writes that
         died that long ago; return how many bodies were removed.
 
-        A wait still reading a pruned body finds it missing and falls back to Baseten's status API, which keeps
-        a status for an hour only: keep ``older_than`` well above the longest async wait.
+        A pruned body is gone: a wait that had not gathered it yet reports that request as a per-item error (its
+        output is lost; Baseten keeps none). Keep ``older_than`` well above the longest async wait.
 
         :param older_than: the age in seconds (by the file's modification time) past which a body is removed.
         :param now: the current time (epoch seconds); default ``time.time()``.
@@ -251,7 +251,7 @@ def _remote_mtime(path: Any) -> float | None:
     kept). ``st_mtime`` covers local and S3 (``LastModified``); other file systems name it differently."""
     try:
         st = path.stat()
-    except (FileNotFoundError, NotImplementedError):
+    except Exception:  # gone, or one object the store cannot stat (permissions, a blip): kept, not fatal to the run
         return None
     with contextlib.suppress(AttributeError, TypeError, ValueError):
         if st.st_mtime:

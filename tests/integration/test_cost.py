@@ -20,6 +20,8 @@ from airflow_provider_baseten.emulator.server import BasetenEmulator
 from airflow_provider_baseten.exceptions import (
     AirflowFailException,  # the Task SDK's, or 3.1's airflow.exceptions
     BasetenBudgetExceeded,
+    BasetenError,
+    BasetenUnpricedError,
     BasetenValidationError,
 )
 from airflow_provider_baseten.operators.training import CreateTrainingJobOperator, RecreateTrainingJobOperator
@@ -47,12 +49,13 @@ def test_prices_are_cached_per_process_for_the_ttl(emulator: BasetenEmulator, mo
     assert cost.price_per_minute(hook, "A10Gx4x16") == 0.02012
     assert asyncio.run(cost.aprice_per_minute(hook, "H100x26x234")) == 0.10833
     assert price_lists(emulator) == 1  # one list served both
-    with pytest.raises(BasetenValidationError, match="no price for instance type 'B200x9'"):
+    with pytest.raises(BasetenUnpricedError, match="no price for instance type 'B200x9'") as err:
         cost.price_per_minute(hook, "B200x9")
-    assert price_lists(emulator) == 1
+    assert err.value.instance_type == "B200x9" and isinstance(err.value, BasetenValidationError)
+    assert price_lists(emulator) == 2  # a type the cached list lacks may be newer than it: read once more
     monkeypatch.setattr(cost, "PRICE_TTL_SECONDS", -1.0)  # every entry is now stale
     cost.price_per_minute(hook, "A10Gx4x16")
-    assert price_lists(emulator) == 2
+    assert price_lists(emulator) == 3
 
 
 # -- the emulator: compute and billing ---------------------------------------------------------------------
@@ -250,6 +253,22 @@ def test_a_dollar_cap_that_cannot_be_priced_fails_closed(
     assert stops(frozen) == 1
     created = next(iter(frozen.state.jobs))
     assert make_hook(frozen).get_training_job("proj1234", created).current_status == "TRAINING_JOB_STOPPED"
+
+
+def test_a_failing_price_list_is_not_mistaken_for_a_missing_price(
+    frozen: BasetenEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 400 from the price list is an error of the wait, not an unpriced instance type: the job is not stopped
+    for it (only a price list read in full that lacks the type makes the guard fail closed)."""
+    frozen.state.config.durations.training_running = 3600
+    tick_per_poll(frozen, monkeypatch)
+    frozen.set_faults([FaultRule("400", endpoints=["list_instance_type_prices"])])
+    op = CreateTrainingJobOperator(
+        task_id="train", training_project_id="proj1234", image=IMAGE, compute=H100, poke_interval=60, max_cost_usd=5
+    )
+    result, _ = run_inline(op)
+    assert isinstance(result, BasetenError) and not isinstance(result, BasetenBudgetExceeded), result
+    assert stops(frozen) == 0
 
 
 def test_a_job_the_task_did_not_start_is_never_stopped(

@@ -207,3 +207,18 @@ def test_a_retry_that_finds_the_job_completed_still_gates_its_loss(
     assert loss["steps"] == 100 and len(read_series(loss["series_path"])) == 100
     assert (loss["termination_reason"] is None) is passes
     assert emulator.counters()["cancellations"].get("training_job", 0) == 0  # an ended job is never stopped
+
+
+def test_a_trigger_serialized_with_the_old_gate_spec_still_stops_its_own_job() -> None:
+    """Before ``owns_job`` was the one home, the gate spec carried ``stop_job``: a trigger deferred then and
+    resumed now must still stop the operator's job when a rule fires (and keep saying so when serialized)."""
+    from airflow_provider_baseten.triggers.baseten import TrainingJobTrigger
+
+    old = {"stop_on": [{"rule": "nan"}], "loss_pattern": None, "stop_job": True}
+    trigger = TrainingJobTrigger(conn_id="c", training_project_id=PROJECT, training_job_id="j", loss_gate=old)
+    assert trigger.owns_job is True and trigger.loss_gate is not None and trigger.loss_gate.stop_job is True
+    again = TrainingJobTrigger(**trigger.serialize()[1])
+    assert again.owns_job is True and again.loss_gate is not None and again.loss_gate.stop_job is True
+    sensor = {"stop_on": [{"rule": "nan"}], "loss_pattern": None, "stop_job": False}
+    watch_only = TrainingJobTrigger(conn_id="c", training_project_id=PROJECT, training_job_id="j", loss_gate=sensor)
+    assert watch_only.owns_job is False and watch_only.loss_gate is not None and not watch_only.loss_gate.stop_job

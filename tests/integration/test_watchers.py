@@ -364,7 +364,9 @@ def test_polls_keep_to_the_configured_status_budget(emu: Any, monkeypatch: pytes
 
     run(body)
     gaps = [b - a for a, b in itertools.pairwise(granted)]
-    assert len(granted) >= 7 and polls(emu, "get_environment") >= 7, granted
+    # Every request the emulator answered went through the budget (a grant at the stop may not have sent yet).
+    answered = polls(emu, "get_environment")
+    assert answered >= 7 and answered <= len(granted) <= answered + 1, (answered, granted)
     assert min(gaps) >= 0.25 - 1e-3, gaps  # 4 per second, however fast the loop asks
 
 

@@ -265,3 +265,13 @@ def test_a_secret_in_a_loss_line_never_reaches_the_reason_or_summary() -> None:
     # What leaves the tracker (the event, XCom, the task's error) is built from numbers only, never the line.
     assert reason is not None and secret not in reason
     assert secret not in json.dumps(tracker.summary()) and secret not in repr(tracker.points)
+
+
+def test_gate_spec_keeps_stop_job_as_a_deprecated_ignored_keyword() -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    from airflow_provider_baseten.loss import gate_spec
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match="owns_job"):
+        spec = gate_spec("nan", None, stop_job=True)
+    assert spec == {"stop_on": [{"rule": "nan"}], "loss_pattern": None}

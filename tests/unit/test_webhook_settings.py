@@ -121,6 +121,8 @@ def test_retention_from_the_connection_and_the_command_line(tmp_path: Path, monk
     monkeypatch.setenv("WH_SECRETS", "s")
     _, standalone = parse_settings(["--store", str(tmp_path), "--secret-env", "WH_SECRETS"])
     assert standalone.retention_days is None  # keep everything unless asked
+    set_conn(monkeypatch, "s1", store=str(tmp_path), retention_days="7")  # typed as text in the UI
+    assert settings_from_connection().retention_days == 7.0
     set_conn(monkeypatch, "s1", store=str(tmp_path), retention_days="a week")
     with pytest.raises(BasetenConfigurationError, match="retention_days"):
         settings_from_connection()
