@@ -24,6 +24,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -119,7 +120,12 @@ class EmulatorCore:
         auth: str | None,
         fault: str | None = None,
     ) -> None:
-        """Append a redacted entry to the request log and count the response status."""
+        """Append a redacted entry to the request log and count the response status (not for a request that
+        started before a reset: a sync predict's latency, a cold start's wait, spanning it)."""
+        started = _REQUEST_EPOCH.get()
+        if started is not None and started != self.epoch:
+            self.dropped_after_reset += 1
+            return
         self.state.counters["responses"][str(status)] += 1
         self.request_log.append(
             {
@@ -135,6 +141,10 @@ class EmulatorCore:
                 "fault": fault,
             }
         )
+
+
+#: The reset epoch an API request started in (set by its handler; the same task answers it).
+_REQUEST_EPOCH: ContextVar[int | None] = ContextVar("emulator_request_epoch", default=None)
 
 
 def _json(payload: Any) -> bytes:
@@ -188,6 +198,7 @@ def _handler(core: EmulatorCore, ep: Endpoint, kind: str) -> Any:
     regional = ep.name in _REGIONAL
 
     async def handle(request: Request) -> Response:
+        _REQUEST_EPOCH.set(core.epoch)
         state = core.state
         state.counters["requests"][ep.name] += 1
         if (guarded and not core.gateway_new_format) or (unlisted and not core.gateway_unlisted):

@@ -344,7 +344,8 @@ class BasetenEmulator:
         """Requests per endpoint name, submissions, cancellations, webhooks, faults, responses per status.
 
         ``counters()["reset"]``: ``epoch`` (resets so far) and ``dropped`` (work from before a reset, dropped
-        uncounted: a request a slow fault held, answered by closing the connection; a webhook delivery, not
+        uncounted: a request a slow fault held, answered by closing the connection; a request answered after
+        the reset, e.g. a sync predict's latency spanning it, answered but not logged; a webhook delivery, not
         attempted again). They belong to what ran before the reset. Neither is reset.
         """
         return self.core.counters()

@@ -111,6 +111,27 @@ def test_a_request_held_across_a_reset_is_dropped_not_counted(emulator: BasetenE
     assert sum(counts["requests"].values()) == 0 and emulator.requests() == []
 
 
+def test_a_predict_answered_after_a_reset_is_not_logged_in_the_fresh_state(emulator: BasetenEmulator) -> None:
+    """A sync predict still computing (its latency) when the next test resets the emulator is answered, but not
+    logged or counted in the fresh state."""
+    emulator.set_predict_latency(0.5)
+    dropped = emulator.counters()["reset"]["dropped"]
+    hook = make_hook(emulator)
+    answers: list[Any] = []
+    client = threading.Thread(target=lambda: answers.append(hook.predict({"x": 1})))
+    client.start()
+    deadline = time.monotonic() + 10
+    while not emulator.counters()["requests"].get("production_predict"):  # the server is computing it
+        assert time.monotonic() < deadline, "the predict never reached the server"
+        time.sleep(0.005)
+    emulator.reset()
+    client.join(10)
+    assert answers and answers[0]["output"] == {"x": 1}  # the client got its answer
+    counts = emulator.counters()
+    assert counts["reset"]["dropped"] >= dropped + 1
+    assert counts["responses"] == {} and emulator.requests() == []
+
+
 def test_rates_are_repeatable_with_a_seed(emulator: BasetenEmulator) -> None:
     def pattern() -> list[int]:
         emulator.set_faults([FaultRule("503", rate=0.5)], seed=7)
