@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -83,6 +84,19 @@ def test_slow_answers(emulator: BasetenEmulator) -> None:
         _get(emulator, timeout=0.1)
 
 
+def _reset_while(emulator: BasetenEmulator, call: Callable[[], Any], held: Callable[[dict[str, Any]], bool]) -> None:
+    """Run ``call`` in a thread, reset the emulator once ``held(counters)`` says the server has the request, and
+    wait for ``call`` to end."""
+    client = threading.Thread(target=call)
+    client.start()
+    deadline = time.monotonic() + 10
+    while not held(emulator.counters()):
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.005)
+    emulator.reset()
+    client.join(10)
+
+
 def test_a_request_held_across_a_reset_is_dropped_not_counted(emulator: BasetenEmulator) -> None:
     """A slow answer still held when the next test resets the emulator must not act on or be counted in the
     fresh state (it once showed up as a stray request in a later test's server-side count)."""
@@ -96,14 +110,7 @@ def test_a_request_held_across_a_reset_is_dropped_not_counted(emulator: BasetenE
         except httpx.HTTPError as exc:
             seen.append(exc)
 
-    client = threading.Thread(target=call)
-    client.start()
-    deadline = time.monotonic() + 10
-    while not emulator.counters()["faults"].get("slow"):  # the server holds it now
-        assert time.monotonic() < deadline, "the request never reached the slow fault"
-        time.sleep(0.005)
-    emulator.reset()
-    client.join(10)
+    _reset_while(emulator, call, lambda c: bool(c["faults"].get("slow")))  # once the slow fault holds it
     assert isinstance(seen[0], httpx.RemoteProtocolError)  # closed, unanswered
     counts = emulator.counters()
     # At least this one: the reset may also drop other work still in flight (an earlier test's webhook retry).
@@ -118,14 +125,8 @@ def test_a_predict_answered_after_a_reset_is_not_logged_in_the_fresh_state(emula
     dropped = emulator.counters()["reset"]["dropped"]
     hook = make_hook(emulator)
     answers: list[Any] = []
-    client = threading.Thread(target=lambda: answers.append(hook.predict({"x": 1})))
-    client.start()
-    deadline = time.monotonic() + 10
-    while not emulator.counters()["requests"].get("production_predict"):  # the server is computing it
-        assert time.monotonic() < deadline, "the predict never reached the server"
-        time.sleep(0.005)
-    emulator.reset()
-    client.join(10)
+    # Reset once the server is computing it.
+    _reset_while(emulator, lambda: answers.append(hook.predict({"x": 1})), lambda c: bool(c["requests"]))
     assert answers and answers[0]["output"] == {"x": 1}  # the client got its answer
     counts = emulator.counters()
     assert counts["reset"]["dropped"] >= dropped + 1
