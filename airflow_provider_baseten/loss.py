@@ -646,6 +646,10 @@ class LossWatch:
             return None  # nothing to read before the job runs: no request
         self.since(job.created_at)
         reason = await self.apoll(hook)
+        while ended and reason is None and self.follower.more:
+            # The last read: the job writes no more, so read to the end (MAX_PAGES bounds a poll of a running
+            # job only) and no line it logged goes unjudged.
+            reason = await self.apoll(hook)
         if reason is None:
             return None
         stopped = self.stop_job and not ended

@@ -15,17 +15,20 @@ show them). Put it behind a TLS-terminating proxy: Baseten requires HTTPS except
 header timeout cuts off clients that send their headers slowly; the proxy is what makes an exposed receiver safe
 against clients that only hold connections. Here, each connection's memory is bounded: a request head still
 unfinished at 16 KiB is refused, bodies are read up to ``--max-body-bytes`` within ``--body-timeout`` seconds, idle
-keep-alive connections close after 5 s. ``--max-connections N`` caps open connections (more get 503); it counts
-idle ones too, and a 503 spends one of Baseten's two attempts, so it is off unless set.
+keep-alive connections close after 5 s. ``--max-connections N`` serves at most N open connections (one more gets
+503); it counts idle ones too, and a 503 spends one of Baseten's two attempts, so it is off unless set. With
+``--conn-id``, the connection's settings apply unless the same flag is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import os
 import sys
 
+from airflow_provider_baseten.exceptions import BasetenConfigurationError
 from airflow_provider_baseten.webhooks.settings import (
     DEFAULT_MAX_BODY_BYTES,
     ReceiverSettings,
@@ -56,40 +59,42 @@ def parse_settings(argv: list[str] | None = None) -> tuple[argparse.Namespace, R
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--store", help="a folder or an ObjectStoragePath URL (overrides the connection's)")
     parser.add_argument("--secret-env", action="append", default=[], help="an env var holding secret(s)")
-    parser.add_argument("--conn-id", help="read the store and secrets from this Airflow connection")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
-    parser.add_argument("--body-timeout", type=float, default=10.0)
+    parser.add_argument("--conn-id", help="read the receiver's settings from this Airflow connection")
+    # These three default to the connection's (with --conn-id), else to the receiver's defaults.
+    parser.add_argument("--max-body-bytes", type=int, help=f"default: {DEFAULT_MAX_BODY_BYTES}")
+    parser.add_argument("--body-timeout", type=float, help="seconds; default: 10")
     parser.add_argument("--retention-days", type=float, help="remove bodies stored longer ago (default: keep all)")
     parser.add_argument("--allow-unsigned", action="store_true", help="development only, loopback host only")
-    parser.add_argument("--max-connections", type=int, help="cap on open connections, idle ones too (default: none)")
+    parser.add_argument("--max-connections", type=int, help="most open connections, idle ones too (default: no cap)")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     if args.max_connections is not None and args.max_connections < 1:
         parser.error("--max-connections must be at least 1")
     if args.allow_unsigned and not _is_loopback_host(args.host):
         parser.error("--allow-unsigned is only allowed when listening on a loopback address")
-    if args.conn_id:
-        base = settings_from_connection(args.conn_id)
-        secrets = base.secrets
-        store = args.store or base.store
-        retention = args.retention_days if args.retention_days is not None else base.retention_days
-    else:
-        if not args.store:
-            parser.error("--store is required without --conn-id")
-        missing = [name for name in args.secret_env if not os.environ.get(name)]
-        if missing:
-            parser.error(f"environment variable(s) not set: {', '.join(missing)}")
-        secrets = SecretSource.static([os.environ[name] for name in args.secret_env])
-        store = args.store
-        retention = args.retention_days
-    settings = ReceiverSettings(
-        store=store,
-        secrets=secrets,
-        max_body_bytes=args.max_body_bytes,
-        body_timeout=args.body_timeout,
-        allow_unsigned=args.allow_unsigned,
-        retention_days=retention,
-    )
+    try:
+        if args.conn_id:
+            base = settings_from_connection(args.conn_id)
+        else:
+            if not args.store:
+                parser.error("--store is required without --conn-id")
+            missing = [name for name in args.secret_env if not os.environ.get(name)]
+            if missing:
+                parser.error(f"environment variable(s) not set: {', '.join(missing)}")
+            secrets = SecretSource.static([os.environ[name] for name in args.secret_env])
+            base = ReceiverSettings(store=args.store, secrets=secrets)
+        given = {
+            "store": args.store,
+            "max_body_bytes": args.max_body_bytes,
+            "body_timeout": args.body_timeout,
+            "retention_days": args.retention_days,
+        }
+        # A flag given on the command line wins; the rest is the connection's (or the defaults).
+        settings = dataclasses.replace(
+            base, allow_unsigned=args.allow_unsigned, **{k: v for k, v in given.items() if v is not None}
+        )
+    except BasetenConfigurationError as exc:
+        parser.error(str(exc))
     return args, settings
 
 
@@ -111,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         # h11, not httptools: only h11 bounds a request head's size (httptools buffers any number of headers).
         http="h11",
-        limit_concurrency=args.max_connections,
+        # uvicorn refuses once open connections >= its limit, the asking one included: N open means N + 1.
+        limit_concurrency=None if args.max_connections is None else args.max_connections + 1,
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )

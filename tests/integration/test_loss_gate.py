@@ -165,3 +165,32 @@ def test_without_a_gate_no_logs_are_read(emulator: Any) -> None:
     _, event = step_through(emulator, trigger, stride=50)
     assert event["status"] == "success" and "loss" not in event
     assert emulator.counters()["requests"].get("get_training_job_logs", 0) == 0
+
+
+def test_a_job_found_ended_is_judged_on_every_line_it_logged(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wait that first looks after the job ended (a sensor started late, a long pause) reads to the end of the
+    log before it says success: MAX_PAGES bounds one poll of a *running* job only. Scaled down: 10-line pages,
+    2 pages per poll, 100+ lines, the NaN at step 60."""
+    from airflow_provider_baseten.client import logs
+
+    monkeypatch.setattr(LossWatch, "MAX_PAGES", 2)
+    real = logs.LogFollower.__init__
+
+    def small_pages(self: Any, start: Any, page_size: int = 1000, log: Any = None) -> None:
+        real(self, start, 10, log)
+
+    monkeypatch.setattr(logs.LogFollower, "__init__", small_pages)
+    jid = start_job(emulator, "nan@60", "kv")
+    emulator.advance(100_000)  # it ran all 100 steps and completed before the wait's first look
+    trigger = gate(jid, [StopOnNonFinite()], owns_job=False)
+
+    async def look() -> Any:
+        hook = emulator.hook()
+        try:
+            return await trigger.check(hook)
+        finally:
+            await hook.aclose()
+
+    event = asyncio.run(look())
+    assert event is not None and event["status"] == "failed", event
+    assert "loss is nan at step 60" in event["message"] and event["stopped"] is False

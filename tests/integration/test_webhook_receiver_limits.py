@@ -50,21 +50,25 @@ def _slow_header_client(url: str) -> socket.socket:
     return sock
 
 
+def _health_until(url: str, status: int, why: str) -> None:
+    deadline = time.monotonic() + 30
+    while (last := httpx.get(url + "/health", timeout=5).status_code) != status:
+        assert time.monotonic() < deadline, f"{why} (last {last})"
+        time.sleep(0.05)
+
+
 def test_slow_header_clients_cannot_take_more_than_max_connections(receiver: str) -> None:
+    """--max-connections 3: three held connections and a fourth is refused; with two held, one more is served."""
     held = [_slow_header_client(receiver) for _ in range(3)]
     try:
-        deadline = time.monotonic() + 30
-        while (status := httpx.get(receiver + "/health", timeout=5).status_code) != 503:
-            # The three held connections are counted once the server has accepted them.
-            assert time.monotonic() < deadline, f"never refused with 3 held connections (last {status})"
-            time.sleep(0.05)
+        # The three held connections are counted once the server has accepted them.
+        _health_until(receiver, 503, "never refused with 3 held connections")
+        held.pop().close()
+        _health_until(receiver, 200, "2 held + this one is 3 open: it must be served")
     finally:
         for sock in held:
             sock.close()
-    deadline = time.monotonic() + 30
-    while httpx.get(receiver + "/health", timeout=5).status_code != 200:  # served again once they are gone
-        assert time.monotonic() < deadline, "still refusing after the held connections closed"
-        time.sleep(0.05)
+    _health_until(receiver, 200, "still refusing after the held connections closed")
 
 
 def test_a_client_cannot_buffer_an_unfinished_request_head_past_16_kib(receiver: str) -> None:

@@ -126,3 +126,26 @@ def test_retention_from_the_connection_and_the_command_line(tmp_path: Path, monk
     set_conn(monkeypatch, "s1", store=str(tmp_path), retention_days="a week")
     with pytest.raises(BasetenConfigurationError, match="retention_days"):
         settings_from_connection()
+
+
+def test_the_command_line_takes_the_connections_limits_unless_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_conn(monkeypatch, "s1", store=str(tmp_path), max_body_bytes=1000, body_timeout=3)
+    _, from_conn = parse_settings(["--conn-id", "baseten_webhooks"])
+    assert (from_conn.max_body_bytes, from_conn.body_timeout) == (1000, 3.0)
+    _, flags = parse_settings(["--conn-id", "baseten_webhooks", "--max-body-bytes", "2000", "--body-timeout", "5"])
+    assert (flags.max_body_bytes, flags.body_timeout, flags.store) == (2000, 5.0, str(tmp_path))
+    monkeypatch.setenv("WH_SECRETS", "s")
+    _, standalone = parse_settings(["--store", str(tmp_path), "--secret-env", "WH_SECRETS"])
+    assert (standalone.max_body_bytes, standalone.body_timeout) == (8 * 1024 * 1024, 10.0)
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "nan", "inf"])
+def test_a_bad_retention_on_the_command_line_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], days: str
+) -> None:
+    monkeypatch.setenv("WH_SECRETS", "s")
+    with pytest.raises(SystemExit) as exit_:
+        parse_settings(["--store", str(tmp_path), "--secret-env", "WH_SECRETS", "--retention-days", days])
+    assert exit_.value.code == 2 and "retention_days" in capsys.readouterr().err
