@@ -509,23 +509,28 @@ def gate_spec(
     :param stop_on: The ``stop_on=`` argument (see :func:`parse_stop_on`).
     :param loss_pattern: The ``loss_pattern=`` argument (see :func:`compile_loss_pattern`).
     :param track: Read the loss even with no rule and no pattern (e.g. to write the series).
-    :param stop_job: Deprecated and ignored: whose job it is, is the trigger's ``owns_job``.
+    :param stop_job: Deprecated: pass the trigger's ``owns_job``. ``True`` is still written into the spec (which
+        the trigger reads as ``owns_job``).
     :raises BasetenValidationError: on a bad rule or pattern (before anything is sent).
     """
-    if stop_job is not None:
+    if stop_job is not None:  # kept in the spec, which the trigger still honours (a trigger built the old way)
         from airflow.exceptions import AirflowProviderDeprecationWarning
 
         from airflow_provider_baseten.client.checks import warn_at_caller
 
         warn_at_caller(
-            "gate_spec(stop_job=) is deprecated and ignored: TrainingJobTrigger(owns_job=) says whose job it is.",
+            "gate_spec(stop_job=) is deprecated: pass TrainingJobTrigger(owns_job=) to say whose job it is.",
             AirflowProviderDeprecationWarning,
         )
     rules = parse_stop_on(stop_on)
     pattern = None if loss_pattern is None else compile_loss_pattern(loss_pattern).pattern
     if not (rules or pattern or track):
         return None
-    return {"stop_on": [rule.spec() for rule in rules], "loss_pattern": pattern}
+    return {
+        "stop_on": [rule.spec() for rule in rules],
+        "loss_pattern": pattern,
+        **({"stop_job": True} if stop_job else {}),
+    }
 
 
 class LossWatch:
@@ -648,8 +653,11 @@ class LossWatch:
         reason = await self.apoll(hook)
         while ended and reason is None and self.follower.more:
             # The last read: the job writes no more, so read to the end (MAX_PAGES bounds a poll of a running
-            # job only) and no line it logged goes unjudged.
+            # job only) and no line it logged goes unjudged. A cursor that stops moving ends it (no endless loop).
+            before = self.follower.cursor
             reason = await self.apoll(hook)
+            if self.follower.cursor == before:
+                break
         if reason is None:
             return None
         stopped = self.stop_job and not ended

@@ -345,7 +345,8 @@ class BasetenEmulator:
 
         ``counters()["reset"]``: ``epoch`` (resets so far) and ``dropped`` (work from before a reset, dropped
         uncounted: a request a slow fault held, answered by closing the connection; a request answered after
-        the reset, e.g. a sync predict's latency spanning it, answered but not logged; a webhook delivery, not
+        the reset, e.g. a sync predict's latency spanning it, answered but not logged (what it did to emulated
+        objects after the reset, such as a Model API call's token usage, is kept); a webhook delivery, not
         attempted again). They belong to what ran before the reset. Neither is reset.
         """
         return self.core.counters()

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_baseten.client.logs import error_window, format_lines
 from airflow_provider_baseten.cost import BudgetGuard, BudgetVerdict
-from airflow_provider_baseten.exceptions import BasetenError, BasetenNotFoundError, BasetenUnpricedError
+from airflow_provider_baseten.exceptions import (
+    BasetenAuthError,
+    BasetenError,
+    BasetenNotFoundError,
+    BasetenUnpricedError,
+    BasetenValidationError,
+)
 from airflow_provider_baseten.loss import LossWatch
 from airflow_provider_baseten.models import (
     ASYNC_STATUS_UNKNOWN,
@@ -465,7 +471,11 @@ class TrainingJobTrigger(BasetenPollTrigger):
             try:
                 over = await self.budget.acheck_job(hook, job, self.poll_interval)
             except BasetenUnpricedError as exc:  # no price for the job's instance type, in a fresh price list
-                return await self._unpriced(hook, exc, status)
+                return await self._unpriced(hook, exc.message, status)
+            except (BasetenValidationError, BasetenAuthError, BasetenNotFoundError) as exc:
+                # Refused, not a blip (a 5xx or a timeout is an error of this wait, and its retry asks again).
+                why = f"the price list cannot be read ({type(exc).__name__}: {exc.message})."
+                return await self._unpriced(hook, why, status)
             if over is not None:
                 return await self._over_budget(hook, over, status)
         if status not in TRAINING_ACTIVE_STATES and status not in self._unknown_logged:
@@ -473,7 +483,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
             self.log.warning("Training job %s has unknown status %s; still waiting.", job.id, status)
         return None
 
-    async def _unpriced(self, hook: BasetenHook, exc: BasetenUnpricedError, status: str) -> BasetenTriggerEvent:
+    async def _unpriced(self, hook: BasetenHook, why: str, status: str) -> BasetenTriggerEvent:
         """A dollar cap that cannot be priced cannot be enforced: fail closed, as if the cap were hit (a retry
         would find the same price list), after stopping the job (only one this task started)."""
         assert self.budget is not None and self.budget.max_cost_usd is not None  # only a USD cap reads a price
@@ -485,7 +495,7 @@ class TrainingJobTrigger(BasetenPollTrigger):
         return event(
             "failed",
             f"Budget guard: training job {self.training_job_id}: max_cost_usd={self.budget.max_cost_usd:g} cannot "
-            f"be enforced: {exc.message} Use max_gpu_minutes for an instance type Baseten does not price; {done}.",
+            f"be enforced: {why} Use max_gpu_minutes for an instance type Baseten does not price; {done}.",
             job_status="TRAINING_JOB_STOPPED" if self.owns_job else status,
             budget={"cap": self.budget.max_cost_usd, "spent": None, "unit": "usd", "stopped": self.owns_job},
             **self._ids(),

@@ -72,9 +72,15 @@ def parse_settings(argv: list[str] | None = None) -> tuple[argparse.Namespace, R
         parser.error("--max-connections must be at least 1")
     if args.allow_unsigned and not _is_loopback_host(args.host):
         parser.error("--allow-unsigned is only allowed when listening on a loopback address")
+    if args.store == "":
+        parser.error("--store is empty (an unset variable?): give a folder or an ObjectStoragePath URL")
+    if args.conn_id and (args.secret_env or args.allow_unsigned):
+        # The connection's secrets are the receiver's (reloaded, so a rotation needs no restart); unsigned
+        # deliveries are refused on a connection-configured receiver (see settings_from_connection).
+        parser.error("--secret-env and --allow-unsigned cannot be combined with --conn-id")
     try:
         if args.conn_id:
-            base = settings_from_connection(args.conn_id)
+            base = settings_from_connection(args.conn_id, store=args.store)
         else:
             if not args.store:
                 parser.error("--store is required without --conn-id")
@@ -84,7 +90,6 @@ def parse_settings(argv: list[str] | None = None) -> tuple[argparse.Namespace, R
             secrets = SecretSource.static([os.environ[name] for name in args.secret_env])
             base = ReceiverSettings(store=args.store, secrets=secrets)
         given = {
-            "store": args.store,
             "max_body_bytes": args.max_body_bytes,
             "body_timeout": args.body_timeout,
             "retention_days": args.retention_days,

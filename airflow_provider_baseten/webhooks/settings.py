@@ -166,12 +166,15 @@ def _days(value: Any) -> float | None:
         ) from None
 
 
-def settings_from_connection(conn_id: str = DEFAULT_CONN_ID, *, reload_seconds: float = 60.0) -> ReceiverSettings:
+def settings_from_connection(
+    conn_id: str = DEFAULT_CONN_ID, *, reload_seconds: float = 60.0, store: Any = None
+) -> ReceiverSettings:
     """Receiver settings from an Airflow connection (see the module docstring for its fields).
 
     :param conn_id: the connection id.
     :param reload_seconds: how often the secrets are read again (so a rotation needs no restart).
-    :raises BasetenConfigurationError: the connection has no ``store`` extra or a bad value.
+    :param store: a store that replaces the extra's (then the extra need not name one).
+    :raises BasetenConfigurationError: the connection has no ``store`` extra (and none is given) or a bad value.
     """
     from airflow.sdk import BaseHook
 
@@ -182,12 +185,21 @@ def settings_from_connection(conn_id: str = DEFAULT_CONN_ID, *, reload_seconds: 
             "proxy every client looks like loopback); sign deliveries with a webhook secret",
             field="allow_unsigned",
         )
-    if not extra.get("store"):
+    store = store or extra.get("store")
+    if not store:
         raise BasetenConfigurationError(f"connection {conn_id!r} needs a 'store' extra", field="store")
+    try:
+        max_body_bytes = int(extra.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+        body_timeout = float(extra.get("body_timeout", 10.0))
+    except (TypeError, ValueError):
+        raise BasetenConfigurationError(
+            f"connection {conn_id!r}: max_body_bytes must be an integer and body_timeout a number of seconds",
+            field="max_body_bytes",
+        ) from None
     return ReceiverSettings(
-        store=extra["store"],
+        store=store,
         secrets=SecretSource(lambda: _connection_secrets(conn_id), ttl=reload_seconds),
-        max_body_bytes=int(extra.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
-        body_timeout=float(extra.get("body_timeout", 10.0)),
+        max_body_bytes=max_body_bytes,
+        body_timeout=body_timeout,
         retention_days=_days(extra.get("retention_days")),
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -34,6 +35,8 @@ from typing import Any
 from airflow_provider_baseten.exceptions import BasetenValidationError
 
 __all__ = ["REQUEST_ID_PATTERN", "ResultStore", "check_request_id", "request_id_of"]
+
+log = logging.getLogger(__name__)
 
 #: What a ``request_id`` may look like: letters, digits, ``_``, ``-`` and ``.``, starting with a letter or
 #: digit, at most 128 characters. Baseten's ids are hex strings; anything else could be a path.
@@ -223,12 +226,17 @@ class ResultStore:
             body = name.endswith(_SUFFIX) and REQUEST_ID_PATTERN.fullmatch(stem) is not None
             if not (body or (name.startswith(".") and name.endswith(".tmp"))) or mtime is None or mtime >= cutoff:
                 continue
-            with contextlib.suppress(FileNotFoundError):  # a concurrent prune got there first
+            try:
                 if self._local:
                     os.unlink(path)
                 else:
                     path.unlink()
-                removed += body
+            except FileNotFoundError:  # a concurrent prune got there first
+                continue
+            except Exception as exc:  # one object the store will not delete: the others still go
+                log.warning("webhook store prune: could not remove %s: %s", name, type(exc).__name__)
+                continue
+            removed += body
         return removed
 
     def _entries(self) -> list[tuple[str, Any, float | None]]:
@@ -242,7 +250,7 @@ class ResultStore:
 def _mtime(entry: os.DirEntry[str]) -> float | None:
     try:
         return entry.stat(follow_symlinks=False).st_mtime
-    except FileNotFoundError:
+    except OSError:  # gone, or not ours to read: kept
         return None
 
 

@@ -255,20 +255,27 @@ def test_a_dollar_cap_that_cannot_be_priced_fails_closed(
     assert make_hook(frozen).get_training_job("proj1234", created).current_status == "TRAINING_JOB_STOPPED"
 
 
-def test_a_failing_price_list_is_not_mistaken_for_a_missing_price(
-    frozen: BasetenEmulator, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("fault", "closed"), [("400", True), ("503", False)], ids=["refused", "blip"])
+def test_a_price_list_that_refuses_fails_closed_and_a_blip_does_not(
+    frozen: BasetenEmulator, monkeypatch: pytest.MonkeyPatch, fault: str, closed: bool
 ) -> None:
-    """A 400 from the price list is an error of the wait, not an unpriced instance type: the job is not stopped
-    for it (only a price list read in full that lacks the type makes the guard fail closed)."""
+    """A price list that answers 400 will answer 400 to a retry too: the cap cannot be enforced, the job is
+    stopped. A 5xx (after the transport's retries) is an error of this wait: the task's retry asks again, and the
+    job is left running for it."""
     frozen.state.config.durations.training_running = 3600
     tick_per_poll(frozen, monkeypatch)
-    frozen.set_faults([FaultRule("400", endpoints=["list_instance_type_prices"])])
+    frozen.set_faults([FaultRule(fault, endpoints=["list_instance_type_prices"])])
     op = CreateTrainingJobOperator(
-        task_id="train", training_project_id="proj1234", image=IMAGE, compute=H100, poke_interval=60, max_cost_usd=5
-    )
+        task_id="train", training_project_id="proj1234", image=IMAGE, compute=H100, poke_interval=60,
+        max_cost_usd=5, hook_params={"retry": {"max_attempts": 1}},
+    )  # fmt: skip
     result, _ = run_inline(op)
-    assert isinstance(result, BasetenError) and not isinstance(result, BasetenBudgetExceeded), result
-    assert stops(frozen) == 0
+    if closed:
+        assert isinstance(result, BasetenBudgetExceeded) and "price list cannot be read" in str(result), result
+        assert math.isnan(result.spent) and stops(frozen) == 1
+    else:
+        assert isinstance(result, BasetenError) and not isinstance(result, BasetenBudgetExceeded), result
+        assert stops(frozen) == 0
 
 
 def test_a_job_the_task_did_not_start_is_never_stopped(

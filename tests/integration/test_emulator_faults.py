@@ -126,7 +126,11 @@ def test_a_predict_answered_after_a_reset_is_not_logged_in_the_fresh_state(emula
     hook = make_hook(emulator)
     answers: list[Any] = []
     # Reset once the server is computing it.
-    _reset_while(emulator, lambda: answers.append(hook.predict({"x": 1})), lambda c: bool(c["requests"]))
+    _reset_while(
+        emulator,
+        lambda: answers.append(hook.predict({"x": 1})),
+        lambda c: bool(c["requests"].get("production_predict")),
+    )
     assert answers and answers[0]["output"] == {"x": 1}  # the client got its answer
     counts = emulator.counters()
     assert counts["reset"]["dropped"] >= dropped + 1

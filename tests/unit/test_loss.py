@@ -274,4 +274,7 @@ def test_gate_spec_keeps_stop_job_as_a_deprecated_ignored_keyword() -> None:
 
     with pytest.warns(AirflowProviderDeprecationWarning, match="owns_job"):
         spec = gate_spec("nan", None, stop_job=True)
-    assert spec == {"stop_on": [{"rule": "nan"}], "loss_pattern": None}
+    # Still honoured: a trigger built from this spec alone stops its job, as it did before.
+    assert spec == {"stop_on": [{"rule": "nan"}], "loss_pattern": None, "stop_job": True}
+    with pytest.warns(AirflowProviderDeprecationWarning):
+        assert gate_spec("nan", None, stop_job=False) == {"stop_on": [{"rule": "nan"}], "loss_pattern": None}

@@ -149,3 +149,22 @@ def test_a_bad_retention_on_the_command_line_is_a_usage_error(
     with pytest.raises(SystemExit) as exit_:
         parse_settings(["--store", str(tmp_path), "--secret-env", "WH_SECRETS", "--retention-days", days])
     assert exit_.value.code == 2 and "retention_days" in capsys.readouterr().err
+
+
+def test_the_command_line_with_a_connection_refuses_what_would_be_ignored_or_unsafe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WH_SECRETS", "s")
+    set_conn(monkeypatch, "s1", store=str(tmp_path), max_body_bytes="8MiB")
+    for argv, says in [
+        (["--conn-id", "baseten_webhooks", "--store", ""], "--store is empty"),  # an unset $STORE
+        (["--conn-id", "baseten_webhooks", "--secret-env", "WH_SECRETS"], "cannot be combined"),
+        (["--conn-id", "baseten_webhooks", "--allow-unsigned"], "cannot be combined"),
+        (["--conn-id", "baseten_webhooks"], "max_body_bytes must be an integer"),  # a usage error, no traceback
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            parse_settings(argv)
+        assert exit_.value.code == 2 and says in capsys.readouterr().err, argv
+    set_conn(monkeypatch, "s1")  # no store in the connection: --store gives it
+    _, settings = parse_settings(["--conn-id", "baseten_webhooks", "--store", str(tmp_path / "s")])
+    assert settings.store == str(tmp_path / "s") and settings.secrets.current() == ("s1",)
