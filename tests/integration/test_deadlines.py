@@ -147,9 +147,9 @@ def test_a_triggerer_killed_after_the_stop_does_not_stop_twice(conn: Any) -> Non
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "inline"])
 def test_training_timeout_stops_the_task_job_once(conn: Any, deferrable: bool, limit: str) -> None:
     conn.set_time_scale(0)  # the job never finishes on its own
-    # execution_timeout 5 s: its deadline is 10 % early, 0.5 s for the undo before Airflow's alarm (at 2 s, 0.2 s
-    # was tight enough that the alarm could land during the stop, and on_kill stop the job a second time).
-    kwargs: dict[str, Any] = {"timeout": 1.5} if limit == "timeout" else {"execution_timeout": timedelta(seconds=5)}
+    # execution_timeout 3 s: its deadline is 10 % early, 0.3 s for the undo (one local stop call) before Airflow's
+    # alarm (at 2 s, 0.2 s was tight enough that the alarm could land during the stop, and on_kill stop again).
+    kwargs: dict[str, Any] = {"timeout": 1.5} if limit == "timeout" else {"execution_timeout": timedelta(seconds=3)}
     with DAG(f"t_deadline_{limit}_{deferrable}", schedule=None, start_date=START) as dag:
         train(deferrable=deferrable, retries=0, **kwargs)
     run = run_dag(dag)
@@ -157,7 +157,7 @@ def test_training_timeout_stops_the_task_job_once(conn: Any, deferrable: bool, l
     ti = run.get_task_instance("train")
     job_id = ti.xcom_pull(task_ids="train", key="training_job_id")
     elapsed = (ti.end_date - ti.start_date).total_seconds()
-    limit_s = 1.5 if limit == "timeout" else 5 - 0.5  # execution_timeout fires 10% (at most 5 s) early
+    limit_s = 1.5 if limit == "timeout" else 3 - 0.3  # execution_timeout fires 10% (at most 5 s) early
     # Not before the deadline; after it, one poll plus the task's exit. dag.test's first task start-up counts
     # from start_date too, and took 18 s on a loaded 2-core machine, so the upper bound only says "it stopped"
     # (the job never finishes on its own); the precise timing is measured in the real-Airflow test.
