@@ -485,24 +485,20 @@ class TrainingJobTrigger(BasetenPollTrigger):
 
     async def _unpriced(self, hook: BasetenHook, why: str, status: str) -> BasetenTriggerEvent:
         """A dollar cap that cannot be priced cannot be enforced: fail closed, as if the cap were hit (a retry
-        would find the same price list), after stopping the job (only one this task started)."""
+        would find the same price list)."""
         assert self.budget is not None and self.budget.max_cost_usd is not None  # only a USD cap reads a price
-        if self.owns_job:
-            await hook.astop_training_job(self.training_project_id, self.training_job_id)
-            done = "stopped the job"
-        else:
-            done = "did NOT stop the job: this task did not start it"
-        return event(
-            "failed",
-            f"Budget guard: training job {self.training_job_id}: max_cost_usd={self.budget.max_cost_usd:g} cannot "
-            f"be enforced: {why} Use max_gpu_minutes for an instance type Baseten does not price; {done}.",
-            job_status="TRAINING_JOB_STOPPED" if self.owns_job else status,
-            budget={"cap": self.budget.max_cost_usd, "spent": None, "unit": "usd", "stopped": self.owns_job},
-            **self._ids(),
-        )
+        cap = self.budget.max_cost_usd
+        what = f"max_cost_usd={cap:g} cannot be enforced: {why} Use max_gpu_minutes for an instance type Baseten does not price"
+        return await self._budget_failed(hook, what, {"cap": cap, "spent": None, "unit": "usd"}, status)
 
     async def _over_budget(self, hook: BasetenHook, over: BudgetVerdict, status: str) -> BasetenTriggerEvent:
-        """Stop the job (only one this task started) and fail with the cap and the spend."""
+        """The cap would be passed at the next poll: fail with the cap and the spend."""
+        return await self._budget_failed(hook, over.describe(), over.as_event(stopped=self.owns_job), status)
+
+    async def _budget_failed(
+        self, hook: BasetenHook, what: str, budget: dict[str, Any], status: str
+    ) -> BasetenTriggerEvent:
+        """Stop the job (only one this task started) and fail with what the guard found (event key ``budget``)."""
         if self.owns_job:
             await hook.astop_training_job(self.training_project_id, self.training_job_id)
             done = "stopped the job"
@@ -510,9 +506,9 @@ class TrainingJobTrigger(BasetenPollTrigger):
             done = "did NOT stop the job: this task did not start it"
         return event(
             "failed",
-            f"Budget guard: training job {self.training_job_id}: {over.describe()}; {done}.",
+            f"Budget guard: training job {self.training_job_id}: {what}; {done}.",
             job_status="TRAINING_JOB_STOPPED" if self.owns_job else status,
-            budget=over.as_event(stopped=self.owns_job),
+            budget={**budget, "stopped": self.owns_job},
             **self._ids(),
         )
 
