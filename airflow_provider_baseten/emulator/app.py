@@ -96,6 +96,17 @@ class EmulatorCore:
         self.strict = self.config.strict
         self.clock.set_time_scale(self.config.time_scale)
 
+    def stale(self, epoch: int) -> bool:
+        """Whether work that started in ``epoch`` has outlived a reset; if so it is counted as dropped (the caller
+        drops it: it belongs to what ran before the reset and must not act on, or be counted in, the fresh state).
+
+        :param epoch: :attr:`epoch` when the work started.
+        """
+        if epoch == self.epoch:
+            return False
+        self.dropped_after_reset += 1
+        return True
+
     def counters(self) -> dict[str, dict[str, int]]:
         """A JSON copy of every counter."""
         with self.state.lock:
@@ -123,8 +134,7 @@ class EmulatorCore:
         """Append a redacted entry to the request log and count the response status (not for a request that
         started before a reset: a sync predict's latency, a cold start's wait, spanning it)."""
         started = _REQUEST_EPOCH.get()
-        if started is not None and started != self.epoch:
-            self.dropped_after_reset += 1
+        if started is not None and self.stale(started):
             return
         self.state.counters["responses"][str(status)] += 1
         self.request_log.append(
@@ -605,12 +615,10 @@ async def _deliver(core: EmulatorCore, client: httpx.AsyncClient, req: Any, payl
         if attempt:
             clock = core.state.clock
             await clock.sleep_until(clock.now() + core.config.webhook_retry_delay, max_real=3600)
-        if core.epoch != epoch:
-            core.dropped_after_reset += 1
+        if core.stale(epoch):
             return
         outcome = await _attempt(core, client, req.webhook_endpoint, body, headers)
-        if core.epoch != epoch:
-            core.dropped_after_reset += 1
+        if core.stale(epoch):
             return
         core.state.webhook_attempted(req, outcome)
         if not _retryable(outcome):

@@ -102,7 +102,9 @@ class FaultTarget(Protocol):
     state: EmulatorState
     api_routes: RouteTable
     epoch: int
-    dropped_after_reset: int
+
+    def stale(self, epoch: int) -> bool:
+        """Whether work started in ``epoch`` outlived a reset (``EmulatorCore.stale``: counted as dropped)."""
 
     @property
     def record(self) -> Callable[..., None]:
@@ -138,10 +140,9 @@ class FaultMiddleware:
         if rule.kind == "slow":
             epoch = core.epoch
             await asyncio.sleep(rule.delay)
-            if core.epoch != epoch:
+            if core.stale(epoch):
                 # Reset while it waited: the request belongs to what ran before (an earlier test whose client
                 # has gone). It must not act on, or be counted in, the fresh state.
-                core.dropped_after_reset += 1
                 return _DROP
             if rule.after:
                 # The real answer was thrown away: after the delay answer 504, as a gateway that gave up
