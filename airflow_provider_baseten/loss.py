@@ -611,6 +611,10 @@ class LossWatch:
     def _take(self, lines: list[Any]) -> bool:
         """Feed one page; whether to read another page now."""
         self.tracker.feed_lines((line.message for line in self.follower.accept(lines)), whole=self.whole)
+        return self._wants_more()
+
+    def _wants_more(self) -> bool:
+        """Whether lines are waiting that this watch still reads (after a fired rule, only a ``whole`` one)."""
         return self.follower.more and (self.whole or self.tracker.termination_reason is None)
 
     async def apoll(self, hook: Any) -> str | None:
@@ -633,6 +637,34 @@ class LossWatch:
                 break
         return self.tracker.termination_reason
 
+    async def apoll_to_end(self, hook: Any) -> str | None:
+        """:meth:`apoll` until every line logged so far is read: for a job that has ended (:attr:`MAX_PAGES`
+        bounds one poll of a running job only), so no line it logged goes unjudged. A cursor that stops moving
+        ends it (no endless loop).
+
+        :param hook: A ``BasetenHook``.
+        """
+        reason = await self.apoll(hook)
+        while self._wants_more():
+            before = self.follower.cursor
+            reason = await self.apoll(hook)
+            if self.follower.cursor == before:
+                break
+        return reason
+
+    def poll_to_end(self, hook: Any) -> str | None:
+        """The sync :meth:`apoll_to_end`.
+
+        :param hook: A ``BasetenHook``.
+        """
+        reason = self.poll(hook)
+        while self._wants_more():
+            before = self.follower.cursor
+            reason = self.poll(hook)
+            if self.follower.cursor == before:
+                break
+        return reason
+
     async def acheck(self, hook: Any, job: Any) -> dict[str, Any] | None:
         """One poll of the gate, after the wait read the job: the failed event's fields once a rule fired.
 
@@ -650,14 +682,7 @@ class LossWatch:
         if status != "TRAINING_JOB_RUNNING" and not ended:
             return None  # nothing to read before the job runs: no request
         self.since(job.created_at)
-        reason = await self.apoll(hook)
-        while ended and reason is None and self.follower.more:
-            # The last read: the job writes no more, so read to the end (MAX_PAGES bounds a poll of a running
-            # job only) and no line it logged goes unjudged. A cursor that stops moving ends it (no endless loop).
-            before = self.follower.cursor
-            reason = await self.apoll(hook)
-            if self.follower.cursor == before:
-                break
+        reason = await (self.apoll_to_end(hook) if ended else self.apoll(hook))  # ended: it writes no more
         if reason is None:
             return None
         stopped = self.stop_job and not ended

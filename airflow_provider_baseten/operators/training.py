@@ -234,9 +234,7 @@ class _TrainingJobOperator(ResumableJobMixin, BasetenWaitingOperator):
         assert self.loss_gate is not None
         watch = LossWatch(pid, jid, rules, self.loss_gate["loss_pattern"], whole=True)
         watch.since(self.hook.get_training_job(pid, jid).created_at)
-        watch.poll(self.hook)
-        while watch.follower.more:  # poll() reads MAX_PAGES at most: go on to the end
-            watch.poll(self.hook)
+        watch.poll_to_end(self.hook)
         return watch
 
     def _emit_completed(self, context: Context, pid: str, jid: str) -> None:
