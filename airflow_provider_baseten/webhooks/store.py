@@ -199,12 +199,7 @@ class ResultStore:
     def list_ids(self) -> set[str]:
         """The ``request_id`` of every stored body (temporary files of unfinished writes are not listed)."""
         names = os.listdir(self.root) if self._local else [p.name for p in self.root.iterdir()]
-        ids = set()
-        for name in names:
-            stem = name[: -len(_SUFFIX)]
-            if name.endswith(_SUFFIX) and REQUEST_ID_PATTERN.fullmatch(stem):
-                ids.add(stem)
-        return ids
+        return {rid for rid in map(_body_id, names) if rid is not None}
 
     def prune(self, older_than: float, *, now: float | None = None) -> int:
         """Remove the bodies stored more than ``older_than`` seconds ago, and temporary files of writes that
@@ -222,8 +217,7 @@ class ResultStore:
         cutoff = (time.time() if now is None else now) - older_than
         removed = 0
         for name, path, mtime in self._entries():
-            stem = name[: -len(_SUFFIX)]
-            body = name.endswith(_SUFFIX) and REQUEST_ID_PATTERN.fullmatch(stem) is not None
+            body = _body_id(name) is not None
             if not (body or (name.startswith(".") and name.endswith(".tmp"))) or mtime is None or mtime >= cutoff:
                 continue
             try:
@@ -245,6 +239,12 @@ class ResultStore:
             with os.scandir(self.root) as it:
                 return [(e.name, e.path, _mtime(e)) for e in it if e.is_file(follow_symlinks=False)]
         return [(p.name, p, _remote_mtime(p)) for p in self.root.iterdir()]
+
+
+def _body_id(name: str) -> str | None:
+    """The ``request_id`` whose body a file in the store is, or ``None`` (a temporary file, anything else)."""
+    stem = name[: -len(_SUFFIX)]
+    return stem if name.endswith(_SUFFIX) and REQUEST_ID_PATTERN.fullmatch(stem) else None
 
 
 def _mtime(entry: os.DirEntry[str]) -> float | None:
