@@ -105,6 +105,24 @@ def run_inline(op: Any) -> tuple[Any, dict[str, Any]]:
     return result, ctx["ti"].xcoms
 
 
+def budget_failure(op: Any, deferrable: bool) -> tuple[Any, dict[str, Any]]:
+    """Run ``op`` until its budget guard fails it: inline, or as the triggerer does (the trigger rebuilt from
+    its serialized kwargs, the task resumed in ``execute_complete``). The ``BasetenBudgetExceeded`` it raised
+    (a ``pytest.raises`` info) and the trigger's kwargs (``{}`` inline)."""
+    if deferrable:
+        ctx = context()
+        job = op.submit_job(ctx)
+        _path, kwargs = op._trigger(job["training_project_id"], job["training_job_id"], ctx).serialize()
+        event = asyncio.run(TrainingJobTrigger(**kwargs).wait())
+        with pytest.raises(BasetenBudgetExceeded) as err:
+            op.execute_complete(ctx, event)
+        return err, kwargs
+    result, _ = run_inline(op)
+    with pytest.raises(BasetenBudgetExceeded) as err:
+        raise result
+    return err, {}
+
+
 def tick_per_poll(emu: BasetenEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every poll of a training wait first moves the frozen clock one poll interval: virtual time, no luck."""
     check = TrainingJobTrigger.check
@@ -196,19 +214,9 @@ def test_the_guard_stops_the_job_at_its_cap(
     op = CreateTrainingJobOperator(
         task_id="train", training_project_id="proj1234", image=IMAGE, compute=H100, poke_interval=60, **caps
     )
-    if deferrable:  # the triggerer's path: the trigger fires the event, the task resumes in execute_complete
-        ctx = context()
-        job = op.submit_job(ctx)
-        trigger = op._trigger(job["training_project_id"], job["training_job_id"], ctx)
-        _path, kwargs = trigger.serialize()
+    err, kwargs = budget_failure(op, deferrable)
+    if deferrable:
         assert kwargs["budget"] == {**{"max_cost_usd": None, "max_gpu_minutes": None}, **caps, "count": 2}
-        event = asyncio.run(TrainingJobTrigger(**kwargs).wait())
-        with pytest.raises(BasetenBudgetExceeded) as err:
-            op.execute_complete(ctx, event)
-    else:
-        result, _ = run_inline(op)
-        with pytest.raises(BasetenBudgetExceeded) as err:
-            raise result
     created = frozen.state.jobs[next(iter(frozen.state.jobs))]
     minutes = (frozen.state.clock.now() - created.created) / 60
     assert minutes == fires_at  # polled at minutes 1, 2, ...: the guard fired before the next would pass the cap
@@ -236,17 +244,7 @@ def test_a_dollar_cap_that_cannot_be_priced_fails_closed(
     op = CreateTrainingJobOperator(
         task_id="train", training_project_id="proj1234", image=IMAGE, compute=H100, poke_interval=60, max_cost_usd=5
     )
-    if deferrable:
-        ctx = context()
-        job = op.submit_job(ctx)
-        trigger = op._trigger(job["training_project_id"], job["training_job_id"], ctx)
-        event = asyncio.run(TrainingJobTrigger(**trigger.serialize()[1]).wait())
-        with pytest.raises(BasetenBudgetExceeded) as err:
-            op.execute_complete(ctx, event)
-    else:
-        result, _ = run_inline(op)
-        with pytest.raises(BasetenBudgetExceeded) as err:
-            raise result
+    err, _ = budget_failure(op, deferrable)
     assert isinstance(err.value, AirflowFailException) and err.value.stopped is True
     assert math.isnan(err.value.spent) and err.value.cap == 5.0
     assert "cannot be enforced" in str(err.value) and "H100x26x234" in str(err.value)
