@@ -104,22 +104,29 @@ def test_a_hostile_log_line_renders_as_text(emu: Any, monkeypatch: pytest.Monkey
     assert HOSTILE not in text and "&lt;script&gt;" in text
 
 
-def test_a_100000_point_series_is_downsampled_on_the_server(emu: Any, tmp_path: Path) -> None:
-    series = tmp_path / "loss.csv"
-    # the layout loss.write_series writes (checked against it in test_saved_series_layout)
-    series.write_text("step,loss,epoch\n" + "".join(f"{i},{1.0 / (i + 1)!r},\n" for i in range(100_000)))
+def ended_job_with_series(emu: Any, name: str, series_path: str, steps: int) -> tuple[Any, str, Any, TaskRecord]:
+    """A training job run to its end on the emulator, and a task record whose loss XCom names ``series_path``:
+    (hook, project, job, record)."""
     hook = emu.hook()
     project = next(iter(emu.state.projects))
-    job = hook.create_training_job(project, {"image": IMAGE, "name": "long"})
+    job = hook.create_training_job(project, {"image": IMAGE, "name": name})
     emu.advance(3600)
     rec = record(
         **{
             xcom.CONN_ID: "c",
             xcom.TRAINING_PROJECT_ID: project,
             xcom.TRAINING_JOB_ID: job.id,
-            "baseten_loss": {"series_path": str(series), "steps": 100_000},
+            "baseten_loss": {"series_path": series_path, "steps": steps},
         }
     )
+    return hook, project, job, rec
+
+
+def test_a_100000_point_series_is_downsampled_on_the_server(emu: Any, tmp_path: Path) -> None:
+    series = tmp_path / "loss.csv"
+    # the layout loss.write_series writes (checked against it in test_saved_series_layout)
+    series.write_text("step,loss,epoch\n" + "".join(f"{i},{1.0 / (i + 1)!r},\n" for i in range(100_000)))
+    _hook, _project, _job, rec = ended_job_with_series(emu, "long", str(series), 100_000)
     client = client_for({"t": rec}, emu)
     first = client.get("/ti", params=TI_PARAMS)  # the cold load is timed by make ui-check, on a real API server
     started = time.perf_counter()
@@ -138,18 +145,7 @@ def test_a_100000_point_series_is_downsampled_on_the_server(emu: Any, tmp_path: 
 def test_a_series_path_the_server_cannot_use_falls_back_to_the_logs(emu: Any, series_path: str) -> None:
     """The path comes from an XCom: a worker's local file, an endless device or some other file is not read
     unbounded and does not break the tab; the chart comes from the job's logs instead."""
-    hook = emu.hook()
-    project = next(iter(emu.state.projects))
-    job = hook.create_training_job(project, {"image": IMAGE, "name": "elsewhere"})
-    emu.advance(3600)
-    rec = record(
-        **{
-            xcom.CONN_ID: "c",
-            xcom.TRAINING_PROJECT_ID: project,
-            xcom.TRAINING_JOB_ID: job.id,
-            "baseten_loss": {"series_path": series_path, "steps": 100},
-        }
-    )
+    hook, project, job, rec = ended_job_with_series(emu, "elsewhere", series_path, 100)
     answer = client_for({"t": rec}, emu).get("/ti", params=TI_PARAMS)
     assert answer.status_code == 200
     chart = json.loads(re.search(r'id="loss-data">(.*?)</script>', answer.text)[1])
